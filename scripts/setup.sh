@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages alibi needs and builds it (Release) into build/.
+# Idempotent and non-interactive; run as root or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS=(build-essential cmake pkg-config libomp-dev libdnnl-dev libsentencepiece-dev
+      libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev xz-utils
+      python3 python3-numpy python3-matplotlib)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"

@@ -1,0 +1,38 @@
+#pragma once
+// safetensors (https://github.com/huggingface/safetensors format): 8-byte little-endian header
+// length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__":
+// {string: string}}, then the data. Readable by Python's `safetensors` package.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace alibi {
+
+struct StTensor {
+  std::string dtype;  // "F32", "I32", "U8", ...
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> data;
+  int64_t numel() const;
+  const float* f32() const;      // throws unless dtype F32
+  const int32_t* i32() const;    // throws unless dtype I32
+};
+
+struct Safetensors {
+  std::map<std::string, std::string> metadata;
+  std::map<std::string, StTensor> tensors;
+
+  // Throws UsageError naming `path` if it is missing, truncated or not safetensors.
+  static Safetensors read(const std::string& path);
+  // Writes PATH.tmp, fsyncs it, renames it to PATH and fsyncs the folder: a crash leaves either
+  // the old file or the new one, never half of one.
+  void write_atomic(const std::string& path) const;
+
+  void add(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
+           const void* src, size_t bytes);
+  void add_f32(const std::string& name, std::vector<int64_t> shape, const float* src);
+  const StTensor& at(const std::string& name) const;  // throws UsageError if absent
+  bool has(const std::string& name) const { return tensors.count(name) != 0; }
+};
+
+}  // namespace alibi

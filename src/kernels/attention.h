@@ -1,0 +1,71 @@
+#pragma once
+// Causal multi-head attention with an additive score bias computed on the fly.
+//
+//   s(i,j) = q_i . k_j / sqrt(HS) + bias_h(d),   d = pos(i) - j >= 0,  pos(i) = (Tk - Tq) + i
+//   p(i,.) = softmax over the visible keys j <= pos(i)
+//   out_i  = sum_j dropout(p(i,j)) v_j
+//
+// Query row i sits at absolute position Tk - Tq + i, so Tq == Tk is training / full forward and
+// Tq < Tk is a chunk of new tokens attending to a cache. The bias never exists as a T x T
+// tensor: alibi needs the NH slopes, t5 a (num_buckets, NH) table and a bucket rule.
+//
+// Two implementations share this interface:
+//   attention_forward / attention_backward        fused, tiled, online softmax (FlashAttention-2
+//                                                  style); memory O(T); used by every job
+//   attention_forward_naive / ..._backward_naive   materialise the (Tq,Tk) scores; tests and
+//                                                  benchmarks only
+#include <cstddef>
+#include <cstdint>
+
+namespace alibi {
+
+enum class BiasKind { none, alibi, t5 };
+
+struct ScoreBias {
+  BiasKind kind = BiasKind::none;
+  const float* slopes = nullptr;      // (NH) alibi: bias = -slopes[h] * d
+  const float* t5_table = nullptr;    // (num_buckets, NH) t5: bias = t5_table[bucket(d)*NH + h]
+  const int32_t* t5_bucket = nullptr; // (t5_max_distance) bucket of distance d < t5_max_distance;
+                                      // d >= t5_max_distance maps to num_buckets - 1
+  int num_buckets = 0;
+  int t5_max_distance = 0;
+};
+
+// Attention-probability dropout. keep(b,h,i,j) = u01(hash64(seed, b*NH+h, i, j)) >= p, kept
+// probabilities scaled by 1/(1-p); softmax statistics (lse) are those of the undropped p.
+struct AttnDropout {
+  float p = 0.0f;
+  uint64_t seed = 0;
+};
+
+struct AttnShape {
+  int B = 0, NH = 0, Tq = 0, Tk = 0, HS = 0;
+  int ldk = 0;  // rows allocated per (b,h) in k and v (>= Tk); 0 means Tk
+  int kv_rows() const { return ldk > 0 ? ldk : Tk; }
+};
+
+// Floats of scratch the fused kernels need for `threads` OpenMP threads; the caller plans it once.
+size_t attention_workspace_floats(const AttnShape& s, int threads);
+
+// q (B,NH,Tq,HS); k, v (B,NH,ldk,HS) of which the first Tk rows are used.
+// out (B,NH,Tq,HS) overwritten; lse (B,NH,Tq) overwritten with the log-sum-exp of each score row.
+void attention_forward(const AttnShape& s, const float* q, const float* k, const float* v,
+                       const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
+                       float* workspace);
+
+// dout (B,NH,Tq,HS). dq, dk, dv overwritten (same shapes as q, k, v). dt5_table, when the bias
+// is t5 and it is non-null, is accumulated into (+=), (num_buckets, NH).
+void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
+                        const float* out, const float* lse, const float* dout,
+                        const ScoreBias& bias, const AttnDropout& drop, float* dq, float* dk,
+                        float* dv, float* dt5_table, float* workspace);
+
+void attention_forward_naive(const AttnShape& s, const float* q, const float* k, const float* v,
+                             const ScoreBias& bias, const AttnDropout& drop, float* out,
+                             float* lse);
+void attention_backward_naive(const AttnShape& s, const float* q, const float* k, const float* v,
+                              const float* out, const float* lse, const float* dout,
+                              const ScoreBias& bias, const AttnDropout& drop, float* dq,
+                              float* dk, float* dv, float* dt5_table);
+
+}  // namespace alibi

@@ -1,0 +1,319 @@
+// CPU implementations of kernels/ops.h: oneDNN sgemm for the products, OpenMP + vectorised loops
+// for the rest. Every reduction has a fixed order for a given thread count, so a seeded run is
+// bit-identical when repeated on the same number of threads.
+#include <dnnl.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/ops.h"
+
+namespace alibi {
+namespace {
+
+// Column sums are reduced in blocks of this many channels, rows in ascending order: the result
+// does not depend on the thread count, and each thread streams whole cache lines.
+constexpr int64_t kColBlock = 64;
+
+// dst (C) += sum over rows of src (N,C).
+void colsum_add(float* dst, const float* src, int64_t N, int64_t C) {
+  const int64_t nblocks = (C + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < nblocks; ++blk) {
+    const int64_t c0 = blk * kColBlock, c1 = std::min(C, c0 + kColBlock);
+    float acc[kColBlock] = {};
+    for (int64_t n = 0; n < N; ++n) {
+      const float* r = src + n * C;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) acc[c - c0] += r[c];
+    }
+    for (int64_t c = c0; c < c1; ++c) dst[c] += acc[c - c0];
+  }
+}
+
+inline float dropout_scale(uint64_t seed, int64_t n, int64_t c, float p, float inv_keep) {
+  return u01(hash64(seed, uint64_t(n), uint64_t(c))) >= p ? inv_keep : 0.0f;
+}
+
+constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
+constexpr float kGeluA = 0.044715f;
+
+}  // namespace
+
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const dnnl_status_t st = dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A,
+                                      lda, B, ldb, beta, C, ldc);
+  ALIBI_CHECK(st == dnnl_success, "dnnl_sgemm status ", int(st), " M=", M, " N=", N, " K=", K);
+}
+
+void linear_forward(float* out, const float* inp, const float* W, const float* b, int64_t N,
+                    int64_t IC, int64_t OC) {
+  gemm(false, true, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC);
+  if (b == nullptr) return;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    float* r = out + n * OC;
+#pragma omp simd
+    for (int64_t o = 0; o < OC; ++o) r[o] += b[o];
+  }
+}
+
+void linear_backward(float* dinp, float* dW, float* db, const float* dout, const float* inp,
+                     const float* W, int64_t N, int64_t IC, int64_t OC) {
+  if (dinp) gemm(false, false, N, IC, OC, 1.0f, dout, OC, W, IC, 0.0f, dinp, IC);
+  gemm(true, false, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dW, IC);
+  if (db) colsum_add(db, dout, N, OC);
+}
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
+                       const float* b, int64_t N, int64_t C) {
+  constexpr float kEps = 1e-5f;  // PyTorch's default
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const float* x = inp + n * C;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t c = 0; c < C; ++c) s += x[c];
+    const float m = s / float(C);
+    float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+    for (int64_t c = 0; c < C; ++c) v += (x[c] - m) * (x[c] - m);
+    const float r = 1.0f / std::sqrt(v / float(C) + kEps);
+    float* o = out + n * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) o[c] = (x[c] - m) * r * w[c] + b[c];
+    mean[n] = m;
+    rstd[n] = r;
+  }
+}
+
+void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                        const float* w, const float* mean, const float* rstd, int64_t N,
+                        int64_t C) {
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const float* x = inp + n * C;
+    const float* g = dout + n * C;
+    const float m = mean[n], r = rstd[n];
+    float sum_g = 0.0f, sum_gx = 0.0f;  // mean of dnorm and of dnorm * xhat
+#pragma omp simd reduction(+ : sum_g, sum_gx)
+    for (int64_t c = 0; c < C; ++c) {
+      const float dn = g[c] * w[c];
+      sum_g += dn;
+      sum_gx += dn * (x[c] - m) * r;
+    }
+    sum_g /= float(C);
+    sum_gx /= float(C);
+    float* d = dinp + n * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) {
+      const float xh = (x[c] - m) * r;
+      d[c] += (g[c] * w[c] - sum_g - xh * sum_gx) * r;
+    }
+  }
+  const int64_t nblocks = (C + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < nblocks; ++blk) {
+    const int64_t c0 = blk * kColBlock, c1 = std::min(C, c0 + kColBlock);
+    float aw[kColBlock] = {}, ab[kColBlock] = {};
+    for (int64_t n = 0; n < N; ++n) {
+      const float* x = inp + n * C;
+      const float* g = dout + n * C;
+      const float m = mean[n], r = rstd[n];
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) {
+        aw[c - c0] += g[c] * (x[c] - m) * r;
+        ab[c - c0] += g[c];
+      }
+    }
+    for (int64_t c = c0; c < c1; ++c) {
+      dw[c] += aw[c - c0];
+      db[c] += ab[c - c0];
+    }
+  }
+}
+
+void gelu_forward(float* out, const float* inp, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = inp[i];
+    out[i] = 0.5f * x * (1.0f + std::tanh(kGeluC * (x + kGeluA * x * x * x)));
+  }
+}
+
+void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = inp[i];
+    const float u = kGeluC * (x + kGeluA * x * x * x);
+    const float th = std::tanh(u);
+    const float sech2 = 1.0f - th * th;
+    const float grad =
+        0.5f * (1.0f + th) + 0.5f * x * sech2 * kGeluC * (1.0f + 3.0f * kGeluA * x * x);
+    dinp[i] = grad * dout[i];
+  }
+}
+
+void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C) {
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    std::memcpy(x + n * C, wte + int64_t(tokens[n]) * C, size_t(C) * sizeof(float));
+}
+
+void embedding_backward(float* dwte, const float* dx, const int32_t* tokens, int64_t N,
+                        int64_t C, int64_t V) {
+  // Each thread owns a contiguous range of vocabulary rows and scans every position in order,
+  // so no two threads write one row and the sum order is fixed.
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t v0 = V * id / nt, v1 = V * (id + 1) / nt;
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t tok = tokens[n];
+      if (tok < v0 || tok >= v1) continue;
+      float* d = dwte + tok * C;
+      const float* g = dx + n * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) d[c] += g[c];
+    }
+  }
+}
+
+void posemb_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C, int64_t pos0) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      float* r = x + (b * T + t) * C;
+      const float* p = wpe + (pos0 + t) * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) r[c] += p[c];
+    }
+}
+
+void posemb_backward(float* dwpe, const float* dx, int64_t B, int64_t T, int64_t C, int64_t pos0) {
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T; ++t) {
+    float* d = dwpe + (pos0 + t) * C;
+    for (int64_t b = 0; b < B; ++b) {
+      const float* g = dx + (b * T + t) * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) d[c] += g[c];
+    }
+  }
+}
+
+void split_heads(float* q, float* k, float* v, const float* qkv, int64_t B, int64_t T,
+                 int64_t NH, int64_t HS) {
+  const int64_t C = NH * HS;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < NH; ++h)
+      for (int64_t t = 0; t < T; ++t) {
+        const float* src = qkv + (b * T + t) * 3 * C + h * HS;
+        const int64_t dst = ((b * NH + h) * T + t) * HS;
+        std::memcpy(q + dst, src, size_t(HS) * sizeof(float));
+        std::memcpy(k + dst, src + C, size_t(HS) * sizeof(float));
+        std::memcpy(v + dst, src + 2 * C, size_t(HS) * sizeof(float));
+      }
+}
+
+void split_heads_backward(float* dqkv, const float* dq, const float* dk, const float* dv,
+                          int64_t B, int64_t T, int64_t NH, int64_t HS) {
+  const int64_t C = NH * HS;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < NH; ++h) {
+        float* dst = dqkv + (b * T + t) * 3 * C + h * HS;
+        const int64_t src = ((b * NH + h) * T + t) * HS;
+        std::memcpy(dst, dq + src, size_t(HS) * sizeof(float));
+        std::memcpy(dst + C, dk + src, size_t(HS) * sizeof(float));
+        std::memcpy(dst + 2 * C, dv + src, size_t(HS) * sizeof(float));
+      }
+}
+
+void merge_heads(float* y, const float* o, int64_t B, int64_t T, int64_t NH, int64_t HS) {
+  const int64_t C = NH * HS;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < NH; ++h)
+        std::memcpy(y + (b * T + t) * C + h * HS, o + ((b * NH + h) * T + t) * HS,
+                    size_t(HS) * sizeof(float));
+}
+
+void merge_heads_backward(float* do_, const float* dy, int64_t B, int64_t T, int64_t NH,
+                          int64_t HS) {
+  const int64_t C = NH * HS;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < NH; ++h)
+      for (int64_t t = 0; t < T; ++t)
+        std::memcpy(do_ + ((b * NH + h) * T + t) * HS, dy + (b * T + t) * C + h * HS,
+                    size_t(HS) * sizeof(float));
+}
+
+void residual_forward(float* x, const float* branch, int64_t N, int64_t C, float p,
+                      uint64_t seed) {
+  if (p == 0.0f) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < N * C; ++i) x[i] += branch[i];
+    return;
+  }
+  const float inv_keep = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      x[n * C + c] += branch[n * C + c] * dropout_scale(seed, n, c, p, inv_keep);
+}
+
+void residual_backward(float* dbranch, const float* dx, int64_t N, int64_t C, float p,
+                       uint64_t seed) {
+  if (p == 0.0f) {
+    std::memcpy(dbranch, dx, size_t(N * C) * sizeof(float));
+    return;
+  }
+  const float inv_keep = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      dbranch[n * C + c] = dx[n * C + c] * dropout_scale(seed, n, c, p, inv_keep);
+}
+
+float crossentropy_forward(float* lse, const float* logits, const int32_t* targets, int64_t N,
+                           int64_t V) {
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const float* l = logits + n * V;
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int64_t v = 0; v < V; ++v) mx = std::max(mx, l[v]);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t v = 0; v < V; ++v) s += std::exp(l[v] - mx);
+    lse[n] = mx + std::log(s);
+  }
+  double total = 0.0;  // sequential: the same sum whatever the thread count
+  for (int64_t n = 0; n < N; ++n) total += double(lse[n]) - double(logits[n * V + targets[n]]);
+  return float(total / double(N));
+}
+
+void crossentropy_backward(float* logits, const float* lse, const int32_t* targets, int64_t N,
+                           int64_t V, float scale) {
+  const float s = scale / float(N);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    float* l = logits + n * V;
+    const float m = lse[n];
+#pragma omp simd
+    for (int64_t v = 0; v < V; ++v) l[v] = std::exp(l[v] - m) * s;
+    l[targets[n]] -= s;
+  }
+}
+
+}  // namespace alibi

@@ -1,0 +1,129 @@
+#include "model/checkpoint.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace alibi {
+namespace {
+
+constexpr const char* kFormat = "alibi-checkpoint-v1";
+constexpr const char* kPrefix = "ckpt-";
+constexpr const char* kSuffix = ".safetensors";
+
+// Checkpoints of a run folder, oldest first (the step is zero-padded in the name).
+std::vector<fs::path> list_checkpoints(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n.starts_with(kPrefix) && n.ends_with(kSuffix)) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::string resolve_checkpoint(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    auto all = list_checkpoints(path);
+    if (all.empty())
+      usage_error("run folder '", path, "' holds no checkpoint (", kPrefix, "*", kSuffix, ")");
+    return all.back().string();
+  }
+  if (!fs::exists(path, ec))
+    usage_error("checkpoint '", path, "' does not exist; expected a run folder or a ", kSuffix,
+                " file");
+  return path;
+}
+
+Checkpoint read_checkpoint(const std::string& path_or_run) {
+  Checkpoint ck;
+  ck.path = resolve_checkpoint(path_or_run);
+  ck.st = Safetensors::read(ck.path);
+  const auto& md = ck.st.metadata;
+  auto it = md.find("format");
+  if (it == md.end() || it->second != kFormat)
+    usage_error("checkpoint '", ck.path, "' is not an alibi checkpoint (metadata format is '",
+                it == md.end() ? "" : it->second, "', expected '", kFormat, "')");
+  try {
+    ck.config = ModelConfig::from_json(nlohmann::json::parse(md.at("config")));
+    ck.train = nlohmann::json::parse(md.at("train"));
+    ck.step = std::stoll(md.at("step"));
+    auto tj = nlohmann::json::parse(md.at("tokenizer"));
+    if (tj.at("kind").get<std::string>() == "bpe") {
+      const StTensor& t = ck.st.at("tokenizer.model");
+      ck.tokenizer = Tokenizer::bpe_from_model(std::string(t.data.begin(), t.data.end()));
+    } else {
+      ck.tokenizer = Tokenizer::bytes();
+    }
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {
+    usage_error("checkpoint '", ck.path, "' has malformed metadata (", e.what(), ")");
+  }
+  ck.config.validate();
+  // Every parameter must be present with the right shape; this also catches truncation.
+  const ParamLayout layout = make_param_layout(ck.config);
+  for (const TensorInfo& ti : layout.tensors) {
+    if (!ck.st.has(ti.name))
+      usage_error("checkpoint '", ck.path, "' lacks tensor '", ti.name, "'");
+    const StTensor& t = ck.st.at(ti.name);
+    if (t.dtype != "F32" || t.shape != ti.shape)
+      usage_error("checkpoint '", ck.path, "' tensor '", ti.name, "' has the wrong shape/dtype");
+  }
+  return ck;
+}
+
+void Checkpoint::load_params(ParamSet& set, const std::string& prefix) const {
+  for (const TensorInfo& ti : set.layout->tensors) {
+    const std::string name = prefix + ti.name;
+    if (!st.has(name)) usage_error("checkpoint '", path, "' lacks tensor '", name, "'");
+    const StTensor& t = st.at(name);
+    if (t.dtype != "F32" || size_t(t.numel()) != ti.numel)
+      usage_error("checkpoint '", path, "' tensor '", name, "' has the wrong shape/dtype");
+    std::memcpy(set.data.data() + ti.offset, t.f32(), ti.numel * sizeof(float));
+  }
+}
+
+std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
+                             const nlohmann::json& train, int64_t step, const Tokenizer& tok,
+                             const ParamSet& params, const ParamSet* m, const ParamSet* v,
+                             int keep) {
+  fs::create_directories(run_dir);
+  Safetensors st;
+  st.metadata["format"] = kFormat;
+  st.metadata["config"] = cfg.to_json().dump();
+  st.metadata["train"] = train.dump();
+  st.metadata["step"] = std::to_string(step);
+  st.metadata["tokenizer"] =
+      nlohmann::json{{"kind", tok.kind() == TokenizerKind::bpe ? "bpe" : "bytes"},
+                     {"vocab", tok.vocab()},
+                     {"fingerprint", tok.fingerprint()}}
+          .dump();
+  auto add_set = [&](const ParamSet& s, const std::string& prefix) {
+    for (const TensorInfo& ti : s.layout->tensors)
+      st.add_f32(prefix + ti.name, ti.shape, s.data.data() + ti.offset);
+  };
+  add_set(params, "");
+  if (m) add_set(*m, "adam.m.");
+  if (v) add_set(*v, "adam.v.");
+  if (tok.kind() == TokenizerKind::bpe)
+    st.add("tokenizer.model", "U8", {int64_t(tok.model_bytes().size())},
+           tok.model_bytes().data(), tok.model_bytes().size());
+  char name[64];
+  std::snprintf(name, sizeof(name), "%s%09lld%s", kPrefix, static_cast<long long>(step), kSuffix);
+  const std::string path = (fs::path(run_dir) / name).string();
+  st.write_atomic(path);
+  auto all = list_checkpoints(run_dir);
+  for (size_t i = 0; i + size_t(keep) < all.size(); ++i) fs::remove(all[i]);
+  return path;
+}
+
+}  // namespace alibi

@@ -1,0 +1,42 @@
+#pragma once
+// Checkpoints: one safetensors file per save, RUN/ckpt-STEP.safetensors, holding the weights
+// under their docs/model.md names, the AdamW moments (adam.m.NAME, adam.v.NAME), the tokenizer
+// (tokenizer.model, U8, bpe only) and in the metadata: format, config, train (the run's
+// hyper-parameters, seed included), step and tokenizer. The data order and dropout masks are
+// pure functions of (seed, step), so these are the whole state of a run.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/safetensors.h"
+#include "data/tokenizer.h"
+#include "model/config.h"
+#include "model/params.h"
+
+namespace alibi {
+
+struct Checkpoint {
+  std::string path;  // the file it was read from
+  ModelConfig config;
+  nlohmann::json train;  // hyper-parameters of the run that wrote it
+  int64_t step = 0;      // optimizer steps completed
+  Tokenizer tokenizer;
+  Safetensors st;
+
+  // Copies the tensors of `set` (of this config's layout) from names PREFIX + name.
+  void load_params(ParamSet& set, const std::string& prefix = "") const;
+};
+
+// PATH is a .safetensors file or a run folder (meaning its latest checkpoint). Throws UsageError
+// naming the path for a missing, truncated or foreign file.
+std::string resolve_checkpoint(const std::string& path);
+Checkpoint read_checkpoint(const std::string& path);
+
+// Writes RUN/ckpt-STEP.safetensors atomically and deletes all but the newest `keep`.
+// m and v may be null (weights only). Returns the path written.
+std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
+                             const nlohmann::json& train, int64_t step, const Tokenizer& tok,
+                             const ParamSet& params, const ParamSet* m, const ParamSet* v,
+                             int keep);
+
+}  // namespace alibi

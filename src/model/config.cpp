@@ -1,0 +1,69 @@
+#include "model/config.h"
+
+#include "core/error.h"
+
+namespace alibi {
+
+// Rotary keeps per-row angle tables of HS/2 floats on the stack.
+constexpr int kMaxHeadSize = 1024;
+
+void ModelConfig::validate() const {
+  if (vocab < 2) usage_error("--vocab ", vocab, " is too small; expected at least 2");
+  if (layers < 1) usage_error("--layers ", layers, " must be at least 1");
+  if (d_model < 1) usage_error("--d-model ", d_model, " must be at least 1");
+  if (heads < 1) usage_error("--heads ", heads, " must be at least 1");
+  if (d_model % heads != 0)
+    usage_error("--d-model ", d_model, " is not divisible by --heads ", heads,
+                "; expected a multiple of the head count");
+  if (head_size() > kMaxHeadSize)
+    usage_error("head size --d-model/--heads = ", head_size(), " exceeds ", kMaxHeadSize);
+  if (pos == PosKind::rotary && head_size() % 2 != 0)
+    usage_error("--pos rotary needs an even head size; --d-model ", d_model, " / --heads ",
+                heads, " = ", head_size());
+  if (ffn < 1) usage_error("--ffn ", ffn, " must be at least 1");
+  if (pos == PosKind::learned && max_positions < 1)
+    usage_error("--pos learned needs a positive table size, got ", max_positions);
+  if (t5_buckets < 2) usage_error("--t5-buckets ", t5_buckets, " must be at least 2");
+  if (t5_max_distance <= t5_buckets / 2)
+    usage_error("--t5-max-distance ", t5_max_distance, " must exceed --t5-buckets/2 = ",
+                t5_buckets / 2);
+  if (!(dropout_resid >= 0 && dropout_resid < 1))
+    usage_error("--dropout ", dropout_resid, " must be in [0, 1)");
+  if (!(dropout_attn >= 0 && dropout_attn < 1))
+    usage_error("--attn-dropout ", dropout_attn, " must be in [0, 1)");
+}
+
+nlohmann::json ModelConfig::to_json() const {
+  return {{"vocab", vocab},          {"layers", layers},
+          {"d_model", d_model},      {"heads", heads},
+          {"ffn", ffn},              {"pos", pos_name(pos)},
+          {"max_positions", max_positions}, {"t5_buckets", t5_buckets},
+          {"t5_max_distance", t5_max_distance}, {"dropout_resid", dropout_resid},
+          {"dropout_attn", dropout_attn}};
+}
+
+ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
+  ModelConfig c;
+  c.vocab = j.at("vocab").get<int>();
+  c.layers = j.at("layers").get<int>();
+  c.d_model = j.at("d_model").get<int>();
+  c.heads = j.at("heads").get<int>();
+  c.ffn = j.at("ffn").get<int>();
+  c.pos = parse_pos(j.at("pos").get<std::string>(), "config pos");
+  c.max_positions = j.value("max_positions", 0);
+  c.t5_buckets = j.value("t5_buckets", 32);
+  c.t5_max_distance = j.value("t5_max_distance", 128);
+  c.dropout_resid = j.value("dropout_resid", 0.0f);
+  c.dropout_attn = j.value("dropout_attn", 0.0f);
+  return c;
+}
+
+bool ModelConfig::same_shape(const ModelConfig& o) const {
+  return vocab == o.vocab && layers == o.layers && d_model == o.d_model && heads == o.heads &&
+         ffn == o.ffn && pos == o.pos &&
+         (pos != PosKind::learned || max_positions == o.max_positions) &&
+         (pos != PosKind::t5 ||
+          (t5_buckets == o.t5_buckets && t5_max_distance == o.t5_max_distance));
+}
+
+}  // namespace alibi

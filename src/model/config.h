@@ -1,0 +1,31 @@
+#pragma once
+// Model shape and position method; serialised into every checkpoint's metadata.
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "position/position.h"
+
+namespace alibi {
+
+struct ModelConfig {
+  int vocab = 256;        // V
+  int layers = 4;         // L
+  int d_model = 256;      // C
+  int heads = 8;          // NH
+  int ffn = 1024;         // F
+  PosKind pos = PosKind::alibi;
+  int max_positions = 0;  // learned: rows of wpe (the training seq-len); unused otherwise
+  int t5_buckets = 32;    // T5's defaults
+  int t5_max_distance = 128;
+  float dropout_resid = 0.0f;
+  float dropout_attn = 0.0f;
+
+  int head_size() const { return d_model / heads; }
+  // Throws UsageError naming the offending flag (--d-model, --heads, ...).
+  void validate() const;
+  nlohmann::json to_json() const;
+  static ModelConfig from_json(const nlohmann::json& j);
+  bool same_shape(const ModelConfig& o) const;  // everything but dropout
+};
+
+}  // namespace alibi

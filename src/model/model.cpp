@@ -1,0 +1,284 @@
+#include "model/model.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/attention.h"
+#include "kernels/ops.h"
+
+namespace alibi {
+
+// Activations of the planned (maxB, maxT): one allocation, pointers into it, every layer's
+// activations kept for the backward.
+struct Model::Acts {
+  std::vector<float> arena;
+  struct Layer {
+    float* x_in;               // (N,C) residual stream entering the layer
+    float* ln1;                // (N,C)
+    float *ln1_mean, *ln1_rstd;  // (N)
+    float *q, *k, *v;          // (B,NH,T,HS) after rotary
+    float* att;                // (B,NH,T,HS) attention output
+    float* lse;                // (B,NH,T)
+    float* atty;               // (N,C) heads merged
+    float* x_mid;              // (N,C) after the attention residual
+    float* ln2;                // (N,C)
+    float *ln2_mean, *ln2_rstd;  // (N)
+    float* fch;                // (N,F) before gelu
+    float* fcg;                // (N,F) after gelu
+  };
+  std::vector<Layer> layer;
+  float* x_final;              // (N,C) residual stream after the last layer
+  float* lnf;                  // (N,C)
+  float *lnf_mean, *lnf_rstd;  // (N)
+  float* logits;               // (N,V); holds dlogits after backward
+  float* ce_lse;               // (N)
+  // scratch shared by all layers
+  float* qkv;                  // (N,3C) forward; dqkv in backward
+  float* branch;               // (N,C) a branch output before its residual add
+  float* dres;                 // (N,C) gradient of the residual stream
+  float* dln;                  // (N,C) gradient of a LayerNorm output
+  float* datty;                // (N,C)
+  float *datt, *dq, *dk, *dv;  // (B,NH,T,HS)
+  float* dF;                   // (N,F)
+  float* attn_ws;              // attention workspace
+  std::vector<int32_t> tokens, targets;  // (N) copies of the last batch
+  std::vector<float> slopes;             // (NH) alibi
+  std::vector<int32_t> t5_buckets;       // (t5_max_distance)
+};
+
+Model::Model(const ModelConfig& c, int B, int T)
+    : cfg(c), layout(make_param_layout(c)), params(layout), grads(layout), maxB_(B), maxT_(T) {
+  cfg.validate();
+  ALIBI_CHECK(B > 0 && T > 0);
+  const size_t N = size_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, L = c.layers;
+  const size_t NHT = size_t(B) * c.heads * T;
+  AttnShape as{B, c.heads, T, T, c.head_size(), 0};
+  const size_t ws = attention_workspace_floats(as, omp_get_max_threads());
+  // Size table, in floats, in allocation order.
+  const size_t per_layer = N * C * 9 + N * 4 + NHT + N * F * 2;
+  const size_t total = L * per_layer + N * C * 2 + N * 3 + N * V + N * 3 * C + N * C * 4 +
+                       N * C * 4 + N * F + ws;
+  acts_ = std::make_unique<Acts>();
+  Acts& a = *acts_;
+  a.arena.assign(total, 0.0f);
+  float* p = a.arena.data();
+  auto take = [&](size_t n) { float* r = p; p += n; return r; };
+  a.layer.resize(L);
+  for (auto& l : a.layer) {
+    l.x_in = take(N * C);
+    l.ln1 = take(N * C);
+    l.ln1_mean = take(N);
+    l.ln1_rstd = take(N);
+    l.q = take(N * C);
+    l.k = take(N * C);
+    l.v = take(N * C);
+    l.att = take(N * C);
+    l.lse = take(NHT);
+    l.atty = take(N * C);
+    l.x_mid = take(N * C);
+    l.ln2 = take(N * C);
+    l.ln2_mean = take(N);
+    l.ln2_rstd = take(N);
+    l.fch = take(N * F);
+    l.fcg = take(N * F);
+  }
+  a.x_final = take(N * C);
+  a.lnf = take(N * C);
+  a.lnf_mean = take(N);
+  a.lnf_rstd = take(N);
+  a.ce_lse = take(N);
+  a.logits = take(N * V);
+  a.qkv = take(N * 3 * C);
+  a.branch = take(N * C);
+  a.dres = take(N * C);
+  a.dln = take(N * C);
+  a.datty = take(N * C);
+  a.datt = take(N * C);
+  a.dq = take(N * C);
+  a.dk = take(N * C);
+  a.dv = take(N * C);
+  a.dF = take(N * F);
+  a.attn_ws = take(ws);
+  ALIBI_CHECK(p == a.arena.data() + total);
+  a.tokens.resize(N);
+  a.targets.resize(N);
+  if (c.pos == PosKind::alibi) a.slopes = alibi_slopes(c.heads);
+  if (c.pos == PosKind::t5) a.t5_buckets = t5_bucket_table(c.t5_buckets, c.t5_max_distance);
+}
+
+Model::~Model() = default;
+
+namespace {
+
+// The attention kernel's view of the position method (alibi and t5 only; others add nothing).
+ScoreBias score_bias(const ModelConfig& c, const Model::Acts& a, ParamSet& params) {
+  ScoreBias bias;
+  if (c.pos == PosKind::alibi) {
+    bias.kind = BiasKind::alibi;
+    bias.slopes = a.slopes.data();
+  } else if (c.pos == PosKind::t5) {
+    bias.kind = BiasKind::t5;
+    bias.t5_table = params.get("t5_bias");
+    bias.t5_bucket = a.t5_buckets.data();
+    bias.num_buckets = c.t5_buckets;
+    bias.t5_max_distance = c.t5_max_distance;
+  }
+  return bias;
+}
+
+}  // namespace
+
+const float* Model::logits() const { return acts_->logits; }
+
+void Model::init_weights(uint64_t seed) {
+  constexpr float kStd = 0.02f;  // GPT-2's initialisation
+  const float proj_std = kStd / std::sqrt(2.0f * float(cfg.layers));
+  params.zero();
+  for (const TensorInfo& t : layout.tensors) {
+    float* w = params.data.data() + t.offset;
+    const std::string& n = t.name;
+    auto ends = [&](const char* s) { return n.size() >= std::strlen(s) && n.ends_with(s); };
+    // One independent stream per tensor, keyed by its name: adding a tensor changes no other.
+    Rng rng(hash64(seed, std::hash<std::string>{}(n)));
+    if (ends("ln1.w") || ends("ln2.w") || n == "lnf.w") {
+      std::fill(w, w + t.numel, 1.0f);
+    } else if (t.shape.size() == 2 && n != "t5_bias") {
+      const float s = (ends("attn.proj.w") || ends("mlp.proj.w")) ? proj_std : kStd;
+      for (size_t i = 0; i < t.numel; ++i) w[i] = s * rng.normal();
+    }
+  }
+}
+
+float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T, bool train,
+                     uint64_t dropout_seed) {
+  ALIBI_CHECK(B <= maxB_ && T <= maxT_, "batch ", B, "x", T, " exceeds the plan ", maxB_, "x",
+              maxT_);
+  Acts& a = *acts_;
+  const ModelConfig& c = cfg;
+  const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
+  const int HS = c.head_size();
+  B_ = B;
+  T_ = T;
+  train_ = train;
+  dropout_seed_ = dropout_seed;
+  for (int64_t i = 0; i < N; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= V)
+      usage_error("token id ", tokens[i], " at position ", i, " is outside the vocabulary of ",
+                  V);
+    a.tokens[i] = tokens[i];
+  }
+  if (c.pos == PosKind::learned && T > c.max_positions)
+    usage_error("--pos learned has a table of ", c.max_positions, " positions; a window of ", T,
+                " tokens needs more (learned embeddings cannot extrapolate)");
+
+  const float p_res = train ? c.dropout_resid : 0.0f;
+  AttnDropout adrop{train ? c.dropout_attn : 0.0f, 0};
+  const ScoreBias bias = score_bias(c, a, params);
+  AttnShape as{B, int(NH), T, T, HS, 0};
+
+  float* x = a.layer[0].x_in;
+  embedding_forward(x, a.tokens.data(), params.get("wte"), N, C);
+  if (c.pos == PosKind::sinusoidal) sinusoidal_add(x, B, T, int(C), 0);
+  if (c.pos == PosKind::learned) posemb_forward(x, params.get("wpe"), B, T, C, 0);
+
+  for (int l = 0; l < c.layers; ++l) {
+    Acts::Layer& s = a.layer[l];
+    const std::string pre = "h." + std::to_string(l) + ".";
+    layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, s.x_in, params.get(pre + "ln1.w"),
+                      params.get(pre + "ln1.b"), N, C);
+    linear_forward(a.qkv, s.ln1, params.get(pre + "attn.qkv.w"), params.get(pre + "attn.qkv.b"),
+                   N, C, 3 * C);
+    split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
+    if (c.pos == PosKind::rotary) {
+      rotary_forward(s.q, B, int(NH), T, HS, 0);
+      rotary_forward(s.k, B, int(NH), T, HS, 0);
+    }
+    adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
+    attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, a.attn_ws);
+    merge_heads(s.atty, s.att, B, T, NH, HS);
+    linear_forward(a.branch, s.atty, params.get(pre + "attn.proj.w"),
+                   params.get(pre + "attn.proj.b"), N, C, C);
+    std::memcpy(s.x_mid, s.x_in, size_t(N * C) * sizeof(float));
+    residual_forward(s.x_mid, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 1));
+
+    layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.x_mid, params.get(pre + "ln2.w"),
+                      params.get(pre + "ln2.b"), N, C);
+    linear_forward(s.fch, s.ln2, params.get(pre + "mlp.fc.w"), params.get(pre + "mlp.fc.b"), N,
+                   C, F);
+    gelu_forward(s.fcg, s.fch, N * F);
+    linear_forward(a.branch, s.fcg, params.get(pre + "mlp.proj.w"),
+                   params.get(pre + "mlp.proj.b"), N, F, C);
+    float* x_out = l + 1 < c.layers ? a.layer[l + 1].x_in : a.x_final;
+    std::memcpy(x_out, s.x_mid, size_t(N * C) * sizeof(float));
+    residual_forward(x_out, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 2));
+  }
+  layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, params.get("lnf.w"),
+                    params.get("lnf.b"), N, C);
+  linear_forward(a.logits, a.lnf, params.get("wte"), nullptr, N, C, V);
+  if (targets == nullptr) return 0.0f;
+  for (int64_t i = 0; i < N; ++i) {
+    if (targets[i] < 0 || targets[i] >= V)
+      usage_error("target id ", targets[i], " is outside the vocabulary of ", V);
+    a.targets[i] = targets[i];
+  }
+  return crossentropy_forward(a.ce_lse, a.logits, a.targets.data(), N, V);
+}
+
+void Model::backward(float loss_scale) {
+  Acts& a = *acts_;
+  const ModelConfig& c = cfg;
+  const int B = B_, T = T_;
+  const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
+  const int HS = c.head_size();
+  const float p_res = train_ ? c.dropout_resid : 0.0f;
+  AttnDropout adrop{train_ ? c.dropout_attn : 0.0f, 0};
+  const ScoreBias bias = score_bias(c, a, params);
+  float* dt5 = c.pos == PosKind::t5 ? grads.get("t5_bias") : nullptr;
+  AttnShape as{B, int(NH), T, T, HS, 0};
+
+  crossentropy_backward(a.logits, a.ce_lse, a.targets.data(), N, V, loss_scale);
+  float* dwte = grads.get("wte");
+  linear_backward(a.dln, dwte, nullptr, a.logits, a.lnf, params.get("wte"), N, C, V);
+  std::fill(a.dres, a.dres + N * C, 0.0f);
+  layernorm_backward(a.dres, grads.get("lnf.w"), grads.get("lnf.b"), a.dln, a.x_final,
+                     params.get("lnf.w"), a.lnf_mean, a.lnf_rstd, N, C);
+
+  for (int l = c.layers - 1; l >= 0; --l) {
+    Acts::Layer& s = a.layer[l];
+    const std::string pre = "h." + std::to_string(l) + ".";
+    // MLP branch: x_out = x_mid + drop(gelu(ln2 Wfc^T + bfc) Wproj^T + bproj)
+    residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 2));
+    linear_backward(a.dF, grads.get(pre + "mlp.proj.w"), grads.get(pre + "mlp.proj.b"),
+                    a.branch, s.fcg, params.get(pre + "mlp.proj.w"), N, F, C);
+    gelu_backward(a.dF, s.fch, a.dF, N * F);
+    linear_backward(a.dln, grads.get(pre + "mlp.fc.w"), grads.get(pre + "mlp.fc.b"), a.dF,
+                    s.ln2, params.get(pre + "mlp.fc.w"), N, C, F);
+    layernorm_backward(a.dres, grads.get(pre + "ln2.w"), grads.get(pre + "ln2.b"), a.dln,
+                       s.x_mid, params.get(pre + "ln2.w"), s.ln2_mean, s.ln2_rstd, N, C);
+    // attention branch: x_mid = x_in + drop(attention(ln1) Wproj^T + bproj)
+    residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 1));
+    linear_backward(a.datty, grads.get(pre + "attn.proj.w"), grads.get(pre + "attn.proj.b"),
+                    a.branch, s.atty, params.get(pre + "attn.proj.w"), N, C, C);
+    merge_heads_backward(a.datt, a.datty, B, T, NH, HS);
+    adrop.seed = hash64(dropout_seed_, uint64_t(l), 0);
+    attention_backward(as, s.q, s.k, s.v, s.att, s.lse, a.datt, bias, adrop, a.dq, a.dk, a.dv,
+                       dt5, a.attn_ws);
+    if (c.pos == PosKind::rotary) {
+      rotary_backward(a.dq, B, int(NH), T, HS, 0);
+      rotary_backward(a.dk, B, int(NH), T, HS, 0);
+    }
+    split_heads_backward(a.qkv, a.dq, a.dk, a.dv, B, T, NH, HS);
+    linear_backward(a.dln, grads.get(pre + "attn.qkv.w"), grads.get(pre + "attn.qkv.b"), a.qkv,
+                    s.ln1, params.get(pre + "attn.qkv.w"), N, C, 3 * C);
+    layernorm_backward(a.dres, grads.get(pre + "ln1.w"), grads.get(pre + "ln1.b"), a.dln,
+                       s.x_in, params.get(pre + "ln1.w"), s.ln1_mean, s.ln1_rstd, N, C);
+  }
+  if (c.pos == PosKind::learned) posemb_backward(grads.get("wpe"), a.dres, B, T, C, 0);
+  embedding_backward(dwte, a.dres, a.tokens.data(), N, C, V);
+}
+
+}  // namespace alibi

@@ -1,0 +1,223 @@
+#include "train/train.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "model/checkpoint.h"
+#include "model/model.h"
+
+namespace fs = std::filesystem;
+
+namespace alibi {
+namespace {
+
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) { g_signal.store(sig); }
+
+std::string fmt_duration(double s) {
+  char buf[32];
+  const long t = long(s + 0.5);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", t / 60, t % 60);
+  return buf;
+}
+
+// Mean loss over up to n_windows nonoverlapping windows of the valid split, batched by B.
+float validation_loss(Model& model, const TokenSplit& valid, int B, int T, int n_windows,
+                      std::vector<int32_t>& tok, std::vector<int32_t>& tgt) {
+  const int64_t avail = (int64_t(valid.tokens.size()) - 1) / T;
+  const int64_t W = std::min<int64_t>(n_windows, avail);
+  double sum = 0.0;
+  for (int64_t w0 = 0; w0 < W; w0 += B) {
+    const int nb = int(std::min<int64_t>(B, W - w0));
+    for (int b = 0; b < nb; ++b) {
+      const int32_t* src = valid.tokens.data() + (w0 + b) * T;
+      std::copy(src, src + T, tok.data() + int64_t(b) * T);
+      std::copy(src + 1, src + T + 1, tgt.data() + int64_t(b) * T);
+    }
+    sum += double(model.forward(tok.data(), tgt.data(), nb, T)) * nb;
+  }
+  return W > 0 ? float(sum / double(W)) : NAN;
+}
+
+}  // namespace
+
+nlohmann::json TrainOptions::to_json() const {
+  return {{"data", data},
+          {"seq_len", seq_len},
+          {"batch", batch},
+          {"grad_accum", grad_accum},
+          {"steps", steps},
+          {"warmup", warmup},
+          {"lr", lr},
+          {"min_lr_ratio", min_lr_ratio},
+          {"clip", clip},
+          {"beta1", adamw.beta1},
+          {"beta2", adamw.beta2},
+          {"eps", adamw.eps},
+          {"weight_decay", adamw.weight_decay},
+          {"seed", seed},
+          {"eval_every", eval_every},
+          {"eval_windows", eval_windows},
+          {"save_every", save_every},
+          {"threads", omp_get_max_threads()}};
+}
+
+TrainResult train(const TrainOptions& o) {
+  const int B = o.batch, T = o.seq_len;
+  if (B < 1) usage_error("--batch ", B, " must be at least 1");
+  if (T < 1) usage_error("--seq-len ", T, " must be at least 1");
+  if (o.grad_accum < 1) usage_error("--grad-accum ", o.grad_accum, " must be at least 1");
+  if (o.steps < 1) usage_error("--steps ", o.steps, " must be at least 1");
+  if (!(o.lr > 0)) usage_error("--lr ", o.lr, " must be positive");
+  if (o.out.empty()) usage_error("--out is required: the run folder for checkpoints");
+
+  const Tokenizer tok = Tokenizer::load_dir(o.data);
+  const TokenSplit train_split = load_split(o.data, "train");
+  const TokenSplit valid_split = load_split(o.data, "valid");
+  if (int64_t(train_split.tokens.size()) < int64_t(T) + 1)
+    usage_error("train split '", train_split.path, "' has ", train_split.tokens.size(),
+                " tokens; need at least --seq-len+1 = ", int64_t(T) + 1);
+  ModelConfig cfg = o.model;
+  cfg.vocab = tok.vocab();
+  if (cfg.pos == PosKind::learned && cfg.max_positions == 0) cfg.max_positions = T;
+  cfg.validate();
+
+  Model model(cfg, B, T);
+  ParamSet m(model.layout), v(model.layout);
+  int64_t step = 0;
+  if (!o.resume.empty()) {
+    const Checkpoint ck = read_checkpoint(o.resume);
+    if (!ck.config.same_shape(cfg))
+      usage_error("--resume '", ck.path, "' has model ", ck.config.to_json().dump(),
+                  " but the flags give ", cfg.to_json().dump());
+    if (ck.tokenizer.fingerprint() != tok.fingerprint())
+      usage_error("--resume '", ck.path, "' was trained with another tokenizer than --data '",
+                  o.data, "'");
+    ck.load_params(model.params);
+    ck.load_params(m, "adam.m.");
+    ck.load_params(v, "adam.v.");
+    step = ck.step;
+    std::fprintf(stderr, "resumed %s at step %lld\n", ck.path.c_str(), (long long)step);
+  } else {
+    model.init_weights(o.seed);
+  }
+  const nlohmann::json train_meta = o.to_json();
+  const LrSchedule sched{o.lr, o.warmup, o.steps, o.min_lr_ratio};
+  fs::create_directories(o.out);
+
+  size_t n_params = 0;
+  for (const TensorInfo& t : model.layout.tensors) n_params += t.numel;
+  std::fprintf(stderr,
+               "model: %s, %d layers, d_model %d, %d heads, ffn %d, vocab %d: %.2fM parameters; "
+               "batch %d x %d x %d accum, %d threads\n",
+               pos_name(cfg.pos), cfg.layers, cfg.d_model, cfg.heads, cfg.ffn, cfg.vocab,
+               double(n_params) / 1e6, B, T, o.grad_accum, omp_get_max_threads());
+
+  std::vector<int32_t> tokens(size_t(B) * T), targets(size_t(B) * T);
+  std::ofstream log(fs::path(o.out) / "log.jsonl", std::ios::app);
+  TrainResult res;
+  res.last_val_loss = NAN;
+  res.step = step;
+
+  auto save = [&]() {
+    res.checkpoint = write_checkpoint(o.out, cfg, train_meta, step, tok, model.params, &m, &v,
+                                      o.keep);
+  };
+  g_signal.store(0);
+  auto old_int = std::signal(SIGINT, on_signal);
+  auto old_term = std::signal(SIGTERM, on_signal);
+  struct Restore {
+    decltype(old_int) a, b;
+    ~Restore() {
+      std::signal(SIGINT, a);
+      std::signal(SIGTERM, b);
+    }
+  } restore{old_int, old_term};
+
+  using clock = std::chrono::steady_clock;
+  const auto t_start = clock::now();
+  auto t_last = t_start;
+  int64_t steps_since_log = 0;
+  const int64_t tokens_per_step = int64_t(B) * T * o.grad_accum;
+  const float accum_scale = 1.0f / float(o.grad_accum);
+  const int64_t first_step = step;
+
+  while (step < o.steps) {
+    model.grads.zero();
+    double loss = 0.0;
+    for (int micro = 0; micro < o.grad_accum; ++micro) {
+      sample_batch(train_split, B, T, o.seed, step, micro, tokens.data(), targets.data());
+      const float l = model.forward(tokens.data(), targets.data(), B, T, true,
+                                    hash64(o.seed, uint64_t(step), uint64_t(micro), 0xD509));
+      loss += double(l) * accum_scale;
+      model.backward(accum_scale);
+    }
+    if (!std::isfinite(loss))
+      usage_error("loss is ", loss, " at step ", step + 1, "; stopping. The last good checkpoint",
+                  res.checkpoint.empty() ? std::string(" is the last one in '") + o.out + "'"
+                                         : " is '" + res.checkpoint + "'",
+                  " (try a lower --lr than ", o.lr, ")");
+    const float gnorm = clip_grad_norm(model.grads, o.clip);
+    const float lr = sched.at(step);
+    adamw_step(model.params, model.grads, m, v, lr, step + 1, o.adamw);
+    ++step;
+    ++steps_since_log;
+    res.step = step;
+    res.last_loss = float(loss);
+
+    const bool last = step == o.steps;
+    const double elapsed = std::chrono::duration<double>(clock::now() - t_start).count();
+    const bool out_of_time = o.time_limit_s > 0 && elapsed >= o.time_limit_s;
+    nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
+                          {"elapsed_s", elapsed}};
+    if (step % o.log_every == 0 || last || step == first_step + 1) {
+      const auto now = clock::now();
+      const double dt = std::chrono::duration<double>(now - t_last).count();
+      const double tps = double(steps_since_log * tokens_per_step) / dt;
+      const double eta = double(o.steps - step) * elapsed / double(step - first_step);
+      std::fprintf(stderr,
+                   "step %6lld/%lld | loss %.4f | lr %.2e | gnorm %.2f | %.0f tok/s | %s elapsed"
+                   " | ETA %s\n",
+                   (long long)step, (long long)o.steps, loss, lr, gnorm, tps,
+                   fmt_duration(elapsed).c_str(), fmt_duration(eta).c_str());
+      rec["tokens_per_s"] = tps;
+      t_last = now;
+      steps_since_log = 0;
+    }
+    if ((o.eval_every > 0 && step % o.eval_every == 0) || last || out_of_time) {
+      res.last_val_loss = validation_loss(model, valid_split, B, T, o.eval_windows, tokens,
+                                          targets);
+      std::fprintf(stderr, "step %6lld | val loss %.4f | val ppl %.2f\n", (long long)step,
+                   res.last_val_loss, std::exp(res.last_val_loss));
+      rec["val_loss"] = res.last_val_loss;
+      rec["val_ppl"] = std::exp(res.last_val_loss);
+      t_last = clock::now();  // keep evaluation out of the training throughput
+    }
+    log << rec.dump() << '\n' << std::flush;
+    const bool stop = g_signal.load() != 0 || out_of_time;
+    if ((o.save_every > 0 && step % o.save_every == 0) || last || stop) save();
+    if (stop) {
+      std::fprintf(stderr, "%s at step %lld; saved %s\n",
+                   out_of_time ? "time limit reached" : "interrupted", (long long)step,
+                   res.checkpoint.c_str());
+      break;
+    }
+  }
+  return res;
+}
+
+}  // namespace alibi

@@ -1,0 +1,49 @@
+#pragma once
+// The training job: random windows of the train split -> forward -> backward -> clip -> AdamW,
+// validation every eval_every steps, checkpoints every save_every steps and on SIGINT/SIGTERM.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/config.h"
+#include "train/optim.h"
+
+namespace alibi {
+
+struct TrainOptions {
+  std::string data;    // prepared data folder
+  std::string out;     // run folder
+  std::string resume;  // run folder or checkpoint to continue from ("" for a fresh run)
+  ModelConfig model;
+  int seq_len = 128;
+  int batch = 16;
+  int grad_accum = 1;
+  int64_t steps = 1000;   // total, counting the steps of a resumed checkpoint
+  int64_t warmup = 100;
+  float lr = 1e-3f;
+  float min_lr_ratio = 0.1f;
+  float clip = 1.0f;
+  AdamWConfig adamw;
+  uint64_t seed = 1337;
+  int64_t eval_every = 100;
+  int eval_windows = 64;  // validation windows (of seq_len tokens) per evaluation
+  int64_t save_every = 500;
+  int keep = 2;           // checkpoints kept in the run folder
+  int64_t log_every = 10;
+  double time_limit_s = 0;  // stop (with a checkpoint) after this much wall time; 0: none
+
+  // The hyper-parameters stored in checkpoints; `resume` checks flags against them.
+  nlohmann::json to_json() const;
+};
+
+struct TrainResult {
+  int64_t step = 0;
+  float last_loss = 0;
+  float last_val_loss = 0;  // NaN if never evaluated
+  std::string checkpoint;   // the last checkpoint written
+};
+
+// Throws UsageError for bad input (missing data, corpus too short, non-finite loss...).
+TrainResult train(const TrainOptions& opts);
+
+}  // namespace alibi

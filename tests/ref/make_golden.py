@@ -1,0 +1,172 @@
+"""Writes the golden files tests/golden/<case>.safetensors that tests/test_golden.cpp checks.
+
+    python3 tests/ref/make_golden.py            # from the repo root; rewrites every case
+    python3 tests/ref/make_golden.py --check    # also reload each file and print a summary
+
+Each file holds, for one tiny model (docs/model.md):
+  metadata  "config" (JSON: vocab, layers, d_model, heads, ffn, pos, max_positions, t5_buckets,
+            t5_max_distance) and "train" (JSON: lr, warmup, steps, min_lr_ratio, beta1, beta2,
+            eps, weight_decay, clip)
+  <name>            F32   the initial parameters, under their docs/model.md names
+  input.tokens      I32   (B,T)
+  input.targets     I32   (B,T)
+  out.logits        F32   (B,T,V)
+  out.loss          F32   (1)
+  grad.<name>       F32   d loss / d <name> at the initial parameters
+  train.batches     I32   (steps,B,T+1): step s trains on [:, :T] -> targets [:, 1:] of batch s
+  train.losses      F32   (steps): the loss of each step, before that step's AdamW update
+  train.grad_norms  F32   (steps): the global gradient norm of each step, before clipping
+  t5.buckets        I32   (t5_max_distance) bucket(d), d = 0..max_distance-1     (t5 only)
+  alibi.slopes      F32   (NH)                                                   (alibi only)
+
+The initial parameters are random (seeded) and deliberately far from the trainer's init:
+LayerNorm weights 1 + noise, every bias and t5_bias nonzero, so that every gradient path carries
+signal. They are stored in fp32; everything else is computed in float64 from those fp32 values
+(converted up) and stored rounded to fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from twin import Config, TrainConfig, Twin, alibi_slopes, make_optimizer, t5_bucket_table, train_step  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT_DIR = os.path.join(REPO, "tests", "golden")
+
+B, T = 3, 20
+TINY = dict(vocab=64, layers=2, d_model=48, heads=6, ffn=96)  # NH=6: not a power of two, HS=8
+
+CASES = {
+    "none": Config(**TINY, pos="none"),
+    "alibi": Config(**TINY, pos="alibi"),
+    "sinusoidal": Config(**TINY, pos="sinusoidal"),
+    "learned": Config(**TINY, pos="learned", max_positions=T),
+    "rotary": Config(**TINY, pos="rotary"),
+    # 8 buckets, max distance 16: T=20 covers the exact region (d<4), the log region (4..15)
+    # and saturation (d>=16 -> bucket 7).
+    "t5": Config(**TINY, pos="t5", t5_buckets=8, t5_max_distance=16),
+    "alibi_nh8": Config(**{**TINY, "d_model": 64, "heads": 8}, pos="alibi"),
+}
+
+# lr 1e-2 moves the loss visibly in 10 steps. clip 1.5 (not the default 1.0, which nearly every step of
+# these inits would exceed): the gradient norm starts at 1.5-3.0 and falls to 0.9-1.5, so clipping
+# triggers on the early steps (0 to 4 or so, per case) and is a no-op on later ones; both branches
+# are exercised. make_golden prints the clipped steps and asserts the mix.
+TRAIN = TrainConfig(lr=1e-2, warmup=3, steps=10, min_lr_ratio=0.1, beta1=0.9, beta2=0.95,
+                    eps=1e-8, weight_decay=0.1, clip=1.5)
+
+SEED = 1234
+
+
+def random_params(model: Twin, seed: int) -> dict[str, torch.Tensor]:
+    """fp32 initial parameters with non-trivial values everywhere."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, p in model.named_parameters():
+        noise = torch.randn(p.shape, generator=g, dtype=torch.float32)
+        if name.endswith(("ln1.w", "ln2.w")) or name == "lnf.w":
+            v = 1.0 + 0.1 * noise
+        elif name.endswith(".b"):
+            v = 0.05 * noise
+        elif name == "t5_bias":
+            v = 0.5 * noise
+        else:  # wte, wpe, Linear weights
+            v = 0.1 * noise
+        out[name] = v.contiguous()
+    return out
+
+
+def load_into(model: Twin, params: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(params[name].to(p.dtype))
+
+
+def make_case(name: str, cfg: Config, seed: int) -> tuple[dict, dict, list[float]]:
+    f64 = torch.float64
+    model = Twin(cfg, f64)
+    params = random_params(model, seed)
+    load_into(model, params)
+    g = torch.Generator().manual_seed(seed + 1)
+
+    tensors: dict[str, torch.Tensor] = dict(params)
+
+    # Forward and backward at the initial parameters.
+    tokens = torch.randint(0, cfg.vocab, (B, T), generator=g, dtype=torch.int32)
+    targets = torch.randint(0, cfg.vocab, (B, T), generator=g, dtype=torch.int32)
+    logits, loss = model(tokens, targets)
+    model.zero_grad(set_to_none=False)
+    loss.backward()
+    tensors["input.tokens"] = tokens
+    tensors["input.targets"] = targets
+    tensors["out.logits"] = logits.detach().to(torch.float32)
+    tensors["out.loss"] = loss.detach().reshape(1).to(torch.float32)
+    for pname, p in model.named_parameters():
+        tensors[f"grad.{pname}"] = p.grad.to(torch.float32)
+
+    # TRAIN.steps of training from the same initial parameters, in float64.
+    model = Twin(cfg, f64)
+    load_into(model, params)
+    opt = make_optimizer(model, TRAIN)
+    batches = torch.randint(0, cfg.vocab, (TRAIN.steps, B, T + 1), generator=g, dtype=torch.int32)
+    losses, norms = [], []
+    for s in range(TRAIN.steps):
+        loss_s, norm_s = train_step(model, opt, batches[s, :, :T], batches[s, :, 1:], s, TRAIN)
+        losses.append(loss_s)
+        norms.append(norm_s)
+    tensors["train.batches"] = batches
+    tensors["train.losses"] = torch.tensor(losses, dtype=torch.float32)
+    tensors["train.grad_norms"] = torch.tensor(norms, dtype=torch.float32)
+
+    if cfg.pos == "t5":
+        tensors["t5.buckets"] = t5_bucket_table(cfg.t5_buckets, cfg.t5_max_distance)
+    if cfg.pos == "alibi":
+        tensors["alibi.slopes"] = torch.tensor(alibi_slopes(cfg.heads), dtype=torch.float32)
+
+    clipped = [n > TRAIN.clip for n in norms]
+    assert any(clipped) and not all(clipped), (
+        f"{name}: clip {TRAIN.clip} should trigger on some steps only; norms {norms}")
+
+    metadata = {
+        "config": json.dumps(cfg.to_dict()),
+        "train": json.dumps(TRAIN.to_dict()),
+        "generator": "tests/ref/make_golden.py",
+    }
+    return {k: v.contiguous() for k, v in tensors.items()}, metadata, norms
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=OUT_DIR)
+    ap.add_argument("--check", action="store_true", help="reload every file and summarise it")
+    ap.add_argument("cases", nargs="*", default=list(CASES), help=f"subset of {list(CASES)}")
+    a = ap.parse_args()
+    torch.use_deterministic_algorithms(True)
+    os.makedirs(a.out, exist_ok=True)
+    for name in a.cases:
+        cfg = CASES[name]
+        tensors, metadata, norms = make_case(name, cfg, SEED + 100 * list(CASES).index(name))
+        path = os.path.join(a.out, f"{name}.safetensors")
+        save_file(tensors, path, metadata=metadata)
+        losses = tensors["train.losses"].tolist()
+        print(f"{name:11s} {os.path.getsize(path) / 1024:6.1f} KiB  loss {tensors['out.loss'].item():.4f}"
+              f"  train {losses[0]:.4f} -> {losses[-1]:.4f}"
+              f"  clipped at steps {[s for s, n in enumerate(norms) if n > TRAIN.clip]}")
+        if a.check:
+            back = load_file(path)
+            assert set(back) == set(tensors), f"{path}: names differ after reload"
+            for k, v in tensors.items():
+                assert back[k].dtype == v.dtype and torch.equal(back[k], v), f"{path}: {k} differs"
+            print(f"  reloaded {len(back)} tensors; grad norms {[round(n, 3) for n in norms]}")
+
+
+if __name__ == "__main__":
+    main()

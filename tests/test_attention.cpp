@@ -1,0 +1,366 @@
+// Attention kernels: fused vs naive (forward and backward, every bias kind, with and without
+// dropout, ragged sizes, Tq < Tk, padded k/v rows), naive and fused backward vs central finite
+// differences, workspace bounds, and determinism.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/attention.h"
+
+namespace alibi {
+namespace {
+
+// fused (fp32, tiled, online softmax, polynomial exp) vs naive (double accumulation): max abs
+// error relative to max |ref| of the tensor. fp32 sums of up to a few hundred terms in a
+// different order give relative errors of a few 1e-7 (measured: <= ~1e-6 over these cases);
+// 1e-5 leaves a 10x margin and still flags any wrong term (a single missing or extra key
+// changes a row by ~1e-2 or more).
+constexpr double kFusedFwdTol = 1e-5;
+// Gradients sum up to Tq products of already-rounded factors (dk, dv, the t5 table), so they
+// carry a few times more rounding than the forward.
+constexpr double kFusedBwdTol = 3e-5;
+// lse is compared as an absolute error scaled by max(1, max |lse|).
+constexpr double kLseTol = 1e-5;
+
+// Central differences on the fp32 forward: loss = sum(out * W) in double. With h = 1e-2 the
+// truncation error (h^2/6 * f''') is ~1e-5 and the rounding error (~1e-7 * |loss| / h) ~1e-5,
+// against gradients of order 0.1..1, so a correct gradient lands near 1e-4 relative;
+// kFdTol = 2e-3 is a 10-20x margin, and the sanity check below proves a gradient off by 1%
+// already fails it.
+constexpr double kFdStep = 1e-2;
+constexpr double kFdTol = 5e-4;
+
+// Any monotone bucket rule in [0, num_buckets) will do: exact for small distances, coarser further.
+constexpr int kNumBuckets = 8;
+constexpr int kT5MaxDistance = 24;
+
+struct Problem {
+  AttnShape s;
+  ScoreBias bias;
+  AttnDropout drop;
+  std::vector<float> q, k, v, dout, slopes, table;
+  std::vector<int32_t> buckets;
+
+  Problem(BiasKind kind, int B, int NH, int Tq, int Tk, int HS, float p, int ldk = 0,
+          uint64_t seed = 7) {
+    s.B = B, s.NH = NH, s.Tq = Tq, s.Tk = Tk, s.HS = HS, s.ldk = ldk;
+    Rng rng(seed);
+    const size_t nq = size_t(B) * NH * Tq * HS, nk = size_t(B) * NH * s.kv_rows() * HS;
+    auto fill = [&](std::vector<float>& x, size_t n, float sd) {
+      x.resize(n);
+      for (float& e : x) e = sd * rng.normal();
+    };
+    fill(q, nq, 1.5f);  // sd 1.5 makes some softmax rows peaked, others flat
+    fill(k, nk, 1.0f);
+    fill(v, nk, 1.0f);
+    fill(dout, nq, 1.0f);
+    for (int h = 0; h < NH; ++h) slopes.push_back(0.5f / float(1 << (h % 6)));  // 0.5, 0.25, ...
+    fill(table, size_t(kNumBuckets) * NH, 0.5f);
+    for (int d = 0; d < kT5MaxDistance; ++d)
+      buckets.push_back(std::min(kNumBuckets - 2, d < 4 ? d : 4 + (d - 4) / 6));
+    bias.kind = kind;
+    bias.slopes = slopes.data();
+    bias.t5_table = table.data();
+    bias.t5_bucket = buckets.data();
+    bias.num_buckets = kNumBuckets;
+    bias.t5_max_distance = kT5MaxDistance;
+    drop.p = p;
+    drop.seed = seed * 31 + 5;
+  }
+  size_t nq() const { return q.size(); }
+  size_t nk() const { return k.size(); }
+  size_t nlse() const { return size_t(s.B) * s.NH * s.Tq; }
+};
+
+struct Grads {
+  std::vector<float> out, lse, dq, dk, dv, dt5;
+};
+
+// The workspace is followed by a guard region that must come back untouched, and handed over
+// one float past an aligned address, so the kernel's own alignment slack is exercised.
+constexpr size_t kGuard = 4096;
+constexpr float kGuardValue = -12345.0f;
+
+Grads run_fused(const Problem& P, const std::vector<float>& dt5_init) {
+  Grads g;
+  g.out.assign(P.nq(), 0.f), g.lse.assign(P.nlse(), 0.f);
+  g.dq.assign(P.nq(), 1.f), g.dk.assign(P.nk(), 1.f), g.dv.assign(P.nk(), 1.f);  // overwritten
+  g.dt5 = dt5_init;
+  const size_t n = attention_workspace_floats(P.s, omp_get_max_threads());
+  std::vector<float> ws(1 + n + kGuard, kGuardValue);
+  float* w = ws.data() + 1;
+  attention_forward(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, g.out.data(),
+                    g.lse.data(), w);
+  attention_backward(P.s, P.q.data(), P.k.data(), P.v.data(), g.out.data(), g.lse.data(),
+                     P.dout.data(), P.bias, P.drop, g.dq.data(), g.dk.data(), g.dv.data(),
+                     g.dt5.data(), w);
+  for (size_t i = 1 + n; i < ws.size(); ++i)
+    if (ws[i] != kGuardValue) {
+      ADD_FAILURE() << "workspace overrun at float " << i - 1 << " of " << n;
+      break;
+    }
+  return g;
+}
+
+Grads run_naive(const Problem& P, const std::vector<float>& dt5_init) {
+  Grads g;
+  g.out.assign(P.nq(), 0.f), g.lse.assign(P.nlse(), 0.f);
+  g.dq.assign(P.nq(), 1.f), g.dk.assign(P.nk(), 1.f), g.dv.assign(P.nk(), 1.f);
+  g.dt5 = dt5_init;
+  attention_forward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, g.out.data(),
+                          g.lse.data());
+  attention_backward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), g.out.data(), g.lse.data(),
+                           P.dout.data(), P.bias, P.drop, g.dq.data(), g.dk.data(), g.dv.data(),
+                           g.dt5.data());
+  return g;
+}
+
+double max_abs(const std::vector<float>& x) {
+  double m = 0.0;
+  for (float e : x) m = std::max(m, double(std::fabs(e)));
+  return m;
+}
+
+// max |a - ref| / max |ref| (or absolute when ref is all zero).
+double rel_err(const std::vector<float>& a, const std::vector<float>& ref) {
+  EXPECT_EQ(a.size(), ref.size());
+  double e = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    e = std::max(e, std::fabs(double(a[i]) - double(ref[i])));
+  }
+  const double m = max_abs(ref);
+  return m > 0.0 ? e / m : e;
+}
+
+void expect_fused_matches_naive(const Problem& P) {
+  // dt5 starts non-zero to check that it is accumulated into, not overwritten.
+  const std::vector<float> dt5_init(size_t(kNumBuckets) * P.s.NH, 0.25f);
+  const Grads f = run_fused(P, dt5_init), n = run_naive(P, dt5_init);
+  EXPECT_LE(rel_err(f.out, n.out), kFusedFwdTol) << "out";
+  double lse_err = 0.0;
+  for (size_t i = 0; i < f.lse.size(); ++i)
+    lse_err = std::max(lse_err, std::fabs(double(f.lse[i]) - double(n.lse[i])));
+  EXPECT_LE(lse_err / std::max(1.0, max_abs(n.lse)), kLseTol) << "lse";
+  EXPECT_LE(rel_err(f.dq, n.dq), kFusedBwdTol) << "dq";
+  EXPECT_LE(rel_err(f.dk, n.dk), kFusedBwdTol) << "dk";
+  EXPECT_LE(rel_err(f.dv, n.dv), kFusedBwdTol) << "dv";
+  if (P.bias.kind == BiasKind::t5) {
+    std::vector<float> df(f.dt5), dn(n.dt5);  // compare the increments
+    for (size_t i = 0; i < df.size(); ++i) df[i] -= 0.25f, dn[i] -= 0.25f;
+    EXPECT_LE(rel_err(df, dn), kFusedBwdTol) << "dt5";
+  } else {
+    EXPECT_EQ(f.dt5, dt5_init) << "dt5 must be left alone unless the bias is t5";
+  }
+}
+
+std::string kind_name(BiasKind k) {
+  return k == BiasKind::none ? "none" : k == BiasKind::alibi ? "alibi" : "t5";
+}
+
+// ---- fused vs naive over a grid ---------------------------------------------------------------
+using GridParam = std::tuple<BiasKind, int /*T*/, int /*HS*/, float /*p*/>;
+class FusedVsNaive : public ::testing::TestWithParam<GridParam> {};
+
+TEST_P(FusedVsNaive, ForwardAndBackward) {
+  const auto [kind, T, HS, p] = GetParam();
+  const int NH = 1 + (T + HS) % 3;  // 1..3 heads, varying across the grid
+  const int B = T <= 64 ? 2 : 1;
+  expect_fused_matches_naive(Problem(kind, B, NH, T, T, HS, p, 0, 11 + T + HS));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Grid, FusedVsNaive,
+    ::testing::Combine(::testing::Values(BiasKind::none, BiasKind::alibi, BiasKind::t5),
+                       ::testing::Values(1, 7, 64, 100, 130, 257),  // 64 = one tile; others ragged
+                       ::testing::Values(32, 64, 80), ::testing::Values(0.0f, 0.1f)),
+    [](const ::testing::TestParamInfo<GridParam>& info) {
+      const GridParam& g = info.param;
+      return kind_name(std::get<0>(g)) + "_T" + std::to_string(std::get<1>(g)) + "_HS" +
+             std::to_string(std::get<2>(g)) + (std::get<3>(g) > 0.f ? "_drop" : "");
+    });
+
+TEST(FusedVsNaiveShapes, ChunkOfQueriesAgainstLongerKeysWithPaddedRows) {
+  // Tq < Tk: the 37 queries sit at positions 163..199; k/v have 203 rows allocated per head.
+  for (BiasKind kind : {BiasKind::alibi, BiasKind::t5})
+    for (float p : {0.0f, 0.1f}) {
+      SCOPED_TRACE(kind_name(kind) + " p=" + std::to_string(p));
+      expect_fused_matches_naive(Problem(kind, 2, 3, 37, 200, 64, p, 203));
+      expect_fused_matches_naive(Problem(kind, 1, 2, 1, 130, 32, p));   // one decode step
+      expect_fused_matches_naive(Problem(kind, 1, 2, 65, 129, 80, p));  // tiles straddle
+    }
+}
+
+TEST(FusedVsNaiveShapes, SmallAndOddHeadSizesManyHeads) {
+  for (int HS : {1, 8, 16, 24, 48, 96})
+    for (BiasKind kind : {BiasKind::alibi, BiasKind::t5}) {
+      SCOPED_TRACE(kind_name(kind) + " HS=" + std::to_string(HS));
+      expect_fused_matches_naive(Problem(kind, 2, 5, 70, 70, HS, 0.1f));
+    }
+}
+
+TEST(FusedVsNaiveShapes, LongSequencePastT5MaxDistanceAndLargeAlibiBias) {
+  // Distances up to 599: alibi biases down to -300 (most keys negligible), t5 saturating bucket.
+  for (BiasKind kind : {BiasKind::alibi, BiasKind::t5})
+    expect_fused_matches_naive(Problem(kind, 1, 2, 600, 600, 32, 0.0f));
+}
+
+// ---- finite differences ----------------------------------------------------------------------
+using ForwardFn = void (*)(const Problem&, std::vector<float>& out);
+
+void naive_out(const Problem& P, std::vector<float>& out) {
+  std::vector<float> lse(P.nlse());
+  attention_forward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, out.data(),
+                          lse.data());
+}
+void fused_out(const Problem& P, std::vector<float>& out) {
+  std::vector<float> lse(P.nlse());
+  std::vector<float> ws(attention_workspace_floats(P.s, omp_get_max_threads()));
+  attention_forward(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, out.data(),
+                    lse.data(), ws.data());
+}
+
+// Checks dq, dk, dv, dt5 of `fused ? fused : naive` backward against central differences of
+// loss = sum(out * W), with dout = W.
+void check_gradients_fd(Problem P, bool fused) {
+  const ForwardFn forward = fused ? fused_out : naive_out;
+  std::vector<float> out(P.nq());
+  auto loss = [&] {
+    forward(P, out);
+    double l = 0.0;
+    for (size_t i = 0; i < out.size(); ++i) l += double(out[i]) * double(P.dout[i]);
+    return l;
+  };
+  std::vector<float> lse(P.nlse());
+  if (fused) {
+    std::vector<float> ws(attention_workspace_floats(P.s, omp_get_max_threads()));
+    attention_forward(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, out.data(),
+                      lse.data(), ws.data());
+  } else {
+    attention_forward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, out.data(),
+                            lse.data());
+  }
+  std::vector<float> dq(P.nq()), dk(P.nk()), dv(P.nk()), dt5(P.table.size(), 0.0f);
+  if (fused) {
+    std::vector<float> ws(attention_workspace_floats(P.s, omp_get_max_threads()));
+    attention_backward(P.s, P.q.data(), P.k.data(), P.v.data(), out.data(), lse.data(),
+                       P.dout.data(), P.bias, P.drop, dq.data(), dk.data(), dv.data(),
+                       dt5.data(), ws.data());
+  } else {
+    attention_backward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), out.data(), lse.data(),
+                             P.dout.data(), P.bias, P.drop, dq.data(), dk.data(), dv.data(),
+                             dt5.data());
+  }
+
+  auto fd_of = [&](std::vector<float>& x) {
+    std::vector<float> g(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float x0 = x[i];
+      x[i] = x0 + float(kFdStep);
+      const double lp = loss();
+      x[i] = x0 - float(kFdStep);
+      const double lm = loss();
+      x[i] = x0;
+      g[i] = float((lp - lm) / (2.0 * kFdStep));
+    }
+    return g;
+  };
+  struct Item {
+    const char* name;
+    std::vector<float>* input;
+    std::vector<float>* grad;
+  };
+  std::vector<Item> items = {{"dq", &P.q, &dq}, {"dk", &P.k, &dk}, {"dv", &P.v, &dv}};
+  if (P.bias.kind == BiasKind::t5) items.push_back({"dt5", &P.table, &dt5});
+  for (const Item& it : items) {
+    const std::vector<float> fd = fd_of(*it.input);
+    ASSERT_GT(max_abs(fd), 1e-3) << it.name << ": gradient vanishes, the check would be vacuous";
+    EXPECT_LE(rel_err(*it.grad, fd), kFdTol) << it.name;
+    // The check has teeth: the same gradient 1% off fails it.
+    std::vector<float> wrong(*it.grad);
+    for (float& e : wrong) e *= 1.01f;
+    EXPECT_GT(rel_err(wrong, fd), kFdTol) << it.name << ": tolerance too loose to see 1% errors";
+  }
+}
+
+TEST(FiniteDifferences, NaiveBackward) {
+  for (BiasKind kind : {BiasKind::none, BiasKind::alibi, BiasKind::t5})
+    for (float p : {0.0f, 0.3f}) {
+      SCOPED_TRACE(kind_name(kind) + " p=" + std::to_string(p));
+      check_gradients_fd(Problem(kind, 1, 2, 5, 5, 4, p), false);
+      check_gradients_fd(Problem(kind, 2, 1, 3, 7, 3, p, 8), false);  // Tq < Tk, padded rows
+    }
+}
+
+TEST(FiniteDifferences, T5TableWithDistancesPastMaxDistance) {
+  // 30 positions > kT5MaxDistance, so the saturating bucket collects gradient too.
+  check_gradients_fd(Problem(BiasKind::t5, 1, 2, 30, 30, 2, 0.0f), false);
+}
+
+TEST(FiniteDifferences, FusedBackward) {
+  for (BiasKind kind : {BiasKind::alibi, BiasKind::t5}) {
+    SCOPED_TRACE(kind_name(kind));
+    check_gradients_fd(Problem(kind, 1, 2, 6, 6, 5, 0.2f), true);
+  }
+}
+
+// ---- determinism -------------------------------------------------------------------------------
+void expect_bit_identical(const Grads& a, const Grads& b) {
+  auto same = [](const std::vector<float>& x, const std::vector<float>& y) {
+    return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+  };
+  EXPECT_TRUE(same(a.out, b.out));
+  EXPECT_TRUE(same(a.lse, b.lse));
+  EXPECT_TRUE(same(a.dq, b.dq));
+  EXPECT_TRUE(same(a.dk, b.dk));
+  EXPECT_TRUE(same(a.dv, b.dv));
+  EXPECT_TRUE(same(a.dt5, b.dt5));
+}
+
+TEST(Determinism, TwoFusedRunsAreBitIdentical) {
+  const Problem P(BiasKind::t5, 2, 3, 150, 150, 64, 0.1f);
+  const std::vector<float> dt5_init(size_t(kNumBuckets) * P.s.NH, 0.0f);
+  expect_bit_identical(run_fused(P, dt5_init), run_fused(P, dt5_init));
+}
+
+TEST(Determinism, FusedResultsDoNotDependOnThreadCount) {
+  // Each task writes only its own rows and the t5 gradient is reduced in a fixed order, so the
+  // thread count changes nothing (a stronger property than the one training relies on).
+  const Problem P(BiasKind::t5, 2, 3, 150, 150, 64, 0.1f);
+  const std::vector<float> dt5_init(size_t(kNumBuckets) * P.s.NH, 0.0f);
+  const int threads = omp_get_max_threads();
+  const Grads many = run_fused(P, dt5_init);
+  omp_set_num_threads(1);
+  const Grads one = run_fused(P, dt5_init);
+  omp_set_num_threads(threads);
+  expect_bit_identical(many, one);
+}
+
+TEST(Dropout, MaskDropsAboutPAndMatchesTheDocumentedHash) {
+  // With v = one-hot rows the output exposes each kept probability: p(i,j)/(1-p) or 0.
+  Problem P(BiasKind::none, 1, 1, 40, 40, 40, 0.25f);
+  std::fill(P.v.begin(), P.v.end(), 0.0f);
+  for (int j = 0; j < 40; ++j) P.v[size_t(j) * 40 + j] = 1.0f;
+  const std::vector<float> dt5(size_t(kNumBuckets), 0.0f);
+  const Grads g = run_fused(P, dt5);
+  int dropped = 0, visible = 0;
+  for (int i = 0; i < 40; ++i)
+    for (int j = 0; j <= i; ++j) {
+      const bool keep = u01(hash64(P.drop.seed, 0, uint64_t(i), uint64_t(j))) >= P.drop.p;
+      const float o = g.out[size_t(i) * 40 + j];
+      EXPECT_EQ(keep, o != 0.0f) << "i=" << i << " j=" << j;
+      dropped += o == 0.0f;
+      ++visible;
+    }
+  EXPECT_NEAR(double(dropped) / visible, 0.25, 0.06);  // 820 draws: 4 sigma is about 0.06
+}
+
+}  // namespace
+}  // namespace alibi

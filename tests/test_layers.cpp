@@ -1,0 +1,148 @@
+// Every dense layer's backward against central finite differences (tests/fd.h).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "fd.h"
+#include "kernels/ops.h"
+#include "position/position.h"
+
+namespace alibi {
+namespace {
+
+using test::dot;
+using test::expect_fd;
+using test::randn;
+
+TEST(Layers, LinearBackwardMatchesFiniteDifferences) {
+  const int64_t N = 6, IC = 10, OC = 7;
+  auto x = randn(N * IC, 1), W = randn(OC * IC, 2, 0.5f), b = randn(OC, 3), R = randn(N * OC, 4);
+  std::vector<float> out(N * OC), dx(N * IC), dW(OC * IC, 0.f), db(OC, 0.f);
+  auto loss = [&] {
+    linear_forward(out.data(), x.data(), W.data(), b.data(), N, IC, OC);
+    return dot(out.data(), R.data(), out.size());
+  };
+  linear_backward(dx.data(), dW.data(), db.data(), R.data(), x.data(), W.data(), N, IC, OC);
+  expect_fd("dx", loss, x.data(), x.size(), dx.data());
+  expect_fd("dW", loss, W.data(), W.size(), dW.data());
+  expect_fd("db", loss, b.data(), b.size(), db.data());
+}
+
+TEST(Layers, LayerNormBackwardMatchesFiniteDifferences) {
+  const int64_t N = 5, C = 12;
+  auto x = randn(N * C, 11), w = randn(C, 12), b = randn(C, 13), R = randn(N * C, 14);
+  std::vector<float> out(N * C), mean(N), rstd(N), dx(N * C, 0.f), dw(C, 0.f), db(C, 0.f);
+  auto loss = [&] {
+    layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C);
+    return dot(out.data(), R.data(), out.size());
+  };
+  loss();
+  layernorm_backward(dx.data(), dw.data(), db.data(), R.data(), x.data(), w.data(), mean.data(),
+                     rstd.data(), N, C);
+  expect_fd("dx", loss, x.data(), x.size(), dx.data());
+  expect_fd("dw", loss, w.data(), w.size(), dw.data());
+  expect_fd("db", loss, b.data(), b.size(), db.data());
+}
+
+TEST(Layers, GeluBackwardMatchesFiniteDifferences) {
+  const int64_t n = 64;
+  auto x = randn(n, 21, 2.0f), R = randn(n, 22);
+  std::vector<float> out(n), dx(n);
+  auto loss = [&] {
+    gelu_forward(out.data(), x.data(), n);
+    return dot(out.data(), R.data(), n);
+  };
+  gelu_backward(dx.data(), x.data(), R.data(), n);
+  expect_fd("dx", loss, x.data(), n, dx.data(), n);
+}
+
+TEST(Layers, EmbeddingAndPositionTableBackwardMatchFiniteDifferences) {
+  const int64_t B = 2, T = 5, C = 4, V = 7;
+  std::vector<int32_t> tok = {1, 3, 3, 6, 0, 2, 1, 1, 5, 3};
+  auto wte = randn(V * C, 31), wpe = randn(T * C, 32), R = randn(B * T * C, 33);
+  std::vector<float> x(B * T * C), dwte(V * C, 0.f), dwpe(T * C, 0.f);
+  auto loss = [&] {
+    embedding_forward(x.data(), tok.data(), wte.data(), B * T, C);
+    posemb_forward(x.data(), wpe.data(), B, T, C, 0);
+    return dot(x.data(), R.data(), x.size());
+  };
+  embedding_backward(dwte.data(), R.data(), tok.data(), B * T, C, V);
+  posemb_backward(dwpe.data(), R.data(), B, T, C, 0);
+  expect_fd("dwte", loss, wte.data(), wte.size(), dwte.data(), wte.size());
+  expect_fd("dwpe", loss, wpe.data(), wpe.size(), dwpe.data(), wpe.size());
+}
+
+TEST(Layers, HeadSplitAndMergeBackwardMatchFiniteDifferences) {
+  const int64_t B = 2, T = 3, NH = 3, HS = 2, C = NH * HS;
+  auto qkv = randn(B * T * 3 * C, 41), Rq = randn(B * T * C, 42), Rk = randn(B * T * C, 43),
+       Rv = randn(B * T * C, 44);
+  std::vector<float> q(B * T * C), k(B * T * C), v(B * T * C), y(B * T * C),
+      dqkv(B * T * 3 * C);
+  auto loss = [&] {
+    split_heads(q.data(), k.data(), v.data(), qkv.data(), B, T, NH, HS);
+    merge_heads(y.data(), v.data(), B, T, NH, HS);  // v -> y exercises the merge path
+    return dot(q.data(), Rq.data(), q.size()) + dot(k.data(), Rk.data(), k.size()) +
+           dot(y.data(), Rv.data(), y.size());
+  };
+  std::vector<float> dv(B * T * C);
+  merge_heads_backward(dv.data(), Rv.data(), B, T, NH, HS);
+  split_heads_backward(dqkv.data(), Rq.data(), Rk.data(), dv.data(), B, T, NH, HS);
+  expect_fd("dqkv", loss, qkv.data(), qkv.size(), dqkv.data(), qkv.size());
+}
+
+TEST(Layers, ResidualDropoutBackwardMatchesFiniteDifferences) {
+  const int64_t N = 8, C = 16;
+  auto base = randn(N * C, 51), br = randn(N * C, 52), R = randn(N * C, 53);
+  std::vector<float> x(N * C), dbr(N * C);
+  for (float p : {0.0f, 0.3f}) {
+    auto loss = [&] {
+      x = base;
+      residual_forward(x.data(), br.data(), N, C, p, 99);
+      return dot(x.data(), R.data(), x.size());
+    };
+    residual_backward(dbr.data(), R.data(), N, C, p, 99);
+    expect_fd("dbranch", loss, br.data(), br.size(), dbr.data(), br.size());
+  }
+  // With p = 0.3 about 30% of the mask is zero: the mask is really applied.
+  residual_backward(dbr.data(), std::vector<float>(N * C, 1.0f).data(), N, C, 0.3f, 99);
+  const auto zeros = std::count(dbr.begin(), dbr.end(), 0.0f);
+  EXPECT_GT(zeros, N * C / 6);
+  EXPECT_LT(zeros, N * C / 2);
+}
+
+TEST(Layers, CrossEntropyBackwardMatchesFiniteDifferences) {
+  const int64_t N = 4, V = 9;
+  auto logits = randn(N * V, 61, 2.0f);
+  std::vector<int32_t> tgt = {0, 8, 3, 3};
+  std::vector<float> lse(N), d(N * V);
+  auto loss = [&] { return double(crossentropy_forward(lse.data(), logits.data(), tgt.data(), N, V)); };
+  const float l = float(loss());
+  // reference: mean of -log softmax at the target, in double
+  double ref = 0.0;
+  for (int64_t n = 0; n < N; ++n) {
+    double s = 0.0;
+    for (int64_t v = 0; v < V; ++v) s += std::exp(double(logits[n * V + v]));
+    ref += std::log(s) - logits[n * V + tgt[n]];
+  }
+  EXPECT_NEAR(l, ref / N, 1e-5);
+  d = logits;
+  crossentropy_backward(d.data(), lse.data(), tgt.data(), N, V, 1.0f);
+  expect_fd("dlogits", loss, logits.data(), logits.size(), d.data(), logits.size());
+}
+
+TEST(Layers, RotaryBackwardMatchesFiniteDifferences) {
+  const int B = 1, NH = 2, T = 5, HS = 8;
+  auto x = randn(B * NH * T * HS, 71), R = randn(B * NH * T * HS, 72);
+  std::vector<float> y;
+  auto loss = [&] {
+    y = x;
+    rotary_forward(y.data(), B, NH, T, HS, 3);
+    return dot(y.data(), R.data(), y.size());
+  };
+  std::vector<float> dx = R;
+  rotary_backward(dx.data(), B, NH, T, HS, 3);
+  expect_fd("dx", loss, x.data(), x.size(), dx.data(), x.size());
+}
+
+}  // namespace
+}  // namespace alibi
