@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   // prepare
   PrepareOptions prep;
   auto* cp = app.add_subcommand("prepare", "tokenise a corpus into a data folder");
-  cp->option_defaults()->always_capture_default();
+  cp->option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cp->add_option("--input", prep.input, "text file, or folder with train/valid/test files")
       ->required();
   cp->add_option("--out", prep.out, "output data folder")->required();
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   std::string pos = "alibi";
   double time_limit_min = 0;
   auto* ct = app.add_subcommand("train", "train a language model on a prepared data folder");
-  ct->option_defaults()->always_capture_default();
+  ct->option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   ct->add_option("--data", to.data, "prepared data folder (alibi prepare)");
   ct->add_option("--out", to.out, "run folder for checkpoints and log.jsonl");
   ct->add_option("--resume", to.resume, "continue a run folder or checkpoint bit-identically");

@@ -57,10 +57,19 @@ uint64_t get_u64(const unsigned char* p) {
 std::string read_whole(const fs::path& p, const std::string& what) {
   std::ifstream f(p, std::ios::binary);
   if (!f) usage_error(what, " '", p.string(), "' cannot be read; check the path and permissions");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) usage_error(what, " '", p.string(), "' could not be read to the end");
-  return ss.str();
+  std::error_code ec;
+  std::string s;
+  if (fs::is_regular_file(p, ec)) {  // one allocation, however large the corpus
+    s.resize(size_t(fs::file_size(p, ec)));
+    f.read(s.data(), std::streamsize(s.size()));
+    if (size_t(f.gcount()) != s.size())
+      usage_error(what, " '", p.string(), "' could not be read to the end");
+  } else {  // a pipe or a device
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    s = ss.str();
+  }
+  return s;
 }
 
 // mkstemp and mkdtemp create private (0600 / 0700) entries; prepared data should get the usual
@@ -321,9 +330,9 @@ void prepare(const PrepareOptions& opts) {
   if (opts.out.empty()) usage_error("no output folder given");
   const int threads = opts.threads > 0 ? opts.threads : omp_get_max_threads();
 
-  fs::path out = fs::path(opts.out).lexically_normal();
-  if (out.filename().empty()) out = out.parent_path();  // "dir/" -> "dir"
   std::error_code ec;
+  fs::path out = fs::absolute(opts.out, ec).lexically_normal();
+  if (out.filename().empty()) out = out.parent_path();  // "dir/" -> "dir"
   if (fs::exists(out, ec) && !is_prepare_output(out))
     usage_error("output '", out.string(), "' exists and is not a prepare output (no prepare.json); "
                 "remove it or choose another output folder");
@@ -404,7 +413,7 @@ void prepare(const PrepareOptions& opts) {
         std::string msg = e.what();
         const std::string quoted = "'" + train_path + "'";
         if (size_t at = msg.find(quoted); at != std::string::npos)
-          msg.replace(at, quoted.size(), "the train split of '" + opts.input + "'");
+          msg.replace(at, quoted.size(), str_cat("the train split of '", opts.input, "'"));
         throw UsageError(msg);
       }
       if (train_path != splits[0].source) fs::remove(train_path);

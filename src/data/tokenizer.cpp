@@ -276,7 +276,7 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
     if (!fs::is_regular_file(model_path, ec))
       usage_error("tokenizer folder '", dir, "' has kind bpe but no tokenizer.model");
     std::string model = read_file_or_throw(model_path, "tokenizer model");
-    t.sp_ = load_sp(model, "'" + model_path.string() + "'");
+    t.sp_ = load_sp(model, str_cat("'", model_path.string(), "'"));
     t.kind_ = TokenizerKind::bpe;
     t.model_bytes_ = std::move(model);
   } else {

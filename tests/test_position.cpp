@@ -1,0 +1,108 @@
+// Position methods: ALiBi slopes against the rule of paper.md, and the whole model's backward
+// (with dropout, every method) against finite differences.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "fd.h"
+#include "model/model.h"
+#include "position/position.h"
+
+namespace alibi {
+namespace {
+
+// The rule of paper.md, written independently of src/position: powers of two get 2^(-8h/n);
+// other counts take the c = 2^floor(log2 n) slopes, then every other slope of the 2c set.
+std::vector<double> rule_slopes(int n) {
+  auto pow2 = [](int m) {
+    std::vector<double> s;
+    for (int h = 1; h <= m; ++h) s.push_back(std::pow(2.0, -8.0 * h / m));
+    return s;
+  };
+  int c = 1;
+  while (c * 2 <= n) c *= 2;
+  std::vector<double> s = pow2(c);
+  const std::vector<double> extra = pow2(2 * c);
+  for (int i = 0; int(s.size()) < n; i += 2) s.push_back(extra[i]);
+  return s;
+}
+
+TEST(Slopes, MatchTheRuleForOneToSixtyFourHeads) {
+  for (int n = 1; n <= 64; ++n) {
+    const std::vector<float> got = alibi_slopes(n);
+    const std::vector<double> want = rule_slopes(n);
+    ASSERT_EQ(got.size(), size_t(n));
+    for (int h = 0; h < n; ++h)
+      EXPECT_EQ(got[h], float(want[h])) << n << " heads, head " << h;
+  }
+}
+
+TEST(Slopes, WrittenOutValues) {
+  const double r = std::sqrt(0.5);  // 2^-0.5
+  const std::vector<std::pair<int, std::vector<double>>> cases = {
+      {6, {0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125}},
+      {8, {0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125, 0.00390625}},
+      {12, {0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125, 0.00390625, r, r / 2,
+            r / 4, r / 8}},
+      {16, {r, 0.5, r / 2, 0.25, r / 4, 0.125, r / 8, 0.0625, r / 16, 0.03125, r / 32,
+            0.015625, r / 64, 0.0078125, r / 128, 0.00390625}},
+  };
+  for (const auto& [n, want] : cases) {
+    const std::vector<float> got = alibi_slopes(n);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t h = 0; h < want.size(); ++h)
+      EXPECT_FLOAT_EQ(got[h], float(want[h])) << n << " heads, head " << h;
+  }
+}
+
+TEST(Position, UnknownNameIsAUsageError) {
+  EXPECT_THROW(parse_pos("wavelet"), UsageError);
+  for (const char* n : {"alibi", "sinusoidal", "learned", "rotary", "t5", "none"})
+    EXPECT_STREQ(pos_name(parse_pos(n)), n);
+}
+
+// The model's full backward, dropout included, against finite differences of its loss.
+class ModelFd : public ::testing::TestWithParam<PosKind> {};
+
+TEST_P(ModelFd, ParameterGradientsMatchFiniteDifferences) {
+  ModelConfig c;
+  c.vocab = 17;
+  c.layers = 2;
+  c.d_model = 12;
+  c.heads = 3;
+  c.ffn = 20;
+  c.pos = GetParam();
+  c.max_positions = 9;
+  c.t5_buckets = 4;
+  c.t5_max_distance = 6;
+  c.dropout_resid = 0.1f;
+  c.dropout_attn = 0.1f;
+  const int B = 2, T = 9;
+  Model m(c, B, T);
+  m.init_weights(3);
+  // Larger weights than the 0.02 initialisation so that every path carries gradient.
+  Rng r(11);
+  for (float& w : m.params.data) w += 0.3f * r.normal();
+  std::vector<int32_t> tok(B * T), tgt(B * T);
+  for (int i = 0; i < B * T; ++i) {
+    tok[i] = int32_t(r.below(c.vocab));
+    tgt[i] = int32_t(r.below(c.vocab));
+  }
+  constexpr uint64_t kDropSeed = 42;
+  auto loss = [&] { return double(m.forward(tok.data(), tgt.data(), B, T, true, kDropSeed)); };
+  loss();
+  m.grads.zero();
+  m.backward();
+  for (const TensorInfo& t : m.layout.tensors)
+    test::expect_fd(t.name.c_str(), loss, m.params.data.data() + t.offset, t.numel,
+                    m.grads.data.data() + t.offset, 6);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMethods, ModelFd,
+                         ::testing::Values(PosKind::none, PosKind::alibi, PosKind::sinusoidal,
+                                           PosKind::learned, PosKind::rotary, PosKind::t5),
+                         [](const auto& info) { return std::string(pos_name(info.param)); });
+
+}  // namespace
+}  // namespace alibi

@@ -1,0 +1,205 @@
+// The training job end to end through the CLI: bit-identical resume, signals, bad input.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+
+#include "cli.h"
+#include "core/safetensors.h"
+#include "model/checkpoint.h"
+
+namespace alibi {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_cli;
+using test::TempDir;
+
+// A small model that trains in well under a second per step on 2 cores.
+const std::string kTiny =
+    " --layers 2 --d-model 32 --heads 4 --ffn 64 --seq-len 32 --batch 4 --warmup 5 --lr 3e-3"
+    " --eval-every 10 --eval-windows 8 --log-every 10 --seed 5";
+
+class TrainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir("train");
+    // 200 KB of text is enough for random windows and a validation split.
+    std::ifstream src(test::shakespeare_path(), std::ios::binary);
+    std::string text(200000, '\0');
+    src.read(text.data(), std::streamsize(text.size()));
+    text.resize(size_t(src.gcount()));
+    test::write_text(*dir_ / "corpus.txt", text);
+    auto r = run_cli("prepare --input " + *dir_ / "corpus.txt" + " --out " + *dir_ / "data" +
+                         " --tokenizer bytes",
+                     *dir_ / "prep.err");
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string data() { return *dir_ / "data"; }
+  static std::string path(const std::string& s) { return *dir_ / s; }
+  static TempDir* dir_;
+};
+TempDir* TrainCli::dir_ = nullptr;
+
+// Every tensor of two checkpoints, byte for byte (weights and both AdamW moments).
+void expect_identical(const std::string& a, const std::string& b) {
+  const Safetensors x = Safetensors::read(a), y = Safetensors::read(b);
+  ASSERT_EQ(x.tensors.size(), y.tensors.size());
+  for (const auto& [name, t] : x.tensors) {
+    ASSERT_TRUE(y.has(name)) << name;
+    EXPECT_TRUE(t.data == y.at(name).data) << "tensor " << name << " differs";
+  }
+  EXPECT_EQ(x.metadata.at("step"), y.metadata.at("step"));
+}
+
+TEST_F(TrainCli, ResumeIsBitIdentical) {
+  for (const char* pos : {"alibi", "t5"}) {
+    const std::string p = std::string(" --pos ") + pos + " --dropout 0.1 --attn-dropout 0.1";
+    const std::string straight = path(std::string("straight_") + pos);
+    const std::string split = path(std::string("split_") + pos);
+    auto r = run_cli("train --data " + data() + " --out " + straight + kTiny + p + " --steps 20",
+                     path("a.err"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    r = run_cli("train --data " + data() + " --out " + split + kTiny + p + " --steps 20" +
+                    " --time-limit 0 --save-every 10",
+                path("b.err"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    // Throw away the end of the split run and continue from its step-10 checkpoint.
+    fs::remove(split + "/ckpt-000000020.safetensors");
+    ASSERT_TRUE(fs::exists(split + "/ckpt-000000010.safetensors"));
+    r = run_cli("train --resume " + split + " --steps 20", path("c.err"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("resumed"), std::string::npos) << r.err;
+    expect_identical(straight + "/ckpt-000000020.safetensors",
+                     split + "/ckpt-000000020.safetensors");
+  }
+}
+
+TEST_F(TrainCli, CheckpointHoldsTheRunState) {
+  const std::string run = path("state");
+  auto r = run_cli("train --data " + data() + " --out " + run + kTiny + " --steps 3",
+                   path("s.err"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Checkpoint ck = read_checkpoint(run);
+  EXPECT_EQ(ck.step, 3);
+  EXPECT_EQ(ck.config.heads, 4);
+  EXPECT_EQ(ck.train.at("seed").get<int>(), 5);
+  EXPECT_TRUE(ck.st.has("adam.m.wte"));
+  EXPECT_TRUE(ck.st.has("adam.v.h.1.mlp.fc.w"));
+  // The progress line has step, loss, learning rate, tokens/s and ETA.
+  for (const char* s : {"step", "loss", "lr", "tok/s", "ETA", "val loss"})
+    EXPECT_NE(r.err.find(s), std::string::npos) << s << " missing from: " << r.err;
+}
+
+TEST_F(TrainCli, SigintSavesACheckpointAndExitsCleanly) {
+  const std::string run = path("sigint");
+  const std::string cmd = "bash -c '" + std::string(ALIBI_CLI) + " train --data " + data() +
+                          " --out " + run + kTiny + " --steps 100000 --save-every 0 2>" +
+                          path("int.err") + " & pid=$!; sleep 3; kill -INT $pid; wait $pid; echo $? > " +
+                          path("int.code") + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream f(path("int.code"));
+  int code = -1;
+  f >> code;
+  EXPECT_EQ(code, 0);
+  const Checkpoint ck = read_checkpoint(run);
+  EXPECT_GT(ck.step, 0);
+  EXPECT_LT(ck.step, 100000);
+}
+
+// Exit code 2 and one error line, the last on stderr, naming `needle` (progress lines may come
+// before it when the failure happens mid-run).
+void expect_usage_error(const test::CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  const size_t at = r.err.find("alibi: error: ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const std::string line = r.err.substr(at);
+  EXPECT_NE(line.find(needle), std::string::npos) << "expected '" << needle << "' in: " << line;
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << r.err;
+  EXPECT_TRUE(line.ends_with("\n")) << r.err;
+}
+
+TEST_F(TrainCli, BadCorpusIsRejected) {
+  const std::string missing = path("no_such_file.txt");
+  expect_usage_error(run_cli("prepare --input " + missing + " --out " + path("o1"), path("e1")),
+                     missing);
+  test::write_text(path("empty.txt"), "");
+  expect_usage_error(
+      run_cli("prepare --input " + path("empty.txt") + " --out " + path("o2"), path("e2")),
+      "empty.txt");
+  test::write_text(path("binary.txt"), std::string("abc\0\x01\x02 def", 10));
+  expect_usage_error(
+      run_cli("prepare --input " + path("binary.txt") + " --out " + path("o3"), path("e3")),
+      "binary.txt");
+  for (const char* o : {"o1", "o2", "o3"}) EXPECT_FALSE(fs::exists(path(o))) << o;
+}
+
+TEST_F(TrainCli, CorpusShorterThanAWindowIsRejected) {
+  expect_usage_error(run_cli("train --data " + data() + " --out " + path("short") + kTiny +
+                                 " --seq-len 1000000 --steps 1",
+                             path("e4")),
+                     "--seq-len");
+  EXPECT_FALSE(fs::exists(path("short")));
+}
+
+TEST_F(TrainCli, BadModelFlagsAreRejected) {
+  expect_usage_error(run_cli("train --data " + data() + " --out " + path("bad1") + kTiny +
+                                 " --d-model 30 --steps 1",
+                             path("e5")),
+                     "--d-model 30");
+  expect_usage_error(run_cli("train --data " + data() + " --out " + path("bad2") + kTiny +
+                                 " --pos wavelet --steps 1",
+                             path("e6")),
+                     "wavelet");
+  EXPECT_FALSE(fs::exists(path("bad1")));
+  EXPECT_FALSE(fs::exists(path("bad2")));
+}
+
+TEST_F(TrainCli, TruncatedOrForeignCheckpointIsRejected) {
+  const std::string run = path("trunc");
+  ASSERT_EQ(run_cli("train --data " + data() + " --out " + run + kTiny + " --steps 2",
+                    path("t.err")).code, 0);
+  const std::string ck = run + "/ckpt-000000002.safetensors";
+  fs::resize_file(ck, fs::file_size(ck) / 2);
+  expect_usage_error(run_cli("train --resume " + ck + " --steps 4", path("e7")), ck);
+
+  Safetensors foreign;
+  const float w[2] = {1, 2};
+  foreign.add_f32("weight", {2}, w);
+  foreign.write_atomic(path("foreign.safetensors"));
+  expect_usage_error(
+      run_cli("train --resume " + path("foreign.safetensors") + " --steps 4", path("e8")),
+      "foreign.safetensors");
+  test::write_text(path("text.safetensors"), "hello, not a checkpoint");
+  expect_usage_error(
+      run_cli("train --resume " + path("text.safetensors") + " --steps 4", path("e9")),
+      "text.safetensors");
+}
+
+TEST_F(TrainCli, ResumeWithContradictingFlagsIsRejected) {
+  const std::string run = path("contra");
+  ASSERT_EQ(run_cli("train --data " + data() + " --out " + run + kTiny + " --steps 2",
+                    path("c.err")).code, 0);
+  expect_usage_error(run_cli("train --resume " + run + " --heads 8 --steps 4", path("e10")),
+                     "--heads");
+  expect_usage_error(run_cli("train --resume " + run + " --pos rotary --steps 4", path("e11")),
+                     "--pos");
+  // Flags that agree with the checkpoint are fine.
+  EXPECT_EQ(run_cli("train --resume " + run + " --heads 4 --steps 3", path("e12")).code, 0);
+}
+
+TEST_F(TrainCli, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  const std::string run = path("nan");
+  // A learning rate of 1e30 turns the weights into infinities after one AdamW step.
+  auto r = run_cli("train --data " + data() + " --out " + run + kTiny +
+                       " --lr 1e30 --warmup 1 --steps 5 --save-every 1",
+                   path("e13"));
+  expect_usage_error(r, "step 2");
+  const Checkpoint ck = read_checkpoint(run);
+  EXPECT_EQ(ck.step, 1);
+}
+
+}  // namespace
+}  // namespace alibi
