@@ -94,13 +94,14 @@ void fill_band(const ScoreBias& b, int h, int NH, int base, float* band) {
 }
 
 // exp(x) that vectorises (std::exp only does under -ffast-math). Cephes expf: Cody-Waite range
-// reduction and a degree-6 polynomial, relative error about 2e-7. Inputs are clamped to
-// [-87.3, 88.3], so exp(-inf) gives ~1e-38 instead of 0, which a softmax cannot tell apart.
+// reduction and a degree-6 polynomial, relative error about 2e-7. x < -87.3 (including -inf)
+// gives exactly 0, so far-away or masked keys add no denormals; x is clamped at 88.3 above.
 // Written with selects and the 1.5*2^23 rounding trick: GCC 12 vectorises neither std::min /
 // std::max (branches) nor std::floor in this loop.
 inline float fast_exp(float x) {
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: t + kRound - kRound = nearest integer
-  x = x < -87.3f ? -87.3f : x;
+  const bool underflow = x < -87.3f;
+  x = underflow ? -87.3f : x;
   x = x > 88.3f ? 88.3f : x;
   const float n = (x * 1.44269504088896341f + kRound) - kRound;
   float r = x - n * 0.693359375f;
@@ -112,7 +113,7 @@ inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  return y * std::bit_cast<float>((int32_t(n) + 127) << 23);
+  return underflow ? 0.0f : y * std::bit_cast<float>((int32_t(n) + 127) << 23);
 }
 
 // ---- register-blocked tile product -------------------------------------------------------

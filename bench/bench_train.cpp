@@ -1,0 +1,156 @@
+// Training-step throughput of the C++ model against its PyTorch twin and against this machine's
+// sgemm, all measured in the same run (the machine is shared and noisy: read the ratios).
+//
+//   build/bench/bench_train [--config tiny|small|all] [--steps N] [--threads N] [--no-torch]
+//
+// tiny:  V 256 (bytes), C 256, L 4, NH 8, F 1024, T 128, B 32
+// small: V 8192 (BPE),  C 512, L 8, NH 8, F 2048, T 256, B 16
+// FLOPs per step = 6 * params * tokens + attention (6 * L * T * C per token: QK^T and PV, causal
+// halves, forward + backward = 3x forward).
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/ops.h"
+#include "model/model.h"
+#include "train/optim.h"
+
+using namespace alibi;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+struct BenchConfig {
+  const char* name;
+  ModelConfig model;
+  int B, T;
+};
+
+double seconds_since(clk::time_point t0) {
+  return std::chrono::duration<double>(clk::now() - t0).count();
+}
+
+// Best of a few 2048^3 products: the machine's practical fp32 matmul peak.
+double sgemm_gflops() {
+  const int64_t n = 2048;
+  std::vector<float> a(n * n, 1.0f), b(n * n, 0.5f), c(n * n);
+  gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  double best = 0;
+  for (int r = 0; r < 5; ++r) {
+    auto t0 = clk::now();
+    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+double step_flops(const BenchConfig& bc, size_t n_params) {
+  const double tokens = double(bc.B) * bc.T;
+  return 6.0 * double(n_params) * tokens +
+         6.0 * bc.model.layers * double(bc.T) * bc.model.d_model * tokens;
+}
+
+// Median seconds per full training step (forward, backward, clip, AdamW).
+double time_cpp(const BenchConfig& bc, int steps, size_t* n_params) {
+  Model m(bc.model, bc.B, bc.T);
+  m.init_weights(1);
+  ParamSet mo(m.layout), ve(m.layout);
+  *n_params = 0;
+  for (const TensorInfo& t : m.layout.tensors) *n_params += t.numel;
+  std::vector<int32_t> tok(size_t(bc.B) * bc.T), tgt(tok.size());
+  Rng r(2);
+  for (size_t i = 0; i < tok.size(); ++i) {
+    tok[i] = int32_t(r.below(bc.model.vocab));
+    tgt[i] = int32_t(r.below(bc.model.vocab));
+  }
+  std::vector<double> times;
+  for (int s = 0; s < steps + 1; ++s) {  // the first step warms caches and thread pools
+    auto t0 = clk::now();
+    m.grads.zero();
+    m.forward(tok.data(), tgt.data(), bc.B, bc.T, true, 0);
+    m.backward();
+    clip_grad_norm(m.grads, 1.0f);
+    adamw_step(m.params, m.grads, mo, ve, 1e-4f, s + 1, AdamWConfig{});
+    if (s > 0) times.push_back(seconds_since(t0));
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// Tokens/s of the PyTorch twin (tests/ref/twin.py) at the same sizes and thread count; 0 if
+// PyTorch is not available.
+double time_torch(const BenchConfig& bc, int steps, int threads) {
+  const ModelConfig& c = bc.model;
+  const std::string cmd = std::string("python3 ") + ALIBI_SOURCE_DIR + "/tests/ref/twin.py" +
+                          " --pos " + pos_name(c.pos) + " --vocab " + std::to_string(c.vocab) +
+                          " --layers " + std::to_string(c.layers) + " --d-model " +
+                          std::to_string(c.d_model) + " --heads " + std::to_string(c.heads) +
+                          " --ffn " + std::to_string(c.ffn) + " -B " + std::to_string(bc.B) +
+                          " -T " + std::to_string(bc.T) + " --iters " + std::to_string(steps) +
+                          " --threads " + std::to_string(threads) + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return 0;
+  char line[512];
+  double tps = 0;
+  while (std::fgets(line, sizeof(line), p)) {
+    const char* at = std::strstr(line, "ms/step, ");
+    if (at) tps = std::atof(at + std::strlen("ms/step, "));
+  }
+  pclose(p);
+  return tps;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string which = "all";
+  int steps = 5, threads = 0;
+  bool torch = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) which = argv[++i];
+    else if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (a == "--no-torch") torch = false;
+    else {
+      std::fprintf(stderr,
+                   "usage: bench_train [--config tiny|small|all (all)] [--steps N (5)] "
+                   "[--threads N (0: all cores)] [--no-torch]\n");
+      return 2;
+    }
+  }
+  if (threads > 0) omp_set_num_threads(threads);
+  threads = omp_get_max_threads();
+
+  std::vector<BenchConfig> configs;
+  ModelConfig tiny;
+  tiny.vocab = 256; tiny.layers = 4; tiny.d_model = 256; tiny.heads = 8; tiny.ffn = 1024;
+  ModelConfig small;
+  small.vocab = 8192; small.layers = 8; small.d_model = 512; small.heads = 8; small.ffn = 2048;
+  if (which == "tiny" || which == "all") configs.push_back({"tiny", tiny, 32, 128});
+  if (which == "small" || which == "all") configs.push_back({"small", small, 16, 256});
+
+  const double peak = sgemm_gflops();
+  std::printf("threads %d; sgemm 2048^3: %.1f GFLOP/s (this run's baseline)\n\n", threads, peak);
+  std::printf("| config | alibi C++ tok/s | GFLOP/s | of sgemm | PyTorch twin tok/s | C++ / PyTorch |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|\n");
+  for (const BenchConfig& bc : configs) {
+    size_t n_params = 0;
+    const double sec = time_cpp(bc, steps, &n_params);
+    const double tps = double(bc.B) * bc.T / sec;
+    const double gf = step_flops(bc, n_params) / sec / 1e9;
+    const double ttps = torch ? time_torch(bc, steps, threads) : 0.0;
+    std::printf("| %s (%.1fM params) | %.0f | %.1f | %.0f%% | %s | %s |\n", bc.name,
+                double(n_params) / 1e6, tps, gf, 100.0 * gf / peak,
+                ttps > 0 ? std::to_string(int(ttps)).c_str() : "n/a",
+                ttps > 0 ? (std::to_string(tps / ttps).substr(0, 4) + "x").c_str() : "n/a");
+    std::fflush(stdout);
+  }
+  return 0;
+}
