@@ -305,10 +305,15 @@ TEST(AttentionFiniteDifferences, T5TableWithDistancesPastMaxDistance) {
 }
 
 TEST(AttentionFiniteDifferences, FusedBackward) {
+  // Hundreds of one-tile calls: on one thread, so a busy machine does not turn each OpenMP
+  // fork/join into milliseconds of waiting (threading is covered by the comparisons above).
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
   for (BiasKind kind : {BiasKind::alibi, BiasKind::t5}) {
     SCOPED_TRACE(kind_name(kind));
     check_gradients_fd(Problem(kind, 1, 2, 6, 6, 5, 0.2f), true);
   }
+  omp_set_num_threads(threads);
 }
 
 // ---- determinism -------------------------------------------------------------------------------

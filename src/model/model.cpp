@@ -50,25 +50,31 @@ struct Model::Acts {
   std::vector<int32_t> t5_buckets;       // (t5_max_distance)
 };
 
-Model::Model(const ModelConfig& c, int B, int T)
-    : cfg(c), layout(make_param_layout(c)), params(layout), grads(layout), maxB_(B), maxT_(T) {
+Model::Model(const ModelConfig& c, int B, int T, bool training)
+    : cfg(c), layout(make_param_layout(c)), params(layout),
+      training_(training), maxB_(B), maxT_(T) {
   cfg.validate();
   ALIBI_CHECK(B > 0 && T > 0);
-  const size_t N = size_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, L = c.layers;
+  if (training) grads = ParamSet(layout);
+  const size_t N = size_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab;
   const size_t NHT = size_t(B) * c.heads * T;
+  // Training keeps every layer for the backward; inference lets all layers share one set.
+  const size_t L = training ? size_t(c.layers) : 1;
   AttnShape as{B, c.heads, T, T, c.head_size(), 0};
   const size_t ws = attention_workspace_floats(as, omp_get_max_threads());
   // Size table, in floats, in allocation order.
   const size_t per_layer = N * C * 9 + N * 4 + NHT + N * F * 2;
-  const size_t total = L * per_layer + N * C * 2 + N * 3 + N * V + N * 3 * C + N * C * 4 +
-                       N * C * 4 + N * F + ws;
+  const size_t grad_scratch = training ? N * C * 7 + N * F : 0;
+  const size_t total = L * per_layer + N * C * 2 + N * 3 + N * V + N * 3 * C + N * C +
+                       grad_scratch + ws;
   acts_ = std::make_unique<Acts>();
   Acts& a = *acts_;
   a.arena.assign(total, 0.0f);
   float* p = a.arena.data();
   auto take = [&](size_t n) { float* r = p; p += n; return r; };
-  a.layer.resize(L);
-  for (auto& l : a.layer) {
+  a.layer.resize(c.layers);
+  for (size_t i = 0; i < L; ++i) {
+    Acts::Layer& l = a.layer[i];
     l.x_in = take(N * C);
     l.ln1 = take(N * C);
     l.ln1_mean = take(N);
@@ -86,6 +92,7 @@ Model::Model(const ModelConfig& c, int B, int T)
     l.fch = take(N * F);
     l.fcg = take(N * F);
   }
+  for (size_t i = L; i < a.layer.size(); ++i) a.layer[i] = a.layer[0];
   a.x_final = take(N * C);
   a.lnf = take(N * C);
   a.lnf_mean = take(N);
@@ -94,14 +101,16 @@ Model::Model(const ModelConfig& c, int B, int T)
   a.logits = take(N * V);
   a.qkv = take(N * 3 * C);
   a.branch = take(N * C);
-  a.dres = take(N * C);
-  a.dln = take(N * C);
-  a.datty = take(N * C);
-  a.datt = take(N * C);
-  a.dq = take(N * C);
-  a.dk = take(N * C);
-  a.dv = take(N * C);
-  a.dF = take(N * F);
+  if (training) {
+    a.dres = take(N * C);
+    a.dln = take(N * C);
+    a.datty = take(N * C);
+    a.datt = take(N * C);
+    a.dq = take(N * C);
+    a.dk = take(N * C);
+    a.dv = take(N * C);
+    a.dF = take(N * F);
+  }
   a.attn_ws = take(ws);
   ALIBI_CHECK(p == a.arena.data() + total);
   a.tokens.resize(N);
@@ -153,37 +162,39 @@ void Model::init_weights(uint64_t seed) {
   }
 }
 
-float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T, bool train,
-                     uint64_t dropout_seed) {
-  ALIBI_CHECK(B <= maxB_ && T <= maxT_, "batch ", B, "x", T, " exceeds the plan ", maxB_, "x",
-              maxT_);
+float* Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
   Acts& a = *acts_;
   const ModelConfig& c = cfg;
-  const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
-  const int HS = c.head_size();
-  B_ = B;
-  T_ = T;
-  train_ = train;
-  dropout_seed_ = dropout_seed;
+  const int64_t N = int64_t(B) * T, C = c.d_model, V = c.vocab;
   for (int64_t i = 0; i < N; ++i) {
     if (tokens[i] < 0 || tokens[i] >= V)
       usage_error("token id ", tokens[i], " at position ", i, " is outside the vocabulary of ",
                   V);
     a.tokens[i] = tokens[i];
   }
-  if (c.pos == PosKind::learned && T > c.max_positions)
-    usage_error("--pos learned has a table of ", c.max_positions, " positions; a window of ", T,
-                " tokens needs more (learned embeddings cannot extrapolate)");
+  if (c.pos == PosKind::learned && pos0 + T > c.max_positions)
+    usage_error("--pos learned has a table of ", c.max_positions, " positions; position ",
+                pos0 + T - 1, " is past it (learned embeddings cannot extrapolate)");
+  float* x = a.layer[0].x_in;
+  embedding_forward(x, a.tokens.data(), params.get("wte"), N, C);
+  if (c.pos == PosKind::sinusoidal) sinusoidal_add(x, B, T, int(C), pos0);
+  if (c.pos == PosKind::learned) posemb_forward(x, params.get("wpe"), B, T, C, pos0);
+  return x;
+}
 
+// The blocks and the final LayerNorm + tied projection: layer[0].x_in (B,T,C) -> logits.
+// With a cache (B = 1), keys and values go into it and queries attend to everything cached.
+void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed) {
+  Acts& a = *acts_;
+  const ModelConfig& c = cfg;
+  const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
+  const int HS = c.head_size();
+  const bool train = train_;
   const float p_res = train ? c.dropout_resid : 0.0f;
   AttnDropout adrop{train ? c.dropout_attn : 0.0f, 0};
   const ScoreBias bias = score_bias(c, a, params);
   AttnShape as{B, int(NH), T, T, HS, 0};
-
-  float* x = a.layer[0].x_in;
-  embedding_forward(x, a.tokens.data(), params.get("wte"), N, C);
-  if (c.pos == PosKind::sinusoidal) sinusoidal_add(x, B, T, int(C), 0);
-  if (c.pos == PosKind::learned) posemb_forward(x, params.get("wpe"), B, T, C, 0);
+  if (cache) as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->capacity};
 
   for (int l = 0; l < c.layers; ++l) {
     Acts::Layer& s = a.layer[l];
@@ -194,11 +205,23 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
                    N, C, 3 * C);
     split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
     if (c.pos == PosKind::rotary) {
-      rotary_forward(s.q, B, int(NH), T, HS, 0);
-      rotary_forward(s.k, B, int(NH), T, HS, 0);
+      rotary_forward(s.q, B, int(NH), T, HS, pos0);
+      rotary_forward(s.k, B, int(NH), T, HS, pos0);
     }
     adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
-    attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, a.attn_ws);
+    if (cache) {
+      // (1,NH,T,HS) rows appended at cache->len of each head's (capacity, HS) block
+      const size_t layer_off = size_t(l) * NH * cache->capacity * HS;
+      for (int64_t h = 0; h < NH; ++h) {
+        const size_t dst = layer_off + (size_t(h) * cache->capacity + cache->len) * HS;
+        std::memcpy(cache->k.data() + dst, s.k + h * T * HS, size_t(T) * HS * sizeof(float));
+        std::memcpy(cache->v.data() + dst, s.v + h * T * HS, size_t(T) * HS * sizeof(float));
+      }
+      attention_forward(as, s.q, cache->k.data() + layer_off, cache->v.data() + layer_off, bias,
+                        adrop, s.att, s.lse, cache->workspace.data());
+    } else {
+      attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, a.attn_ws);
+    }
     merge_heads(s.atty, s.att, B, T, NH, HS);
     linear_forward(a.branch, s.atty, params.get(pre + "attn.proj.w"),
                    params.get(pre + "attn.proj.b"), N, C, C);
@@ -213,12 +236,27 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
     linear_forward(a.branch, s.fcg, params.get(pre + "mlp.proj.w"),
                    params.get(pre + "mlp.proj.b"), N, F, C);
     float* x_out = l + 1 < c.layers ? a.layer[l + 1].x_in : a.x_final;
-    std::memcpy(x_out, s.x_mid, size_t(N * C) * sizeof(float));
+    std::memmove(x_out, s.x_mid, size_t(N * C) * sizeof(float));
     residual_forward(x_out, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 2));
   }
   layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, params.get("lnf.w"),
                     params.get("lnf.b"), N, C);
   linear_forward(a.logits, a.lnf, params.get("wte"), nullptr, N, C, V);
+}
+
+float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T, bool train,
+                     uint64_t dropout_seed) {
+  ALIBI_CHECK(B <= maxB_ && T <= maxT_, "batch ", B, "x", T, " exceeds the plan ", maxB_, "x",
+              maxT_);
+  ALIBI_CHECK(training_ || !train, "an inference model cannot train");
+  Acts& a = *acts_;
+  const int64_t N = int64_t(B) * T, V = cfg.vocab;
+  B_ = B;
+  T_ = T;
+  train_ = train;
+  dropout_seed_ = dropout_seed;
+  embed(tokens, B, T, 0);
+  blocks_forward(B, T, 0, nullptr, dropout_seed);
   if (targets == nullptr) return 0.0f;
   for (int64_t i = 0; i < N; ++i) {
     if (targets[i] < 0 || targets[i] >= V)
@@ -228,7 +266,50 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   return crossentropy_forward(a.ce_lse, a.logits, a.targets.data(), N, V);
 }
 
+KVCache Model::make_cache(int capacity, bool sliding) const {
+  ALIBI_CHECK(capacity > 0);
+  KVCache kv;
+  kv.capacity = capacity;
+  kv.sliding = sliding;
+  const size_t n = size_t(cfg.layers) * cfg.heads * capacity * cfg.head_size();
+  kv.k.assign(n, 0.0f);
+  kv.v.assign(n, 0.0f);
+  const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), capacity};
+  kv.workspace.assign(attention_workspace_floats(s, omp_get_max_threads()), 0.0f);
+  return kv;
+}
+
+const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache) {
+  ALIBI_CHECK(n > 0 && n <= maxT_, "chunk of ", n, " tokens; the plan allows ", maxT_);
+  if (n > cache.capacity)
+    usage_error("a chunk of ", n, " tokens does not fit a KV cache of ", cache.capacity);
+  const int over = cache.len + n - cache.capacity;
+  if (over > 0) {
+    if (!cache.sliding)
+      usage_error("KV cache of ", cache.capacity, " tokens is full at position ", cache.pos,
+                  "; use a sliding window or a larger cache");
+    // Drop the oldest `over` rows of every (layer, head): relative distances are unchanged.
+    const int HS = cfg.head_size(), keep = cache.len - over;
+    for (size_t blk = 0; blk < size_t(cfg.layers) * cfg.heads; ++blk) {
+      float* kb = cache.k.data() + blk * cache.capacity * HS;
+      float* vb = cache.v.data() + blk * cache.capacity * HS;
+      std::memmove(kb, kb + size_t(over) * HS, size_t(keep) * HS * sizeof(float));
+      std::memmove(vb, vb + size_t(over) * HS, size_t(keep) * HS * sizeof(float));
+    }
+    cache.len = keep;
+  }
+  B_ = 1;
+  T_ = n;
+  train_ = false;
+  embed(tokens, 1, n, cache.pos);
+  blocks_forward(1, n, cache.pos, &cache, 0);
+  cache.len += n;
+  cache.pos += n;
+  return acts_->logits;
+}
+
 void Model::backward(float loss_scale) {
+  ALIBI_CHECK(training_, "backward() needs a model planned with training = true");
   Acts& a = *acts_;
   const ModelConfig& c = cfg;
   const int B = B_, T = T_;

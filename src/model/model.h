@@ -11,13 +11,29 @@
 
 namespace alibi {
 
+// Keys and values of every layer for incremental decoding of one sequence (batch 1), allocated
+// once for `capacity` tokens. Rows hold consecutive positions; with `sliding` the oldest rows are
+// dropped to make room (a window of the last `capacity` tokens), otherwise running past the
+// capacity is an error. Positions stay absolute: the next token is at `pos`.
+struct KVCache {
+  int capacity = 0;
+  bool sliding = false;
+  int len = 0;      // rows in use
+  int64_t pos = 0;  // absolute position of the next token
+  std::vector<float> k, v;       // (L, NH, capacity, HS)
+  std::vector<float> workspace;  // attention scratch for queries against `capacity` keys
+  void clear() { len = 0; pos = 0; }
+};
+
 struct Model {
   ModelConfig cfg;
   ParamLayout layout;
   ParamSet params, grads;
 
-  // Plans activations for batches of up to B rows of up to T tokens.
-  Model(const ModelConfig& cfg, int B, int T);
+  // Plans activations for batches of up to B rows of up to T tokens. With training = false only
+  // one layer's activations are kept (the layers reuse them) and backward() is unavailable:
+  // memory for long evaluation windows stays a few buffers of (B*T, C).
+  Model(const ModelConfig& cfg, int B, int T, bool training = true);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -32,6 +48,13 @@ struct Model {
   // Accumulates d(loss_scale * loss)/d(params) into grads (+=). Requires a forward with targets.
   void backward(float loss_scale = 1.0f);
 
+  // Incremental decoding: runs n <= max_T() new tokens of one sequence at positions cache.pos..,
+  // attending to the cached keys, appends theirs, and returns their logits (n,V). Equal to the
+  // rows of a full forward over the whole prefix (or, with a sliding cache, over the last
+  // `capacity` tokens for relative position methods).
+  KVCache make_cache(int capacity, bool sliding) const;
+  const float* forward_cached(const int32_t* tokens, int n, KVCache& cache);
+
   const float* logits() const;  // (B,T,V) of the last forward
   int max_B() const { return maxB_; }
   int max_T() const { return maxT_; }
@@ -40,6 +63,9 @@ struct Model {
 
  private:
   std::unique_ptr<Acts> acts_;
+  float* embed(const int32_t* tokens, int B, int T, int64_t pos0);
+  void blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed);
+  bool training_;
   int maxB_, maxT_;
   int B_ = 0, T_ = 0;
   bool train_ = false;
