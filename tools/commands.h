@@ -1,0 +1,30 @@
+#pragma once
+// Each subcommand of the alibi CLI lives in its own file and registers itself here: it adds its
+// flags (every one with a default, shown by --help) and returns what to run once parsing is done.
+// UsageError thrown by a command becomes one line on stderr and exit code 2 (tools/alibi.cpp).
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+
+namespace alibi::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<void()> run;
+};
+
+// A subcommand whose flags show their defaults and where a repeated flag takes its last value.
+inline CLI::App* add_subcommand(CLI::App& parent, const std::string& name,
+                                const std::string& help) {
+  CLI::App* sub = parent.add_subcommand(name, help);
+  sub->option_defaults()->always_capture_default()->multi_option_policy(
+      CLI::MultiOptionPolicy::TakeLast);
+  return sub;
+}
+
+Command add_prepare(CLI::App& app);
+Command add_train(CLI::App& app);
+Command add_eval(CLI::App& app);
+Command add_generate(CLI::App& app);
+
+}  // namespace alibi::cli
