@@ -143,6 +143,12 @@ ScoreBias score_bias(const ModelConfig& c, const Model::Acts& a, ParamSet& param
 
 const float* Model::logits() const { return acts_->logits; }
 
+void Model::token_losses(float* out) const {
+  const Acts& a = *acts_;
+  const int64_t N = int64_t(B_) * T_, V = cfg.vocab;
+  for (int64_t i = 0; i < N; ++i) out[i] = a.ce_lse[i] - a.logits[i * V + a.targets[i]];
+}
+
 void Model::init_weights(uint64_t seed) {
   constexpr float kStd = 0.02f;  // GPT-2's initialisation
   const float proj_std = kStd / std::sqrt(2.0f * float(cfg.layers));

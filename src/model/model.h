@@ -56,6 +56,8 @@ struct Model {
   const float* forward_cached(const int32_t* tokens, int n, KVCache& cache);
 
   const float* logits() const;  // (B,T,V) of the last forward
+  // Per-token cross-entropy (B,T) of the last forward with targets (before any backward).
+  void token_losses(float* out) const;
   int max_B() const { return maxB_; }
   int max_T() const { return maxT_; }
 
