@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/cpu/vec_math.h"
 #include "kernels/ops.h"
 
 namespace alibi {
@@ -142,7 +143,7 @@ void gelu_forward(float* out, const float* inp, int64_t n) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];
-    out[i] = 0.5f * x * (1.0f + std::tanh(kGeluC * (x + kGeluA * x * x * x)));
+    out[i] = 0.5f * x * (1.0f + fast_tanh(kGeluC * (x + kGeluA * x * x * x)));
   }
 }
 
@@ -151,7 +152,7 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) 
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];
     const float u = kGeluC * (x + kGeluA * x * x * x);
-    const float th = std::tanh(u);
+    const float th = fast_tanh(u);
     const float sech2 = 1.0f - th * th;
     const float grad =
         0.5f * (1.0f + th) + 0.5f * x * sech2 * kGeluC * (1.0f + 3.0f * kGeluA * x * x);
@@ -295,7 +296,7 @@ float crossentropy_forward(float* lse, const float* logits, const int32_t* targe
     for (int64_t v = 0; v < V; ++v) mx = std::max(mx, l[v]);
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-    for (int64_t v = 0; v < V; ++v) s += std::exp(l[v] - mx);
+    for (int64_t v = 0; v < V; ++v) s += fast_exp(l[v] - mx);
     lse[n] = mx + std::log(s);
   }
   double total = 0.0;  // sequential: the same sum whatever the thread count
@@ -311,7 +312,7 @@ void crossentropy_backward(float* logits, const float* lse, const int32_t* targe
     float* l = logits + n * V;
     const float m = lse[n];
 #pragma omp simd
-    for (int64_t v = 0; v < V; ++v) l[v] = std::exp(l[v] - m) * s;
+    for (int64_t v = 0; v < V; ++v) l[v] = fast_exp(l[v] - m) * s;
     l[targets[n]] -= s;
   }
 }

@@ -12,6 +12,7 @@
 // scratch is per thread, and the t5 gradient is summed per (b,h, distance) and reduced in a
 // fixed order after the parallel loop, so the results do not depend on the thread count.
 #include "kernels/attention.h"
+#include "kernels/cpu/vec_math.h"
 
 #include <omp.h>
 
@@ -92,29 +93,6 @@ void fill_band(const ScoreBias& b, int h, int NH, int base, float* band) {
     const int d = base + kBr - 1 - k;
     band[k] = d >= 0 ? bias_at(b, h, NH, d) : 0.0f;
   }
-}
-
-// exp(x) that vectorises (std::exp only does under -ffast-math). Cephes expf: Cody-Waite range
-// reduction and a degree-6 polynomial, relative error about 2e-7. x < -87.3 (including -inf)
-// gives exactly 0, so far-away or masked keys add no denormals; x is clamped at 88.3 above.
-// Written with selects and the 1.5*2^23 rounding trick: GCC 12 vectorises neither std::min /
-// std::max (branches) nor std::floor in this loop.
-inline float fast_exp(float x) {
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: t + kRound - kRound = nearest integer
-  const bool underflow = x < -87.3f;
-  x = underflow ? -87.3f : x;
-  x = x > 88.3f ? 88.3f : x;
-  const float n = (x * 1.44269504088896341f + kRound) - kRound;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  return underflow ? 0.0f : y * std::bit_cast<float>((int32_t(n) + 127) << 23);
 }
 
 // ---- register-blocked tile product -------------------------------------------------------
