@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/threads.h"
 #include "model/model.h"
 #include "train/optim.h"
 
@@ -100,6 +101,7 @@ std::pair<double, double> in_child(const ModelConfig& c, int B, int T, int steps
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_passive_omp_wait(argv);
   std::string configs = "tiny", lengths = "128,512,2048";
   int tokens = 4096, steps = 3, threads = 0;
   for (int i = 1; i < argc; ++i) {

@@ -8,9 +8,11 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/threads.h"
 
 int main(int argc, char** argv) {
   using namespace alibi;
+  ensure_passive_omp_wait(argv);
   constexpr int kExitUsage = 2;
   CLI::App app{"alibi: train, evaluate and run transformer LMs with Attention with Linear Biases"};
   app.option_defaults()->always_capture_default();
