@@ -1,12 +1,169 @@
-// alibi generate (placeholder until the generation job lands).
+// alibi generate: continue a prompt from a checkpoint with a KV cache (src/generate), past the
+// training length; --window for a bounded sliding cache, --interactive for a prompt loop.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+
 #include "commands.h"
 #include "core/error.h"
+#include "generate/generate.h"
+#include "model/checkpoint.h"
 
 namespace alibi::cli {
+namespace {
+
+struct GenerateFlags {
+  std::string checkpoint;
+  std::string prompt;
+  std::string prompt_file;
+  int max_new_tokens = 256;
+  SamplingOptions sampling;
+  int window = 0;
+  int chunk = 256;
+  bool interactive = false;
+};
+
+std::string read_prompt_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) usage_error("--prompt-file '", path, "' cannot be read: ", std::strerror(errno));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+void write_out(const std::string& s) {
+  if (s.empty()) return;
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fflush(stdout);
+}
+
+void run(const GenerateFlags& f) {
+  f.sampling.validate();
+  if (f.max_new_tokens < 0) usage_error("--max-new-tokens ", f.max_new_tokens, " must be >= 0");
+  if (f.window < 0) usage_error("--window ", f.window, " must be >= 0 (0: no window)");
+  if (f.chunk < 1) usage_error("--chunk ", f.chunk, " must be >= 1");
+  if (!f.prompt.empty() && !f.prompt_file.empty())
+    usage_error("--prompt and --prompt-file '", f.prompt_file, "' are both given; use one");
+  const std::string text = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
+
+  // Keep the tokenizer, config and weights; let go of the rest of the file (AdamW moments).
+  std::unique_ptr<Model> model;
+  Tokenizer tok;
+  std::string ck_path;
+  int64_t ck_step = 0;
+  int train_len = 0;
+  {
+    const Checkpoint ck = read_checkpoint(f.checkpoint);
+    if (ck.tokenizer.vocab() != ck.config.vocab)
+      usage_error("checkpoint '", ck.path, "' has a tokenizer of ", ck.tokenizer.vocab(),
+                  " tokens for a model vocabulary of ", ck.config.vocab);
+    // The model is planned for one prefill chunk; a window never needs a bigger one.
+    const int chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
+    model = std::make_unique<Model>(ck.config, 1, chunk, /*training=*/false);
+    ck.load_params(model->params);
+    tok = ck.tokenizer;
+    ck_path = ck.path;
+    ck_step = ck.step;
+    train_len = ck.train.value("seq_len", 0);
+  }
+  std::vector<int32_t> ids = tok.encode(text);
+  if (ids.empty() && !f.interactive)
+    usage_error(
+        f.prompt_file.empty() ? "--prompt '" + text + "'" : "--prompt-file '" + f.prompt_file + "'",
+        " gives no tokens; give some text to continue (or use --interactive)");
+
+  GenerateOptions go;
+  go.sampling = f.sampling;
+  go.window = f.window;
+  Generator gen(*model, go);
+  if (!f.interactive) gen.check(int64_t(ids.size()), f.max_new_tokens);  // fail before any output
+
+  const ModelConfig& c = model->cfg;
+  std::fprintf(stderr,
+               "%s: %s, %d layers, d_model %d, %d heads, vocab %d, trained at seq-len %d "
+               "(step %lld); %s\n",
+               ck_path.c_str(), pos_name(c.pos), c.layers, c.d_model, c.heads, c.vocab, train_len,
+               static_cast<long long>(ck_step),
+               f.window > 0 ? ("sliding KV window of " + std::to_string(f.window)).c_str()
+                            : "full KV cache");
+
+  Utf8Stream out;
+  const auto on_token = [&](int32_t t, const float*) { write_out(out.push(tok.decode_one(t))); };
+  GenerateStats total;
+  if (!f.interactive) {
+    total += gen.generate(ids, f.max_new_tokens, on_token);
+    write_out(out.flush());
+    if (isatty(STDOUT_FILENO)) write_out("\n");
+  } else {
+    // Each line is appended to the context as typed (without its newline) and continued for
+    // --max-new-tokens; an empty line continues the text so far. The cache is kept between turns.
+    const bool tty = isatty(STDIN_FILENO);
+    auto turn = [&](const std::vector<int32_t>& p) {
+      total += gen.generate(p, f.max_new_tokens, on_token);
+      write_out(out.flush());
+      write_out("\n");  // separates turns on the terminal; not part of the model's context
+    };
+    if (!ids.empty()) turn(ids);
+    std::string line;
+    for (;;) {
+      if (tty) std::fputs("> ", stderr);
+      if (!std::getline(std::cin, line)) break;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      ids = tok.encode(line);
+      if (ids.empty() && gen.length() == 0) {
+        std::fputs("(type some text to start)\n", stderr);
+        continue;
+      }
+      turn(ids);
+    }
+  }
+  auto rate = [](int64_t n, double s) { return s > 0 ? double(n) / s : 0.0; };
+  std::fprintf(stderr,
+               "prompt: %lld tokens in %.3f s (%.1f tokens/s); decode: %lld tokens in %.3f s "
+               "(%.1f tokens/s); context %lld tokens, KV cache %d rows, peak RSS %.1f MiB\n",
+               static_cast<long long>(total.prompt_tokens), total.prompt_s,
+               rate(total.prompt_tokens, total.prompt_s), static_cast<long long>(total.new_tokens),
+               total.decode_s, rate(total.new_tokens, total.decode_s),
+               static_cast<long long>(gen.length()), gen.cache().capacity, peak_rss_mib());
+}
+
+}  // namespace
 
 Command add_generate(CLI::App& app) {
-  CLI::App* c = add_subcommand(app, "generate", "generate text from a checkpoint");
-  return {c, [] { usage_error("alibi generate is not built yet"); }};
+  auto f = std::make_shared<GenerateFlags>();
+  CLI::App* c =
+      add_subcommand(app, "generate", "continue a prompt from a checkpoint (KV cache, any length)");
+  c->add_option("checkpoint", f->checkpoint, "run folder (its latest checkpoint) or file")
+      ->required();
+  c->add_option("--prompt", f->prompt, "text to continue");
+  c->add_option("--prompt-file", f->prompt_file, "file whose text to continue");
+  c->add_option("--max-new-tokens", f->max_new_tokens, "tokens to generate (per turn)");
+  c->add_option("--temperature", f->sampling.temperature, "softmax temperature (0: greedy)");
+  c->add_option("--top-k", f->sampling.top_k, "sample from the k most likely tokens (0: all)");
+  c->add_option("--top-p", f->sampling.top_p,
+                "sample from the smallest set holding this probability (1: all)");
+  c->add_option("--seed", f->sampling.seed, "sampling seed (a fixed seed reproduces the text)");
+  c->add_option("--window", f->window,
+                "sliding KV window: attend to the last W tokens, memory bounded by W (0: off)");
+  c->add_option("--chunk", f->chunk, "prompt tokens per prefill step");
+  c->add_flag("--interactive", f->interactive,
+              "prompt loop on stdin keeping the cache between turns (ends on EOF)");
+  return {c, [f] { run(*f); }};
 }
 
 }  // namespace alibi::cli

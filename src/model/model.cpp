@@ -17,42 +17,53 @@ namespace alibi {
 struct Model::Acts {
   std::vector<float> arena;
   struct Layer {
-    float* x_in;               // (N,C) residual stream entering the layer
-    float* ln1;                // (N,C)
+    float* x_in;                 // (N,C) residual stream entering the layer
+    float* ln1;                  // (N,C)
     float *ln1_mean, *ln1_rstd;  // (N)
-    float *q, *k, *v;          // (B,NH,T,HS) after rotary
-    float* att;                // (B,NH,T,HS) attention output
-    float* lse;                // (B,NH,T)
-    float* atty;               // (N,C) heads merged
-    float* x_mid;              // (N,C) after the attention residual
-    float* ln2;                // (N,C)
+    float *q, *k, *v;            // (B,NH,T,HS) after rotary
+    float* att;                  // (B,NH,T,HS) attention output
+    float* lse;                  // (B,NH,T)
+    float* atty;                 // (N,C) heads merged
+    float* x_mid;                // (N,C) after the attention residual
+    float* ln2;                  // (N,C)
     float *ln2_mean, *ln2_rstd;  // (N)
-    float* fch;                // (N,F) before gelu
-    float* fcg;                // (N,F) after gelu
+    float* fch;                  // (N,F) before gelu
+    float* fcg;                  // (N,F) after gelu
   };
   std::vector<Layer> layer;
+  // Offsets (floats) of the parameters in ParamSet::data, resolved once so that the step loop
+  // does no name lookups; params and grads share the layout.
+  struct LayerSlots {
+    size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
+  };
+  std::vector<LayerSlots> slots;
+  size_t wte = 0, wpe = 0, t5 = 0, lnf_w = 0, lnf_b = 0;
   float* x_final;              // (N,C) residual stream after the last layer
   float* lnf;                  // (N,C)
   float *lnf_mean, *lnf_rstd;  // (N)
   float* logits;               // (N,V); holds dlogits after backward
   float* ce_lse;               // (N)
   // scratch shared by all layers
-  float* qkv;                  // (N,3C) forward; dqkv in backward
-  float* branch;               // (N,C) a branch output before its residual add
-  float* dres;                 // (N,C) gradient of the residual stream
-  float* dln;                  // (N,C) gradient of a LayerNorm output
-  float* datty;                // (N,C)
-  float *datt, *dq, *dk, *dv;  // (B,NH,T,HS)
-  float* dF;                   // (N,F)
-  float* attn_ws;              // attention workspace
+  float* qkv;                            // (N,3C) forward; dqkv in backward
+  float* branch;                         // (N,C) a branch output before its residual add
+  float* dres;                           // (N,C) gradient of the residual stream
+  float* dln;                            // (N,C) gradient of a LayerNorm output
+  float* datty;                          // (N,C)
+  float *datt, *dq, *dk, *dv;            // (B,NH,T,HS)
+  float* dF;                             // (N,F)
+  float* attn_ws;                        // attention workspace
   std::vector<int32_t> tokens, targets;  // (N) copies of the last batch
   std::vector<float> slopes;             // (NH) alibi
   std::vector<int32_t> t5_buckets;       // (t5_max_distance)
 };
 
 Model::Model(const ModelConfig& c, int B, int T, bool training)
-    : cfg(c), layout(make_param_layout(c)), params(layout),
-      training_(training), maxB_(B), maxT_(T) {
+    : cfg(c),
+      layout(make_param_layout(c)),
+      params(layout),
+      training_(training),
+      maxB_(B),
+      maxT_(T) {
   cfg.validate();
   ALIBI_CHECK(B > 0 && T > 0);
   if (training) grads = ParamSet(layout);
@@ -65,13 +76,17 @@ Model::Model(const ModelConfig& c, int B, int T, bool training)
   // Size table, in floats, in allocation order.
   const size_t per_layer = N * C * 9 + N * 4 + NHT + N * F * 2;
   const size_t grad_scratch = training ? N * C * 7 + N * F : 0;
-  const size_t total = L * per_layer + N * C * 2 + N * 3 + N * V + N * 3 * C + N * C +
-                       grad_scratch + ws;
+  const size_t total =
+      L * per_layer + N * C * 2 + N * 3 + N * V + N * 3 * C + N * C + grad_scratch + ws;
   acts_ = std::make_unique<Acts>();
   Acts& a = *acts_;
   a.arena.assign(total, 0.0f);
   float* p = a.arena.data();
-  auto take = [&](size_t n) { float* r = p; p += n; return r; };
+  auto take = [&](size_t n) {
+    float* r = p;
+    p += n;
+    return r;
+  };
   a.layer.resize(c.layers);
   for (size_t i = 0; i < L; ++i) {
     Acts::Layer& l = a.layer[i];
@@ -117,6 +132,19 @@ Model::Model(const ModelConfig& c, int B, int T, bool training)
   a.targets.resize(N);
   if (c.pos == PosKind::alibi) a.slopes = alibi_slopes(c.heads);
   if (c.pos == PosKind::t5) a.t5_buckets = t5_bucket_table(c.t5_buckets, c.t5_max_distance);
+  auto at = [&](const std::string& n) { return layout.at(n).offset; };
+  for (int l = 0; l < c.layers; ++l) {
+    const std::string p = "h." + std::to_string(l) + ".";
+    a.slots.push_back({at(p + "ln1.w"), at(p + "ln1.b"), at(p + "attn.qkv.w"), at(p + "attn.qkv.b"),
+                       at(p + "attn.proj.w"), at(p + "attn.proj.b"), at(p + "ln2.w"),
+                       at(p + "ln2.b"), at(p + "mlp.fc.w"), at(p + "mlp.fc.b"),
+                       at(p + "mlp.proj.w"), at(p + "mlp.proj.b")});
+  }
+  a.wte = at("wte");
+  a.lnf_w = at("lnf.w");
+  a.lnf_b = at("lnf.b");
+  if (c.pos == PosKind::learned) a.wpe = at("wpe");
+  if (c.pos == PosKind::t5) a.t5 = at("t5_bias");
 }
 
 Model::~Model() = default;
@@ -131,7 +159,7 @@ ScoreBias score_bias(const ModelConfig& c, const Model::Acts& a, ParamSet& param
     bias.slopes = a.slopes.data();
   } else if (c.pos == PosKind::t5) {
     bias.kind = BiasKind::t5;
-    bias.t5_table = params.get("t5_bias");
+    bias.t5_table = params.data.data() + a.t5;
     bias.t5_bucket = a.t5_buckets.data();
     bias.num_buckets = c.t5_buckets;
     bias.t5_max_distance = c.t5_max_distance;
@@ -170,21 +198,21 @@ void Model::init_weights(uint64_t seed) {
 
 float* Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
   Acts& a = *acts_;
+  auto P = [this](size_t off) { return params.data.data() + off; };
   const ModelConfig& c = cfg;
   const int64_t N = int64_t(B) * T, C = c.d_model, V = c.vocab;
   for (int64_t i = 0; i < N; ++i) {
     if (tokens[i] < 0 || tokens[i] >= V)
-      usage_error("token id ", tokens[i], " at position ", i, " is outside the vocabulary of ",
-                  V);
+      usage_error("token id ", tokens[i], " at position ", i, " is outside the vocabulary of ", V);
     a.tokens[i] = tokens[i];
   }
   if (c.pos == PosKind::learned && pos0 + T > c.max_positions)
     usage_error("--pos learned has a table of ", c.max_positions, " positions; position ",
                 pos0 + T - 1, " is past it (learned embeddings cannot extrapolate)");
   float* x = a.layer[0].x_in;
-  embedding_forward(x, a.tokens.data(), params.get("wte"), N, C);
+  embedding_forward(x, a.tokens.data(), P(a.wte), N, C);
   if (c.pos == PosKind::sinusoidal) sinusoidal_add(x, B, T, int(C), pos0);
-  if (c.pos == PosKind::learned) posemb_forward(x, params.get("wpe"), B, T, C, pos0);
+  if (c.pos == PosKind::learned) posemb_forward(x, P(a.wpe), B, T, C, pos0);
   return x;
 }
 
@@ -192,6 +220,7 @@ float* Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
 // With a cache (B = 1), keys and values go into it and queries attend to everything cached.
 void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed) {
   Acts& a = *acts_;
+  auto P = [this](size_t off) { return params.data.data() + off; };
   const ModelConfig& c = cfg;
   const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
   const int HS = c.head_size();
@@ -204,11 +233,9 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
 
   for (int l = 0; l < c.layers; ++l) {
     Acts::Layer& s = a.layer[l];
-    const std::string pre = "h." + std::to_string(l) + ".";
-    layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, s.x_in, params.get(pre + "ln1.w"),
-                      params.get(pre + "ln1.b"), N, C);
-    linear_forward(a.qkv, s.ln1, params.get(pre + "attn.qkv.w"), params.get(pre + "attn.qkv.b"),
-                   N, C, 3 * C);
+    const Acts::LayerSlots& o = a.slots[l];
+    layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, s.x_in, P(o.ln1_w), P(o.ln1_b), N, C);
+    linear_forward(a.qkv, s.ln1, P(o.qkv_w), P(o.qkv_b), N, C, 3 * C);
     split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
     if (c.pos == PosKind::rotary) {
       rotary_forward(s.q, B, int(NH), T, HS, pos0);
@@ -229,25 +256,20 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
       attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, a.attn_ws);
     }
     merge_heads(s.atty, s.att, B, T, NH, HS);
-    linear_forward(a.branch, s.atty, params.get(pre + "attn.proj.w"),
-                   params.get(pre + "attn.proj.b"), N, C, C);
+    linear_forward(a.branch, s.atty, P(o.proj_w), P(o.proj_b), N, C, C);
     std::memcpy(s.x_mid, s.x_in, size_t(N * C) * sizeof(float));
     residual_forward(s.x_mid, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 1));
 
-    layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.x_mid, params.get(pre + "ln2.w"),
-                      params.get(pre + "ln2.b"), N, C);
-    linear_forward(s.fch, s.ln2, params.get(pre + "mlp.fc.w"), params.get(pre + "mlp.fc.b"), N,
-                   C, F);
+    layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.x_mid, P(o.ln2_w), P(o.ln2_b), N, C);
+    linear_forward(s.fch, s.ln2, P(o.fc_w), P(o.fc_b), N, C, F);
     gelu_forward(s.fcg, s.fch, N * F);
-    linear_forward(a.branch, s.fcg, params.get(pre + "mlp.proj.w"),
-                   params.get(pre + "mlp.proj.b"), N, F, C);
+    linear_forward(a.branch, s.fcg, P(o.mlp_w), P(o.mlp_b), N, F, C);
     float* x_out = l + 1 < c.layers ? a.layer[l + 1].x_in : a.x_final;
     std::memmove(x_out, s.x_mid, size_t(N * C) * sizeof(float));
     residual_forward(x_out, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 2));
   }
-  layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, params.get("lnf.w"),
-                    params.get("lnf.b"), N, C);
-  linear_forward(a.logits, a.lnf, params.get("wte"), nullptr, N, C, V);
+  layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, P(a.lnf_w), P(a.lnf_b), N, C);
+  linear_forward(a.logits, a.lnf, P(a.wte), nullptr, N, C, V);
 }
 
 float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T, bool train,
@@ -317,6 +339,8 @@ const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache)
 void Model::backward(float loss_scale) {
   ALIBI_CHECK(training_, "backward() needs a model planned with training = true");
   Acts& a = *acts_;
+  auto P = [this](size_t off) { return params.data.data() + off; };
+  auto G = [this](size_t off) { return grads.data.data() + off; };
   const ModelConfig& c = cfg;
   const int B = B_, T = T_;
   const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
@@ -324,47 +348,43 @@ void Model::backward(float loss_scale) {
   const float p_res = train_ ? c.dropout_resid : 0.0f;
   AttnDropout adrop{train_ ? c.dropout_attn : 0.0f, 0};
   const ScoreBias bias = score_bias(c, a, params);
-  float* dt5 = c.pos == PosKind::t5 ? grads.get("t5_bias") : nullptr;
+  float* dt5 = c.pos == PosKind::t5 ? G(a.t5) : nullptr;
   AttnShape as{B, int(NH), T, T, HS, 0};
 
   crossentropy_backward(a.logits, a.ce_lse, a.targets.data(), N, V, loss_scale);
-  float* dwte = grads.get("wte");
-  linear_backward(a.dln, dwte, nullptr, a.logits, a.lnf, params.get("wte"), N, C, V);
+  float* dwte = G(a.wte);
+  linear_backward(a.dln, dwte, nullptr, a.logits, a.lnf, P(a.wte), N, C, V);
   std::fill(a.dres, a.dres + N * C, 0.0f);
-  layernorm_backward(a.dres, grads.get("lnf.w"), grads.get("lnf.b"), a.dln, a.x_final,
-                     params.get("lnf.w"), a.lnf_mean, a.lnf_rstd, N, C);
+  layernorm_backward(a.dres, G(a.lnf_w), G(a.lnf_b), a.dln, a.x_final, P(a.lnf_w), a.lnf_mean,
+                     a.lnf_rstd, N, C);
 
   for (int l = c.layers - 1; l >= 0; --l) {
     Acts::Layer& s = a.layer[l];
-    const std::string pre = "h." + std::to_string(l) + ".";
+    const Acts::LayerSlots& o = a.slots[l];
     // MLP branch: x_out = x_mid + drop(gelu(ln2 Wfc^T + bfc) Wproj^T + bproj)
     residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 2));
-    linear_backward(a.dF, grads.get(pre + "mlp.proj.w"), grads.get(pre + "mlp.proj.b"),
-                    a.branch, s.fcg, params.get(pre + "mlp.proj.w"), N, F, C);
+    linear_backward(a.dF, G(o.mlp_w), G(o.mlp_b), a.branch, s.fcg, P(o.mlp_w), N, F, C);
     gelu_backward(a.dF, s.fch, a.dF, N * F);
-    linear_backward(a.dln, grads.get(pre + "mlp.fc.w"), grads.get(pre + "mlp.fc.b"), a.dF,
-                    s.ln2, params.get(pre + "mlp.fc.w"), N, C, F);
-    layernorm_backward(a.dres, grads.get(pre + "ln2.w"), grads.get(pre + "ln2.b"), a.dln,
-                       s.x_mid, params.get(pre + "ln2.w"), s.ln2_mean, s.ln2_rstd, N, C);
+    linear_backward(a.dln, G(o.fc_w), G(o.fc_b), a.dF, s.ln2, P(o.fc_w), N, C, F);
+    layernorm_backward(a.dres, G(o.ln2_w), G(o.ln2_b), a.dln, s.x_mid, P(o.ln2_w), s.ln2_mean,
+                       s.ln2_rstd, N, C);
     // attention branch: x_mid = x_in + drop(attention(ln1) Wproj^T + bproj)
     residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 1));
-    linear_backward(a.datty, grads.get(pre + "attn.proj.w"), grads.get(pre + "attn.proj.b"),
-                    a.branch, s.atty, params.get(pre + "attn.proj.w"), N, C, C);
+    linear_backward(a.datty, G(o.proj_w), G(o.proj_b), a.branch, s.atty, P(o.proj_w), N, C, C);
     merge_heads_backward(a.datt, a.datty, B, T, NH, HS);
     adrop.seed = hash64(dropout_seed_, uint64_t(l), 0);
-    attention_backward(as, s.q, s.k, s.v, s.att, s.lse, a.datt, bias, adrop, a.dq, a.dk, a.dv,
-                       dt5, a.attn_ws);
+    attention_backward(as, s.q, s.k, s.v, s.att, s.lse, a.datt, bias, adrop, a.dq, a.dk, a.dv, dt5,
+                       a.attn_ws);
     if (c.pos == PosKind::rotary) {
       rotary_backward(a.dq, B, int(NH), T, HS, 0);
       rotary_backward(a.dk, B, int(NH), T, HS, 0);
     }
     split_heads_backward(a.qkv, a.dq, a.dk, a.dv, B, T, NH, HS);
-    linear_backward(a.dln, grads.get(pre + "attn.qkv.w"), grads.get(pre + "attn.qkv.b"), a.qkv,
-                    s.ln1, params.get(pre + "attn.qkv.w"), N, C, 3 * C);
-    layernorm_backward(a.dres, grads.get(pre + "ln1.w"), grads.get(pre + "ln1.b"), a.dln,
-                       s.x_in, params.get(pre + "ln1.w"), s.ln1_mean, s.ln1_rstd, N, C);
+    linear_backward(a.dln, G(o.qkv_w), G(o.qkv_b), a.qkv, s.ln1, P(o.qkv_w), N, C, 3 * C);
+    layernorm_backward(a.dres, G(o.ln1_w), G(o.ln1_b), a.dln, s.x_in, P(o.ln1_w), s.ln1_mean,
+                       s.ln1_rstd, N, C);
   }
-  if (c.pos == PosKind::learned) posemb_backward(grads.get("wpe"), a.dres, B, T, C, 0);
+  if (c.pos == PosKind::learned) posemb_backward(G(a.wpe), a.dres, B, T, C, 0);
   embedding_backward(dwte, a.dres, a.tokens.data(), N, C, V);
 }
 

@@ -11,6 +11,8 @@ constexpr PosKind kAllPos[] = {PosKind::alibi, PosKind::sinusoidal, PosKind::lea
                                PosKind::rotary, PosKind::t5, PosKind::none};
 constexpr double kRopeBase = 10000.0;      // RoFormer's base
 constexpr double kSinusoidBase = 10000.0;  // Vaswani et al.
+// Fewer rows than this (decoding) run on one thread: a team wake-up costs more than the work.
+constexpr int kParallelRows = 16;
 
 // Geometric slopes for a power-of-two head count n: 2^(-8h/n), h = 1..n.
 std::vector<double> pow2_slopes(int n) {
@@ -74,7 +76,7 @@ std::vector<int32_t> t5_bucket_table(int num_buckets, int max_distance) {
 }
 
 void sinusoidal_add(float* x, int B, int T, int C, int64_t pos0) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * T >= kParallelRows)
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t) {
       float* row = x + (size_t(b) * T + t) * C;
@@ -92,7 +94,7 @@ namespace {
 // sign = +1 rotates by +theta (forward), -1 by -theta (its inverse, used in the backward).
 void rotary_apply(float* x, int B, int NH, int T, int HS, int64_t pos0, float sign) {
   const int half = HS / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T >= kParallelRows)
   for (int t = 0; t < T; ++t) {
     float cs[512], sn[512];  // HS/2 <= 512: head sizes past 1024 are rejected by the config
     const double p = double(pos0 + t);

@@ -1,0 +1,229 @@
+#include "generate/generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace alibi {
+
+namespace {
+
+// Stream id of sampling draws, so that a sampler seeded like the training run (same --seed)
+// draws numbers unrelated to its initialisation or data order.
+constexpr uint64_t kSampleStream = 0x53414D504C45ull;  // "SAMPLE"
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+void SamplingOptions::validate() const {
+  if (!(temperature >= 0.0f) || !std::isfinite(temperature))
+    usage_error("--temperature ", temperature, " must be a finite number >= 0 (0: greedy)");
+  if (top_k < 0) usage_error("--top-k ", top_k, " must be >= 0 (0: no top-k cut)");
+  if (!(top_p > 0.0f && top_p <= 1.0f))
+    usage_error("--top-p ", top_p, " must be in (0, 1] (1: no nucleus cut)");
+}
+
+int32_t argmax(const float* logits, int V) {
+  int32_t best = 0;
+  for (int32_t i = 1; i < V; ++i)
+    if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+Sampler::Sampler(const SamplingOptions& o, int V) : o_(o), V_(V), idx_(V), p_(V) {
+  o_.validate();
+  ALIBI_CHECK(V > 0);
+}
+
+int32_t Sampler::sample(const float* logits) {
+  const uint64_t n = counter_++;
+  if (o_.temperature == 0.0f) return argmax(logits, V_);
+  // More likely first; equal logits by id, so the candidate set never depends on sort details.
+  auto more_likely = [logits](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
+  std::iota(idx_.begin(), idx_.end(), 0);
+  int K = V_;
+  if (o_.top_k > 0 && o_.top_k < V_) {
+    K = o_.top_k;
+    std::partial_sort(idx_.begin(), idx_.begin() + K, idx_.end(), more_likely);
+  } else if (o_.top_p < 1.0f) {
+    std::sort(idx_.begin(), idx_.end(), more_likely);
+  }
+  float mx = logits[idx_[0]];
+  for (int i = 1; i < K; ++i) mx = std::max(mx, logits[idx_[i]]);
+  const double inv_t = 1.0 / double(o_.temperature);
+  double total = 0.0;
+  for (int i = 0; i < K; ++i) {
+    p_[i] = std::exp((double(logits[idx_[i]]) - double(mx)) * inv_t);
+    total += p_[i];
+  }
+  if (o_.top_p < 1.0f) {  // idx_[0..K) is sorted here
+    const double target = double(o_.top_p) * total;
+    double cum = 0.0;
+    int keep = 0;
+    while (keep < K) {
+      cum += p_[keep++];
+      if (cum >= target) break;
+    }
+    K = keep;
+    total = cum;
+  }
+  const double u = double(hash64(o_.seed, kSampleStream, n) >> 11) * 0x1p-53 * total;
+  double cum = 0.0;
+  for (int i = 0; i < K; ++i) {
+    cum += p_[i];
+    if (u < cum) return idx_[i];
+  }
+  return idx_[K - 1];  // u within rounding of the total
+}
+
+std::string Utf8Stream::push(std::string_view bytes) {
+  pending_.append(bytes);
+  const size_t n = pending_.size();
+  size_t cut = n;
+  // The last lead byte within 3 bytes of the end: hold it back if its sequence is incomplete.
+  for (size_t back = 1; back <= 3 && back <= n; ++back) {
+    const unsigned char c = static_cast<unsigned char>(pending_[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte
+    const size_t need = (c & 0xE0) == 0xC0   ? 2
+                        : (c & 0xF0) == 0xE0 ? 3
+                        : (c & 0xF8) == 0xF0 ? 4
+                                             : 1;
+    if (need > back) cut = n - back;
+    break;
+  }
+  std::string out = pending_.substr(0, cut);
+  pending_.erase(0, cut);
+  return out;
+}
+
+std::string Utf8Stream::flush() {
+  std::string out;
+  out.swap(pending_);
+  return out;
+}
+
+GenerateStats& GenerateStats::operator+=(const GenerateStats& o) {
+  prompt_tokens += o.prompt_tokens;
+  prompt_s += o.prompt_s;
+  new_tokens += o.new_tokens;
+  decode_s += o.decode_s;
+  return *this;
+}
+
+Generator::Generator(Model& model, const GenerateOptions& o)
+    : model_(model), o_(o), sampler_(o.sampling, model.cfg.vocab), last_logits_(model.cfg.vocab) {
+  if (o.window < 0) usage_error("--window ", o.window, " must be >= 0 (0: no window)");
+  if (o.window > 0) cache_ = model_.make_cache(o.window, /*sliding=*/true);
+}
+
+// Prefill in chunks of max_T() rows. With a window, a chunk only fills free rows: a chunk that
+// pushed rows out of a full window would hide from its first queries keys they should still
+// see. So once the window is full the prompt goes one token at a time, and every token, from the
+// prompt or sampled, attends to exactly the last W tokens.
+const float* Generator::feed(const int32_t* tokens, int64_t n) {
+  const int64_t V = model_.cfg.vocab;
+  const float* lg = nullptr;
+  for (int64_t i = 0; i < n;) {
+    int64_t step = std::min<int64_t>(model_.max_T(), n - i);
+    if (cache_.sliding) {
+      const int room = cache_.capacity - cache_.len;
+      step = room > 0 ? std::min<int64_t>(step, room) : 1;
+    }
+    lg = model_.forward_cached(tokens + i, int(step), cache_) + (step - 1) * V;
+    i += step;
+  }
+  return lg;
+}
+
+void Generator::reserve(int64_t more) {
+  const int64_t need = cache_.len + more;
+  if (need <= cache_.capacity) return;
+  if (need > INT_MAX)
+    usage_error("a context of ", need, " tokens does not fit one KV cache (at most ", INT_MAX,
+                "); use --window");
+  // Grows once per call (per turn in --interactive): the rows so far move to a cache sized for
+  // the whole request, so decoding itself never reallocates.
+  KVCache bigger = model_.make_cache(int(need), /*sliding=*/false);
+  const size_t HS = model_.cfg.head_size(), blocks = size_t(model_.cfg.layers) * model_.cfg.heads;
+  for (size_t b = 0; b < blocks && cache_.len > 0; ++b) {
+    const size_t src = b * cache_.capacity * HS, dst = b * bigger.capacity * HS;
+    std::memcpy(bigger.k.data() + dst, cache_.k.data() + src,
+                size_t(cache_.len) * HS * sizeof(float));
+    std::memcpy(bigger.v.data() + dst, cache_.v.data() + src,
+                size_t(cache_.len) * HS * sizeof(float));
+  }
+  bigger.len = cache_.len;
+  bigger.pos = cache_.pos;
+  cache_ = std::move(bigger);
+}
+
+void Generator::check(int64_t prompt_tokens, int max_new) const {
+  const ModelConfig& c = model_.cfg;
+  if (max_new < 0) usage_error("--max-new-tokens ", max_new, " must be >= 0");
+  const int64_t to_feed = prompt_tokens + (has_pending_ ? 1 : 0);
+  if (to_feed == 0 && !has_logits_)
+    usage_error("the prompt is empty and there is no context to continue; give some text");
+  // Positions the model will have seen at the end: the last sampled token is only fed by the
+  // next call, so it needs no position yet.
+  const int64_t end = cache_.pos + to_feed + std::max(0, max_new - 1);
+  if (c.pos == PosKind::learned && end > c.max_positions)
+    usage_error("--max-new-tokens ", max_new, ": a context of ", cache_.pos + to_feed,
+                " tokens plus ", max_new, " new ones needs ", end,
+                " positions, but this --pos learned model has a table of ", c.max_positions,
+                " (learned embeddings cannot extrapolate; use alibi, rotary, t5, sinusoidal or",
+                " none to run past the training length)");
+}
+
+GenerateStats Generator::generate(const std::vector<int32_t>& prompt, int max_new,
+                                  const OnToken& on_token) {
+  const ModelConfig& c = model_.cfg;
+  for (int32_t t : prompt)
+    if (t < 0 || t >= c.vocab)
+      usage_error("prompt token id ", t, " is outside the model's vocabulary of ", c.vocab);
+  feed_buf_.clear();
+  if (has_pending_) feed_buf_.push_back(pending_);
+  feed_buf_.insert(feed_buf_.end(), prompt.begin(), prompt.end());
+  check(int64_t(prompt.size()), max_new);
+  const int64_t fed = int64_t(feed_buf_.size()) + std::max(0, max_new - 1);
+  if (!cache_.sliding) reserve(fed);
+
+  GenerateStats st;
+  const auto t0 = Clock::now();
+  const float* lg = last_logits_.data();
+  if (!feed_buf_.empty()) lg = feed(feed_buf_.data(), int64_t(feed_buf_.size()));
+  has_pending_ = false;
+  st.prompt_tokens = int64_t(feed_buf_.size());
+  st.prompt_s = seconds_since(t0);
+
+  const auto t1 = Clock::now();
+  for (int i = 0; i < max_new; ++i) {
+    const int32_t tok = sampler_.sample(lg);
+    if (on_token) on_token(tok, lg);
+    if (i + 1 < max_new) {
+      lg = feed(&tok, 1);
+    } else {
+      pending_ = tok;
+      has_pending_ = true;
+    }
+  }
+  st.new_tokens = max_new;
+  st.decode_s = seconds_since(t1);
+  if (max_new == 0 && lg != last_logits_.data())
+    std::memcpy(last_logits_.data(), lg, last_logits_.size() * sizeof(float));
+  has_logits_ = !has_pending_;
+  return st;
+}
+
+}  // namespace alibi
