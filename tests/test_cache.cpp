@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "model/model.h"
+#include "model_util.h"
 
 namespace alibi {
 namespace {
@@ -17,37 +18,14 @@ namespace {
 // rotation, which moves logits by O(1e-2) or more.
 constexpr float kCacheRelTol = 1e-4f;
 
+using test::max_abs;
+using test::random_tokens;
+using test::randomise;
+
 ModelConfig tiny(PosKind pos) {
-  ModelConfig c;
-  c.vocab = 23;
-  c.layers = 2;
-  c.d_model = 24;
-  c.heads = 3;
-  c.ffn = 40;
-  c.pos = pos;
+  ModelConfig c = test::small_model(pos);
   c.max_positions = 64;
-  c.t5_buckets = 8;
-  c.t5_max_distance = 20;
   return c;
-}
-
-void randomise(Model& m, uint64_t seed) {
-  m.init_weights(seed);
-  Rng r(seed + 1);
-  for (float& w : m.params.data) w += 0.2f * r.normal();
-}
-
-std::vector<int32_t> random_tokens(int n, int V, uint64_t seed) {
-  Rng r(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = int32_t(r.below(V));
-  return t;
-}
-
-float max_abs(const float* a, size_t n) {
-  float m = 0;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i]));
-  return m;
 }
 
 class CacheTest : public ::testing::TestWithParam<PosKind> {};

@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "generate/generate.h"
 #include "model/checkpoint.h"
+#include "model_util.h"
 
 namespace alibi {
 namespace {
@@ -160,32 +161,10 @@ TEST(Utf8Stream, HoldsBackIncompleteCharacters) {
 // ---------------------------------------------------------------------------------------------
 // The generation loop against full forwards
 
-ModelConfig small_config(PosKind pos, int layers) {
-  ModelConfig c;
-  c.vocab = 29;
-  c.layers = layers;
-  c.d_model = 24;
-  c.heads = 3;
-  c.ffn = 40;
-  c.pos = pos;
-  c.max_positions = 128;
-  c.t5_buckets = 8;
-  c.t5_max_distance = 20;
-  return c;
-}
+using test::random_tokens;
+using test::randomise;
 
-void randomise(Model& m, uint64_t seed) {
-  m.init_weights(seed);
-  Rng r(seed + 1);
-  for (float& w : m.params.data) w += 0.2f * r.normal();
-}
-
-std::vector<int32_t> random_tokens(int n, int V, uint64_t seed) {
-  Rng r(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = int32_t(r.below(V));
-  return t;
-}
+ModelConfig small_config(PosKind pos, int layers) { return test::small_model(pos, layers, 29); }
 
 void expect_logits_near(const float* got, const float* ref, int V, const std::string& what) {
   float scale = 1.0f;

@@ -1,0 +1,49 @@
+#pragma once
+// Small models with random weights for tests that compare two ways of computing the same thing.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "core/rng.h"
+#include "model/model.h"
+
+namespace alibi::test {
+
+// A few layers of width 24 with 3 heads (not a power of two); positions and buckets small enough
+// that tests of a few dozen tokens reach the t5 log buckets and saturation.
+inline ModelConfig small_model(PosKind pos, int layers = 2, int vocab = 23) {
+  ModelConfig c;
+  c.vocab = vocab;
+  c.layers = layers;
+  c.d_model = 24;
+  c.heads = 3;
+  c.ffn = 40;
+  c.pos = pos;
+  c.max_positions = 128;
+  c.t5_buckets = 8;
+  c.t5_max_distance = 20;
+  return c;
+}
+
+// GPT-2 initialisation plus noise, so that every weight matters (0.02 alone is nearly linear).
+inline void randomise(Model& m, uint64_t seed) {
+  m.init_weights(seed);
+  Rng r(seed + 1);
+  for (float& w : m.params.data) w += 0.2f * r.normal();
+}
+
+inline std::vector<int32_t> random_tokens(int n, int V, uint64_t seed) {
+  Rng r(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = int32_t(r.below(V));
+  return t;
+}
+
+inline float max_abs(const float* a, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i]));
+  return m;
+}
+
+}  // namespace alibi::test
