@@ -1,13 +1,24 @@
-// Fused vs naive causal attention, forward and forward+backward, alibi bias, B=1, NH=8, HS=64.
-// Prints GFLOP/s of each and the ratio fused/naive measured in the same run.
+// Causal attention with an ALiBi bias, B=1, NH=8, HS=64: the fused kernel against three
+// baselines measured in the same run (the machine is shared and noisy: read the ratios). For
+// each T the sgemm baseline, the fused kernel and SDPA are measured back to back, so a change of
+// load on the machine shifts all three together:
+//   - this machine's sgemm (2048^3 through alibi::gemm, best of a few) at the same thread count:
+//     fused forward+backward GFLOP/s as a percentage of it;
+//   - PyTorch's scaled_dot_product_attention with the ALiBi bias materialised as an (NH,T,T)
+//     attn_mask with the causal -inf folded in (bench/sdpa_bench.py, run from this process with
+//     the same sizes and thread counts), forward and forward+backward; plus, for context only,
+//     SDPA with is_causal=True and no bias (not ALiBi: what torch does when it may skip blocks);
+//   - the naive reference (attention_forward_naive / _backward_naive), on one thread.
+// It also prints the 2-thread / 1-thread scaling of the fused kernel.
 //
-//   bench_attention            T = 256, 1024, 2048 (under a minute on 2 cores)
-//   bench_attention 512 4096   any list of T
+//   bench_attention                     T = 1024, 2048 (a few minutes on 2 cores)
+//   bench_attention [--no-torch] [--no-naive] 256 4096    any list of T
 //
-// FLOPs count only the matrix products over the visible (causal) score entries: forward
-// 2 products (QK^T, PV) = 4*HS per entry, backward 5 (QK^T, dO V^T, P^T dO, dS K, dS^T Q)
-// = 10*HS per entry. The naive reference runs on one thread (it is a plain double loop nest);
-// the fused kernel is timed on all OpenMP threads and on one, so both ratios are shown.
+// FLOPs count only the useful matrix products, halved for causal: forward 4*T^2*HS per head
+// (QK^T and PV), backward twice that (dV, dP, dQ, dK); so forward+backward = 3 x forward. The
+// fused backward also recomputes S = QK^T (one more product: it executes 2.5x the forward's
+// FLOPs, not 2x); that work is not counted. SDPA with a dense mask computes the full T x T
+// square, twice the causal work, and is counted with the same causal FLOPs (the useful work).
 #include <omp.h>
 
 #include <algorithm>
@@ -15,19 +26,25 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
+#include "core/threads.h"
 #include "kernels/attention.h"
+#include "kernels/ops.h"
 
 using namespace alibi;
 
 namespace {
 
-constexpr double kMinSeconds = 1.0;  // repeat a fused measurement until it has run this long
+constexpr double kMinSeconds = 1.0;  // repeat a measurement until it has run this long
+constexpr int B = 1, NH = 8, HS = 64;
 
-// Seconds per call: best of repeated calls until kMinSeconds have passed (at least one call).
+// Seconds per call: best of repeated calls until min_seconds have passed (at least one call).
 double time_call(const std::function<void()>& fn, double min_seconds) {
   double best = 1e30, total = 0.0;
   do {
@@ -40,14 +57,73 @@ double time_call(const std::function<void()>& fn, double min_seconds) {
   return best;
 }
 
+// Best of a few 2048^3 fp32 products through alibi::gemm on the current thread count.
+double sgemm_gflops() {
+  set_matmul_precision(MatmulPrecision::fp32);
+  const int64_t n = 2048;
+  std::vector<float> a(n * n, 1.0f), b(n * n, 0.5f), c(n * n);
+  gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  double best = 1e30;
+  for (int r = 0; r < 5; ++r)
+    best = std::min(best, time_call([&] {
+                      gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
+                           c.data(), n);
+                    },
+                    0.0));
+  return 2.0 * double(n) * n * n / best / 1e9;
+}
+
+struct SdpaTimes {
+  double fwd = 0, fb = 0;  // seconds; 0 if not measured
+};
+// key: (variant, T, threads); variant "sdpa" (ALiBi mask) or "sdpa_causal" (no bias).
+using SdpaTable = std::map<std::tuple<std::string, int, int>, SdpaTimes>;
+
+// Runs bench/sdpa_bench.py once for every T and thread count; empty if PyTorch is missing.
+SdpaTable run_sdpa(const std::vector<int>& Ts, const std::vector<int>& threads) {
+  std::string cmd = std::string("python3 ") + ALIBI_SOURCE_DIR + "/bench/sdpa_bench.py --T";
+  for (int T : Ts) cmd += " " + std::to_string(T);
+  cmd += " --threads";
+  for (int n : threads) cmd += " " + std::to_string(n);
+  cmd += " --heads " + std::to_string(NH) + " --head-size " + std::to_string(HS) +
+         " --min-seconds " + std::to_string(kMinSeconds) + " --causal-reference";
+  SdpaTable table;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return table;
+  char line[512], name[32];
+  while (std::fgets(line, sizeof(line), p)) {
+    int T = 0, n = 0;
+    double f = 0, fb = 0;
+    if (std::sscanf(line, "%31s T %d threads %d fwd_s %lf fb_s %lf", name, &T, &n, &f, &fb) == 5)
+      table[{name, T, n}] = {f, fb};
+  }
+  if (pclose(p) != 0) std::fprintf(stderr, "warning: '%s' failed\n", cmd.c_str());
+  return table;
+}
+
+struct FusedTimes {
+  double fwd = 0, bwd = 0;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_passive_omp_wait(argv);
+  bool torch = true, naive = true;
   std::vector<int> Ts;
-  for (int a = 1; a < argc; ++a) Ts.push_back(std::atoi(argv[a]));
-  if (Ts.empty()) Ts = {256, 1024, 2048};
-  const int B = 1, NH = 8, HS = 64;
+  for (int a = 1; a < argc; ++a) {
+    if (std::strcmp(argv[a], "--no-torch") == 0) torch = false;
+    else if (std::strcmp(argv[a], "--no-naive") == 0) naive = false;
+    else if (std::atoi(argv[a]) > 0) Ts.push_back(std::atoi(argv[a]));
+    else {
+      std::fprintf(stderr, "usage: bench_attention [--no-torch] [--no-naive] [T ...]\n");
+      return 2;
+    }
+  }
+  if (Ts.empty()) Ts = {1024, 2048};
   const int threads = omp_get_max_threads();
+  std::vector<int> thread_counts = {threads};
+  if (threads > 1) thread_counts.push_back(1);
 
   std::vector<float> slopes(NH);
   for (int h = 0; h < NH; ++h) slopes[h] = std::pow(2.0f, -8.0f * float(h + 1) / float(NH));
@@ -56,13 +132,16 @@ int main(int argc, char** argv) {
   bias.slopes = slopes.data();
   const AttnDropout drop;  // p = 0
 
-  std::printf("causal attention, alibi bias, B=%d NH=%d HS=%d; naive always on 1 thread\n", B, NH,
-              HS);
-  std::printf("%6s %8s | %10s %10s | %10s %10s | %11s %11s\n", "T", "fused on", "fused fwd",
-              "fused f+b", "naive fwd", "naive f+b", "fwd", "f+b");
-  std::printf("%6s %8s | %10s %10s | %10s %10s | %11s %11s\n", "", "threads", "GFLOP/s", "GFLOP/s",
-              "GFLOP/s", "GFLOP/s", "fused/naive", "fused/naive");
+  std::map<int, std::map<int, double>> sgemm;      // [T][threads] GFLOP/s
+  std::map<int, std::map<int, FusedTimes>> fused;  // [T][threads]
+  std::map<int, FusedTimes> naive_t;
+  SdpaTable sdpa;
   for (const int T : Ts) {
+    for (int n : thread_counts) {
+      omp_set_num_threads(n);
+      sgemm[T][n] = sgemm_gflops();
+    }
+    omp_set_num_threads(threads);
     AttnShape s;
     s.B = B, s.NH = NH, s.Tq = T, s.Tk = T, s.HS = HS;
     const size_t n = size_t(B) * NH * T * HS;
@@ -72,10 +151,6 @@ int main(int argc, char** argv) {
     for (auto* x : {&q, &k, &v, &dout})
       for (float& e : *x) e = rng.normal();
     std::vector<float> ws(attention_workspace_floats(s, threads));
-
-    const double entries = double(B) * NH * double(T) * (T + 1) / 2.0;
-    const double fwd_flops = 4.0 * HS * entries, bwd_flops = 10.0 * HS * entries;
-
     auto fwd = [&] {
       attention_forward(s, q.data(), k.data(), v.data(), bias, drop, out.data(), lse.data(),
                         ws.data());
@@ -84,35 +159,78 @@ int main(int argc, char** argv) {
       attention_backward(s, q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(),
                          bias, drop, dq.data(), dk.data(), dv.data(), nullptr, ws.data());
     };
-    fwd();
-    const double tf = time_call(fwd, kMinSeconds);
-    const double tb = time_call(bwd, kMinSeconds);
-    omp_set_num_threads(1);
-    const double tf1 = time_call(fwd, kMinSeconds);
-    const double tb1 = time_call(bwd, kMinSeconds);
+    for (int nt : thread_counts) {
+      omp_set_num_threads(nt);
+      fwd();
+      const double tf = time_call(fwd, kMinSeconds);
+      fwd();  // the backward reads this forward's out and lse
+      fused[T][nt] = {tf, time_call(bwd, kMinSeconds)};
+    }
     omp_set_num_threads(threads);
-
-    const double tnf = time_call(
-        [&] {
-          attention_forward_naive(s, q.data(), k.data(), v.data(), bias, drop, out.data(),
-                                  lse.data());
-        },
-        0.0);
-    const double tnb = time_call(
-        [&] {
-          attention_backward_naive(s, q.data(), k.data(), v.data(), out.data(), lse.data(),
-                                   dout.data(), bias, drop, dq.data(), dk.data(), dv.data(),
-                                   nullptr);
-        },
-        0.0);
-
-    const double g = 1e-9, fb = fwd_flops + bwd_flops;
-    const double rows[2][3] = {{double(threads), tf, tb}, {1.0, tf1, tb1}};
-    for (const auto& r : rows)
-      std::printf("%6d %8.0f | %10.1f %10.1f | %10.2f %10.2f | %10.1fx %10.1fx\n", T, r[0],
-                  g * fwd_flops / r[1], g * fb / (r[1] + r[2]), g * fwd_flops / tnf,
-                  g * fb / (tnf + tnb), tnf / r[1], (tnf + tnb) / (r[1] + r[2]));
-    std::fflush(stdout);
+    if (torch) sdpa.merge(run_sdpa({T}, thread_counts));
+    if (naive) {
+      naive_t[T].fwd = time_call(
+          [&] {
+            attention_forward_naive(s, q.data(), k.data(), v.data(), bias, drop, out.data(),
+                                    lse.data());
+          },
+          0.0);
+      naive_t[T].bwd = time_call(
+          [&] {
+            attention_backward_naive(s, q.data(), k.data(), v.data(), out.data(), lse.data(),
+                                     dout.data(), bias, drop, dq.data(), dk.data(), dv.data(),
+                                     nullptr);
+          },
+          0.0);
+    }
+  }
+  std::printf("causal attention, alibi bias, B=%d NH=%d HS=%d, fp32\n", B, NH, HS);
+  std::printf("GFLOP/s: useful causal FLOPs (fwd 2*T^2*HS per head, bwd 2x fwd) / seconds; sgemm:"
+              " 2048^3 alibi::gemm, best of 5, measured just before the fused kernel\n\n");
+  std::printf("| T | threads | sgemm | fused fwd | fused f+b | f+b of sgemm | SDPA+mask fwd |"
+              " SDPA+mask f+b | fused/SDPA fwd | fused/SDPA f+b | SDPA causal, no bias, f+b |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  const double g = 1e-9;
+  for (const int T : Ts) {
+    const double fwd_flops = 2.0 * double(T) * T * HS * NH * B, fb_flops = 3.0 * fwd_flops;
+    for (int nt : thread_counts) {
+      const FusedTimes& f = fused[T][nt];
+      const double ff = g * fwd_flops / f.fwd, ffb = g * fb_flops / (f.fwd + f.bwd);
+      const double sg = sgemm[T][nt];
+      std::printf("| %d | %d | %.1f | %.1f | %.1f | %.0f%% |", T, nt, sg, ff, ffb, 100.0 * ffb / sg);
+      const auto it = sdpa.find({"sdpa", T, nt});
+      if (it != sdpa.end())
+        std::printf(" %.1f | %.1f | %.2fx | %.2fx |", g * fwd_flops / it->second.fwd,
+                    g * fb_flops / it->second.fb, it->second.fwd / f.fwd,
+                    it->second.fb / (f.fwd + f.bwd));
+      else
+        std::printf(" n/a | n/a | n/a | n/a |");
+      const auto ic = sdpa.find({"sdpa_causal", T, nt});
+      if (ic != sdpa.end())
+        std::printf(" %.1f |\n", g * fb_flops / ic->second.fb);
+      else
+        std::printf(" n/a |\n");
+    }
+  }
+  if (thread_counts.size() > 1) {
+    std::printf("\nfused kernel, %d threads vs 1 (speed-up; ideal %d.0x):\n\n", threads, threads);
+    std::printf("| T | fwd | f+b | sgemm (control) |\n|---:|---:|---:|---:|\n");
+    for (const int T : Ts) {
+      const FusedTimes &a = fused[T][threads], &o = fused[T][1];
+      std::printf("| %d | %.2fx | %.2fx | %.2fx |\n", T, o.fwd / a.fwd,
+                  (o.fwd + o.bwd) / (a.fwd + a.bwd), sgemm[T][threads] / sgemm[T][1]);
+    }
+  }
+  if (naive) {
+    std::printf("\nnaive reference (1 thread, double accumulation) vs fused on %d threads:\n\n",
+                threads);
+    std::printf("| T | naive f+b GFLOP/s | fused/naive f+b |\n|---:|---:|---:|\n");
+    for (const int T : Ts) {
+      const double fb_flops = 6.0 * double(T) * T * HS * NH * B;
+      const FusedTimes &n = naive_t[T], &f = fused[T][threads];
+      std::printf("| %d | %.2f | %.0fx |\n", T, g * fb_flops / (n.fwd + n.bwd),
+                  (n.fwd + n.bwd) / (f.fwd + f.bwd));
+    }
   }
   return 0;
 }

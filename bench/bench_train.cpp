@@ -2,6 +2,11 @@
 // sgemm, all measured in the same run (the machine is shared and noisy: read the ratios).
 //
 //   build/bench/bench_train [--config tiny|small|all] [--steps N] [--threads N] [--no-torch]
+//                           [--dtype fp32|bf16|both]
+//
+// --dtype both (the default) times every config with fp32 and with bf16 matrix products
+// (MatmulPrecision, kernels/ops.h; attention, softmax, LN and AdamW stay fp32) and prints the
+// speed-up bf16/fp32 of the same run. The PyTorch twin is always fp32.
 //
 // tiny:  V 256 (bytes), C 256, L 4, NH 8, F 1024, T 128, B 32
 // small: V 8192 (BPE),  C 512, L 8, NH 8, F 2048, T 256, B 16
@@ -17,6 +22,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/threads.h"
 #include "kernels/ops.h"
 #include "model/model.h"
 #include "train/optim.h"
@@ -36,8 +42,10 @@ double seconds_since(clk::time_point t0) {
   return std::chrono::duration<double>(clk::now() - t0).count();
 }
 
-// Best of a few 2048^3 products: the machine's practical fp32 matmul peak.
-double sgemm_gflops() {
+// Best of a few 2048^3 products through gemm() in precision p: the machine's practical matmul
+// peak (for bf16 it includes rounding both operands to bf16 on every call, as training does).
+double gemm_gflops(MatmulPrecision p) {
+  set_matmul_precision(p);
   const int64_t n = 2048;
   std::vector<float> a(n * n, 1.0f), b(n * n, 0.5f), c(n * n);
   gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
@@ -56,8 +64,9 @@ double step_flops(const BenchConfig& bc, size_t n_params) {
          6.0 * bc.model.layers * double(bc.T) * bc.model.d_model * tokens;
 }
 
-// Median seconds per full training step (forward, backward, clip, AdamW).
-double time_cpp(const BenchConfig& bc, int steps, size_t* n_params) {
+// Median seconds per full training step (forward, backward, clip, AdamW) in precision p.
+double time_cpp(const BenchConfig& bc, int steps, MatmulPrecision p, size_t* n_params) {
+  set_matmul_precision(p);
   Model m(bc.model, bc.B, bc.T);
   m.init_weights(1);
   ParamSet mo(m.layout), ve(m.layout);
@@ -109,21 +118,36 @@ double time_torch(const BenchConfig& bc, int steps, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_passive_omp_wait(argv);
   std::string which = "all";
   int steps = 5, threads = 0;
   bool torch = true;
+  std::string dtype = "both";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--config" && i + 1 < argc) which = argv[++i];
     else if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--no-torch") torch = false;
+    else if (a == "--dtype" && i + 1 < argc) dtype = argv[++i];
     else {
       std::fprintf(stderr,
                    "usage: bench_train [--config tiny|small|all (all)] [--steps N (5)] "
-                   "[--threads N (0: all cores)] [--no-torch]\n");
+                   "[--threads N (0: all cores)] [--no-torch] [--dtype fp32|bf16|both (both)]\n");
       return 2;
     }
+  }
+  std::vector<std::pair<const char*, MatmulPrecision>> dtypes;
+  if (dtype == "fp32" || dtype == "both") dtypes.push_back({"fp32", MatmulPrecision::fp32});
+  if (dtype == "bf16" || dtype == "both") dtypes.push_back({"bf16", MatmulPrecision::bf16});
+  if (dtypes.empty()) {
+    std::fprintf(stderr, "--dtype '%s' is not one of fp32, bf16, both\n", dtype.c_str());
+    return 2;
+  }
+  if (!cpu_has_bf16() && dtypes.back().second == MatmulPrecision::bf16) {
+    std::fprintf(stderr, "this CPU has no AVX512-BF16: timing fp32 only\n");
+    dtypes.pop_back();
+    if (dtypes.empty()) return 2;
   }
   if (threads > 0) omp_set_num_threads(threads);
   threads = omp_get_max_threads();
@@ -136,21 +160,34 @@ int main(int argc, char** argv) {
   if (which == "tiny" || which == "all") configs.push_back({"tiny", tiny, 32, 128});
   if (which == "small" || which == "all") configs.push_back({"small", small, 16, 256});
 
-  const double peak = sgemm_gflops();
-  std::printf("threads %d; sgemm 2048^3: %.1f GFLOP/s (this run's baseline)\n\n", threads, peak);
-  std::printf("| config | alibi C++ tok/s | GFLOP/s | of sgemm | PyTorch twin tok/s | C++ / PyTorch |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|\n");
-  for (const BenchConfig& bc : configs) {
-    size_t n_params = 0;
-    const double sec = time_cpp(bc, steps, &n_params);
-    const double tps = double(bc.B) * bc.T / sec;
-    const double gf = step_flops(bc, n_params) / sec / 1e9;
-    const double ttps = torch ? time_torch(bc, steps, threads) : 0.0;
-    std::printf("| %s (%.1fM params) | %.0f | %.1f | %.0f%% | %s | %s |\n", bc.name,
-                double(n_params) / 1e6, tps, gf, 100.0 * gf / peak,
-                ttps > 0 ? std::to_string(int(ttps)).c_str() : "n/a",
-                ttps > 0 ? (std::to_string(tps / ttps).substr(0, 4) + "x").c_str() : "n/a");
-    std::fflush(stdout);
+  const double peak = gemm_gflops(MatmulPrecision::fp32);
+  std::printf("threads %d; sgemm 2048^3: %.1f GFLOP/s (this run's baseline)", threads, peak);
+  if (dtypes.back().second == MatmulPrecision::bf16) {
+    const double bf16_peak = gemm_gflops(MatmulPrecision::bf16);
+    std::printf("; bf16 gemm 2048^3: %.1f GFLOP/s (%.2fx)", bf16_peak, bf16_peak / peak);
   }
+  std::printf("\n\n| config | matmuls | alibi C++ tok/s | GFLOP/s | of sgemm | bf16 / fp32 |"
+              " PyTorch twin (fp32) tok/s | C++ / PyTorch |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+  for (const BenchConfig& bc : configs) {
+    const double ttps = torch ? time_torch(bc, steps, threads) : 0.0;
+    double fp32_tps = 0;
+    for (const auto& [dname, prec] : dtypes) {
+      size_t n_params = 0;
+      const double sec = time_cpp(bc, steps, prec, &n_params);
+      const double tps = double(bc.B) * bc.T / sec;
+      const double gf = step_flops(bc, n_params) / sec / 1e9;
+      if (prec == MatmulPrecision::fp32) fp32_tps = tps;
+      char speedup[32] = "-";
+      if (prec == MatmulPrecision::bf16 && fp32_tps > 0)
+        std::snprintf(speedup, sizeof(speedup), "%.2fx", tps / fp32_tps);
+      std::printf("| %s (%.1fM params) | %s | %.0f | %.1f | %.0f%% | %s | %s | %s |\n", bc.name,
+                  double(n_params) / 1e6, dname, tps, gf, 100.0 * gf / peak, speedup,
+                  ttps > 0 ? std::to_string(int(ttps)).c_str() : "n/a",
+                  ttps > 0 ? (std::to_string(tps / ttps).substr(0, 4) + "x").c_str() : "n/a");
+      std::fflush(stdout);
+    }
+  }
+  set_matmul_precision(MatmulPrecision::fp32);
   return 0;
 }

@@ -38,7 +38,8 @@ std::vector<FixedFlag> fixed_flags() {
           FIXED("--batch", batch), FIXED("--grad-accum", grad_accum),
           FIXED("--warmup", warmup), FIXED("--lr", lr), FIXED("--min-lr-ratio", min_lr_ratio),
           FIXED("--clip", clip), FIXED("--beta1", adamw.beta1), FIXED("--beta2", adamw.beta2),
-          FIXED("--weight-decay", adamw.weight_decay), FIXED("--seed", seed)};
+          FIXED("--weight-decay", adamw.weight_decay), FIXED("--seed", seed),
+          FIXED("--dtype", dtype)};
 }
 #undef FIXED
 
@@ -60,6 +61,7 @@ TrainOptions options_of(const Checkpoint& ck) {
   o.adamw.eps = j.at("eps");
   o.adamw.weight_decay = j.at("weight_decay");
   o.seed = j.at("seed");
+  o.dtype = j.value("dtype", "fp32");  // checkpoints from before --dtype are fp32
   return o;
 }
 
@@ -73,9 +75,18 @@ Command add_prepare(CLI::App& app) {
   cp->add_option("--out", o->out, "output data folder")->required();
   cp->add_option("--tokenizer", o->tokenizer, "bytes | bpe");
   cp->add_option("--vocab", o->vocab, "BPE vocabulary size");
+  cp->add_option("--tokenizer-from", o->tokenizer_from,
+                 "use the tokenizer of this run folder or checkpoint (instead of --tokenizer)");
   cp->add_option("--valid-fraction", o->valid_fraction, "single-file input: share for valid");
   cp->add_option("--test-fraction", o->test_fraction, "single-file input: share for test");
-  return {cp, [o] { prepare(*o); }};
+  return {cp, [o, cp] {
+            if (!o->tokenizer_from.empty())
+              for (const char* flag : {"--tokenizer", "--vocab"})
+                if (cp->count(flag) > 0)
+                  usage_error(flag, " contradicts --tokenizer-from '", o->tokenizer_from,
+                              "', which brings its own tokenizer; drop one of them");
+            prepare(*o);
+          }};
 }
 
 Command add_train(CLI::App& app) {
@@ -110,6 +121,9 @@ Command add_train(CLI::App& app) {
   ct->add_option("--beta2", to->adamw.beta2, "AdamW beta2");
   ct->add_option("--weight-decay", to->adamw.weight_decay, "AdamW decoupled weight decay");
   ct->add_option("--seed", to->seed, "seed of initialisation, data order and dropout");
+  ct->add_option("--dtype", to->dtype,
+                 "matmul operands: fp32 | bf16 (bf16 needs AVX512-BF16; weights, accumulation, "
+                 "softmax, LN and attention stay fp32)");
   ct->add_option("--eval-every", to->eval_every, "steps between validations (0: end only)");
   ct->add_option("--eval-windows", to->eval_windows, "validation windows of --seq-len tokens");
   ct->add_option("--save-every", to->save_every, "steps between checkpoints (0: end only)");

@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "model/checkpoint.h"
 
 namespace alibi {
 
@@ -320,9 +321,11 @@ void prepare(const PrepareOptions& opts) {
   const auto t0 = std::chrono::steady_clock::now();
 
   // 1. Flags, before anything touches the disk.
-  if (opts.tokenizer != "bytes" && opts.tokenizer != "bpe")
+  std::optional<Tokenizer> given;  // --tokenizer-from: a checkpoint's own tokenizer
+  if (!opts.tokenizer_from.empty()) given = read_checkpoint(opts.tokenizer_from).tokenizer;
+  if (!given && opts.tokenizer != "bytes" && opts.tokenizer != "bpe")
     usage_error("unknown --tokenizer '", opts.tokenizer, "'; expected bytes or bpe");
-  const bool bpe = opts.tokenizer == "bpe";
+  const bool bpe = !given && opts.tokenizer == "bpe";
   if (bpe && (opts.vocab < 300 || opts.vocab > (1 << 20)))  // as Tokenizer::train_bpe, but early
     usage_error("--vocab ", opts.vocab, " is out of range for the bpe tokenizer; expected 300..",
                 1 << 20, " (256 ids go to byte fallback)");
@@ -401,7 +404,9 @@ void prepare(const PrepareOptions& opts) {
   ::chmod(tmp.c_str(), usual_mode(0777));
   try {
     Tokenizer tok;
-    if (bpe) {
+    if (given) {
+      tok = *given;
+    } else if (bpe) {
       std::string train_path = splits[0].source;
       if (!fs::is_directory(input)) {  // the train split is only part of the file
         train_path = (tmp / "bpe-train.txt").string();
@@ -425,7 +430,9 @@ void prepare(const PrepareOptions& opts) {
     nlohmann::json info;
     info["format"] = kPrepareFormat;
     info["input"] = fs::absolute(input, ec).string();
-    info["tokenizer"] = opts.tokenizer;
+    const std::string tok_kind = tok.kind() == TokenizerKind::bpe ? "bpe" : "bytes";
+    info["tokenizer"] = tok_kind;
+    if (given) info["tokenizer_from"] = fs::absolute(opts.tokenizer_from, ec).string();
     info["vocab"] = tok.vocab();
     info["fingerprint"] = tok.fingerprint();
     std::array<uint64_t, 3> counts{};
@@ -461,7 +468,7 @@ void prepare(const PrepareOptions& opts) {
     }
 
     std::fprintf(stderr, "prepare: %s vocab %d; train %s, valid %s, test %s tokens; %.1f s -> %s\n",
-                 opts.tokenizer.c_str(), tok.vocab(), with_commas(counts[0]).c_str(),
+                 tok_kind.c_str(), tok.vocab(), with_commas(counts[0]).c_str(),
                  with_commas(counts[1]).c_str(), with_commas(counts[2]).c_str(), seconds,
                  out.string().c_str());
   } catch (...) {

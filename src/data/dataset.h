@@ -27,6 +27,9 @@ struct PrepareOptions {
   std::string out;     // output folder
   std::string tokenizer = "bytes";  // bytes | bpe
   int vocab = 8192;    // bpe only
+  // A run folder or checkpoint whose own tokenizer to use instead of `tokenizer` / `vocab`, so
+  // that the data can be scored by that checkpoint (alibi eval checks the tokenizers agree).
+  std::string tokenizer_from;
   double valid_fraction = 0.05;  // single-file input: the last fractions become valid and test
   double test_fraction = 0.05;
   int threads = 0;     // 0: all cores

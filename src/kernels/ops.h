@@ -7,8 +7,19 @@
 
 namespace alibi {
 
-// Row-major C = alpha * op(A) op(B) + beta * C through oneDNN's sgemm; op is a transpose when
-// the flag is set. The one place matrix products go through.
+// Precision of the operands of gemm(), process-wide. fp32: oneDNN sgemm. bf16: A and B are
+// rounded to bfloat16 (8-bit mantissa) and multiplied by oneDNN's bf16 matmul with fp32
+// accumulation and fp32 C; everything else (master weights, softmax, LN, biases, attention,
+// optimizer) stays fp32. Default fp32.
+enum class MatmulPrecision { fp32, bf16 };
+// Throws UsageError naming --dtype when bf16 is asked for on a CPU without AVX512-BF16.
+void set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
+// Whether this CPU has the AVX512-BF16 instructions bf16 needs.
+bool cpu_has_bf16();
+
+// Row-major C = alpha * op(A) op(B) + beta * C in the precision set above; op is a transpose
+// when the flag is set. The one place matrix products go through.
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "kernels/ops.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 
@@ -73,6 +74,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"eval_every", eval_every},
           {"eval_windows", eval_windows},
           {"save_every", save_every},
+          {"dtype", dtype},
           {"threads", omp_get_max_threads()}};
 }
 
@@ -84,6 +86,13 @@ TrainResult train(const TrainOptions& o) {
   if (o.steps < 1) usage_error("--steps ", o.steps, " must be at least 1");
   if (!(o.lr > 0)) usage_error("--lr ", o.lr, " must be positive");
   if (o.out.empty()) usage_error("--out is required: the run folder for checkpoints");
+  // Process-wide: every gemm of this job (training and validation) runs in this precision.
+  if (o.dtype == "fp32")
+    set_matmul_precision(MatmulPrecision::fp32);
+  else if (o.dtype == "bf16")
+    set_matmul_precision(MatmulPrecision::bf16);
+  else
+    usage_error("--dtype '", o.dtype, "' is not one of fp32, bf16");
 
   const Tokenizer tok = Tokenizer::load_dir(o.data);
   const TokenSplit train_split = load_split(o.data, "train");
@@ -123,9 +132,10 @@ TrainResult train(const TrainOptions& o) {
   for (const TensorInfo& t : model.layout.tensors) n_params += t.numel;
   std::fprintf(stderr,
                "model: %s, %d layers, d_model %d, %d heads, ffn %d, vocab %d: %.2fM parameters; "
-               "batch %d x %d x %d accum, %d threads\n",
+               "batch %d x %d x %d accum, %d threads, %s matmuls\n",
                pos_name(cfg.pos), cfg.layers, cfg.d_model, cfg.heads, cfg.ffn, cfg.vocab,
-               double(n_params) / 1e6, B, T, o.grad_accum, omp_get_max_threads());
+               double(n_params) / 1e6, B, T, o.grad_accum, omp_get_max_threads(),
+               o.dtype.c_str());
 
   std::vector<int32_t> tokens(size_t(B) * T), targets(size_t(B) * T);
   std::ofstream log(fs::path(o.out) / "log.jsonl", std::ios::app);

@@ -1,7 +1,6 @@
-// CPU implementations of kernels/ops.h: oneDNN sgemm for the products, OpenMP + vectorised loops
-// for the rest. Every reduction has a fixed order for a given thread count, so a seeded run is
-// bit-identical when repeated on the same number of threads.
-#include <dnnl.h>
+// CPU implementations of kernels/ops.h: the products go through gemm() (kernels/cpu/gemm_cpu.cpp),
+// OpenMP + vectorised loops do the rest. Every reduction has a fixed order for a given thread
+// count, so a seeded run is bit-identical when repeated on the same number of threads.
 #include <omp.h>
 
 #include <algorithm>
@@ -19,6 +18,10 @@ namespace {
 // Column sums are reduced in blocks of this many channels, rows in ascending order: the result
 // does not depend on the thread count, and each thread streams whole cache lines.
 constexpr int64_t kColBlock = 64;
+
+// Below this many elements a loop runs on one thread: waking a team costs more than the work
+// (single-token decoding runs ~20 such loops per layer).
+constexpr int64_t kParallelMin = 1 << 15;
 
 // dst (C) += sum over rows of src (N,C).
 void colsum_add(float* dst, const float* src, int64_t N, int64_t C) {
@@ -45,18 +48,11 @@ constexpr float kGeluA = 0.044715f;
 
 }  // namespace
 
-void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  const dnnl_status_t st = dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A,
-                                      lda, B, ldb, beta, C, ldc);
-  ALIBI_CHECK(st == dnnl_success, "dnnl_sgemm status ", int(st), " M=", M, " N=", N, " K=", K);
-}
-
 void linear_forward(float* out, const float* inp, const float* W, const float* b, int64_t N,
                     int64_t IC, int64_t OC) {
   gemm(false, true, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC);
   if (b == nullptr) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * OC >= kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     float* r = out + n * OC;
 #pragma omp simd
@@ -74,7 +70,7 @@ void linear_backward(float* dinp, float* dW, float* db, const float* dout, const
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
                        const float* b, int64_t N, int64_t C) {
   constexpr float kEps = 1e-5f;  // PyTorch's default
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const float* x = inp + n * C;
     float s = 0.0f;
@@ -140,7 +136,7 @@ void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, co
 }
 
 void gelu_forward(float* out, const float* inp, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];
     out[i] = 0.5f * x * (1.0f + fast_tanh(kGeluC * (x + kGeluA * x * x * x)));
@@ -148,7 +144,7 @@ void gelu_forward(float* out, const float* inp, int64_t n) {
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];
     const float u = kGeluC * (x + kGeluA * x * x * x);
@@ -161,7 +157,7 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) 
 }
 
 void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; ++n)
     std::memcpy(x + n * C, wte + int64_t(tokens[n]) * C, size_t(C) * sizeof(float));
 }
@@ -186,7 +182,7 @@ void embedding_backward(float* dwte, const float* dx, const int32_t* tokens, int
 }
 
 void posemb_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C, int64_t pos0) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * T * C >= kParallelMin)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) {
       float* r = x + (b * T + t) * C;
@@ -211,7 +207,7 @@ void posemb_backward(float* dwpe, const float* dx, int64_t B, int64_t T, int64_t
 void split_heads(float* q, float* k, float* v, const float* qkv, int64_t B, int64_t T,
                  int64_t NH, int64_t HS) {
   const int64_t C = NH * HS;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * T * C >= kParallelMin)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < NH; ++h)
       for (int64_t t = 0; t < T; ++t) {
@@ -240,7 +236,7 @@ void split_heads_backward(float* dqkv, const float* dq, const float* dk, const f
 
 void merge_heads(float* y, const float* o, int64_t B, int64_t T, int64_t NH, int64_t HS) {
   const int64_t C = NH * HS;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * T * C >= kParallelMin)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < NH; ++h)
@@ -262,7 +258,7 @@ void merge_heads_backward(float* do_, const float* dy, int64_t B, int64_t T, int
 void residual_forward(float* x, const float* branch, int64_t N, int64_t C, float p,
                       uint64_t seed) {
   if (p == 0.0f) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (N * C >= kParallelMin)
     for (int64_t i = 0; i < N * C; ++i) x[i] += branch[i];
     return;
   }
