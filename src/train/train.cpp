@@ -8,7 +8,6 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <vector>
 
 #include "core/error.h"
@@ -138,7 +137,14 @@ TrainResult train(const TrainOptions& o) {
                o.dtype.c_str());
 
   std::vector<int32_t> tokens(size_t(B) * T), targets(size_t(B) * T);
-  std::ofstream log(fs::path(o.out) / "log.jsonl", std::ios::app);
+  // One JSON object per step, formatted into a fixed buffer: nothing allocated in the loop.
+  std::FILE* log = std::fopen((fs::path(o.out) / "log.jsonl").c_str(), "a");
+  if (!log) usage_error("cannot append to '", (fs::path(o.out) / "log.jsonl").string(), "'");
+  struct Closer {
+    std::FILE* f;
+    ~Closer() { std::fclose(f); }
+  } closer{log};
+  char rec[256];
   TrainResult res;
   res.last_val_loss = NAN;
   res.step = step;
@@ -192,8 +198,10 @@ TrainResult train(const TrainOptions& o) {
     const bool last = step == o.steps;
     const double elapsed = std::chrono::duration<double>(clock::now() - t_start).count();
     const bool out_of_time = o.time_limit_s > 0 && elapsed >= o.time_limit_s;
-    nlohmann::json rec = {{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
-                          {"elapsed_s", elapsed}};
+    int len = std::snprintf(rec, sizeof(rec),
+                            "{\"step\":%lld,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"
+                            "\"elapsed_s\":%.3f",
+                            (long long)step, loss, double(lr), double(gnorm), elapsed);
     if (step % o.log_every == 0 || last || step == first_step + 1) {
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - t_last).count();
@@ -204,7 +212,7 @@ TrainResult train(const TrainOptions& o) {
                    " | ETA %s\n",
                    (long long)step, (long long)o.steps, loss, lr, gnorm, tps,
                    fmt_duration(elapsed).c_str(), fmt_duration(eta).c_str());
-      rec["tokens_per_s"] = tps;
+      len += std::snprintf(rec + len, sizeof(rec) - size_t(len), ",\"tokens_per_s\":%.1f", tps);
       t_last = now;
       steps_since_log = 0;
     }
@@ -213,11 +221,13 @@ TrainResult train(const TrainOptions& o) {
                                           targets);
       std::fprintf(stderr, "step %6lld | val loss %.4f | val ppl %.2f\n", (long long)step,
                    res.last_val_loss, std::exp(res.last_val_loss));
-      rec["val_loss"] = res.last_val_loss;
-      rec["val_ppl"] = std::exp(res.last_val_loss);
+      len += std::snprintf(rec + len, sizeof(rec) - size_t(len),
+                           ",\"val_loss\":%.6g,\"val_ppl\":%.6g", double(res.last_val_loss),
+                           std::exp(double(res.last_val_loss)));
       t_last = clock::now();  // keep evaluation out of the training throughput
     }
-    log << rec.dump() << '\n' << std::flush;
+    std::fprintf(log, "%s}\n", rec);
+    std::fflush(log);
     const bool stop = g_signal.load() != 0 || out_of_time;
     if ((o.save_every > 0 && step % o.save_every == 0) || last || stop) save();
     if (stop) {
