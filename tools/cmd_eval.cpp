@@ -1,12 +1,281 @@
-// alibi eval (placeholder until the evaluation job lands).
+// alibi eval: perplexity of a checkpoint at any length, on a prepared split or a raw text file.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include "commands.h"
 #include "core/error.h"
+#include "data/dataset.h"
+#include "eval/eval.h"
+#include "model/checkpoint.h"
+#include "model/model.h"
 
+namespace fs = std::filesystem;
 namespace alibi::cli {
+namespace {
+
+struct EvalCliOptions {
+  std::string checkpoint;
+  std::string data;
+  std::string split = "valid";
+  std::string text;
+  std::string lengths;  // "128,256,..."; empty: the training length
+  std::string mode = "nonoverlapping";
+  int stride = 0;
+  int batch = 0;
+  int64_t max_tokens = 0;
+  std::string json;
+  std::string per_position;
+};
+
+std::string with_commas(uint64_t v) {
+  const std::string d = std::to_string(v);
+  std::string s;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i > 0 && (d.size() - i) % 3 == 0) s += ',';
+    s += d[i];
+  }
+  return s;
+}
+
+std::vector<int> parse_lengths(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size())
+      usage_error("--lengths '", s, "': '", item, "' is not a number; expected token counts "
+                  "separated by commas, e.g. 128,256,512");
+    if (v < 1 || v > (1 << 30))
+      usage_error("--lengths '", s, "': ", v, " is not a usable length; expected positive token "
+                  "counts, e.g. 128,256,512");
+    out.push_back(int(v));
+  }
+  if (out.empty()) usage_error("--lengths is empty; expected e.g. 128,256,512");
+  std::sort(out.begin(), out.end());  // ascending: the peak RSS of each is then its own
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec))
+    usage_error("--text '", path, "' does not exist or is not a file; expected a text file");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) usage_error("--text '", path, "' cannot be read; check the permissions");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string tokenizer_desc(const Tokenizer& t) {
+  return str_cat(t.kind() == TokenizerKind::bytes ? "bytes" : "bpe", " (vocab ", t.vocab(), ")");
+}
+
+nlohmann::json num_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nullptr; }
+
+void run_eval(const EvalCliOptions& o, const CLI::App& app) {
+  // 1. Flags, checked before the (possibly long) work.
+  const EvalMode mode = parse_eval_mode(o.mode);
+  if (mode == EvalMode::nonoverlapping && app.count("--stride") > 0)
+    usage_error("--stride ", o.stride, " applies to --mode sliding only (got --mode ", o.mode,
+                ")");
+  if (mode == EvalMode::sliding && o.stride < 1)
+    usage_error("--mode sliding needs --stride S with 1 <= S < each length (got ", o.stride, ")");
+  if (o.batch < 0) usage_error("--batch ", o.batch, " must be >= 1 (0: automatic)");
+  if (o.max_tokens < 0) usage_error("--max-tokens ", o.max_tokens, " must be >= 0 (0: all)");
+  if (o.data.empty() == o.text.empty())
+    usage_error(o.data.empty() ? "give --data DIR (a prepared folder) or --text FILE"
+                               : "give either --data or --text, not both");
+  if (!o.text.empty() && app.count("--split") > 0)
+    usage_error("--split ", o.split, " applies to --data only; --text scores the whole file");
+  if (!o.data.empty() && o.split != "valid" && o.split != "test" && o.split != "train")
+    usage_error("unknown --split '", o.split, "'; expected valid, test or train");
+
+  const Checkpoint ck = read_checkpoint(o.checkpoint);
+  const ModelConfig& cfg = ck.config;
+  const int train_len = ck.train.value("seq_len", 0);
+  const std::vector<int> lengths =
+      o.lengths.empty() ? std::vector<int>{train_len} : parse_lengths(o.lengths);
+
+  // 2. The text: a prepared split (same tokenizer as the checkpoint) or a raw file.
+  std::vector<int32_t> tokens;
+  uint64_t source_bytes = 0;
+  std::string what;
+  if (!o.data.empty()) {
+    const Tokenizer data_tok = Tokenizer::load_dir(o.data);
+    if (data_tok.fingerprint() != ck.tokenizer.fingerprint())
+      usage_error("checkpoint '", ck.path, "' uses tokenizer ", tokenizer_desc(ck.tokenizer),
+                  " but --data '", o.data, "' was prepared with a different one, ",
+                  tokenizer_desc(data_tok), "; prepare the text with 'alibi prepare "
+                  "--tokenizer-from ", o.checkpoint, "'");
+    TokenSplit s = load_split(o.data, o.split);
+    if (s.vocab != cfg.vocab)
+      usage_error("split '", s.path, "' has vocab ", s.vocab, " but checkpoint '", ck.path,
+                  "' has ", cfg.vocab);
+    tokens = std::move(s.tokens);
+    source_bytes = s.source_bytes;
+    what = "split '" + s.path + "'";
+  } else {
+    const std::string text = read_text_file(o.text);
+    tokens = ck.tokenizer.encode(text);
+    source_bytes = text.size();
+    what = "--text '" + o.text + "'";
+  }
+  const uint64_t all_tokens = tokens.size();
+  if (o.max_tokens > 0 && uint64_t(o.max_tokens) < all_tokens) {
+    // A prefix of the text; bits per byte count the bytes of that share of the tokens.
+    source_bytes = uint64_t(std::llround(double(source_bytes) * double(o.max_tokens) /
+                                         double(all_tokens)));
+    tokens.resize(size_t(o.max_tokens));
+  }
+  const int64_t n_targets = int64_t(tokens.size()) - 1;
+  for (int L : lengths) {
+    if (int64_t(L) > n_targets)
+      usage_error("--lengths ", L, " is longer than ", what, o.max_tokens > 0 ? " (cut by --max-tokens)" : "",
+                  ": it has ", with_commas(tokens.size()), " tokens, so at most ",
+                  with_commas(uint64_t(std::max<int64_t>(n_targets, 0))), " targets in a window");
+    if (cfg.pos == PosKind::learned && L > cfg.max_positions)
+      usage_error("--lengths ", L, ": checkpoint '", ck.path, "' uses --pos learned with a table "
+                  "of ", cfg.max_positions, " positions, and learned embeddings cannot run past "
+                  "it; use lengths up to ", cfg.max_positions);
+    if (mode == EvalMode::sliding && o.stride >= L)
+      usage_error("--stride ", o.stride, " must be smaller than every length (got --lengths ",
+                  L, "); a sliding window scores its last S tokens and keeps L - S as context");
+  }
+
+  // 3. Evaluate, shortest length first.
+  const ParamLayout layout = make_param_layout(cfg);
+  ParamSet params(layout);
+  ck.load_params(params);
+  const bool json_stdout = o.json == "-";
+  FILE* table = json_stdout ? stderr : stdout;
+  std::fprintf(table, "eval %s (%s, trained at %d, step %lld) on %s: %s tokens, %s bytes, %s%s\n",
+               ck.path.c_str(), pos_name(cfg.pos), train_len, (long long)ck.step, what.c_str(),
+               with_commas(tokens.size()).c_str(), with_commas(source_bytes).c_str(),
+               eval_mode_name(mode),
+               mode == EvalMode::sliding ? str_cat(" stride ", o.stride).c_str() : "");
+  std::fprintf(table, "%8s %7s %8s %10s %8s %10s %9s %9s %9s %8s\n", "length", "x train",
+               "windows", "tokens", "loss", "ppl", "bits/tok", "bits/byte", "tok/s", "peak MB");
+  std::fflush(table);
+  nlohmann::json results = nlohmann::json::array();
+  std::ofstream pos_csv;
+  if (!o.per_position.empty()) {
+    pos_csv.open(o.per_position);
+    if (!pos_csv)
+      usage_error("--per-position '", o.per_position, "' cannot be written; check the folder");
+    pos_csv << "length,position,count,mean_loss\n";
+  }
+  for (int L : lengths) {
+    EvalOptions eo;
+    eo.length = L;
+    eo.mode = mode;
+    eo.stride = o.stride;
+    eo.batch = o.batch;
+    eo.per_position = !o.per_position.empty();
+    const EvalResult r = evaluate(cfg, params, tokens, source_bytes, eo, what);
+    const double factor = train_len > 0 ? double(L) / train_len : NAN;
+    std::fprintf(table, "%8d %7.2f %8lld %10lld %8.4f %10.3f %9.4f %9.4f %9.0f %8.1f\n", L,
+                 factor, (long long)r.windows, (long long)r.tokens_scored, r.loss, r.ppl,
+                 r.bits_per_token, r.bits_per_byte, r.tokens_per_s, r.peak_rss_mb);
+    std::fflush(table);
+    results.push_back({{"length", L},
+                       {"factor", num_or_null(factor)},
+                       {"windows", r.windows},
+                       {"batch", r.batch},
+                       {"tokens_scored", r.tokens_scored},
+                       {"tokens_forwarded", r.tokens_forwarded},
+                       {"loss", r.loss},
+                       {"ppl", r.ppl},
+                       {"bits_per_token", r.bits_per_token},
+                       {"bits_per_byte", num_or_null(r.bits_per_byte)},
+                       {"seconds", r.seconds},
+                       {"tokens_per_s", r.tokens_per_s},
+                       {"peak_rss_mb", r.peak_rss_mb}});
+    if (pos_csv.is_open()) {
+      char buf[96];
+      for (int t = 0; t < L; ++t) {
+        const int64_t c = r.position_count[size_t(t)];
+        if (c == 0) continue;
+        std::snprintf(buf, sizeof buf, "%d,%d,%lld,%.6f\n", L, t, (long long)c,
+                      r.position_nats[size_t(t)] / double(c));
+        pos_csv << buf;
+      }
+      pos_csv.flush();
+    }
+  }
+  if (!o.json.empty()) {
+    nlohmann::json j = {{"checkpoint", ck.path},
+                        {"step", ck.step},
+                        {"pos", pos_name(cfg.pos)},
+                        {"train_seq_len", train_len},
+                        {"source", what},
+                        {"tokens", tokens.size()},
+                        {"source_bytes", source_bytes},
+                        {"mode", eval_mode_name(mode)},
+                        {"stride", mode == EvalMode::sliding ? nlohmann::json(o.stride) : nullptr},
+                        {"results", results}};
+    if (!o.data.empty()) {
+      j["data"] = o.data;
+      j["split"] = o.split;
+    } else {
+      j["text"] = o.text;
+    }
+    if (json_stdout) {
+      std::printf("%s\n", j.dump(2).c_str());
+    } else {
+      std::ofstream f(o.json);
+      if (!(f << j.dump(2) << '\n'))
+        usage_error("--json '", o.json, "' cannot be written; check the folder");
+    }
+  }
+}
+
+}  // namespace
 
 Command add_eval(CLI::App& app) {
-  CLI::App* c = add_subcommand(app, "eval", "evaluate a checkpoint at any length");
-  return {c, [] { usage_error("alibi eval is not built yet"); }};
+  auto o = std::make_shared<EvalCliOptions>();
+  CLI::App* c = add_subcommand(
+      app, "eval",
+      "evaluate a checkpoint at any length: perplexity, bits per token and per byte, tokens "
+      "scored per second and the process's peak resident memory for each --lengths (run "
+      "shortest first), as a table on stdout (and --json)");
+  c->add_option("checkpoint", o->checkpoint, "run folder (its latest checkpoint) or a checkpoint file")
+      ->required();
+  c->add_option("--data", o->data, "prepared data folder (alibi prepare); its tokenizer must be the checkpoint's");
+  c->add_option("--split", o->split, "split of --data: valid | test | train");
+  c->add_option("--text", o->text,
+                "score a raw text file instead, tokenised with the checkpoint's own tokenizer");
+  c->add_option("--lengths", o->lengths,
+                "window lengths in tokens, comma-separated, e.g. 128,256,512 (default: the "
+                "training length)");
+  c->add_option("--mode", o->mode,
+                "nonoverlapping (chunks of L, every token scored) | sliding (windows of L moved "
+                "by --stride, each scores its last S tokens)");
+  c->add_option("--stride", o->stride, "sliding: tokens scored per window, 1 <= S < every length");
+  c->add_option("--batch", o->batch,
+                "windows per forward (0: as many as fit 16384 tokens and 512 MiB of activations)");
+  c->add_option("--max-tokens", o->max_tokens, "score only the first N tokens of the text (0: all)");
+  c->add_option("--json", o->json,
+                "also write the results as JSON to this file ('-': JSON to stdout, table to "
+                "stderr)");
+  c->add_option("--per-position", o->per_position,
+                "write the mean loss at each position inside the window as CSV "
+                "(length,position,count,mean_loss; loss in nats)");
+  return {c, [o, c] { run_eval(*o, *c); }};
 }
 
 }  // namespace alibi::cli

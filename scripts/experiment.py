@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""Train short, test long (Press et al., ICLR 2022, Figure 1), with the alibi CLI.
+
+Trains each position method at one --seq-len on the same prepared data, with the same token
+budget, seed and model size; evaluates each at --factors times the training length; and writes
+into --out:
+
+  results.csv   one row per (method, mode, evaluation length): ppl, bits, speed, memory, status
+  results.md    the perplexity tables and the paper's second comparison
+  plot.png      perplexity against evaluation length, log x (scripts/plot.py, matplotlib)
+  runs/NAME/    the run folders (checkpoints, log.jsonl, train.log, timing.json)
+  evals/*.json  the output of every `alibi eval --json`
+
+The paper's second comparison: ALiBi trained at L and evaluated at 2L against sinusoidal
+trained at 2L and evaluated at 2L, with the same tokens per step (half the batch) and steps,
+and the training time of each (--no-compare leaves it out).
+
+Finished runs and evaluations are reused, so an interrupted experiment continues where it
+stopped. Uses only the Python standard library; the plot needs matplotlib (Debian:
+python3-matplotlib), found in whichever python3 has it.
+
+Example (the README's quickstart does this on the bundled corpus):
+  build/alibi prepare --input corpus.txt --out data --tokenizer bytes
+  python3 scripts/experiment.py --data data --out out/exp --methods alibi,sinusoidal --seq-len 64
+"""
+import argparse
+import concurrent.futures
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ALL_METHODS = ["alibi", "sinusoidal", "rotary", "t5", "learned", "none"]
+CSV_FIELDS = ["method", "run", "role", "train_len", "eval_len", "factor", "mode", "stride", "max_tokens",
+              "tokens_scored", "loss", "ppl", "bits_per_token", "bits_per_byte", "tokens_per_s",
+              "peak_rss_mb", "eval_seconds", "train_seconds", "status", "note"]
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, help="prepared data folder (alibi prepare)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--alibi", default=os.path.join(REPO, "build", "alibi"), help="the alibi binary")
+    p.add_argument("--methods", default=",".join(ALL_METHODS), help="position methods to train")
+    p.add_argument("--seq-len", type=int, default=64, help="training length L")
+    p.add_argument("--factors", default="1,2,4,8,16,32", help="evaluation lengths, as multiples of L")
+    p.add_argument("--modes", default="nonoverlapping", help="nonoverlapping and/or sliding")
+    p.add_argument("--stride", type=int, default=0, help="sliding stride (0: L, as the paper's S = L = 512)")
+    p.add_argument("--split", default="valid", help="split to evaluate on")
+    p.add_argument("--max-tokens", type=int, default=0,
+                   help="nonoverlapping: score the first N tokens of the split (0: all)")
+    p.add_argument("--sliding-max-tokens", type=int, default=0,
+                   help="sliding: score the first N tokens of the split (0: as --max-tokens)")
+    p.add_argument("--no-compare", action="store_true",
+                   help="skip the second comparison (sinusoidal trained at 2L)")
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--ffn", type=int, default=512)
+    p.add_argument("--batch", type=int, default=32, help="windows per step at L (tokens/step = batch*L)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--jobs", type=int, default=1, help="trainings / evaluations run at once")
+    p.add_argument("--threads", type=int, default=0, help="threads per alibi process (0: all cores)")
+    p.add_argument("--title", default="", help="plot title")
+    p.add_argument("--no-plot", action="store_true", help="write no plot.png")
+    a = p.parse_args()
+    a.methods = [m for m in a.methods.split(",") if m]
+    for m in a.methods:
+        if m not in ALL_METHODS:
+            p.error(f"--methods: unknown method '{m}'; expected some of {','.join(ALL_METHODS)}")
+    a.factors = [int(f) for f in a.factors.split(",") if f]
+    a.modes = [m for m in a.modes.split(",") if m]
+    for m in a.modes:
+        if m not in ("nonoverlapping", "sliding"):
+            p.error(f"--modes: unknown mode '{m}'; expected nonoverlapping and/or sliding")
+    if a.stride == 0:
+        a.stride = a.seq_len
+    if a.sliding_max_tokens == 0:
+        a.sliding_max_tokens = a.max_tokens
+    longest = max(a.factors) * a.seq_len
+    for flag, n in (("--max-tokens", a.max_tokens), ("--sliding-max-tokens", a.sliding_max_tokens)):
+        if n and n <= longest:
+            p.error(f"{flag} {n} leaves no room for the longest window, {max(a.factors)} x "
+                    f"{a.seq_len} = {longest} tokens; use more than {longest}")
+    if not a.no_compare and a.batch % 2:
+        p.error(f"--batch {a.batch} must be even for the comparison (sinusoidal at 2L uses batch/2)")
+    if not os.path.exists(a.alibi):
+        p.error(f"--alibi '{a.alibi}' does not exist; build it first (bash scripts/setup.sh)")
+    return a
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def alibi_cmd(a, *args):
+    cmd = [a.alibi]
+    if a.threads > 0:
+        cmd += ["--threads", str(a.threads)]
+    return cmd + [str(x) for x in args]
+
+
+def latest_step(run_dir):
+    steps = [int(m.group(1)) for f in (os.listdir(run_dir) if os.path.isdir(run_dir) else [])
+             if (m := re.fullmatch(r"ckpt-(\d+)\.safetensors", f))]
+    return max(steps, default=-1)
+
+
+def train(a, name, pos, seq_len, batch):
+    """Trains one run (or reuses a finished one); returns its training wall time in seconds."""
+    run = os.path.join(a.out, "runs", name)
+    timing = os.path.join(run, "timing.json")
+    cmd = alibi_cmd(a, "train", "--data", a.data, "--out", run, "--pos", pos,
+                    "--seq-len", seq_len, "--layers", a.layers, "--d-model", a.d_model,
+                    "--heads", a.heads, "--ffn", a.ffn, "--batch", batch, "--steps", a.steps,
+                    "--lr", a.lr, "--warmup", a.warmup, "--dropout", a.dropout, "--seed", a.seed,
+                    "--eval-every", 0, "--save-every", 0, "--log-every", max(1, a.steps // 10),
+                    "--keep", 1)
+    key = cmd[cmd.index("train"):]
+    if os.path.exists(timing):
+        t = json.load(open(timing))
+        if t.get("command") == key[:3] + key[5:] and latest_step(run) == a.steps:
+            log(f"[train] {name}: reusing the finished run ({t['train_seconds']:.0f} s)")
+            return t["train_seconds"]
+        sys.exit(f"experiment: run folder '{run}' holds another run; remove it or use another --out")
+    if latest_step(run) >= 0:  # an interrupted run: continue it bit-identically
+        cmd = alibi_cmd(a, "train", "--resume", run, "--steps", a.steps, "--log-every",
+                        max(1, a.steps // 10))
+    os.makedirs(run, exist_ok=True)
+    log(f"[train] {name}: {' '.join(cmd)}")
+    t0 = time.monotonic()
+    with open(os.path.join(run, "train.log"), "a") as f:
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - t0
+    if r.returncode != 0:
+        sys.exit(f"experiment: training {name} failed (exit {r.returncode}); see {run}/train.log")
+    # A resumed run counts only the time of this process.
+    json.dump({"command": key[:3] + key[5:], "train_seconds": seconds,
+               "tokens": a.steps * batch * seq_len}, open(timing, "w"))
+    log(f"[train] {name}: done in {seconds:.0f} s")
+    return seconds
+
+
+def evaluate(a, run_name, eval_len, mode):
+    """One `alibi eval` call; returns the CSV fields it determines."""
+    run = os.path.join(a.out, "runs", run_name)
+    max_tokens = a.max_tokens if mode == "nonoverlapping" else a.sliding_max_tokens
+    out = os.path.join(a.out, "evals", f"{run_name}-{mode}-{eval_len}-n{max_tokens}.json")
+    row = {"eval_len": eval_len, "mode": mode, "max_tokens": max_tokens,
+           "stride": min(a.stride, eval_len) if mode == "sliding" else eval_len}
+    # Sliding with stride >= length is the nonoverlapping split (the CLI refuses that stride).
+    cli_mode = "sliding" if mode == "sliding" and a.stride < eval_len else "nonoverlapping"
+    if not os.path.exists(out):
+        cmd = alibi_cmd(a, "eval", run, "--data", a.data, "--split", a.split, "--lengths", eval_len,
+                        "--mode", cli_mode, "--max-tokens", max_tokens, "--json", out + ".tmp")
+        if cli_mode == "sliding":
+            cmd += ["--stride", str(a.stride)]
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode == 2 and "uses --pos learned" in r.stderr:  # past the learned table
+            json.dump({"refused": r.stderr.strip()}, open(out, "w"))
+        elif r.returncode != 0:
+            sys.exit(f"experiment: {' '.join(cmd)} failed (exit {r.returncode}): {r.stderr.strip()}")
+        else:
+            os.replace(out + ".tmp", out)
+    j = json.load(open(out))
+    if "refused" in j:
+        msg = j["refused"].removeprefix("alibi: error: ")
+        log(f"[eval]  {run_name} {mode} {eval_len}: refused: {msg}")
+        return dict(row, status="refused", note=msg)
+    res = j["results"][0]
+    log(f"[eval]  {run_name} {mode} {eval_len}: ppl {res['ppl']:.2f}")
+    return dict(row, status="ok", note="", tokens_scored=res["tokens_scored"], loss=res["loss"],
+                ppl=res["ppl"], bits_per_token=res["bits_per_token"],
+                bits_per_byte=res["bits_per_byte"], tokens_per_s=res["tokens_per_s"],
+                peak_rss_mb=res["peak_rss_mb"], eval_seconds=res["seconds"])
+
+
+def fmt_s(seconds):
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+
+
+def fmt_ppl(row):
+    if row is None:
+        return ""
+    if row["status"] != "ok":
+        return "refused"
+    p = row["ppl"]  # two decimals where byte-level perplexities differ in them
+    return f"{p:.2f}" if p < 10 else f"{p:.1f}" if p < 1e4 else f"{p:.3g}"
+
+
+def markdown(a, rows, compare_rows, train_seconds):
+    L = a.seq_len
+    lines = []
+    for mode in a.modes:
+        mt = a.max_tokens if mode == "nonoverlapping" else a.sliding_max_tokens
+        desc = "nonoverlapping windows" if mode == "nonoverlapping" else f"sliding windows, stride {a.stride}"
+        scope = f"the first {mt:,} tokens of {a.split}" if mt else f"all of {a.split}"
+        lines.append(f"Perplexity, trained at L = {L}, {desc}, on {scope}:\n")
+        head = "| method | " + " | ".join(f"{f * L} ({f}x)" for f in a.factors) + " | train time |"
+        lines += [head, "|" + "---|" * (len(a.factors) + 2)]
+        for m in a.methods:
+            cells = [fmt_ppl(next((r for r in rows if r["method"] == m and r["mode"] == mode
+                                   and r["eval_len"] == f * L and r["run"].endswith(f"-L{L}")), None))
+                     for f in a.factors]
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {fmt_s(train_seconds[m])} |")
+        lines.append("")
+    if compare_rows:
+        lines.append(f"The paper's second comparison: ALiBi trained at L = {L} against sinusoidal "
+                     f"trained at 2L = {2 * L}, both evaluated at {2 * L} (same steps and tokens "
+                     f"per step):\n")
+        lines += ["| model | trained at | evaluated at | mode | ppl | training time |",
+                  "|---|---|---|---|---|---|"]
+        for r in compare_rows:
+            lines.append(f"| {r['method']} | {r['train_len']} | {r['eval_len']} | {r['mode']} | "
+                         f"{fmt_ppl(r)} | {fmt_s(r['train_seconds'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_python():
+    """A Python that can import matplotlib: this one, Debian's, or the first python3 on PATH."""
+    for cand in [sys.executable, "/usr/bin/python3", "python3"]:
+        try:
+            if subprocess.run([cand, "-c", "import matplotlib"], stderr=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL).returncode == 0:
+                return cand
+        except OSError:
+            continue
+    return None
+
+
+def main():
+    a = parse_args()
+    os.makedirs(os.path.join(a.out, "evals"), exist_ok=True)
+    t_start = time.monotonic()
+    L = a.seq_len
+    jobs = [(m, f"{m}-L{L}", m, L, a.batch) for m in a.methods]
+    if not a.no_compare:
+        jobs.append(("sinusoidal", f"sinusoidal-L{2 * L}", "sinusoidal", 2 * L, a.batch // 2))
+    with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
+        secs = list(ex.map(lambda j: train(a, j[1], j[2], j[3], j[4]), jobs))
+    train_seconds = {j[1]: s for j, s in zip(jobs, secs)}
+
+    tasks = []  # (method, run, train_len, eval_len, mode)
+    for m in a.methods:
+        for mode in a.modes:
+            for f in a.factors:
+                tasks.append((m, f"{m}-L{L}", L, f * L, mode))
+    if not a.no_compare:
+        for mode in a.modes:
+            tasks.append(("sinusoidal", f"sinusoidal-L{2 * L}", 2 * L, 2 * L, mode))
+    with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
+        evals = list(ex.map(lambda t: evaluate(a, t[1], t[3], t[4]), tasks))
+    rows = []
+    for (m, run, tl, el, mode), e in zip(tasks, evals):
+        rows.append(dict(e, method=m, run=run, train_len=tl, factor=el / tl,
+                         role="main" if tl == L else "compare",
+                         train_seconds=round(train_seconds[run], 1)))
+
+    csv_path = os.path.join(a.out, "results.csv")
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in CSV_FIELDS})
+    compare_rows = []
+    if not a.no_compare:
+        for mode in a.modes:
+            compare_rows += [r for r in rows if r["mode"] == mode and r["eval_len"] == 2 * L and
+                             r["run"] in (f"alibi-L{L}", f"sinusoidal-L{2 * L}")]
+    md = markdown(a, rows, compare_rows, {m: train_seconds[f"{m}-L{L}"] for m in a.methods})
+    md_path = os.path.join(a.out, "results.md")
+    with open(md_path, "w") as f:
+        f.write(md)
+
+    plot_path = os.path.join(a.out, "plot.png")
+    if not a.no_plot:
+        py = plot_python()
+        if py is None:
+            sys.exit("experiment: no python3 with matplotlib found for the plot; install "
+                     f"python3-matplotlib (bash scripts/setup.sh). Results are in {csv_path}")
+        title = a.title or f"trained at L = {L}"
+        r = subprocess.run([py, os.path.join(REPO, "scripts", "plot.py"), csv_path, "--out",
+                            plot_path, "--title", title])
+        if r.returncode != 0:
+            sys.exit(f"experiment: scripts/plot.py failed (exit {r.returncode})")
+    print()
+    print(md)
+    log(f"results: {csv_path}, {md_path}")
+    if not a.no_plot:
+        log(f"plot: {os.path.abspath(plot_path)}")
+    log(f"experiment wall time {time.monotonic() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

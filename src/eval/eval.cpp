@@ -1,0 +1,166 @@
+// Evaluation at any length: windows over a token stream, batched forwards, per-token losses.
+#include "eval/eval.h"
+
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+#include "kernels/attention.h"
+#include "model/model.h"
+
+namespace alibi {
+
+namespace {
+
+// Rows per forward when batching windows: past a few thousand rows the matrix products run at
+// full speed, so more only costs memory.
+constexpr int64_t kEvalBatchTokens = 16384;
+// Cap on the activation plan of one batch (a BPE vocabulary makes the logits the largest
+// buffer: 16384 rows x 8192 x 4 bytes is already 512 MiB). One window always runs, however large.
+constexpr double kEvalPlanBytes = 512.0 * (1 << 20);
+
+// Floats Model(cfg, B, T, training = false) plans, mirroring its size table (model.cpp).
+double inference_plan_floats(const ModelConfig& c, int B, int T) {
+  const double N = double(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
+  const double per_layer = N * C * 9 + N * 4 + N * NH + N * F * 2;
+  const AttnShape as{B, c.heads, T, T, c.head_size(), 0};
+  const double ws = double(attention_workspace_floats(as, omp_get_max_threads()));
+  return per_layer + N * C * 2 + N * 3 + N * V + N * 3 * C + N * C + ws;
+}
+
+}  // namespace
+
+EvalMode parse_eval_mode(const std::string& name, const std::string& flag) {
+  if (name == "nonoverlapping") return EvalMode::nonoverlapping;
+  if (name == "sliding") return EvalMode::sliding;
+  usage_error("unknown ", flag, " '", name, "'; expected nonoverlapping or sliding");
+}
+
+const char* eval_mode_name(EvalMode mode) {
+  return mode == EvalMode::sliding ? "sliding" : "nonoverlapping";
+}
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mode, int stride) {
+  if (length < 1) usage_error("length ", length, " must be at least 1 token");
+  if (int64_t(length) > n_targets)
+    usage_error("length ", length, " is longer than the text: it has ", n_targets + 1,
+                " tokens, so at most ", n_targets, " targets in one window");
+  const int S = mode == EvalMode::sliding ? stride : length;
+  if (mode == EvalMode::sliding && (S < 1 || S > length))
+    usage_error("stride ", stride, " must be between 1 and the length ", length);
+  std::vector<EvalWindow> w;
+  w.reserve(size_t((n_targets - length) / S + 2));
+  // Window 0 scores rows [0, L); window k >= 1 starts at kS and scores rows [L - S, L), i.e.
+  // targets from kS + L - S on, which continue exactly where window k - 1 stopped.
+  for (int64_t k = 0;; ++k) {
+    const int64_t start = k * S;
+    const int64_t first = k == 0 ? 0 : start + length - S;  // first scored input position
+    if (first >= n_targets) break;
+    const int len = int(std::min<int64_t>(length, n_targets - start));
+    w.push_back({start, len, int(first - start)});
+  }
+  return w;
+}
+
+int default_eval_batch(const ModelConfig& cfg, int length) {
+  int64_t b = std::max<int64_t>(1, kEvalBatchTokens / std::max(length, 1));
+  while (b > 1 && inference_plan_floats(cfg, int(b), length) * sizeof(float) > kEvalPlanBytes)
+    b /= 2;
+  return int(std::min<int64_t>(b, std::numeric_limits<int>::max()));
+}
+
+EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
+                    const std::vector<int32_t>& tokens, uint64_t source_bytes,
+                    const EvalOptions& opts, const std::string& what) {
+  const int L = opts.length;
+  const int64_t n_targets = int64_t(tokens.size()) - 1;
+  if (L < 1) usage_error("length ", L, " for ", what, " must be at least 1 token");
+  if (int64_t(L) > n_targets)
+    usage_error("length ", L, " is longer than ", what, ": it has ", tokens.size(),
+                " tokens, so at most ", std::max<int64_t>(n_targets, 0),
+                " targets; use a shorter length or more text");
+  if (cfg.pos == PosKind::learned && L > cfg.max_positions)
+    usage_error("length ", L, " is past the table of the checkpoint's learned position "
+                "embeddings (", cfg.max_positions, " positions); --pos learned cannot "
+                "extrapolate, use lengths up to ", cfg.max_positions);
+  if (opts.batch < 0) usage_error("batch ", opts.batch, " must be >= 1 (or 0 for the default)");
+  const std::vector<EvalWindow> windows = eval_windows(n_targets, L, opts.mode, opts.stride);
+
+  EvalResult r;
+  r.length = L;
+  r.mode = opts.mode;
+  r.stride = opts.mode == EvalMode::sliding ? opts.stride : L;
+  r.batch = opts.batch > 0 ? opts.batch : default_eval_batch(cfg, L);
+  r.batch = int(std::min<int64_t>(r.batch, int64_t(windows.size())));
+  r.windows = int64_t(windows.size());
+  if (opts.per_position) {
+    r.position_count.assign(size_t(L), 0);
+    r.position_nats.assign(size_t(L), 0.0);
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  Model model(cfg, r.batch, L, /*training=*/false);
+  ALIBI_CHECK(model.params.data.size() == params.data.size(), "parameters of another config");
+  model.params.data = params.data;
+  std::vector<int32_t> in(size_t(r.batch) * L), tg(size_t(r.batch) * L);  // (B,L)
+  std::vector<float> losses(size_t(r.batch) * L);                           // (B,L)
+
+  for (size_t w0 = 0; w0 < windows.size();) {
+    // A batch: up to r.batch consecutive windows of the same length.
+    const int T = windows[w0].len;
+    size_t w1 = w0 + 1;
+    while (w1 < windows.size() && int(w1 - w0) < r.batch && windows[w1].len == T) ++w1;
+    const int B = int(w1 - w0);
+    for (int b = 0; b < B; ++b) {
+      const int32_t* src = tokens.data() + windows[w0 + b].start;
+      std::memcpy(in.data() + size_t(b) * T, src, sizeof(int32_t) * size_t(T));
+      std::memcpy(tg.data() + size_t(b) * T, src + 1, sizeof(int32_t) * size_t(T));
+    }
+    model.forward(in.data(), tg.data(), B, T);
+    model.token_losses(losses.data());
+    for (int b = 0; b < B; ++b) {
+      const EvalWindow& w = windows[w0 + b];
+      const float* row = losses.data() + size_t(b) * T;
+      double sum = 0;
+      for (int t = w.score_from; t < T; ++t) sum += double(row[t]);
+      r.nats += sum;
+      r.tokens_scored += T - w.score_from;
+      if (opts.per_position)
+        for (int t = w.score_from; t < T; ++t) {
+          r.position_count[size_t(t)] += 1;
+          r.position_nats[size_t(t)] += double(row[t]);
+        }
+    }
+    r.tokens_forwarded += int64_t(B) * T;
+    w0 = w1;
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ALIBI_CHECK(r.tokens_scored == n_targets, "scored ", r.tokens_scored, " of ", n_targets);
+
+  r.loss = r.nats / double(r.tokens_scored);
+  r.ppl = std::exp(r.loss);
+  r.bits_per_token = r.loss / std::log(2.0);
+  // Bits per byte: every target is scored, i.e. all tokens but the first, so the bytes they
+  // stand for are that share of the source (for a byte tokenizer, exactly n - 1 bytes).
+  const double bytes_scored =
+      double(source_bytes) * double(r.tokens_scored) / double(tokens.size());
+  r.bits_per_byte = source_bytes > 0 ? r.nats / std::log(2.0) / bytes_scored
+                                     : std::numeric_limits<double>::quiet_NaN();
+  r.tokens_per_s = r.seconds > 0 ? double(r.tokens_scored) / r.seconds : 0.0;
+  r.peak_rss_mb = peak_rss_mb();
+  return r;
+}
+
+}  // namespace alibi

@@ -1,0 +1,87 @@
+#pragma once
+// Evaluation at any length: the perplexity of a model on a token stream, scored in windows of
+// L tokens (paper.md, "Evaluation protocols").
+//
+// A stream of n tokens has n - 1 targets: input tokens[i] predicts tokens[i+1]. Windows cover
+// input positions [start, start + len) and score the targets of rows [score_from, len):
+//   nonoverlapping  windows [kL, kL + L), every row scored; the last window is shorter if the
+//                   stream does not divide evenly, so every target is scored exactly once.
+//   sliding, S      window k covers [kS, kS + L) and scores its last S rows (the first window
+//                   scores all of its rows); the last window is cut at the end of the stream.
+//                   Every target is scored exactly once, each with at least L - S tokens of
+//                   context (except the first window's). S == L is the nonoverlapping split.
+// Windows of equal length run together in batches; the batching changes neither which tokens
+// are scored nor (up to fp32 rounding) their losses.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/params.h"
+
+namespace alibi {
+
+enum class EvalMode { nonoverlapping, sliding };
+
+// Throws UsageError naming `flag` for an unknown name.
+EvalMode parse_eval_mode(const std::string& name, const std::string& flag = "--mode");
+const char* eval_mode_name(EvalMode mode);
+
+struct EvalOptions {
+  int length = 0;  // L: tokens per window (the context of the last row)
+  EvalMode mode = EvalMode::nonoverlapping;
+  int stride = 0;  // sliding only: S in 1..L, the targets each window scores
+  int batch = 0;   // windows per forward; 0: default_eval_batch()
+  bool per_position = false;  // fill EvalResult::position_*
+};
+
+struct EvalResult {
+  int length = 0;
+  EvalMode mode = EvalMode::nonoverlapping;
+  int stride = 0;  // sliding: S; nonoverlapping: L
+  int batch = 0;   // windows per forward used
+  int64_t windows = 0;
+  int64_t tokens_scored = 0;     // targets scored (n - 1 for a stream of n tokens)
+  int64_t tokens_forwarded = 0;  // rows run through the model (> scored for sliding)
+  double nats = 0;               // sum of the scored targets' cross-entropy
+  double loss = 0;               // nats / tokens_scored
+  double ppl = 0;                // exp(loss)
+  double bits_per_token = 0;     // loss / ln 2
+  double bits_per_byte = 0;      // NaN when the source size is unknown (0)
+  double seconds = 0;
+  double tokens_per_s = 0;       // scored targets per second
+  double peak_rss_mb = 0;        // the process's peak resident set (getrusage) after the run
+  // per_position: for each row r in 0..L-1 of a window, how many scored targets sat there and
+  // the sum of their losses. sum(position_nats) / sum(position_count) == loss.
+  std::vector<int64_t> position_count;  // (L)
+  std::vector<double> position_nats;    // (L)
+};
+
+// One window: inputs tokens[start, start + len), targets tokens[start + 1, start + len + 1),
+// rows [score_from, len) scored.
+struct EvalWindow {
+  int64_t start = 0;
+  int len = 0;
+  int score_from = 0;
+};
+
+// The windows of a stream with n_targets targets (n - 1 for n tokens), in order. Checks its
+// arguments (UsageError): 1 <= length <= n_targets, sliding 1 <= stride <= length.
+std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mode, int stride);
+
+// Windows per forward when EvalOptions::batch is 0: as many as fit kEvalBatchTokens tokens and
+// kEvalPlanBytes of planned activations, at least one.
+int default_eval_batch(const ModelConfig& cfg, int length);
+
+// Scores `tokens` with the model (cfg, params). `source_bytes` is the size of the text the tokens
+// came from (for bits per byte; 0 if unknown); `what` names the text in error messages, e.g.
+// "split 'data/valid.tok'". Throws UsageError for a length the text or the model cannot take
+// (learned positions past their table included) before doing any work.
+EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
+                    const std::vector<int32_t>& tokens, uint64_t source_bytes,
+                    const EvalOptions& opts, const std::string& what = "the text");
+
+// The process's peak resident set so far, in MiB.
+double peak_rss_mb();
+
+}  // namespace alibi
