@@ -62,11 +62,11 @@ TEST(Layers, EmbeddingAndPositionTableBackwardMatchFiniteDifferences) {
   auto wte = randn(V * C, 31), wpe = randn(T * C, 32), R = randn(B * T * C, 33);
   std::vector<float> x(B * T * C), dwte(V * C, 0.f), dwpe(T * C, 0.f);
   auto loss = [&] {
-    embedding_forward(x.data(), tok.data(), wte.data(), B * T, C);
+    embedding_forward(x.data(), tok.data(), wte.data(), B * T, C, 1.5f);
     posemb_forward(x.data(), wpe.data(), B, T, C, 0);
     return dot(x.data(), R.data(), x.size());
   };
-  embedding_backward(dwte.data(), R.data(), tok.data(), B * T, C, V);
+  embedding_backward(dwte.data(), R.data(), tok.data(), B * T, C, V, 1.5f);
   posemb_backward(dwpe.data(), R.data(), B, T, C, 0);
   expect_fd("dwte", loss, wte.data(), wte.size(), dwte.data(), wte.size());
   expect_fd("dwpe", loss, wpe.data(), wpe.size(), dwpe.data(), wpe.size());

@@ -43,10 +43,11 @@ void gelu_forward(float* out, const float* inp, int64_t n);
 // dinp = dout * gelu'(inp) (overwritten).
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n);
 
-// x (N,C) = wte[tokens]; dwte (V,C) += scatter of dx by token.
-void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C);
+// x (N,C) = scale * wte[tokens]; dwte (V,C) += scale * (scatter of dx by token).
+void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C,
+                       float scale);
 void embedding_backward(float* dwte, const float* dx, const int32_t* tokens, int64_t N,
-                        int64_t C, int64_t V);
+                        int64_t C, int64_t V, float scale);
 // x (B,T,C) += wpe[pos0 + t]; dwpe += sum over b.
 void posemb_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C, int64_t pos0);
 void posemb_backward(float* dwpe, const float* dx, int64_t B, int64_t T, int64_t C, int64_t pos0);

@@ -151,6 +151,11 @@ Model::~Model() = default;
 
 namespace {
 
+// Token embeddings are scaled by sqrt(C) (as in fairseq's transformer LM, which the paper used):
+// the tied table stays small for the output projection while the input embedding keeps the
+// same order of magnitude as an added sinusoidal or learned position signal.
+float embed_scale(const ModelConfig& c) { return std::sqrt(float(c.d_model)); }
+
 // The attention kernel's view of the position method (alibi and t5 only; others add nothing).
 ScoreBias score_bias(const ModelConfig& c, const Model::Acts& a, ParamSet& params) {
   ScoreBias bias;
@@ -210,7 +215,7 @@ float* Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
     usage_error("--pos learned has a table of ", c.max_positions, " positions; position ",
                 pos0 + T - 1, " is past it (learned embeddings cannot extrapolate)");
   float* x = a.layer[0].x_in;
-  embedding_forward(x, a.tokens.data(), P(a.wte), N, C);
+  embedding_forward(x, a.tokens.data(), P(a.wte), N, C, embed_scale(c));
   if (c.pos == PosKind::sinusoidal) sinusoidal_add(x, B, T, int(C), pos0);
   if (c.pos == PosKind::learned) posemb_forward(x, P(a.wpe), B, T, C, pos0);
   return x;
@@ -385,7 +390,7 @@ void Model::backward(float loss_scale) {
                        s.ln1_rstd, N, C);
   }
   if (c.pos == PosKind::learned) posemb_backward(G(a.wpe), a.dres, B, T, C, 0);
-  embedding_backward(dwte, a.dres, a.tokens.data(), N, C, V);
+  embedding_backward(dwte, a.dres, a.tokens.data(), N, C, V, embed_scale(c));
 }
 
 }  // namespace alibi

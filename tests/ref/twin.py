@@ -289,7 +289,7 @@ class Twin(nn.Module):
         """tokens, targets (B,T) int. Returns logits (B,T,V) and the mean cross-entropy (or None)."""
         B, T = tokens.shape
         cfg, dev = self.cfg, self.wte.device
-        x = self.wte[tokens.long()]  # (B,T,C)
+        x = self.wte[tokens.long()] * math.sqrt(cfg.d_model)  # (B,T,C), fairseq embed scale
         if cfg.pos == "sinusoidal":
             x = x + sinusoidal_table(T, cfg.d_model).to(dev, self.dtype)
         elif cfg.pos == "learned":

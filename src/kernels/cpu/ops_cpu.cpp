@@ -156,14 +156,19 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) 
   }
 }
 
-void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C) {
+void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C,
+                       float scale) {
 #pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
-  for (int64_t n = 0; n < N; ++n)
-    std::memcpy(x + n * C, wte + int64_t(tokens[n]) * C, size_t(C) * sizeof(float));
+  for (int64_t n = 0; n < N; ++n) {
+    const float* e = wte + int64_t(tokens[n]) * C;
+    float* r = x + n * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) r[c] = scale * e[c];
+  }
 }
 
 void embedding_backward(float* dwte, const float* dx, const int32_t* tokens, int64_t N,
-                        int64_t C, int64_t V) {
+                        int64_t C, int64_t V, float scale) {
   // Each thread owns a contiguous range of vocabulary rows and scans every position in order,
   // so no two threads write one row and the sum order is fixed.
 #pragma omp parallel
@@ -176,7 +181,7 @@ void embedding_backward(float* dwte, const float* dx, const int32_t* tokens, int
       float* d = dwte + tok * C;
       const float* g = dx + n * C;
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) d[c] += g[c];
+      for (int64_t c = 0; c < C; ++c) d[c] += scale * g[c];
     }
   }
 }
