@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   CLI::App app{"alibi: train, evaluate and run transformer LMs with Attention with Linear Biases"};
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
+  app.fallthrough();  // --threads works before or after the subcommand
   int threads = 0;
   app.add_option("--threads", threads, "OpenMP threads (0: all cores)");
   const std::vector<cli::Command> commands = {cli::add_prepare(app), cli::add_train(app),
