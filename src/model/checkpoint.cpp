@@ -12,7 +12,8 @@ namespace fs = std::filesystem;
 namespace alibi {
 namespace {
 
-constexpr const char* kFormat = "alibi-checkpoint-v1";
+// v2: token embeddings scaled by sqrt(C) (docs/model.md); v1 weights would run differently.
+constexpr const char* kFormat = "alibi-checkpoint-v2";
 constexpr const char* kPrefix = "ckpt-";
 constexpr const char* kSuffix = ".safetensors";
 
