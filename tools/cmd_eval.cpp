@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/format.h"
 #include "data/dataset.h"
 #include "eval/eval.h"
 #include "model/checkpoint.h"
@@ -34,16 +35,6 @@ struct EvalCliOptions {
   std::string json;
   std::string per_position;
 };
-
-std::string with_commas(uint64_t v) {
-  const std::string d = std::to_string(v);
-  std::string s;
-  for (size_t i = 0; i < d.size(); ++i) {
-    if (i > 0 && (d.size() - i) % 3 == 0) s += ',';
-    s += d[i];
-  }
-  return s;
-}
 
 std::vector<int> parse_lengths(const std::string& s) {
   std::vector<int> out;

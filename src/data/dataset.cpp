@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "core/rng.h"
 #include "model/checkpoint.h"
 
@@ -227,16 +228,6 @@ std::vector<int32_t> encode_parallel(const Tokenizer& tok, std::string_view text
   ids.reserve(total);
   for (const auto& p : parts) ids.insert(ids.end(), p.begin(), p.end());
   return ids;
-}
-
-std::string with_commas(uint64_t v) {
-  const std::string digits = std::to_string(v);
-  std::string s;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
-    s += digits[i];
-  }
-  return s;
 }
 
 bool is_prepare_output(const fs::path& dir) {
