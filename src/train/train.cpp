@@ -93,6 +93,8 @@ TrainResult train(const TrainOptions& o) {
   else
     usage_error("--dtype '", o.dtype, "' is not one of fp32, bf16");
 
+  if (!fs::is_directory(o.data))
+    usage_error("--data '", o.data, "' is not a folder; expected the output of 'alibi prepare'");
   const Tokenizer tok = Tokenizer::load_dir(o.data);
   const TokenSplit train_split = load_split(o.data, "train");
   const TokenSplit valid_split = load_split(o.data, "valid");
