@@ -22,7 +22,6 @@ struct KVCache {
   int64_t pos = 0;  // absolute position of the next token
   std::vector<float> k, v;       // (L, NH, capacity, HS)
   std::vector<float> workspace;  // attention scratch for queries against `capacity` keys
-  void clear() { len = 0; pos = 0; }
 };
 
 struct Model {
@@ -58,7 +57,6 @@ struct Model {
   const float* logits() const;  // (B,T,V) of the last forward
   // Per-token cross-entropy (B,T) of the last forward with targets (before any backward).
   void token_losses(float* out) const;
-  int max_B() const { return maxB_; }
   int max_T() const { return maxT_; }
 
   struct Acts;  // planned activation buffers (model.cpp)
