@@ -9,7 +9,10 @@
 //     the same sizes and thread counts), forward and forward+backward; plus, for context only,
 //     SDPA with is_causal=True and no bias (not ALiBi: what torch does when it may skip blocks);
 //   - the naive reference (attention_forward_naive / _backward_naive), on one thread.
-// It also prints the 2-thread / 1-thread scaling of the fused kernel.
+// With AVX512-BF16 it also times the fused kernel with bf16 operands (AttnShape::precision; bias,
+// softmax statistics and outputs fp32) against the fp32 kernel of the same run, with oneDNN's
+// bf16 2048^3 gemm over sgemm as the control. And it prints the 2-thread / 1-thread scaling of
+// the fused kernel, fp32 and bf16, with sgemm's own scaling as the control.
 //
 //   bench_attention                     T = 1024, 2048 (a few minutes on 2 cores)
 //   bench_attention [--no-torch] [--no-naive] 256 4096    any list of T
@@ -57,9 +60,10 @@ double time_call(const std::function<void()>& fn, double min_seconds) {
   return best;
 }
 
-// Best of a few 2048^3 fp32 products through alibi::gemm on the current thread count.
-double sgemm_gflops() {
-  set_matmul_precision(MatmulPrecision::fp32);
+// Best of a few 2048^3 products through alibi::gemm on the current thread count, in precision p
+// (bf16 includes rounding both operands on every call).
+double gemm_gflops(MatmulPrecision p) {
+  set_matmul_precision(p);
   const int64_t n = 2048;
   std::vector<float> a(n * n, 1.0f), b(n * n, 0.5f), c(n * n);
   gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
@@ -70,6 +74,7 @@ double sgemm_gflops() {
                            c.data(), n);
                     },
                     0.0));
+  set_matmul_precision(MatmulPrecision::fp32);
   return 2.0 * double(n) * n * n / best / 1e9;
 }
 
@@ -132,14 +137,17 @@ int main(int argc, char** argv) {
   bias.slopes = slopes.data();
   const AttnDropout drop;  // p = 0
 
-  std::map<int, std::map<int, double>> sgemm;      // [T][threads] GFLOP/s
-  std::map<int, std::map<int, FusedTimes>> fused;  // [T][threads]
+  const bool bf16 = cpu_has_bf16();
+  if (!bf16) std::fprintf(stderr, "this CPU has no AVX512-BF16: timing fp32 only\n");
+  std::map<int, std::map<int, double>> sgemm, bgemm;        // [T][threads] GFLOP/s
+  std::map<int, std::map<int, FusedTimes>> fused, fused16;  // [T][threads]
   std::map<int, FusedTimes> naive_t;
   SdpaTable sdpa;
   for (const int T : Ts) {
     for (int n : thread_counts) {
       omp_set_num_threads(n);
-      sgemm[T][n] = sgemm_gflops();
+      sgemm[T][n] = gemm_gflops(MatmulPrecision::fp32);
+      if (bf16) bgemm[T][n] = gemm_gflops(MatmulPrecision::bf16);
     }
     omp_set_num_threads(threads);
     AttnShape s;
@@ -150,7 +158,10 @@ int main(int argc, char** argv) {
     Rng rng(1234);
     for (auto* x : {&q, &k, &v, &dout})
       for (float& e : *x) e = rng.normal();
-    std::vector<float> ws(attention_workspace_floats(s, threads));
+    AttnShape s16 = s;
+    s16.precision = MatmulPrecision::bf16;
+    std::vector<float> ws(std::max(attention_workspace_floats(s, threads),
+                                   bf16 ? attention_workspace_floats(s16, threads) : 0));
     auto fwd = [&] {
       attention_forward(s, q.data(), k.data(), v.data(), bias, drop, out.data(), lse.data(),
                         ws.data());
@@ -159,12 +170,19 @@ int main(int argc, char** argv) {
       attention_backward(s, q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(),
                          bias, drop, dq.data(), dk.data(), dv.data(), nullptr, ws.data());
     };
-    for (int nt : thread_counts) {
-      omp_set_num_threads(nt);
+    auto time_fused = [&](MatmulPrecision p) {
+      s.precision = p;
       fwd();
       const double tf = time_call(fwd, kMinSeconds);
       fwd();  // the backward reads this forward's out and lse
-      fused[T][nt] = {tf, time_call(bwd, kMinSeconds)};
+      const FusedTimes t{tf, time_call(bwd, kMinSeconds)};
+      s.precision = MatmulPrecision::fp32;
+      return t;
+    };
+    for (int nt : thread_counts) {
+      omp_set_num_threads(nt);
+      fused[T][nt] = time_fused(MatmulPrecision::fp32);
+      if (bf16) fused16[T][nt] = time_fused(MatmulPrecision::bf16);
     }
     omp_set_num_threads(threads);
     if (torch) sdpa.merge(run_sdpa({T}, thread_counts));
@@ -212,13 +230,39 @@ int main(int argc, char** argv) {
         std::printf(" n/a |\n");
     }
   }
+  if (bf16) {
+    std::printf("\nbf16 operands (fp32 bias, softmax statistics, accumulation and outputs) vs the"
+                " fp32 kernel, same run; control: bf16 gemm / sgemm at 2048^3:\n\n");
+    std::printf("| T | threads | fp32 f+b GFLOP/s | bf16 fwd | bf16 f+b | bf16/fp32 fwd |"
+                " bf16/fp32 f+b | bf16 gemm / sgemm (control) |\n");
+    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (const int T : Ts) {
+      const double fwd_flops = 2.0 * double(T) * T * HS * NH * B, fb_flops = 3.0 * fwd_flops;
+      for (int nt : thread_counts) {
+        const FusedTimes &f = fused[T][nt], &h = fused16[T][nt];
+        std::printf("| %d | %d | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2fx |\n", T, nt,
+                    g * fb_flops / (f.fwd + f.bwd), g * fwd_flops / h.fwd,
+                    g * fb_flops / (h.fwd + h.bwd), f.fwd / h.fwd,
+                    (f.fwd + f.bwd) / (h.fwd + h.bwd), bgemm[T][nt] / sgemm[T][nt]);
+      }
+    }
+  }
   if (thread_counts.size() > 1) {
-    std::printf("\nfused kernel, %d threads vs 1 (speed-up; ideal %d.0x):\n\n", threads, threads);
-    std::printf("| T | fwd | f+b | sgemm (control) |\n|---:|---:|---:|---:|\n");
+    std::printf("\nfused kernel, %d threads vs 1 (speed-up; ideal %d.0x), with the gemm of the same"
+                " precision as the control:\n\n", threads, threads);
+    std::printf("| T | fp32 fwd | fp32 f+b | sgemm (control) |%s\n",
+                bf16 ? " bf16 fwd | bf16 f+b | bf16 gemm (control) |" : "");
+    std::printf("|---:|---:|---:|---:|%s\n", bf16 ? "---:|---:|---:|" : "");
     for (const int T : Ts) {
       const FusedTimes &a = fused[T][threads], &o = fused[T][1];
-      std::printf("| %d | %.2fx | %.2fx | %.2fx |\n", T, o.fwd / a.fwd,
+      std::printf("| %d | %.2fx | %.2fx | %.2fx |", T, o.fwd / a.fwd,
                   (o.fwd + o.bwd) / (a.fwd + a.bwd), sgemm[T][threads] / sgemm[T][1]);
+      if (bf16) {
+        const FusedTimes &a16 = fused16[T][threads], &o16 = fused16[T][1];
+        std::printf(" %.2fx | %.2fx | %.2fx |", o16.fwd / a16.fwd,
+                    (o16.fwd + o16.bwd) / (a16.fwd + a16.bwd), bgemm[T][threads] / bgemm[T][1]);
+      }
+      std::printf("\n");
     }
   }
   if (naive) {

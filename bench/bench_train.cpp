@@ -2,11 +2,14 @@
 // sgemm, all measured in the same run (the machine is shared and noisy: read the ratios).
 //
 //   build/bench/bench_train [--config tiny|small|all] [--steps N] [--threads N] [--no-torch]
-//                           [--dtype fp32|bf16|both]
+//                           [--dtype fp32|bf16|both] [--scaling]
 //
-// --dtype both (the default) times every config with fp32 and with bf16 matrix products
-// (MatmulPrecision, kernels/ops.h; attention, softmax, LN and AdamW stay fp32) and prints the
-// speed-up bf16/fp32 of the same run. The PyTorch twin is always fp32.
+// --dtype both (the default) times every config with fp32 and with bf16 operands (MatmulPrecision,
+// kernels/ops.h: every gemm and the fused attention's tile products; softmax statistics, LN,
+// AdamW and the master weights stay fp32) and prints the speed-up bf16/fp32 of the same run. The
+// PyTorch twin is always fp32.
+// --scaling times every config and dtype on 1 thread and on --threads (all cores by default),
+// alternating, and prints the speed-up next to the gemm's own speed-up as the control.
 //
 // tiny:  V 256 (bytes), C 256, L 4, NH 8, F 1024, T 128, B 32
 // small: V 8192 (BPE),  C 512, L 8, NH 8, F 2048, T 256, B 16
@@ -115,13 +118,53 @@ double time_torch(const BenchConfig& bc, int steps, int threads) {
   return tps;
 }
 
+// Tokens/s on 1 thread and on `threads`, per config and dtype, with the gemm's own speed-up as
+// the control. Each measurement alternates the two thread counts (1, n, 1, n, ...) and keeps
+// the best of each, so a change of load hits both.
+int print_scaling(const std::vector<BenchConfig>& configs,
+                  const std::vector<std::pair<const char*, MatmulPrecision>>& dtypes, int steps,
+                  int threads) {
+  constexpr int kRounds = 2;
+  std::printf("training step, 1 thread vs %d (ideal %d.0x); best of %d alternating rounds\n\n",
+              threads, threads, kRounds);
+  std::printf("| what | dtype | 1 thread | %d threads | speed-up |\n|---|---|---:|---:|---:|\n",
+              threads);
+  for (const auto& [dname, prec] : dtypes) {
+    double g1 = 0, gn = 0;
+    for (int r = 0; r < kRounds; ++r) {
+      omp_set_num_threads(1);
+      g1 = std::max(g1, gemm_gflops(prec));
+      omp_set_num_threads(threads);
+      gn = std::max(gn, gemm_gflops(prec));
+    }
+    std::printf("| gemm 2048^3 GFLOP/s (control) | %s | %.1f | %.1f | %.2fx |\n", dname, g1, gn,
+                gn / g1);
+    for (const BenchConfig& bc : configs) {
+      double s1 = 1e30, sn = 1e30;
+      size_t n_params = 0;
+      for (int r = 0; r < kRounds; ++r) {
+        omp_set_num_threads(1);
+        s1 = std::min(s1, time_cpp(bc, steps, prec, &n_params));
+        omp_set_num_threads(threads);
+        sn = std::min(sn, time_cpp(bc, steps, prec, &n_params));
+      }
+      const double tokens = double(bc.B) * bc.T;
+      std::printf("| %s train tok/s | %s | %.0f | %.0f | %.2fx |\n", bc.name, dname, tokens / s1,
+                  tokens / sn, s1 / sn);
+      std::fflush(stdout);
+    }
+  }
+  set_matmul_precision(MatmulPrecision::fp32);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ensure_passive_omp_wait(argv);
   std::string which = "all";
   int steps = 5, threads = 0;
-  bool torch = true;
+  bool torch = true, scaling = false;
   std::string dtype = "both";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -130,10 +173,12 @@ int main(int argc, char** argv) {
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--no-torch") torch = false;
     else if (a == "--dtype" && i + 1 < argc) dtype = argv[++i];
+    else if (a == "--scaling") scaling = true;
     else {
       std::fprintf(stderr,
                    "usage: bench_train [--config tiny|small|all (all)] [--steps N (5)] "
-                   "[--threads N (0: all cores)] [--no-torch] [--dtype fp32|bf16|both (both)]\n");
+                   "[--threads N (0: all cores)] [--no-torch] [--dtype fp32|bf16|both (both)] "
+                   "[--scaling]\n");
       return 2;
     }
   }
@@ -159,6 +204,8 @@ int main(int argc, char** argv) {
   small.vocab = 8192; small.layers = 8; small.d_model = 512; small.heads = 8; small.ffn = 2048;
   if (which == "tiny" || which == "all") configs.push_back({"tiny", tiny, 32, 128});
   if (which == "small" || which == "all") configs.push_back({"small", small, 16, 256});
+
+  if (scaling) return print_scaling(configs, dtypes, steps, threads);
 
   const double peak = gemm_gflops(MatmulPrecision::fp32);
   std::printf("threads %d; sgemm 2048^3: %.1f GFLOP/s (this run's baseline)", threads, peak);

@@ -1,6 +1,7 @@
 // Attention kernels: fused vs naive (forward and backward, every bias kind, with and without
 // dropout, ragged sizes, Tq < Tk, padded k/v rows), naive and fused backward vs central finite
-// differences, workspace bounds, and determinism.
+// differences, the bf16 path against a per-element rounding bound, workspace bounds, and
+// determinism.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -11,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bf16_util.h"
 #include "core/rng.h"
 #include "kernels/attention.h"
 
@@ -167,6 +169,11 @@ std::string kind_name(BiasKind k) {
 
 // ---- fused vs naive over a grid ---------------------------------------------------------------
 using GridParam = std::tuple<BiasKind, int /*T*/, int /*HS*/, float /*p*/>;
+std::string grid_name(const ::testing::TestParamInfo<GridParam>& info) {
+  const GridParam& g = info.param;
+  return kind_name(std::get<0>(g)) + "_T" + std::to_string(std::get<1>(g)) + "_HS" +
+         std::to_string(std::get<2>(g)) + (std::get<3>(g) > 0.f ? "_drop" : "");
+}
 class AttentionFusedVsNaive : public ::testing::TestWithParam<GridParam> {};
 
 TEST_P(AttentionFusedVsNaive, ForwardAndBackward) {
@@ -181,11 +188,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(BiasKind::none, BiasKind::alibi, BiasKind::t5),
                        ::testing::Values(1, 7, 64, 100, 130, 257),  // 64 = one tile; others ragged
                        ::testing::Values(32, 64, 80), ::testing::Values(0.0f, 0.1f)),
-    [](const ::testing::TestParamInfo<GridParam>& info) {
-      const GridParam& g = info.param;
-      return kind_name(std::get<0>(g)) + "_T" + std::to_string(std::get<1>(g)) + "_HS" +
-             std::to_string(std::get<2>(g)) + (std::get<3>(g) > 0.f ? "_drop" : "");
-    });
+    grid_name);
 
 TEST(AttentionFusedVsNaiveShapes, ChunkOfQueriesAgainstLongerKeysWithPaddedRows) {
   // Tq < Tk: the 37 queries sit at positions 163..199; k/v have 203 rows allocated per head.
@@ -335,10 +338,9 @@ TEST(AttentionDeterminism, TwoFusedRunsAreBitIdentical) {
   expect_bit_identical(run_fused(P, dt5_init), run_fused(P, dt5_init));
 }
 
-TEST(AttentionDeterminism, FusedResultsDoNotDependOnThreadCount) {
-  // Each task writes only its own rows and the t5 gradient is reduced in a fixed order, so the
-  // thread count changes nothing (a stronger property than the one training relies on).
-  const Problem P(BiasKind::t5, 2, 3, 150, 150, 64, 0.1f);
+// Runs P's fused forward and backward on all threads and on one, expects bit-identical results
+// and returns them.
+Grads same_on_one_thread(const Problem& P) {
   const std::vector<float> dt5_init(size_t(kNumBuckets) * P.s.NH, 0.0f);
   const int threads = omp_get_max_threads();
   const Grads many = run_fused(P, dt5_init);
@@ -346,6 +348,199 @@ TEST(AttentionDeterminism, FusedResultsDoNotDependOnThreadCount) {
   const Grads one = run_fused(P, dt5_init);
   omp_set_num_threads(threads);
   expect_bit_identical(many, one);
+  return many;
+}
+
+TEST(AttentionDeterminism, FusedResultsDoNotDependOnThreadCount) {
+  // Each task writes only its own rows and the t5 gradient is reduced in a fixed order, so the
+  // thread count changes nothing (a stronger property than the one training relies on).
+  same_on_one_thread(Problem(BiasKind::t5, 2, 3, 150, 150, 64, 0.1f));
+}
+
+// ---- bf16 operands (AttnShape::precision) ------------------------------------------------------
+// The reference is the naive kernel (double) on the same inputs rounded to bf16, so what is left
+// is the rounding the kernel does inside: the probabilities P*drop before P V and dV, and
+// dS*scale before dQ and dK. Both are round-to-nearest-even to 8 significant bits: relative error
+// at most u = 2^-8 per term. That gives, per element (sums over the visible keys / queries; P,
+// drop m, dS from a double recomputation):
+//   out_id : u * sum_j P_ij m_ij |v_jd|                                  =: eo_id
+//   dv_jd  : u * sum_i P_ij m_ij |dO_id|
+//   dq_id  : scale * sum_j (u |dS_ij| + P_ij eD_i) |k_jd|,   eD_i = sum_d |dO_id| eo_id
+//   dk_jd  : scale * sum_i (u |dS_ij| + P_ij eD_i) |q_id|
+//   dt5    : sum over the bucket of P_ij eD_i
+// (eD: D_i = rowsum(dO * O) is formed from the kernel's own bf16-path output.) The scores, and so
+// lse, are exact products of bf16 values summed in fp32: lse keeps the fp32 tolerance. Each bound
+// gets 5% and an fp32 allowance of kFusedBwdTol * max |ref| on top. A bug in the packing or the
+// tile offsets moves whole rows or columns by O(1) and fails these by orders of magnitude.
+using test::kBf16Unit;
+using test::round_bf16;
+
+struct Bf16Bounds {
+  std::vector<double> out, dq, dk, dv, dt5;
+};
+
+Bf16Bounds bf16_bounds(const Problem& P) {
+  const AttnShape& s = P.s;
+  const int HS = s.HS, Tq = s.Tq, Tk = s.Tk, NH = s.NH, off = Tk - Tq;
+  const size_t ldk = size_t(s.kv_rows());
+  const double scale = 1.0 / std::sqrt(double(HS)), u = kBf16Unit;
+  Bf16Bounds b;
+  b.out.assign(P.nq(), 0.0), b.dq.assign(P.nq(), 0.0);
+  b.dk.assign(P.nk(), 0.0), b.dv.assign(P.nk(), 0.0);
+  b.dt5.assign(size_t(kNumBuckets) * NH, 0.0);
+  std::vector<double> Pm(size_t(Tq) * Tk), M(size_t(Tq) * Tk), dS(size_t(Tq) * Tk), eD(Tq);
+  for (int bh = 0; bh < s.B * NH; ++bh) {
+    const int h = bh % NH;
+    const float* q = P.q.data() + size_t(bh) * Tq * HS;
+    const float* dO = P.dout.data() + size_t(bh) * Tq * HS;
+    const float* k = P.k.data() + size_t(bh) * ldk * HS;
+    const float* v = P.v.data() + size_t(bh) * ldk * HS;
+    auto bias = [&](int d) -> double {
+      if (P.bias.kind == BiasKind::alibi) return -double(P.slopes[h]) * d;
+      if (P.bias.kind == BiasKind::t5)
+        return P.table[size_t(d < kT5MaxDistance ? P.buckets[d] : kNumBuckets - 1) * NH + h];
+      return 0.0;
+    };
+    for (int i = 0; i < Tq; ++i) {
+      const int nj = off + i + 1;
+      double mx = -INFINITY, sum = 0.0, Di = 0.0;
+      std::vector<double> sc(nj), dP(nj);
+      for (int j = 0; j < nj; ++j) {
+        double dot = 0.0, dpv = 0.0;
+        for (int d = 0; d < HS; ++d) {
+          dot += double(q[size_t(i) * HS + d]) * k[size_t(j) * HS + d];
+          dpv += double(dO[size_t(i) * HS + d]) * v[size_t(j) * HS + d];
+        }
+        sc[j] = dot * scale + bias(off + i - j);
+        dP[j] = dpv;
+        mx = std::max(mx, sc[j]);
+      }
+      for (int j = 0; j < nj; ++j) sum += std::exp(sc[j] - mx);
+      for (int j = 0; j < nj; ++j) {
+        const size_t ij = size_t(i) * Tk + j;
+        Pm[ij] = std::exp(sc[j] - mx) / sum;
+        M[ij] = P.drop.p == 0.0f ? 1.0
+                : u01(hash64(P.drop.seed, uint64_t(bh), uint64_t(i), uint64_t(j))) >= P.drop.p
+                    ? 1.0 / (1.0 - double(P.drop.p))
+                    : 0.0;
+        Di += Pm[ij] * M[ij] * dP[j];
+      }
+      eD[i] = 0.0;
+      for (int d = 0; d < HS; ++d) {
+        double e = 0.0;
+        for (int j = 0; j < nj; ++j)
+          e += Pm[size_t(i) * Tk + j] * M[size_t(i) * Tk + j] * std::fabs(v[size_t(j) * HS + d]);
+        b.out[(size_t(bh) * Tq + i) * HS + d] = u * e;
+        eD[i] += std::fabs(dO[size_t(i) * HS + d]) * u * e;
+      }
+      for (int j = 0; j < nj; ++j) {
+        const size_t ij = size_t(i) * Tk + j;
+        dS[ij] = Pm[ij] * (M[ij] * dP[j] - Di);
+      }
+    }
+    for (int i = 0; i < Tq; ++i)
+      for (int j = 0; j <= off + i; ++j) {
+        const size_t ij = size_t(i) * Tk + j;
+        const double w = u * std::fabs(dS[ij]) + Pm[ij] * eD[i];  // error of dS_ij
+        for (int d = 0; d < HS; ++d) {
+          b.dq[(size_t(bh) * Tq + i) * HS + d] += scale * w * std::fabs(k[size_t(j) * HS + d]);
+          b.dk[(size_t(bh) * ldk + j) * HS + d] += scale * w * std::fabs(q[size_t(i) * HS + d]);
+          b.dv[(size_t(bh) * ldk + j) * HS + d] +=
+              u * Pm[ij] * M[ij] * std::fabs(dO[size_t(i) * HS + d]);
+        }
+        const int d = off + i - j;
+        b.dt5[size_t(d < kT5MaxDistance ? P.buckets[d] : kNumBuckets - 1) * NH + h] +=
+            Pm[ij] * eD[i];
+      }
+  }
+  return b;
+}
+
+// max over elements of |a - ref| / (1.05 * bound + slack), slack = kFusedBwdTol * max |ref|:
+// <= 1 passes.
+double bound_ratio(const std::vector<float>& a, const std::vector<float>& ref,
+                   const std::vector<double>& bound) {
+  const double slack = kFusedBwdTol * std::max(max_abs(ref), 1e-30);
+  double r = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    r = std::max(r, std::fabs(double(a[i]) - double(ref[i])) / (1.05 * bound[i] + slack));
+  }
+  return r;
+}
+
+Problem bf16_problem(BiasKind kind, int B, int NH, int Tq, int Tk, int HS, float p, int ldk = 0,
+                     uint64_t seed = 7) {
+  Problem P(kind, B, NH, Tq, Tk, HS, p, ldk, seed);
+  for (auto* x : {&P.q, &P.k, &P.v, &P.dout})
+    for (float& e : *x) e = round_bf16(e);
+  P.s.precision = MatmulPrecision::bf16;
+  return P;
+}
+
+void expect_bf16_within_bounds(const Problem& P) {
+  ASSERT_EQ(P.s.precision, MatmulPrecision::bf16);
+  const std::vector<float> dt5_init(size_t(kNumBuckets) * P.s.NH, 0.25f);
+  const Grads f = run_fused(P, dt5_init), n = run_naive(P, dt5_init);
+  const Bf16Bounds b = bf16_bounds(P);
+  EXPECT_LE(bound_ratio(f.out, n.out, b.out), 1.0) << "out";
+  double lse_err = 0.0;
+  for (size_t i = 0; i < f.lse.size(); ++i)
+    lse_err = std::max(lse_err, std::fabs(double(f.lse[i]) - double(n.lse[i])));
+  EXPECT_LE(lse_err / std::max(1.0, max_abs(n.lse)), kLseTol) << "lse";
+  EXPECT_LE(bound_ratio(f.dq, n.dq, b.dq), 1.0) << "dq";
+  EXPECT_LE(bound_ratio(f.dk, n.dk, b.dk), 1.0) << "dk";
+  EXPECT_LE(bound_ratio(f.dv, n.dv, b.dv), 1.0) << "dv";
+  if (P.bias.kind == BiasKind::t5) {
+    std::vector<float> df(f.dt5), dn(n.dt5);
+    for (size_t i = 0; i < df.size(); ++i) df[i] -= 0.25f, dn[i] -= 0.25f;
+    EXPECT_LE(bound_ratio(df, dn, b.dt5), 1.0) << "dt5";
+  } else {
+    EXPECT_EQ(f.dt5, dt5_init) << "dt5 must be left alone unless the bias is t5";
+  }
+}
+
+class AttentionBf16VsNaive : public ::testing::TestWithParam<GridParam> {};
+
+TEST_P(AttentionBf16VsNaive, WithinTheRoundingBound) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  const auto [kind, T, HS, p] = GetParam();
+  const int NH = 1 + (T + HS) % 3;
+  const int B = T <= 64 ? 2 : 1;
+  expect_bf16_within_bounds(bf16_problem(kind, B, NH, T, T, HS, p, 0, 13 + T + HS));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Grid, AttentionBf16VsNaive,
+    ::testing::Combine(::testing::Values(BiasKind::none, BiasKind::alibi, BiasKind::t5),
+                       ::testing::Values(1, 7, 64, 101, 130, 257),  // ragged, odd row counts
+                       ::testing::Values(32, 64, 80), ::testing::Values(0.0f, 0.1f)),
+    grid_name);
+
+TEST(AttentionBf16Shapes, ChunksPaddedRowsOddAndSmallHeadSizes) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  for (BiasKind kind : {BiasKind::alibi, BiasKind::t5}) {
+    SCOPED_TRACE(kind_name(kind));
+    expect_bf16_within_bounds(bf16_problem(kind, 2, 3, 37, 200, 64, 0.1f, 203));  // odd offset
+    expect_bf16_within_bounds(bf16_problem(kind, 1, 2, 1, 130, 32, 0.0f));
+    expect_bf16_within_bounds(bf16_problem(kind, 1, 2, 65, 129, 80, 0.1f));
+    for (int HS : {1, 3, 8, 24, 48, 96, 130}) {
+      SCOPED_TRACE("HS=" + std::to_string(HS));
+      expect_bf16_within_bounds(bf16_problem(kind, 2, 2, 70, 70, HS, 0.1f));
+    }
+  }
+}
+
+TEST(AttentionBf16Shapes, RoundsInsideTheKernelAndDependsOnNoThreadCount) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  Problem P = bf16_problem(BiasKind::alibi, 2, 3, 150, 150, 64, 0.1f);
+  const Grads b16 = same_on_one_thread(P);
+  // The same inputs through the fp32 kernel: P and dS are not rounded there, so the outputs
+  // must differ by more than fp32 noise (the switch really selects another path).
+  P.s.precision = MatmulPrecision::fp32;
+  const Grads f32 = run_fused(P, std::vector<float>(size_t(kNumBuckets) * P.s.NH, 0.0f));
+  EXPECT_GT(rel_err(b16.out, f32.out), 1e-4);
+  EXPECT_GT(rel_err(b16.dq, f32.dq), 1e-4);
 }
 
 TEST(AttentionDropout, MaskDropsAboutPAndMatchesTheDocumentedHash) {

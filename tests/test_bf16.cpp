@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "bf16_util.h"
 #include "cli.h"
 #include "core/rng.h"
 #include "kernels/ops.h"
@@ -18,12 +19,13 @@
 namespace alibi {
 namespace {
 
-// bf16 keeps 8 significant bits: rounding one operand moves it by at most 2^-9 relatively
-// (2^-8 is the spacing). A product of K terms whose operands were both rounded then errs by a
+using test::kBf16Unit;
+using test::round_bf16;
+
+// Rounding one operand to bf16 moves it by at most 2^-9 relatively (bf16_util.h). A product of K terms whose operands were both rounded then errs by a
 // random walk of K steps: std ~ 0.4 * 2^-8 * sqrt(K) * rms_k|a_ik b_kj|. The bound below is about
 // ten of those standard deviations, so it holds for every element of the matrices tested, yet a
 // wrong transpose or stride (errors of order |C| itself) fails it by far.
-constexpr double kBf16Unit = 1.0 / 256.0;  // 2^-8
 constexpr double kGemmTolFactor = 4.0;
 
 // fp32 accumulation of exactly-representable bf16 products differs from fp32 sgemm of the same
@@ -40,14 +42,6 @@ struct PrecisionGuard {
   explicit PrecisionGuard(MatmulPrecision p) { set_matmul_precision(p); }
   ~PrecisionGuard() { set_matmul_precision(MatmulPrecision::fp32); }
 };
-
-float round_bf16(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
 
 struct GemmCase {
   bool ta, tb;
@@ -202,6 +196,37 @@ TEST_F(Bf16, TrainingStepsTrackFp32) {
   EXPECT_LT(l32.back(), 0.9f * l32.front()) << "the tiny model should learn the sequence";
   for (int s = 0; s < kSteps; ++s)
     EXPECT_NEAR(l16[size_t(s)], l32[size_t(s)], kLossRelTol * l32[size_t(s)]) << "step " << s;
+}
+
+// A model built while bf16 is set runs its attention in bf16 too (AttnShape::precision, planned
+// with the workspace); one built in fp32 keeps fp32 attention even if gemm switches later.
+// Same weights and tokens, bf16 gemm in both: the logits differ only through the attention.
+TEST_F(Bf16, ModelBuiltInBf16RunsBf16Attention) {
+  ModelConfig cfg;
+  cfg.vocab = 64, cfg.layers = 2, cfg.d_model = 64, cfg.heads = 2, cfg.ffn = 128;
+  const int B = 2, T = 96;
+  std::vector<int32_t> tok(size_t(B) * T);
+  Rng r(5);
+  for (int32_t& t : tok) t = int32_t(r.below(cfg.vocab));
+  auto logits = [&](MatmulPrecision built_in) {
+    set_matmul_precision(built_in);
+    Model m(cfg, B, T, /*training=*/false);
+    m.init_weights(9);
+    PrecisionGuard guard(MatmulPrecision::bf16);
+    m.forward(tok.data(), nullptr, B, T);
+    const float* l = m.logits();
+    return std::vector<float>(l, l + size_t(B) * T * cfg.vocab);
+  };
+  const std::vector<float> attn32 = logits(MatmulPrecision::fp32);
+  const std::vector<float> attn16 = logits(MatmulPrecision::bf16);
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < attn32.size(); ++i) {
+    diff = std::max(diff, double(std::abs(attn16[i] - attn32[i])));
+    scale = std::max(scale, double(std::abs(attn32[i])));
+  }
+  // bf16 rounding of P inside attention: visible (> fp32 noise), small (a few 2^-8).
+  EXPECT_GT(diff, 1e-5 * scale);
+  EXPECT_LT(diff, 8 * kBf16Unit * scale);
 }
 
 TEST(Bf16Cli, DtypeIsCheckedAndStoredInTheCheckpoint) {

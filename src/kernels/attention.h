@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/ops.h"  // MatmulPrecision
+
 namespace alibi {
 
 enum class BiasKind { none, alibi, t5 };
@@ -41,10 +43,16 @@ struct AttnDropout {
 struct AttnShape {
   int B = 0, NH = 0, Tq = 0, Tk = 0, HS = 0;
   int ldk = 0;  // rows allocated per (b,h) in k and v (>= Tk); 0 means Tk
+  // Operands of the fused kernels' tile products. bf16 (needs AVX512-BF16): q, k, v, dO, the
+  // probabilities and dS are rounded to bfloat16 as they enter a product, which accumulates in
+  // fp32; the bias, the scores, the softmax statistics (max, sum, lse), D = rowsum(dO*O) and
+  // every output stay fp32. The naive kernels ignore it (always double).
+  MatmulPrecision precision = MatmulPrecision::fp32;
   int kv_rows() const { return ldk > 0 ? ldk : Tk; }
 };
 
-// Floats of scratch the fused kernels need for `threads` OpenMP threads; the caller plans it once.
+// Floats of scratch the fused kernels need for `threads` OpenMP threads (depends on
+// s.precision); the caller plans it once.
 size_t attention_workspace_floats(const AttnShape& s, int threads);
 
 // q (B,NH,Tq,HS); k, v (B,NH,ldk,HS) of which the first Tk rows are used.

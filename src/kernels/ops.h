@@ -9,8 +9,9 @@ namespace alibi {
 
 // Precision of the operands of gemm(), process-wide. fp32: oneDNN sgemm. bf16: A and B are
 // rounded to bfloat16 (8-bit mantissa) and multiplied by oneDNN's bf16 matmul with fp32
-// accumulation and fp32 C; everything else (master weights, softmax, LN, biases, attention,
-// optimizer) stays fp32. Default fp32.
+// accumulation and fp32 C; everything else (master weights, softmax, LN, biases, optimizer)
+// stays fp32. Default fp32. A Model built while bf16 is set also runs its fused attention's
+// tile products in bf16 (AttnShape::precision).
 enum class MatmulPrecision { fp32, bf16 };
 // Throws UsageError naming --dtype when bf16 is asked for on a CPU without AVX512-BF16.
 void set_matmul_precision(MatmulPrecision p);

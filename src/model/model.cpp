@@ -63,7 +63,8 @@ Model::Model(const ModelConfig& c, int B, int T, bool training)
       params(layout),
       training_(training),
       maxB_(B),
-      maxT_(T) {
+      maxT_(T),
+      attn_precision_(matmul_precision()) {
   cfg.validate();
   ALIBI_CHECK(B > 0 && T > 0);
   if (training) grads = ParamSet(layout);
@@ -71,7 +72,7 @@ Model::Model(const ModelConfig& c, int B, int T, bool training)
   const size_t NHT = size_t(B) * c.heads * T;
   // Training keeps every layer for the backward; inference lets all layers share one set.
   const size_t L = training ? size_t(c.layers) : 1;
-  AttnShape as{B, c.heads, T, T, c.head_size(), 0};
+  AttnShape as{B, c.heads, T, T, c.head_size(), 0, attn_precision_};
   const size_t ws = attention_workspace_floats(as, omp_get_max_threads());
   // Size table, in floats, in allocation order.
   const size_t per_layer = N * C * 9 + N * 4 + NHT + N * F * 2;
@@ -233,8 +234,8 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
   const float p_res = train ? c.dropout_resid : 0.0f;
   AttnDropout adrop{train ? c.dropout_attn : 0.0f, 0};
   const ScoreBias bias = score_bias(c, a, params);
-  AttnShape as{B, int(NH), T, T, HS, 0};
-  if (cache) as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->capacity};
+  AttnShape as{B, int(NH), T, T, HS, 0, attn_precision_};
+  if (cache) as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->capacity, attn_precision_};
 
   for (int l = 0; l < c.layers; ++l) {
     Acts::Layer& s = a.layer[l];
@@ -307,7 +308,7 @@ KVCache Model::make_cache(int capacity, bool sliding) const {
   const size_t n = size_t(cfg.layers) * cfg.heads * capacity * cfg.head_size();
   kv.k.assign(n, 0.0f);
   kv.v.assign(n, 0.0f);
-  const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), capacity};
+  const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), capacity, attn_precision_};
   kv.workspace.assign(attention_workspace_floats(s, omp_get_max_threads()), 0.0f);
   return kv;
 }
@@ -354,7 +355,7 @@ void Model::backward(float loss_scale) {
   AttnDropout adrop{train_ ? c.dropout_attn : 0.0f, 0};
   const ScoreBias bias = score_bias(c, a, params);
   float* dt5 = c.pos == PosKind::t5 ? G(a.t5) : nullptr;
-  AttnShape as{B, int(NH), T, T, HS, 0};
+  AttnShape as{B, int(NH), T, T, HS, 0, attn_precision_};
 
   crossentropy_backward(a.logits, a.ce_lse, a.targets.data(), N, V, loss_scale);
   float* dwte = G(a.wte);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/ops.h"  // MatmulPrecision
 #include "model/config.h"
 #include "model/params.h"
 
@@ -67,6 +68,9 @@ struct Model {
   void blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed);
   bool training_;
   int maxB_, maxT_;
+  // Operand precision of the fused attention: matmul_precision() when the model was built
+  // (the workspace is planned for it).
+  MatmulPrecision attn_precision_;
   int B_ = 0, T_ = 0;
   bool train_ = false;
   uint64_t dropout_seed_ = 0;

@@ -8,12 +8,17 @@
 // The bias depends only on d = pos(i) - j, so a (kBr, kBc) tile needs kBr + kBc - 1 values:
 // band[k] = bias(base + kBr - 1 - k), base = pos(i0) - j0, read as band[kBr - 1 - ii + jj].
 //
+// bf16 (AttnShape::precision): the same tile loops, with every product done by a second micro-
+// kernel on AVX512-BF16 (vdpbf16ps) over operands packed as bf16 pairs (see "bf16 tile
+// products" below); the bias, scores, softmax statistics and all outputs stay fp32.
+//
 // Determinism: every task writes its own rows (forward: one query tile; backward: one (b,h)),
 // scratch is per thread, and the t5 gradient is summed per (b,h, distance) and reduced in a
 // fixed order after the parallel loop, so the results do not depend on the thread count.
 #include "kernels/attention.h"
 #include "kernels/cpu/vec_math.h"
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -36,13 +41,35 @@ constexpr int kVec = 16;               // floats per vector in the micro-kernel
 
 size_t padded(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
 
-// Per-thread scratch of each pass, in floats.
+size_t pairs_of(int n) { return size_t(n + 1) / 2; }
+size_t round16_of(int n) { return size_t(n + 15) / 16 * 16; }
+size_t key_tiles(const AttnShape& s) { return size_t(s.Tk + kBc - 1) / kBc; }
+
+// Per-thread scratch of each pass, in floats (a bf16 pair is one 32-bit slot).
 size_t forward_floats(const AttnShape& s) {
+  if (s.precision == MatmulPrecision::bf16)
+    return padded(size_t(kBr) * kBc)                     // s / p (kBr, kBc)
+           + padded(size_t(kBr) * kBc / 2)               // p as bf16 pairs
+           + padded(size_t(kBr) * s.HS)                  // o accumulator (kBr, HS)
+           + padded(size_t(kBc) * pairs_of(s.HS));       // packing scratch
   return padded(size_t(s.HS) * kBc)      // kt (HS, kBc)
          + padded(size_t(kBr) * kBc)     // s / p (kBr, kBc)
          + padded(size_t(kBr) * s.HS);   // o accumulator (kBr, HS)
 }
 size_t backward_floats(const AttnShape& s) {
+  if (s.precision == MatmulPrecision::bf16) {
+    const size_t hp = pairs_of(s.HS), ld = round16_of(s.HS);
+    return 2 * padded(size_t(s.Tq) * hp)                 // Q, dO as A pairs
+           + 2 * padded(size_t(s.HS) * pairs_of(s.Tq))   // Q^T, dO^T as A pairs
+           + 2 * padded(key_tiles(s) * hp * kBc)         // K^T, V^T tiles as B pairs
+           + padded(pairs_of(s.Tk) * ld)                 // K as B pairs
+           + padded(std::max(size_t(kBc) * hp, pairs_of(kBr) * ld))  // packing scratch
+           + 3 * padded(size_t(kBr) * kBc)               // p, dropout scale, y -> dp -> ds
+           + padded(pairs_of(kBr) * kBc)                 // p*drop, then ds, as B pairs
+           + padded(size_t(kBr) * kBc / 2)               // ds as A pairs
+           + 2 * padded(size_t(s.HS) * kBc)              // dV^T, dK^T of one key tile
+           + padded(size_t(s.Tq));                       // D_i
+  }
   return 2 * padded(size_t(s.HS) * kBc)  // kt, vt (HS, kBc)
          + 3 * padded(size_t(kBr) * kBc) // p, dropout scale, y = p*drop -> dp -> ds (kBr, kBc)
          + padded(size_t(s.Tq));         // D_i = rowsum(dO_i * O_i) (Tq)
@@ -50,6 +77,28 @@ size_t backward_floats(const AttnShape& s) {
 size_t per_thread_floats(const AttnShape& s) {
   return std::max(forward_floats(s), backward_floats(s));
 }
+// Forward, bf16: Q, K^T tiles and V of every (b,h), packed once before the tile loop.
+size_t forward_shared_per_head(const AttnShape& s) {
+  const size_t hp = pairs_of(s.HS);
+  return padded(size_t(s.Tq) * hp) + padded(key_tiles(s) * hp * kBc) +
+         padded(pairs_of(s.Tk) * round16_of(s.HS));
+}
+size_t shared_floats(const AttnShape& s) {
+  size_t n = padded(size_t(s.B) * s.NH * s.Tk);  // backward: t5 gradient per (b,h, distance)
+  if (s.precision == MatmulPrecision::bf16) n = std::max(n, size_t(s.B) * s.NH * forward_shared_per_head(s));
+  return n;
+}
+// Carves consecutive 64-byte aligned buffers out of a workspace.
+struct Carver {
+  float* p;
+  template <class T = float>
+  T* take(size_t n) {
+    T* r = reinterpret_cast<T*>(p);
+    p += padded(n);
+    return r;
+  }
+};
+
 // Workspace start rounded up to 64 bytes (workspace_floats reserves the slack).
 float* aligned_base(float* ws) {
   auto p = reinterpret_cast<uintptr_t>(ws);
@@ -71,6 +120,8 @@ void check_args(const AttnShape& s, const ScoreBias& bias, const AttnDropout& dr
                 " max_distance=", bias.t5_max_distance);
     ALIBI_CHECK(bias.t5_max_distance == 0 || bias.t5_bucket != nullptr, "t5 bias without buckets");
   }
+  ALIBI_CHECK(s.precision != MatmulPrecision::bf16 || cpu_has_bf16(),
+              "bf16 attention needs AVX512-BF16, which this CPU lacks");
 }
 
 inline int t5_bucket_of(const ScoreBias& b, int d) {
@@ -182,6 +233,150 @@ void transpose_tile(const float* src, int cols, int HS, float scale, float* dst)
   }
 }
 
+// ---- bf16 tile products (AVX512-BF16) -----------------------------------------------------
+// vdpbf16ps adds a[2n] b[2n] + a[2n+1] b[2n+1] into fp32 lane n, so bf16 operands travel as
+// 32-bit pairs along the reduction index k (kp = k / 2):
+//   A operand: pairs of one row,  A32[r * a_rs + kp] = (A(r, 2kp), A(r, 2kp + 1))
+//   B operand: row pairs ("VNNI"), B32[kp * ldb + n] = (B(2kp, n), B(2kp + 1, n))
+// An odd K is padded with zeros. Values are rounded to the nearest even bf16 (vcvtne*ps2bf16).
+// Everything that needs a transposed pair layout (K^T, V^T, Q^T, dO^T) is packed once per head;
+// inside the tile loops the only conversions are of P and dS, contiguous and vectorised.
+#define ALIBI_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+constexpr int pairs(int n) { return (n + 1) / 2; }
+constexpr int round16(int n) { return (n + 15) / 16 * 16; }
+inline __mmask16 lanes(int n) {  // the first min(max(n, 0), 16) lanes
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// C[0..MR)[0..16*NV) (+)= A B over KP pairs; the last vector of each row is masked by `last`.
+template <int MR, int NV, bool ACC>
+ALIBI_BF16 inline __attribute__((always_inline)) void micro_bf16(int KP, const uint32_t* A,
+                                                                 ptrdiff_t a_rs,
+                                                                 const uint32_t* B, ptrdiff_t ldb,
+                                                                 float* C, ptrdiff_t ldc,
+                                                                 __mmask16 last) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = !ACC           ? _mm512_setzero_ps()
+                  : v < NV - 1   ? _mm512_loadu_ps(C + r * ldc + v * 16)
+                                 : _mm512_maskz_loadu_ps(last, C + r * ldc + v * 16);
+  for (int kp = 0; kp < KP; ++kp) {
+    const uint32_t* b = B + kp * ldb;
+    __m512bh bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + v * 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(int(A[r * a_rs + kp]));
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, bv[v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      if (v < NV - 1)
+        _mm512_storeu_ps(C + r * ldc + v * 16, acc[r][v]);
+      else
+        _mm512_mask_storeu_ps(C + r * ldc + v * 16, last, acc[r][v]);
+    }
+}
+
+template <int NV, bool ACC>
+ALIBI_BF16 void chunk_bf16(int M, int KP, const uint32_t* A, ptrdiff_t a_rs, const uint32_t* B,
+                           ptrdiff_t ldb, float* C, ptrdiff_t ldc, __mmask16 last) {
+  constexpr int MR = NV >= 3 ? 4 : 8;  // MR*NV accumulators + NV operands + 1 within 32 regs
+  int m = 0;
+  for (; m + MR <= M; m += MR)
+    micro_bf16<MR, NV, ACC>(KP, A + m * a_rs, a_rs, B, ldb, C + m * ldc, ldc, last);
+  for (; m < M; ++m)
+    micro_bf16<1, NV, ACC>(KP, A + m * a_rs, a_rs, B, ldb, C + m * ldc, ldc, last);
+}
+
+// C (M,N) (+)= A (M, 2 KP) B (2 KP, N) in the pair layouts above. B rows must be readable up to
+// round16(N) columns; C is touched only in its first N columns.
+template <bool ACC>
+ALIBI_BF16 void tile_gemm_bf16(int M, int N, int KP, const uint32_t* A, ptrdiff_t a_rs,
+                               const uint32_t* B, ptrdiff_t ldb, float* C, ptrdiff_t ldc) {
+  int n = 0;
+  for (; N - n >= 64; n += 64)
+    chunk_bf16<4, ACC>(M, KP, A, a_rs, B + n, ldb, C + n, ldc, lanes(16));
+  const int rest = N - n;
+  const __mmask16 last = lanes(rest - (rest - 1) / 16 * 16);
+  switch ((rest + 15) / 16) {
+    case 3: chunk_bf16<3, ACC>(M, KP, A, a_rs, B + n, ldb, C + n, ldc, last); break;
+    case 2: chunk_bf16<2, ACC>(M, KP, A, a_rs, B + n, ldb, C + n, ldc, last); break;
+    case 1: chunk_bf16<1, ACC>(M, KP, A, a_rs, B + n, ldb, C + n, ldc, last); break;
+    default: break;
+  }
+}
+
+// dst (bf16, n_pad values) = src[0..n), zeros after n: a row as A-operand pairs.
+ALIBI_BF16 void row_to_bf16(const float* src, int n, int n_pad, uint16_t* dst) {
+  for (int c = 0; c < n_pad; c += 16) {
+    const __m512 x = _mm512_maskz_loadu_ps(lanes(n - c), src + c);
+    _mm256_mask_storeu_epi16(dst + c, lanes(n_pad - c), (__m256i)_mm512_cvtneps_pbh(x));
+  }
+}
+
+// Row pairs of src (rows, n; leading dimension lds) as a B operand: dst32[ip * ldd + c] =
+// (src(2ip, c), src(2ip + 1, c)) for c < ldd, zero past n columns and past the last row.
+ALIBI_BF16 void rows_to_pairs(const float* src, int rows, int n, ptrdiff_t lds, uint32_t* dst,
+                              ptrdiff_t ldd) {
+  // cvtne2ps gives [row0 c..c+15 | row1 c..c+15] as 32 bf16; interleave them pairwise.
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                       24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                       16, 0);
+  for (int ip = 0; ip < pairs(rows); ++ip) {
+    const float* r0 = src + size_t(2 * ip) * lds;
+    const float* r1 = r0 + lds;
+    const bool two = 2 * ip + 1 < rows;
+    for (int c = 0; c < ldd; c += 16) {
+      const __mmask16 m = lanes(n - c);
+      const __m512 x0 = _mm512_maskz_loadu_ps(m, r0 + c);
+      const __m512 x1 = two ? _mm512_maskz_loadu_ps(m, r1 + c) : _mm512_setzero_ps();
+      const __m512i v = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+      _mm512_mask_storeu_epi32(dst + size_t(ip) * ldd + c, lanes(int(ldd) - c), v);
+    }
+  }
+}
+
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols (32-bit elements).
+void transpose32(const uint32_t* src, int rows, int cols, ptrdiff_t lds, uint32_t* dst,
+                 ptrdiff_t ldd) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+}
+
+// One key tile as the B operand of S = Q K^T: kt32[dp * kBc + jj] = (K(jj, 2dp),
+// K(jj, 2dp + 1)) for the tile's `cols` rows of K (leading dimension HS), zero for jj >= cols.
+// tmp holds kBc * pairs(HS) pairs.
+ALIBI_BF16 void pack_kt_tile(const float* k, int cols, int HS, uint32_t* tmp, uint32_t* kt) {
+  const int hp = pairs(HS);
+  for (int jj = 0; jj < cols; ++jj)
+    row_to_bf16(k + size_t(jj) * HS, HS, 2 * hp,
+                reinterpret_cast<uint16_t*>(tmp + size_t(jj) * hp));
+  std::fill(tmp + size_t(cols) * hp, tmp + size_t(kBc) * hp, 0u);
+  transpose32(tmp, kBc, hp, hp, kt, kBc);
+}
+
+// x (rows, HS) as the A operand of a transposed product: xt32[d * ldt + ip] = (x(2ip, d),
+// x(2ip + 1, d)), d < HS, ip < pairs(rows). tmp holds pairs(kBr) * round16(HS) pairs.
+ALIBI_BF16 void pack_transposed_pairs(const float* x, int rows, int HS, uint32_t* tmp,
+                                      uint32_t* xt, ptrdiff_t ldt) {
+  const int ld = round16(HS);
+  for (int r0 = 0; r0 < rows; r0 += kBr) {
+    const int n = std::min(kBr, rows - r0);
+    rows_to_pairs(x + size_t(r0) * HS, n, HS, HS, tmp, ld);
+    transpose32(tmp, pairs(n), HS, ld, xt + r0 / 2, ldt);
+  }
+}
+
 // With this few query rows (decoding against a cache) S is computed by dot products straight
 // from K's rows: transposing a key tile would cost more than the product it serves (one row:
 // 2x faster; from 3 rows on the transpose wins, measured at Tk=2048, HS=64).
@@ -211,9 +406,11 @@ inline float keep_scale(uint64_t row_hash, uint64_t col_mix, float p, float inv_
 }
 
 // ---- fused forward: one (b,h) and one query tile ------------------------------------------
+// BF16: packed (see above) holds this head's Q (Tq, pairs(HS)), K^T tiles and V row pairs.
+template <bool BF16>
 void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const float* k,
                   const float* v, const ScoreBias& bias, const AttnDropout& drop, float* out,
-                  float* lse, float* ws) {
+                  float* lse, const uint32_t* packed, float* ws) {
   const int HS = s.HS, NH = s.NH, Tq = s.Tq, Tk = s.Tk;
   const int off = Tk - Tq;  // pos(i) = off + i
   const int h = bh % NH;
@@ -223,11 +420,17 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
   const float* qt = q + (size_t(bh) * Tq + i0) * HS;  // (rows, HS)
   const float* kb = k + size_t(bh) * ldk * HS;        // (Tk, HS)
   const float* vb = v + size_t(bh) * ldk * HS;        // (Tk, HS)
+  const int hp = pairs(HS), ld16 = round16(HS);
 
-  float* kt = ws;                                   // (HS, kBc) scaled K^T tile
-  float* st = kt + padded(size_t(HS) * kBc);        // (kBr, kBc) scores, then probabilities
-  float* ot = st + padded(size_t(kBr) * kBc);       // (kBr, HS) unnormalised output
-  float m[kBr], l[kBr], band[kBand];                // running max, running sum, bias band
+  Carver cw{ws};
+  float* kt = BF16 ? nullptr : cw.take(size_t(HS) * kBc);  // (HS, kBc) scaled K^T tile
+  float* st = cw.take(size_t(kBr) * kBc);                  // (kBr, kBc) scores, then probs
+  float* ot = cw.take(size_t(kBr) * HS);                   // (kBr, HS) unnormalised output
+  uint32_t* pa = BF16 ? cw.take<uint32_t>(size_t(kBr) * kBc / 2) : nullptr;  // P as A pairs
+  const uint32_t* qa = packed;                                       // (Tq, hp)
+  const uint32_t* ktv = qa + padded(size_t(Tq) * hp);                // tiles (hp, kBc)
+  const uint32_t* vv = ktv + padded(key_tiles(s) * hp * kBc);        // (pairs(Tk), ld16)
+  float m[kBr], l[kBr], band[kBand];  // running max, running sum, bias band
   uint64_t col_mix[kBc];
 
   std::fill(ot, ot + size_t(rows) * HS, 0.0f);
@@ -241,7 +444,10 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
   for (int j0 = 0; j0 <= last_key; j0 += kBc) {
     const int cols = std::min(kBc, Tk - j0);
     fill_band(bias, h, NH, off + i0 - j0, band);
-    if (rows > kDotRows) {  // S = Q K^T * scale
+    if constexpr (BF16) {  // S = Q K^T, scaled below
+      tile_gemm_bf16<false>(rows, kBc, hp, qa + size_t(i0) * hp, hp,
+                            ktv + size_t(j0 / kBc) * hp * kBc, kBc, st, kBc);
+    } else if (rows > kDotRows) {
       transpose_tile(kb + size_t(j0) * HS, cols, HS, scale, kt);
       tile_gemm<false>(rows, kBc, HS, qt, HS, 1, kt, kBc, st, kBc);
     } else {
@@ -261,7 +467,7 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
       float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
       for (int jj = 0; jj < nj; ++jj) {
-        const float x = srow[jj] + brow[jj];
+        const float x = BF16 ? srow[jj] * scale + brow[jj] : srow[jj] + brow[jj];
         srow[jj] = x;
         mx = x > mx ? x : mx;
       }
@@ -289,7 +495,15 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
         for (int d = 0; d < HS; ++d) orow[d] *= alpha;
       }
     }
-    tile_gemm<true>(rows, HS, cols, st, kBc, 1, vb + size_t(j0) * HS, HS, ot, HS);  // O += P V
+    if constexpr (BF16) {  // O += P V
+      for (int ii = 0; ii < rows; ++ii)
+        row_to_bf16(st + ii * kBc, kBc, kBc,
+                    reinterpret_cast<uint16_t*>(pa + size_t(ii) * kBc / 2));
+      tile_gemm_bf16<true>(rows, HS, pairs(cols), pa, kBc / 2, vv + size_t(j0 / 2) * ld16, ld16,
+                           ot, HS);
+    } else {
+      tile_gemm<true>(rows, HS, cols, st, kBc, 1, vb + size_t(j0) * HS, HS, ot, HS);
+    }
   }
 
   for (int ii = 0; ii < rows; ++ii) {
@@ -302,10 +516,34 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
   }
 }
 
+// Packs one head's forward operands (bf16): Q rows, K^T tiles, V row pairs.
+void pack_forward_head(const AttnShape& s, int bh, const float* q, const float* k,
+                       const float* v, uint32_t* packed, uint32_t* tmp) {
+  const int HS = s.HS, Tq = s.Tq, Tk = s.Tk, hp = pairs(HS), ld16 = round16(HS);
+  const size_t ldk = size_t(s.kv_rows());
+  const float* qb = q + size_t(bh) * Tq * HS;
+  const float* kb = k + size_t(bh) * ldk * HS;
+  const float* vb = v + size_t(bh) * ldk * HS;
+  uint32_t* qa = packed;
+  uint32_t* ktv = qa + padded(size_t(Tq) * hp);
+  uint32_t* vv = ktv + padded(key_tiles(s) * hp * kBc);
+  for (int i = 0; i < Tq; ++i)
+    row_to_bf16(qb + size_t(i) * HS, HS, 2 * hp,
+                reinterpret_cast<uint16_t*>(qa + size_t(i) * hp));
+  for (int j0 = 0; j0 < Tk; j0 += kBc)
+    pack_kt_tile(kb + size_t(j0) * HS, std::min(kBc, Tk - j0), HS, tmp,
+                 ktv + size_t(j0 / kBc) * hp * kBc);
+  rows_to_pairs(vb, Tk, HS, HS, vv, ld16);
+}
+
 // ---- fused backward: one (b,h) -------------------------------------------------------------
 // Outer loop over key tiles, inner over the query tiles that see them. The task owns its dq,
 // dk, dv rows, so it accumulates into them directly. dist (Tk), when non-null, receives
 // sum of dS at distance d in slot Tk - 1 - d (so a row's run of keys maps to a contiguous run).
+// BF16: the head's operands are packed first; dV and dK of a key tile are accumulated
+// transposed (dV^T += dO^T (P*drop), dK^T += Q^T dS) so that no tile-sized transpose of P or dS
+// is needed, and written back once per key tile.
+template <bool BF16>
 void backward_head(const AttnShape& s, int bh, const float* q, const float* k, const float* v,
                    const float* out, const float* lse, const float* dout, const ScoreBias& bias,
                    const AttnDropout& drop, float* dq, float* dk, float* dv, float* dist,
@@ -324,13 +562,46 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
   float* dqb = dq + size_t(bh) * Tq * HS;
   float* dkb = dk + size_t(bh) * ldk * HS;
   float* dvb = dv + size_t(bh) * ldk * HS;
+  const int hp = pairs(HS), ld16 = round16(HS), tq2 = pairs(Tq);
 
-  float* kt = ws;                                   // (HS, kBc) scaled K^T tile
-  float* vt = kt + padded(size_t(HS) * kBc);        // (HS, kBc) V^T tile
-  float* pt = vt + padded(size_t(HS) * kBc);        // (kBr, kBc) P
-  float* mt = pt + padded(size_t(kBr) * kBc);       // (kBr, kBc) dropout scale: 1/(1-p) or 0
-  float* yt = mt + padded(size_t(kBr) * kBc);       // (kBr, kBc) P*drop, then dP, then dS*scale
-  float* D = yt + padded(size_t(kBr) * kBc);        // (Tq) rowsum(dO * O)
+  Carver cw{ws};
+  float* kt = BF16 ? nullptr : cw.take(size_t(HS) * kBc);  // (HS, kBc) scaled K^T tile
+  float* vt = BF16 ? nullptr : cw.take(size_t(HS) * kBc);  // (HS, kBc) V^T tile
+  float* pt = cw.take(size_t(kBr) * kBc);  // (kBr, kBc) P
+  float* mt = cw.take(size_t(kBr) * kBc);  // (kBr, kBc) dropout scale: 1/(1-p) or 0
+  float* yt = cw.take(size_t(kBr) * kBc);  // (kBr, kBc) P*drop, then dP, then dS*scale
+  float* D = cw.take(size_t(Tq));          // (Tq) rowsum(dO * O)
+  uint32_t *qa = nullptr, *doa = nullptr, *qT = nullptr, *doT = nullptr, *ktv = nullptr,
+           *vtv = nullptr, *kv = nullptr, *tmp = nullptr, *yv = nullptr, *dsa = nullptr;
+  float *dvT = nullptr, *dkT = nullptr;
+  if constexpr (BF16) {
+    qa = cw.take<uint32_t>(size_t(Tq) * hp);       // Q rows (A)
+    doa = cw.take<uint32_t>(size_t(Tq) * hp);      // dO rows (A)
+    qT = cw.take<uint32_t>(size_t(HS) * tq2);      // Q^T (A)
+    doT = cw.take<uint32_t>(size_t(HS) * tq2);     // dO^T (A)
+    ktv = cw.take<uint32_t>(key_tiles(s) * hp * kBc);  // K^T tiles (B)
+    vtv = cw.take<uint32_t>(key_tiles(s) * hp * kBc);  // V^T tiles (B)
+    kv = cw.take<uint32_t>(pairs_of(Tk) * ld16);       // K row pairs (B)
+    tmp = cw.take<uint32_t>(std::max(size_t(kBc) * hp, pairs_of(kBr) * ld16));
+    yv = cw.take<uint32_t>(pairs_of(kBr) * kBc);   // P*drop, then dS*scale, row pairs (B)
+    dsa = cw.take<uint32_t>(size_t(kBr) * kBc / 2);  // dS*scale rows (A)
+    dvT = cw.take(size_t(HS) * kBc);               // dV^T of the key tile
+    dkT = cw.take(size_t(HS) * kBc);               // dK^T of the key tile
+    for (int i = 0; i < Tq; ++i) {
+      row_to_bf16(qb + size_t(i) * HS, HS, 2 * hp,
+                  reinterpret_cast<uint16_t*>(qa + size_t(i) * hp));
+      row_to_bf16(dob + size_t(i) * HS, HS, 2 * hp,
+                  reinterpret_cast<uint16_t*>(doa + size_t(i) * hp));
+    }
+    pack_transposed_pairs(qb, Tq, HS, tmp, qT, tq2);
+    pack_transposed_pairs(dob, Tq, HS, tmp, doT, tq2);
+    for (int j0 = 0; j0 < Tk; j0 += kBc) {
+      const int cols = std::min(kBc, Tk - j0);
+      pack_kt_tile(kb + size_t(j0) * HS, cols, HS, tmp, ktv + size_t(j0 / kBc) * hp * kBc);
+      pack_kt_tile(vb + size_t(j0) * HS, cols, HS, tmp, vtv + size_t(j0 / kBc) * hp * kBc);
+    }
+    rows_to_pairs(kb, Tk, HS, HS, kv, ld16);
+  }
   float band[kBand];
   uint64_t col_mix[kBc];
 
@@ -352,28 +623,42 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
 
   for (int j0 = 0; j0 < Tk; j0 += kBc) {
     const int cols = std::min(kBc, Tk - j0);
-    transpose_tile(kb + size_t(j0) * HS, cols, HS, scale, kt);
-    transpose_tile(vb + size_t(j0) * HS, cols, HS, 1.0f, vt);
+    if constexpr (BF16) {
+      std::fill(dvT, dvT + size_t(HS) * kBc, 0.0f);
+      std::fill(dkT, dkT + size_t(HS) * kBc, 0.0f);
+    } else {
+      transpose_tile(kb + size_t(j0) * HS, cols, HS, scale, kt);
+      transpose_tile(vb + size_t(j0) * HS, cols, HS, 1.0f, vt);
+    }
     if (dropout)
       for (int jj = 0; jj < cols; ++jj) col_mix[jj] = mix64(uint64_t(j0 + jj));
     const float* kj = kb + size_t(j0) * HS;  // (cols, HS)
     float* dkj = dkb + size_t(j0) * HS;
     float* dvj = dvb + size_t(j0) * HS;
 
-    for (int i0 = std::max(0, j0 - off); i0 < Tq; i0 += kBr) {  // first row that sees key j0
+    // First row that sees key j0; bf16 starts on an even row, where the row pairs of Q^T and
+    // dO^T begin (a row that sees none of the tile has P = 0 and adds nothing).
+    int i_first = std::max(0, j0 - off);
+    if constexpr (BF16) i_first &= ~1;
+    for (int i0 = i_first; i0 < Tq; i0 += kBr) {
       const int rows = std::min(kBr, Tq - i0);
       const float* qi = qb + size_t(i0) * HS;
       const float* doi = dob + size_t(i0) * HS;
       fill_band(bias, h, NH, off + i0 - j0, band);
-      tile_gemm<false>(rows, kBc, HS, qi, HS, 1, kt, kBc, pt, kBc);  // S = Q K^T * scale
+      if constexpr (BF16)  // S = Q K^T (scaled below); fp32: Q (K * scale)^T
+        tile_gemm_bf16<false>(rows, kBc, hp, qa + size_t(i0) * hp, hp,
+                              ktv + size_t(j0 / kBc) * hp * kBc, kBc, pt, kBc);
+      else
+        tile_gemm<false>(rows, kBc, HS, qi, HS, 1, kt, kBc, pt, kBc);
 
       for (int ii = 0; ii < rows; ++ii) {  // P = exp(S + bias - lse), 0 where masked
         float* prow = pt + ii * kBc;
-        const int nj = std::min(cols, off + i0 + ii - j0 + 1);  // >= 1 by the choice of i0
+        const int nj = std::clamp(off + i0 + ii - j0 + 1, 0, cols);
         const float* brow = band + (kBr - 1 - ii);
         const float li = lb[i0 + ii];
 #pragma omp simd
-        for (int jj = 0; jj < nj; ++jj) prow[jj] = fast_exp(prow[jj] + brow[jj] - li);
+        for (int jj = 0; jj < nj; ++jj)
+          prow[jj] = fast_exp((BF16 ? prow[jj] * scale : prow[jj]) + brow[jj] - li);
         std::fill(prow + nj, prow + kBc, 0.0f);
         if (dropout) {
           float* mrow = mt + ii * kBc;
@@ -388,12 +673,19 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
           std::fill(yrow + nj, yrow + kBc, 0.0f);
         }
       }
-      // dV += (P*drop)^T dO
-      tile_gemm<true>(cols, HS, rows, dropout ? yt : pt, 1, kBc, doi, HS, dvj, HS);
-      // dP = dO V^T (times the dropout scale below)
-      tile_gemm<false>(rows, kBc, HS, doi, HS, 1, vt, kBc, yt, kBc);
+      if constexpr (BF16) {
+        // dV^T += dO^T (P*drop);  dP = dO V^T
+        rows_to_pairs(dropout ? yt : pt, rows, kBc, kBc, yv, kBc);
+        tile_gemm_bf16<true>(HS, kBc, pairs(rows), doT + i0 / 2, tq2, yv, kBc, dvT, kBc);
+        tile_gemm_bf16<false>(rows, kBc, hp, doa + size_t(i0) * hp, hp,
+                              vtv + size_t(j0 / kBc) * hp * kBc, kBc, yt, kBc);
+      } else {
+        // dV += (P*drop)^T dO;  dP = dO V^T
+        tile_gemm<true>(cols, HS, rows, dropout ? yt : pt, 1, kBc, doi, HS, dvj, HS);
+        tile_gemm<false>(rows, kBc, HS, doi, HS, 1, vt, kBc, yt, kBc);
+      }
 
-      for (int ii = 0; ii < rows; ++ii) {  // dS = P * (dP - D_i); masked and padded P are 0
+      for (int ii = 0; ii < rows; ++ii) {  // dS = P * (dP * drop - D_i); masked, padded P = 0
         const float* prow = pt + ii * kBc;
         const float* mrow = mt + ii * kBc;
         float* yrow = yt + ii * kBc;
@@ -406,16 +698,33 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
           for (int jj = 0; jj < kBc; ++jj) yrow[jj] = prow[jj] * (yrow[jj] - Di);
         }
         if (dist) {  // slot Tk-1-d for d = pos(i) - j, contiguous in jj
-          const int nj = std::min(cols, off + i0 + ii - j0 + 1);
+          const int nj = std::clamp(off + i0 + ii - j0 + 1, 0, cols);
           float* drow = dist + (Tk - 1 - (off + i0 + ii) + j0);
 #pragma omp simd
           for (int jj = 0; jj < nj; ++jj) drow[jj] += yrow[jj];
         }
 #pragma omp simd
         for (int jj = 0; jj < kBc; ++jj) yrow[jj] *= scale;
+        if constexpr (BF16)
+          row_to_bf16(yrow, kBc, kBc, reinterpret_cast<uint16_t*>(dsa + size_t(ii) * kBc / 2));
       }
-      tile_gemm<true>(rows, HS, cols, yt, kBc, 1, kj, HS, dqb + size_t(i0) * HS, HS);  // dQ
-      tile_gemm<true>(cols, HS, rows, yt, 1, kBc, qi, HS, dkj, HS);                    // dK
+      if constexpr (BF16) {
+        // dQ += dS K;  dK^T += Q^T dS
+        tile_gemm_bf16<true>(rows, HS, pairs(cols), dsa, kBc / 2, kv + size_t(j0 / 2) * ld16,
+                             ld16, dqb + size_t(i0) * HS, HS);
+        rows_to_pairs(yt, rows, kBc, kBc, yv, kBc);
+        tile_gemm_bf16<true>(HS, kBc, pairs(rows), qT + i0 / 2, tq2, yv, kBc, dkT, kBc);
+      } else {
+        tile_gemm<true>(rows, HS, cols, yt, kBc, 1, kj, HS, dqb + size_t(i0) * HS, HS);  // dQ
+        tile_gemm<true>(cols, HS, rows, yt, 1, kBc, qi, HS, dkj, HS);                    // dK
+      }
+    }
+    if constexpr (BF16) {  // the key tile's dV, dK rows, written once
+      for (int jj = 0; jj < cols; ++jj)
+        for (int d = 0; d < HS; ++d) {
+          dvj[size_t(jj) * HS + d] = dvT[size_t(d) * kBc + jj];
+          dkj[size_t(jj) * HS + d] = dkT[size_t(d) * kBc + jj];
+        }
     }
   }
 }
@@ -453,8 +762,7 @@ void naive_probs(const AttnShape& s, int bh, const float* q, const float* k,
 }  // namespace
 
 size_t attention_workspace_floats(const AttnShape& s, int threads) {
-  return kAlignFloats + size_t(std::max(threads, 1)) * per_thread_floats(s) +
-         padded(size_t(s.B) * s.NH * s.Tk);  // backward: t5 gradient per (b,h, distance)
+  return kAlignFloats + size_t(std::max(threads, 1)) * per_thread_floats(s) + shared_floats(s);
 }
 
 // The functions below run omp_get_max_threads() threads; the workspace must have been sized
@@ -466,16 +774,32 @@ void attention_forward(const AttnShape& s, const float* q, const float* k, const
   if (s.B == 0 || s.NH == 0 || s.Tq == 0 || s.HS == 0) return;
   float* base = aligned_base(workspace);
   const size_t per_thread = per_thread_floats(s);
+  const bool bf16 = s.precision == MatmulPrecision::bf16;
+  auto* packed = reinterpret_cast<uint32_t*>(base + size_t(omp_get_max_threads()) * per_thread);
+  const size_t per_head = forward_shared_per_head(s);
   const int tiles = (s.Tq + kBr - 1) / kBr;
   const int tasks = s.B * s.NH * tiles;
-  // Within a head, tasks alternate the costliest and the cheapest remaining tile (causal cost
-  // grows with the tile index), and chunks of two keep each thread's share even.
-#pragma omp parallel for schedule(static, 2)
-  for (int t = 0; t < tasks; ++t) {
-    const int bh = t / tiles, r = t % tiles;
-    const int tile = (r % 2 == 0) ? tiles - 1 - r / 2 : r / 2;
-    forward_tile(s, bh, tile * kBr, q, k, v, bias, drop, out, lse,
-                 base + size_t(omp_get_thread_num()) * per_thread);
+#pragma omp parallel
+  {
+    float* ws = base + size_t(omp_get_thread_num()) * per_thread;
+    if (bf16) {
+#pragma omp for schedule(static)
+      for (int bh = 0; bh < s.B * s.NH; ++bh)
+        pack_forward_head(s, bh, q, k, v, packed + size_t(bh) * per_head,
+                          reinterpret_cast<uint32_t*>(ws));
+    }
+    // Within a head, tasks alternate the costliest and the cheapest remaining tile (causal
+    // cost grows with the tile index), and chunks of two keep each thread's share even.
+#pragma omp for schedule(static, 2)
+    for (int t = 0; t < tasks; ++t) {
+      const int bh = t / tiles, r = t % tiles;
+      const int tile = (r % 2 == 0) ? tiles - 1 - r / 2 : r / 2;
+      if (bf16)
+        forward_tile<true>(s, bh, tile * kBr, q, k, v, bias, drop, out, lse,
+                           packed + size_t(bh) * per_head, ws);
+      else
+        forward_tile<false>(s, bh, tile * kBr, q, k, v, bias, drop, out, lse, nullptr, ws);
+    }
   }
 }
 
@@ -489,12 +813,17 @@ void attention_backward(const AttnShape& s, const float* q, const float* k, cons
   const size_t per_thread = per_thread_floats(s);
   const int nbh = s.B * s.NH;
   const bool t5_grad = bias.kind == BiasKind::t5 && dt5_table != nullptr;
+  const bool bf16 = s.precision == MatmulPrecision::bf16;
   float* dist_all = base + size_t(omp_get_max_threads()) * per_thread;  // (B*NH, Tk)
 #pragma omp parallel for schedule(static)
-  for (int bh = 0; bh < nbh; ++bh)
-    backward_head(s, bh, q, k, v, out, lse, dout, bias, drop, dq, dk, dv,
-                  t5_grad ? dist_all + size_t(bh) * s.Tk : nullptr,
-                  base + size_t(omp_get_thread_num()) * per_thread);
+  for (int bh = 0; bh < nbh; ++bh) {
+    float* dist = t5_grad ? dist_all + size_t(bh) * s.Tk : nullptr;
+    float* ws = base + size_t(omp_get_thread_num()) * per_thread;
+    if (bf16)
+      backward_head<true>(s, bh, q, k, v, out, lse, dout, bias, drop, dq, dk, dv, dist, ws);
+    else
+      backward_head<false>(s, bh, q, k, v, out, lse, dout, bias, drop, dq, dk, dv, dist, ws);
+  }
   if (!t5_grad) return;
   for (int bh = 0; bh < nbh; ++bh) {  // fixed order: bit-identical for any thread count
     const int h = bh % s.NH;
