@@ -41,34 +41,34 @@ constexpr int kVec = 16;               // floats per vector in the micro-kernel
 
 size_t padded(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
 
-size_t pairs_of(int n) { return size_t(n + 1) / 2; }
-size_t round16_of(int n) { return size_t(n + 15) / 16 * 16; }
+constexpr int pairs(int n) { return (n + 1) / 2; }  // bf16 pairs that hold n values
+constexpr int round16(int n) { return (n + 15) / 16 * 16; }
 size_t key_tiles(const AttnShape& s) { return size_t(s.Tk + kBc - 1) / kBc; }
 
 // Per-thread scratch of each pass, in floats (a bf16 pair is one 32-bit slot).
 size_t forward_floats(const AttnShape& s) {
   if (s.precision == MatmulPrecision::bf16)
-    return padded(size_t(kBr) * kBc)                     // s / p (kBr, kBc)
-           + padded(size_t(kBr) * kBc / 2)               // p as bf16 pairs
-           + padded(size_t(kBr) * s.HS)                  // o accumulator (kBr, HS)
-           + padded(size_t(kBc) * pairs_of(s.HS));       // packing scratch
+    return padded(size_t(kBr) * kBc)           // s / p (kBr, kBc)
+           + padded(size_t(kBr) * kBc / 2)     // p as bf16 pairs
+           + padded(size_t(kBr) * s.HS)        // o accumulator (kBr, HS)
+           + padded(size_t(kBc) * pairs(s.HS));  // packing scratch
   return padded(size_t(s.HS) * kBc)      // kt (HS, kBc)
          + padded(size_t(kBr) * kBc)     // s / p (kBr, kBc)
          + padded(size_t(kBr) * s.HS);   // o accumulator (kBr, HS)
 }
 size_t backward_floats(const AttnShape& s) {
   if (s.precision == MatmulPrecision::bf16) {
-    const size_t hp = pairs_of(s.HS), ld = round16_of(s.HS);
-    return 2 * padded(size_t(s.Tq) * hp)                 // Q, dO as A pairs
-           + 2 * padded(size_t(s.HS) * pairs_of(s.Tq))   // Q^T, dO^T as A pairs
-           + 2 * padded(key_tiles(s) * hp * kBc)         // K^T, V^T tiles as B pairs
-           + padded(pairs_of(s.Tk) * ld)                 // K as B pairs
-           + padded(std::max(size_t(kBc) * hp, pairs_of(kBr) * ld))  // packing scratch
-           + 3 * padded(size_t(kBr) * kBc)               // p, dropout scale, y -> dp -> ds
-           + padded(pairs_of(kBr) * kBc)                 // p*drop, then ds, as B pairs
-           + padded(size_t(kBr) * kBc / 2)               // ds as A pairs
-           + 2 * padded(size_t(s.HS) * kBc)              // dV^T, dK^T of one key tile
-           + padded(size_t(s.Tq));                       // D_i
+    const size_t hp = pairs(s.HS), ld = round16(s.HS);
+    return 2 * padded(size_t(s.Tq) * hp)                          // Q, dO as A pairs
+           + 2 * padded(size_t(s.HS) * pairs(s.Tq))               // Q^T, dO^T as A pairs
+           + 2 * padded(key_tiles(s) * hp * kBc)                  // K^T, V^T tiles as B pairs
+           + padded(size_t(pairs(s.Tk)) * ld)                     // K as B pairs
+           + padded(std::max(kBc * hp, size_t(pairs(kBr)) * ld))  // packing scratch
+           + 3 * padded(size_t(kBr) * kBc)                        // p, dropout scale, y
+           + padded(size_t(pairs(kBr)) * kBc)                     // p*drop, then ds, B pairs
+           + padded(size_t(kBr) * kBc / 2)                        // ds as A pairs
+           + 2 * padded(size_t(s.HS) * kBc)                       // dV^T, dK^T of a key tile
+           + padded(size_t(s.Tq));                                // D_i
   }
   return 2 * padded(size_t(s.HS) * kBc)  // kt, vt (HS, kBc)
          + 3 * padded(size_t(kBr) * kBc) // p, dropout scale, y = p*drop -> dp -> ds (kBr, kBc)
@@ -79,13 +79,14 @@ size_t per_thread_floats(const AttnShape& s) {
 }
 // Forward, bf16: Q, K^T tiles and V of every (b,h), packed once before the tile loop.
 size_t forward_shared_per_head(const AttnShape& s) {
-  const size_t hp = pairs_of(s.HS);
+  const size_t hp = pairs(s.HS);
   return padded(size_t(s.Tq) * hp) + padded(key_tiles(s) * hp * kBc) +
-         padded(pairs_of(s.Tk) * round16_of(s.HS));
+         padded(size_t(pairs(s.Tk)) * round16(s.HS));
 }
 size_t shared_floats(const AttnShape& s) {
   size_t n = padded(size_t(s.B) * s.NH * s.Tk);  // backward: t5 gradient per (b,h, distance)
-  if (s.precision == MatmulPrecision::bf16) n = std::max(n, size_t(s.B) * s.NH * forward_shared_per_head(s));
+  if (s.precision == MatmulPrecision::bf16)
+    n = std::max(n, size_t(s.B) * s.NH * forward_shared_per_head(s));
   return n;
 }
 // Carves consecutive 64-byte aligned buffers out of a workspace.
@@ -243,8 +244,6 @@ void transpose_tile(const float* src, int cols, int HS, float scale, float* dst)
 // inside the tile loops the only conversions are of P and dS, contiguous and vectorised.
 #define ALIBI_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
-constexpr int pairs(int n) { return (n + 1) / 2; }
-constexpr int round16(int n) { return (n + 15) / 16 * 16; }
 inline __mmask16 lanes(int n) {  // the first min(max(n, 0), 16) lanes
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
@@ -581,9 +580,9 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
     doT = cw.take<uint32_t>(size_t(HS) * tq2);     // dO^T (A)
     ktv = cw.take<uint32_t>(key_tiles(s) * hp * kBc);  // K^T tiles (B)
     vtv = cw.take<uint32_t>(key_tiles(s) * hp * kBc);  // V^T tiles (B)
-    kv = cw.take<uint32_t>(pairs_of(Tk) * ld16);       // K row pairs (B)
-    tmp = cw.take<uint32_t>(std::max(size_t(kBc) * hp, pairs_of(kBr) * ld16));
-    yv = cw.take<uint32_t>(pairs_of(kBr) * kBc);   // P*drop, then dS*scale, row pairs (B)
+    kv = cw.take<uint32_t>(size_t(pairs(Tk)) * ld16);  // K row pairs (B)
+    tmp = cw.take<uint32_t>(size_t(std::max(kBc * hp, pairs(kBr) * ld16)));
+    yv = cw.take<uint32_t>(size_t(pairs(kBr)) * kBc);  // P*drop, then dS*scale, row pairs (B)
     dsa = cw.take<uint32_t>(size_t(kBr) * kBc / 2);  // dS*scale rows (A)
     dvT = cw.take(size_t(HS) * kBc);               // dV^T of the key tile
     dkT = cw.take(size_t(HS) * kBc);               // dK^T of the key tile
