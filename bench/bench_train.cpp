@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/position_table.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "kernels/ops.h"
@@ -198,12 +199,10 @@ int main(int argc, char** argv) {
   threads = omp_get_max_threads();
 
   std::vector<BenchConfig> configs;
-  ModelConfig tiny;
-  tiny.vocab = 256; tiny.layers = 4; tiny.d_model = 256; tiny.heads = 8; tiny.ffn = 1024;
-  ModelConfig small;
-  small.vocab = 8192; small.layers = 8; small.d_model = 512; small.heads = 8; small.ffn = 2048;
-  if (which == "tiny" || which == "all") configs.push_back({"tiny", tiny, 32, 128});
-  if (which == "small" || which == "all") configs.push_back({"small", small, 16, 256});
+  if (which == "tiny" || which == "all")
+    configs.push_back({"tiny", bench_config("tiny", "--config"), 32, 128});
+  if (which == "small" || which == "all")
+    configs.push_back({"small", bench_config("small", "--config"), 16, 256});
 
   if (scaling) return print_scaling(configs, dtypes, steps, threads);
 

@@ -1,5 +1,5 @@
 #pragma once
-// Runs the alibi CLI from tests: exit code and stderr of one invocation.
+// Runs the alibi CLI from tests: exit code, stderr and stdout of one invocation.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -14,6 +14,7 @@ namespace alibi::test {
 struct CliResult {
   int code = -1;
   std::string err;  // stderr
+  std::string out;  // stdout
 };
 
 // A fresh folder under the system temp dir, removed on destruction.
@@ -29,15 +30,22 @@ struct TempDir {
   std::string operator/(const std::string& s) const { return (path / s).string(); }
 };
 
+inline std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// stderr goes to err_file, stdout to err_file + ".out".
 inline CliResult run_cli(const std::string& args, const std::string& err_file) {
-  const std::string cmd = std::string(ALIBI_CLI) + " " + args + " >/dev/null 2>" + err_file;
+  const std::string cmd =
+      std::string(ALIBI_CLI) + " " + args + " >" + err_file + ".out 2>" + err_file;
   const int st = std::system(cmd.c_str());
   CliResult r;
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::ifstream f(err_file);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
+  r.err = read_text(err_file);
+  r.out = read_text(err_file + ".out");
   return r;
 }
 

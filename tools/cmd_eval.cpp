@@ -36,31 +36,6 @@ struct EvalCliOptions {
   std::string per_position;
 };
 
-std::vector<int> parse_lengths(const std::string& s) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size())
-      usage_error("--lengths '", s, "': '", item, "' is not a number; expected token counts "
-                  "separated by commas, e.g. 128,256,512");
-    if (v < 1 || v > (1 << 30))
-      usage_error("--lengths '", s, "': ", v, " is not a usable length; expected positive token "
-                  "counts, e.g. 128,256,512");
-    out.push_back(int(v));
-  }
-  if (out.empty()) usage_error("--lengths is empty; expected e.g. 128,256,512");
-  std::sort(out.begin(), out.end());  // ascending: the peak RSS of each is then its own
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
-
 std::string read_text_file(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
@@ -100,7 +75,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
   const ModelConfig& cfg = ck.config;
   const int train_len = ck.train.value("seq_len", 0);
   const std::vector<int> lengths =
-      o.lengths.empty() ? std::vector<int>{train_len} : parse_lengths(o.lengths);
+      o.lengths.empty() ? std::vector<int>{train_len} : parse_lengths("--lengths", o.lengths);
 
   // 2. The text: a prepared split (same tokenizer as the checkpoint) or a raw file.
   std::vector<int32_t> tokens;

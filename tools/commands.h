@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace alibi::cli {
 
@@ -22,9 +24,14 @@ inline CLI::App* add_subcommand(CLI::App& parent, const std::string& name,
   return sub;
 }
 
+// "128,256,512" -> {128, 256, 512}, sorted ascending without repeats; a UsageError naming
+// `flag` for anything else (empty, not a number, < 1).
+std::vector<int> parse_lengths(const std::string& flag, const std::string& s);
+
 Command add_prepare(CLI::App& app);
 Command add_train(CLI::App& app);
 Command add_eval(CLI::App& app);
 Command add_generate(CLI::App& app);
+Command add_bench(CLI::App& app);
 
 }  // namespace alibi::cli

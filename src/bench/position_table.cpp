@@ -1,0 +1,183 @@
+#include "bench/position_table.h"
+
+#include <omp.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iterator>
+#include <tuple>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/ops.h"
+#include "model/model.h"
+#include "train/optim.h"
+
+namespace alibi {
+namespace {
+
+using clk = std::chrono::steady_clock;
+
+struct Cell {
+  double train_tps = 0, eval_tps = 0, train_rss_mb = 0, eval_rss_mb = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Tokens/s: the median of `steps` training steps (forward, backward, clipping, AdamW) or, when
+// !train, inference forwards, after one warm-up; random tokens.
+double measure(const ModelConfig& c, int B, int T, int steps, bool train) {
+  Model m(c, B, T, train);
+  m.init_weights(1);
+  std::vector<int32_t> tok(size_t(B) * T), tgt(tok.size());
+  Rng r(3);
+  for (size_t i = 0; i < tok.size(); ++i) {
+    tok[i] = int32_t(r.below(c.vocab));
+    tgt[i] = int32_t(r.below(c.vocab));
+  }
+  ParamSet mo, ve;
+  if (train) {
+    mo = ParamSet(m.layout);
+    ve = ParamSet(m.layout);
+  }
+  std::vector<double> t;
+  for (int s = 0; s <= steps; ++s) {
+    const auto t0 = clk::now();
+    if (train) {
+      m.grads.zero();
+      m.forward(tok.data(), tgt.data(), B, T, true, uint64_t(s));
+      m.backward();
+      clip_grad_norm(m.grads, 1.0f);
+      adamw_step(m.params, m.grads, mo, ve, 1e-4f, s + 1, AdamWConfig{});
+    } else {
+      m.forward(tok.data(), tgt.data(), B, T);
+    }
+    if (s > 0) t.push_back(std::chrono::duration<double>(clk::now() - t0).count());
+  }
+  return double(B) * T / median(t);
+}
+
+// measure() in a child process: tokens/s and the child's peak RSS in MB.
+std::pair<double, double> in_child(const ModelConfig& c, int B, int T, int steps, bool train) {
+  int fd[2];
+  if (pipe(fd) != 0) throw std::runtime_error("bench: pipe() failed");
+  std::fflush(nullptr);  // the child must not flush the parent's buffered output again
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("bench: fork() failed");
+  if (pid == 0) {
+    close(fd[0]);
+    double tps = 0;
+    try {
+      tps = measure(c, B, T, steps, train);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "alibi: bench cell failed: %s\n", e.what());
+      _exit(1);
+    }
+    if (write(fd[1], &tps, sizeof(tps)) != sizeof(tps)) _exit(1);
+    _exit(0);
+  }
+  close(fd[1]);
+  double tps = 0;
+  if (read(fd[0], &tps, sizeof(tps)) != sizeof(tps)) tps = 0;
+  close(fd[0]);
+  int status = 0;
+  struct rusage ru {};
+  wait4(pid, &status, 0, &ru);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !(tps > 0))
+    throw std::runtime_error(str_cat("bench: the cell ", pos_name(c.pos), " T ", T,
+                                     train ? " train" : " eval", " failed"));
+  return {tps, double(ru.ru_maxrss) / 1024.0};
+}
+
+std::string format_duration(double s) {
+  const int m = int(s) / 60, sec = int(s) % 60;
+  return str_cat(m, "m", sec < 10 ? "0" : "", sec, "s");
+}
+
+}  // namespace
+
+ModelConfig bench_config(const std::string& name, const std::string& flag) {
+  ModelConfig c;
+  if (name == "tiny") {
+    c.vocab = 256, c.layers = 4, c.d_model = 256, c.heads = 8, c.ffn = 1024;
+  } else if (name == "small") {
+    c.vocab = 8192, c.layers = 8, c.d_model = 512, c.heads = 8, c.ffn = 2048;
+  } else {
+    usage_error(flag, " '", name, "' is not a benchmark config; expected tiny or small");
+  }
+  return c;
+}
+
+void print_position_table(const PositionTableOptions& o) {
+  const PosKind methods[] = {PosKind::none, PosKind::alibi, PosKind::sinusoidal,
+                             PosKind::rotary, PosKind::t5, PosKind::learned};
+  constexpr size_t kMethods = std::size(methods);
+  std::printf("threads %d, %s operands, %d tokens per step, median of %d steps after a warm-up, "
+              "best of %d interleaved rounds\n",
+              omp_get_max_threads(), matmul_precision() == MatmulPrecision::bf16 ? "bf16" : "fp32",
+              o.tokens, o.steps, o.rounds);
+  const size_t total = o.configs.size() * o.lengths.size() * size_t(o.rounds) * kMethods * 2;
+  size_t done = 0;
+  const auto start = clk::now();
+  const bool tty = isatty(STDERR_FILENO);
+  for (const std::string& name : o.configs) {
+    ModelConfig c = bench_config(name, "--configs");
+    std::printf("\n### %s: V %d, L %d, C %d, NH %d, F %d\n\n", name.c_str(), c.vocab, c.layers,
+                c.d_model, c.heads, c.ffn);
+    std::printf("| method | T | train tok/s | vs none | eval tok/s | vs none | train RSS MB |"
+                " vs none | eval RSS MB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::fflush(stdout);
+    for (int T : o.lengths) {
+      const int B = std::max(1, o.tokens / T);
+      // Rounds interleave the methods, and each cell keeps its best round: other work on the
+      // machine only ever slows a measurement down, so the best is the least disturbed.
+      std::vector<Cell> best(kMethods);
+      for (int round = 0; round < o.rounds; ++round)
+        for (size_t i = 0; i < kMethods; ++i) {
+          c.pos = methods[i];
+          c.max_positions = T;
+          Cell cell;
+          for (const bool train : {true, false}) {
+            const double el = std::chrono::duration<double>(clk::now() - start).count();
+            std::fprintf(stderr, "%sbench: %s T %d round %d/%d %s %s [%zu/%zu] elapsed %s%s%s",
+                         tty ? "\r\033[K" : "", name.c_str(), T, round + 1, o.rounds,
+                         pos_name(methods[i]), train ? "train" : "eval", done + 1, total,
+                         format_duration(el).c_str(), done ? " ETA " : "",
+                         done ? format_duration(el / double(done) * double(total - done)).c_str()
+                              : "");
+            std::fprintf(stderr, tty ? "" : "\n");
+            std::fflush(stderr);
+            const auto [tps, rss] = in_child(c, B, T, o.steps, train);
+            (train ? cell.train_tps : cell.eval_tps) = tps;
+            (train ? cell.train_rss_mb : cell.eval_rss_mb) = rss;
+            ++done;
+          }
+          Cell& b = best[i];
+          b.train_tps = std::max(b.train_tps, cell.train_tps);
+          b.eval_tps = std::max(b.eval_tps, cell.eval_tps);
+          b.train_rss_mb = std::max(b.train_rss_mb, cell.train_rss_mb);
+          b.eval_rss_mb = std::max(b.eval_rss_mb, cell.eval_rss_mb);
+        }
+      if (tty) std::fprintf(stderr, "\r\033[K");
+      const Cell& base = best[0];  // none
+      for (size_t i = 0; i < kMethods; ++i) {
+        const Cell& cell = best[i];
+        std::printf("| %s | %d | %.0f | %.3f | %.0f | %.3f | %.0f | %.3f | %.0f |\n",
+                    pos_name(methods[i]), T, cell.train_tps, cell.train_tps / base.train_tps,
+                    cell.eval_tps, cell.eval_tps / base.eval_tps, cell.train_rss_mb,
+                    cell.train_rss_mb / base.train_rss_mb, cell.eval_rss_mb);
+      }
+      std::fflush(stdout);
+    }
+  }
+}
+
+}  // namespace alibi

@@ -1,0 +1,32 @@
+#pragma once
+// The paper's Table 1 for this machine (`alibi bench`): training and evaluation tokens/s and
+// peak RSS of every position method, each as a ratio to `none` measured in the same run.
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace alibi {
+
+// The two benchmark models of docs/benchmarks.md:
+//   tiny:  V 256 (bytes), C 256, L 4, NH 8, F 1024 (3.2M parameters)
+//   small: V 8192 (BPE),  C 512, L 8, NH 8, F 2048 (29.4M parameters)
+// Throws UsageError naming `flag` for any other name.
+ModelConfig bench_config(const std::string& name, const std::string& flag);
+
+struct PositionTableOptions {
+  std::vector<std::string> configs = {"tiny"};  // bench_config names
+  std::vector<int> lengths = {128, 512, 2048};
+  int tokens = 4096;  // per step: batch = max(1, tokens / T)
+  int steps = 3;      // timed steps per cell (median), after one warm-up step
+  int rounds = 3;     // rounds interleave the methods; each cell keeps its best round
+};
+
+// Prints one Markdown table per config to stdout, progress (cell, ETA) to stderr. Every cell
+// (method, T, train or eval) runs in its own forked process, so its peak RSS is its own; the
+// matmul precision set in this process (set_matmul_precision) is inherited by the cells.
+// Must be called before this process runs any OpenMP parallel region (fork and a live OpenMP
+// thread pool do not mix).
+void print_position_table(const PositionTableOptions& o);
+
+}  // namespace alibi
