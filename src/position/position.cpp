@@ -44,7 +44,10 @@ const char* pos_name(PosKind kind) {
 
 std::string pos_names() {
   std::string s;
-  for (PosKind k : kAllPos) s += (s.empty() ? "" : "|") + std::string(pos_name(k));
+  for (PosKind k : kAllPos) {
+    if (!s.empty()) s += '|';
+    s += pos_name(k);
+  }
   return s;
 }
 
