@@ -4,9 +4,13 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "cli.h"
 #include "core/safetensors.h"
+#include "kernels/ops.h"
 #include "model/checkpoint.h"
 
 namespace alibi {
@@ -55,10 +59,14 @@ void expect_identical(const std::string& a, const std::string& b) {
 }
 
 TEST_F(TrainCli, ResumeIsBitIdentical) {
-  for (const char* pos : {"alibi", "t5"}) {
-    const std::string p = std::string(" --pos ") + pos + " --dropout 0.1 --attn-dropout 0.1";
-    const std::string straight = path(std::string("straight_") + pos);
-    const std::string split = path(std::string("split_") + pos);
+  std::vector<std::pair<std::string, std::string>> runs = {{"alibi", ""}, {"t5", ""}};
+  if (cpu_has_bf16()) runs.push_back({"alibi", " --dtype bf16"});  // bf16 attention and gemm
+  for (const auto& [pos, extra] : runs) {
+    SCOPED_TRACE(pos + extra);
+    const std::string p = " --pos " + pos + " --dropout 0.1 --attn-dropout 0.1" + extra;
+    const std::string tag = pos + (extra.empty() ? "" : "_bf16");
+    const std::string straight = path("straight_" + tag);
+    const std::string split = path("split_" + tag);
     auto r = run_cli("train --data " + data() + " --out " + straight + kTiny + p + " --steps 20",
                      path("a.err"));
     ASSERT_EQ(r.code, 0) << r.err;
