@@ -4,9 +4,11 @@
 //   build/bench/bench_decode [--configs tiny,small] [--contexts 128,1024,8192]
 //
 // For each config and context c: prefill c prompt tokens in chunks of 256 (prefill tokens/s),
-// then decode tokens one at a time against the cache at context c.. (decode tokens/s), then a
-// full forward over the whole prefix for each of a few tokens (what decoding costs without a
-// cache). Prints a Markdown table. The default run takes about 2 minutes on 2 cores.
+// then decode tokens one at a time against the cache at context c.. (decode tokens/s), then the
+// same decoding with a sliding window of W = c that is already full (every token drops the oldest
+// row: what `alibi generate --window` pays to keep memory flat), then a full forward over the
+// whole prefix for each of a few tokens (what decoding costs without a cache). Prints a Markdown
+// table. The default run takes about 2 minutes on 2 cores.
 #include <omp.h>
 
 #include <algorithm>
@@ -68,7 +70,7 @@ int recompute_tokens(int ctx, const ModelConfig& c) {
 }
 
 struct Row {
-  double prefill, decode, recompute;
+  double prefill, decode, window, recompute;
 };
 
 Row measure(const ModelConfig& c, int ctx) {
@@ -94,6 +96,26 @@ Row measure(const ModelConfig& c, int ctx) {
       lg = m.forward_cached(&next, 1, kv);
     }
     row.decode = n_dec / since(t0);
+  }
+  {
+    Model m(c, 1, kChunk, /*training=*/false);
+    m.init_weights(1);
+    KVCache kv = m.make_cache(ctx, /*sliding=*/true);
+    const float* lg = nullptr;
+    for (int i = 0; i < ctx; i += kChunk) {  // fills the window exactly
+      const int n = std::min(kChunk, ctx - i);
+      lg = m.forward_cached(tokens.data() + i, n, kv) + size_t(n - 1) * c.vocab;
+    }
+    // min(W, 1024) tokens, at least n_dec: every one drops a row. Up to W 1024 this includes one
+    // compaction of the 2W buffer (once every W tokens); past that it falls outside the timing,
+    // where it would add one row copy per token on average.
+    const int n_win = std::max(n_dec, std::min(ctx, 1024));
+    const auto t0 = Clock::now();
+    for (int i = 0; i < n_win; ++i) {
+      const int32_t next = argmax(lg, c.vocab);
+      lg = m.forward_cached(&next, 1, kv);
+    }
+    row.window = n_win / since(t0);
   }
   {
     Model full(c, 1, ctx + n_rec, /*training=*/false);
@@ -130,16 +152,17 @@ int main(int argc, char** argv) {
   std::printf("alibi decoding, batch 1, %d OpenMP threads, prefill chunk %d, random weights\n\n",
               omp_get_max_threads(), kChunk);
   std::printf(
-      "| config | context | prefill tok/s | decode tok/s (KV cache) | full recompute tok/s "
-      "| cache / recompute |\n|---|---:|---:|---:|---:|---:|\n");
+      "| config | context | prefill tok/s | decode tok/s (KV cache) | decode tok/s, full window "
+      "W = context | window / cache | full recompute tok/s | cache / recompute |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& name : configs) {
     const NamedConfig nc = make_config(name);
     const ModelConfig& c = nc.cfg;
     for (int ctx : contexts) {
       const Row r = measure(c, ctx);
-      std::printf("| %s (V%d C%d L%d NH%d F%d) | %d | %.0f | %.1f | %.2f | %.0fx |\n", name.c_str(),
-                  c.vocab, c.d_model, c.layers, c.heads, c.ffn, ctx, r.prefill, r.decode,
-                  r.recompute, r.decode / r.recompute);
+      std::printf("| %s (V%d C%d L%d NH%d F%d) | %d | %.0f | %.1f | %.1f | %.2f | %.2f | %.0fx |\n",
+                  name.c_str(), c.vocab, c.d_model, c.layers, c.heads, c.ffn, ctx, r.prefill,
+                  r.decode, r.window, r.window / r.decode, r.recompute, r.decode / r.recompute);
       std::fflush(stdout);
     }
   }

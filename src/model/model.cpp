@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <climits>
 #include <cmath>
 #include <cstring>
 
@@ -235,7 +236,7 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
   AttnDropout adrop{train ? c.dropout_attn : 0.0f, 0};
   const ScoreBias bias = score_bias(c, a, params);
   AttnShape as{B, int(NH), T, T, HS, 0, attn_precision_};
-  if (cache) as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->capacity, attn_precision_};
+  if (cache) as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->rows, attn_precision_};
 
   for (int l = 0; l < c.layers; ++l) {
     Acts::Layer& s = a.layer[l];
@@ -249,10 +250,11 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
     }
     adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
     if (cache) {
-      // (1,NH,T,HS) rows appended at cache->len of each head's (capacity, HS) block
-      const size_t layer_off = size_t(l) * NH * cache->capacity * HS;
+      // (1,NH,T,HS) rows appended after the rows in use of each head's (rows, HS) block; the
+      // attention sees each head's rows from `start` on.
+      const size_t layer_off = (size_t(l) * NH * cache->rows + cache->start) * HS;
       for (int64_t h = 0; h < NH; ++h) {
-        const size_t dst = layer_off + (size_t(h) * cache->capacity + cache->len) * HS;
+        const size_t dst = layer_off + (size_t(h) * cache->rows + cache->len) * HS;
         std::memcpy(cache->k.data() + dst, s.k + h * T * HS, size_t(T) * HS * sizeof(float));
         std::memcpy(cache->v.data() + dst, s.v + h * T * HS, size_t(T) * HS * sizeof(float));
       }
@@ -302,13 +304,17 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
 
 KVCache Model::make_cache(int capacity, bool sliding) const {
   ALIBI_CHECK(capacity > 0);
+  ALIBI_CHECK(!sliding || capacity <= INT_MAX / 2, "window ", capacity);
   KVCache kv;
   kv.capacity = capacity;
   kv.sliding = sliding;
-  const size_t n = size_t(cfg.layers) * cfg.heads * capacity * cfg.head_size();
+  // A sliding cache has room for twice its window, so that dropping old rows is moving `start`
+  // on, and the live rows move back to the front only once every ~capacity tokens.
+  kv.rows = sliding ? 2 * capacity : capacity;
+  const size_t n = size_t(cfg.layers) * cfg.heads * kv.rows * cfg.head_size();
   kv.k.assign(n, 0.0f);
   kv.v.assign(n, 0.0f);
-  const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), capacity, attn_precision_};
+  const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), kv.rows, attn_precision_};
   kv.workspace.assign(attention_workspace_floats(s, omp_get_max_threads()), 0.0f);
   return kv;
 }
@@ -323,14 +329,21 @@ const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache)
       usage_error("KV cache of ", cache.capacity, " tokens is full at position ", cache.pos,
                   "; use a sliding window or a larger cache");
     // Drop the oldest `over` rows of every (layer, head): relative distances are unchanged.
-    const int HS = cfg.head_size(), keep = cache.len - over;
+    cache.start += over;
+    cache.len -= over;
+  }
+  if (cache.start + cache.len + n > cache.rows) {
+    // Out of room behind the live rows: move them to the front of each (layer, head) block.
+    // In a full window of a sliding cache (rows = 2 * capacity) that is once every `capacity`
+    // tokens: O(1) rows copied per token, where shifting on every token copied `capacity`.
+    const size_t HS = size_t(cfg.head_size());
     for (size_t blk = 0; blk < size_t(cfg.layers) * cfg.heads; ++blk) {
-      float* kb = cache.k.data() + blk * cache.capacity * HS;
-      float* vb = cache.v.data() + blk * cache.capacity * HS;
-      std::memmove(kb, kb + size_t(over) * HS, size_t(keep) * HS * sizeof(float));
-      std::memmove(vb, vb + size_t(over) * HS, size_t(keep) * HS * sizeof(float));
+      float* kb = cache.k.data() + blk * cache.rows * HS;
+      float* vb = cache.v.data() + blk * cache.rows * HS;
+      std::memmove(kb, kb + size_t(cache.start) * HS, size_t(cache.len) * HS * sizeof(float));
+      std::memmove(vb, vb + size_t(cache.start) * HS, size_t(cache.len) * HS * sizeof(float));
     }
-    cache.len = keep;
+    cache.start = 0;
   }
   B_ = 1;
   T_ = n;

@@ -17,11 +17,13 @@ namespace alibi {
 // dropped to make room (a window of the last `capacity` tokens), otherwise running past the
 // capacity is an error. Positions stay absolute: the next token is at `pos`.
 struct KVCache {
-  int capacity = 0;
+  int capacity = 0;  // keys kept at most (a sliding cache's window)
   bool sliding = false;
-  int len = 0;      // rows in use
-  int64_t pos = 0;  // absolute position of the next token
-  std::vector<float> k, v;       // (L, NH, capacity, HS)
+  int rows = 0;      // rows allocated per (layer, head): capacity, or 2 * capacity when sliding
+  int start = 0;     // first row in use; the rows in use are [start, start + len)
+  int len = 0;       // rows in use
+  int64_t pos = 0;   // absolute position of the next token
+  std::vector<float> k, v;       // (L, NH, rows, HS)
   std::vector<float> workspace;  // attention scratch for queries against `capacity` keys
 };
 
