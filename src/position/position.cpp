@@ -79,17 +79,21 @@ std::vector<int32_t> t5_bucket_table(int num_buckets, int max_distance) {
 }
 
 void sinusoidal_add(float* x, int B, int T, int C, int64_t pos0) {
-#pragma omp parallel for collapse(2) schedule(static) if (B * T >= kParallelRows)
-  for (int b = 0; b < B; ++b)
-    for (int t = 0; t < T; ++t) {
-      float* row = x + (size_t(b) * T + t) * C;
-      const double p = double(pos0 + t);
-      for (int i = 0; 2 * i < C; ++i) {
-        const double a = p / std::pow(kSinusoidBase, 2.0 * i / C);
-        row[2 * i] += float(std::sin(a));
-        if (2 * i + 1 < C) row[2 * i + 1] += float(std::cos(a));
+  // Each (position, frequency) pair is evaluated once and added to all B rows: the sinusoids
+  // do not depend on the batch row, and pow/sin/cos in double cost more than the whole add.
+#pragma omp parallel for schedule(static) if (B * T >= kParallelRows)
+  for (int t = 0; t < T; ++t) {
+    const double p = double(pos0 + t);
+    for (int i = 0; 2 * i < C; ++i) {
+      const double a = p / std::pow(kSinusoidBase, 2.0 * i / C);
+      const float s = float(std::sin(a)), c = float(std::cos(a));
+      for (int b = 0; b < B; ++b) {
+        float* row = x + (size_t(b) * T + t) * C;
+        row[2 * i] += s;
+        if (2 * i + 1 < C) row[2 * i + 1] += c;
       }
     }
+  }
 }
 
 namespace {
