@@ -15,7 +15,7 @@ namespace alibi {
 ModelConfig bench_config(const std::string& name, const std::string& flag);
 
 struct PositionTableOptions {
-  std::vector<std::string> configs = {"tiny"};  // bench_config names
+  std::vector<std::string> configs = {"tiny", "small"};  // bench_config names
   std::vector<int> lengths = {128, 512, 2048};
   int tokens = 4096;  // per step: batch = max(1, tokens / T)
   int steps = 3;      // timed steps per cell (median), after one warm-up step
