@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "kernels/attention.h"
@@ -58,24 +59,6 @@ double time_call(const std::function<void()>& fn, double min_seconds) {
     total += dt;
   } while (total < min_seconds);
   return best;
-}
-
-// Best of a few 2048^3 products through alibi::gemm on the current thread count, in precision p
-// (bf16 includes rounding both operands on every call).
-double gemm_gflops(MatmulPrecision p) {
-  set_matmul_precision(p);
-  const int64_t n = 2048;
-  std::vector<float> a(n * n, 1.0f), b(n * n, 0.5f), c(n * n);
-  gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-  double best = 1e30;
-  for (int r = 0; r < 5; ++r)
-    best = std::min(best, time_call([&] {
-                      gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
-                           c.data(), n);
-                    },
-                    0.0));
-  set_matmul_precision(MatmulPrecision::fp32);
-  return 2.0 * double(n) * n * n / best / 1e9;
 }
 
 struct SdpaTimes {

@@ -19,7 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
+#include "core/error.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "generate/generate.h"
 #include "model/model.h"
 
@@ -28,26 +31,6 @@ using namespace alibi;
 namespace {
 
 constexpr int kChunk = 256;  // prefill chunk, as alibi generate's default --chunk
-
-struct NamedConfig {
-  std::string name;
-  ModelConfig cfg;
-};
-
-NamedConfig make_config(const std::string& name) {
-  ModelConfig c;
-  c.pos = PosKind::alibi;
-  c.heads = 8;
-  if (name == "tiny") {
-    c.vocab = 256, c.d_model = 256, c.layers = 4, c.ffn = 1024;
-  } else if (name == "small") {
-    c.vocab = 8192, c.d_model = 512, c.layers = 8, c.ffn = 2048;
-  } else {
-    std::fprintf(stderr, "bench_decode: unknown config '%s' (tiny, small)\n", name.c_str());
-    std::exit(2);
-  }
-  return {name, c};
-}
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -106,9 +89,9 @@ Row measure(const ModelConfig& c, int ctx) {
       const int n = std::min(kChunk, ctx - i);
       lg = m.forward_cached(tokens.data() + i, n, kv) + size_t(n - 1) * c.vocab;
     }
-    // min(W, 1024) tokens, at least n_dec: every one drops a row. Up to W 1024 this includes one
-    // compaction of the 2W buffer (once every W tokens); past that it falls outside the timing,
-    // where it would add one row copy per token on average.
+    // min(W, 1024) tokens, at least n_dec: every one drops a row. The 2W buffer's compaction
+    // (once every W tokens, first at token W + 1) falls outside the timing; it adds one row copy
+    // per token on average.
     const int n_win = std::max(n_dec, std::min(ctx, 1024));
     const auto t0 = Clock::now();
     for (int i = 0; i < n_win; ++i) {
@@ -134,6 +117,7 @@ Row measure(const ModelConfig& c, int ctx) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_passive_omp_wait(argv);
   std::vector<std::string> configs = {"tiny", "small"};
   std::vector<int> contexts = {128, 1024, 8192};
   for (int i = 1; i < argc; ++i) {
@@ -149,6 +133,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  for (const auto& name : configs) {
+    try {
+      bench_config(name, "--configs");
+    } catch (const UsageError& e) {
+      std::fprintf(stderr, "bench_decode: %s\n", e.what());
+      return 2;
+    }
+  }
   std::printf("alibi decoding, batch 1, %d OpenMP threads, prefill chunk %d, random weights\n\n",
               omp_get_max_threads(), kChunk);
   std::printf(
@@ -156,8 +148,8 @@ int main(int argc, char** argv) {
       "W = context | window / cache | full recompute tok/s | cache / recompute |\n"
       "|---|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& name : configs) {
-    const NamedConfig nc = make_config(name);
-    const ModelConfig& c = nc.cfg;
+    ModelConfig c = bench_config(name, "--configs");
+    c.pos = PosKind::alibi;
     for (int ctx : contexts) {
       const Row r = measure(c, ctx);
       std::printf("| %s (V%d C%d L%d NH%d F%d) | %d | %.0f | %.1f | %.1f | %.2f | %.2f | %.0fx |\n",

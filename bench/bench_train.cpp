@@ -17,22 +17,19 @@
 // halves, forward + backward = 3x forward).
 #include <omp.h>
 
-#include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "bench/position_table.h"
-#include "core/rng.h"
+#include "bench/bench_util.h"
 #include "core/threads.h"
 #include "kernels/ops.h"
 #include "model/model.h"
-#include "train/optim.h"
 
 using namespace alibi;
-using clk = std::chrono::steady_clock;
 
 namespace {
 
@@ -41,26 +38,6 @@ struct BenchConfig {
   ModelConfig model;
   int B, T;
 };
-
-double seconds_since(clk::time_point t0) {
-  return std::chrono::duration<double>(clk::now() - t0).count();
-}
-
-// Best of a few 2048^3 products through gemm() in precision p: the machine's practical matmul
-// peak (for bf16 it includes rounding both operands to bf16 on every call, as training does).
-double gemm_gflops(MatmulPrecision p) {
-  set_matmul_precision(p);
-  const int64_t n = 2048;
-  std::vector<float> a(n * n, 1.0f), b(n * n, 0.5f), c(n * n);
-  gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-  double best = 0;
-  for (int r = 0; r < 5; ++r) {
-    auto t0 = clk::now();
-    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-    best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
-  }
-  return best;
-}
 
 double step_flops(const BenchConfig& bc, size_t n_params) {
   const double tokens = double(bc.B) * bc.T;
@@ -71,29 +48,9 @@ double step_flops(const BenchConfig& bc, size_t n_params) {
 // Median seconds per full training step (forward, backward, clip, AdamW) in precision p.
 double time_cpp(const BenchConfig& bc, int steps, MatmulPrecision p, size_t* n_params) {
   set_matmul_precision(p);
-  Model m(bc.model, bc.B, bc.T);
-  m.init_weights(1);
-  ParamSet mo(m.layout), ve(m.layout);
   *n_params = 0;
-  for (const TensorInfo& t : m.layout.tensors) *n_params += t.numel;
-  std::vector<int32_t> tok(size_t(bc.B) * bc.T), tgt(tok.size());
-  Rng r(2);
-  for (size_t i = 0; i < tok.size(); ++i) {
-    tok[i] = int32_t(r.below(bc.model.vocab));
-    tgt[i] = int32_t(r.below(bc.model.vocab));
-  }
-  std::vector<double> times;
-  for (int s = 0; s < steps + 1; ++s) {  // the first step warms caches and thread pools
-    auto t0 = clk::now();
-    m.grads.zero();
-    m.forward(tok.data(), tgt.data(), bc.B, bc.T, true, 0);
-    m.backward();
-    clip_grad_norm(m.grads, 1.0f);
-    adamw_step(m.params, m.grads, mo, ve, 1e-4f, s + 1, AdamWConfig{});
-    if (s > 0) times.push_back(seconds_since(t0));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  for (const TensorInfo& t : make_param_layout(bc.model).tensors) *n_params += t.numel;
+  return median_step_seconds(bc.model, bc.B, bc.T, steps, /*train=*/true, 2);
 }
 
 // Tokens/s of the PyTorch twin (tests/ref/twin.py) at the same sizes and thread count; 0 if

@@ -10,6 +10,12 @@
 
 namespace alibi::test {
 
+// Cached decoding (KV cache) against a full forward: fp32 with a different summation order
+// (chunked queries, other tile boundaries), so relative to the largest logit the two differ by
+// ~1e-6; 1e-4 leaves room and still catches a wrong bias, rotation or window, which move logits
+// by 1e-2 or more.
+constexpr float kCacheRelTol = 1e-4f;
+
 // A few layers of width 24 with 3 heads (not a power of two); positions and buckets small enough
 // that tests of a few dozen tokens reach the t5 log buckets and saturation.
 inline ModelConfig small_model(PosKind pos, int layers = 2, int vocab = 23) {

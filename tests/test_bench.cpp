@@ -2,6 +2,7 @@
 // same run) and its one-line errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <vector>

@@ -13,11 +13,7 @@
 namespace alibi {
 namespace {
 
-// fp32 with a different summation order (chunked queries, other tile boundaries): relative to
-// the largest logit, differences stay ~1e-6; 1e-4 leaves room and still catches a wrong bias or
-// rotation, which moves logits by O(1e-2) or more.
-constexpr float kCacheRelTol = 1e-4f;
-
+using test::kCacheRelTol;
 using test::max_abs;
 using test::random_tokens;
 using test::randomise;

@@ -12,7 +12,6 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -65,16 +64,9 @@ std::vector<float> random_params(const ModelConfig& c, uint64_t seed) {
   return m.params.data;
 }
 
-std::string read_file(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 // The first `bytes` of tiny Shakespeare from `offset`, cut at line ends.
 std::string shakespeare(size_t offset, size_t bytes) {
-  const std::string s = read_file(test::shakespeare_path());
+  const std::string s = test::read_text(test::shakespeare_path());
   const size_t a = s.find('\n', offset) + 1;
   return s.substr(a, s.rfind('\n', a + bytes) + 1 - a);
 }
@@ -184,7 +176,7 @@ class EvalTest : public ::testing::Test {
     const auto r = run_cli(kOneThread + "eval " + args + " --json " + json, path("eval.err"));
     EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
     if (r.code != 0) return nlohmann::json::object();
-    return nlohmann::json::parse(read_file(json));
+    return nlohmann::json::parse(test::read_text(json));
   }
 
   // The checkpoint's config and weights, and the valid split's tokens.

@@ -5,11 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <numeric>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include "cli.h"
 #include "core/error.h"
@@ -23,10 +21,7 @@ namespace {
 
 using test::TempDir;
 
-// Cached decoding reorders fp32 sums (chunked queries, other tile boundaries): logits agree with
-// a full forward to ~1e-6 of the largest logit; 1e-4 leaves room and still catches a wrong bias,
-// rotation or window, which move logits by 1e-2 or more (as in test_cache.cpp).
-constexpr float kCacheRelTol = 1e-4f;
+using test::kCacheRelTol;
 
 std::vector<float> random_logits(int V, uint64_t seed, float scale) {
   Rng r(seed);
@@ -289,17 +284,7 @@ TEST(Generate, EmptyPromptWithoutContextIsAUsageError) {
 // ---------------------------------------------------------------------------------------------
 // alibi generate through the CLI, on tiny byte-level checkpoints written here
 
-struct GenRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using GenRun = test::CliResult;
 
 class GenerateCli : public ::testing::Test {
  protected:
@@ -327,13 +312,9 @@ class GenerateCli : public ::testing::Test {
   }
 
   static GenRun generate(const std::string& args, const std::string& stdin_path = "/dev/null") {
-    const std::string out = path("out"), err = path("err");
     // One thread: each decode step of these tiny models is microseconds of work, and OpenMP
     // barriers on a shared, oversubscribed machine would cost more than the work itself.
-    const std::string cmd = std::string(ALIBI_CLI) + " --threads 1 generate " + args + " <" +
-                            stdin_path + " >" + out + " 2>" + err;
-    const int st = std::system(cmd.c_str());
-    return GenRun{WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(out), slurp(err)};
+    return test::run_cli("--threads 1 generate " + args + " <" + stdin_path, path("err"));
   }
 
   static double peak_rss_mib(const GenRun& r) {

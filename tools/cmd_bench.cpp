@@ -2,6 +2,7 @@
 #include <sstream>
 #include <string>
 
+#include "bench/bench_util.h"
 #include "bench/position_table.h"
 #include "commands.h"
 #include "core/error.h"
@@ -50,12 +51,7 @@ Command add_bench(CLI::App& app) {
             if (o->tokens < 1) usage_error("--tokens ", o->tokens, " must be at least 1");
             if (o->steps < 1) usage_error("--steps ", o->steps, " must be at least 1");
             if (o->rounds < 1) usage_error("--rounds ", o->rounds, " must be at least 1");
-            if (o->dtype == "fp32")
-              set_matmul_precision(MatmulPrecision::fp32);
-            else if (o->dtype == "bf16")
-              set_matmul_precision(MatmulPrecision::bf16);
-            else
-              usage_error("--dtype '", o->dtype, "' is not one of fp32, bf16");
+            set_matmul_precision(o->dtype);
             t.tokens = o->tokens;
             t.steps = o->steps;
             t.rounds = o->rounds;

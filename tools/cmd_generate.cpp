@@ -1,6 +1,5 @@
 // alibi generate: continue a prompt from a checkpoint with a KV cache (src/generate), past the
 // training length; --window for a bounded sliding cache, --interactive for a prompt loop.
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/rss.h"
 #include "generate/generate.h"
 #include "model/checkpoint.h"
 
@@ -38,12 +38,6 @@ std::string read_prompt_file(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-double peak_rss_mib() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
 void write_out(const std::string& s) {
@@ -139,7 +133,7 @@ void run(const GenerateFlags& f) {
                static_cast<long long>(total.prompt_tokens), total.prompt_s,
                rate(total.prompt_tokens, total.prompt_s), static_cast<long long>(total.new_tokens),
                total.decode_s, rate(total.new_tokens, total.decode_s),
-               static_cast<long long>(gen.length()), gen.cache().capacity, peak_rss_mib());
+               static_cast<long long>(gen.length()), gen.cache().capacity, peak_rss_mb());
 }
 
 }  // namespace

@@ -8,15 +8,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <iterator>
-#include <tuple>
 
+#include "bench/bench_util.h"
 #include "core/error.h"
-#include "core/rng.h"
+#include "core/format.h"
 #include "kernels/ops.h"
 #include "model/model.h"
-#include "train/optim.h"
 
 namespace alibi {
 namespace {
@@ -27,45 +25,7 @@ struct Cell {
   double train_tps = 0, eval_tps = 0, train_rss_mb = 0, eval_rss_mb = 0;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Tokens/s: the median of `steps` training steps (forward, backward, clipping, AdamW) or, when
-// !train, inference forwards, after one warm-up; random tokens.
-double measure(const ModelConfig& c, int B, int T, int steps, bool train) {
-  Model m(c, B, T, train);
-  m.init_weights(1);
-  std::vector<int32_t> tok(size_t(B) * T), tgt(tok.size());
-  Rng r(3);
-  for (size_t i = 0; i < tok.size(); ++i) {
-    tok[i] = int32_t(r.below(c.vocab));
-    tgt[i] = int32_t(r.below(c.vocab));
-  }
-  ParamSet mo, ve;
-  if (train) {
-    mo = ParamSet(m.layout);
-    ve = ParamSet(m.layout);
-  }
-  std::vector<double> t;
-  for (int s = 0; s <= steps; ++s) {
-    const auto t0 = clk::now();
-    if (train) {
-      m.grads.zero();
-      m.forward(tok.data(), tgt.data(), B, T, true, uint64_t(s));
-      m.backward();
-      clip_grad_norm(m.grads, 1.0f);
-      adamw_step(m.params, m.grads, mo, ve, 1e-4f, s + 1, AdamWConfig{});
-    } else {
-      m.forward(tok.data(), tgt.data(), B, T);
-    }
-    if (s > 0) t.push_back(std::chrono::duration<double>(clk::now() - t0).count());
-  }
-  return double(B) * T / median(t);
-}
-
-// measure() in a child process: tokens/s and the child's peak RSS in MB.
+// Tokens/s of median_step_seconds() in a child process, and the child's peak RSS in MB.
 std::pair<double, double> in_child(const ModelConfig& c, int B, int T, int steps, bool train) {
   int fd[2];
   if (pipe(fd) != 0) throw std::runtime_error("bench: pipe() failed");
@@ -76,7 +36,7 @@ std::pair<double, double> in_child(const ModelConfig& c, int B, int T, int steps
     close(fd[0]);
     double tps = 0;
     try {
-      tps = measure(c, B, T, steps, train);
+      tps = double(B) * T / median_step_seconds(c, B, T, steps, train, 3);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "alibi: bench cell failed: %s\n", e.what());
       _exit(1);
@@ -97,24 +57,7 @@ std::pair<double, double> in_child(const ModelConfig& c, int B, int T, int steps
   return {tps, double(ru.ru_maxrss) / 1024.0};
 }
 
-std::string format_duration(double s) {
-  const int m = int(s) / 60, sec = int(s) % 60;
-  return str_cat(m, "m", sec < 10 ? "0" : "", sec, "s");
-}
-
 }  // namespace
-
-ModelConfig bench_config(const std::string& name, const std::string& flag) {
-  ModelConfig c;
-  if (name == "tiny") {
-    c.vocab = 256, c.layers = 4, c.d_model = 256, c.heads = 8, c.ffn = 1024;
-  } else if (name == "small") {
-    c.vocab = 8192, c.layers = 8, c.d_model = 512, c.heads = 8, c.ffn = 2048;
-  } else {
-    usage_error(flag, " '", name, "' is not a benchmark config; expected tiny or small");
-  }
-  return c;
-}
 
 void print_position_table(const PositionTableOptions& o) {
   const PosKind methods[] = {PosKind::none, PosKind::alibi, PosKind::sinusoidal,
@@ -137,8 +80,9 @@ void print_position_table(const PositionTableOptions& o) {
     std::fflush(stdout);
     for (int T : o.lengths) {
       const int B = std::max(1, o.tokens / T);
-      // Rounds interleave the methods, and each cell keeps its best round: other work on the
-      // machine only ever slows a measurement down, so the best is the least disturbed.
+      // Rounds interleave the methods, and each cell keeps its fastest round (other work on the
+      // machine only ever slows a measurement down, so the best is the least disturbed) and its
+      // largest peak RSS.
       std::vector<Cell> best(kMethods);
       for (int round = 0; round < o.rounds; ++round)
         for (size_t i = 0; i < kMethods; ++i) {
@@ -150,8 +94,8 @@ void print_position_table(const PositionTableOptions& o) {
             std::fprintf(stderr, "%sbench: %s T %d round %d/%d %s %s [%zu/%zu] elapsed %s%s%s",
                          tty ? "\r\033[K" : "", name.c_str(), T, round + 1, o.rounds,
                          pos_name(methods[i]), train ? "train" : "eval", done + 1, total,
-                         format_duration(el).c_str(), done ? " ETA " : "",
-                         done ? format_duration(el / double(done) * double(total - done)).c_str()
+                         fmt_duration(el).c_str(), done ? " ETA " : "",
+                         done ? fmt_duration(el / double(done) * double(total - done)).c_str()
                               : "");
             std::fprintf(stderr, tty ? "" : "\n");
             std::fflush(stderr);

@@ -4,15 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
-
 namespace alibi {
-
-// The two benchmark models of docs/benchmarks.md:
-//   tiny:  V 256 (bytes), C 256, L 4, NH 8, F 1024 (3.2M parameters)
-//   small: V 8192 (BPE),  C 512, L 8, NH 8, F 2048 (29.4M parameters)
-// Throws UsageError naming `flag` for any other name.
-ModelConfig bench_config(const std::string& name, const std::string& flag);
 
 struct PositionTableOptions {
   std::vector<std::string> configs = {"tiny", "small"};  // bench_config names

@@ -1,6 +1,7 @@
 #pragma once
 // Number formatting for the progress and summary lines.
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 namespace alibi {
@@ -14,6 +15,17 @@ inline std::string with_commas(uint64_t v) {
     s += d[i];
   }
   return s;
+}
+
+// Seconds as "4m07s", or "1h12m" from an hour on (rounded to the second).
+inline std::string fmt_duration(double s) {
+  char buf[32];
+  const long t = long(s + 0.5);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", t / 60, t % 60);
+  return buf;
 }
 
 }  // namespace alibi

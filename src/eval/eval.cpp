@@ -1,8 +1,6 @@
 // Evaluation at any length: windows over a token stream, batched forwards, per-token losses.
 #include "eval/eval.h"
 
-#include <omp.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -11,7 +9,7 @@
 #include <limits>
 
 #include "core/error.h"
-#include "kernels/attention.h"
+#include "core/rss.h"
 #include "model/model.h"
 
 namespace alibi {
@@ -25,15 +23,6 @@ constexpr int64_t kEvalBatchTokens = 16384;
 // buffer: 16384 rows x 8192 x 4 bytes is already 512 MiB). One window always runs, however large.
 constexpr double kEvalPlanBytes = 512.0 * (1 << 20);
 
-// Floats Model(cfg, B, T, training = false) plans, mirroring its size table (model.cpp).
-double inference_plan_floats(const ModelConfig& c, int B, int T) {
-  const double N = double(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
-  const double per_layer = N * C * 9 + N * 4 + N * NH + N * F * 2;
-  const AttnShape as{B, c.heads, T, T, c.head_size(), 0};
-  const double ws = double(attention_workspace_floats(as, omp_get_max_threads()));
-  return per_layer + N * C * 2 + N * 3 + N * V + N * 3 * C + N * C + ws;
-}
-
 }  // namespace
 
 EvalMode parse_eval_mode(const std::string& name, const std::string& flag) {
@@ -44,12 +33,6 @@ EvalMode parse_eval_mode(const std::string& name, const std::string& flag) {
 
 const char* eval_mode_name(EvalMode mode) {
   return mode == EvalMode::sliding ? "sliding" : "nonoverlapping";
-}
-
-double peak_rss_mb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
 std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mode, int stride) {
@@ -76,7 +59,8 @@ std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mod
 
 int default_eval_batch(const ModelConfig& cfg, int length) {
   int64_t b = std::max<int64_t>(1, kEvalBatchTokens / std::max(length, 1));
-  while (b > 1 && inference_plan_floats(cfg, int(b), length) * sizeof(float) > kEvalPlanBytes)
+  while (b > 1 && double(Model::plan_floats(cfg, int(b), length, /*training=*/false)) *
+                         sizeof(float) > kEvalPlanBytes)
     b /= 2;
   return int(std::min<int64_t>(b, std::numeric_limits<int>::max()));
 }

@@ -81,7 +81,4 @@ EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
                     const std::vector<int32_t>& tokens, uint64_t source_bytes,
                     const EvalOptions& opts, const std::string& what = "the text");
 
-// The process's peak resident set so far, in MiB.
-double peak_rss_mb();
-
 }  // namespace alibi

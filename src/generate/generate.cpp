@@ -158,7 +158,7 @@ void Generator::reserve(int64_t more) {
   KVCache bigger = model_.make_cache(int(need), /*sliding=*/false);
   const size_t HS = model_.cfg.head_size(), blocks = size_t(model_.cfg.layers) * model_.cfg.heads;
   for (size_t b = 0; b < blocks && cache_.len > 0; ++b) {
-    const size_t src = (b * cache_.rows + cache_.start) * HS, dst = b * bigger.rows * HS;
+    const size_t src = (b * cache_.rows() + cache_.start) * HS, dst = b * bigger.rows() * HS;
     std::memcpy(bigger.k.data() + dst, cache_.k.data() + src,
                 size_t(cache_.len) * HS * sizeof(float));
     std::memcpy(bigger.v.data() + dst, cache_.v.data() + src,

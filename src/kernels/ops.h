@@ -4,6 +4,7 @@
 // Every function here is the single entry point the model uses; the CPU versions live in
 // kernels/cpu/, and a CUDA backend adds kernels/cuda/ behind the same declarations.
 #include <cstdint>
+#include <string>
 
 namespace alibi {
 
@@ -15,6 +16,8 @@ namespace alibi {
 enum class MatmulPrecision { fp32, bf16 };
 // Throws UsageError naming --dtype when bf16 is asked for on a CPU without AVX512-BF16.
 void set_matmul_precision(MatmulPrecision p);
+// set_matmul_precision by the value of --dtype ("fp32" or "bf16"; anything else: UsageError).
+void set_matmul_precision(const std::string& dtype);
 MatmulPrecision matmul_precision();
 // Whether this CPU has the AVX512-BF16 instructions bf16 needs.
 bool cpu_has_bf16();

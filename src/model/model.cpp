@@ -58,6 +58,26 @@ struct Model::Acts {
   std::vector<int32_t> t5_buckets;       // (t5_max_distance)
 };
 
+namespace {
+// Floats of attention scratch for batches of B x T, in the current matmul precision.
+size_t attention_workspace(const ModelConfig& c, int B, int T) {
+  const AttnShape as{B, c.heads, T, T, c.head_size(), 0, matmul_precision()};
+  return attention_workspace_floats(as, omp_get_max_threads());
+}
+}  // namespace
+
+size_t Model::plan_floats(const ModelConfig& c, int B, int T, bool training) {
+  const size_t N = size_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab;
+  const size_t NHT = size_t(B) * c.heads * T;
+  // Training keeps every layer for the backward; inference lets all layers share one set.
+  const size_t L = training ? size_t(c.layers) : 1;
+  // Size table, in floats, in allocation order (the constructor takes them in this order).
+  const size_t per_layer = N * C * 9 + N * 4 + NHT + N * F * 2;
+  const size_t grad_scratch = training ? N * C * 7 + N * F : 0;
+  return L * per_layer + N * C * 2 + N * 3 + N * V + N * 3 * C + N * C + grad_scratch +
+         attention_workspace(c, B, T);
+}
+
 Model::Model(const ModelConfig& c, int B, int T, bool training)
     : cfg(c),
       layout(make_param_layout(c)),
@@ -71,15 +91,8 @@ Model::Model(const ModelConfig& c, int B, int T, bool training)
   if (training) grads = ParamSet(layout);
   const size_t N = size_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab;
   const size_t NHT = size_t(B) * c.heads * T;
-  // Training keeps every layer for the backward; inference lets all layers share one set.
   const size_t L = training ? size_t(c.layers) : 1;
-  AttnShape as{B, c.heads, T, T, c.head_size(), 0, attn_precision_};
-  const size_t ws = attention_workspace_floats(as, omp_get_max_threads());
-  // Size table, in floats, in allocation order.
-  const size_t per_layer = N * C * 9 + N * 4 + NHT + N * F * 2;
-  const size_t grad_scratch = training ? N * C * 7 + N * F : 0;
-  const size_t total =
-      L * per_layer + N * C * 2 + N * 3 + N * V + N * 3 * C + N * C + grad_scratch + ws;
+  const size_t total = plan_floats(c, B, T, training);
   acts_ = std::make_unique<Acts>();
   Acts& a = *acts_;
   a.arena.assign(total, 0.0f);
@@ -128,7 +141,7 @@ Model::Model(const ModelConfig& c, int B, int T, bool training)
     a.dv = take(N * C);
     a.dF = take(N * F);
   }
-  a.attn_ws = take(ws);
+  a.attn_ws = take(attention_workspace(c, B, T));
   ALIBI_CHECK(p == a.arena.data() + total);
   a.tokens.resize(N);
   a.targets.resize(N);
@@ -236,7 +249,7 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
   AttnDropout adrop{train ? c.dropout_attn : 0.0f, 0};
   const ScoreBias bias = score_bias(c, a, params);
   AttnShape as{B, int(NH), T, T, HS, 0, attn_precision_};
-  if (cache) as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->rows, attn_precision_};
+  if (cache) as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->rows(), attn_precision_};
 
   for (int l = 0; l < c.layers; ++l) {
     Acts::Layer& s = a.layer[l];
@@ -252,9 +265,9 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
     if (cache) {
       // (1,NH,T,HS) rows appended after the rows in use of each head's (rows, HS) block; the
       // attention sees each head's rows from `start` on.
-      const size_t layer_off = (size_t(l) * NH * cache->rows + cache->start) * HS;
+      const size_t layer_off = (size_t(l) * NH * cache->rows() + cache->start) * HS;
       for (int64_t h = 0; h < NH; ++h) {
-        const size_t dst = layer_off + (size_t(h) * cache->rows + cache->len) * HS;
+        const size_t dst = layer_off + (size_t(h) * cache->rows() + cache->len) * HS;
         std::memcpy(cache->k.data() + dst, s.k + h * T * HS, size_t(T) * HS * sizeof(float));
         std::memcpy(cache->v.data() + dst, s.v + h * T * HS, size_t(T) * HS * sizeof(float));
       }
@@ -308,13 +321,10 @@ KVCache Model::make_cache(int capacity, bool sliding) const {
   KVCache kv;
   kv.capacity = capacity;
   kv.sliding = sliding;
-  // A sliding cache has room for twice its window, so that dropping old rows is moving `start`
-  // on, and the live rows move back to the front only once every ~capacity tokens.
-  kv.rows = sliding ? 2 * capacity : capacity;
-  const size_t n = size_t(cfg.layers) * cfg.heads * kv.rows * cfg.head_size();
+  const size_t n = size_t(cfg.layers) * cfg.heads * kv.rows() * cfg.head_size();
   kv.k.assign(n, 0.0f);
   kv.v.assign(n, 0.0f);
-  const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), kv.rows, attn_precision_};
+  const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), kv.rows(), attn_precision_};
   kv.workspace.assign(attention_workspace_floats(s, omp_get_max_threads()), 0.0f);
   return kv;
 }
@@ -332,14 +342,14 @@ const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache)
     cache.start += over;
     cache.len -= over;
   }
-  if (cache.start + cache.len + n > cache.rows) {
+  if (cache.start + cache.len + n > cache.rows()) {
     // Out of room behind the live rows: move them to the front of each (layer, head) block.
     // In a full window of a sliding cache (rows = 2 * capacity) that is once every `capacity`
     // tokens: O(1) rows copied per token, where shifting on every token copied `capacity`.
     const size_t HS = size_t(cfg.head_size());
     for (size_t blk = 0; blk < size_t(cfg.layers) * cfg.heads; ++blk) {
-      float* kb = cache.k.data() + blk * cache.rows * HS;
-      float* vb = cache.v.data() + blk * cache.rows * HS;
+      float* kb = cache.k.data() + blk * cache.rows() * HS;
+      float* vb = cache.v.data() + blk * cache.rows() * HS;
       std::memmove(kb, kb + size_t(cache.start) * HS, size_t(cache.len) * HS * sizeof(float));
       std::memmove(vb, vb + size_t(cache.start) * HS, size_t(cache.len) * HS * sizeof(float));
     }

@@ -19,12 +19,16 @@ namespace alibi {
 struct KVCache {
   int capacity = 0;  // keys kept at most (a sliding cache's window)
   bool sliding = false;
-  int rows = 0;      // rows allocated per (layer, head): capacity, or 2 * capacity when sliding
   int start = 0;     // first row in use; the rows in use are [start, start + len)
   int len = 0;       // rows in use
   int64_t pos = 0;   // absolute position of the next token
   std::vector<float> k, v;       // (L, NH, rows, HS)
   std::vector<float> workspace;  // attention scratch for queries against `capacity` keys
+
+  // Rows allocated per (layer, head): a sliding cache has room for twice its window, so that
+  // dropping old rows only moves `start` on, and the live rows move back to the front only once
+  // every ~capacity tokens.
+  int rows() const { return sliding ? 2 * capacity : capacity; }
 };
 
 struct Model {
@@ -36,6 +40,8 @@ struct Model {
   // one layer's activations are kept (the layers reuse them) and backward() is unavailable:
   // memory for long evaluation windows stays a few buffers of (B*T, C).
   Model(const ModelConfig& cfg, int B, int T, bool training = true);
+  // Floats of activation memory that Model(cfg, B, T, training) plans, built now.
+  static size_t plan_floats(const ModelConfig& cfg, int B, int T, bool training);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "kernels/ops.h"
@@ -24,16 +25,6 @@ namespace {
 
 std::atomic<int> g_signal{0};
 extern "C" void on_signal(int sig) { g_signal.store(sig); }
-
-std::string fmt_duration(double s) {
-  char buf[32];
-  const long t = long(s + 0.5);
-  if (t >= 3600)
-    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", t / 3600, (t / 60) % 60);
-  else
-    std::snprintf(buf, sizeof(buf), "%ldm%02lds", t / 60, t % 60);
-  return buf;
-}
 
 // Mean loss over up to n_windows nonoverlapping windows of the valid split, batched by B.
 float validation_loss(Model& model, const TokenSplit& valid, int B, int T, int n_windows,
@@ -86,12 +77,7 @@ TrainResult train(const TrainOptions& o) {
   if (!(o.lr > 0)) usage_error("--lr ", o.lr, " must be positive");
   if (o.out.empty()) usage_error("--out is required: the run folder for checkpoints");
   // Process-wide: every gemm of this job (training and validation) runs in this precision.
-  if (o.dtype == "fp32")
-    set_matmul_precision(MatmulPrecision::fp32);
-  else if (o.dtype == "bf16")
-    set_matmul_precision(MatmulPrecision::bf16);
-  else
-    usage_error("--dtype '", o.dtype, "' is not one of fp32, bf16");
+  set_matmul_precision(o.dtype);
 
   if (!fs::is_directory(o.data))
     usage_error("--data '", o.data, "' is not a folder; expected the output of 'alibi prepare'");

@@ -126,6 +126,15 @@ void set_matmul_precision(MatmulPrecision p) {
   g_precision.store(p);
 }
 
+void set_matmul_precision(const std::string& dtype) {
+  if (dtype == "fp32")
+    set_matmul_precision(MatmulPrecision::fp32);
+  else if (dtype == "bf16")
+    set_matmul_precision(MatmulPrecision::bf16);
+  else
+    usage_error("--dtype '", dtype, "' is not one of fp32, bf16");
+}
+
 MatmulPrecision matmul_precision() { return g_precision.load(); }
 
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

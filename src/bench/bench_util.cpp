@@ -1,0 +1,83 @@
+#include "bench/bench_util.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "model/model.h"
+#include "train/optim.h"
+
+namespace alibi {
+namespace {
+
+using clk = std::chrono::steady_clock;
+
+double seconds_since(clk::time_point t0) {
+  return std::chrono::duration<double>(clk::now() - t0).count();
+}
+
+}  // namespace
+
+ModelConfig bench_config(const std::string& name, const std::string& flag) {
+  ModelConfig c;
+  if (name == "tiny") {
+    c.vocab = 256, c.layers = 4, c.d_model = 256, c.heads = 8, c.ffn = 1024;
+  } else if (name == "small") {
+    c.vocab = 8192, c.layers = 8, c.d_model = 512, c.heads = 8, c.ffn = 2048;
+  } else {
+    usage_error(flag, " '", name, "' is not a benchmark config; expected tiny or small");
+  }
+  return c;
+}
+
+double gemm_gflops(MatmulPrecision p) {
+  set_matmul_precision(p);
+  const int64_t n = 2048;
+  std::vector<float> a(n * n, 1.0f), b(n * n, 0.5f), c(n * n);
+  gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm-up
+  double best = 1e30;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = clk::now();
+    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    best = std::min(best, seconds_since(t0));
+  }
+  set_matmul_precision(MatmulPrecision::fp32);
+  return 2.0 * double(n) * n * n / best / 1e9;
+}
+
+double median_step_seconds(const ModelConfig& c, int B, int T, int steps, bool train,
+                           uint64_t token_seed) {
+  Model m(c, B, T, train);
+  m.init_weights(1);
+  std::vector<int32_t> tok(size_t(B) * T), tgt(tok.size());
+  Rng r(token_seed);
+  for (size_t i = 0; i < tok.size(); ++i) {
+    tok[i] = int32_t(r.below(c.vocab));
+    tgt[i] = int32_t(r.below(c.vocab));
+  }
+  ParamSet mo, ve;
+  if (train) {
+    mo = ParamSet(m.layout);
+    ve = ParamSet(m.layout);
+  }
+  std::vector<double> t;
+  for (int s = 0; s <= steps; ++s) {  // step 0 warms caches and thread pools
+    const auto t0 = clk::now();
+    if (train) {
+      m.grads.zero();
+      m.forward(tok.data(), tgt.data(), B, T, true, uint64_t(s));
+      m.backward();
+      clip_grad_norm(m.grads, 1.0f);
+      adamw_step(m.params, m.grads, mo, ve, 1e-4f, s + 1, AdamWConfig{});
+    } else {
+      m.forward(tok.data(), tgt.data(), B, T);
+    }
+    if (s > 0) t.push_back(seconds_since(t0));
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace alibi

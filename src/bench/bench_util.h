@@ -1,0 +1,28 @@
+#pragma once
+// Pieces shared by the benchmarks (`alibi bench`, bench/): the benchmark models, the machine's
+// matmul rate, and the timing of training and inference steps.
+#include <string>
+
+#include "kernels/ops.h"
+#include "model/config.h"
+
+namespace alibi {
+
+// The two benchmark models of docs/benchmarks.md:
+//   tiny:  V 256 (bytes), C 256, L 4, NH 8, F 1024 (3.2M parameters)
+//   small: V 8192 (BPE),  C 512, L 8, NH 8, F 2048 (29.4M parameters)
+// Throws UsageError naming `flag` for any other name.
+ModelConfig bench_config(const std::string& name, const std::string& flag);
+
+// GFLOP/s of the best of five 2048^3 products through gemm() in precision p, on the current
+// thread count (for bf16 it includes rounding both operands, as training does). Leaves the
+// precision at fp32.
+double gemm_gflops(MatmulPrecision p);
+
+// Median seconds of `steps` training steps (forward, backward, clipping, AdamW) or, when
+// !train, inference forwards, after one warm-up step, on random tokens drawn with token_seed.
+// The model is built (init_weights(1)) in the current matmul precision.
+double median_step_seconds(const ModelConfig& c, int B, int T, int steps, bool train,
+                           uint64_t token_seed);
+
+}  // namespace alibi
