@@ -45,60 +45,110 @@ constexpr int pairs(int n) { return (n + 1) / 2; }  // bf16 pairs that hold n va
 constexpr int round16(int n) { return (n + 15) / 16 * 16; }
 size_t key_tiles(const AttnShape& s) { return size_t(s.Tk + kBc - 1) / kBc; }
 
-// Per-thread scratch of each pass, in floats (a bf16 pair is one 32-bit slot).
-size_t forward_floats(const AttnShape& s) {
-  if (s.precision == MatmulPrecision::bf16)
-    return padded(size_t(kBr) * kBc)           // s / p (kBr, kBc)
-           + padded(size_t(kBr) * kBc / 2)     // p as bf16 pairs
-           + padded(size_t(kBr) * s.HS)        // o accumulator (kBr, HS)
-           + padded(size_t(kBc) * pairs(s.HS));  // packing scratch
-  return padded(size_t(s.HS) * kBc)      // kt (HS, kBc)
-         + padded(size_t(kBr) * kBc)     // s / p (kBr, kBc)
-         + padded(size_t(kBr) * s.HS);   // o accumulator (kBr, HS)
-}
-size_t backward_floats(const AttnShape& s) {
-  if (s.precision == MatmulPrecision::bf16) {
-    const size_t hp = pairs(s.HS), ld = round16(s.HS);
-    return 2 * padded(size_t(s.Tq) * hp)                          // Q, dO as A pairs
-           + 2 * padded(size_t(s.HS) * pairs(s.Tq))               // Q^T, dO^T as A pairs
-           + 2 * padded(key_tiles(s) * hp * kBc)                  // K^T, V^T tiles as B pairs
-           + padded(size_t(pairs(s.Tk)) * ld)                     // K as B pairs
-           + padded(std::max(kBc * hp, size_t(pairs(kBr)) * ld))  // packing scratch
-           + 3 * padded(size_t(kBr) * kBc)                        // p, dropout scale, y
-           + padded(size_t(pairs(kBr)) * kBc)                     // p*drop, then ds, B pairs
-           + padded(size_t(kBr) * kBc / 2)                        // ds as A pairs
-           + 2 * padded(size_t(s.HS) * kBc)                       // dV^T, dK^T of a key tile
-           + padded(size_t(s.Tq));                                // D_i
+// Carves consecutive 64-byte aligned buffers out of a workspace (a bf16 pair is one 32-bit
+// slot). With a null base it only counts: the layouts below both size the workspace and lay it
+// out, from one description each.
+struct Carver {
+  float* base = nullptr;
+  size_t used = 0;  // floats
+  template <class T = float>
+  T* take(size_t n) {
+    T* r = base ? reinterpret_cast<T*>(base + used) : nullptr;
+    used += padded(n);
+    return r;
   }
-  return 2 * padded(size_t(s.HS) * kBc)  // kt, vt (HS, kBc)
-         + 3 * padded(size_t(kBr) * kBc) // p, dropout scale, y = p*drop -> dp -> ds (kBr, kBc)
-         + padded(size_t(s.Tq));         // D_i = rowsum(dO_i * O_i) (Tq)
+};
+
+// Per-thread scratch of the forward (one query tile at a time).
+struct ForwardScratch {
+  float* kt = nullptr;      // fp32: (HS, kBc) scaled K^T tile
+  float* st = nullptr;      // (kBr, kBc) scores, then probabilities
+  float* ot = nullptr;      // (kBr, HS) unnormalised output
+  uint32_t* pa = nullptr;   // bf16: P as A pairs (kBr, kBc / 2)
+  uint32_t* tmp = nullptr;  // bf16: packing scratch of pack_forward_head
+  ForwardScratch(const AttnShape& s, Carver& c) {
+    const bool bf16 = s.precision == MatmulPrecision::bf16;
+    if (!bf16) kt = c.take(size_t(s.HS) * kBc);
+    st = c.take(size_t(kBr) * kBc);
+    ot = c.take(size_t(kBr) * s.HS);
+    if (bf16) {
+      pa = c.take<uint32_t>(size_t(kBr) * kBc / 2);
+      tmp = c.take<uint32_t>(size_t(kBc) * pairs(s.HS));
+    }
+  }
+};
+
+// Forward, bf16: one head's Q, K^T tiles and V, packed once before the tile loop into a
+// workspace region shared by the threads.
+struct ForwardPack {
+  uint32_t* qa;   // (Tq, pairs(HS)) Q rows (A)
+  uint32_t* ktv;  // key tiles of (pairs(HS), kBc): K^T (B)
+  uint32_t* vv;   // (pairs(Tk), round16(HS)) V row pairs (B)
+  ForwardPack(const AttnShape& s, Carver& c)
+      : qa(c.take<uint32_t>(size_t(s.Tq) * pairs(s.HS))),
+        ktv(c.take<uint32_t>(key_tiles(s) * pairs(s.HS) * kBc)),
+        vv(c.take<uint32_t>(size_t(pairs(s.Tk)) * round16(s.HS))) {}
+};
+
+// Per-thread scratch of the backward (one head at a time).
+struct BackwardScratch {
+  float* kt = nullptr;  // fp32: (HS, kBc) scaled K^T tile
+  float* vt = nullptr;  // fp32: (HS, kBc) V^T tile
+  float* pt;            // (kBr, kBc) P
+  float* mt;            // (kBr, kBc) dropout scale: 1/(1-p) or 0
+  float* yt;            // (kBr, kBc) P*drop, then dP, then dS*scale
+  float* D;             // (Tq) rowsum(dO * O)
+  // bf16: the head's operands, packed once, and the per-tile conversions.
+  uint32_t *qa = nullptr, *doa = nullptr;  // Q, dO rows (A)
+  uint32_t *qT = nullptr, *doT = nullptr;  // Q^T, dO^T (A), pairs(Tq) per row
+  uint32_t *ktv = nullptr, *vtv = nullptr; // K^T, V^T tiles (B)
+  uint32_t* kv = nullptr;                  // K row pairs (B)
+  uint32_t* tmp = nullptr;                 // packing scratch
+  uint32_t* yv = nullptr;                  // P*drop, then dS*scale, row pairs (B)
+  uint32_t* dsa = nullptr;                 // dS*scale rows (A)
+  float *dvT = nullptr, *dkT = nullptr;    // (HS, kBc) dV^T, dK^T of the key tile
+  BackwardScratch(const AttnShape& s, Carver& c) {
+    const bool bf16 = s.precision == MatmulPrecision::bf16;
+    if (!bf16) {
+      kt = c.take(size_t(s.HS) * kBc);
+      vt = c.take(size_t(s.HS) * kBc);
+    }
+    pt = c.take(size_t(kBr) * kBc);
+    mt = c.take(size_t(kBr) * kBc);
+    yt = c.take(size_t(kBr) * kBc);
+    D = c.take(size_t(s.Tq));
+    if (!bf16) return;
+    const size_t hp = pairs(s.HS), ld16 = round16(s.HS);
+    qa = c.take<uint32_t>(size_t(s.Tq) * hp);
+    doa = c.take<uint32_t>(size_t(s.Tq) * hp);
+    qT = c.take<uint32_t>(size_t(s.HS) * pairs(s.Tq));
+    doT = c.take<uint32_t>(size_t(s.HS) * pairs(s.Tq));
+    ktv = c.take<uint32_t>(key_tiles(s) * hp * kBc);
+    vtv = c.take<uint32_t>(key_tiles(s) * hp * kBc);
+    kv = c.take<uint32_t>(size_t(pairs(s.Tk)) * ld16);
+    tmp = c.take<uint32_t>(std::max(kBc * hp, size_t(pairs(kBr)) * ld16));
+    yv = c.take<uint32_t>(size_t(pairs(kBr)) * kBc);
+    dsa = c.take<uint32_t>(size_t(kBr) * kBc / 2);
+    dvT = c.take(size_t(s.HS) * kBc);
+    dkT = c.take(size_t(s.HS) * kBc);
+  }
+};
+
+template <class Layout>
+size_t layout_floats(const AttnShape& s) {
+  Carver c;
+  const Layout layout(s, c);
+  return c.used;
 }
 size_t per_thread_floats(const AttnShape& s) {
-  return std::max(forward_floats(s), backward_floats(s));
-}
-// Forward, bf16: Q, K^T tiles and V of every (b,h), packed once before the tile loop.
-size_t forward_shared_per_head(const AttnShape& s) {
-  const size_t hp = pairs(s.HS);
-  return padded(size_t(s.Tq) * hp) + padded(key_tiles(s) * hp * kBc) +
-         padded(size_t(pairs(s.Tk)) * round16(s.HS));
+  return std::max(layout_floats<ForwardScratch>(s), layout_floats<BackwardScratch>(s));
 }
 size_t shared_floats(const AttnShape& s) {
   size_t n = padded(size_t(s.B) * s.NH * s.Tk);  // backward: t5 gradient per (b,h, distance)
   if (s.precision == MatmulPrecision::bf16)
-    n = std::max(n, size_t(s.B) * s.NH * forward_shared_per_head(s));
+    n = std::max(n, size_t(s.B) * s.NH * layout_floats<ForwardPack>(s));
   return n;
 }
-// Carves consecutive 64-byte aligned buffers out of a workspace.
-struct Carver {
-  float* p;
-  template <class T = float>
-  T* take(size_t n) {
-    T* r = reinterpret_cast<T*>(p);
-    p += padded(n);
-    return r;
-  }
-};
 
 // Workspace start rounded up to 64 bytes (workspace_floats reserves the slack).
 float* aligned_base(float* ws) {
@@ -409,7 +459,7 @@ inline float keep_scale(uint64_t row_hash, uint64_t col_mix, float p, float inv_
 template <bool BF16>
 void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const float* k,
                   const float* v, const ScoreBias& bias, const AttnDropout& drop, float* out,
-                  float* lse, const uint32_t* packed, float* ws) {
+                  float* lse, uint32_t* packed, float* ws) {
   const int HS = s.HS, NH = s.NH, Tq = s.Tq, Tk = s.Tk;
   const int off = Tk - Tq;  // pos(i) = off + i
   const int h = bh % NH;
@@ -422,13 +472,12 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
   const int hp = pairs(HS), ld16 = round16(HS);
 
   Carver cw{ws};
-  float* kt = BF16 ? nullptr : cw.take(size_t(HS) * kBc);  // (HS, kBc) scaled K^T tile
-  float* st = cw.take(size_t(kBr) * kBc);                  // (kBr, kBc) scores, then probs
-  float* ot = cw.take(size_t(kBr) * HS);                   // (kBr, HS) unnormalised output
-  uint32_t* pa = BF16 ? cw.take<uint32_t>(size_t(kBr) * kBc / 2) : nullptr;  // P as A pairs
-  const uint32_t* qa = packed;                                       // (Tq, hp)
-  const uint32_t* ktv = qa + padded(size_t(Tq) * hp);                // tiles (hp, kBc)
-  const uint32_t* vv = ktv + padded(key_tiles(s) * hp * kBc);        // (pairs(Tk), ld16)
+  const ForwardScratch w(s, cw);
+  float *kt = w.kt, *st = w.st, *ot = w.ot;
+  uint32_t* pa = w.pa;
+  Carver cp{reinterpret_cast<float*>(packed)};  // bf16 only; null otherwise
+  const ForwardPack pk(s, cp);
+  const uint32_t *qa = pk.qa, *ktv = pk.ktv, *vv = pk.vv;
   float m[kBr], l[kBr], band[kBand];  // running max, running sum, bias band
   uint64_t col_mix[kBc];
 
@@ -517,15 +566,16 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
 
 // Packs one head's forward operands (bf16): Q rows, K^T tiles, V row pairs.
 void pack_forward_head(const AttnShape& s, int bh, const float* q, const float* k,
-                       const float* v, uint32_t* packed, uint32_t* tmp) {
+                       const float* v, uint32_t* packed, float* ws) {
   const int HS = s.HS, Tq = s.Tq, Tk = s.Tk, hp = pairs(HS), ld16 = round16(HS);
   const size_t ldk = size_t(s.kv_rows());
   const float* qb = q + size_t(bh) * Tq * HS;
   const float* kb = k + size_t(bh) * ldk * HS;
   const float* vb = v + size_t(bh) * ldk * HS;
-  uint32_t* qa = packed;
-  uint32_t* ktv = qa + padded(size_t(Tq) * hp);
-  uint32_t* vv = ktv + padded(key_tiles(s) * hp * kBc);
+  Carver cw{ws}, cp{reinterpret_cast<float*>(packed)};
+  uint32_t* tmp = ForwardScratch(s, cw).tmp;
+  const ForwardPack pk(s, cp);
+  uint32_t *qa = pk.qa, *ktv = pk.ktv, *vv = pk.vv;
   for (int i = 0; i < Tq; ++i)
     row_to_bf16(qb + size_t(i) * HS, HS, 2 * hp,
                 reinterpret_cast<uint16_t*>(qa + size_t(i) * hp));
@@ -564,28 +614,12 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
   const int hp = pairs(HS), ld16 = round16(HS), tq2 = pairs(Tq);
 
   Carver cw{ws};
-  float* kt = BF16 ? nullptr : cw.take(size_t(HS) * kBc);  // (HS, kBc) scaled K^T tile
-  float* vt = BF16 ? nullptr : cw.take(size_t(HS) * kBc);  // (HS, kBc) V^T tile
-  float* pt = cw.take(size_t(kBr) * kBc);  // (kBr, kBc) P
-  float* mt = cw.take(size_t(kBr) * kBc);  // (kBr, kBc) dropout scale: 1/(1-p) or 0
-  float* yt = cw.take(size_t(kBr) * kBc);  // (kBr, kBc) P*drop, then dP, then dS*scale
-  float* D = cw.take(size_t(Tq));          // (Tq) rowsum(dO * O)
-  uint32_t *qa = nullptr, *doa = nullptr, *qT = nullptr, *doT = nullptr, *ktv = nullptr,
-           *vtv = nullptr, *kv = nullptr, *tmp = nullptr, *yv = nullptr, *dsa = nullptr;
-  float *dvT = nullptr, *dkT = nullptr;
+  const BackwardScratch w(s, cw);
+  float *kt = w.kt, *vt = w.vt, *pt = w.pt, *mt = w.mt, *yt = w.yt, *D = w.D;
+  uint32_t *qa = w.qa, *doa = w.doa, *qT = w.qT, *doT = w.doT, *ktv = w.ktv, *vtv = w.vtv,
+           *kv = w.kv, *tmp = w.tmp, *yv = w.yv, *dsa = w.dsa;
+  float *dvT = w.dvT, *dkT = w.dkT;
   if constexpr (BF16) {
-    qa = cw.take<uint32_t>(size_t(Tq) * hp);       // Q rows (A)
-    doa = cw.take<uint32_t>(size_t(Tq) * hp);      // dO rows (A)
-    qT = cw.take<uint32_t>(size_t(HS) * tq2);      // Q^T (A)
-    doT = cw.take<uint32_t>(size_t(HS) * tq2);     // dO^T (A)
-    ktv = cw.take<uint32_t>(key_tiles(s) * hp * kBc);  // K^T tiles (B)
-    vtv = cw.take<uint32_t>(key_tiles(s) * hp * kBc);  // V^T tiles (B)
-    kv = cw.take<uint32_t>(size_t(pairs(Tk)) * ld16);  // K row pairs (B)
-    tmp = cw.take<uint32_t>(size_t(std::max(kBc * hp, pairs(kBr) * ld16)));
-    yv = cw.take<uint32_t>(size_t(pairs(kBr)) * kBc);  // P*drop, then dS*scale, row pairs (B)
-    dsa = cw.take<uint32_t>(size_t(kBr) * kBc / 2);  // dS*scale rows (A)
-    dvT = cw.take(size_t(HS) * kBc);               // dV^T of the key tile
-    dkT = cw.take(size_t(HS) * kBc);               // dK^T of the key tile
     for (int i = 0; i < Tq; ++i) {
       row_to_bf16(qb + size_t(i) * HS, HS, 2 * hp,
                   reinterpret_cast<uint16_t*>(qa + size_t(i) * hp));
@@ -775,7 +809,7 @@ void attention_forward(const AttnShape& s, const float* q, const float* k, const
   const size_t per_thread = per_thread_floats(s);
   const bool bf16 = s.precision == MatmulPrecision::bf16;
   auto* packed = reinterpret_cast<uint32_t*>(base + size_t(omp_get_max_threads()) * per_thread);
-  const size_t per_head = forward_shared_per_head(s);
+  const size_t per_head = layout_floats<ForwardPack>(s);
   const int tiles = (s.Tq + kBr - 1) / kBr;
   const int tasks = s.B * s.NH * tiles;
 #pragma omp parallel
@@ -784,8 +818,7 @@ void attention_forward(const AttnShape& s, const float* q, const float* k, const
     if (bf16) {
 #pragma omp for schedule(static)
       for (int bh = 0; bh < s.B * s.NH; ++bh)
-        pack_forward_head(s, bh, q, k, v, packed + size_t(bh) * per_head,
-                          reinterpret_cast<uint32_t*>(ws));
+        pack_forward_head(s, bh, q, k, v, packed + size_t(bh) * per_head, ws);
     }
     // Within a head, tasks alternate the costliest and the cheapest remaining tile (causal
     // cost grows with the tile index), and chunks of two keep each thread's share even.
