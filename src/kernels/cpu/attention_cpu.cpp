@@ -220,9 +220,10 @@ inline __attribute__((always_inline)) void micro(int K, const float* A, ptrdiff_
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       bv[v] = *reinterpret_cast<const vf16*>(b + v * kVec);
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(__GNUC__) && defined(__AVX512F__)
       // Keep the operand in a register: otherwise GCC folds the load into each of the MR FMAs
-      // and the loop becomes load-bound (measured 90 -> 112 GFLOP/s on one Zen 4 core).
+      // and the loop becomes load-bound (measured 90 -> 112 GFLOP/s on one Zen 4 core). Only
+      // with AVX-512: without it a 16-float vector is two registers and the constraint fails.
       asm("" : "+v"(bv[v]));
 #endif
     }
