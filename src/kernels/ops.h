@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/precision.h"
+
 namespace alibi {
 
 // Precision of the operands of gemm(), process-wide. fp32: oneDNN sgemm. bf16: A and B are
@@ -13,14 +15,11 @@ namespace alibi {
 // accumulation and fp32 C; everything else (master weights, softmax, LN, biases, optimizer)
 // stays fp32. Default fp32. A Model built while bf16 is set also runs its fused attention's
 // tile products in bf16 (AttnShape::precision).
-enum class MatmulPrecision { fp32, bf16 };
 // Throws UsageError naming --dtype when bf16 is asked for on a CPU without AVX512-BF16.
 void set_matmul_precision(MatmulPrecision p);
 // set_matmul_precision by the value of --dtype ("fp32" or "bf16"; anything else: UsageError).
 void set_matmul_precision(const std::string& dtype);
 MatmulPrecision matmul_precision();
-// Whether this CPU has the AVX512-BF16 instructions bf16 needs.
-bool cpu_has_bf16();
 
 // Row-major C = alpha * op(A) op(B) + beta * C in the precision set above; op is a transpose
 // when the flag is set. The one place matrix products go through.

@@ -114,11 +114,6 @@ void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float 
 
 }  // namespace
 
-bool cpu_has_bf16() {
-  static const bool has = __builtin_cpu_supports("avx512bf16");
-  return has;
-}
-
 void set_matmul_precision(MatmulPrecision p) {
   if (p == MatmulPrecision::bf16 && !cpu_has_bf16())
     usage_error("--dtype bf16 needs a CPU with AVX512-BF16 instructions and this one has none; "
@@ -127,12 +122,7 @@ void set_matmul_precision(MatmulPrecision p) {
 }
 
 void set_matmul_precision(const std::string& dtype) {
-  if (dtype == "fp32")
-    set_matmul_precision(MatmulPrecision::fp32);
-  else if (dtype == "bf16")
-    set_matmul_precision(MatmulPrecision::bf16);
-  else
-    usage_error("--dtype '", dtype, "' is not one of fp32, bf16");
+  set_matmul_precision(parse_precision(dtype));
 }
 
 MatmulPrecision matmul_precision() { return g_precision.load(); }

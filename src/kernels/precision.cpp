@@ -1,0 +1,22 @@
+#include "kernels/precision.h"
+
+#include "core/error.h"
+
+namespace alibi {
+
+MatmulPrecision parse_precision(const std::string& name, const std::string& flag) {
+  if (name == "fp32") return MatmulPrecision::fp32;
+  if (name == "bf16") return MatmulPrecision::bf16;
+  usage_error(flag, " '", name, "' is not one of fp32, bf16");
+}
+
+const char* precision_name(MatmulPrecision p) {
+  return p == MatmulPrecision::bf16 ? "bf16" : "fp32";
+}
+
+bool cpu_has_bf16() {
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has;
+}
+
+}  // namespace alibi
