@@ -39,7 +39,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "kernels/attention.h"
-#include "kernels/ops.h"
+#include "kernels/backend.h"
 
 using namespace alibi;
 
@@ -129,8 +129,8 @@ int main(int argc, char** argv) {
   for (const int T : Ts) {
     for (int n : thread_counts) {
       omp_set_num_threads(n);
-      sgemm[T][n] = gemm_gflops(MatmulPrecision::fp32);
-      if (bf16) bgemm[T][n] = gemm_gflops(MatmulPrecision::bf16);
+      sgemm[T][n] = gemm_gflops(*make_backend("cpu", MatmulPrecision::fp32));
+      if (bf16) bgemm[T][n] = gemm_gflops(*make_backend("cpu", MatmulPrecision::bf16));
     }
     omp_set_num_threads(threads);
     AttnShape s;

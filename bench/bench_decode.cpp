@@ -106,7 +106,7 @@ Row measure(const ModelConfig& c, int ctx) {
     const auto t0 = Clock::now();
     for (int i = 0; i < n_rec; ++i) {
       full.forward(tokens.data(), nullptr, 1, ctx + i);
-      volatile int32_t next = argmax(full.logits() + size_t(ctx + i - 1) * c.vocab, c.vocab);
+      volatile int32_t next = argmax(full.logits_row(ctx + i - 1), c.vocab);
       (void)next;
     }
     row.recompute = n_rec / since(t0);

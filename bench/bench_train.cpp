@@ -5,7 +5,7 @@
 //                           [--dtype fp32|bf16|both] [--scaling]
 //
 // --dtype both (the default) times every config with fp32 and with bf16 operands (MatmulPrecision,
-// kernels/ops.h: every gemm and the fused attention's tile products; softmax statistics, LN,
+// kernels/precision.h: every gemm and the fused attention's tile products; softmax statistics, LN,
 // AdamW and the master weights stay fp32) and prints the speed-up bf16/fp32 of the same run. The
 // PyTorch twin is always fp32.
 // --scaling times every config and dtype on 1 thread and on --threads (all cores by default),
@@ -26,7 +26,7 @@
 
 #include "bench/bench_util.h"
 #include "core/threads.h"
-#include "kernels/ops.h"
+#include "kernels/backend.h"
 #include "model/model.h"
 
 using namespace alibi;
@@ -47,11 +47,13 @@ double step_flops(const BenchConfig& bc, size_t n_params) {
 
 // Median seconds per full training step (forward, backward, clip, AdamW) in precision p.
 double time_cpp(const BenchConfig& bc, int steps, MatmulPrecision p, size_t* n_params) {
-  set_matmul_precision(p);
   *n_params = 0;
   for (const TensorInfo& t : make_param_layout(bc.model).tensors) *n_params += t.numel;
-  return median_step_seconds(bc.model, bc.B, bc.T, steps, /*train=*/true, 2);
+  return median_step_seconds(bc.model, bc.B, bc.T, steps, /*train=*/true, 2,
+                             make_backend("cpu", p));
 }
+
+double gemm_gflops(MatmulPrecision p) { return gemm_gflops(*make_backend("cpu", p)); }
 
 // Tokens/s of the PyTorch twin (tests/ref/twin.py) at the same sizes and thread count; 0 if
 // PyTorch is not available.
@@ -112,7 +114,6 @@ int print_scaling(const std::vector<BenchConfig>& configs,
       std::fflush(stdout);
     }
   }
-  set_matmul_precision(MatmulPrecision::fp32);
   return 0;
 }
 
@@ -191,6 +192,5 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  set_matmul_precision(MatmulPrecision::fp32);
   return 0;
 }

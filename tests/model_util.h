@@ -36,7 +36,9 @@ inline ModelConfig small_model(PosKind pos, int layers = 2, int vocab = 23) {
 inline void randomise(Model& m, uint64_t seed) {
   m.init_weights(seed);
   Rng r(seed + 1);
-  for (float& w : m.params.data) w += 0.2f * r.normal();
+  std::vector<float> w = m.params.to_host();
+  for (float& x : w) x += 0.2f * r.normal();
+  m.params.from_host(w);
 }
 
 inline std::vector<int32_t> random_tokens(int n, int V, uint64_t seed) {

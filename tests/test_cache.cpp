@@ -32,7 +32,7 @@ TEST_P(CacheTest, CachedLogitsEqualFullForward) {
   Model full(c, 1, T, false);
   randomise(full, 5);
   Model dec(c, 1, T, false);
-  dec.params.data = full.params.data;
+  dec.params.copy_from(full.params);
   const auto tok = random_tokens(T, V, 9);
   full.forward(tok.data(), nullptr, 1, T);
   const float scale = std::max(1.0f, max_abs(full.logits(), size_t(T) * V));
@@ -70,10 +70,10 @@ TEST_P(WindowTest, SlidingWindowEqualsFullForwardOverTheWindow) {
   const int W = 8, total = 10 * W, V = c.vocab;
   Model dec(c, 1, W, false), full(c, 1, W, false);
   randomise(dec, 6);
-  full.params.data = dec.params.data;
+  full.params.copy_from(dec.params);
   const auto tok = random_tokens(total, V, 10);
   KVCache kv = dec.make_cache(W, true);
-  const size_t cache_bytes = kv.k.capacity() + kv.v.capacity();
+  const size_t cache_bytes = kv.k.size() + kv.v.size();
   for (int t = 0; t < total; ++t) {
     const float* lg = dec.forward_cached(&tok[t], 1, kv);
     if (t < W - 1) continue;
@@ -83,7 +83,7 @@ TEST_P(WindowTest, SlidingWindowEqualsFullForwardOverTheWindow) {
     for (int v = 0; v < V; ++v) ASSERT_NEAR(lg[v], ref[v], kCacheRelTol * scale) << "token " << t;
   }
   EXPECT_EQ(kv.len, W);
-  EXPECT_EQ(kv.k.capacity() + kv.v.capacity(), cache_bytes);  // memory is flat
+  EXPECT_EQ(kv.k.size() + kv.v.size(), cache_bytes);  // memory is flat
 }
 
 INSTANTIATE_TEST_SUITE_P(RelativeMethods, WindowTest,

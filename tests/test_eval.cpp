@@ -60,8 +60,9 @@ std::vector<float> random_params(const ModelConfig& c, uint64_t seed) {
   Model m(c, 1, 1, false);
   m.init_weights(seed);
   Rng r(seed + 1);
-  for (float& w : m.params.data) w += 0.1f * r.normal();
-  return m.params.data;
+  std::vector<float> w = m.params.to_host();
+  for (float& x : w) x += 0.1f * r.normal();
+  return w;
 }
 
 // The first `bytes` of tiny Shakespeare from `offset`, cut at line ends.
@@ -94,7 +95,7 @@ double window_nats(Model& m, const std::vector<int32_t>& toks, int64_t start, in
 double reference_loss(const ModelConfig& c, const std::vector<float>& params,
                       const std::vector<int32_t>& toks, int L, int S) {
   Model m(c, 1, L, false);
-  m.params.data = params;
+  m.params.from_host(params);
   const int64_t M = int64_t(toks.size()) - 1;  // targets
   double nats = 0;
   int64_t scored = 0;
@@ -146,7 +147,7 @@ class EvalTest : public ::testing::Test {
       const ModelConfig c = tiny(p);
       const ParamLayout layout = make_param_layout(c);
       ParamSet ps(layout);
-      ps.data = random_params(c, 7);
+      ps.from_host(random_params(c, 7));
       write_checkpoint(*dir_ / ("run_" + pos_tag(p)), c, train, 1, Tokenizer::bytes(), ps,
                        nullptr, nullptr, 1);
     }
@@ -154,7 +155,7 @@ class EvalTest : public ::testing::Test {
     const ModelConfig c = tiny(PosKind::alibi, bpe.vocab());
     const ParamLayout layout = make_param_layout(c);
     ParamSet ps(layout);
-    ps.data = random_params(c, 8);
+    ps.from_host(random_params(c, 8));
     write_checkpoint(*dir_ / "run_bpe", c, train, 1, bpe, ps, nullptr, nullptr, 1);
   }
   static void TearDownTestSuite() { delete dir_; }
@@ -193,7 +194,7 @@ class EvalTest : public ::testing::Test {
     const ParamLayout layout = make_param_layout(l.cfg);
     ParamSet ps(layout);
     ck.load_params(ps);
-    l.params = ps.data;
+    l.params = ps.to_host();
     const TokenSplit s = load_split(path("data"), "valid");
     l.tokens = s.tokens;
     l.bytes = s.source_bytes;
@@ -204,7 +205,7 @@ class EvalTest : public ::testing::Test {
                              bool per_position = false) {
     const ParamLayout layout = make_param_layout(l.cfg);
     ParamSet ps(layout);
-    ps.data = l.params;
+    ps.from_host(l.params);
     EvalOptions o;
     o.length = L;
     o.mode = mode;

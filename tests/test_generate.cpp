@@ -180,7 +180,7 @@ TEST_P(GenerateMethods, CachedGenerationEqualsFullForwardPastTrainingLength) {
   const int V = c.vocab, chunk = 7, max_total = 128;
   Model dec(c, 1, chunk, false), full(c, 1, max_total, false);
   randomise(dec, 21);
-  full.params.data = dec.params.data;
+  full.params.copy_from(dec.params);
   Generator gen(dec, GenerateOptions{SamplingOptions{1.0f, 0, 1.0f, 4}, 0});
   std::vector<int32_t> seq;
   int checked = 0;
@@ -216,11 +216,11 @@ TEST_P(WindowGenerate, EqualsFullForwardOverTheLastWTokensWithFlatMemory) {
   const int V = c.vocab, W = 12, chunk = 5;
   Model dec(c, 1, chunk, false), full(c, 1, W, false);
   randomise(dec, 31);
-  full.params.data = dec.params.data;
+  full.params.copy_from(dec.params);
   Generator gen(dec, GenerateOptions{SamplingOptions{1.0f, 0, 1.0f, 9}, W});
   const float* k0 = gen.cache().k.data();
   const size_t floats =
-      gen.cache().k.capacity() + gen.cache().v.capacity() + gen.cache().workspace.capacity();
+      gen.cache().k.size() + gen.cache().v.size() + gen.cache().workspace.size();
   std::vector<int32_t> seq = random_tokens(3 * W, V, 5);
   int checked = 0;
   gen.generate(seq, 10 * W, [&](int32_t tok, const float* lg) {
@@ -230,7 +230,7 @@ TEST_P(WindowGenerate, EqualsFullForwardOverTheLastWTokensWithFlatMemory) {
                        "after " + std::to_string(seq.size()) + " tokens");
     ASSERT_EQ(gen.cache().k.data(), k0);
     ASSERT_EQ(
-        gen.cache().k.capacity() + gen.cache().v.capacity() + gen.cache().workspace.capacity(),
+        gen.cache().k.size() + gen.cache().v.size() + gen.cache().workspace.size(),
         floats);
     ASSERT_LE(gen.cache().len, W);
     seq.push_back(tok);
@@ -255,7 +255,7 @@ TEST(Generate, WindowFarIntoAStreamEqualsAForwardAtPositionZero) {
     const int V = c.vocab, W = 10;
     Model dec(c, 1, 4, false), full(c, 1, W, false);
     randomise(dec, 41);
-    full.params.data = dec.params.data;
+    full.params.copy_from(dec.params);
     KVCache kv = dec.make_cache(W, /*sliding=*/true);
     kv.pos = int64_t(3) << 30;
     const auto tok = random_tokens(3 * W, V, 6);

@@ -4,12 +4,12 @@
 #include <algorithm>
 
 #include "fd.h"
-#include "kernels/ops.h"
-#include "position/position.h"
+#include "kernels/cpu/ops_cpu.h"
 
 namespace alibi {
 namespace {
 
+using namespace cpu;
 using test::dot;
 using test::expect_fd;
 using test::randn;
@@ -19,10 +19,11 @@ TEST(Layers, LinearBackwardMatchesFiniteDifferences) {
   auto x = randn(N * IC, 1), W = randn(OC * IC, 2, 0.5f), b = randn(OC, 3), R = randn(N * OC, 4);
   std::vector<float> out(N * OC), dx(N * IC), dW(OC * IC, 0.f), db(OC, 0.f);
   auto loss = [&] {
-    linear_forward(out.data(), x.data(), W.data(), b.data(), N, IC, OC);
+    linear_forward(MatmulPrecision::fp32, out.data(), x.data(), W.data(), b.data(), N, IC, OC);
     return dot(out.data(), R.data(), out.size());
   };
-  linear_backward(dx.data(), dW.data(), db.data(), R.data(), x.data(), W.data(), N, IC, OC);
+  linear_backward(MatmulPrecision::fp32, dx.data(), dW.data(), db.data(), R.data(), x.data(),
+                  W.data(), N, IC, OC);
   expect_fd("dx", loss, x.data(), x.size(), dx.data());
   expect_fd("dW", loss, W.data(), W.size(), dW.data());
   expect_fd("db", loss, b.data(), b.size(), db.data());

@@ -83,7 +83,9 @@ TEST_P(ModelFd, ParameterGradientsMatchFiniteDifferences) {
   m.init_weights(3);
   // Larger weights than the 0.02 initialisation so that every path carries gradient.
   Rng r(11);
-  for (float& w : m.params.data) w += 0.3f * r.normal();
+  std::vector<float> w = m.params.to_host();
+  for (float& x : w) x += 0.3f * r.normal();
+  m.params.from_host(w);
   std::vector<int32_t> tok(B * T), tgt(B * T);
   for (int i = 0; i < B * T; ++i) {
     tok[i] = int32_t(r.below(c.vocab));

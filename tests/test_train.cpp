@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "core/safetensors.h"
-#include "kernels/ops.h"
+#include "kernels/precision.h"
 #include "model/checkpoint.h"
 
 namespace alibi {

@@ -6,7 +6,7 @@
 #include "bench/position_table.h"
 #include "commands.h"
 #include "core/error.h"
-#include "kernels/ops.h"
+#include "kernels/backend.h"
 
 namespace alibi::cli {
 namespace {
@@ -18,6 +18,7 @@ struct BenchCliOptions {
   int steps = 3;
   int rounds = 3;
   std::string dtype = "fp32";
+  std::string device = "cpu";
 };
 
 }  // namespace
@@ -38,6 +39,7 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--rounds", o->rounds,
                   "rounds that interleave the methods; each cell keeps its best round");
   sub->add_option("--dtype", o->dtype, "matrix-product operands: fp32 or bf16 (AVX512-BF16)");
+  sub->add_option("--device", o->device, "where to compute: " + device_names());
   return {sub, [o] {
             PositionTableOptions t;
             t.configs.clear();
@@ -51,7 +53,9 @@ Command add_bench(CLI::App& app) {
             if (o->tokens < 1) usage_error("--tokens ", o->tokens, " must be at least 1");
             if (o->steps < 1) usage_error("--steps ", o->steps, " must be at least 1");
             if (o->rounds < 1) usage_error("--rounds ", o->rounds, " must be at least 1");
-            set_matmul_precision(o->dtype);
+            t.precision = parse_precision(o->dtype);
+            make_backend(o->device, t.precision);  // checks both flags before any cell runs
+            t.device = o->device;
             t.tokens = o->tokens;
             t.steps = o->steps;
             t.rounds = o->rounds;

@@ -34,6 +34,7 @@ struct EvalCliOptions {
   int64_t max_tokens = 0;
   std::string json;
   std::string per_position;
+  std::string device = "cpu";
 };
 
 std::string read_text_file(const std::string& path) {
@@ -71,6 +72,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
   if (!o.data.empty() && o.split != "valid" && o.split != "test" && o.split != "train")
     usage_error("unknown --split '", o.split, "'; expected valid, test or train");
 
+  const std::shared_ptr<Backend> backend = make_backend(o.device, MatmulPrecision::fp32);
   const Checkpoint ck = read_checkpoint(o.checkpoint);
   const ModelConfig& cfg = ck.config;
   const int train_len = ck.train.value("seq_len", 0);
@@ -108,16 +110,9 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                                          double(all_tokens)));
     tokens.resize(size_t(o.max_tokens));
   }
-  const int64_t n_targets = int64_t(tokens.size()) - 1;
+  const std::string text_desc = what + (o.max_tokens > 0 ? " (cut by --max-tokens)" : "");
   for (int L : lengths) {
-    if (int64_t(L) > n_targets)
-      usage_error("--lengths ", L, " is longer than ", what, o.max_tokens > 0 ? " (cut by --max-tokens)" : "",
-                  ": it has ", with_commas(tokens.size()), " tokens, so at most ",
-                  with_commas(uint64_t(std::max<int64_t>(n_targets, 0))), " targets in a window");
-    if (cfg.pos == PosKind::learned && L > cfg.max_positions)
-      usage_error("--lengths ", L, ": checkpoint '", ck.path, "' uses --pos learned with a table "
-                  "of ", cfg.max_positions, " positions, and learned embeddings cannot run past "
-                  "it; use lengths up to ", cfg.max_positions);
+    check_eval_length(cfg, int64_t(tokens.size()), L, text_desc, "--lengths");
     if (mode == EvalMode::sliding && o.stride >= L)
       usage_error("--stride ", o.stride, " must be smaller than every length (got --lengths ",
                   L, "); a sliding window scores its last S tokens and keeps L - S as context");
@@ -125,7 +120,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
 
   // 3. Evaluate, shortest length first.
   const ParamLayout layout = make_param_layout(cfg);
-  ParamSet params(layout);
+  ParamSet params(layout, backend);
   ck.load_params(params);
   const bool json_stdout = o.json == "-";
   FILE* table = json_stdout ? stderr : stdout;
@@ -234,6 +229,7 @@ Command add_eval(CLI::App& app) {
   c->add_option("--stride", o->stride, "sliding: tokens scored per window, 1 <= S < every length");
   c->add_option("--batch", o->batch,
                 "windows per forward (0: as many as fit 16384 tokens and 512 MiB of activations)");
+  c->add_option("--device", o->device, "where to compute: " + device_names());
   c->add_option("--max-tokens", o->max_tokens, "score only the first N tokens of the text (0: all)");
   c->add_option("--json", o->json,
                 "also write the results as JSON to this file ('-': JSON to stdout, table to "

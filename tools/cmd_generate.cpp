@@ -30,6 +30,7 @@ struct GenerateFlags {
   int window = 0;
   int chunk = 256;
   bool interactive = false;
+  std::string device = "cpu";
 };
 
 std::string read_prompt_file(const std::string& path) {
@@ -55,6 +56,7 @@ void run(const GenerateFlags& f) {
     usage_error("--prompt and --prompt-file '", f.prompt_file, "' are both given; use one");
   const std::string text = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
 
+  const std::shared_ptr<Backend> backend = make_backend(f.device, MatmulPrecision::fp32);
   // Keep the tokenizer, config and weights; let go of the rest of the file (AdamW moments).
   std::unique_ptr<Model> model;
   Tokenizer tok;
@@ -68,7 +70,7 @@ void run(const GenerateFlags& f) {
                   " tokens for a model vocabulary of ", ck.config.vocab);
     // The model is planned for one prefill chunk; a window never needs a bigger one.
     const int chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
-    model = std::make_unique<Model>(ck.config, 1, chunk, /*training=*/false);
+    model = std::make_unique<Model>(ck.config, 1, chunk, /*training=*/false, backend);
     ck.load_params(model->params);
     tok = ck.tokenizer;
     ck_path = ck.path;
@@ -155,6 +157,7 @@ Command add_generate(CLI::App& app) {
   c->add_option("--window", f->window,
                 "sliding KV window: attend to the last W tokens, memory bounded by W (0: off)");
   c->add_option("--chunk", f->chunk, "prompt tokens per prefill step");
+  c->add_option("--device", f->device, "where to compute: " + device_names());
   c->add_flag("--interactive", f->interactive,
               "prompt loop on stdin keeping the cache between turns (ends on EOF)");
   return {c, [f] { run(*f); }};

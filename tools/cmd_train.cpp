@@ -124,6 +124,8 @@ Command add_train(CLI::App& app) {
   ct->add_option("--dtype", to->dtype,
                  "matmul operands: fp32 | bf16 (bf16 needs AVX512-BF16; weights, accumulation, "
                  "softmax, LN and attention stay fp32)");
+  ct->add_option("--device", to->device,
+                 "where to compute: " + device_names() + " (a run may resume on another device)");
   ct->add_option("--eval-every", to->eval_every, "steps between validations (0: end only)");
   ct->add_option("--eval-windows", to->eval_windows, "validation windows of --seq-len tokens");
   ct->add_option("--save-every", to->save_every, "steps between checkpoints (0: end only)");

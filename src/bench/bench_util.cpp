@@ -32,24 +32,29 @@ ModelConfig bench_config(const std::string& name, const std::string& flag) {
   return c;
 }
 
-double gemm_gflops(MatmulPrecision p) {
-  set_matmul_precision(p);
+double gemm_gflops(Backend& be) {
   const int64_t n = 2048;
-  std::vector<float> a(n * n, 1.0f), b(n * n, 0.5f), c(n * n);
-  gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm-up
+  const std::vector<float> ones(n * n, 1.0f), halves(n * n, 0.5f);
+  float* a = static_cast<float*>(be.alloc(n * n * sizeof(float)));
+  float* b = static_cast<float*>(be.alloc(n * n * sizeof(float)));
+  float* c = static_cast<float*>(be.alloc(n * n * sizeof(float)));
+  be.upload(a, ones.data(), n * n * sizeof(float));
+  be.upload(b, halves.data(), n * n * sizeof(float));
+  be.gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);  // warm-up
   double best = 1e30;
   for (int r = 0; r < 5; ++r) {
     const auto t0 = clk::now();
-    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    be.gemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    be.synchronize();
     best = std::min(best, seconds_since(t0));
   }
-  set_matmul_precision(MatmulPrecision::fp32);
+  for (float* p : {a, b, c}) be.free(p);
   return 2.0 * double(n) * n * n / best / 1e9;
 }
 
 double median_step_seconds(const ModelConfig& c, int B, int T, int steps, bool train,
-                           uint64_t token_seed) {
-  Model m(c, B, T, train);
+                           uint64_t token_seed, const std::shared_ptr<Backend>& backend) {
+  Model m(c, B, T, train, backend);
   m.init_weights(1);
   std::vector<int32_t> tok(size_t(B) * T), tgt(tok.size());
   Rng r(token_seed);
@@ -59,8 +64,8 @@ double median_step_seconds(const ModelConfig& c, int B, int T, int steps, bool t
   }
   ParamSet mo, ve;
   if (train) {
-    mo = ParamSet(m.layout);
-    ve = ParamSet(m.layout);
+    mo = ParamSet(m.layout, backend);
+    ve = ParamSet(m.layout, backend);
   }
   std::vector<double> t;
   for (int s = 0; s <= steps; ++s) {  // step 0 warms caches and thread pools
@@ -74,6 +79,7 @@ double median_step_seconds(const ModelConfig& c, int B, int T, int steps, bool t
     } else {
       m.forward(tok.data(), tgt.data(), B, T);
     }
+    backend->synchronize();
     if (s > 0) t.push_back(seconds_since(t0));
   }
   std::sort(t.begin(), t.end());

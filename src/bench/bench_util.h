@@ -1,9 +1,11 @@
 #pragma once
 // Pieces shared by the benchmarks (`alibi bench`, bench/): the benchmark models, the machine's
 // matmul rate, and the timing of training and inference steps.
+#include <cstdint>
+#include <memory>
 #include <string>
 
-#include "kernels/ops.h"
+#include "kernels/backend.h"
 #include "model/config.h"
 
 namespace alibi {
@@ -14,15 +16,14 @@ namespace alibi {
 // Throws UsageError naming `flag` for any other name.
 ModelConfig bench_config(const std::string& name, const std::string& flag);
 
-// GFLOP/s of the best of five 2048^3 products through gemm() in precision p, on the current
-// thread count (for bf16 it includes rounding both operands, as training does). Leaves the
-// precision at fp32.
-double gemm_gflops(MatmulPrecision p);
+// GFLOP/s of the best of five 2048^3 products through the backend's gemm, in its precision, on
+// the current thread count (for bf16 it includes rounding both operands, as training does).
+double gemm_gflops(Backend& backend);
 
 // Median seconds of `steps` training steps (forward, backward, clipping, AdamW) or, when
-// !train, inference forwards, after one warm-up step, on random tokens drawn with token_seed.
-// The model is built (init_weights(1)) in the current matmul precision.
+// !train, inference forwards, after one warm-up step, on random tokens drawn with token_seed,
+// of a model built on `backend` (init_weights(1)).
 double median_step_seconds(const ModelConfig& c, int B, int T, int steps, bool train,
-                           uint64_t token_seed);
+                           uint64_t token_seed, const std::shared_ptr<Backend>& backend);
 
 }  // namespace alibi

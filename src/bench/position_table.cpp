@@ -8,12 +8,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <iterator>
 
 #include "bench/bench_util.h"
 #include "core/error.h"
 #include "core/format.h"
-#include "kernels/ops.h"
+#include "kernels/backend.h"
 #include "model/model.h"
 
 namespace alibi {
@@ -26,7 +25,8 @@ struct Cell {
 };
 
 // Tokens/s of median_step_seconds() in a child process, and the child's peak RSS in MB.
-std::pair<double, double> in_child(const ModelConfig& c, int B, int T, int steps, bool train) {
+std::pair<double, double> in_child(const ModelConfig& c, int B, int T, int steps, bool train,
+                                   const PositionTableOptions& o) {
   int fd[2];
   if (pipe(fd) != 0) throw std::runtime_error("bench: pipe() failed");
   std::fflush(nullptr);  // the child must not flush the parent's buffered output again
@@ -36,7 +36,8 @@ std::pair<double, double> in_child(const ModelConfig& c, int B, int T, int steps
     close(fd[0]);
     double tps = 0;
     try {
-      tps = double(B) * T / median_step_seconds(c, B, T, steps, train, 3);
+      const auto backend = make_backend(o.device, o.precision);
+      tps = double(B) * T / median_step_seconds(c, B, T, steps, train, 3, backend);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "alibi: bench cell failed: %s\n", e.what());
       _exit(1);
@@ -60,13 +61,14 @@ std::pair<double, double> in_child(const ModelConfig& c, int B, int T, int steps
 }  // namespace
 
 void print_position_table(const PositionTableOptions& o) {
-  const PosKind methods[] = {PosKind::none, PosKind::alibi, PosKind::sinusoidal,
-                             PosKind::rotary, PosKind::t5, PosKind::learned};
-  constexpr size_t kMethods = std::size(methods);
-  std::printf("threads %d, %s operands, %d tokens per step, median of %d steps after a warm-up, "
-              "best of %d interleaved rounds\n",
-              omp_get_max_threads(), matmul_precision() == MatmulPrecision::bf16 ? "bf16" : "fp32",
-              o.tokens, o.steps, o.rounds);
+  std::vector<PosKind> methods = {PosKind::none};
+  for (PosKind p : all_positions())
+    if (p != PosKind::none) methods.push_back(p);
+  const size_t kMethods = methods.size();
+  std::printf("%s, threads %d, %s operands, %d tokens per step, median of %d steps after a "
+              "warm-up, best of %d interleaved rounds\n",
+              o.device.c_str(), omp_get_max_threads(), precision_name(o.precision), o.tokens,
+              o.steps, o.rounds);
   const size_t total = o.configs.size() * o.lengths.size() * size_t(o.rounds) * kMethods * 2;
   size_t done = 0;
   const auto start = clk::now();
@@ -99,7 +101,7 @@ void print_position_table(const PositionTableOptions& o) {
                               : "");
             std::fprintf(stderr, tty ? "" : "\n");
             std::fflush(stderr);
-            const auto [tps, rss] = in_child(c, B, T, o.steps, train);
+            const auto [tps, rss] = in_child(c, B, T, o.steps, train, o);
             (train ? cell.train_tps : cell.eval_tps) = tps;
             (train ? cell.train_rss_mb : cell.eval_rss_mb) = rss;
             ++done;

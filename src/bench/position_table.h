@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/precision.h"
+
 namespace alibi {
 
 struct PositionTableOptions {
@@ -12,13 +14,15 @@ struct PositionTableOptions {
   int tokens = 4096;  // per step: batch = max(1, tokens / T)
   int steps = 3;      // timed steps per cell (median), after one warm-up step
   int rounds = 3;     // rounds interleave the methods; each cell keeps its best round
+  std::string device = "cpu";  // each cell makes its own backend (make_backend)
+  MatmulPrecision precision = MatmulPrecision::fp32;
 };
 
 // Prints one Markdown table per config to stdout, progress (cell, ETA) to stderr. Every cell
-// (method, T, train or eval) runs in its own forked process, so its peak RSS is its own; the
-// matmul precision set in this process (set_matmul_precision) is inherited by the cells.
+// (method, T, train or eval) runs in its own forked process, so its peak RSS is its own.
 // Must be called before this process runs any OpenMP parallel region (fork and a live OpenMP
-// thread pool do not mix).
+// thread pool do not mix). The method order: none first (the baseline of the ratios), then the
+// registry's (src/position/registry.cpp).
 void print_position_table(const PositionTableOptions& o);
 
 }  // namespace alibi

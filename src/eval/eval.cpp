@@ -1,7 +1,6 @@
 // Evaluation at any length: windows over a token stream, batched forwards, per-token losses.
 #include "eval/eval.h"
 
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,6 +8,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "core/rss.h"
 #include "model/model.h"
 
@@ -57,12 +57,26 @@ std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mod
   return w;
 }
 
-int default_eval_batch(const ModelConfig& cfg, int length) {
+int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backend) {
   int64_t b = std::max<int64_t>(1, kEvalBatchTokens / std::max(length, 1));
-  while (b > 1 && double(Model::plan_floats(cfg, int(b), length, /*training=*/false)) *
-                         sizeof(float) > kEvalPlanBytes)
+  while (b > 1 && double(Model::plan_bytes(cfg, int(b), length, /*training=*/false, backend)) >
+                      kEvalPlanBytes)
     b /= 2;
   return int(std::min<int64_t>(b, std::numeric_limits<int>::max()));
+}
+
+void check_eval_length(const ModelConfig& cfg, int64_t n_tokens, int L, const std::string& what,
+                       const std::string& flag) {
+  const int64_t n_targets = std::max<int64_t>(n_tokens - 1, 0);
+  if (L < 1) usage_error(flag, " ", L, " for ", what, " must be at least 1 token");
+  if (int64_t(L) > n_targets)
+    usage_error(flag, " ", L, " is longer than ", what, ": it has ", with_commas(uint64_t(n_tokens)),
+                " tokens, so at most ", with_commas(uint64_t(n_targets)),
+                " targets in a window; use a shorter length or more text");
+  const int64_t limit = position_method(cfg.pos).max_positions(cfg);
+  if (L > limit)
+    usage_error(flag, " ", L, ": the model's --pos ", pos_name(cfg.pos), " has a table of ", limit,
+                " positions and cannot run past it (no extrapolation); use lengths up to ", limit);
 }
 
 EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
@@ -70,15 +84,7 @@ EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
                     const EvalOptions& opts, const std::string& what) {
   const int L = opts.length;
   const int64_t n_targets = int64_t(tokens.size()) - 1;
-  if (L < 1) usage_error("length ", L, " for ", what, " must be at least 1 token");
-  if (int64_t(L) > n_targets)
-    usage_error("length ", L, " is longer than ", what, ": it has ", tokens.size(),
-                " tokens, so at most ", std::max<int64_t>(n_targets, 0),
-                " targets; use a shorter length or more text");
-  if (cfg.pos == PosKind::learned && L > cfg.max_positions)
-    usage_error("length ", L, " is past the table of the checkpoint's learned position "
-                "embeddings (", cfg.max_positions, " positions); --pos learned cannot "
-                "extrapolate, use lengths up to ", cfg.max_positions);
+  check_eval_length(cfg, int64_t(tokens.size()), L, what);
   if (opts.batch < 0) usage_error("batch ", opts.batch, " must be >= 1 (or 0 for the default)");
   const std::vector<EvalWindow> windows = eval_windows(n_targets, L, opts.mode, opts.stride);
 
@@ -86,7 +92,7 @@ EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
   r.length = L;
   r.mode = opts.mode;
   r.stride = opts.mode == EvalMode::sliding ? opts.stride : L;
-  r.batch = opts.batch > 0 ? opts.batch : default_eval_batch(cfg, L);
+  r.batch = opts.batch > 0 ? opts.batch : default_eval_batch(cfg, L, params.backend());
   r.batch = int(std::min<int64_t>(r.batch, int64_t(windows.size())));
   r.windows = int64_t(windows.size());
   if (opts.per_position) {
@@ -95,9 +101,8 @@ EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  Model model(cfg, r.batch, L, /*training=*/false);
-  ALIBI_CHECK(model.params.data.size() == params.data.size(), "parameters of another config");
-  model.params.data = params.data;
+  Model model(cfg, r.batch, L, /*training=*/false, params.data.backend_ptr());
+  model.params.copy_from(params);
   std::vector<int32_t> in(size_t(r.batch) * L), tg(size_t(r.batch) * L);  // (B,L)
   std::vector<float> losses(size_t(r.batch) * L);                           // (B,L)
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "kernels/backend.h"
 #include "model/params.h"
 
 namespace alibi {
@@ -70,10 +71,17 @@ struct EvalWindow {
 std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mode, int stride);
 
 // Windows per forward when EvalOptions::batch is 0: as many as fit kEvalBatchTokens tokens and
-// kEvalPlanBytes of planned activations, at least one.
-int default_eval_batch(const ModelConfig& cfg, int length);
+// kEvalPlanBytes of activations planned on `backend`, at least one.
+int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backend);
 
-// Scores `tokens` with the model (cfg, params). `source_bytes` is the size of the text the tokens
+// Whether a model of `cfg` can score windows of L tokens of a text of n_tokens tokens (`what`
+// names it): UsageError naming `flag` and L for a length of 0, one longer than the text has
+// targets, or one past the positions the model's method can run (learned: its table).
+// evaluate() checks its length with it; a caller with several lengths checks them all first.
+void check_eval_length(const ModelConfig& cfg, int64_t n_tokens, int L, const std::string& what,
+                       const std::string& flag = "length");
+
+// Scores `tokens` with the model (cfg, params) on the parameters' backend. `source_bytes` is the size of the text the tokens
 // came from (for bits per byte; 0 if unknown); `what` names the text in error messages, e.g.
 // "split 'data/valid.tok'". Throws UsageError for a length the text or the model cannot take
 // (learned positions past their table included) before doing any work.

@@ -123,7 +123,7 @@ GenerateStats& GenerateStats::operator+=(const GenerateStats& o) {
 }
 
 Generator::Generator(Model& model, const GenerateOptions& o)
-    : model_(model), o_(o), sampler_(o.sampling, model.cfg.vocab), last_logits_(model.cfg.vocab) {
+    : model_(model), sampler_(o.sampling, model.cfg.vocab), last_logits_(model.cfg.vocab) {
   if (o.window < 0) usage_error("--window ", o.window, " must be >= 0 (0: no window)");
   if (o.window > 0) cache_ = model_.make_cache(o.window, /*sliding=*/true);
 }
@@ -155,18 +155,7 @@ void Generator::reserve(int64_t more) {
                 "); use --window");
   // Grows once per call (per turn in --interactive): the rows so far move to a cache sized for
   // the whole request, so decoding itself never reallocates.
-  KVCache bigger = model_.make_cache(int(need), /*sliding=*/false);
-  const size_t HS = model_.cfg.head_size(), blocks = size_t(model_.cfg.layers) * model_.cfg.heads;
-  for (size_t b = 0; b < blocks && cache_.len > 0; ++b) {
-    const size_t src = (b * cache_.rows() + cache_.start) * HS, dst = b * bigger.rows() * HS;
-    std::memcpy(bigger.k.data() + dst, cache_.k.data() + src,
-                size_t(cache_.len) * HS * sizeof(float));
-    std::memcpy(bigger.v.data() + dst, cache_.v.data() + src,
-                size_t(cache_.len) * HS * sizeof(float));
-  }
-  bigger.len = cache_.len;
-  bigger.pos = cache_.pos;
-  cache_ = std::move(bigger);
+  model_.grow_cache(cache_, int(need));
 }
 
 void Generator::check(int64_t prompt_tokens, int max_new) const {
@@ -178,12 +167,13 @@ void Generator::check(int64_t prompt_tokens, int max_new) const {
   // Positions the model will have seen at the end: the last sampled token is only fed by the
   // next call, so it needs no position yet.
   const int64_t end = cache_.pos + to_feed + std::max(0, max_new - 1);
-  if (c.pos == PosKind::learned && end > c.max_positions)
+  const int64_t limit = position_method(c.pos).max_positions(c);
+  if (end > limit)
     usage_error("--max-new-tokens ", max_new, ": a context of ", cache_.pos + to_feed,
-                " tokens plus ", max_new, " new ones needs ", end,
-                " positions, but this --pos learned model has a table of ", c.max_positions,
-                " (learned embeddings cannot extrapolate; use alibi, rotary, t5, sinusoidal or",
-                " none to run past the training length)");
+                " tokens plus ", max_new, " new ones needs ", end, " positions, but this --pos ",
+                pos_name(c.pos), " model has a table of ", limit, " (", pos_name(c.pos),
+                " embeddings cannot extrapolate; use alibi, rotary, t5, sinusoidal or none to run",
+                " past the training length)");
 }
 
 GenerateStats Generator::generate(const std::vector<int32_t>& prompt, int max_new,

@@ -39,8 +39,6 @@ class Sampler {
  public:
   Sampler(const SamplingOptions& o, int V);
   int32_t sample(const float* logits);  // logits (V)
-  uint64_t draws() const { return counter_; }
-  const SamplingOptions& options() const { return o_; }
 
  private:
   SamplingOptions o_;
@@ -104,14 +102,12 @@ class Generator {
   // Tokens of the sequence so far (fed to the model or sampled and pending).
   int64_t length() const { return cache_.pos + (has_pending_ ? 1 : 0); }
   const KVCache& cache() const { return cache_; }
-  const GenerateOptions& options() const { return o_; }
 
  private:
   const float* feed(const int32_t* tokens, int64_t n);  // logits (V) of the last token
   void reserve(int64_t more);                           // no window: room for `more` tokens
 
   Model& model_;
-  GenerateOptions o_;
   Sampler sampler_;
   KVCache cache_;
   bool has_pending_ = false;  // the last sampled token, not yet fed

@@ -17,7 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/ops.h"  // MatmulPrecision
+#include "kernels/precision.h"
 
 namespace alibi {
 
@@ -49,6 +49,13 @@ struct AttnShape {
   // every output stay fp32. The naive kernels ignore it (always double).
   MatmulPrecision precision = MatmulPrecision::fp32;
   int kv_rows() const { return ldk > 0 ? ldk : Tk; }
+};
+
+// Scratch of the fused kernels, planned once for `threads` OpenMP threads.
+struct AttnWorkspace {
+  float* data = nullptr;
+  size_t floats = 0;
+  int threads = 0;
 };
 
 // Floats of scratch the fused kernels need for `threads` OpenMP threads (depends on

@@ -1,7 +1,6 @@
 #include "model/checkpoint.h"
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <vector>
 
@@ -89,7 +88,7 @@ void Checkpoint::load_params(ParamSet& set, const std::string& prefix) const {
     const StTensor& t = st.at(name);
     if (t.dtype != "F32" || size_t(t.numel()) != ti.numel)
       usage_error("checkpoint '", path, "' tensor '", name, "' has the wrong shape/dtype");
-    std::memcpy(set.data.data() + ti.offset, t.f32(), ti.numel * sizeof(float));
+    set.upload(ti, t.f32());
   }
 }
 
@@ -109,8 +108,9 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
                      {"fingerprint", tok.fingerprint()}}
           .dump();
   auto add_set = [&](const ParamSet& s, const std::string& prefix) {
+    const std::vector<float> host = s.to_host();
     for (const TensorInfo& ti : s.layout->tensors)
-      st.add_f32(prefix + ti.name, ti.shape, s.data.data() + ti.offset);
+      st.add_f32(prefix + ti.name, ti.shape, host.data() + ti.offset);
   };
   add_set(params, "");
   if (m) add_set(*m, "adam.m.");

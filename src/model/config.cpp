@@ -1,10 +1,11 @@
 #include "model/config.h"
 
 #include "core/error.h"
+#include "position/position.h"
 
 namespace alibi {
 
-// Rotary keeps per-row angle tables of HS/2 floats on the stack.
+// Kernels keep per-row tables of HS/2 floats on the stack (rotary angles).
 constexpr int kMaxHeadSize = 1024;
 
 void ModelConfig::validate() const {
@@ -17,20 +18,12 @@ void ModelConfig::validate() const {
                 "; expected a multiple of the head count");
   if (head_size() > kMaxHeadSize)
     usage_error("head size --d-model/--heads = ", head_size(), " exceeds ", kMaxHeadSize);
-  if (pos == PosKind::rotary && head_size() % 2 != 0)
-    usage_error("--pos rotary needs an even head size; --d-model ", d_model, " / --heads ",
-                heads, " = ", head_size());
   if (ffn < 1) usage_error("--ffn ", ffn, " must be at least 1");
-  if (pos == PosKind::learned && max_positions < 1)
-    usage_error("--pos learned needs a positive table size, got ", max_positions);
-  if (t5_buckets < 2) usage_error("--t5-buckets ", t5_buckets, " must be at least 2");
-  if (t5_max_distance <= t5_buckets / 2)
-    usage_error("--t5-max-distance ", t5_max_distance, " must exceed --t5-buckets/2 = ",
-                t5_buckets / 2);
   if (!(dropout_resid >= 0 && dropout_resid < 1))
     usage_error("--dropout ", dropout_resid, " must be in [0, 1)");
   if (!(dropout_attn >= 0 && dropout_attn < 1))
     usage_error("--attn-dropout ", dropout_attn, " must be in [0, 1)");
+  position_method(pos).validate(*this);
 }
 
 nlohmann::json ModelConfig::to_json() const {
@@ -60,10 +53,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
 
 bool ModelConfig::same_shape(const ModelConfig& o) const {
   return vocab == o.vocab && layers == o.layers && d_model == o.d_model && heads == o.heads &&
-         ffn == o.ffn && pos == o.pos &&
-         (pos != PosKind::learned || max_positions == o.max_positions) &&
-         (pos != PosKind::t5 ||
-          (t5_buckets == o.t5_buckets && t5_max_distance == o.t5_max_distance));
+         ffn == o.ffn && pos == o.pos && position_method(pos).same_shape(*this, o);
 }
 
 }  // namespace alibi

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "position/position.h"
+#include "position/pos_kind.h"
 
 namespace alibi {
 
@@ -14,14 +14,16 @@ struct ModelConfig {
   int heads = 8;          // NH
   int ffn = 1024;         // F
   PosKind pos = PosKind::alibi;
+  // Fields of one position method each (src/position checks and uses them).
   int max_positions = 0;  // learned: rows of wpe (the training seq-len); unused otherwise
-  int t5_buckets = 32;    // T5's defaults
+  int t5_buckets = 32;    // t5: T5's defaults
   int t5_max_distance = 128;
   float dropout_resid = 0.0f;
   float dropout_attn = 0.0f;
 
   int head_size() const { return d_model / heads; }
-  // Throws UsageError naming the offending flag (--d-model, --heads, ...).
+  // Throws UsageError naming the offending flag (--d-model, --heads, ...); the position method
+  // checks its own.
   void validate() const;
   nlohmann::json to_json() const;
   static ModelConfig from_json(const nlohmann::json& j);

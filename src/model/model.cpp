@@ -1,169 +1,12 @@
 #include "model/model.h"
 
-#include <omp.h>
-
 #include <climits>
 #include <cmath>
-#include <cstring>
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "kernels/attention.h"
-#include "kernels/ops.h"
 
 namespace alibi {
-
-// Activations of the planned (maxB, maxT): one allocation, pointers into it, every layer's
-// activations kept for the backward.
-struct Model::Acts {
-  std::vector<float> arena;
-  struct Layer {
-    float* x_in;                 // (N,C) residual stream entering the layer
-    float* ln1;                  // (N,C)
-    float *ln1_mean, *ln1_rstd;  // (N)
-    float *q, *k, *v;            // (B,NH,T,HS) after rotary
-    float* att;                  // (B,NH,T,HS) attention output
-    float* lse;                  // (B,NH,T)
-    float* atty;                 // (N,C) heads merged
-    float* x_mid;                // (N,C) after the attention residual
-    float* ln2;                  // (N,C)
-    float *ln2_mean, *ln2_rstd;  // (N)
-    float* fch;                  // (N,F) before gelu
-    float* fcg;                  // (N,F) after gelu
-  };
-  std::vector<Layer> layer;
-  // Offsets (floats) of the parameters in ParamSet::data, resolved once so that the step loop
-  // does no name lookups; params and grads share the layout.
-  struct LayerSlots {
-    size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
-  };
-  std::vector<LayerSlots> slots;
-  size_t wte = 0, wpe = 0, t5 = 0, lnf_w = 0, lnf_b = 0;
-  float* x_final;              // (N,C) residual stream after the last layer
-  float* lnf;                  // (N,C)
-  float *lnf_mean, *lnf_rstd;  // (N)
-  float* logits;               // (N,V); holds dlogits after backward
-  float* ce_lse;               // (N)
-  // scratch shared by all layers
-  float* qkv;                            // (N,3C) forward; dqkv in backward
-  float* branch;                         // (N,C) a branch output before its residual add
-  float* dres;                           // (N,C) gradient of the residual stream
-  float* dln;                            // (N,C) gradient of a LayerNorm output
-  float* datty;                          // (N,C)
-  float *datt, *dq, *dk, *dv;            // (B,NH,T,HS)
-  float* dF;                             // (N,F)
-  float* attn_ws;                        // attention workspace
-  std::vector<int32_t> tokens, targets;  // (N) copies of the last batch
-  std::vector<float> slopes;             // (NH) alibi
-  std::vector<int32_t> t5_buckets;       // (t5_max_distance)
-};
-
-namespace {
-// Floats of attention scratch for batches of B x T, in the current matmul precision.
-size_t attention_workspace(const ModelConfig& c, int B, int T) {
-  const AttnShape as{B, c.heads, T, T, c.head_size(), 0, matmul_precision()};
-  return attention_workspace_floats(as, omp_get_max_threads());
-}
-}  // namespace
-
-size_t Model::plan_floats(const ModelConfig& c, int B, int T, bool training) {
-  const size_t N = size_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab;
-  const size_t NHT = size_t(B) * c.heads * T;
-  // Training keeps every layer for the backward; inference lets all layers share one set.
-  const size_t L = training ? size_t(c.layers) : 1;
-  // Size table, in floats, in allocation order (the constructor takes them in this order).
-  const size_t per_layer = N * C * 9 + N * 4 + NHT + N * F * 2;
-  const size_t grad_scratch = training ? N * C * 7 + N * F : 0;
-  return L * per_layer + N * C * 2 + N * 3 + N * V + N * 3 * C + N * C + grad_scratch +
-         attention_workspace(c, B, T);
-}
-
-Model::Model(const ModelConfig& c, int B, int T, bool training)
-    : cfg(c),
-      layout(make_param_layout(c)),
-      params(layout),
-      training_(training),
-      maxB_(B),
-      maxT_(T),
-      attn_precision_(matmul_precision()) {
-  cfg.validate();
-  ALIBI_CHECK(B > 0 && T > 0);
-  if (training) grads = ParamSet(layout);
-  const size_t N = size_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab;
-  const size_t NHT = size_t(B) * c.heads * T;
-  const size_t L = training ? size_t(c.layers) : 1;
-  const size_t total = plan_floats(c, B, T, training);
-  acts_ = std::make_unique<Acts>();
-  Acts& a = *acts_;
-  a.arena.assign(total, 0.0f);
-  float* p = a.arena.data();
-  auto take = [&](size_t n) {
-    float* r = p;
-    p += n;
-    return r;
-  };
-  a.layer.resize(c.layers);
-  for (size_t i = 0; i < L; ++i) {
-    Acts::Layer& l = a.layer[i];
-    l.x_in = take(N * C);
-    l.ln1 = take(N * C);
-    l.ln1_mean = take(N);
-    l.ln1_rstd = take(N);
-    l.q = take(N * C);
-    l.k = take(N * C);
-    l.v = take(N * C);
-    l.att = take(N * C);
-    l.lse = take(NHT);
-    l.atty = take(N * C);
-    l.x_mid = take(N * C);
-    l.ln2 = take(N * C);
-    l.ln2_mean = take(N);
-    l.ln2_rstd = take(N);
-    l.fch = take(N * F);
-    l.fcg = take(N * F);
-  }
-  for (size_t i = L; i < a.layer.size(); ++i) a.layer[i] = a.layer[0];
-  a.x_final = take(N * C);
-  a.lnf = take(N * C);
-  a.lnf_mean = take(N);
-  a.lnf_rstd = take(N);
-  a.ce_lse = take(N);
-  a.logits = take(N * V);
-  a.qkv = take(N * 3 * C);
-  a.branch = take(N * C);
-  if (training) {
-    a.dres = take(N * C);
-    a.dln = take(N * C);
-    a.datty = take(N * C);
-    a.datt = take(N * C);
-    a.dq = take(N * C);
-    a.dk = take(N * C);
-    a.dv = take(N * C);
-    a.dF = take(N * F);
-  }
-  a.attn_ws = take(attention_workspace(c, B, T));
-  ALIBI_CHECK(p == a.arena.data() + total);
-  a.tokens.resize(N);
-  a.targets.resize(N);
-  if (c.pos == PosKind::alibi) a.slopes = alibi_slopes(c.heads);
-  if (c.pos == PosKind::t5) a.t5_buckets = t5_bucket_table(c.t5_buckets, c.t5_max_distance);
-  auto at = [&](const std::string& n) { return layout.at(n).offset; };
-  for (int l = 0; l < c.layers; ++l) {
-    const std::string p = "h." + std::to_string(l) + ".";
-    a.slots.push_back({at(p + "ln1.w"), at(p + "ln1.b"), at(p + "attn.qkv.w"), at(p + "attn.qkv.b"),
-                       at(p + "attn.proj.w"), at(p + "attn.proj.b"), at(p + "ln2.w"),
-                       at(p + "ln2.b"), at(p + "mlp.fc.w"), at(p + "mlp.fc.b"),
-                       at(p + "mlp.proj.w"), at(p + "mlp.proj.b")});
-  }
-  a.wte = at("wte");
-  a.lnf_w = at("lnf.w");
-  a.lnf_b = at("lnf.b");
-  if (c.pos == PosKind::learned) a.wpe = at("wpe");
-  if (c.pos == PosKind::t5) a.t5 = at("t5_bias");
-}
-
-Model::~Model() = default;
-
 namespace {
 
 // Token embeddings are scaled by sqrt(C) (as in fairseq's transformer LM, which the paper used):
@@ -171,126 +14,150 @@ namespace {
 // same order of magnitude as an added sinusoidal or learned position signal.
 float embed_scale(const ModelConfig& c) { return std::sqrt(float(c.d_model)); }
 
-// The attention kernel's view of the position method (alibi and t5 only; others add nothing).
-ScoreBias score_bias(const ModelConfig& c, const Model::Acts& a, ParamSet& params) {
-  ScoreBias bias;
-  if (c.pos == PosKind::alibi) {
-    bias.kind = BiasKind::alibi;
-    bias.slopes = a.slopes.data();
-  } else if (c.pos == PosKind::t5) {
-    bias.kind = BiasKind::t5;
-    bias.t5_table = params.data.data() + a.t5;
-    bias.t5_bucket = a.t5_buckets.data();
-    bias.num_buckets = c.t5_buckets;
-    bias.t5_max_distance = c.t5_max_distance;
-  }
-  return bias;
+const ModelConfig& validated(const ModelConfig& c) {
+  c.validate();
+  return c;
+}
+
+// Token ids come from the host; a bad one is the caller's input error, named before any work.
+void check_ids(const int32_t* ids, int64_t n, int V, const char* what) {
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= V)
+      usage_error(what, " id ", ids[i], " at position ", i, " is outside the vocabulary of ", V);
+}
+
+AttnShape full_shape(const ModelConfig& c, int B, int T) {
+  return AttnShape{B, c.heads, T, T, c.head_size(), 0, MatmulPrecision::fp32};
 }
 
 }  // namespace
 
-const float* Model::logits() const { return acts_->logits; }
-
-void Model::token_losses(float* out) const {
-  const Acts& a = *acts_;
-  const int64_t N = int64_t(B_) * T_, V = cfg.vocab;
-  for (int64_t i = 0; i < N; ++i) out[i] = a.ce_lse[i] - a.logits[i * V + a.targets[i]];
+size_t Model::plan_bytes(const ModelConfig& c, int B, int T, bool training,
+                         const Backend& backend) {
+  ArenaPlanner p(nullptr, training);
+  Activations a;
+  describe_activations(p, c, B, T, backend.plan_attention(full_shape(c, B, T)), a);
+  return p.bytes();
 }
+
+Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<Backend> backend)
+    : backend_(std::move(backend)),
+      cfg(validated(c)),
+      layout(make_param_layout(c)),
+      params(layout, backend_),
+      pos_(make_position_method(c.pos)),
+      max_positions_(position_method(c.pos).max_positions(c)),
+      training_(training),
+      maxB_(B),
+      maxT_(T) {
+  ALIBI_CHECK(B > 0 && T > 0);
+  if (training) grads = ParamSet(layout, backend_);
+  const AttnWorkspace attn = backend_->plan_attention(full_shape(cfg, B, T));
+  ArenaPlanner count(nullptr, training);
+  describe_activations(count, cfg, B, T, attn, acts_);
+  arena_ = DeviceArray<std::byte>(backend_, count.bytes());
+  ArenaPlanner carve(arena_.data(), training);
+  describe_activations(carve, cfg, B, T, attn, acts_);
+  pos_->bind(cfg, layout, backend_);
+
+  auto at = [&](const std::string& n) { return layout.at(n).offset; };
+  for (int l = 0; l < cfg.layers; ++l) {
+    const std::string p = "h." + std::to_string(l) + ".";
+    slots_.push_back({at(p + "ln1.w"), at(p + "ln1.b"), at(p + "attn.qkv.w"),
+                      at(p + "attn.qkv.b"), at(p + "attn.proj.w"), at(p + "attn.proj.b"),
+                      at(p + "ln2.w"), at(p + "ln2.b"), at(p + "mlp.fc.w"), at(p + "mlp.fc.b"),
+                      at(p + "mlp.proj.w"), at(p + "mlp.proj.b")});
+  }
+  wte_ = at("wte");
+  lnf_w_ = at("lnf.w");
+  lnf_b_ = at("lnf.b");
+}
+
+Model::~Model() = default;
 
 void Model::init_weights(uint64_t seed) {
-  constexpr float kStd = 0.02f;  // GPT-2's initialisation
-  const float proj_std = kStd / std::sqrt(2.0f * float(cfg.layers));
-  params.zero();
+  std::vector<float> host(layout.total, 0.0f);
   for (const TensorInfo& t : layout.tensors) {
-    float* w = params.data.data() + t.offset;
-    const std::string& n = t.name;
-    auto ends = [&](const char* s) { return n.size() >= std::strlen(s) && n.ends_with(s); };
+    float* w = host.data() + t.offset;
     // One independent stream per tensor, keyed by its name: adding a tensor changes no other.
-    Rng rng(hash64(seed, std::hash<std::string>{}(n)));
-    if (ends("ln1.w") || ends("ln2.w") || n == "lnf.w") {
-      std::fill(w, w + t.numel, 1.0f);
-    } else if (t.shape.size() == 2 && n != "t5_bias") {
-      const float s = (ends("attn.proj.w") || ends("mlp.proj.w")) ? proj_std : kStd;
-      for (size_t i = 0; i < t.numel; ++i) w[i] = s * rng.normal();
-    }
+    Rng rng(hash64(seed, std::hash<std::string>{}(t.name)));
+    if (t.init.kind == Init::ones) std::fill(w, w + t.numel, 1.0f);
+    if (t.init.kind == Init::normal)
+      for (size_t i = 0; i < t.numel; ++i) w[i] = t.init.std * rng.normal();
   }
+  params.from_host(host);
 }
 
-float* Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
-  Acts& a = *acts_;
-  auto P = [this](size_t off) { return params.data.data() + off; };
-  const ModelConfig& c = cfg;
-  const int64_t N = int64_t(B) * T, C = c.d_model, V = c.vocab;
-  for (int64_t i = 0; i < N; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= V)
-      usage_error("token id ", tokens[i], " at position ", i, " is outside the vocabulary of ", V);
-    a.tokens[i] = tokens[i];
-  }
-  if (c.pos == PosKind::learned && pos0 + T > c.max_positions)
-    usage_error("--pos learned has a table of ", c.max_positions, " positions; position ",
-                pos0 + T - 1, " is past it (learned embeddings cannot extrapolate)");
-  float* x = a.layer[0].x_in;
-  embedding_forward(x, a.tokens.data(), P(a.wte), N, C, embed_scale(c));
-  if (c.pos == PosKind::sinusoidal) sinusoidal_add(x, B, T, int(C), pos0);
-  if (c.pos == PosKind::learned) posemb_forward(x, P(a.wpe), B, T, C, pos0);
-  return x;
+void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
+  Backend& be = *backend_;
+  const int64_t N = int64_t(B) * T;
+  check_ids(tokens, N, cfg.vocab, "token");
+  if (pos0 + T > max_positions_)
+    usage_error("--pos ", pos_name(cfg.pos), " has a table of ", max_positions_,
+                " positions; position ", pos0 + T - 1, " is past it (",
+                pos_name(cfg.pos), " embeddings cannot extrapolate)");
+  be.upload(acts_.tokens, tokens, size_t(N) * sizeof(int32_t));
+  float* x = acts_.layer[0].x_in;
+  be.embedding_forward(x, acts_.tokens, params.data.data() + wte_, N, cfg.d_model,
+                       embed_scale(cfg));
+  pos_->embed_forward(x, B, T, pos0, params);
 }
 
 // The blocks and the final LayerNorm + tied projection: layer[0].x_in (B,T,C) -> logits.
 // With a cache (B = 1), keys and values go into it and queries attend to everything cached.
 void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed) {
-  Acts& a = *acts_;
+  Backend& be = *backend_;
+  Activations& a = acts_;
   auto P = [this](size_t off) { return params.data.data() + off; };
   const ModelConfig& c = cfg;
   const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
   const int HS = c.head_size();
-  const bool train = train_;
-  const float p_res = train ? c.dropout_resid : 0.0f;
-  AttnDropout adrop{train ? c.dropout_attn : 0.0f, 0};
-  const ScoreBias bias = score_bias(c, a, params);
-  AttnShape as{B, int(NH), T, T, HS, 0, attn_precision_};
-  if (cache) as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->rows(), attn_precision_};
+  const float p_res = train_ ? c.dropout_resid : 0.0f;
+  AttnDropout adrop{train_ ? c.dropout_attn : 0.0f, 0};
+  const ScoreBias bias = pos_->score_bias(params);
+  AttnShape as = full_shape(c, B, T);
+  AttnWorkspace ws = a.attn_ws;
+  if (cache) {
+    as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->rows(), MatmulPrecision::fp32};
+    ws = AttnWorkspace{cache->workspace.data(), cache->workspace.size(), cache->workspace_threads};
+  }
 
   for (int l = 0; l < c.layers; ++l) {
-    Acts::Layer& s = a.layer[l];
-    const Acts::LayerSlots& o = a.slots[l];
-    layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, s.x_in, P(o.ln1_w), P(o.ln1_b), N, C);
-    linear_forward(a.qkv, s.ln1, P(o.qkv_w), P(o.qkv_b), N, C, 3 * C);
-    split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
-    if (c.pos == PosKind::rotary) {
-      rotary_forward(s.q, B, int(NH), T, HS, pos0);
-      rotary_forward(s.k, B, int(NH), T, HS, pos0);
-    }
+    Activations::Layer& s = a.layer[l];
+    const LayerSlots& o = slots_[l];
+    be.layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, s.x_in, P(o.ln1_w), P(o.ln1_b), N, C);
+    be.linear_forward(a.qkv, s.ln1, P(o.qkv_w), P(o.qkv_b), N, C, 3 * C);
+    be.split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
+    pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0);
     adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
     if (cache) {
       // (1,NH,T,HS) rows appended after the rows in use of each head's (rows, HS) block; the
       // attention sees each head's rows from `start` on.
       const size_t layer_off = (size_t(l) * NH * cache->rows() + cache->start) * HS;
-      for (int64_t h = 0; h < NH; ++h) {
-        const size_t dst = layer_off + (size_t(h) * cache->rows() + cache->len) * HS;
-        std::memcpy(cache->k.data() + dst, s.k + h * T * HS, size_t(T) * HS * sizeof(float));
-        std::memcpy(cache->v.data() + dst, s.v + h * T * HS, size_t(T) * HS * sizeof(float));
-      }
-      attention_forward(as, s.q, cache->k.data() + layer_off, cache->v.data() + layer_off, bias,
-                        adrop, s.att, s.lse, cache->workspace.data());
+      float* kl = cache->k.data() + layer_off;
+      float* vl = cache->v.data() + layer_off;
+      be.kv_append(kl, cache->rows(), cache->len, s.k, int(NH), T, HS);
+      be.kv_append(vl, cache->rows(), cache->len, s.v, int(NH), T, HS);
+      be.attention_forward(as, s.q, kl, vl, bias, adrop, s.att, s.lse, ws);
     } else {
-      attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, a.attn_ws);
+      be.attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, ws);
     }
-    merge_heads(s.atty, s.att, B, T, NH, HS);
-    linear_forward(a.branch, s.atty, P(o.proj_w), P(o.proj_b), N, C, C);
-    std::memcpy(s.x_mid, s.x_in, size_t(N * C) * sizeof(float));
-    residual_forward(s.x_mid, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 1));
+    be.merge_heads(s.atty, s.att, B, T, NH, HS);
+    be.linear_forward(a.branch, s.atty, P(o.proj_w), P(o.proj_b), N, C, C);
+    be.copy(s.x_mid, s.x_in, size_t(N * C) * sizeof(float));
+    be.residual_forward(s.x_mid, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 1));
 
-    layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.x_mid, P(o.ln2_w), P(o.ln2_b), N, C);
-    linear_forward(s.fch, s.ln2, P(o.fc_w), P(o.fc_b), N, C, F);
-    gelu_forward(s.fcg, s.fch, N * F);
-    linear_forward(a.branch, s.fcg, P(o.mlp_w), P(o.mlp_b), N, F, C);
+    be.layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.x_mid, P(o.ln2_w), P(o.ln2_b), N, C);
+    be.linear_forward(s.fch, s.ln2, P(o.fc_w), P(o.fc_b), N, C, F);
+    be.gelu_forward(s.fcg, s.fch, N * F);
+    be.linear_forward(a.branch, s.fcg, P(o.mlp_w), P(o.mlp_b), N, F, C);
     float* x_out = l + 1 < c.layers ? a.layer[l + 1].x_in : a.x_final;
-    std::memmove(x_out, s.x_mid, size_t(N * C) * sizeof(float));
-    residual_forward(x_out, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 2));
+    be.copy(x_out, s.x_mid, size_t(N * C) * sizeof(float));
+    be.residual_forward(x_out, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 2));
   }
-  layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, P(a.lnf_w), P(a.lnf_b), N, C);
-  linear_forward(a.logits, a.lnf, P(a.wte), nullptr, N, C, V);
+  be.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, P(lnf_w_), P(lnf_b_), N, C);
+  be.linear_forward(a.logits, a.lnf, P(wte_), nullptr, N, C, V);
+  host_rows_ = 0;
 }
 
 float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T, bool train,
@@ -298,7 +165,6 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   ALIBI_CHECK(B <= maxB_ && T <= maxT_, "batch ", B, "x", T, " exceeds the plan ", maxB_, "x",
               maxT_);
   ALIBI_CHECK(training_ || !train, "an inference model cannot train");
-  Acts& a = *acts_;
   const int64_t N = int64_t(B) * T, V = cfg.vocab;
   B_ = B;
   T_ = T;
@@ -307,12 +173,35 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   embed(tokens, B, T, 0);
   blocks_forward(B, T, 0, nullptr, dropout_seed);
   if (targets == nullptr) return 0.0f;
-  for (int64_t i = 0; i < N; ++i) {
-    if (targets[i] < 0 || targets[i] >= V)
-      usage_error("target id ", targets[i], " is outside the vocabulary of ", V);
-    a.targets[i] = targets[i];
+  check_ids(targets, N, cfg.vocab, "target");
+  backend_->upload(acts_.targets, targets, size_t(N) * sizeof(int32_t));
+  return backend_->crossentropy_forward(acts_.ce_lse, acts_.logits, acts_.targets, N, V);
+}
+
+const float* Model::logits_to_host(int64_t rows) const {
+  if (host_rows_ != rows) {
+    const size_t n = size_t(rows) * size_t(cfg.vocab);
+    if (host_logits_.size() < n) host_logits_.resize(n);  // grows once, to the largest batch
+    backend_->download(host_logits_.data(), acts_.logits, n * sizeof(float));
+    host_rows_ = rows;
   }
-  return crossentropy_forward(a.ce_lse, a.logits, a.targets.data(), N, V);
+  return host_logits_.data();
+}
+
+const float* Model::logits() const { return logits_to_host(int64_t(B_) * T_); }
+
+const float* Model::logits_row(int64_t r) const {
+  ALIBI_CHECK(r >= 0 && r < int64_t(B_) * T_, "logits row ", r, " of ", int64_t(B_) * T_);
+  host_row_.resize(size_t(cfg.vocab));
+  backend_->download(host_row_.data(), acts_.logits + r * cfg.vocab,
+                     size_t(cfg.vocab) * sizeof(float));
+  return host_row_.data();
+}
+
+void Model::token_losses(float* out) const {
+  const int64_t N = int64_t(B_) * T_;
+  backend_->token_losses(acts_.losses, acts_.logits, acts_.ce_lse, acts_.targets, N, cfg.vocab);
+  backend_->download(out, acts_.losses, size_t(N) * sizeof(float));
 }
 
 KVCache Model::make_cache(int capacity, bool sliding) const {
@@ -322,11 +211,26 @@ KVCache Model::make_cache(int capacity, bool sliding) const {
   kv.capacity = capacity;
   kv.sliding = sliding;
   const size_t n = size_t(cfg.layers) * cfg.heads * kv.rows() * cfg.head_size();
-  kv.k.assign(n, 0.0f);
-  kv.v.assign(n, 0.0f);
-  const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), kv.rows(), attn_precision_};
-  kv.workspace.assign(attention_workspace_floats(s, omp_get_max_threads()), 0.0f);
+  kv.k = DeviceArray<float>(backend_, n);
+  kv.v = DeviceArray<float>(backend_, n);
+  const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), kv.rows(),
+                    MatmulPrecision::fp32};
+  const AttnWorkspace ws = backend_->plan_attention(s);
+  kv.workspace = DeviceArray<float>(backend_, ws.floats);
+  kv.workspace_threads = ws.threads;
   return kv;
+}
+
+void Model::grow_cache(KVCache& cache, int capacity) const {
+  KVCache bigger = make_cache(capacity, /*sliding=*/false);
+  const int64_t blocks = int64_t(cfg.layers) * cfg.heads;
+  backend_->kv_move(bigger.k.data(), bigger.rows(), cache.k.data(), cache.rows(), cache.start,
+                    cache.len, blocks, cfg.head_size());
+  backend_->kv_move(bigger.v.data(), bigger.rows(), cache.v.data(), cache.rows(), cache.start,
+                    cache.len, blocks, cfg.head_size());
+  bigger.len = cache.len;
+  bigger.pos = cache.pos;
+  cache = std::move(bigger);
 }
 
 const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache) {
@@ -346,13 +250,10 @@ const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache)
     // Out of room behind the live rows: move them to the front of each (layer, head) block.
     // In a full window of a sliding cache (rows = 2 * capacity) that is once every `capacity`
     // tokens: O(1) rows copied per token, where shifting on every token copied `capacity`.
-    const size_t HS = size_t(cfg.head_size());
-    for (size_t blk = 0; blk < size_t(cfg.layers) * cfg.heads; ++blk) {
-      float* kb = cache.k.data() + blk * cache.rows() * HS;
-      float* vb = cache.v.data() + blk * cache.rows() * HS;
-      std::memmove(kb, kb + size_t(cache.start) * HS, size_t(cache.len) * HS * sizeof(float));
-      std::memmove(vb, vb + size_t(cache.start) * HS, size_t(cache.len) * HS * sizeof(float));
-    }
+    const int64_t blocks = int64_t(cfg.layers) * cfg.heads;
+    for (DeviceArray<float>* kv : {&cache.k, &cache.v})
+      backend_->kv_move(kv->data(), cache.rows(), kv->data(), cache.rows(), cache.start,
+                        cache.len, blocks, cfg.head_size());
     cache.start = 0;
   }
   B_ = 1;
@@ -362,12 +263,13 @@ const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache)
   blocks_forward(1, n, cache.pos, &cache, 0);
   cache.len += n;
   cache.pos += n;
-  return acts_->logits;
+  return logits_to_host(n);
 }
 
 void Model::backward(float loss_scale) {
   ALIBI_CHECK(training_, "backward() needs a model planned with training = true");
-  Acts& a = *acts_;
+  Backend& be = *backend_;
+  Activations& a = acts_;
   auto P = [this](size_t off) { return params.data.data() + off; };
   auto G = [this](size_t off) { return grads.data.data() + off; };
   const ModelConfig& c = cfg;
@@ -376,45 +278,44 @@ void Model::backward(float loss_scale) {
   const int HS = c.head_size();
   const float p_res = train_ ? c.dropout_resid : 0.0f;
   AttnDropout adrop{train_ ? c.dropout_attn : 0.0f, 0};
-  const ScoreBias bias = score_bias(c, a, params);
-  float* dt5 = c.pos == PosKind::t5 ? G(a.t5) : nullptr;
-  AttnShape as{B, int(NH), T, T, HS, 0, attn_precision_};
+  const ScoreBias bias = pos_->score_bias(params);
+  float* dbias = pos_->score_bias_grad(grads);
+  const AttnShape as = full_shape(c, B, T);
 
-  crossentropy_backward(a.logits, a.ce_lse, a.targets.data(), N, V, loss_scale);
-  float* dwte = G(a.wte);
-  linear_backward(a.dln, dwte, nullptr, a.logits, a.lnf, P(a.wte), N, C, V);
-  std::fill(a.dres, a.dres + N * C, 0.0f);
-  layernorm_backward(a.dres, G(a.lnf_w), G(a.lnf_b), a.dln, a.x_final, P(a.lnf_w), a.lnf_mean,
-                     a.lnf_rstd, N, C);
+  host_rows_ = 0;  // the logits become their gradient
+  be.crossentropy_backward(a.logits, a.ce_lse, a.targets, N, V, loss_scale);
+  float* dwte = G(wte_);
+  be.linear_backward(a.dln, dwte, nullptr, a.logits, a.lnf, P(wte_), N, C, V);
+  be.fill(a.dres, 0.0f, N * C);
+  be.layernorm_backward(a.dres, G(lnf_w_), G(lnf_b_), a.dln, a.x_final, P(lnf_w_), a.lnf_mean,
+                        a.lnf_rstd, N, C);
 
   for (int l = c.layers - 1; l >= 0; --l) {
-    Acts::Layer& s = a.layer[l];
-    const Acts::LayerSlots& o = a.slots[l];
+    Activations::Layer& s = a.layer[l];
+    const LayerSlots& o = slots_[l];
     // MLP branch: x_out = x_mid + drop(gelu(ln2 Wfc^T + bfc) Wproj^T + bproj)
-    residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 2));
-    linear_backward(a.dF, G(o.mlp_w), G(o.mlp_b), a.branch, s.fcg, P(o.mlp_w), N, F, C);
-    gelu_backward(a.dF, s.fch, a.dF, N * F);
-    linear_backward(a.dln, G(o.fc_w), G(o.fc_b), a.dF, s.ln2, P(o.fc_w), N, C, F);
-    layernorm_backward(a.dres, G(o.ln2_w), G(o.ln2_b), a.dln, s.x_mid, P(o.ln2_w), s.ln2_mean,
-                       s.ln2_rstd, N, C);
+    be.residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 2));
+    be.linear_backward(a.dF, G(o.mlp_w), G(o.mlp_b), a.branch, s.fcg, P(o.mlp_w), N, F, C);
+    be.gelu_backward(a.dF, s.fch, a.dF, N * F);
+    be.linear_backward(a.dln, G(o.fc_w), G(o.fc_b), a.dF, s.ln2, P(o.fc_w), N, C, F);
+    be.layernorm_backward(a.dres, G(o.ln2_w), G(o.ln2_b), a.dln, s.x_mid, P(o.ln2_w),
+                          s.ln2_mean, s.ln2_rstd, N, C);
     // attention branch: x_mid = x_in + drop(attention(ln1) Wproj^T + bproj)
-    residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 1));
-    linear_backward(a.datty, G(o.proj_w), G(o.proj_b), a.branch, s.atty, P(o.proj_w), N, C, C);
-    merge_heads_backward(a.datt, a.datty, B, T, NH, HS);
+    be.residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 1));
+    be.linear_backward(a.datty, G(o.proj_w), G(o.proj_b), a.branch, s.atty, P(o.proj_w), N, C,
+                       C);
+    be.merge_heads_backward(a.datt, a.datty, B, T, NH, HS);
     adrop.seed = hash64(dropout_seed_, uint64_t(l), 0);
-    attention_backward(as, s.q, s.k, s.v, s.att, s.lse, a.datt, bias, adrop, a.dq, a.dk, a.dv, dt5,
-                       a.attn_ws);
-    if (c.pos == PosKind::rotary) {
-      rotary_backward(a.dq, B, int(NH), T, HS, 0);
-      rotary_backward(a.dk, B, int(NH), T, HS, 0);
-    }
-    split_heads_backward(a.qkv, a.dq, a.dk, a.dv, B, T, NH, HS);
-    linear_backward(a.dln, G(o.qkv_w), G(o.qkv_b), a.qkv, s.ln1, P(o.qkv_w), N, C, 3 * C);
-    layernorm_backward(a.dres, G(o.ln1_w), G(o.ln1_b), a.dln, s.x_in, P(o.ln1_w), s.ln1_mean,
-                       s.ln1_rstd, N, C);
+    be.attention_backward(as, s.q, s.k, s.v, s.att, s.lse, a.datt, bias, adrop, a.dq, a.dk,
+                          a.dv, dbias, a.attn_ws);
+    pos_->qk_backward(a.dq, a.dk, B, int(NH), T, HS, 0);
+    be.split_heads_backward(a.qkv, a.dq, a.dk, a.dv, B, T, NH, HS);
+    be.linear_backward(a.dln, G(o.qkv_w), G(o.qkv_b), a.qkv, s.ln1, P(o.qkv_w), N, C, 3 * C);
+    be.layernorm_backward(a.dres, G(o.ln1_w), G(o.ln1_b), a.dln, s.x_in, P(o.ln1_w),
+                          s.ln1_mean, s.ln1_rstd, N, C);
   }
-  if (c.pos == PosKind::learned) posemb_backward(G(a.wpe), a.dres, B, T, C, 0);
-  embedding_backward(dwte, a.dres, a.tokens.data(), N, C, V, embed_scale(c));
+  pos_->embed_backward(a.dres, B, T, 0, grads);
+  be.embedding_backward(dwte, a.dres, a.tokens, N, C, V, embed_scale(c));
 }
 
 }  // namespace alibi

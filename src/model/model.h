@@ -1,14 +1,18 @@
 #pragma once
-// The decoder-only pre-LN transformer of docs/model.md with explicit forward and backward.
-// Activation memory is planned once for a maximum (B, T) at construction; forward/backward
-// allocate nothing.
+// The decoder-only pre-LN transformer of docs/model.md with explicit forward and backward, on the
+// backend it owns (kernels/backend.h). Parameters, activations and KV caches live in the
+// backend's memory; activation memory is planned once for a maximum (B, T) at construction, and
+// forward/backward allocate nothing. The position method acts through its hooks
+// (position/position.h).
 #include <cstdint>
 #include <memory>
 #include <vector>
 
-#include "kernels/ops.h"  // MatmulPrecision
+#include "kernels/backend.h"
+#include "model/activations.h"
 #include "model/config.h"
 #include "model/params.h"
+#include "position/position.h"
 
 namespace alibi {
 
@@ -22,8 +26,9 @@ struct KVCache {
   int start = 0;     // first row in use; the rows in use are [start, start + len)
   int len = 0;       // rows in use
   int64_t pos = 0;   // absolute position of the next token
-  std::vector<float> k, v;       // (L, NH, rows, HS)
-  std::vector<float> workspace;  // attention scratch for queries against `capacity` keys
+  DeviceArray<float> k, v;       // (L, NH, rows, HS)
+  DeviceArray<float> workspace;  // attention scratch for queries against `capacity` keys
+  int workspace_threads = 0;     // the threads it was planned for
 
   // Rows allocated per (layer, head): a sliding cache has room for twice its window, so that
   // dropping old rows only moves `start` on, and the live rows move back to the front only once
@@ -32,56 +37,82 @@ struct KVCache {
 };
 
 struct Model {
+ private:
+  std::shared_ptr<Backend> backend_;  // first: everything below lives in its memory
+
+ public:
   ModelConfig cfg;
   ParamLayout layout;
   ParamSet params, grads;
 
-  // Plans activations for batches of up to B rows of up to T tokens. With training = false only
-  // one layer's activations are kept (the layers reuse them) and backward() is unavailable:
-  // memory for long evaluation windows stays a few buffers of (B*T, C).
-  Model(const ModelConfig& cfg, int B, int T, bool training = true);
-  // Floats of activation memory that Model(cfg, B, T, training) plans, built now.
-  static size_t plan_floats(const ModelConfig& cfg, int B, int T, bool training);
+  // Plans activations for batches of up to B rows of up to T tokens on `backend`. With training =
+  // false only one layer's activations are kept (the layers reuse them) and backward() is
+  // unavailable: memory for long evaluation windows stays a few buffers of (B*T, C).
+  Model(const ModelConfig& cfg, int B, int T, bool training = true,
+        std::shared_ptr<Backend> backend = default_backend());
+  // Bytes of activation memory that Model(cfg, B, T, training, backend) plans.
+  static size_t plan_bytes(const ModelConfig& cfg, int B, int T, bool training,
+                           const Backend& backend);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  void init_weights(uint64_t seed);  // the initialisation table of docs/model.md
+  Backend& backend() const { return *backend_; }
+  const std::shared_ptr<Backend>& backend_ptr() const { return backend_; }
 
-  // tokens (B,T). Computes logits (B,T,V). With targets (B,T), also the mean cross-entropy and
-  // whatever the backward needs; returns the loss (0 without targets). dropout applies only when
-  // `train` is set; `dropout_seed` keys the masks (use the step and micro-batch).
+  // The initialisation of the parameter table (docs/model.md), drawn on the host: the same
+  // numbers on every device.
+  void init_weights(uint64_t seed);
+
+  // tokens (B,T) on the host. Computes logits (B,T,V). With targets (B,T), also the mean
+  // cross-entropy and whatever the backward needs; returns the loss (0 without targets). Dropout
+  // applies only when `train` is set; `dropout_seed` keys the masks (use the step and micro-batch).
   float forward(const int32_t* tokens, const int32_t* targets, int B, int T, bool train = false,
                 uint64_t dropout_seed = 0);
   // Accumulates d(loss_scale * loss)/d(params) into grads (+=). Requires a forward with targets.
   void backward(float loss_scale = 1.0f);
 
   // Incremental decoding: runs n <= max_T() new tokens of one sequence at positions cache.pos..,
-  // attending to the cached keys, appends theirs, and returns their logits (n,V). Equal to the
-  // rows of a full forward over the whole prefix (or, with a sliding cache, over the last
-  // `capacity` tokens for relative position methods).
+  // attending to the cached keys, appends theirs, and returns their logits (n,V) on the host.
+  // Equal to the rows of a full forward over the whole prefix (or, with a sliding cache, over
+  // the last `capacity` tokens for relative position methods).
   KVCache make_cache(int capacity, bool sliding) const;
   const float* forward_cached(const int32_t* tokens, int n, KVCache& cache);
+  // A cache of `capacity` rows holding cache's rows and position: room for a longer request.
+  void grow_cache(KVCache& cache, int capacity) const;
 
-  const float* logits() const;  // (B,T,V) of the last forward
+  // Logits (B,T,V) of the last forward, copied to the host when first asked for; or only row r
+  // of them (V), a copy of V floats.
+  const float* logits() const;
+  const float* logits_row(int64_t r) const;
   // Per-token cross-entropy (B,T) of the last forward with targets (before any backward).
   void token_losses(float* out) const;
   int max_T() const { return maxT_; }
 
-  struct Acts;  // planned activation buffers (model.cpp)
-
  private:
-  std::unique_ptr<Acts> acts_;
-  float* embed(const int32_t* tokens, int B, int T, int64_t pos0);
+  void embed(const int32_t* tokens, int B, int T, int64_t pos0);
   void blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed);
+  const float* logits_to_host(int64_t rows) const;
+
+  // Offsets (floats) of each layer's parameters in params and grads, resolved once so that the
+  // step loop does no name lookups.
+  struct LayerSlots {
+    size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
+  };
+  std::vector<LayerSlots> slots_;
+  size_t wte_ = 0, lnf_w_ = 0, lnf_b_ = 0;
+  std::unique_ptr<PositionMethod> pos_;  // bound to this model's layout and backend
+  int64_t max_positions_ = 0;            // the method's limit (kAnyLength: none)
+  DeviceArray<std::byte> arena_;
+  Activations acts_;
   bool training_;
   int maxB_, maxT_;
-  // Operand precision of the fused attention: matmul_precision() when the model was built
-  // (the workspace is planned for it).
-  MatmulPrecision attn_precision_;
   int B_ = 0, T_ = 0;
   bool train_ = false;
   uint64_t dropout_seed_ = 0;
+  mutable std::vector<float> host_logits_;  // the logits() copy
+  mutable int64_t host_rows_ = 0;           // rows of the last forward in it (0: stale)
+  mutable std::vector<float> host_row_;     // (V) the logits_row() copy
 };
 
 }  // namespace alibi

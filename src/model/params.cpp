@@ -1,10 +1,18 @@
 #include "model/params.h"
 
-#include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
+#include "position/position.h"
 
 namespace alibi {
+
+void ParamLayout::add(std::string name, std::vector<int64_t> shape, Init init, bool decay) {
+  TensorInfo t{std::move(name), std::move(shape), total, 1, init, decay};
+  for (int64_t d : t.shape) t.numel *= size_t(d);
+  total += (t.numel + 15) / 16 * 16;
+  tensors.push_back(std::move(t));
+}
 
 const TensorInfo* ParamLayout::find(const std::string& name) const {
   for (const TensorInfo& t : tensors)
@@ -20,37 +28,56 @@ const TensorInfo& ParamLayout::at(const std::string& name) const {
 
 ParamLayout make_param_layout(const ModelConfig& c) {
   ParamLayout l;
-  auto add = [&](std::string name, std::vector<int64_t> shape, bool decay) {
-    TensorInfo t{std::move(name), std::move(shape), l.total, 1, decay};
-    for (int64_t d : t.shape) t.numel *= size_t(d);
-    // 16-float alignment keeps every tensor on a cache line for the vector loops.
-    l.total += (t.numel + 15) / 16 * 16;
-    l.tensors.push_back(std::move(t));
-  };
   const int64_t C = c.d_model, F = c.ffn;
-  add("wte", {c.vocab, C}, true);
-  if (c.pos == PosKind::learned) add("wpe", {c.max_positions, C}, true);
-  if (c.pos == PosKind::t5) add("t5_bias", {c.t5_buckets, c.heads}, false);
+  const Init w{Init::normal, kInitStd}, zeros{}, ones{Init::ones};
+  // Residual projections scaled by 1/sqrt(2L) (GPT-2): the residual stream's variance does not
+  // grow with depth.
+  const Init proj{Init::normal, kInitStd / std::sqrt(2.0f * float(c.layers))};
+  l.add("wte", {c.vocab, C}, w, true);
+  position_method(c.pos).add_params(c, l);
   for (int i = 0; i < c.layers; ++i) {
     const std::string p = "h." + std::to_string(i) + ".";
-    add(p + "ln1.w", {C}, false);
-    add(p + "ln1.b", {C}, false);
-    add(p + "attn.qkv.w", {3 * C, C}, true);
-    add(p + "attn.qkv.b", {3 * C}, false);
-    add(p + "attn.proj.w", {C, C}, true);
-    add(p + "attn.proj.b", {C}, false);
-    add(p + "ln2.w", {C}, false);
-    add(p + "ln2.b", {C}, false);
-    add(p + "mlp.fc.w", {F, C}, true);
-    add(p + "mlp.fc.b", {F}, false);
-    add(p + "mlp.proj.w", {C, F}, true);
-    add(p + "mlp.proj.b", {C}, false);
+    l.add(p + "ln1.w", {C}, ones, false);
+    l.add(p + "ln1.b", {C}, zeros, false);
+    l.add(p + "attn.qkv.w", {3 * C, C}, w, true);
+    l.add(p + "attn.qkv.b", {3 * C}, zeros, false);
+    l.add(p + "attn.proj.w", {C, C}, proj, true);
+    l.add(p + "attn.proj.b", {C}, zeros, false);
+    l.add(p + "ln2.w", {C}, ones, false);
+    l.add(p + "ln2.b", {C}, zeros, false);
+    l.add(p + "mlp.fc.w", {F, C}, w, true);
+    l.add(p + "mlp.fc.b", {F}, zeros, false);
+    l.add(p + "mlp.proj.w", {C, F}, proj, true);
+    l.add(p + "mlp.proj.b", {C}, zeros, false);
   }
-  add("lnf.w", {C}, false);
-  add("lnf.b", {C}, false);
+  l.add("lnf.w", {C}, ones, false);
+  l.add("lnf.b", {C}, zeros, false);
   return l;
 }
 
-void ParamSet::zero() { std::fill(data.begin(), data.end(), 0.0f); }
+void ParamSet::zero() { backend().fill(data.data(), 0.0f, int64_t(data.size())); }
+
+void ParamSet::copy_from(const ParamSet& o) {
+  ALIBI_CHECK(o.data.size() == data.size(), "parameter sets of different layouts");
+  ALIBI_CHECK(std::string(o.backend().device()) == backend().device(), "a set on ",
+              o.backend().device(), " copied to ", backend().device());
+  backend().copy(data.data(), o.data.data(), data.size() * sizeof(float));
+}
+
+std::vector<float> ParamSet::to_host() const {
+  std::vector<float> h(data.size());
+  backend().download(h.data(), data.data(), h.size() * sizeof(float));
+  return h;
+}
+
+void ParamSet::from_host(const std::vector<float>& host) {
+  ALIBI_CHECK(host.size() == data.size(), "host parameters: ", host.size(), " floats for a set of ",
+              data.size());
+  backend().upload(data.data(), host.data(), host.size() * sizeof(float));
+}
+
+void ParamSet::upload(const TensorInfo& t, const float* host) {
+  backend().upload(data.data() + t.offset, host, t.numel * sizeof(float));
+}
 
 }  // namespace alibi

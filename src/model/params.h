@@ -1,43 +1,67 @@
 #pragma once
-// A named set of fp32 tensors in one allocation: the parameters, and with the same layout their
-// gradients and the two AdamW moments.
+// The parameter table (docs/model.md) and named sets of fp32 tensors in one allocation of a
+// backend's memory: the parameters, and with the same layout their gradients and the two AdamW
+// moments.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "kernels/backend.h"
 #include "model/config.h"
 
 namespace alibi {
 
+constexpr float kInitStd = 0.02f;  // GPT-2's initialisation of weight matrices
+
+// How a tensor starts: zeros, ones, or N(0, std) from a stream keyed by the tensor's name.
+struct Init {
+  enum Kind { zeros, ones, normal } kind = zeros;
+  float std = 0.0f;
+};
+
 struct TensorInfo {
   std::string name;
   std::vector<int64_t> shape;
-  size_t offset = 0;  // in floats, into ParamSet::data
+  size_t offset = 0;  // in floats, into the set's allocation
   size_t numel = 0;
+  Init init;
   bool decay = false;  // AdamW weight decay applies
 };
 
 struct ParamLayout {
   std::vector<TensorInfo> tensors;
-  size_t total = 0;
+  size_t total = 0;  // floats, tensors padded to 16-float boundaries
+  // Appends a tensor; 16-float alignment keeps every tensor on a cache line for vector loops.
+  void add(std::string name, std::vector<int64_t> shape, Init init, bool decay);
   const TensorInfo* find(const std::string& name) const;  // nullptr if absent
   const TensorInfo& at(const std::string& name) const;    // throws if absent
 };
 
-// The parameter table of a model config: names, shapes and order (docs/model.md).
+// The parameter table of a config: token embeddings, the position method's tensors
+// (src/position), the blocks, the final LayerNorm; names, shapes, order, init and decay.
 ParamLayout make_param_layout(const ModelConfig& cfg);
 
+// One float per parameter in a backend's memory, zero-filled; the pointers are device pointers.
 struct ParamSet {
   const ParamLayout* layout = nullptr;
-  std::vector<float> data;
+  DeviceArray<float> data;  // (layout->total)
+
   ParamSet() = default;
-  explicit ParamSet(const ParamLayout& l) : layout(&l), data(l.total, 0.0f) {}
+  explicit ParamSet(const ParamLayout& l, std::shared_ptr<Backend> be = default_backend())
+      : layout(&l), data(std::move(be), l.total) {}
+
   float* get(const std::string& name) { return data.data() + layout->at(name).offset; }
   const float* get(const std::string& name) const {
     return data.data() + layout->at(name).offset;
   }
+  Backend& backend() const { return data.backend(); }
   void zero();
+  void copy_from(const ParamSet& o);  // same layout
+  std::vector<float> to_host() const;
+  void from_host(const std::vector<float>& host);  // layout->total floats
+  void upload(const TensorInfo& t, const float* host);  // one tensor
 };
 
 }  // namespace alibi

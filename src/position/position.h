@@ -1,40 +1,81 @@
 #pragma once
-// The position methods, behind one enum and one set of hooks. The model calls the hooks at three
-// places; each method acts at the places it needs and nowhere else:
-//   embeddings   sinusoidal (fixed table) and learned (wpe) add to x            (B,T,C)
-//   q and k      rotary rotates them in place after the qkv projection          (B,NH,T,HS)
-//   scores       alibi and t5 hand the attention kernel a ScoreBias
-// Positions are absolute: the hooks take pos0, the position of the first row, so a KV cache or
-// a window that starts later in a stream gets the same numbers as a full forward.
+// The position methods behind one interface: each is one unit in this folder (a PositionMethod)
+// and one line in registry.cpp; the model calls the hooks and never asks which method it runs.
+// A method declares its parameters and acts at the hooks it needs, doing nothing at the others:
+//   embeddings   x (B,T,C) after the token embedding         sinusoidal, learned
+//   q and k      (B,NH,T,HS) after the qkv projection          rotary
+//   scores       the ScoreBias the attention kernel adds       alibi, t5
+// and at the backward of each. Positions are absolute: the hooks take pos0, the position of the
+// first row, so a KV cache or a window that starts later in a stream gets the same numbers as a
+// full forward.
 #include <cstdint>
-#include <string>
+#include <limits>
+#include <memory>
 #include <vector>
 
-#include "kernels/attention.h"
+#include "kernels/backend.h"
+#include "model/config.h"
+#include "model/params.h"
+#include "position/pos_kind.h"
 
 namespace alibi {
 
-enum class PosKind { none, alibi, sinusoidal, learned, rotary, t5 };
+constexpr int64_t kAnyLength = std::numeric_limits<int64_t>::max();
 
-// Throws UsageError naming `flag` for an unknown name.
-PosKind parse_pos(const std::string& name, const std::string& flag = "--pos");
-const char* pos_name(PosKind kind);
-std::string pos_names();  // "alibi|sinusoidal|learned|rotary|t5|none"
+class PositionMethod {
+ public:
+  virtual ~PositionMethod() = default;
+
+  // ---- what the method is (no backend needed) -----------------------------------------------
+  virtual PosKind kind() const = 0;
+  // Fills the fields a training run leaves at 0 (learned: the table covers --seq-len).
+  virtual void fill_defaults(ModelConfig& /*c*/, int /*seq_len*/) const {}
+  // The flags it needs, checked with the rest of the config: UsageError naming the flag.
+  virtual void validate(const ModelConfig&) const {}
+  // Its parameters, added to the table right after the token embeddings.
+  virtual void add_params(const ModelConfig&, ParamLayout&) const {}
+  // Whether the method's own fields of two configs agree (same parameters, same biases).
+  virtual bool same_shape(const ModelConfig&, const ModelConfig&) const { return true; }
+  // Positions it can run: learned ends with its table, the others go on (kAnyLength).
+  virtual int64_t max_positions(const ModelConfig&) const { return kAnyLength; }
+
+  // ---- the hooks, on the backend of the model that bound it ----------------------------------
+  // Resolves its tensors in the layout and puts its tables (slopes, buckets) on the backend.
+  virtual void bind(const ModelConfig&, const ParamLayout&, std::shared_ptr<Backend> be) {
+    be_ = std::move(be);
+  }
+  // x (B,T,C) at positions pos0..; dx (B,T,C) -> grads (+=).
+  virtual void embed_forward(float* /*x*/, int /*B*/, int /*T*/, int64_t /*pos0*/,
+                             const ParamSet& /*params*/) const {}
+  virtual void embed_backward(const float* /*dx*/, int /*B*/, int /*T*/, int64_t /*pos0*/,
+                              ParamSet& /*grads*/) const {}
+  // q, k (B,NH,T,HS) in place; dq, dk in place.
+  virtual void qk_forward(float* /*q*/, float* /*k*/, int /*B*/, int /*NH*/, int /*T*/,
+                          int /*HS*/, int64_t /*pos0*/) const {}
+  virtual void qk_backward(float* /*dq*/, float* /*dk*/, int /*B*/, int /*NH*/, int /*T*/,
+                           int /*HS*/, int64_t /*pos0*/) const {}
+  // The bias the attention adds to the scores, and where the gradient of its table goes
+  // (null: nothing to learn).
+  virtual ScoreBias score_bias(const ParamSet& /*params*/) const { return {}; }
+  virtual float* score_bias_grad(ParamSet& /*grads*/) const { return nullptr; }
+
+ protected:
+  Backend& be() const { return *be_; }
+
+ private:
+  std::shared_ptr<Backend> be_;
+};
+
+// A method of its own for a model to bind (registry.cpp).
+std::unique_ptr<PositionMethod> make_position_method(PosKind kind);
+// A shared, unbound instance for the questions that need no backend (validate, add_params, ...).
+const PositionMethod& position_method(PosKind kind);
 
 // ALiBi slopes m_h for any head count, in head order (paper.md).
 std::vector<float> alibi_slopes(int NH);
-
 // Causal T5 bucket of relative distance d >= 0.
 int t5_bucket(int d, int num_buckets, int max_distance);
 // t5_bucket(d) for d = 0..max_distance-1 (the attention kernel saturates past it).
 std::vector<int32_t> t5_bucket_table(int num_buckets, int max_distance);
-
-// x (B,T,C) += PE(pos0 + t).
-void sinusoidal_add(float* x, int B, int T, int C, int64_t pos0);
-
-// Rotary on (B,NH,T,HS) in place, rows at positions pos0 + t. The backward is the inverse
-// rotation (the rotation is orthogonal), applied in place to the gradient.
-void rotary_forward(float* x, int B, int NH, int T, int HS, int64_t pos0);
-void rotary_backward(float* dx, int B, int NH, int T, int HS, int64_t pos0);
 
 }  // namespace alibi

@@ -1,6 +1,6 @@
 #pragma once
 // AdamW (decoupled weight decay, as torch.optim.AdamW), global-norm clipping and the learning-rate
-// schedule of docs/model.md.
+// schedule of docs/model.md; the arithmetic runs on the parameters' backend.
 #include <cstdint>
 
 #include "model/params.h"

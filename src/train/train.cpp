@@ -14,7 +14,7 @@
 #include "core/format.h"
 #include "core/rng.h"
 #include "data/dataset.h"
-#include "kernels/ops.h"
+#include "kernels/backend.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 
@@ -65,6 +65,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"eval_windows", eval_windows},
           {"save_every", save_every},
           {"dtype", dtype},
+          {"device", device},
           {"threads", omp_get_max_threads()}};
 }
 
@@ -76,8 +77,8 @@ TrainResult train(const TrainOptions& o) {
   if (o.steps < 1) usage_error("--steps ", o.steps, " must be at least 1");
   if (!(o.lr > 0)) usage_error("--lr ", o.lr, " must be positive");
   if (o.out.empty()) usage_error("--out is required: the run folder for checkpoints");
-  // Process-wide: every gemm of this job (training and validation) runs in this precision.
-  set_matmul_precision(o.dtype);
+  // Every product of this job (training and validation) runs in this precision.
+  const std::shared_ptr<Backend> backend = make_backend(o.device, parse_precision(o.dtype));
 
   if (!fs::is_directory(o.data))
     usage_error("--data '", o.data, "' is not a folder; expected the output of 'alibi prepare'");
@@ -89,11 +90,11 @@ TrainResult train(const TrainOptions& o) {
                 " tokens; need at least --seq-len+1 = ", int64_t(T) + 1);
   ModelConfig cfg = o.model;
   cfg.vocab = tok.vocab();
-  if (cfg.pos == PosKind::learned && cfg.max_positions == 0) cfg.max_positions = T;
+  position_method(cfg.pos).fill_defaults(cfg, T);
   cfg.validate();
 
-  Model model(cfg, B, T);
-  ParamSet m(model.layout), v(model.layout);
+  Model model(cfg, B, T, /*training=*/true, backend);
+  ParamSet m(model.layout, backend), v(model.layout, backend);
   int64_t step = 0;
   if (!o.resume.empty()) {
     const Checkpoint ck = read_checkpoint(o.resume);
@@ -119,9 +120,9 @@ TrainResult train(const TrainOptions& o) {
   for (const TensorInfo& t : model.layout.tensors) n_params += t.numel;
   std::fprintf(stderr,
                "model: %s, %d layers, d_model %d, %d heads, ffn %d, vocab %d: %.2fM parameters; "
-               "batch %d x %d x %d accum, %d threads, %s matmuls\n",
+               "batch %d x %d x %d accum, %s, %d threads, %s matmuls\n",
                pos_name(cfg.pos), cfg.layers, cfg.d_model, cfg.heads, cfg.ffn, cfg.vocab,
-               double(n_params) / 1e6, B, T, o.grad_accum, omp_get_max_threads(),
+               double(n_params) / 1e6, B, T, o.grad_accum, backend->device(), omp_get_max_threads(),
                o.dtype.c_str());
 
   std::vector<int32_t> tokens(size_t(B) * T), targets(size_t(B) * T);

@@ -31,7 +31,8 @@ struct TrainOptions {
   int keep = 2;           // checkpoints kept in the run folder
   int64_t log_every = 10;
   double time_limit_s = 0;  // stop (with a checkpoint) after this much wall time; 0: none
-  std::string dtype = "fp32";  // matmul operands: fp32 | bf16 (MatmulPrecision, kernels/ops.h)
+  std::string dtype = "fp32";  // matmul operands: fp32 | bf16 (kernels/precision.h)
+  std::string device = "cpu";  // the backend (kernels/backend.h); a run may resume on another
 
   // The hyper-parameters stored in checkpoints; `resume` checks flags against them.
   nlohmann::json to_json() const;

@@ -1,11 +1,10 @@
-// gemm() of kernels/ops.h on the CPU: oneDNN sgemm in fp32; in bf16, the operands are rounded
+// cpu::gemm (kernels/cpu/ops_cpu.h): oneDNN sgemm in fp32; in bf16, the operands are rounded
 // into bf16 scratch and multiplied by oneDNN's matmul primitive (bf16 src and weights, fp32 dst,
 // fp32 accumulation). The oneDNN 2.x C API has no bf16 gemm, hence the C++ primitive API.
 #include <dnnl.h>
 #include <immintrin.h>
 #include <omp.h>
 
-#include <atomic>
 #include <cstring>
 #include <dnnl.hpp>
 #include <map>
@@ -13,12 +12,10 @@
 #include <vector>
 
 #include "core/error.h"
-#include "kernels/ops.h"
+#include "kernels/cpu/ops_cpu.h"
 
-namespace alibi {
+namespace alibi::cpu {
 namespace {
-
-std::atomic<MatmulPrecision> g_precision{MatmulPrecision::fp32};
 
 // Elements converted per thread below which the conversion stays on the calling thread.
 constexpr int64_t kConvertParallelMin = int64_t(1) << 15;
@@ -114,23 +111,11 @@ void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float 
 
 }  // namespace
 
-void set_matmul_precision(MatmulPrecision p) {
-  if (p == MatmulPrecision::bf16 && !cpu_has_bf16())
-    usage_error("--dtype bf16 needs a CPU with AVX512-BF16 instructions and this one has none; "
-                "use --dtype fp32");
-  g_precision.store(p);
-}
-
-void set_matmul_precision(const std::string& dtype) {
-  set_matmul_precision(parse_precision(dtype));
-}
-
-MatmulPrecision matmul_precision() { return g_precision.load(); }
-
-void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (g_precision.load(std::memory_order_relaxed) == MatmulPrecision::bf16 && M > 0 && N > 0 &&
-      K > 0) {
+void gemm(MatmulPrecision p, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+          float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+          float* C, int64_t ldc) {
+  if (p == MatmulPrecision::bf16 && M > 0 && N > 0 && K > 0) {
+    ALIBI_CHECK(cpu_has_bf16(), "bf16 gemm needs AVX512-BF16, which this CPU lacks");
     gemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
@@ -139,4 +124,4 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
   ALIBI_CHECK(st == dnnl_success, "dnnl_sgemm status ", int(st), " M=", M, " N=", N, " K=", K);
 }
 
-}  // namespace alibi
+}  // namespace alibi::cpu

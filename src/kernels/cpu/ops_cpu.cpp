@@ -1,6 +1,5 @@
-// CPU implementations of kernels/ops.h: the products go through gemm() (kernels/cpu/gemm_cpu.cpp),
-// OpenMP + vectorised loops do the rest. Every reduction has a fixed order for a given thread
-// count, so a seeded run is bit-identical when repeated on the same number of threads.
+// The CPU dense layers (kernels/cpu/ops_cpu.h): the products go through gemm() (gemm_cpu.cpp),
+// OpenMP + vectorised loops do the rest.
 #include <omp.h>
 
 #include <algorithm>
@@ -10,9 +9,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/cpu/vec_math.h"
-#include "kernels/ops.h"
+#include "kernels/cpu/ops_cpu.h"
 
-namespace alibi {
+namespace alibi::cpu {
 namespace {
 
 // Column sums are reduced in blocks of this many channels, rows in ascending order: the result
@@ -48,9 +47,9 @@ constexpr float kGeluA = 0.044715f;
 
 }  // namespace
 
-void linear_forward(float* out, const float* inp, const float* W, const float* b, int64_t N,
-                    int64_t IC, int64_t OC) {
-  gemm(false, true, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC);
+void linear_forward(MatmulPrecision p, float* out, const float* inp, const float* W,
+                    const float* b, int64_t N, int64_t IC, int64_t OC) {
+  gemm(p, false, true, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC);
   if (b == nullptr) return;
 #pragma omp parallel for schedule(static) if (N * OC >= kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
@@ -60,10 +59,10 @@ void linear_forward(float* out, const float* inp, const float* W, const float* b
   }
 }
 
-void linear_backward(float* dinp, float* dW, float* db, const float* dout, const float* inp,
-                     const float* W, int64_t N, int64_t IC, int64_t OC) {
-  if (dinp) gemm(false, false, N, IC, OC, 1.0f, dout, OC, W, IC, 0.0f, dinp, IC);
-  gemm(true, false, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dW, IC);
+void linear_backward(MatmulPrecision p, float* dinp, float* dW, float* db, const float* dout,
+                     const float* inp, const float* W, int64_t N, int64_t IC, int64_t OC) {
+  if (dinp) gemm(p, false, false, N, IC, OC, 1.0f, dout, OC, W, IC, 0.0f, dinp, IC);
+  gemm(p, true, false, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dW, IC);
   if (db) colsum_add(db, dout, N, OC);
 }
 
@@ -186,29 +185,6 @@ void embedding_backward(float* dwte, const float* dx, const int32_t* tokens, int
   }
 }
 
-void posemb_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C, int64_t pos0) {
-#pragma omp parallel for collapse(2) schedule(static) if (B * T * C >= kParallelMin)
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) {
-      float* r = x + (b * T + t) * C;
-      const float* p = wpe + (pos0 + t) * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) r[c] += p[c];
-    }
-}
-
-void posemb_backward(float* dwpe, const float* dx, int64_t B, int64_t T, int64_t C, int64_t pos0) {
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < T; ++t) {
-    float* d = dwpe + (pos0 + t) * C;
-    for (int64_t b = 0; b < B; ++b) {
-      const float* g = dx + (b * T + t) * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) d[c] += g[c];
-    }
-  }
-}
-
 void split_heads(float* q, float* k, float* v, const float* qkv, int64_t B, int64_t T,
                  int64_t NH, int64_t HS) {
   const int64_t C = NH * HS;
@@ -318,4 +294,9 @@ void crossentropy_backward(float* logits, const float* lse, const int32_t* targe
   }
 }
 
-}  // namespace alibi
+void token_losses(float* loss, const float* logits, const float* lse, const int32_t* targets,
+                  int64_t N, int64_t V) {
+  for (int64_t i = 0; i < N; ++i) loss[i] = lse[i] - logits[i * V + targets[i]];
+}
+
+}  // namespace alibi::cpu

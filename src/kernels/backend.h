@@ -1,0 +1,183 @@
+#pragma once
+// What a device must provide: the one interface between the model and the hardware. The model
+// owns a Backend; its parameters, activations and KV cache live in the backend's memory, and
+// everything they compute goes through the methods below. kernels/cpu/ implements it; a new
+// device implements this class in kernels/<device>/ and adds one line to kernels/backend.cpp.
+//
+// Device memory is opaque: pointers from alloc() are read and written only by the backend, and
+// data crosses to and from the host by upload()/download(). Shapes: N = B*T rows, C channels,
+// NH heads of HS, V vocabulary. A backward op adds into parameter gradients (+=, the caller
+// zeroes them) and overwrites the input gradient unless it says +=. Results are deterministic
+// for a given thread count; the reductions that return a number to the host are marked "->".
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/attention.h"
+#include "kernels/precision.h"
+
+namespace alibi {
+
+// One AdamW step on a tensor (torch.optim.AdamW, decoupled decay), all factors fp32:
+//   p *= decay; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= step_size m / (sqrt(v) / bc2_sqrt + eps)
+struct AdamWUpdate {
+  float beta1, beta2, eps;
+  float decay;      // 1 - lr * weight_decay, or 1 for tensors without decay
+  float step_size;  // lr / (1 - beta1^t)
+  float bc2_sqrt;   // sqrt(1 - beta2^t)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* device() const = 0;            // its --device name
+  virtual MatmulPrecision precision() const = 0;     // of every product it computes
+
+  // ---- memory --------------------------------------------------------------------------------
+  virtual void* alloc(size_t bytes) = 0;              // zero-filled, 64-byte aligned
+  virtual void free(void* p) = 0;
+  virtual void upload(void* dst, const void* host, size_t bytes) = 0;
+  virtual void download(void* host, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device, disjoint
+  virtual void fill(float* x, float value, int64_t n) = 0;
+  virtual void synchronize() = 0;  // returns when all work handed to the backend is done
+
+  // ---- dense layers --------------------------------------------------------------------------
+  // C (M,N) = alpha op(A) op(B) + beta C, row-major, op = transpose where the flag is set.
+  virtual void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                    float* C, int64_t ldc) = 0;
+  // out (N,OC) = inp (N,IC) W^T + b; W (OC,IC); b (OC) or null. Backward: dinp = dout W (when
+  // non-null), dW += dout^T inp, db += colsum(dout).
+  virtual void linear_forward(float* out, const float* inp, const float* W, const float* b,
+                              int64_t N, int64_t IC, int64_t OC) = 0;
+  virtual void linear_backward(float* dinp, float* dW, float* db, const float* dout,
+                               const float* inp, const float* W, int64_t N, int64_t IC,
+                               int64_t OC) = 0;
+  // out (N,C) = (inp - mean) rstd w + b, saving mean, rstd (N). Backward: dinp (N,C) +=.
+  virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                                 const float* w, const float* b, int64_t N, int64_t C) = 0;
+  virtual void layernorm_backward(float* dinp, float* dw, float* db, const float* dout,
+                                  const float* inp, const float* w, const float* mean,
+                                  const float* rstd, int64_t N, int64_t C) = 0;
+  // out = gelu_tanh(inp), n elements; dinp = dout gelu'(inp).
+  virtual void gelu_forward(float* out, const float* inp, int64_t n) = 0;
+  virtual void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) = 0;
+  // x (N,C) = scale wte[tokens]; dwte (V,C) += scale (dx scattered by token).
+  virtual void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N,
+                                 int64_t C, float scale) = 0;
+  virtual void embedding_backward(float* dwte, const float* dx, const int32_t* tokens,
+                                  int64_t N, int64_t C, int64_t V, float scale) = 0;
+  // qkv (B,T,3C) <-> q, k, v (B,NH,T,HS); o (B,NH,T,HS) <-> y (B,T,C).
+  virtual void split_heads(float* q, float* k, float* v, const float* qkv, int64_t B,
+                           int64_t T, int64_t NH, int64_t HS) = 0;
+  virtual void split_heads_backward(float* dqkv, const float* dq, const float* dk,
+                                    const float* dv, int64_t B, int64_t T, int64_t NH,
+                                    int64_t HS) = 0;
+  virtual void merge_heads(float* y, const float* o, int64_t B, int64_t T, int64_t NH,
+                           int64_t HS) = 0;
+  virtual void merge_heads_backward(float* do_, const float* dy, int64_t B, int64_t T,
+                                    int64_t NH, int64_t HS) = 0;
+  // x (N,C) += dropout(branch), keep(n,c) = u01(hash64(seed, n, c)) >= p, kept / (1 - p);
+  // backward: dbranch = the mask applied to dx.
+  virtual void residual_forward(float* x, const float* branch, int64_t N, int64_t C, float p,
+                                uint64_t seed) = 0;
+  virtual void residual_backward(float* dbranch, const float* dx, int64_t N, int64_t C,
+                                 float p, uint64_t seed) = 0;
+  // -> mean cross-entropy of logits (N,V) against targets (N), saving lse (N). The backward
+  // overwrites logits with d(scale * mean loss)/d(logits); token_losses: loss (N) per row.
+  virtual float crossentropy_forward(float* lse, const float* logits, const int32_t* targets,
+                                     int64_t N, int64_t V) = 0;
+  virtual void crossentropy_backward(float* logits, const float* lse, const int32_t* targets,
+                                     int64_t N, int64_t V, float scale) = 0;
+  virtual void token_losses(float* loss, const float* logits, const float* lse,
+                            const int32_t* targets, int64_t N, int64_t V) = 0;
+
+  // ---- position kernels (src/position decides which run) -------------------------------------
+  // x (B,T,C) += wpe[pos0 + t] (learned); dwpe += the sum over b.
+  virtual void posemb_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C,
+                              int64_t pos0) = 0;
+  virtual void posemb_backward(float* dwpe, const float* dx, int64_t B, int64_t T, int64_t C,
+                               int64_t pos0) = 0;
+  // x (B,T,C) += PE(pos0 + t), the fixed sinusoids.
+  virtual void sinusoidal_add(float* x, int B, int T, int C, int64_t pos0) = 0;
+  // x (B,NH,T,HS) rotated in place by the angles of positions pos0 + t; backward: the inverse.
+  virtual void rotary_forward(float* x, int B, int NH, int T, int HS, int64_t pos0) = 0;
+  virtual void rotary_backward(float* dx, int B, int NH, int T, int HS, int64_t pos0) = 0;
+
+  // ---- attention (kernels/attention.h: the maths, ScoreBias, AttnShape) ----------------------
+  // The scratch one call of shape s needs, planned once by the caller (data left null).
+  virtual AttnWorkspace plan_attention(const AttnShape& s) const = 0;
+  virtual void attention_forward(const AttnShape& s, const float* q, const float* k,
+                                 const float* v, const ScoreBias& bias, const AttnDropout& drop,
+                                 float* out, float* lse, const AttnWorkspace& ws) = 0;
+  // dq, dk, dv overwritten; dbias_table (the t5 table's gradient) += when non-null.
+  virtual void attention_backward(const AttnShape& s, const float* q, const float* k,
+                                  const float* v, const float* out, const float* lse,
+                                  const float* dout, const ScoreBias& bias,
+                                  const AttnDropout& drop, float* dq, float* dk, float* dv,
+                                  float* dbias_table, const AttnWorkspace& ws) = 0;
+
+  // ---- KV cache: one block of `rows` x HS floats per (layer, head) ---------------------------
+  // x (NH,T,HS) -> rows [row0, row0 + T) of the NH blocks from `cache` on.
+  virtual void kv_append(float* cache, int64_t rows, int64_t row0, const float* x, int NH, int T,
+                         int HS) = 0;
+  // Rows [start, start + len) of each of `blocks` source blocks of src_rows rows -> rows
+  // [0, len) of the destination blocks of dst_rows rows; dst may be src (compaction).
+  virtual void kv_move(float* dst, int64_t dst_rows, const float* src, int64_t src_rows,
+                       int64_t start, int64_t len, int64_t blocks, int HS) = 0;
+
+  // ---- optimizer -----------------------------------------------------------------------------
+  virtual void adamw_update(float* p, const float* g, float* m, float* v, int64_t n,
+                            const AdamWUpdate& u) = 0;
+  virtual double sum_squares(const float* x, int64_t n) = 0;  // -> in double, a fixed order
+  virtual void scale(float* x, float s, int64_t n) = 0;
+};
+
+// The one dispatch point: a backend for `device` ("cpu", ...) computing in precision p. An
+// unknown device, or one this build lacks, is a UsageError naming `flag`, the value and the
+// devices this build has; so is a precision the device cannot do.
+std::shared_ptr<Backend> make_backend(const std::string& device, MatmulPrecision p,
+                                      const std::string& flag = "--device");
+std::string device_names();  // "cpu", or "cpu|cuda" in a build with CUDA
+
+// The CPU backend in fp32, shared: what tests and tools use when they do not choose.
+std::shared_ptr<Backend> default_backend();
+
+// A typed array in a backend's memory, zero-filled, freed with the array (move-only).
+template <class T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  DeviceArray(std::shared_ptr<Backend> be, size_t n)
+      : be_(std::move(be)), n_(n), p_(n ? static_cast<T*>(be_->alloc(n * sizeof(T))) : nullptr) {}
+  ~DeviceArray() {
+    if (p_) be_->free(p_);
+  }
+  DeviceArray(DeviceArray&& o) noexcept { swap(o); }
+  DeviceArray& operator=(DeviceArray&& o) noexcept {
+    DeviceArray(std::move(o)).swap(*this);
+    return *this;
+  }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  size_t size() const { return n_; }
+  Backend& backend() const { return *be_; }
+  const std::shared_ptr<Backend>& backend_ptr() const { return be_; }
+
+ private:
+  void swap(DeviceArray& o) noexcept {
+    std::swap(be_, o.be_);
+    std::swap(n_, o.n_);
+    std::swap(p_, o.p_);
+  }
+  std::shared_ptr<Backend> be_;
+  size_t n_ = 0;
+  T* p_ = nullptr;
+};
+
+}  // namespace alibi

@@ -1,0 +1,67 @@
+#pragma once
+// The CPU kernels behind CpuBackend (kernels/backend.h states what each op computes). They work
+// on host memory and run OpenMP teams of omp_get_max_threads() threads; every reduction has a
+// fixed order for a given thread count, so a seeded run is bit-identical when repeated on the
+// same number of threads. The fused attention is in attention_cpu.h.
+#include <cstdint>
+
+#include "kernels/backend.h"
+
+namespace alibi::cpu {
+
+// ---- gemm_cpu.cpp: the one place matrix products go through ---------------------------------
+// fp32: oneDNN sgemm. bf16: A and B rounded to bfloat16 and multiplied by oneDNN's bf16 matmul
+// with fp32 accumulation and fp32 C (needs AVX512-BF16).
+void gemm(MatmulPrecision p, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+          float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+          float* C, int64_t ldc);
+
+// ---- ops_cpu.cpp: dense layers -----------------------------------------------------------------
+void linear_forward(MatmulPrecision p, float* out, const float* inp, const float* W,
+                    const float* b, int64_t N, int64_t IC, int64_t OC);
+void linear_backward(MatmulPrecision p, float* dinp, float* dW, float* db, const float* dout,
+                     const float* inp, const float* W, int64_t N, int64_t IC, int64_t OC);
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
+                       const float* b, int64_t N, int64_t C);
+void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                        const float* w, const float* mean, const float* rstd, int64_t N,
+                        int64_t C);
+void gelu_forward(float* out, const float* inp, int64_t n);
+void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n);
+void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C,
+                       float scale);
+void embedding_backward(float* dwte, const float* dx, const int32_t* tokens, int64_t N,
+                        int64_t C, int64_t V, float scale);
+void split_heads(float* q, float* k, float* v, const float* qkv, int64_t B, int64_t T,
+                 int64_t NH, int64_t HS);
+void split_heads_backward(float* dqkv, const float* dq, const float* dk, const float* dv,
+                          int64_t B, int64_t T, int64_t NH, int64_t HS);
+void merge_heads(float* y, const float* o, int64_t B, int64_t T, int64_t NH, int64_t HS);
+void merge_heads_backward(float* do_, const float* dy, int64_t B, int64_t T, int64_t NH,
+                          int64_t HS);
+void residual_forward(float* x, const float* branch, int64_t N, int64_t C, float p, uint64_t seed);
+void residual_backward(float* dbranch, const float* dx, int64_t N, int64_t C, float p,
+                       uint64_t seed);
+float crossentropy_forward(float* lse, const float* logits, const int32_t* targets, int64_t N,
+                           int64_t V);
+void crossentropy_backward(float* logits, const float* lse, const int32_t* targets, int64_t N,
+                           int64_t V, float scale);
+void token_losses(float* loss, const float* logits, const float* lse, const int32_t* targets,
+                  int64_t N, int64_t V);
+
+// ---- position_cpu.cpp ------------------------------------------------------------------------
+void posemb_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C, int64_t pos0);
+void posemb_backward(float* dwpe, const float* dx, int64_t B, int64_t T, int64_t C, int64_t pos0);
+void sinusoidal_add(float* x, int B, int T, int C, int64_t pos0);
+void rotary_forward(float* x, int B, int NH, int T, int HS, int64_t pos0);
+void rotary_backward(float* dx, int B, int NH, int T, int HS, int64_t pos0);
+
+// ---- state_cpu.cpp: KV cache rows and the optimizer -------------------------------------------
+void kv_append(float* cache, int64_t rows, int64_t row0, const float* x, int NH, int T, int HS);
+void kv_move(float* dst, int64_t dst_rows, const float* src, int64_t src_rows, int64_t start,
+             int64_t len, int64_t blocks, int HS);
+void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdate& u);
+double sum_squares(const float* x, int64_t n);
+void scale(float* x, float s, int64_t n);
+
+}  // namespace alibi::cpu

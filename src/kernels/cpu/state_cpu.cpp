@@ -1,0 +1,44 @@
+// The CPU kernels of the model's state: KV cache rows and the optimizer (kernels/cpu/ops_cpu.h).
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/ops_cpu.h"
+
+namespace alibi::cpu {
+
+void kv_append(float* cache, int64_t rows, int64_t row0, const float* x, int NH, int T, int HS) {
+  const size_t bytes = size_t(T) * size_t(HS) * sizeof(float);
+  for (int64_t h = 0; h < NH; ++h)
+    std::memcpy(cache + (h * rows + row0) * HS, x + h * int64_t(T) * HS, bytes);
+}
+
+void kv_move(float* dst, int64_t dst_rows, const float* src, int64_t src_rows, int64_t start,
+             int64_t len, int64_t blocks, int HS) {
+  const size_t bytes = size_t(len) * size_t(HS) * sizeof(float);
+  for (int64_t b = 0; b < blocks; ++b)  // memmove: in place the rows may overlap their target
+    std::memmove(dst + b * dst_rows * HS, src + (b * src_rows + start) * HS, bytes);
+}
+
+void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdate& u) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    p[i] *= u.decay;
+    m[i] = u.beta1 * m[i] + (1.0f - u.beta1) * gi;
+    v[i] = u.beta2 * v[i] + (1.0f - u.beta2) * gi * gi;
+    p[i] -= u.step_size * m[i] / (std::sqrt(v[i]) / u.bc2_sqrt + u.eps);
+  }
+}
+
+double sum_squares(const float* x, int64_t n) {
+  double s = 0.0;  // sequential: the same sum whatever the thread count
+  for (int64_t i = 0; i < n; ++i) s += double(x[i]) * double(x[i]);
+  return s;
+}
+
+void scale(float* x, float s, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+}  // namespace alibi::cpu

@@ -1,0 +1,74 @@
+// t5: a learned bias per (bucketed relative distance, head), one table shared by all layers.
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "position/position.h"
+
+namespace alibi {
+namespace {
+
+class T5 final : public PositionMethod {
+ public:
+  PosKind kind() const override { return PosKind::t5; }
+  void validate(const ModelConfig& c) const override {
+    if (c.t5_buckets < 2) usage_error("--t5-buckets ", c.t5_buckets, " must be at least 2");
+    if (c.t5_max_distance <= c.t5_buckets / 2)
+      usage_error("--t5-max-distance ", c.t5_max_distance, " must exceed --t5-buckets/2 = ",
+                  c.t5_buckets / 2);
+  }
+  // Zero at the start, so the model starts as `none`; no decay (T5's practice).
+  void add_params(const ModelConfig& c, ParamLayout& l) const override {
+    l.add("t5_bias", {c.t5_buckets, c.heads}, Init{}, false);
+  }
+  bool same_shape(const ModelConfig& a, const ModelConfig& b) const override {
+    return a.t5_buckets == b.t5_buckets && a.t5_max_distance == b.t5_max_distance;
+  }
+
+  void bind(const ModelConfig& c, const ParamLayout& l, std::shared_ptr<Backend> be) override {
+    num_buckets_ = c.t5_buckets;
+    max_distance_ = c.t5_max_distance;
+    table_ = l.at("t5_bias").offset;
+    const std::vector<int32_t> b = t5_bucket_table(num_buckets_, max_distance_);
+    buckets_ = DeviceArray<int32_t>(be, b.size());
+    be->upload(buckets_.data(), b.data(), b.size() * sizeof(int32_t));
+    PositionMethod::bind(c, l, std::move(be));
+  }
+  ScoreBias score_bias(const ParamSet& p) const override {
+    ScoreBias b;
+    b.kind = BiasKind::t5;
+    b.t5_table = p.data.data() + table_;
+    b.t5_bucket = buckets_.data();
+    b.num_buckets = num_buckets_;
+    b.t5_max_distance = max_distance_;
+    return b;
+  }
+  float* score_bias_grad(ParamSet& g) const override { return g.data.data() + table_; }
+
+ private:
+  int num_buckets_ = 0, max_distance_ = 0;
+  size_t table_ = 0;                // offset of t5_bias (num_buckets, NH)
+  DeviceArray<int32_t> buckets_;    // (max_distance) bucket of each distance below it
+};
+
+}  // namespace
+
+int t5_bucket(int d, int num_buckets, int max_distance) {
+  const int max_exact = num_buckets / 2;
+  if (d < max_exact) return d;
+  // fp32 as in T5's reference (torch.log on a float tensor; the python-float divisor rounds to fp32)
+  const float ratio = std::log(float(d) / float(max_exact)) /
+                      float(std::log(double(max_distance) / double(max_exact)));
+  const int b = max_exact + int(ratio * float(num_buckets - max_exact));
+  return std::min(b, num_buckets - 1);
+}
+
+std::vector<int32_t> t5_bucket_table(int num_buckets, int max_distance) {
+  std::vector<int32_t> t(max_distance);
+  for (int d = 0; d < max_distance; ++d) t[d] = t5_bucket(d, num_buckets, max_distance);
+  return t;
+}
+
+std::unique_ptr<PositionMethod> make_t5() { return std::make_unique<T5>(); }
+
+}  // namespace alibi
