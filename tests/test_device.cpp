@@ -1,0 +1,76 @@
+// --device on every subcommand that computes: `cpu` (the default) runs, anything else is one
+// line naming the value and the devices of this build, exit code 2, before any work.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "cli.h"
+#include "kernels/backend.h"
+#include "model/checkpoint.h"
+#include "model/model.h"
+
+namespace alibi {
+namespace {
+
+class DeviceCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir("device");
+    ModelConfig c;
+    c.vocab = 256, c.layers = 1, c.d_model = 16, c.heads = 2, c.ffn = 32;
+    Model m(c, 1, 1, false);
+    m.init_weights(3);
+    write_checkpoint(path("run"), c, nlohmann::json{{"seq_len", 8}}, 1, Tokenizer::bytes(),
+                     m.params, nullptr, nullptr, 1);
+    test::write_text(path("text.txt"), std::string(200, 'a') + "\n");
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string path(const std::string& s) { return *dir_ / s; }
+  static test::TempDir* dir_;
+};
+test::TempDir* DeviceCli::dir_ = nullptr;
+
+TEST_F(DeviceCli, CpuIsAcceptedEverywhere) {
+  for (const std::string& args :
+       {"eval " + path("run") + " --text " + path("text.txt") + " --lengths 8 --device cpu",
+        "generate " + path("run") + " --prompt ab --max-new-tokens 3 --device cpu",
+        "train --data " + path("none") + " --out " + path("out") + " --device cpu"}) {
+    const auto r = test::run_cli("--threads 1 " + args, path("e"));
+    if (args.starts_with("train")) {  // gets past the device to the missing data folder
+      EXPECT_EQ(r.code, 2) << r.err;
+      EXPECT_NE(r.err.find("--data"), std::string::npos) << r.err;
+    } else {
+      EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
+    }
+  }
+}
+
+TEST_F(DeviceCli, UnknownDeviceIsOneLineNamingItAndTheBuildsDevices) {
+  for (const std::string& args :
+       {"train --data " + path("none") + " --out " + path("out") + " --device tpu",
+        "eval " + path("run") + " --text " + path("text.txt") + " --device tpu",
+        "generate " + path("run") + " --prompt ab --device tpu",
+        std::string("bench --configs tiny --device tpu")}) {
+    const auto r = test::run_cli(args, path("e"));
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
+    EXPECT_NE(r.err.find("--device 'tpu'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(device_names()), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << args << ": nothing before the error";
+  }
+}
+
+TEST(Device, HelpListsTheFlagWithItsDefault) {
+  test::TempDir dir("device_help");
+  for (const char* sub : {"train", "eval", "generate", "bench"}) {
+    const auto r = test::run_cli(std::string(sub) + " --help", dir / "e");
+    EXPECT_EQ(r.code, 0) << sub;
+    const size_t at = r.out.find("--device");
+    ASSERT_NE(at, std::string::npos) << sub << ": " << r.out;
+    EXPECT_NE(r.out.find("=cpu", at), std::string::npos) << sub << ": " << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace alibi
