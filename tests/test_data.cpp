@@ -9,12 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
 #include "data/dataset.h"
 #include "data/tokenizer.h"
+#include "usage_error.h"
 
 namespace fs = std::filesystem;
 using namespace alibi;
+using alibi::test::expect_usage_error;
 
 namespace {
 
@@ -67,19 +68,6 @@ class DataTest : public ::testing::Test {
 
   fs::path dir_;
 };
-
-// Runs f, expects a UsageError whose message contains every string in `needles`.
-template <typename F>
-void expect_usage_error(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no UsageError thrown";
-  } catch (const UsageError& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << "message is not one line: " << msg;
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << n << " not in: " << msg;
-  }
-}
 
 PrepareOptions options(const fs::path& in, const fs::path& out, const std::string& tok = "bytes") {
   PrepareOptions o;
