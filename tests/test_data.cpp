@@ -290,6 +290,23 @@ TEST_F(DataTest, LoadSplitRejectsDamagedFiles) {
   expect_usage_error([&] { load_split(dir_.string(), "valid"); }, {(dir_ / "valid.tok").string()});
 }
 
+// One spelling of each kind, read back by the parser; a foreign kind in tokenizer.json is refused
+// naming the file and the value.
+TEST_F(DataTest, TokenizerKindNames) {
+  for (TokenizerKind k : {TokenizerKind::bytes, TokenizerKind::bpe})
+    EXPECT_EQ(parse_tokenizer_kind(tokenizer_kind_name(k), "--tokenizer"), k);
+  EXPECT_STREQ(tokenizer_kind_name(TokenizerKind::bytes), "bytes");
+  EXPECT_STREQ(tokenizer_kind_name(TokenizerKind::bpe), "bpe");
+  expect_usage_error([] { parse_tokenizer_kind("BPE", "--tokenizer"); }, {"--tokenizer", "'BPE'"});
+
+  Tokenizer::bytes().save_dir(dir_.string());
+  const fs::path json = dir_ / "tokenizer.json";
+  std::string text = read_text(json);
+  text.replace(text.find("\"bytes\""), 7, "\"wordpiece\"");
+  write_text(json, text);
+  expect_usage_error([&] { Tokenizer::load_dir(dir_.string()); }, {json.string(), "wordpiece"});
+}
+
 TEST_F(DataTest, SampleBatch) {
   TokenSplit s;
   s.path = "mem/train.tok";

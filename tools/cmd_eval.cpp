@@ -43,7 +43,7 @@ std::string read_text_file(const std::string& path) {
 }
 
 std::string tokenizer_desc(const Tokenizer& t) {
-  return str_cat(t.kind() == TokenizerKind::bytes ? "bytes" : "bpe", " (vocab ", t.vocab(), ")");
+  return str_cat(tokenizer_kind_name(t.kind()), " (vocab ", t.vocab(), ")");
 }
 
 // Output files are replaced whole (core/io.h), so an interrupted eval never leaves half a file;

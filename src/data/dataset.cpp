@@ -257,9 +257,8 @@ void prepare(const PrepareOptions& opts) {
   // 1. Flags, before anything touches the disk.
   std::optional<Tokenizer> given;  // --tokenizer-from: a checkpoint's own tokenizer
   if (!opts.tokenizer_from.empty()) given = read_checkpoint(opts.tokenizer_from).tokenizer;
-  if (!given && opts.tokenizer != "bytes" && opts.tokenizer != "bpe")
-    usage_error("unknown --tokenizer '", opts.tokenizer, "'; expected bytes or bpe");
-  const bool bpe = !given && opts.tokenizer == "bpe";
+  const bool bpe =
+      !given && parse_tokenizer_kind(opts.tokenizer, "--tokenizer") == TokenizerKind::bpe;
   if (bpe && (opts.vocab < 300 || opts.vocab > (1 << 20)))  // as Tokenizer::train_bpe, but early
     usage_error("--vocab ", opts.vocab, " is out of range for the bpe tokenizer; expected 300..",
                 1 << 20, " (256 ids go to byte fallback)");
@@ -364,7 +363,7 @@ void prepare(const PrepareOptions& opts) {
     nlohmann::json info;
     info["format"] = kPrepareFormat;
     info["input"] = fs::absolute(input, ec).string();
-    const std::string tok_kind = tok.kind() == TokenizerKind::bpe ? "bpe" : "bytes";
+    const char* tok_kind = tokenizer_kind_name(tok.kind());
     info["tokenizer"] = tok_kind;
     if (given) info["tokenizer_from"] = fs::absolute(opts.tokenizer_from, ec).string();
     info["vocab"] = tok.vocab();
@@ -402,7 +401,7 @@ void prepare(const PrepareOptions& opts) {
     }
 
     std::fprintf(stderr, "prepare: %s vocab %d; train %s, valid %s, test %s tokens; %.1f s -> %s\n",
-                 tok_kind.c_str(), tok.vocab(), with_commas(counts[0]).c_str(),
+                 tok_kind, tok.vocab(), with_commas(counts[0]).c_str(),
                  with_commas(counts[1]).c_str(), with_commas(counts[2]).c_str(), seconds,
                  out.string().c_str());
   } catch (...) {

@@ -146,6 +146,16 @@ void for_each_chunk(std::string_view text, F&& f) {
 
 }  // namespace
 
+const char* tokenizer_kind_name(TokenizerKind kind) {
+  return kind == TokenizerKind::bpe ? "bpe" : "bytes";
+}
+
+TokenizerKind parse_tokenizer_kind(const std::string& name, const std::string& flag) {
+  if (name == "bytes") return TokenizerKind::bytes;
+  if (name == "bpe") return TokenizerKind::bpe;
+  usage_error("unknown ", flag, " '", name, "'; expected bytes or bpe");
+}
+
 Tokenizer::Tokenizer() = default;
 Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
@@ -243,9 +253,10 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
                 "' lacks \"kind\" or \"vocab\"; expected {\"kind\": \"bytes\"|\"bpe\", \"vocab\": N}");
   }
   Tokenizer t;
-  if (kind == "bytes") {
+  const std::string where = str_cat("\"kind\" in tokenizer file '", json_path.string(), "':");
+  if (parse_tokenizer_kind(kind, where) == TokenizerKind::bytes) {
     t = bytes();
-  } else if (kind == "bpe") {
+  } else {
     const fs::path model_path = fs::path(dir) / "tokenizer.model";
     if (!fs::is_regular_file(model_path, ec))
       usage_error("tokenizer folder '", dir, "' has kind bpe but no tokenizer.model");
@@ -253,9 +264,6 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
     t.sp_ = load_sp(model, str_cat("'", model_path.string(), "'"));
     t.kind_ = TokenizerKind::bpe;
     t.model_bytes_ = std::move(model);
-  } else {
-    usage_error("tokenizer file '", json_path.string(), "' has kind '", kind,
-                "'; expected bytes or bpe");
   }
   if (t.vocab() != vocab)
     usage_error("tokenizer file '", json_path.string(), "' says vocab ", vocab,
@@ -265,7 +273,7 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
 
 void Tokenizer::save_dir(const std::string& dir) const {
   nlohmann::json j;
-  j["kind"] = kind_ == TokenizerKind::bytes ? "bytes" : "bpe";
+  j["kind"] = tokenizer_kind_name(kind_);
   j["vocab"] = vocab();
   j["fingerprint"] = fingerprint();
   if (kind_ == TokenizerKind::bpe)
@@ -329,7 +337,7 @@ std::string Tokenizer::decode_one(int32_t id) const {
 std::string Tokenizer::fingerprint() const {
   char hash[17];
   std::snprintf(hash, sizeof hash, "%016llx", (unsigned long long)hash_bytes(model_bytes_));
-  return str_cat(kind_ == TokenizerKind::bytes ? "bytes" : "bpe", "-", vocab(), "-", hash);
+  return str_cat(tokenizer_kind_name(kind_), "-", vocab(), "-", hash);
 }
 
 }  // namespace alibi
