@@ -9,12 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
 #include "data/dataset.h"
 #include "data/tokenizer.h"
+#include "usage_error.h"
 
 namespace fs = std::filesystem;
 using namespace alibi;
+using alibi::test::expect_usage_error;
 
 namespace {
 
@@ -67,19 +68,6 @@ class DataTest : public ::testing::Test {
 
   fs::path dir_;
 };
-
-// Runs f, expects a UsageError whose message contains every string in `needles`.
-template <typename F>
-void expect_usage_error(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no UsageError thrown";
-  } catch (const UsageError& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << "message is not one line: " << msg;
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << n << " not in: " << msg;
-  }
-}
 
 PrepareOptions options(const fs::path& in, const fs::path& out, const std::string& tok = "bytes") {
   PrepareOptions o;
@@ -300,6 +288,23 @@ TEST_F(DataTest, LoadSplitRejectsDamagedFiles) {
   write_text(path, std::string(100, 'x'));
   expect_usage_error([&] { load_split(dir_.string(), "train"); }, {path.string(), "ALIBITOK"});
   expect_usage_error([&] { load_split(dir_.string(), "valid"); }, {(dir_ / "valid.tok").string()});
+}
+
+// One spelling of each kind, read back by the parser; a foreign kind in tokenizer.json is refused
+// naming the file and the value.
+TEST_F(DataTest, TokenizerKindNames) {
+  for (TokenizerKind k : {TokenizerKind::bytes, TokenizerKind::bpe})
+    EXPECT_EQ(parse_tokenizer_kind(tokenizer_kind_name(k), "--tokenizer"), k);
+  EXPECT_STREQ(tokenizer_kind_name(TokenizerKind::bytes), "bytes");
+  EXPECT_STREQ(tokenizer_kind_name(TokenizerKind::bpe), "bpe");
+  expect_usage_error([] { parse_tokenizer_kind("BPE", "--tokenizer"); }, {"--tokenizer", "'BPE'"});
+
+  Tokenizer::bytes().save_dir(dir_.string());
+  const fs::path json = dir_ / "tokenizer.json";
+  std::string text = read_text(json);
+  text.replace(text.find("\"bytes\""), 7, "\"wordpiece\"");
+  write_text(json, text);
+  expect_usage_error([&] { Tokenizer::load_dir(dir_.string()); }, {json.string(), "wordpiece"});
 }
 
 TEST_F(DataTest, SampleBatch) {

@@ -3,16 +3,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "commands.h"
 #include "core/error.h"
 #include "core/format.h"
+#include "core/io.h"
 #include "data/dataset.h"
 #include "eval/eval.h"
 #include "model/checkpoint.h"
@@ -41,15 +40,21 @@ std::string read_text_file(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
     usage_error("--text '", path, "' does not exist or is not a file; expected a text file");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) usage_error("--text '", path, "' cannot be read; check the permissions");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_file(path, "--text");
 }
 
 std::string tokenizer_desc(const Tokenizer& t) {
-  return str_cat(t.kind() == TokenizerKind::bytes ? "bytes" : "bpe", " (vocab ", t.vocab(), ")");
+  return str_cat(tokenizer_kind_name(t.kind()), " (vocab ", t.vocab(), ")");
+}
+
+// Output files are replaced whole (core/io.h), so an interrupted eval never leaves half a file;
+// the error names the flag the path came from.
+void write_output(const std::string& flag, const std::string& path, const std::string& text) {
+  try {
+    write_file_atomic(path, {text});
+  } catch (const UsageError& e) {
+    usage_error(flag, ": ", e.what());
+  }
 }
 
 nlohmann::json num_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nullptr; }
@@ -133,13 +138,10 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                "windows", "tokens", "loss", "ppl", "bits/tok", "bits/byte", "tok/s", "peak MB");
   std::fflush(table);
   nlohmann::json results = nlohmann::json::array();
-  std::ofstream pos_csv;
-  if (!o.per_position.empty()) {
-    pos_csv.open(o.per_position);
-    if (!pos_csv)
-      usage_error("--per-position '", o.per_position, "' cannot be written; check the folder");
-    pos_csv << "length,position,count,mean_loss\n";
-  }
+  // The whole CSV is kept and rewritten after each length: a run stopped part way leaves a
+  // complete CSV of the lengths it finished. Writing the header now checks the path early.
+  std::string pos_csv = "length,position,count,mean_loss\n";
+  if (!o.per_position.empty()) write_output("--per-position", o.per_position, pos_csv);
   for (int L : lengths) {
     EvalOptions eo;
     eo.length = L;
@@ -166,16 +168,16 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                        {"seconds", r.seconds},
                        {"tokens_per_s", r.tokens_per_s},
                        {"peak_rss_mb", r.peak_rss_mb}});
-    if (pos_csv.is_open()) {
+    if (!o.per_position.empty()) {
       char buf[96];
       for (int t = 0; t < L; ++t) {
         const int64_t c = r.position_count[size_t(t)];
         if (c == 0) continue;
         std::snprintf(buf, sizeof buf, "%d,%d,%lld,%.6f\n", L, t, (long long)c,
                       r.position_nats[size_t(t)] / double(c));
-        pos_csv << buf;
+        pos_csv += buf;
       }
-      pos_csv.flush();
+      write_output("--per-position", o.per_position, pos_csv);
     }
   }
   if (!o.json.empty()) {
@@ -198,9 +200,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
     if (json_stdout) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      std::ofstream f(o.json);
-      if (!(f << j.dump(2) << '\n'))
-        usage_error("--json '", o.json, "' cannot be written; check the folder");
+      write_output("--json", o.json, j.dump(2) + "\n");
     }
   }
 }

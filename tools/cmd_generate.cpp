@@ -3,17 +3,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/io.h"
 #include "core/rss.h"
 #include "generate/generate.h"
 #include "model/checkpoint.h"
@@ -33,14 +30,6 @@ struct GenerateFlags {
   std::string device = "cpu";
 };
 
-std::string read_prompt_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) usage_error("--prompt-file '", path, "' cannot be read: ", std::strerror(errno));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 void write_out(const std::string& s) {
   if (s.empty()) return;
   std::fwrite(s.data(), 1, s.size(), stdout);
@@ -54,7 +43,8 @@ void run(const GenerateFlags& f) {
   if (f.chunk < 1) usage_error("--chunk ", f.chunk, " must be >= 1");
   if (!f.prompt.empty() && !f.prompt_file.empty())
     usage_error("--prompt and --prompt-file '", f.prompt_file, "' are both given; use one");
-  const std::string text = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
+  const std::string text =
+      f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file, "--prompt-file");
 
   const std::shared_ptr<Backend> backend = make_backend(f.device, MatmulPrecision::fp32);
   // Keep the tokenizer, config and weights; let go of the rest of the file (AdamW moments).

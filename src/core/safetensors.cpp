@@ -1,15 +1,11 @@
 #include "core/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "core/error.h"
+#include "core/io.h"
 
 namespace alibi {
 namespace {
@@ -24,16 +20,6 @@ size_t dtype_size(const std::string& dtype) {
 
 // Caps the JSON header so a foreign file cannot make us allocate gigabytes.
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
-
-void write_all(int fd, const void* p, size_t n, const std::string& path) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t w = ::write(fd, c, n);
-    if (w < 0) throw std::runtime_error(str_cat("writing '", path, "': ", std::strerror(errno)));
-    c += w;
-    n -= size_t(w);
-  }
-}
 
 }  // namespace
 
@@ -143,31 +129,12 @@ void Safetensors::write_atomic(const std::string& path) const {
   while ((8 + header.size()) % 8 != 0) header.push_back(' ');  // keep the data 8-byte aligned
   const uint64_t hlen = header.size();
 
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw std::runtime_error(str_cat("cannot create '", tmp, "': ", std::strerror(errno)));
-  try {
-    write_all(fd, &hlen, 8, tmp);
-    write_all(fd, header.data(), header.size(), tmp);
-    for (auto& [name, t] : tensors) write_all(fd, t.data.data(), t.data.size(), tmp);
-    if (::fsync(fd) != 0) throw std::runtime_error(str_cat("fsync '", tmp, "' failed"));
-  } catch (...) {
-    ::close(fd);
-    std::remove(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(str_cat("cannot rename '", tmp, "' to '", path, "'"));
-  }
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  // Header length, header, then each tensor's bytes as they are: no copy of the weights.
+  std::vector<std::string_view> parts = {
+      std::string_view(reinterpret_cast<const char*>(&hlen), 8), header};
+  for (auto& [name, t] : tensors)
+    parts.emplace_back(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+  write_file_atomic(path, parts);
 }
 
 }  // namespace alibi

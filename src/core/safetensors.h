@@ -24,8 +24,8 @@ struct Safetensors {
 
   // Throws UsageError naming `path` if it is missing, truncated or not safetensors.
   static Safetensors read(const std::string& path);
-  // Writes PATH.tmp, fsyncs it, renames it to PATH and fsyncs the folder: a crash leaves either
-  // the old file or the new one, never half of one.
+  // Writes PATH through write_file_atomic (core/io.h): a crash leaves either the old file or the
+  // new one, never half of one.
   void write_atomic(const std::string& path) const;
 
   void add(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,

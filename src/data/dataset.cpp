@@ -1,10 +1,8 @@
 // Prepared token files, `prepare` (text -> DIR/{train,valid,test}.tok + tokenizer) and batches.
 #include "data/dataset.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <omp.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -12,15 +10,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/format.h"
+#include "core/io.h"
 #include "core/rng.h"
 #include "model/checkpoint.h"
 
@@ -56,65 +55,12 @@ uint64_t get_u64(const unsigned char* p) {
   return v;
 }
 
-std::string read_whole(const fs::path& p, const std::string& what) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) usage_error(what, " '", p.string(), "' cannot be read; check the path and permissions");
-  std::error_code ec;
-  std::string s;
-  if (fs::is_regular_file(p, ec)) {  // one allocation, however large the corpus
-    s.resize(size_t(fs::file_size(p, ec)));
-    f.read(s.data(), std::streamsize(s.size()));
-    if (size_t(f.gcount()) != s.size())
-      usage_error(what, " '", p.string(), "' could not be read to the end");
-  } else {  // a pipe or a device
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    s = ss.str();
-  }
-  return s;
-}
-
-// mkstemp and mkdtemp create private (0600 / 0700) entries; prepared data should get the usual
-// permissions, as if made by open() and mkdir() under the process umask.
+// mkdtemp creates a private (0700) folder; prepared data should get the usual permissions, as
+// if made by mkdir() under the process umask.
 mode_t usual_mode(mode_t base) {
   const mode_t mask = ::umask(0);
   ::umask(mask);
   return base & ~mask;
-}
-
-// Writes `data` through a temporary file in the same folder, fsyncs it and renames it into
-// place, so `path` is either the old file or the complete new one.
-void write_atomic(const fs::path& path, const void* data, size_t n) {
-  std::string tmp = path.string() + ".tmp-XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0)
-    usage_error("cannot create a file next to '", path.string(), "': ", std::strerror(errno),
-                "; check the folder exists and is writable");
-  const char* p = static_cast<const char*>(data);
-  size_t left = n;
-  int err = ::fchmod(fd, usual_mode(0666)) == 0 ? 0 : errno;
-  while (err == 0 && left > 0) {
-    const ssize_t w = ::write(fd, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      err = w < 0 ? errno : EIO;
-      break;
-    }
-    p += w;
-    left -= size_t(w);
-  }
-  if (err == 0 && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && err == 0) err = errno;
-  if (err == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    ::unlink(tmp.c_str());
-    // Disk full or I/O error: the environment, not the user (exit 1).
-    throw std::runtime_error(str_cat("writing '", path.string(), "' failed: ", std::strerror(err)));
-  }
-}
-
-void write_text_atomic(const fs::path& path, const std::string& s) {
-  write_atomic(path, s.data(), s.size());
 }
 
 // Byte offset of the first byte that breaks UTF-8 (overlong forms, surrogates and code points
@@ -260,7 +206,8 @@ void save_split(const std::string& path, const std::vector<int32_t>& tokens, int
     ALIBI_CHECK(tokens[i] >= 0 && tokens[i] < vocab, "token ", tokens[i], " outside vocab ", vocab);
     put_u32(p + 4 * i, uint32_t(tokens[i]));
   }
-  write_atomic(path, buf.data(), buf.size());
+  write_file_atomic(path,
+                    {std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size())});
 }
 
 TokenSplit load_split(const std::string& dir, const std::string& split) {
@@ -270,11 +217,10 @@ TokenSplit load_split(const std::string& dir, const std::string& split) {
   if (!fs::is_regular_file(s.path, ec))
     usage_error("split file '", s.path, "' does not exist; expected the output of 'alibi prepare' in '",
                 dir, "'");
-  std::ifstream f(s.path, std::ios::binary);
-  if (!f) usage_error("split file '", s.path, "' cannot be read");
-  const uint64_t size = fs::file_size(s.path, ec);
-  unsigned char h[kHeaderBytes];
-  if (ec || size < kHeaderBytes || !f.read(reinterpret_cast<char*>(h), kHeaderBytes))
+  const std::string raw = read_file(s.path, "split file");
+  const uint64_t size = raw.size();
+  const auto* h = reinterpret_cast<const unsigned char*>(raw.data());
+  if (size < kHeaderBytes)
     usage_error("split file '", s.path, "' is ", size, " bytes, shorter than its ", kHeaderBytes,
                 "-byte header; rerun 'alibi prepare'");
   if (std::memcmp(h, kMagic, sizeof kMagic) != 0)
@@ -294,12 +240,9 @@ TokenSplit load_split(const std::string& dir, const std::string& split) {
                 " tokens (", kHeaderBytes + 4 * n, " bytes); it is truncated or corrupt, rerun "
                 "'alibi prepare'");
   s.vocab = int(vocab);
-  std::vector<unsigned char> raw(4 * n);
-  if (n > 0 && !f.read(reinterpret_cast<char*>(raw.data()), std::streamsize(raw.size())))
-    usage_error("split file '", s.path, "' could not be read to the end");
   s.tokens.resize(n);
   for (uint64_t i = 0; i < n; ++i) {
-    const uint32_t id = get_u32(raw.data() + 4 * i);
+    const uint32_t id = get_u32(h + kHeaderBytes + 4 * i);
     if (id >= vocab)
       usage_error("split file '", s.path, "' has token ", id, " at index ", i, ", outside its vocab ",
                   vocab, "; the file is corrupt, rerun 'alibi prepare'");
@@ -314,9 +257,8 @@ void prepare(const PrepareOptions& opts) {
   // 1. Flags, before anything touches the disk.
   std::optional<Tokenizer> given;  // --tokenizer-from: a checkpoint's own tokenizer
   if (!opts.tokenizer_from.empty()) given = read_checkpoint(opts.tokenizer_from).tokenizer;
-  if (!given && opts.tokenizer != "bytes" && opts.tokenizer != "bpe")
-    usage_error("unknown --tokenizer '", opts.tokenizer, "'; expected bytes or bpe");
-  const bool bpe = !given && opts.tokenizer == "bpe";
+  const bool bpe =
+      !given && parse_tokenizer_kind(opts.tokenizer, "--tokenizer") == TokenizerKind::bpe;
   if (bpe && (opts.vocab < 300 || opts.vocab > (1 << 20)))  // as Tokenizer::train_bpe, but early
     usage_error("--vocab ", opts.vocab, " is out of range for the bpe tokenizer; expected 300..",
                 1 << 20, " (256 ids go to byte fallback)");
@@ -358,7 +300,7 @@ void prepare(const PrepareOptions& opts) {
                     " files ('", found[k][0].filename().string(), "', '",
                     found[k][1].filename().string(), "'); expected exactly one");
       }
-      storage[k] = read_whole(found[k][0], "corpus");
+      storage[k] = read_file(found[k][0].string(), "corpus");
       splits[k].source = found[k][0].string();
       splits[k].text = storage[k];
       check_text(splits[k].text, splits[k].source);
@@ -368,7 +310,7 @@ void prepare(const PrepareOptions& opts) {
     if (!(vf > 0 && tf > 0 && vf + tf < 1))
       usage_error("--valid-fraction ", vf, " and --test-fraction ", tf,
                   " must each be above 0 and sum to below 1");
-    storage[0] = read_whole(input, "corpus");
+    storage[0] = read_file(opts.input, "corpus");
     const std::string_view all = storage[0];
     check_text(all, opts.input);
     const size_t n = all.size();
@@ -401,7 +343,7 @@ void prepare(const PrepareOptions& opts) {
       std::string train_path = splits[0].source;
       if (!fs::is_directory(input)) {  // the train split is only part of the file
         train_path = (tmp / "bpe-train.txt").string();
-        write_text_atomic(train_path, std::string(splits[0].text));
+        write_file_atomic(train_path, {splits[0].text});
       }
       try {
         tok = Tokenizer::train_bpe(train_path, opts.vocab, threads);
@@ -421,7 +363,7 @@ void prepare(const PrepareOptions& opts) {
     nlohmann::json info;
     info["format"] = kPrepareFormat;
     info["input"] = fs::absolute(input, ec).string();
-    const std::string tok_kind = tok.kind() == TokenizerKind::bpe ? "bpe" : "bytes";
+    const char* tok_kind = tokenizer_kind_name(tok.kind());
     info["tokenizer"] = tok_kind;
     if (given) info["tokenizer_from"] = fs::absolute(opts.tokenizer_from, ec).string();
     info["vocab"] = tok.vocab();
@@ -438,7 +380,7 @@ void prepare(const PrepareOptions& opts) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     info["seconds"] = std::round(seconds * 100) / 100;
-    write_text_atomic(tmp / "prepare.json", info.dump(2) + "\n");
+    write_file_atomic((tmp / "prepare.json").string(), {info.dump(2), "\n"});
 
     // Swap into place: an earlier prepare output is moved aside first and removed after.
     if (fs::exists(out, ec)) {
@@ -459,7 +401,7 @@ void prepare(const PrepareOptions& opts) {
     }
 
     std::fprintf(stderr, "prepare: %s vocab %d; train %s, valid %s, test %s tokens; %.1f s -> %s\n",
-                 tok_kind.c_str(), tok.vocab(), with_commas(counts[0]).c_str(),
+                 tok_kind, tok.vocab(), with_commas(counts[0]).c_str(),
                  with_commas(counts[1]).c_str(), with_commas(counts[2]).c_str(), seconds,
                  out.string().c_str());
   } catch (...) {

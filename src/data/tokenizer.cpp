@@ -13,14 +13,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <optional>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/io.h"
 #include "core/rng.h"
 
 namespace alibi {
@@ -42,31 +41,6 @@ constexpr int kMaxTrainLineBytes = 1 << 16;
 // SentencePiece's BPE Encode slows down on long inputs (10.8 MB of wikitext: 10 s in 1 MB
 // pieces, 3 s in 4 KB pieces), so it is called on pieces of about this size, cut after a '\n'.
 constexpr size_t kEncodeChunkBytes = 4096;
-
-std::string read_file_or_throw(const fs::path& p, const std::string& what) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) usage_error(what, " '", p.string(), "' cannot be read");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// Writes `data` to `path` through a temporary file in the same folder, then renames it, so a
-// reader never sees a half-written file.
-void write_file_atomic(const fs::path& path, const std::string& data) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) usage_error("cannot write '", tmp.string(), "'; check the folder exists and is writable");
-    f.write(data.data(), std::streamsize(data.size()));
-    f.flush();
-    if (!f) usage_error("writing '", tmp.string(), "' failed (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) usage_error("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
-}
 
 // 64-bit FNV-1a, finished with mix64 so that nearby inputs spread over all bits.
 uint64_t hash_bytes(std::string_view s) {
@@ -172,6 +146,16 @@ void for_each_chunk(std::string_view text, F&& f) {
 
 }  // namespace
 
+const char* tokenizer_kind_name(TokenizerKind kind) {
+  return kind == TokenizerKind::bpe ? "bpe" : "bytes";
+}
+
+TokenizerKind parse_tokenizer_kind(const std::string& name, const std::string& flag) {
+  if (name == "bytes") return TokenizerKind::bytes;
+  if (name == "bpe") return TokenizerKind::bpe;
+  usage_error("unknown ", flag, " '", name, "'; expected bytes or bpe");
+}
+
 Tokenizer::Tokenizer() = default;
 Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
@@ -255,7 +239,7 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
                 "'alibi prepare'");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file_or_throw(json_path, "tokenizer file"));
+    j = nlohmann::json::parse(read_file(json_path.string(), "tokenizer file"));
   } catch (const nlohmann::json::exception& e) {
     usage_error("tokenizer file '", json_path.string(), "' is not valid JSON: ", e.what());
   }
@@ -269,19 +253,17 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
                 "' lacks \"kind\" or \"vocab\"; expected {\"kind\": \"bytes\"|\"bpe\", \"vocab\": N}");
   }
   Tokenizer t;
-  if (kind == "bytes") {
+  const std::string where = str_cat("\"kind\" in tokenizer file '", json_path.string(), "':");
+  if (parse_tokenizer_kind(kind, where) == TokenizerKind::bytes) {
     t = bytes();
-  } else if (kind == "bpe") {
+  } else {
     const fs::path model_path = fs::path(dir) / "tokenizer.model";
     if (!fs::is_regular_file(model_path, ec))
       usage_error("tokenizer folder '", dir, "' has kind bpe but no tokenizer.model");
-    std::string model = read_file_or_throw(model_path, "tokenizer model");
+    std::string model = read_file(model_path.string(), "tokenizer model");
     t.sp_ = load_sp(model, str_cat("'", model_path.string(), "'"));
     t.kind_ = TokenizerKind::bpe;
     t.model_bytes_ = std::move(model);
-  } else {
-    usage_error("tokenizer file '", json_path.string(), "' has kind '", kind,
-                "'; expected bytes or bpe");
   }
   if (t.vocab() != vocab)
     usage_error("tokenizer file '", json_path.string(), "' says vocab ", vocab,
@@ -291,11 +273,12 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
 
 void Tokenizer::save_dir(const std::string& dir) const {
   nlohmann::json j;
-  j["kind"] = kind_ == TokenizerKind::bytes ? "bytes" : "bpe";
+  j["kind"] = tokenizer_kind_name(kind_);
   j["vocab"] = vocab();
   j["fingerprint"] = fingerprint();
-  if (kind_ == TokenizerKind::bpe) write_file_atomic(fs::path(dir) / "tokenizer.model", model_bytes_);
-  write_file_atomic(fs::path(dir) / "tokenizer.json", j.dump(2) + "\n");
+  if (kind_ == TokenizerKind::bpe)
+    write_file_atomic((fs::path(dir) / "tokenizer.model").string(), {model_bytes_});
+  write_file_atomic((fs::path(dir) / "tokenizer.json").string(), {j.dump(2), "\n"});
 }
 
 int Tokenizer::vocab() const { return kind_ == TokenizerKind::bytes ? kBytesVocab : sp_->GetPieceSize(); }
@@ -354,7 +337,7 @@ std::string Tokenizer::decode_one(int32_t id) const {
 std::string Tokenizer::fingerprint() const {
   char hash[17];
   std::snprintf(hash, sizeof hash, "%016llx", (unsigned long long)hash_bytes(model_bytes_));
-  return str_cat(kind_ == TokenizerKind::bytes ? "bytes" : "bpe", "-", vocab(), "-", hash);
+  return str_cat(tokenizer_kind_name(kind_), "-", vocab(), "-", hash);
 }
 
 }  // namespace alibi

@@ -15,6 +15,12 @@ namespace alibi {
 
 enum class TokenizerKind { bytes, bpe };
 
+// "bytes" | "bpe": the one spelling used by --tokenizer, tokenizer.json and checkpoint metadata.
+const char* tokenizer_kind_name(TokenizerKind kind);
+// Throws UsageError "unknown <flag> '<name>'; expected bytes or bpe"; `flag` says where the name
+// came from (a flag, or a file's field).
+TokenizerKind parse_tokenizer_kind(const std::string& name, const std::string& flag);
+
 class Tokenizer {
  public:
   static Tokenizer bytes();

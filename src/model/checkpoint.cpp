@@ -57,7 +57,8 @@ Checkpoint read_checkpoint(const std::string& path_or_run) {
     ck.train = nlohmann::json::parse(md.at("train"));
     ck.step = std::stoll(md.at("step"));
     auto tj = nlohmann::json::parse(md.at("tokenizer"));
-    if (tj.at("kind").get<std::string>() == "bpe") {
+    const std::string where = str_cat("tokenizer \"kind\" in checkpoint '", ck.path, "':");
+    if (parse_tokenizer_kind(tj.at("kind").get<std::string>(), where) == TokenizerKind::bpe) {
       const StTensor& t = ck.st.at("tokenizer.model");
       ck.tokenizer = Tokenizer::bpe_from_model(std::string(t.data.begin(), t.data.end()));
     } else {
@@ -103,7 +104,7 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
   st.metadata["train"] = train.dump();
   st.metadata["step"] = std::to_string(step);
   st.metadata["tokenizer"] =
-      nlohmann::json{{"kind", tok.kind() == TokenizerKind::bpe ? "bpe" : "bytes"},
+      nlohmann::json{{"kind", tokenizer_kind_name(tok.kind())},
                      {"vocab", tok.vocab()},
                      {"fingerprint", tok.fingerprint()}}
           .dump();

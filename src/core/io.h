@@ -1,0 +1,23 @@
+#pragma once
+// Whole-file I/O. Every file alibi writes in one go goes through write_file_atomic, so a crash,
+// a kill or a full disk leaves either the old file or the complete new one, never half of one;
+// every file it reads in one go goes through read_file. Both throw UsageError naming the path
+// and the OS reason.
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace alibi {
+
+// Writes PARTS one after another to a fresh temporary file in PATH's folder, fsyncs it, renames
+// it over PATH and fsyncs the folder. A new file gets 0666 minus the umask, as open() gives. On
+// failure the temporary is removed and PATH is untouched.
+void write_file_atomic(const std::string& path, std::initializer_list<std::string_view> parts);
+void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts);
+
+// The whole content of PATH: a regular file in one allocation, a pipe or a device until its end.
+// Throws UsageError "<what> '<path>' cannot be read; <reason>".
+std::string read_file(const std::string& path, const std::string& what);
+
+}  // namespace alibi
