@@ -172,8 +172,8 @@ void Generator::check(int64_t prompt_tokens, int max_new) const {
     usage_error("--max-new-tokens ", max_new, ": a context of ", cache_.pos + to_feed,
                 " tokens plus ", max_new, " new ones needs ", end, " positions, but this --pos ",
                 pos_name(c.pos), " model has a table of ", limit, " (", pos_name(c.pos),
-                " embeddings cannot extrapolate; use alibi, rotary, t5, sinusoidal or none to run",
-                " past the training length)");
+                " embeddings cannot extrapolate; a method without a table runs past the training",
+                " length)");
 }
 
 GenerateStats Generator::generate(const std::vector<int32_t>& prompt, int max_new,
