@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/attention.h"
+#include "kernels/cpu/attention_cpu.h"
 #include "kernels/ops.h"
 
 namespace alibi {
@@ -52,7 +53,7 @@ struct Model::Acts {
   float* datty;                          // (N,C)
   float *datt, *dq, *dk, *dv;            // (B,NH,T,HS)
   float* dF;                             // (N,F)
-  float* attn_ws;                        // attention workspace
+  AttnWorkspace attn_ws;                 // attention scratch for the threads at plan time
   std::vector<int32_t> tokens, targets;  // (N) copies of the last batch
   std::vector<float> slopes;             // (NH) alibi
   std::vector<int32_t> t5_buckets;       // (t5_max_distance)
@@ -62,7 +63,7 @@ namespace {
 // Floats of attention scratch for batches of B x T, in the current matmul precision.
 size_t attention_workspace(const ModelConfig& c, int B, int T) {
   const AttnShape as{B, c.heads, T, T, c.head_size(), 0, matmul_precision()};
-  return attention_workspace_floats(as, omp_get_max_threads());
+  return cpu::attention_workspace_floats(as, omp_get_max_threads());
 }
 }  // namespace
 
@@ -141,7 +142,8 @@ Model::Model(const ModelConfig& c, int B, int T, bool training)
     a.dv = take(N * C);
     a.dF = take(N * F);
   }
-  a.attn_ws = take(attention_workspace(c, B, T));
+  const size_t attn_floats = attention_workspace(c, B, T);
+  a.attn_ws = AttnWorkspace{take(attn_floats), attn_floats, omp_get_max_threads()};
   ALIBI_CHECK(p == a.arena.data() + total);
   a.tokens.resize(N);
   a.targets.resize(N);
@@ -271,10 +273,12 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
         std::memcpy(cache->k.data() + dst, s.k + h * T * HS, size_t(T) * HS * sizeof(float));
         std::memcpy(cache->v.data() + dst, s.v + h * T * HS, size_t(T) * HS * sizeof(float));
       }
-      attention_forward(as, s.q, cache->k.data() + layer_off, cache->v.data() + layer_off, bias,
-                        adrop, s.att, s.lse, cache->workspace.data());
+      const AttnWorkspace ws{cache->workspace.data(), cache->workspace.size(),
+                             cache->workspace_threads};
+      cpu::attention_forward(as, s.q, cache->k.data() + layer_off, cache->v.data() + layer_off,
+                             bias, adrop, s.att, s.lse, ws);
     } else {
-      attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, a.attn_ws);
+      cpu::attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, a.attn_ws);
     }
     merge_heads(s.atty, s.att, B, T, NH, HS);
     linear_forward(a.branch, s.atty, P(o.proj_w), P(o.proj_b), N, C, C);
@@ -325,7 +329,8 @@ KVCache Model::make_cache(int capacity, bool sliding) const {
   kv.k.assign(n, 0.0f);
   kv.v.assign(n, 0.0f);
   const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), kv.rows(), attn_precision_};
-  kv.workspace.assign(attention_workspace_floats(s, omp_get_max_threads()), 0.0f);
+  kv.workspace_threads = omp_get_max_threads();
+  kv.workspace.assign(cpu::attention_workspace_floats(s, kv.workspace_threads), 0.0f);
   return kv;
 }
 
@@ -402,8 +407,8 @@ void Model::backward(float loss_scale) {
     linear_backward(a.datty, G(o.proj_w), G(o.proj_b), a.branch, s.atty, P(o.proj_w), N, C, C);
     merge_heads_backward(a.datt, a.datty, B, T, NH, HS);
     adrop.seed = hash64(dropout_seed_, uint64_t(l), 0);
-    attention_backward(as, s.q, s.k, s.v, s.att, s.lse, a.datt, bias, adrop, a.dq, a.dk, a.dv, dt5,
-                       a.attn_ws);
+    cpu::attention_backward(as, s.q, s.k, s.v, s.att, s.lse, a.datt, bias, adrop, a.dq, a.dk, a.dv,
+                            dt5, a.attn_ws);
     if (c.pos == PosKind::rotary) {
       rotary_backward(a.dq, B, int(NH), T, HS, 0);
       rotary_backward(a.dk, B, int(NH), T, HS, 0);

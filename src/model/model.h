@@ -24,6 +24,7 @@ struct KVCache {
   int64_t pos = 0;   // absolute position of the next token
   std::vector<float> k, v;       // (L, NH, rows, HS)
   std::vector<float> workspace;  // attention scratch for queries against `capacity` keys
+  int workspace_threads = 0;     // OpenMP threads the workspace was planned for
 
   // Rows allocated per (layer, head): a sliding cache has room for twice its window, so that
   // dropping old rows only moves `start` on, and the live rows move back to the front only once
