@@ -8,7 +8,7 @@
 //     attn_mask with the causal -inf folded in (bench/sdpa_bench.py, run from this process with
 //     the same sizes and thread counts), forward and forward+backward; plus, for context only,
 //     SDPA with is_causal=True and no bias (not ALiBi: what torch does when it may skip blocks);
-//   - the naive reference (attention_forward_naive / _backward_naive), on one thread.
+//   - the naive reference (ref::attention_forward_naive / _backward_naive), on one thread.
 // With AVX512-BF16 it also times the fused kernel with bf16 operands (AttnShape::precision; bias,
 // softmax statistics and outputs fp32) against the fp32 kernel of the same run, with oneDNN's
 // bf16 2048^3 gemm over sgemm as the control. And it prints the 2-thread / 1-thread scaling of
@@ -39,7 +39,9 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "kernels/attention.h"
+#include "kernels/cpu/attention_cpu.h"
 #include "kernels/backend.h"
+#include "kernels/reference/attention_ref.h"
 
 using namespace alibi;
 
@@ -143,15 +145,17 @@ int main(int argc, char** argv) {
       for (float& e : *x) e = rng.normal();
     AttnShape s16 = s;
     s16.precision = MatmulPrecision::bf16;
-    std::vector<float> ws(std::max(attention_workspace_floats(s, threads),
-                                   bf16 ? attention_workspace_floats(s16, threads) : 0));
+    std::vector<float> buf(std::max(cpu::attention_workspace_floats(s, threads),
+                                    bf16 ? cpu::attention_workspace_floats(s16, threads) : 0));
+    const AttnWorkspace ws{buf.data(), buf.size(), threads};  // also serves fewer threads
     auto fwd = [&] {
-      attention_forward(s, q.data(), k.data(), v.data(), bias, drop, out.data(), lse.data(),
-                        ws.data());
+      cpu::attention_forward(s, q.data(), k.data(), v.data(), bias, drop, out.data(), lse.data(),
+                             ws);
     };
     auto bwd = [&] {
-      attention_backward(s, q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(),
-                         bias, drop, dq.data(), dk.data(), dv.data(), nullptr, ws.data());
+      cpu::attention_backward(s, q.data(), k.data(), v.data(), out.data(), lse.data(),
+                              dout.data(), bias, drop, dq.data(), dk.data(), dv.data(), nullptr,
+                              ws);
     };
     auto time_fused = [&](MatmulPrecision p) {
       s.precision = p;
@@ -172,15 +176,15 @@ int main(int argc, char** argv) {
     if (naive) {
       naive_t[T].fwd = time_call(
           [&] {
-            attention_forward_naive(s, q.data(), k.data(), v.data(), bias, drop, out.data(),
-                                    lse.data());
+            ref::attention_forward_naive(s, q.data(), k.data(), v.data(), bias, drop,
+                                         out.data(), lse.data());
           },
           0.0);
       naive_t[T].bwd = time_call(
           [&] {
-            attention_backward_naive(s, q.data(), k.data(), v.data(), out.data(), lse.data(),
-                                     dout.data(), bias, drop, dq.data(), dk.data(), dv.data(),
-                                     nullptr);
+            ref::attention_backward_naive(s, q.data(), k.data(), v.data(), out.data(),
+                                          lse.data(), dout.data(), bias, drop, dq.data(),
+                                          dk.data(), dv.data(), nullptr);
           },
           0.0);
     }

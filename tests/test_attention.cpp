@@ -12,12 +12,21 @@
 #include <tuple>
 #include <vector>
 
+#include "attention_problem.h"
 #include "bf16_util.h"
 #include "core/rng.h"
 #include "kernels/attention.h"
+#include "kernels/cpu/attention_cpu.h"
+#include "kernels/reference/attention_ref.h"
 
 namespace alibi {
 namespace {
+
+using test::kNumBuckets;
+using test::kT5MaxDistance;
+using test::max_abs;
+using test::Problem;
+using test::rel_err;
 
 // fused (fp32, tiled, online softmax, polynomial exp) vs naive (double accumulation): max abs
 // error relative to max |ref| of the tensor. fp32 sums of up to a few hundred terms in a
@@ -39,48 +48,6 @@ constexpr double kLseTol = 1e-5;
 constexpr double kFdStep = 1e-2;
 constexpr double kFdTol = 5e-4;
 
-// Any monotone bucket rule in [0, num_buckets) will do: exact for small distances, coarser further.
-constexpr int kNumBuckets = 8;
-constexpr int kT5MaxDistance = 24;
-
-struct Problem {
-  AttnShape s;
-  ScoreBias bias;
-  AttnDropout drop;
-  std::vector<float> q, k, v, dout, slopes, table;
-  std::vector<int32_t> buckets;
-
-  Problem(BiasKind kind, int B, int NH, int Tq, int Tk, int HS, float p, int ldk = 0,
-          uint64_t seed = 7) {
-    s.B = B, s.NH = NH, s.Tq = Tq, s.Tk = Tk, s.HS = HS, s.ldk = ldk;
-    Rng rng(seed);
-    const size_t nq = size_t(B) * NH * Tq * HS, nk = size_t(B) * NH * s.kv_rows() * HS;
-    auto fill = [&](std::vector<float>& x, size_t n, float sd) {
-      x.resize(n);
-      for (float& e : x) e = sd * rng.normal();
-    };
-    fill(q, nq, 1.5f);  // sd 1.5 makes some softmax rows peaked, others flat
-    fill(k, nk, 1.0f);
-    fill(v, nk, 1.0f);
-    fill(dout, nq, 1.0f);
-    for (int h = 0; h < NH; ++h) slopes.push_back(0.5f / float(1 << (h % 6)));  // 0.5, 0.25, ...
-    fill(table, size_t(kNumBuckets) * NH, 0.5f);
-    for (int d = 0; d < kT5MaxDistance; ++d)
-      buckets.push_back(std::min(kNumBuckets - 2, d < 4 ? d : 4 + (d - 4) / 6));
-    bias.kind = kind;
-    bias.slopes = slopes.data();
-    bias.t5_table = table.data();
-    bias.t5_bucket = buckets.data();
-    bias.num_buckets = kNumBuckets;
-    bias.t5_max_distance = kT5MaxDistance;
-    drop.p = p;
-    drop.seed = seed * 31 + 5;
-  }
-  size_t nq() const { return q.size(); }
-  size_t nk() const { return k.size(); }
-  size_t nlse() const { return size_t(s.B) * s.NH * s.Tq; }
-};
-
 struct Grads {
   std::vector<float> out, lse, dq, dk, dv, dt5;
 };
@@ -95,14 +62,15 @@ Grads run_fused(const Problem& P, const std::vector<float>& dt5_init) {
   g.out.assign(P.nq(), 0.f), g.lse.assign(P.nlse(), 0.f);
   g.dq.assign(P.nq(), 1.f), g.dk.assign(P.nk(), 1.f), g.dv.assign(P.nk(), 1.f);  // overwritten
   g.dt5 = dt5_init;
-  const size_t n = attention_workspace_floats(P.s, omp_get_max_threads());
+  const int threads = omp_get_max_threads();
+  const size_t n = cpu::attention_workspace_floats(P.s, threads);
   std::vector<float> ws(1 + n + kGuard, kGuardValue);
-  float* w = ws.data() + 1;
-  attention_forward(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, g.out.data(),
-                    g.lse.data(), w);
-  attention_backward(P.s, P.q.data(), P.k.data(), P.v.data(), g.out.data(), g.lse.data(),
-                     P.dout.data(), P.bias, P.drop, g.dq.data(), g.dk.data(), g.dv.data(),
-                     g.dt5.data(), w);
+  const AttnWorkspace w{ws.data() + 1, n, threads};
+  cpu::attention_forward(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, g.out.data(),
+                         g.lse.data(), w);
+  cpu::attention_backward(P.s, P.q.data(), P.k.data(), P.v.data(), g.out.data(), g.lse.data(),
+                          P.dout.data(), P.bias, P.drop, g.dq.data(), g.dk.data(), g.dv.data(),
+                          g.dt5.data(), w);
   for (size_t i = 1 + n; i < ws.size(); ++i)
     if (ws[i] != kGuardValue) {
       ADD_FAILURE() << "workspace overrun at float " << i - 1 << " of " << n;
@@ -116,30 +84,12 @@ Grads run_naive(const Problem& P, const std::vector<float>& dt5_init) {
   g.out.assign(P.nq(), 0.f), g.lse.assign(P.nlse(), 0.f);
   g.dq.assign(P.nq(), 1.f), g.dk.assign(P.nk(), 1.f), g.dv.assign(P.nk(), 1.f);
   g.dt5 = dt5_init;
-  attention_forward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, g.out.data(),
-                          g.lse.data());
-  attention_backward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), g.out.data(), g.lse.data(),
-                           P.dout.data(), P.bias, P.drop, g.dq.data(), g.dk.data(), g.dv.data(),
-                           g.dt5.data());
+  ref::attention_forward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop,
+                               g.out.data(), g.lse.data());
+  ref::attention_backward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), g.out.data(),
+                                g.lse.data(), P.dout.data(), P.bias, P.drop, g.dq.data(),
+                                g.dk.data(), g.dv.data(), g.dt5.data());
   return g;
-}
-
-double max_abs(const std::vector<float>& x) {
-  double m = 0.0;
-  for (float e : x) m = std::max(m, double(std::fabs(e)));
-  return m;
-}
-
-// max |a - ref| / max |ref| (or absolute when ref is all zero).
-double rel_err(const std::vector<float>& a, const std::vector<float>& ref) {
-  EXPECT_EQ(a.size(), ref.size());
-  double e = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i])) return INFINITY;
-    e = std::max(e, std::fabs(double(a[i]) - double(ref[i])));
-  }
-  const double m = max_abs(ref);
-  return m > 0.0 ? e / m : e;
 }
 
 void expect_fused_matches_naive(const Problem& P) {
@@ -218,16 +168,22 @@ TEST(AttentionFusedVsNaiveShapes, LongSequencePastT5MaxDistanceAndLargeAlibiBias
 // ---- finite differences ----------------------------------------------------------------------
 using ForwardFn = void (*)(const Problem&, std::vector<float>& out);
 
+// A workspace for s on the current thread count, held in buf.
+AttnWorkspace plan_workspace(const AttnShape& s, std::vector<float>& buf) {
+  const int threads = omp_get_max_threads();
+  buf.assign(cpu::attention_workspace_floats(s, threads), 0.0f);
+  return {buf.data(), buf.size(), threads};
+}
+
 void naive_out(const Problem& P, std::vector<float>& out) {
   std::vector<float> lse(P.nlse());
-  attention_forward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, out.data(),
-                          lse.data());
+  ref::attention_forward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop,
+                               out.data(), lse.data());
 }
 void fused_out(const Problem& P, std::vector<float>& out) {
-  std::vector<float> lse(P.nlse());
-  std::vector<float> ws(attention_workspace_floats(P.s, omp_get_max_threads()));
-  attention_forward(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, out.data(),
-                    lse.data(), ws.data());
+  std::vector<float> lse(P.nlse()), ws;
+  cpu::attention_forward(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, out.data(),
+                         lse.data(), plan_workspace(P.s, ws));
 }
 
 // Checks dq, dk, dv, dt5 of `fused ? fused : naive` backward against central differences of
@@ -243,23 +199,23 @@ void check_gradients_fd(Problem P, bool fused) {
   };
   std::vector<float> lse(P.nlse());
   if (fused) {
-    std::vector<float> ws(attention_workspace_floats(P.s, omp_get_max_threads()));
-    attention_forward(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, out.data(),
-                      lse.data(), ws.data());
+    std::vector<float> ws;
+    cpu::attention_forward(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, out.data(),
+                           lse.data(), plan_workspace(P.s, ws));
   } else {
-    attention_forward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, out.data(),
-                            lse.data());
+    ref::attention_forward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop,
+                                 out.data(), lse.data());
   }
   std::vector<float> dq(P.nq()), dk(P.nk()), dv(P.nk()), dt5(P.table.size(), 0.0f);
   if (fused) {
-    std::vector<float> ws(attention_workspace_floats(P.s, omp_get_max_threads()));
-    attention_backward(P.s, P.q.data(), P.k.data(), P.v.data(), out.data(), lse.data(),
-                       P.dout.data(), P.bias, P.drop, dq.data(), dk.data(), dv.data(),
-                       dt5.data(), ws.data());
+    std::vector<float> ws;
+    cpu::attention_backward(P.s, P.q.data(), P.k.data(), P.v.data(), out.data(), lse.data(),
+                            P.dout.data(), P.bias, P.drop, dq.data(), dk.data(), dv.data(),
+                            dt5.data(), plan_workspace(P.s, ws));
   } else {
-    attention_backward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), out.data(), lse.data(),
-                             P.dout.data(), P.bias, P.drop, dq.data(), dk.data(), dv.data(),
-                             dt5.data());
+    ref::attention_backward_naive(P.s, P.q.data(), P.k.data(), P.v.data(), out.data(),
+                                  lse.data(), P.dout.data(), P.bias, P.drop, dq.data(),
+                                  dk.data(), dv.data(), dt5.data());
   }
 
   auto fd_of = [&](std::vector<float>& x) {

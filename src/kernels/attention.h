@@ -9,15 +9,21 @@
 // Tq < Tk is a chunk of new tokens attending to a cache. The bias never exists as a T x T
 // tensor: alibi needs the NH slopes, t5 a (num_buckets, NH) table and a bucket rule.
 //
-// Two implementations share this interface:
-//   attention_forward / attention_backward        fused, tiled, online softmax (FlashAttention-2
-//                                                  style); memory O(T); used by every job
-//   attention_forward_naive / ..._backward_naive   materialise the (Tq,Tk) scores; tests and
-//                                                  benchmarks only
+// This header is the contract every implementation shares: the maths above and the types below.
+//   kernels/cpu/attention_cpu.h            cpu::attention_forward / _backward: fused, tiled,
+//                                          online softmax (FlashAttention-2 style); memory O(T);
+//                                          used by every job
+//   kernels/reference/attention_ref.h      ref::attention_forward_naive / _backward_naive:
+//                                          materialise the (Tq,Tk) scores in double; tests and
+//                                          benchmarks only
+// Tensors: q (B,NH,Tq,HS); k, v (B,NH,ldk,HS) of which the first Tk rows are used. The forward
+// overwrites out (B,NH,Tq,HS) and lse (B,NH,Tq), the log-sum-exp of each score row; the
+// backward, given dout (B,NH,Tq,HS), overwrites dq, dk, dv (the shapes of q, k, v) and, when the
+// bias is t5 and dt5_table is non-null, accumulates into (+=) dt5_table (num_buckets, NH).
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/precision.h"
+#include "kernels/ops.h"  // MatmulPrecision
 
 namespace alibi {
 
@@ -51,36 +57,13 @@ struct AttnShape {
   int kv_rows() const { return ldk > 0 ? ldk : Tk; }
 };
 
-// Scratch of the fused kernels, planned once for `threads` OpenMP threads.
+// Scratch of a fused kernel, planned once (one allocation, before the step loop) for `threads`
+// OpenMP threads: each thread carves its tiles from its own slice. A kernel refuses to run on
+// more threads than the workspace was planned for, or with fewer floats than its shape needs.
 struct AttnWorkspace {
   float* data = nullptr;
-  size_t floats = 0;
-  int threads = 0;
+  size_t floats = 0;  // floats at data
+  int threads = 0;    // OpenMP threads it was planned for
 };
-
-// Floats of scratch the fused kernels need for `threads` OpenMP threads (depends on
-// s.precision); the caller plans it once.
-size_t attention_workspace_floats(const AttnShape& s, int threads);
-
-// q (B,NH,Tq,HS); k, v (B,NH,ldk,HS) of which the first Tk rows are used.
-// out (B,NH,Tq,HS) overwritten; lse (B,NH,Tq) overwritten with the log-sum-exp of each score row.
-void attention_forward(const AttnShape& s, const float* q, const float* k, const float* v,
-                       const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
-                       float* workspace);
-
-// dout (B,NH,Tq,HS). dq, dk, dv overwritten (same shapes as q, k, v). dt5_table, when the bias
-// is t5 and it is non-null, is accumulated into (+=), (num_buckets, NH).
-void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
-                        const float* out, const float* lse, const float* dout,
-                        const ScoreBias& bias, const AttnDropout& drop, float* dq, float* dk,
-                        float* dv, float* dt5_table, float* workspace);
-
-void attention_forward_naive(const AttnShape& s, const float* q, const float* k, const float* v,
-                             const ScoreBias& bias, const AttnDropout& drop, float* out,
-                             float* lse);
-void attention_backward_naive(const AttnShape& s, const float* q, const float* k, const float* v,
-                              const float* out, const float* lse, const float* dout,
-                              const ScoreBias& bias, const AttnDropout& drop, float* dq,
-                              float* dk, float* dv, float* dt5_table);
 
 }  // namespace alibi

@@ -1,17 +1,24 @@
 #pragma once
-// The fused causal attention on the CPU (kernels/attention.h has the maths and the types).
+// The CPU's fused causal attention: tiled, online softmax (FlashAttention-2 style), the score
+// bias computed on the fly, memory O(T). Maths, tensor shapes and types: kernels/attention.h.
+// AttnShape::precision picks fp32 tile products or bf16 operands (AVX512-BF16).
 #include <cstddef>
 
 #include "kernels/attention.h"
 
 namespace alibi::cpu {
 
-// Floats of scratch one call of shape s needs with `threads` OpenMP threads.
+// Floats of workspace the kernels need for shape s on `threads` OpenMP threads (depends on
+// s.precision). Plan it once with the thread count the kernels will run on.
 size_t attention_workspace_floats(const AttnShape& s, int threads);
 
+// Both run omp_get_max_threads() threads and throw std::logic_error if that is more than
+// ws.threads, or if ws.floats < attention_workspace_floats(s, omp_get_max_threads()). Their
+// results do not depend on the thread count.
 void attention_forward(const AttnShape& s, const float* q, const float* k, const float* v,
                        const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
                        const AttnWorkspace& ws);
+
 void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
                         const float* out, const float* lse, const float* dout,
                         const ScoreBias& bias, const AttnDropout& drop, float* dq, float* dk,

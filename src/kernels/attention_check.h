@@ -1,0 +1,25 @@
+#pragma once
+// The argument checks of kernels/attention.h's contract, made by every implementation of it.
+#include "core/error.h"
+#include "kernels/attention.h"
+
+namespace alibi {
+
+inline void check_attention_args(const AttnShape& s, const ScoreBias& bias,
+                                 const AttnDropout& drop) {
+  ALIBI_CHECK(s.B >= 0 && s.NH >= 0 && s.Tq >= 0 && s.Tk >= 0 && s.HS >= 0, "B=", s.B,
+              " NH=", s.NH, " Tq=", s.Tq, " Tk=", s.Tk, " HS=", s.HS);
+  ALIBI_CHECK(s.Tq <= s.Tk, "Tq=", s.Tq, " Tk=", s.Tk, ": queries sit at the last Tq positions");
+  ALIBI_CHECK(s.kv_rows() >= s.Tk, "ldk=", s.ldk, " < Tk=", s.Tk);
+  ALIBI_CHECK(drop.p >= 0.0f && drop.p < 1.0f, "dropout p=", drop.p);
+  if (bias.kind == BiasKind::alibi)
+    ALIBI_CHECK(bias.slopes != nullptr, "alibi bias without slopes");
+  if (bias.kind == BiasKind::t5) {
+    ALIBI_CHECK(bias.t5_table != nullptr && bias.num_buckets > 0 && bias.t5_max_distance >= 0,
+                "t5 bias: table ", bias.t5_table, " num_buckets=", bias.num_buckets,
+                " max_distance=", bias.t5_max_distance);
+    ALIBI_CHECK(bias.t5_max_distance == 0 || bias.t5_bucket != nullptr, "t5 bias without buckets");
+  }
+}
+
+}  // namespace alibi

@@ -1,0 +1,205 @@
+#pragma once
+// fp32 tile products of the fused attention: a register-blocked micro-kernel and the Fp32Tiles
+// policy of the skeletons in attention_tiles.h. Internal to attention_cpu.cpp.
+//
+// Every product is C += A * B with the innermost loop over a contiguous row of B and C: the key
+// tile is transposed (and scaled by 1/sqrt(HS)) into k_tile_t (HS, kBc) so that an S row +=
+// q[i][d] * k_tile_t[d][:]. The micro-kernel is written with GCC/Clang vector extensions so that
+// it stays in registers.
+#include <algorithm>
+#include <cstddef>
+
+#include "kernels/cpu/attention_tiles.h"
+
+namespace alibi::cpu::attention_detail {
+
+constexpr int kVec = 16;  // floats per vector in the micro-kernel
+
+// 16 floats, any alignment (like __m512_u); plain C++ vector extensions, lowered to whatever
+// the target has (one zmm with AVX-512, two ymm with AVX2).
+typedef float vf16 __attribute__((vector_size(64), aligned(4), may_alias));
+
+// C[0..MR)[0..16*NV) (+)= sum_k A(r,k) * B[k][...]; A(r,k) = A[r*a_rs + k*a_cs].
+template <int MR, int NV, bool ACC>
+inline __attribute__((always_inline)) void micro(int K, const float* A, ptrdiff_t a_rs,
+                                                 ptrdiff_t a_cs, const float* B, ptrdiff_t ldb,
+                                                 float* C, ptrdiff_t ldc) {
+  vf16 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = ACC ? *reinterpret_cast<const vf16*>(C + r * ldc + v * kVec) : vf16{};
+  for (int k = 0; k < K; ++k) {
+    const float* b = B + k * ldb;
+    const float* a = A + k * a_cs;
+    vf16 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      bv[v] = *reinterpret_cast<const vf16*>(b + v * kVec);
+#if defined(__GNUC__) && defined(__AVX512F__)
+      // Keep the operand in a register: otherwise GCC folds the load into each of the MR FMAs
+      // and the loop becomes load-bound (measured 90 -> 112 GFLOP/s on one Zen 4 core). Only
+      // with AVX-512: without it a 16-float vector is two registers and the constraint fails.
+      asm("" : "+v"(bv[v]));
+#endif
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const float x = a[r * a_rs];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] += x * bv[v];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) *reinterpret_cast<vf16*>(C + r * ldc + v * kVec) = acc[r][v];
+}
+
+template <int NV, bool ACC>
+void gemm_chunk(int M, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* B,
+                ptrdiff_t ldb, float* C, ptrdiff_t ldc) {
+  constexpr int MR = NV >= 3 ? 4 : 8;  // keep MR*NV accumulators + NV operands within 32 regs
+  int m = 0;
+  for (; m + MR <= M; m += MR)
+    micro<MR, NV, ACC>(K, A + m * a_rs, a_rs, a_cs, B, ldb, C + m * ldc, ldc);
+  for (; m < M; ++m) micro<1, NV, ACC>(K, A + m * a_rs, a_rs, a_cs, B, ldb, C + m * ldc, ldc);
+}
+
+// C (M,N) (+)= A (M,K) B (K,N); B and C row-major with leading dimensions ldb, ldc; A through
+// strides so A may be a transposed view.
+template <bool ACC>
+void tile_gemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs,
+               const float* B, ptrdiff_t ldb, float* C, ptrdiff_t ldc) {
+  int n = 0;
+  for (; n + 4 * kVec <= N; n += 4 * kVec)
+    gemm_chunk<4, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc);
+  switch ((N - n) / kVec) {
+    case 3: gemm_chunk<3, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc); n += 3 * kVec; break;
+    case 2: gemm_chunk<2, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc); n += 2 * kVec; break;
+    case 1: gemm_chunk<1, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc); n += kVec; break;
+    default: break;
+  }
+  if (n == N) return;
+  for (int m = 0; m < M; ++m) {  // the last N % 16 columns (HS not a multiple of 16)
+    float* c = C + m * ldc;
+    if (!ACC) std::fill(c + n, c + N, 0.0f);
+    for (int k = 0; k < K; ++k) {
+      const float x = A[m * a_rs + k * a_cs];
+      const float* b = B + k * ldb;
+      for (int j = n; j < N; ++j) c[j] += x * b[j];
+    }
+  }
+}
+
+// dst (HS, kBc) = scale * src^T for src (cols, HS) rows; columns cols..kBc-1 zeroed.
+inline void transpose_tile(const float* src, int cols, int HS, float scale, float* dst) {
+  for (int d = 0; d < HS; ++d) {
+    float* row = dst + size_t(d) * kBc;
+    for (int j = 0; j < cols; ++j) row[j] = src[size_t(j) * HS + d] * scale;
+    for (int j = cols; j < kBc; ++j) row[j] = 0.0f;
+  }
+}
+
+// With this few query rows (decoding against a cache) S is computed by dot products straight
+// from K's rows: transposing a key tile would cost more than the product it serves (one row:
+// 2x faster; from 3 rows on the transpose wins, measured at Tk=2048, HS=64).
+constexpr int kDotRows = 2;
+
+// s (rows, kBc) = scale * q k^T for q (rows, HS), k (cols, HS); columns cols..kBc-1 zeroed.
+inline void scores_by_dot(int rows, int cols, int HS, float scale, const float* q,
+                          const float* k, float* s) {
+  for (int ii = 0; ii < rows; ++ii) {
+    const float* qi = q + size_t(ii) * HS;
+    float* srow = s + ii * kBc;
+    for (int jj = 0; jj < cols; ++jj) {
+      const float* kj = k + size_t(jj) * HS;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int d = 0; d < HS; ++d) acc += qi[d] * kj[d];
+      srow[jj] = acc * scale;
+    }
+    std::fill(srow + cols, srow + kBc, 0.0f);
+  }
+}
+
+// ---- the fp32 policy -------------------------------------------------------------------------
+// K is scaled as it is transposed, so the products give scaled scores. The backward transposes
+// a key tile's K and V once and reads dV, dK, dQ in place.
+struct Fp32Tiles {
+  struct ForwardBuffers {
+    float* k_tile_t;  // (HS, kBc) K^T tile, scaled
+    ForwardBuffers(const AttnShape& s, Carver& c) : k_tile_t(c.take(size_t(s.HS) * kBc)) {}
+  };
+  struct ForwardPack {  // nothing is packed per head
+    ForwardPack(const AttnShape&, Carver&) {}
+  };
+  struct BackwardBuffers {
+    float* k_tile_t;  // (HS, kBc) K^T tile, scaled
+    float* v_tile_t;  // (HS, kBc) V^T tile
+    BackwardBuffers(const AttnShape& s, Carver& c)
+        : k_tile_t(c.take(size_t(s.HS) * kBc)), v_tile_t(c.take(size_t(s.HS) * kBc)) {}
+  };
+  using Forward = ForwardTile<Fp32Tiles>;
+  using Backward = BackwardHead<Fp32Tiles>;
+
+  static constexpr bool kPacksForwardHeads = false;
+  static float score(float x, float /*scale*/) { return x; }
+  static void scores(const Forward& t, const Tile& x) {
+    const int HS = t.s.HS;
+    const float* k = t.k + size_t(x.j0) * HS;  // (cols, HS)
+    if (x.rows > kDotRows) {
+      transpose_tile(k, x.cols, HS, t.scale, t.w.own.k_tile_t);
+      tile_gemm<false>(x.rows, kBc, HS, t.q, HS, 1, t.w.own.k_tile_t, kBc, t.w.scores, kBc);
+    } else {
+      scores_by_dot(x.rows, x.cols, HS, t.scale, t.q, k, t.w.scores);
+    }
+  }
+  static void add_pv(const Forward& t, const Tile& x) {
+    const int HS = t.s.HS;
+    tile_gemm<true>(x.rows, HS, x.cols, t.w.scores, kBc, 1, t.v + size_t(x.j0) * HS, HS,
+                    t.w.out_acc, HS);
+  }
+
+  static void pack_backward_head(const Backward&) {}
+  static int first_query_row(int i) { return i; }
+  static void begin_key_tile(const Backward& t, int j0, int cols) {
+    const int HS = t.s.HS;
+    transpose_tile(t.k + size_t(j0) * HS, cols, HS, t.scale, t.w.own.k_tile_t);
+    transpose_tile(t.v + size_t(j0) * HS, cols, HS, 1.0f, t.w.own.v_tile_t);
+  }
+  // S = Q (K * scale)^T
+  static void scores(const Backward& t, const Tile& x) {
+    const int HS = t.s.HS;
+    tile_gemm<false>(x.rows, kBc, HS, t.q + size_t(x.i0) * HS, HS, 1, t.w.own.k_tile_t, kBc,
+                     t.w.probs, kBc);
+  }
+  // dV += (P*drop)^T dO
+  static void add_dv(const Backward& t, const Tile& x, const float* p_dropped) {
+    const int HS = t.s.HS;
+    tile_gemm<true>(x.cols, HS, x.rows, p_dropped, 1, kBc, t.dout + size_t(x.i0) * HS, HS,
+                    t.dv + size_t(x.j0) * HS, HS);
+  }
+  // dP = dO V^T
+  static void dp(const Backward& t, const Tile& x) {
+    const int HS = t.s.HS;
+    tile_gemm<false>(x.rows, kBc, HS, t.dout + size_t(x.i0) * HS, HS, 1, t.w.own.v_tile_t, kBc,
+                     t.w.dscores, kBc);
+  }
+  // dQ += (dS * scale) K
+  static void add_dq(const Backward& t, const Tile& x) {
+    const int HS = t.s.HS;
+    tile_gemm<true>(x.rows, HS, x.cols, t.w.dscores, kBc, 1, t.k + size_t(x.j0) * HS, HS,
+                    t.dq + size_t(x.i0) * HS, HS);
+  }
+  // dK += (dS * scale)^T Q
+  static void add_dk(const Backward& t, const Tile& x) {
+    const int HS = t.s.HS;
+    tile_gemm<true>(x.cols, HS, x.rows, t.w.dscores, 1, kBc, t.q + size_t(x.i0) * HS, HS,
+                    t.dk + size_t(x.j0) * HS, HS);
+  }
+  static void end_key_tile(const Backward&, int /*j0*/, int /*cols*/) {}
+};
+
+}  // namespace alibi::cpu::attention_detail
