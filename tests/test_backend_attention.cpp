@@ -45,6 +45,13 @@ struct AttnInputs {
   }
 };
 
+ScoreBias bias_of(BiasKind kind, const float* slopes, const float* table,
+                  const int32_t* buckets) {
+  if (kind == BiasKind::alibi) return ScoreBias::alibi(slopes);
+  if (kind == BiasKind::t5) return ScoreBias::t5(table, buckets, kNumBuckets, kT5MaxDistance);
+  return {};
+}
+
 // Uploads the inputs, runs forward (and backward) on `be` and downloads everything. The t5
 // table's gradient starts at 0.25 to show it is accumulated into.
 AttnOut run_attention(const std::shared_ptr<Backend>& be, const AttnInputs& in, BiasKind kind,
@@ -55,13 +62,7 @@ AttnOut run_attention(const std::shared_ptr<Backend>& be, const AttnInputs& in, 
   auto table = to_device(b, in.table, be);
   auto buckets = to_device(b, in.buckets, be);
   auto dt5 = to_device(b, std::vector<float>(in.table.size(), 0.25f), be);
-  ScoreBias bias;
-  bias.kind = kind;
-  bias.slopes = slopes.data();
-  bias.t5_table = table.data();
-  bias.t5_bucket = buckets.data();
-  bias.num_buckets = kNumBuckets;
-  bias.t5_max_distance = kT5MaxDistance;
+  const ScoreBias bias = bias_of(kind, slopes.data(), table.data(), buckets.data());
   const size_t nq = in.q.size(), nk = in.k.size(), nl = nq / size_t(in.s.HS);
   DeviceArray<float> out(be, nq), lse(be, nl), dq(be, nq), dk(be, nk), dv(be, nk);
   AttnWorkspace ws = b.plan_attention(in.s);
@@ -77,13 +78,7 @@ AttnOut run_attention(const std::shared_ptr<Backend>& be, const AttnInputs& in, 
 }
 
 AttnOut run_naive(const AttnInputs& in, BiasKind kind, bool backward = true) {
-  ScoreBias bias;
-  bias.kind = kind;
-  bias.slopes = in.slopes.data();
-  bias.t5_table = in.table.data();
-  bias.t5_bucket = in.buckets.data();
-  bias.num_buckets = kNumBuckets;
-  bias.t5_max_distance = kT5MaxDistance;
+  const ScoreBias bias = bias_of(kind, in.slopes.data(), in.table.data(), in.buckets.data());
   AttnOut r{std::vector<float>(in.q.size()), std::vector<float>(in.q.size() / in.s.HS),
             std::vector<float>(in.q.size()), std::vector<float>(in.k.size()),
             std::vector<float>(in.k.size()), std::vector<float>(in.table.size(), 0.25f)};

@@ -209,15 +209,9 @@ TEST_P(BackendGrads, Attention) {
       return Dev{to_device(be(), q, be_), to_device(be(), k, be_), to_device(be(), v, be_),
                  to_device(be(), table, be_)};
     };
-    auto bias_of = [&](const Dev& d) {
-      ScoreBias b;
-      b.kind = kind;
-      b.slopes = dsl.data();
-      b.t5_table = d.table.data();
-      b.t5_bucket = dbk.data();
-      b.num_buckets = 4;
-      b.t5_max_distance = 3;  // distances 3..5 saturate into the last bucket
-      return b;
+    auto bias_of = [&](const Dev& d) {  // t5: distances 3..5 saturate into the last bucket
+      return kind == BiasKind::alibi ? ScoreBias::alibi(dsl.data())
+                                     : ScoreBias::t5(d.table.data(), dbk.data(), 4, 3);
     };
     auto fwd = [&] {
       const Dev d = upload();

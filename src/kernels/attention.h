@@ -23,7 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/ops.h"  // MatmulPrecision
+#include "kernels/precision.h"
 
 namespace alibi {
 
@@ -37,6 +37,14 @@ struct ScoreBias {
                                       // d >= t5_max_distance maps to num_buckets - 1
   int num_buckets = 0;
   int t5_max_distance = 0;
+
+  static ScoreBias alibi(const float* slopes) {
+    return {BiasKind::alibi, slopes, nullptr, nullptr, 0, 0};
+  }
+  static ScoreBias t5(const float* table, const int32_t* bucket, int num_buckets,
+                      int max_distance) {
+    return {BiasKind::t5, nullptr, table, bucket, num_buckets, max_distance};
+  }
 };
 
 // Attention-probability dropout. keep(b,h,i,j) = u01(hash64(seed, b*NH+h, i, j)) >= p, kept

@@ -24,12 +24,7 @@ class Alibi final : public PositionMethod {
     be->upload(slopes_.data(), m.data(), m.size() * sizeof(float));
     PositionMethod::bind(c, l, std::move(be));
   }
-  ScoreBias score_bias(const ParamSet&) const override {
-    ScoreBias b;
-    b.kind = BiasKind::alibi;
-    b.slopes = slopes_.data();
-    return b;
-  }
+  ScoreBias score_bias(const ParamSet&) const override { return ScoreBias::alibi(slopes_.data()); }
 
  private:
   DeviceArray<float> slopes_;  // (NH)

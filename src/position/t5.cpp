@@ -35,13 +35,7 @@ class T5 final : public PositionMethod {
     PositionMethod::bind(c, l, std::move(be));
   }
   ScoreBias score_bias(const ParamSet& p) const override {
-    ScoreBias b;
-    b.kind = BiasKind::t5;
-    b.t5_table = p.data.data() + table_;
-    b.t5_bucket = buckets_.data();
-    b.num_buckets = num_buckets_;
-    b.t5_max_distance = max_distance_;
-    return b;
+    return ScoreBias::t5(p.data.data() + table_, buckets_.data(), num_buckets_, max_distance_);
   }
   float* score_bias_grad(ParamSet& g) const override { return g.data.data() + table_; }
 
