@@ -13,58 +13,82 @@
 
 namespace alibi::cpu::attention_detail {
 
-constexpr int kVec = 16;  // floats per vector in the micro-kernel
+// The micro-kernel works on groups of kGroup columns, each held in kPerGroup registers of the
+// widest kind the build targets (GCC/Clang vector extensions, any alignment, like __m512_u /
+// __m256_u). A vector wider than the target's registers would be lowered through memory: 16-float
+// vectors on an AVX2-only CPU ran the fused kernel at the naive kernel's speed (~3 GFLOP/s
+// against sgemm's ~90). The group stays 16 columns on every target, so the columns that take the
+// vector path (and the N % 16 that take the scalar tail) and with them every result are the same
+// whatever the registers: each element is accumulated over k in order, however it is blocked.
+constexpr int kGroup = 16;
+#ifdef __AVX512F__
+constexpr int kWidth = 16;  // floats per register: one zmm
+constexpr int kVecRegs = 32;
+constexpr int kMaxGroups = 4;  // groups per call (4 x 16 = one key tile's row)
+#else
+constexpr int kWidth = 8;  // one ymm (AVX2)
+constexpr int kVecRegs = 16;
+constexpr int kMaxGroups = 1;  // 12 accumulators of 6 rows + 2 operands + the broadcast
+#endif
+constexpr int kPerGroup = kGroup / kWidth;
+typedef float vfloat __attribute__((vector_size(kWidth * sizeof(float)), aligned(4), may_alias));
 
-// 16 floats, any alignment (like __m512_u); plain C++ vector extensions, lowered to whatever
-// the target has (one zmm with AVX-512, two ymm with AVX2).
-typedef float vf16 __attribute__((vector_size(64), aligned(4), may_alias));
+// Rows per micro-kernel call for NG groups: MR * NG * kPerGroup accumulators, the operands and
+// the broadcast must fit the vector registers. AVX-512: 4 rows from 3 groups on, else 8 (the
+// tuning measured on Zen 4); AVX2: 6 rows of one group.
+template <int NG>
+constexpr int rows_per_call() {
+  if constexpr (kVecRegs == 32) return NG >= 3 ? 4 : 8;
+  constexpr int nv = NG * kPerGroup;
+  return std::min(8, (kVecRegs - nv - 1) / nv);
+}
 
-// C[0..MR)[0..16*NV) (+)= sum_k A(r,k) * B[k][...]; A(r,k) = A[r*a_rs + k*a_cs].
-template <int MR, int NV, bool ACC>
+// C[0..MR)[0..16*NG) (+)= sum_k A(r,k) * B[k][...]; A(r,k) = A[r*a_rs + k*a_cs].
+template <int MR, int NG, bool ACC>
 inline __attribute__((always_inline)) void micro(int K, const float* A, ptrdiff_t a_rs,
                                                  ptrdiff_t a_cs, const float* B, ptrdiff_t ldb,
                                                  float* C, ptrdiff_t ldc) {
-  vf16 acc[MR][NV];
+  constexpr int NV = NG * kPerGroup;
+  vfloat acc[MR][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v)
-      acc[r][v] = ACC ? *reinterpret_cast<const vf16*>(C + r * ldc + v * kVec) : vf16{};
+      acc[r][v] = ACC ? *reinterpret_cast<const vfloat*>(C + r * ldc + v * kWidth) : vfloat{};
   for (int k = 0; k < K; ++k) {
     const float* b = B + k * ldb;
     const float* a = A + k * a_cs;
-    vf16 bv[NV];
-#pragma GCC unroll 4
+    vfloat bv[NV];
+#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
-      bv[v] = *reinterpret_cast<const vf16*>(b + v * kVec);
-#if defined(__GNUC__) && defined(__AVX512F__)
+      bv[v] = *reinterpret_cast<const vfloat*>(b + v * kWidth);
+#if defined(__GNUC__) && defined(__AVX__)
       // Keep the operand in a register: otherwise GCC folds the load into each of the MR FMAs
-      // and the loop becomes load-bound (measured 90 -> 112 GFLOP/s on one Zen 4 core). Only
-      // with AVX-512: without it a 16-float vector is two registers and the constraint fails.
+      // and the loop becomes load-bound (measured 90 -> 112 GFLOP/s on one Zen 4 core).
       asm("" : "+v"(bv[v]));
 #endif
     }
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const float x = a[r * a_rs];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] += x * bv[v];
     }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) *reinterpret_cast<vf16*>(C + r * ldc + v * kVec) = acc[r][v];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) *reinterpret_cast<vfloat*>(C + r * ldc + v * kWidth) = acc[r][v];
 }
 
-template <int NV, bool ACC>
+template <int NG, bool ACC>
 void gemm_chunk(int M, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* B,
                 ptrdiff_t ldb, float* C, ptrdiff_t ldc) {
-  constexpr int MR = NV >= 3 ? 4 : 8;  // keep MR*NV accumulators + NV operands within 32 regs
+  constexpr int MR = rows_per_call<NG>();
   int m = 0;
   for (; m + MR <= M; m += MR)
-    micro<MR, NV, ACC>(K, A + m * a_rs, a_rs, a_cs, B, ldb, C + m * ldc, ldc);
-  for (; m < M; ++m) micro<1, NV, ACC>(K, A + m * a_rs, a_rs, a_cs, B, ldb, C + m * ldc, ldc);
+    micro<MR, NG, ACC>(K, A + m * a_rs, a_rs, a_cs, B, ldb, C + m * ldc, ldc);
+  for (; m < M; ++m) micro<1, NG, ACC>(K, A + m * a_rs, a_rs, a_cs, B, ldb, C + m * ldc, ldc);
 }
 
 // C (M,N) (+)= A (M,K) B (K,N); B and C row-major with leading dimensions ldb, ldc; A through
@@ -73,13 +97,15 @@ template <bool ACC>
 void tile_gemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs,
                const float* B, ptrdiff_t ldb, float* C, ptrdiff_t ldc) {
   int n = 0;
-  for (; n + 4 * kVec <= N; n += 4 * kVec)
-    gemm_chunk<4, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc);
-  switch ((N - n) / kVec) {
-    case 3: gemm_chunk<3, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc); n += 3 * kVec; break;
-    case 2: gemm_chunk<2, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc); n += 2 * kVec; break;
-    case 1: gemm_chunk<1, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc); n += kVec; break;
-    default: break;
+  for (; n + kMaxGroups * kGroup <= N; n += kMaxGroups * kGroup)
+    gemm_chunk<kMaxGroups, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc);
+  if constexpr (kMaxGroups > 1) {
+    switch ((N - n) / kGroup) {
+      case 3: gemm_chunk<3, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc); n += 48; break;
+      case 2: gemm_chunk<2, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc); n += 32; break;
+      case 1: gemm_chunk<1, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc); n += 16; break;
+      default: break;
+    }
   }
   if (n == N) return;
   for (int m = 0; m < M; ++m) {  // the last N % 16 columns (HS not a multiple of 16)
