@@ -10,7 +10,8 @@
 # train: bench_train's training step (tiny, small, or CONFIGS="tiny"; fp32, --steps 5, no
 #        PyTorch).
 # table: the alibi row of `alibi bench` (Table 1: tiny and small, T 128, 512, 2048; train and
-#        eval tokens/s; one round per run, as every method's cells run too).
+#        eval tokens/s; one round per run, as every method's cells run too), with TABLE_ARGS
+#        (default "--tokens 2048 --steps 2", the small table's settings in docs/positions.md).
 set -euo pipefail
 base=${1:?base build folder}
 new=${2:?new build folder}
@@ -25,6 +26,7 @@ record() {  # record NAME VALUE SIDE
 }
 
 configs=${CONFIGS:-tiny small}  # bench_train configs
+table_args=${TABLE_ARGS:---tokens 2048 --steps 2}
 
 train_round() {  # train_round SIDE BUILD
   for cfg in $configs; do
@@ -36,7 +38,8 @@ train_round() {  # train_round SIDE BUILD
 }
 
 table_round() {  # table_round SIDE BUILD
-  "$2/alibi" bench --configs tiny,small --lengths 128,512,2048 --rounds 1 2>/dev/null |
+  # shellcheck disable=SC2086
+  "$2/alibi" bench --configs tiny,small --lengths 128,512,2048 --rounds 1 $table_args 2>/dev/null |
     awk -v side="$1" '/^### / {cfg = $2; sub(":", "", cfg)}
       $2 == "alibi" {gsub(/ /, "", $0); split($0, c, "|");
         print cfg "_T" c[3] "_train", c[4], side; print cfg "_T" c[3] "_eval", c[6], side}' |

@@ -19,6 +19,7 @@
 #include "core/rng.h"
 #include "fd.h"  // randn
 #include "kernels/backend.h"
+#include "kernels/device_array.h"
 
 namespace alibi::test {
 

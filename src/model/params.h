@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/device_array.h"
 #include "model/config.h"
 
 namespace alibi {
