@@ -50,6 +50,11 @@ struct BackendParam {
   MatmulPrecision precision;
 };
 
+// How gtest prints the parameter in its messages (otherwise as raw bytes).
+inline void PrintTo(const BackendParam& p, std::ostream* os) {
+  *os << p.device << "/" << precision_name(p.precision);
+}
+
 // Every device of this build (kernels/backend.cpp) in fp32 and bf16.
 inline std::vector<BackendParam> all_backends() {
   std::vector<BackendParam> v;

@@ -57,9 +57,6 @@ struct Model {
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  Backend& backend() const { return *backend_; }
-  const std::shared_ptr<Backend>& backend_ptr() const { return backend_; }
-
   // The initialisation of the parameter table (docs/model.md), drawn on the host: the same
   // numbers on every device.
   void init_weights(uint64_t seed);
