@@ -6,6 +6,8 @@ budget, seed and model size; evaluates each at --factors times the training leng
 into --out:
 
   results.csv   one row per (method, mode, evaluation length): ppl, bits, speed, memory, status
+  sweep.csv     with --lrs or --t5-lr-scales: one row per training setting, its ppl at L
+  best.json     the run (and setting) of each method that the tables report
   results.md    the perplexity tables and the paper's second comparison
   plot.png      perplexity against evaluation length, log x (scripts/plot.py, matplotlib)
   runs/NAME/    the run folders (checkpoints, log.jsonl, train.log, timing.json)
@@ -14,6 +16,12 @@ into --out:
 The paper's second comparison: ALiBi trained at L and evaluated at 2L against sinusoidal
 trained at 2L and evaluated at 2L, with the same tokens per step (half the batch) and steps,
 and the training time of each (--no-compare leaves it out).
+
+Tuning (--lrs, --t5-lr-scales): every method is trained at L with each learning rate (t5 also
+with each table scale) on the same budget, and scored at L only, on --sweep-split (nonoverlapping,
+first --sweep-max-tokens); each method's best setting is the run the study evaluates at every
+length (on --split: use another split than the sweep's). Nothing past L takes part in the choice.
+The sweep is a table in results.md and sweep.csv; sinusoidal at 2L uses sinusoidal's setting.
 
 Finished runs and evaluations are reused, so an interrupted experiment continues where it
 stopped. Uses only the Python standard library; the plot needs matplotlib (Debian:
@@ -65,7 +73,13 @@ def parse_args():
     p.add_argument("--ffn", type=int, default=512)
     p.add_argument("--batch", type=int, default=32, help="windows per step at L (tokens/step = batch*L)")
     p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate (without --lrs)")
+    p.add_argument("--lrs", default="", help="learning rates to sweep, comma-separated (see above)")
+    p.add_argument("--t5-lr-scales", default="1", help="t5 table learning-rate scales to sweep")
+    p.add_argument("--sweep-split", default="valid", help="split the sweep is scored on")
+    p.add_argument("--sweep-max-tokens", type=int, default=0,
+                   help="sweep: score the first N tokens at L (0: as --max-tokens)")
+    p.add_argument("--init", default="", help="alibi train --init (empty: the binary's default)")
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=1337)
@@ -78,6 +92,10 @@ def parse_args():
     for m in a.methods:
         if m not in ALL_METHODS:
             p.error(f"--methods: unknown method '{m}'; expected some of {','.join(ALL_METHODS)}")
+    a.lrs = [float(x) for x in a.lrs.split(",") if x] or [a.lr]
+    a.t5_lr_scales = [float(x) for x in a.t5_lr_scales.split(",") if x] or [1.0]
+    if a.sweep_max_tokens == 0:
+        a.sweep_max_tokens = a.max_tokens
     a.factors = [int(f) for f in a.factors.split(",") if f]
     a.modes = [m for m in a.modes.split(",") if m]
     for m in a.modes:
@@ -116,16 +134,28 @@ def latest_step(run_dir):
     return max(steps, default=-1)
 
 
-def train(a, name, pos, seq_len, batch):
+def settings(a, method):
+    """The training settings a method is tried with: (run-name suffix, extra train flags, lr)."""
+    out = []
+    for lr in a.lrs:
+        for s in (a.t5_lr_scales if method == "t5" else [None]):
+            suffix = (f"-lr{lr:g}" if len(a.lrs) > 1 else "") + \
+                     (f"-t5x{s:g}" if s is not None and len(a.t5_lr_scales) > 1 else "")
+            extra = ["--t5-lr-scale", s] if s is not None and s != 1.0 else []
+            out.append((suffix, extra, lr))
+    return out
+
+
+def train(a, name, pos, seq_len, batch, lr, extra):
     """Trains one run (or reuses a finished one); returns its training wall time in seconds."""
     run = os.path.join(a.out, "runs", name)
     timing = os.path.join(run, "timing.json")
     cmd = alibi_cmd(a, "train", "--data", a.data, "--out", run, "--pos", pos,
                     "--seq-len", seq_len, "--layers", a.layers, "--d-model", a.d_model,
                     "--heads", a.heads, "--ffn", a.ffn, "--batch", batch, "--steps", a.steps,
-                    "--lr", a.lr, "--warmup", a.warmup, "--dropout", a.dropout, "--seed", a.seed,
+                    "--lr", lr, "--warmup", a.warmup, "--dropout", a.dropout, "--seed", a.seed,
                     "--eval-every", 0, "--save-every", 0, "--log-every", max(1, a.steps // 10),
-                    "--keep", 1)
+                    "--keep", 1, *extra, *(["--init", a.init] if a.init else []))
     key = cmd[cmd.index("train"):]
     if os.path.exists(timing):
         t = json.load(open(timing))
@@ -151,17 +181,20 @@ def train(a, name, pos, seq_len, batch):
     return seconds
 
 
-def evaluate(a, run_name, eval_len, mode):
+def evaluate(a, run_name, eval_len, mode, split=None, max_tokens=None):
     """One `alibi eval` call; returns the CSV fields it determines."""
     run = os.path.join(a.out, "runs", run_name)
-    max_tokens = a.max_tokens if mode == "nonoverlapping" else a.sliding_max_tokens
-    out = os.path.join(a.out, "evals", f"{run_name}-{mode}-{eval_len}-n{max_tokens}.json")
+    split = split or a.split
+    if max_tokens is None:
+        max_tokens = a.max_tokens if mode == "nonoverlapping" else a.sliding_max_tokens
+    tag = "" if split == "valid" else f"-{split}"  # valid keeps the names of earlier studies
+    out = os.path.join(a.out, "evals", f"{run_name}-{mode}-{eval_len}-n{max_tokens}{tag}.json")
     row = {"eval_len": eval_len, "mode": mode, "max_tokens": max_tokens,
            "stride": min(a.stride, eval_len) if mode == "sliding" else eval_len}
     # Sliding with stride >= length is the nonoverlapping split (the CLI refuses that stride).
     cli_mode = "sliding" if mode == "sliding" and a.stride < eval_len else "nonoverlapping"
     if not os.path.exists(out):
-        cmd = alibi_cmd(a, "eval", run, "--data", a.data, "--split", a.split, "--lengths", eval_len,
+        cmd = alibi_cmd(a, "eval", run, "--data", a.data, "--split", split, "--lengths", eval_len,
                         "--mode", cli_mode, "--max-tokens", max_tokens, "--json", out + ".tmp")
         if cli_mode == "sliding":
             cmd += ["--stride", str(a.stride)]
@@ -198,9 +231,26 @@ def fmt_ppl(row):
     return f"{p:.2f}" if p < 10 else f"{p:.1f}" if p < 1e4 else f"{p:.3g}"
 
 
-def markdown(a, rows, compare_rows, train_seconds):
+def markdown(a, rows, compare_rows, train_seconds, sweep_rows, best):
     L = a.seq_len
     lines = []
+    if sweep_rows:
+        lines.append(f"Tuning at L = {L}: perplexity at {L} (nonoverlapping, the first "
+                     f"{a.sweep_max_tokens:,} tokens of {a.sweep_split}) of each training "
+                     f"setting; the best per method (bold) is the run evaluated below:\n")
+        lines += ["| method | " + " | ".join(f"lr {lr:g}" for lr in a.lrs) + " |",
+                  "|" + "---|" * (len(a.lrs) + 1)]
+        for m in a.methods:
+            for scale in (a.t5_lr_scales if m == "t5" and len(a.t5_lr_scales) > 1 else [None]):
+                cells = []
+                for lr in a.lrs:
+                    r = next((r for r in sweep_rows if r["method"] == m and r["lr"] == lr and
+                              (scale is None or r["t5_lr_scale"] == scale)), None)
+                    cell = fmt_ppl(r) if r else ""
+                    cells.append(f"**{cell}**" if r and r["run"] == best[m][0] else cell)
+                name = m if scale is None else f"{m} (table lr x{scale:g})"
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
     for mode in a.modes:
         mt = a.max_tokens if mode == "nonoverlapping" else a.sliding_max_tokens
         desc = "nonoverlapping windows" if mode == "nonoverlapping" else f"sliding windows, stride {a.stride}"
@@ -210,9 +260,10 @@ def markdown(a, rows, compare_rows, train_seconds):
         lines += [head, "|" + "---|" * (len(a.factors) + 2)]
         for m in a.methods:
             cells = [fmt_ppl(next((r for r in rows if r["method"] == m and r["mode"] == mode
-                                   and r["eval_len"] == f * L and r["run"].endswith(f"-L{L}")), None))
+                                   and r["eval_len"] == f * L and r["role"] == "main"), None))
                      for f in a.factors]
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {fmt_s(train_seconds[m])} |")
+            lines.append(f"| {m} | " + " | ".join(cells) +
+                         f" | {fmt_s(train_seconds[best[m][0]])} |")
         lines.append("")
     if compare_rows:
         lines.append(f"The paper's second comparison: ALiBi trained at L = {L} against sinusoidal "
@@ -239,28 +290,65 @@ def plot_python():
     return None
 
 
+def pool(a, fn, items):
+    with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
+        return list(ex.map(fn, items))
+
+
 def main():
     a = parse_args()
     os.makedirs(os.path.join(a.out, "evals"), exist_ok=True)
     t_start = time.monotonic()
     L = a.seq_len
-    jobs = [(m, f"{m}-L{L}", m, L, a.batch) for m in a.methods]
-    if not a.no_compare:
-        jobs.append(("sinusoidal", f"sinusoidal-L{2 * L}", "sinusoidal", 2 * L, a.batch // 2))
-    with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
-        secs = list(ex.map(lambda j: train(a, j[1], j[2], j[3], j[4]), jobs))
+    # Every method at L with every setting: (method, run, seq_len, batch, lr, extra flags).
+    jobs = [(m, f"{m}-L{L}{suffix}", L, a.batch, lr, extra)
+            for m in a.methods for suffix, extra, lr in settings(a, m)]
+    secs = pool(a, lambda j: train(a, j[1], j[0], j[2], j[3], j[4], j[5]), jobs)
     train_seconds = {j[1]: s for j, s in zip(jobs, secs)}
+
+    # The sweep: each setting scored at L only; the best per method is the study's run.
+    sweep_rows = []
+    best = {m: next((j[1], j[4], j[5]) for j in jobs if j[0] == m) for m in a.methods}
+    if len(jobs) > len(a.methods):
+        scores = pool(a, lambda j: evaluate(a, j[1], L, "nonoverlapping", a.sweep_split,
+                                            a.sweep_max_tokens), jobs)
+        for j, e in zip(jobs, scores):
+            scale = j[5][1] if j[5] else (1.0 if j[0] == "t5" else "")
+            setting = f"lr {j[4]:g}" + (f", t5 table x{scale:g}" if j[0] == "t5" else "")
+            sweep_rows.append(dict(e, method=j[0], run=j[1], lr=j[4], t5_lr_scale=scale,
+                                   setting=setting, train_seconds=round(train_seconds[j[1]], 1)))
+        for m in a.methods:
+            ok = [r for r in sweep_rows if r["method"] == m and r["status"] == "ok"]
+            r = min(ok, key=lambda r: r["ppl"])
+            best[m] = next((j[1], j[4], j[5]) for j in jobs if j[1] == r["run"])
+            log(f"[sweep] {m}: best {r['setting']} (ppl {r['ppl']:.2f} at {L} on {a.sweep_split})")
+        with open(os.path.join(a.out, "sweep.csv"), "w", newline="") as f:
+            fields = ["method", "run", "lr", "t5_lr_scale", "eval_len", "mode", "max_tokens",
+                      "tokens_scored", "loss", "ppl", "train_seconds", "status"]
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            for r in sweep_rows:
+                w.writerow({k: r.get(k, "") for k in fields})
+
+    # The run of each method the study evaluates (for scripts that read the runs afterwards).
+    with open(os.path.join(a.out, "best.json"), "w") as f:
+        json.dump({m: {"run": os.path.join(a.out, "runs", best[m][0]), "lr": best[m][1],
+                       "extra": [str(x) for x in best[m][2]]} for m in a.methods}, f, indent=1)
+    cmp_run = None
+    if not a.no_compare:  # sinusoidal at 2L, with the setting sinusoidal has at L
+        run, lr, extra = best["sinusoidal"] if "sinusoidal" in best else (None, a.lrs[0], [])
+        cmp_run = f"sinusoidal-L{2 * L}" + (run[len(f"sinusoidal-L{L}"):] if run else "")
+        train_seconds[cmp_run] = train(a, cmp_run, "sinusoidal", 2 * L, a.batch // 2, lr, extra)
 
     tasks = []  # (method, run, train_len, eval_len, mode)
     for m in a.methods:
         for mode in a.modes:
             for f in a.factors:
-                tasks.append((m, f"{m}-L{L}", L, f * L, mode))
-    if not a.no_compare:
+                tasks.append((m, best[m][0], L, f * L, mode))
+    if cmp_run:
         for mode in a.modes:
-            tasks.append(("sinusoidal", f"sinusoidal-L{2 * L}", 2 * L, 2 * L, mode))
-    with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
-        evals = list(ex.map(lambda t: evaluate(a, t[1], t[3], t[4]), tasks))
+            tasks.append(("sinusoidal", cmp_run, 2 * L, 2 * L, mode))
+    evals = pool(a, lambda t: evaluate(a, t[1], t[3], t[4]), tasks)
     rows = []
     for (m, run, tl, el, mode), e in zip(tasks, evals):
         rows.append(dict(e, method=m, run=run, train_len=tl, factor=el / tl,
@@ -274,11 +362,11 @@ def main():
         for r in rows:
             w.writerow({k: r.get(k, "") for k in CSV_FIELDS})
     compare_rows = []
-    if not a.no_compare:
+    if cmp_run:
         for mode in a.modes:
             compare_rows += [r for r in rows if r["mode"] == mode and r["eval_len"] == 2 * L and
-                             r["run"] in (f"alibi-L{L}", f"sinusoidal-L{2 * L}")]
-    md = markdown(a, rows, compare_rows, {m: train_seconds[f"{m}-L{L}"] for m in a.methods})
+                             r["run"] in (best.get("alibi", ("",))[0], cmp_run)]
+    md = markdown(a, rows, compare_rows, train_seconds, sweep_rows, best)
     md_path = os.path.join(a.out, "results.md")
     with open(md_path, "w") as f:
         f.write(md)

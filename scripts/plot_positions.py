@@ -4,12 +4,17 @@
 
   python3 scripts/plot_positions.py LABEL=FILE.csv [LABEL=FILE.csv ...] --out positions.png
 
-One line per (file, window length); x is the position inside the window (log scale), y the mean
-loss in nats of the targets scored there. Needs matplotlib (Debian: python3-matplotlib); run by
+One panel per first word of the labels (e.g. "alibi sliding=..." goes to the panel "alibi"), one
+line per (file, window length); x is the position inside the window (log scale), y the mean
+loss in nats of the targets scored there, averaged over --bins-per-octave log-spaced bins
+(weighted by the targets scored). Positions scored by fewer than --min-share of the busiest
+position's targets are left out: in sliding evaluation the early positions are scored only in the
+first window. Needs matplotlib (Debian: python3-matplotlib); run by
 a Python without it, it re-runs itself with /usr/bin/python3.
 """
 import argparse
 import csv
+import math
 import os
 import sys
 
@@ -28,25 +33,45 @@ def main():
     ap.add_argument("files", nargs="+", help="LABEL=per-position.csv")
     ap.add_argument("--out", required=True, help="PNG to write")
     ap.add_argument("--title", default="mean loss at each position of the window")
+    ap.add_argument("--bins-per-octave", type=int, default=4, help="0: every position")
+    ap.add_argument("--min-share", type=float, default=0.1)
     a = ap.parse_args()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    specs = []
     for spec in a.files:
         label, _, path = spec.rpartition("=")
-        label = label or os.path.basename(path)
+        specs.append((label or os.path.basename(path), path))
+    panels = list(dict.fromkeys(label.split()[0] for label, _ in specs))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), sharey=True,
+                             squeeze=False)
+    for label, path in specs:
+        ax = axes[0][panels.index(label.split()[0])]
         curves = {}
         with open(path, newline="") as f:
             for r in csv.DictReader(f):
-                curves.setdefault(int(r["length"]), []).append((int(r["position"]) + 1,
-                                                                float(r["mean_loss"])))
+                curves.setdefault(int(r["length"]), []).append(
+                    (int(r["position"]) + 1, int(r["count"]), float(r["mean_loss"])))
         for length, pts in sorted(curves.items()):
-            xs, ys = zip(*sorted(pts))
-            ax.plot(xs, ys, linewidth=1, label=f"{label}, windows of {length}")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("position inside the window (1 = first token)")
-    ax.set_ylabel("mean loss (nats)")
-    ax.set_title(a.title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+            top = max(c for _, c, _ in pts)
+            bins = {}  # bin -> [count-weighted position, count-weighted loss, count]
+            for pos, count, loss in pts:
+                if count == 0 or count < a.min_share * top:
+                    continue
+                key = pos if a.bins_per_octave == 0 else int(math.log2(pos) * a.bins_per_octave)
+                b = bins.setdefault(key, [0.0, 0.0, 0])
+                b[0] += pos * count
+                b[1] += loss * count
+                b[2] += count
+            xs = [b[0] / b[2] for _, b in sorted(bins.items())]
+            ys = [b[1] / b[2] for _, b in sorted(bins.items())]
+            ax.plot(xs, ys, linewidth=1.2, marker=".", label=f"{label}, windows of {length}")
+    for ax, panel in zip(axes[0], panels):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("position inside the window (1 = first token)")
+        ax.set_title(panel, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("mean loss (nats)")
+    fig.suptitle(a.title, fontsize=10)
     fig.tight_layout()
     fig.savefig(a.out, dpi=120)
     print(f"plot_positions.py: wrote {a.out}")

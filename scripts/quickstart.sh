@@ -22,6 +22,6 @@ threads=$(( cores / 2 > 0 ? cores / 2 : 1 ))
 # python3 with matplotlib for the plot.
 python3 scripts/experiment.py --data "$work/data" --out "$work/experiment" \
   --methods alibi,sinusoidal --seq-len 64 --factors 1,2,4,8,16,32 \
-  --layers 2 --d-model 128 --heads 8 --ffn 512 --batch 32 --steps 800 --warmup 50 --lr 2e-3 \
+  --layers 2 --d-model 128 --heads 8 --ffn 512 --batch 32 --steps 800 --warmup 80 --lr 4e-3 \
   --jobs 2 --threads "$threads" --title "Pride and Prejudice (bytes): trained at 64 tokens"
 echo "quickstart: done in $(( $(date +%s) - t0 )) s"

@@ -198,6 +198,23 @@ TEST_F(TrainCli, ResumeWithContradictingFlagsIsRejected) {
   EXPECT_EQ(run_cli("train --resume " + run + " --heads 4 --steps 3", path("e12")).code, 0);
 }
 
+TEST_F(TrainCli, InitSchemeIsAFlagRecordedInTheCheckpoint) {
+  expect_usage_error(run_cli("train --data " + data() + " --out " + path("i0") + kTiny +
+                             " --steps 1 --init xavier", path("i0.err")), "--init 'xavier'");
+  EXPECT_FALSE(fs::exists(path("i0")));
+  expect_usage_error(run_cli("train --data " + data() + " --out " + path("i1") + kTiny +
+                             " --steps 1 --pos t5 --t5-lr-scale -1", path("i1.err")),
+                     "--t5-lr-scale -1");
+  const std::string run = path("init");
+  ASSERT_EQ(run_cli("train --data " + data() + " --out " + run + kTiny + " --steps 2 --init gpt2",
+                    path("i2.err")).code, 0);
+  EXPECT_EQ(read_checkpoint(run).config.init, InitScheme::gpt2);
+  expect_usage_error(run_cli("train --resume " + run + " --init fairseq --steps 3", path("i3")),
+                     "--init");
+  EXPECT_EQ(run_cli("train --resume " + run + " --steps 3", path("i4")).code, 0);
+  EXPECT_EQ(read_checkpoint(run).config.init, InitScheme::gpt2);
+}
+
 TEST_F(TrainCli, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   const std::string run = path("nan");
   // A learning rate of 1e30 turns the weights into infinities after one AdamW step.

@@ -29,11 +29,14 @@ struct FixedFlag {
 std::vector<FixedFlag> fixed_flags() {
   return {FixedFlag{"--pos", [](const TrainOptions& o) { return nlohmann::json(pos_name(o.model.pos)); },
                     [](TrainOptions& d, const TrainOptions& s) { d.model.pos = s.model.pos; }},
+          FixedFlag{"--init", [](const TrainOptions& o) { return nlohmann::json(init_name(o.model.init)); },
+                    [](TrainOptions& d, const TrainOptions& s) { d.model.init = s.model.init; }},
           FIXED("--layers", model.layers), FIXED("--d-model", model.d_model),
           FIXED("--heads", model.heads), FIXED("--ffn", model.ffn),
           FIXED("--dropout", model.dropout_resid), FIXED("--attn-dropout", model.dropout_attn),
           FIXED("--t5-buckets", model.t5_buckets),
           FIXED("--t5-max-distance", model.t5_max_distance),
+          FIXED("--t5-lr-scale", model.t5_lr_scale),
           FIXED("--max-positions", model.max_positions), FIXED("--seq-len", seq_len),
           FIXED("--batch", batch), FIXED("--grad-accum", grad_accum),
           FIXED("--warmup", warmup), FIXED("--lr", lr), FIXED("--min-lr-ratio", min_lr_ratio),
@@ -92,12 +95,16 @@ Command add_prepare(CLI::App& app) {
 Command add_train(CLI::App& app) {
   auto to = std::make_shared<TrainOptions>();
   auto pos = std::make_shared<std::string>("alibi");
+  auto init = std::make_shared<std::string>(init_name(to->model.init));
   auto time_limit_min = std::make_shared<double>(0.0);
   CLI::App* ct = add_subcommand(app, "train", "train a language model on a prepared data folder");
   ct->add_option("--data", to->data, "prepared data folder (alibi prepare)");
   ct->add_option("--out", to->out, "run folder for checkpoints and log.jsonl");
   ct->add_option("--resume", to->resume, "continue a run folder or checkpoint bit-identically");
   ct->add_option("--pos", *pos, "position method: " + pos_names());
+  ct->add_option("--init", *init,
+                 "initialisation: fairseq (embeddings N(0, 1/C), Xavier linears) | gpt2 "
+                 "(N(0, 0.02), residual projections / sqrt(2L)); docs/model.md");
   ct->add_option("--seq-len", to->seq_len, "training window T");
   ct->add_option("--layers", to->model.layers, "transformer blocks");
   ct->add_option("--d-model", to->model.d_model, "model width C");
@@ -110,6 +117,8 @@ Command add_train(CLI::App& app) {
   ct->add_option("--t5-buckets", to->model.t5_buckets, "t5: relative-distance buckets");
   ct->add_option("--t5-max-distance", to->model.t5_max_distance,
                  "t5: distance of the last bucket");
+  ct->add_option("--t5-lr-scale", to->model.t5_lr_scale,
+                 "t5: learning rate of the bias table as a multiple of --lr");
   ct->add_option("--batch", to->batch, "windows per micro-batch");
   ct->add_option("--grad-accum", to->grad_accum, "micro-batches per step");
   ct->add_option("--steps", to->steps, "total optimizer steps (a resumed run continues to it)");
@@ -136,6 +145,7 @@ Command add_train(CLI::App& app) {
   return {ct, [=] {
             TrainOptions& o = *to;
             o.model.pos = parse_pos(*pos);
+            o.model.init = parse_init(*init);
             o.time_limit_s = *time_limit_min * 60.0;
             if (!o.resume.empty()) {
               const Checkpoint ck = read_checkpoint(o.resume);

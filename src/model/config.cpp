@@ -8,6 +8,14 @@ namespace alibi {
 // Kernels keep per-row tables of HS/2 floats on the stack (rotary angles).
 constexpr int kMaxHeadSize = 1024;
 
+const char* init_name(InitScheme s) { return s == InitScheme::gpt2 ? "gpt2" : "fairseq"; }
+
+InitScheme parse_init(const std::string& name, const std::string& flag) {
+  for (InitScheme s : {InitScheme::gpt2, InitScheme::fairseq})
+    if (name == init_name(s)) return s;
+  usage_error(flag, " '", name, "' is not an initialisation; expected gpt2|fairseq");
+}
+
 void ModelConfig::validate() const {
   if (vocab < 2) usage_error("--vocab ", vocab, " is too small; expected at least 2");
   if (layers < 1) usage_error("--layers ", layers, " must be at least 1");
@@ -30,6 +38,7 @@ nlohmann::json ModelConfig::to_json() const {
   return {{"vocab", vocab},          {"layers", layers},
           {"d_model", d_model},      {"heads", heads},
           {"ffn", ffn},              {"pos", pos_name(pos)},
+          {"init", init_name(init)}, {"t5_lr_scale", t5_lr_scale},
           {"max_positions", max_positions}, {"t5_buckets", t5_buckets},
           {"t5_max_distance", t5_max_distance}, {"dropout_resid", dropout_resid},
           {"dropout_attn", dropout_attn}};
@@ -43,6 +52,9 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   c.heads = j.at("heads").get<int>();
   c.ffn = j.at("ffn").get<int>();
   c.pos = parse_pos(j.at("pos").get<std::string>(), "config pos");
+  // Checkpoints from before these fields started from gpt2 and trained t5 tables at --lr.
+  c.init = parse_init(j.value("init", std::string("gpt2")), "config init");
+  c.t5_lr_scale = j.value("t5_lr_scale", 1.0f);
   c.max_positions = j.value("max_positions", 0);
   c.t5_buckets = j.value("t5_buckets", 32);
   c.t5_max_distance = j.value("t5_max_distance", 128);

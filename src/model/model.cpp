@@ -83,7 +83,9 @@ void Model::init_weights(uint64_t seed) {
     Rng rng(hash64(seed, std::hash<std::string>{}(t.name)));
     if (t.init.kind == Init::ones) std::fill(w, w + t.numel, 1.0f);
     if (t.init.kind == Init::normal)
-      for (size_t i = 0; i < t.numel; ++i) w[i] = t.init.std * rng.normal();
+      for (size_t i = 0; i < t.numel; ++i) w[i] = t.init.scale * rng.normal();
+    if (t.init.kind == Init::uniform)
+      for (size_t i = 0; i < t.numel; ++i) w[i] = t.init.scale * (2.0f * rng.uniform() - 1.0f);
   }
   params.from_host(host);
 }

@@ -7,8 +7,9 @@
 
 namespace alibi {
 
-void ParamLayout::add(std::string name, std::vector<int64_t> shape, Init init, bool decay) {
-  TensorInfo t{std::move(name), std::move(shape), total, 1, init, decay};
+void ParamLayout::add(std::string name, std::vector<int64_t> shape, Init init, bool decay,
+                      float lr_scale) {
+  TensorInfo t{std::move(name), std::move(shape), total, 1, init, decay, lr_scale};
   for (int64_t d : t.shape) t.numel *= size_t(d);
   total += (t.numel + 15) / 16 * 16;
   tensors.push_back(std::move(t));
@@ -26,28 +27,55 @@ const TensorInfo& ParamLayout::at(const std::string& name) const {
   return *t;
 }
 
+namespace {
+
+constexpr float kGpt2Std = 0.02f;  // GPT-2's initialisation of weight matrices and embeddings
+
+// Glorot & Bengio's uniform initialisation of an (out, in) matrix, as torch.nn.init.xavier_uniform_.
+Init xavier(int64_t out, int64_t in, float gain) {
+  return {Init::uniform, gain * std::sqrt(6.0f / float(in + out))};
+}
+
+}  // namespace
+
+Init embedding_init(const ModelConfig& c) {
+  if (c.init == InitScheme::gpt2) return {Init::normal, kGpt2Std};
+  return {Init::normal, 1.0f / std::sqrt(float(c.d_model))};
+}
+
 ParamLayout make_param_layout(const ModelConfig& c) {
   ParamLayout l;
   const int64_t C = c.d_model, F = c.ffn;
-  const Init w{Init::normal, kInitStd}, zeros{}, ones{Init::ones};
-  // Residual projections scaled by 1/sqrt(2L) (GPT-2): the residual stream's variance does not
-  // grow with depth.
-  const Init proj{Init::normal, kInitStd / std::sqrt(2.0f * float(c.layers))};
-  l.add("wte", {c.vocab, C}, w, true);
+  const Init zeros{}, ones{Init::ones};
+  Init qkv, attn_proj, fc, mlp_proj;
+  if (c.init == InitScheme::gpt2) {
+    // Residual projections scaled by 1/sqrt(2L): the residual stream's variance does not grow
+    // with depth.
+    const Init proj{Init::normal, kGpt2Std / std::sqrt(2.0f * float(c.layers))};
+    qkv = fc = {Init::normal, kGpt2Std};
+    attn_proj = mlp_proj = proj;
+  } else {
+    // fairseq's transformer LM: Xavier-uniform linears, q/k/v (each C x C) with gain 1/sqrt(2).
+    qkv = xavier(C, C, 1.0f / std::sqrt(2.0f));
+    attn_proj = xavier(C, C, 1.0f);
+    fc = xavier(F, C, 1.0f);
+    mlp_proj = xavier(C, F, 1.0f);
+  }
+  l.add("wte", {c.vocab, C}, embedding_init(c), true);
   position_method(c.pos).add_params(c, l);
   for (int i = 0; i < c.layers; ++i) {
     const std::string p = "h." + std::to_string(i) + ".";
     l.add(p + "ln1.w", {C}, ones, false);
     l.add(p + "ln1.b", {C}, zeros, false);
-    l.add(p + "attn.qkv.w", {3 * C, C}, w, true);
+    l.add(p + "attn.qkv.w", {3 * C, C}, qkv, true);
     l.add(p + "attn.qkv.b", {3 * C}, zeros, false);
-    l.add(p + "attn.proj.w", {C, C}, proj, true);
+    l.add(p + "attn.proj.w", {C, C}, attn_proj, true);
     l.add(p + "attn.proj.b", {C}, zeros, false);
     l.add(p + "ln2.w", {C}, ones, false);
     l.add(p + "ln2.b", {C}, zeros, false);
-    l.add(p + "mlp.fc.w", {F, C}, w, true);
+    l.add(p + "mlp.fc.w", {F, C}, fc, true);
     l.add(p + "mlp.fc.b", {F}, zeros, false);
-    l.add(p + "mlp.proj.w", {C, F}, proj, true);
+    l.add(p + "mlp.proj.w", {C, F}, mlp_proj, true);
     l.add(p + "mlp.proj.b", {C}, zeros, false);
   }
   l.add("lnf.w", {C}, ones, false);

@@ -14,13 +14,16 @@
 
 namespace alibi {
 
-constexpr float kInitStd = 0.02f;  // GPT-2's initialisation of weight matrices
-
-// How a tensor starts: zeros, ones, or N(0, std) from a stream keyed by the tensor's name.
+// How a tensor starts: zeros, ones, N(0, scale^2) or U(-scale, scale), drawn from a stream keyed
+// by the tensor's name.
 struct Init {
-  enum Kind { zeros, ones, normal } kind = zeros;
-  float std = 0.0f;
+  enum Kind { zeros, ones, normal, uniform } kind = zeros;
+  float scale = 0.0f;  // the standard deviation of normal, the bound of uniform
 };
+
+// An embedding table of width C (wte, wpe) under cfg.init: N(0, 0.02^2) for gpt2, N(0, 1/C) for
+// fairseq, so that sqrt(C) wte has unit scale next to sinusoids of amplitude 1.
+Init embedding_init(const ModelConfig& cfg);
 
 struct TensorInfo {
   std::string name;
@@ -28,20 +31,22 @@ struct TensorInfo {
   size_t offset = 0;  // in floats, into the set's allocation
   size_t numel = 0;
   Init init;
-  bool decay = false;  // AdamW weight decay applies
+  bool decay = false;     // AdamW weight decay applies
+  float lr_scale = 1.0f;  // AdamW's learning rate for this tensor, as a multiple of --lr
 };
 
 struct ParamLayout {
   std::vector<TensorInfo> tensors;
   size_t total = 0;  // floats, tensors padded to 16-float boundaries
   // Appends a tensor; 16-float alignment keeps every tensor on a cache line for vector loops.
-  void add(std::string name, std::vector<int64_t> shape, Init init, bool decay);
+  void add(std::string name, std::vector<int64_t> shape, Init init, bool decay,
+           float lr_scale = 1.0f);
   const TensorInfo* find(const std::string& name) const;  // nullptr if absent
   const TensorInfo& at(const std::string& name) const;    // throws if absent
 };
 
 // The parameter table of a config: token embeddings, the position method's tensors
-// (src/position), the blocks, the final LayerNorm; names, shapes, order, init and decay.
+// (src/position), the blocks, the final LayerNorm; names, shapes, order, init, decay and lr scale.
 ParamLayout make_param_layout(const ModelConfig& cfg);
 
 // One float per parameter in a backend's memory, zero-filled; the pointers are device pointers.

@@ -17,7 +17,7 @@ class Learned final : public PositionMethod {
       usage_error("--pos learned needs a positive table size, got ", c.max_positions);
   }
   void add_params(const ModelConfig& c, ParamLayout& l) const override {
-    l.add("wpe", {c.max_positions, c.d_model}, Init{Init::normal, kInitStd}, true);
+    l.add("wpe", {c.max_positions, c.d_model}, embedding_init(c), true);
   }
   bool same_shape(const ModelConfig& a, const ModelConfig& b) const override {
     return a.max_positions == b.max_positions;

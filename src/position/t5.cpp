@@ -16,10 +16,14 @@ class T5 final : public PositionMethod {
     if (c.t5_max_distance <= c.t5_buckets / 2)
       usage_error("--t5-max-distance ", c.t5_max_distance, " must exceed --t5-buckets/2 = ",
                   c.t5_buckets / 2);
+    if (!(c.t5_lr_scale > 0 && std::isfinite(c.t5_lr_scale)))
+      usage_error("--t5-lr-scale ", c.t5_lr_scale, " must be a positive number");
   }
-  // Zero at the start, so the model starts as `none`; no decay (T5's practice).
+  // Zero at the start, so the model starts as `none`; no decay (T5's practice). Adam moves a
+  // parameter by about its learning rate per step whatever the gradient, so a table that must
+  // reach biases of several units in a short run needs a larger one (--t5-lr-scale).
   void add_params(const ModelConfig& c, ParamLayout& l) const override {
-    l.add("t5_bias", {c.t5_buckets, c.heads}, Init{}, false);
+    l.add("t5_bias", {c.t5_buckets, c.heads}, Init{}, false, c.t5_lr_scale);
   }
   bool same_shape(const ModelConfig& a, const ModelConfig& b) const override {
     return a.t5_buckets == b.t5_buckets && a.t5_max_distance == b.t5_max_distance;

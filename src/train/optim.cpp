@@ -16,9 +16,10 @@ void adamw_step(ParamSet& params, const ParamSet& grads, ParamSet& m, ParamSet& 
   AdamWUpdate u{c.beta1, c.beta2, c.eps, 1.0f, 0.0f, 0.0f};
   const float bc1 = 1.0f - std::pow(c.beta1, float(t));
   u.bc2_sqrt = std::sqrt(1.0f - std::pow(c.beta2, float(t)));
-  u.step_size = lr / bc1;
   for (const TensorInfo& ti : params.layout->tensors) {
-    u.decay = ti.decay ? 1.0f - lr * c.weight_decay : 1.0f;
+    const float tlr = lr * ti.lr_scale;
+    u.step_size = tlr / bc1;
+    u.decay = ti.decay ? 1.0f - tlr * c.weight_decay : 1.0f;
     be.adamw_update(params.data.data() + ti.offset, grads.data.data() + ti.offset,
                     m.data.data() + ti.offset, v.data.data() + ti.offset, int64_t(ti.numel), u);
   }
