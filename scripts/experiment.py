@@ -21,7 +21,8 @@ Tuning (--lrs, --t5-lr-scales): every method is trained at L with each learning 
 with each table scale) on the same budget, and scored at L only, on --sweep-split (nonoverlapping,
 first --sweep-max-tokens); each method's best setting is the run the study evaluates at every
 length (on --split: use another split than the sweep's). Nothing past L takes part in the choice.
-The sweep is a table in results.md and sweep.csv; sinusoidal at 2L uses sinusoidal's setting.
+The sweep is a table in results.md and sweep.csv; sinusoidal at 2L is tuned the same way at its
+own length 2L.
 
 Finished runs and evaluations are reused, so an interrupted experiment continues where it
 stopped. Uses only the Python standard library; the plot needs matplotlib (Debian:
@@ -235,12 +236,14 @@ def markdown(a, rows, compare_rows, train_seconds, sweep_rows, best):
     L = a.seq_len
     lines = []
     if sweep_rows:
-        lines.append(f"Tuning at L = {L}: perplexity at {L} (nonoverlapping, the first "
-                     f"{a.sweep_max_tokens:,} tokens of {a.sweep_split}) of each training "
-                     f"setting; the best per method (bold) is the run evaluated below:\n")
+        scope = (f"the first {a.sweep_max_tokens:,} tokens of {a.sweep_split}"
+                 if a.sweep_max_tokens else f"all of {a.sweep_split}")
+        lines.append(f"Tuning at L = {L}: perplexity at {L} (nonoverlapping, {scope}) of each training "
+                     f"setting (sinusoidal at 2L: at {2 * L}, its own length); the best per "
+                     f"method (bold) is the run evaluated below:\n")
         lines += ["| method | " + " | ".join(f"lr {lr:g}" for lr in a.lrs) + " |",
                   "|" + "---|" * (len(a.lrs) + 1)]
-        for m in a.methods:
+        for m in a.methods + (["sinusoidal at 2L"] if "sinusoidal at 2L" in best else []):
             for scale in (a.t5_lr_scales if m == "t5" and len(a.t5_lr_scales) > 1 else [None]):
                 cells = []
                 for lr in a.lrs:
@@ -322,6 +325,31 @@ def main():
             r = min(ok, key=lambda r: r["ppl"])
             best[m] = next((j[1], j[4], j[5]) for j in jobs if j[1] == r["run"])
             log(f"[sweep] {m}: best {r['setting']} (ppl {r['ppl']:.2f} at {L} on {a.sweep_split})")
+
+    # The run of each method the study evaluates (for scripts that read the runs afterwards).
+    with open(os.path.join(a.out, "best.json"), "w") as f:
+        json.dump({m: {"run": os.path.join(a.out, "runs", best[m][0]), "lr": best[m][1],
+                       "extra": [str(x) for x in best[m][2]]} for m in a.methods}, f, indent=1)
+    cmp_run = None
+    if not a.no_compare:  # sinusoidal at 2L, tuned like the rest, at its own length 2L
+        cmp = [(f"sinusoidal-L{2 * L}{suffix}", lr, extra)
+               for suffix, extra, lr in settings(a, "sinusoidal")]
+        secs = pool(a, lambda c: train(a, c[0], "sinusoidal", 2 * L, a.batch // 2, c[1], c[2]), cmp)
+        train_seconds.update({c[0]: s for c, s in zip(cmp, secs)})
+        cmp_run = cmp[0][0]
+        if len(cmp) > 1:
+            scores = pool(a, lambda c: evaluate(a, c[0], 2 * L, "nonoverlapping", a.sweep_split,
+                                                a.sweep_max_tokens), cmp)
+            for c, e in zip(cmp, scores):
+                sweep_rows.append(dict(e, method="sinusoidal at 2L", run=c[0], lr=c[1],
+                                       t5_lr_scale="", setting=f"lr {c[1]:g}",
+                                       train_seconds=round(train_seconds[c[0]], 1)))
+            r = min((r for r in sweep_rows if r["method"] == "sinusoidal at 2L"),
+                    key=lambda r: r["ppl"])
+            cmp_run = r["run"]
+            best["sinusoidal at 2L"] = (cmp_run, r["lr"], [])
+            log(f"[sweep] sinusoidal at 2L: best {r['setting']} (ppl {r['ppl']:.2f} at {2 * L})")
+    if sweep_rows:
         with open(os.path.join(a.out, "sweep.csv"), "w", newline="") as f:
             fields = ["method", "run", "lr", "t5_lr_scale", "eval_len", "mode", "max_tokens",
                       "tokens_scored", "loss", "ppl", "train_seconds", "status"]
@@ -329,16 +357,6 @@ def main():
             w.writeheader()
             for r in sweep_rows:
                 w.writerow({k: r.get(k, "") for k in fields})
-
-    # The run of each method the study evaluates (for scripts that read the runs afterwards).
-    with open(os.path.join(a.out, "best.json"), "w") as f:
-        json.dump({m: {"run": os.path.join(a.out, "runs", best[m][0]), "lr": best[m][1],
-                       "extra": [str(x) for x in best[m][2]]} for m in a.methods}, f, indent=1)
-    cmp_run = None
-    if not a.no_compare:  # sinusoidal at 2L, with the setting sinusoidal has at L
-        run, lr, extra = best["sinusoidal"] if "sinusoidal" in best else (None, a.lrs[0], [])
-        cmp_run = f"sinusoidal-L{2 * L}" + (run[len(f"sinusoidal-L{L}"):] if run else "")
-        train_seconds[cmp_run] = train(a, cmp_run, "sinusoidal", 2 * L, a.batch // 2, lr, extra)
 
     tasks = []  # (method, run, train_len, eval_len, mode)
     for m in a.methods:
