@@ -80,7 +80,8 @@ def parse_args():
     p.add_argument("--sweep-split", default="valid", help="split the sweep is scored on")
     p.add_argument("--sweep-max-tokens", type=int, default=0,
                    help="sweep: score the first N tokens at L (0: as --max-tokens)")
-    p.add_argument("--init", default="", help="alibi train --init (empty: the binary's default)")
+    p.add_argument("--init", default="", choices=["", "fairseq", "gpt2"],
+                   help="alibi train --init (empty: the binary's default)")
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=1337)
@@ -93,8 +94,16 @@ def parse_args():
     for m in a.methods:
         if m not in ALL_METHODS:
             p.error(f"--methods: unknown method '{m}'; expected some of {','.join(ALL_METHODS)}")
-    a.lrs = [float(x) for x in a.lrs.split(",") if x] or [a.lr]
-    a.t5_lr_scales = [float(x) for x in a.t5_lr_scales.split(",") if x] or [1.0]
+    def positive_list(flag, text):
+        try:
+            vals = [float(x) for x in text.split(",") if x]
+        except ValueError:
+            vals = [-1.0]
+        if any(not (v > 0 and math.isfinite(v)) for v in vals):
+            p.error(f"{flag} '{text}': expected positive numbers, comma-separated")
+        return vals
+    a.lrs = positive_list("--lrs", a.lrs) or [a.lr]
+    a.t5_lr_scales = positive_list("--t5-lr-scales", a.t5_lr_scales) or [1.0]
     if a.sweep_max_tokens == 0:
         a.sweep_max_tokens = a.max_tokens
     a.factors = [int(f) for f in a.factors.split(",") if f]
