@@ -77,6 +77,9 @@ def parse_args():
     p.add_argument("--lr", type=float, default=2e-3, help="learning rate (without --lrs)")
     p.add_argument("--lrs", default="", help="learning rates to sweep, comma-separated (see above)")
     p.add_argument("--t5-lr-scales", default="1", help="t5 table learning-rate scales to sweep")
+    p.add_argument("--lrs-from", default="",
+                   help="best.json of another experiment: each method trains once with the "
+                        "setting tuned there (no sweep here)")
     p.add_argument("--sweep-split", default="valid", help="split the sweep is scored on")
     p.add_argument("--sweep-max-tokens", type=int, default=0,
                    help="sweep: score the first N tokens at L (0: as --max-tokens)")
@@ -104,6 +107,15 @@ def parse_args():
         return vals
     a.lrs = positive_list("--lrs", a.lrs) or [a.lr]
     a.t5_lr_scales = positive_list("--t5-lr-scales", a.t5_lr_scales) or [1.0]
+    a.tuned = {}
+    if a.lrs_from:
+        try:
+            a.tuned = json.load(open(a.lrs_from))
+        except (OSError, ValueError) as e:
+            p.error(f"--lrs-from '{a.lrs_from}': cannot read a best.json ({e})")
+        for m in a.methods + ([] if a.no_compare else ["sinusoidal at 2L"]):
+            if m not in a.tuned and not (m == "sinusoidal at 2L" and "sinusoidal" in a.tuned):
+                p.error(f"--lrs-from '{a.lrs_from}': no tuned setting for '{m}'")
     if a.sweep_max_tokens == 0:
         a.sweep_max_tokens = a.max_tokens
     a.factors = [int(f) for f in a.factors.split(",") if f]
@@ -146,6 +158,9 @@ def latest_step(run_dir):
 
 def settings(a, method):
     """The training settings a method is tried with: (run-name suffix, extra train flags, lr)."""
+    if a.tuned:  # --lrs-from: the one setting tuned elsewhere
+        t = a.tuned.get(method) or a.tuned[method.split(" ")[0]]
+        return [("", t["extra"], t["lr"])]
     out = []
     for lr in a.lrs:
         for s in (a.t5_lr_scales if method == "t5" else [None]):
@@ -156,6 +171,17 @@ def settings(a, method):
     return out
 
 
+def run_key(cmd):
+    """What makes two training commands the same run: all but the binary, the folder and the
+    checkpoint cadence (which does not change the result: resuming is bit-identical)."""
+    key = cmd[cmd.index("train") + 1:]
+    for flag in ("--out", "--save-every"):
+        if flag in key:
+            i = key.index(flag)
+            del key[i:i + 2]
+    return key
+
+
 def train(a, name, pos, seq_len, batch, lr, extra):
     """Trains one run (or reuses a finished one); returns its training wall time in seconds."""
     run = os.path.join(a.out, "runs", name)
@@ -164,12 +190,13 @@ def train(a, name, pos, seq_len, batch, lr, extra):
                     "--seq-len", seq_len, "--layers", a.layers, "--d-model", a.d_model,
                     "--heads", a.heads, "--ffn", a.ffn, "--batch", batch, "--steps", a.steps,
                     "--lr", lr, "--warmup", a.warmup, "--dropout", a.dropout, "--seed", a.seed,
-                    "--eval-every", 0, "--save-every", 0, "--log-every", max(1, a.steps // 10),
-                    "--keep", 1, *extra, *(["--init", a.init] if a.init else []))
-    key = cmd[cmd.index("train"):]
+                    "--eval-every", 0, "--save-every", max(1, a.steps // 6),
+                    "--log-every", max(1, a.steps // 10), "--keep", 1, *extra,
+                    *(["--init", a.init] if a.init else []))
+    key, stored = run_key(cmd), cmd[cmd.index("train"):]
     if os.path.exists(timing):
         t = json.load(open(timing))
-        if t.get("command") == key[:3] + key[5:] and latest_step(run) == a.steps:
+        if run_key(t.get("command", [])) == key and latest_step(run) == a.steps:
             log(f"[train] {name}: reusing the finished run ({t['train_seconds']:.0f} s)")
             return t["train_seconds"]
         sys.exit(f"experiment: run folder '{run}' holds another run; remove it or use another --out")
@@ -185,7 +212,7 @@ def train(a, name, pos, seq_len, batch, lr, extra):
     if r.returncode != 0:
         sys.exit(f"experiment: training {name} failed (exit {r.returncode}); see {run}/train.log")
     # A resumed run counts only the time of this process.
-    json.dump({"command": key[:3] + key[5:], "train_seconds": seconds,
+    json.dump({"command": stored, "train_seconds": seconds,
                "tokens": a.steps * batch * seq_len}, open(timing, "w"))
     log(f"[train] {name}: done in {seconds:.0f} s")
     return seconds
@@ -252,7 +279,8 @@ def markdown(a, rows, compare_rows, train_seconds, sweep_rows, best):
                      f"method (bold) is the run evaluated below:\n")
         lines += ["| method | " + " | ".join(f"lr {lr:g}" for lr in a.lrs) + " |",
                   "|" + "---|" * (len(a.lrs) + 1)]
-        for m in a.methods + (["sinusoidal at 2L"] if "sinusoidal at 2L" in best else []):
+        swept_cmp = any(r["method"] == "sinusoidal at 2L" for r in sweep_rows)
+        for m in a.methods + (["sinusoidal at 2L"] if swept_cmp else []):
             for scale in (a.t5_lr_scales if m == "t5" and len(a.t5_lr_scales) > 1 else [None]):
                 cells = []
                 for lr in a.lrs:
@@ -263,6 +291,10 @@ def markdown(a, rows, compare_rows, train_seconds, sweep_rows, best):
                 name = m if scale is None else f"{m} (table lr x{scale:g})"
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
+    if a.tuned:
+        lines.append(f"Settings tuned in {a.lrs_from}: " + "; ".join(
+            f"{m} lr {t['lr']:g}" + (f" ({' '.join(t['extra'])})" if t["extra"] else "")
+            for m, t in a.tuned.items() if m in a.methods or m == "sinusoidal at 2L") + ".\n")
     for mode in a.modes:
         mt = a.max_tokens if mode == "nonoverlapping" else a.sliding_max_tokens
         desc = "nonoverlapping windows" if mode == "nonoverlapping" else f"sliding windows, stride {a.stride}"
@@ -302,6 +334,14 @@ def plot_python():
     return None
 
 
+def write_best(a, best):
+    """best.json: the run and setting of each method (and of sinusoidal at 2L once trained)."""
+    with open(os.path.join(a.out, "best.json"), "w") as f:
+        json.dump({m: {"run": os.path.join(a.out, "runs", run), "lr": lr,
+                       "extra": [str(x) for x in extra]} for m, (run, lr, extra) in best.items()},
+                  f, indent=1)
+
+
 def pool(a, fn, items):
     with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
         return list(ex.map(fn, items))
@@ -336,13 +376,11 @@ def main():
             log(f"[sweep] {m}: best {r['setting']} (ppl {r['ppl']:.2f} at {L} on {a.sweep_split})")
 
     # The run of each method the study evaluates (for scripts that read the runs afterwards).
-    with open(os.path.join(a.out, "best.json"), "w") as f:
-        json.dump({m: {"run": os.path.join(a.out, "runs", best[m][0]), "lr": best[m][1],
-                       "extra": [str(x) for x in best[m][2]]} for m in a.methods}, f, indent=1)
+    write_best(a, best)
     cmp_run = None
     if not a.no_compare:  # sinusoidal at 2L, tuned like the rest, at its own length 2L
         cmp = [(f"sinusoidal-L{2 * L}{suffix}", lr, extra)
-               for suffix, extra, lr in settings(a, "sinusoidal")]
+               for suffix, extra, lr in settings(a, "sinusoidal at 2L")]
         secs = pool(a, lambda c: train(a, c[0], "sinusoidal", 2 * L, a.batch // 2, c[1], c[2]), cmp)
         train_seconds.update({c[0]: s for c, s in zip(cmp, secs)})
         cmp_run = cmp[0][0]
@@ -358,6 +396,9 @@ def main():
             cmp_run = r["run"]
             best["sinusoidal at 2L"] = (cmp_run, r["lr"], [])
             log(f"[sweep] sinusoidal at 2L: best {r['setting']} (ppl {r['ppl']:.2f} at {2 * L})")
+        else:
+            best["sinusoidal at 2L"] = (cmp_run, cmp[0][1], cmp[0][2])
+        write_best(a, best)
     if sweep_rows:
         with open(os.path.join(a.out, "sweep.csv"), "w", newline="") as f:
             fields = ["method", "run", "lr", "t5_lr_scale", "eval_len", "mode", "max_tokens",
