@@ -76,10 +76,12 @@ Command add_prepare(CLI::App& app) {
   cp->add_option("--input", o->input, "text file, or folder with train/valid/test files")
       ->required();
   cp->add_option("--out", o->out, "output data folder")->required();
-  cp->add_option("--tokenizer", o->tokenizer, "bytes | bpe");
-  cp->add_option("--vocab", o->vocab, "BPE vocabulary size");
+  cp->add_option("--tokenizer", o->tokenizer,
+                 "bytes | bpe (SentencePiece) | bytebpe (byte-level BPE, written as tokenizer.json)");
+  cp->add_option("--vocab", o->vocab, "BPE vocabulary size (bpe, bytebpe)");
   cp->add_option("--tokenizer-from", o->tokenizer_from,
-                 "use the tokenizer of this run folder or checkpoint (instead of --tokenizer)");
+                 "use this tokenizer instead of --tokenizer: a Hugging Face tokenizer.json or model "
+                 "folder, a SentencePiece .model, a data folder, a run folder or checkpoint");
   cp->add_option("--valid-fraction", o->valid_fraction, "single-file input: share for valid");
   cp->add_option("--test-fraction", o->test_fraction, "single-file input: share for test");
   return {cp, [o, cp] {

@@ -33,5 +33,6 @@ Command add_train(CLI::App& app);
 Command add_eval(CLI::App& app);
 Command add_generate(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_tokenize(CLI::App& app);
 
 }  // namespace alibi::cli

@@ -1,6 +1,9 @@
 #pragma once
-// Peak resident set size of this process.
+// Resident set size of this process: its peak, and now.
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 namespace alibi {
 
@@ -9,6 +12,16 @@ inline double peak_rss_mb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return double(ru.ru_maxrss) / 1024.0;
+}
+
+// MiB resident now (/proc/self/statm; 0 where unavailable).
+inline double current_rss_mb() {
+  long pages_total = 0, pages_resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0.0;
+  const int n = std::fscanf(f, "%ld %ld", &pages_total, &pages_resident);
+  std::fclose(f);
+  return n == 2 ? double(pages_resident) * double(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0) : 0.0;
 }
 
 }  // namespace alibi

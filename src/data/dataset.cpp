@@ -20,8 +20,9 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/io.h"
+#include "core/utf8.h"
+#include "data/bytebpe_train.h"
 #include "core/rng.h"
-#include "model/checkpoint.h"
 
 namespace alibi {
 
@@ -36,7 +37,6 @@ constexpr uint32_t kVersion = 1;
 constexpr size_t kHeaderBytes = 64;
 constexpr int kPrepareFormat = 1;
 // Parallel tokenisation hands each thread pieces of about this size, cut after a '\n'.
-constexpr size_t kParallelChunkBytes = size_t(256) << 10;
 
 void put_u32(unsigned char* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = uint8_t(v >> (8 * i));
@@ -65,42 +65,6 @@ mode_t usual_mode(mode_t base) {
 
 // Byte offset of the first byte that breaks UTF-8 (overlong forms, surrogates and code points
 // above U+10FFFF included), or npos for valid text.
-size_t first_invalid_utf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return i;
-    }
-    if (i + len > n) return i;
-    for (int k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return i;
-    i += len;
-  }
-  return std::string_view::npos;
-}
 
 bool blank(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -154,26 +118,6 @@ size_t line_start_at_or_after(std::string_view text, size_t p) {
   if (text[p - 1] == '\n') return p;
   size_t nl = text.find('\n', p);
   return nl == std::string_view::npos ? text.size() : nl + 1;
-}
-
-std::vector<int32_t> encode_parallel(const Tokenizer& tok, std::string_view text, int threads) {
-  std::vector<size_t> cuts = {0};
-  while (cuts.back() < text.size()) {
-    size_t next = line_start_at_or_after(text, cuts.back() + kParallelChunkBytes);
-    cuts.push_back(next > cuts.back() ? next : text.size());
-  }
-  const int n = int(cuts.size()) - 1;
-  std::vector<std::vector<int32_t>> parts(n);
-  // Chunks end after a '\n', which is a token of its own, so the concatenation equals
-  // tok.encode(text) whatever the thread count.
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (int i = 0; i < n; ++i) parts[i] = tok.encode(text.substr(cuts[i], cuts[i + 1] - cuts[i]));
-  size_t total = 0;
-  for (const auto& p : parts) total += p.size();
-  std::vector<int32_t> ids;
-  ids.reserve(total);
-  for (const auto& p : parts) ids.insert(ids.end(), p.begin(), p.end());
-  return ids;
 }
 
 bool is_prepare_output(const fs::path& dir) {
@@ -255,13 +199,18 @@ void prepare(const PrepareOptions& opts) {
   const auto t0 = std::chrono::steady_clock::now();
 
   // 1. Flags, before anything touches the disk.
-  std::optional<Tokenizer> given;  // --tokenizer-from: a checkpoint's own tokenizer
-  if (!opts.tokenizer_from.empty()) given = read_checkpoint(opts.tokenizer_from).tokenizer;
-  const bool bpe =
-      !given && parse_tokenizer_kind(opts.tokenizer, "--tokenizer") == TokenizerKind::bpe;
+  std::optional<Tokenizer> given;  // --tokenizer-from: a tokenizer file, or a checkpoint's own
+  if (!opts.tokenizer_from.empty()) given = Tokenizer::from_path(opts.tokenizer_from);
+  if (!given && opts.tokenizer != "bytes" && opts.tokenizer != "bpe" && opts.tokenizer != "bytebpe")
+    usage_error("unknown --tokenizer '", opts.tokenizer, "'; expected bytes, bpe or bytebpe");
+  const bool bpe = !given && opts.tokenizer == "bpe";
+  const bool bytebpe = !given && opts.tokenizer == "bytebpe";
   if (bpe && (opts.vocab < 300 || opts.vocab > (1 << 20)))  // as Tokenizer::train_bpe, but early
     usage_error("--vocab ", opts.vocab, " is out of range for the bpe tokenizer; expected 300..",
                 1 << 20, " (256 ids go to byte fallback)");
+  if (bytebpe && (opts.vocab < 258 || opts.vocab > (1 << 20)))  // as train_byte_level_bpe
+    usage_error("--vocab ", opts.vocab, " is out of range for the bytebpe tokenizer; expected 258..",
+                1 << 20, " (257 ids go to <|endoftext|> and the bytes)");
   if (opts.input.empty()) usage_error("no input given; expected a text file or a folder");
   if (opts.out.empty()) usage_error("no output folder given");
   const int threads = opts.threads > 0 ? opts.threads : omp_get_max_threads();
@@ -355,6 +304,9 @@ void prepare(const PrepareOptions& opts) {
         throw UsageError(msg);
       }
       if (train_path != splits[0].source) fs::remove(train_path);
+    } else if (bytebpe) {
+      tok = Tokenizer::hf_from_json(train_byte_level_bpe(splits[0].text, opts.vocab, threads),
+                                    "the trained bytebpe tokenizer");
     } else {
       tok = Tokenizer::bytes();
     }
@@ -370,7 +322,7 @@ void prepare(const PrepareOptions& opts) {
     info["fingerprint"] = tok.fingerprint();
     std::array<uint64_t, 3> counts{};
     for (int k = 0; k < 3; ++k) {
-      std::vector<int32_t> ids = encode_parallel(tok, splits[k].text, threads);
+      std::vector<int32_t> ids = tok.encode_parallel(splits[k].text, threads);
       counts[k] = ids.size();
       save_split((tmp / (splits[k].name + ".tok")).string(), ids, tok.vocab(), splits[k].text.size());
       info["splits"][splits[k].name] = {{"tokens", ids.size()},

@@ -25,10 +25,10 @@ void save_split(const std::string& path, const std::vector<int32_t>& tokens, int
 struct PrepareOptions {
   std::string input;   // a text file, or a folder with train/valid/test (.txt or no extension)
   std::string out;     // output folder
-  std::string tokenizer = "bytes";  // bytes | bpe
+  std::string tokenizer = "bytes";  // bytes | bpe | bytebpe
   int vocab = 8192;    // bpe only
-  // A run folder or checkpoint whose own tokenizer to use instead of `tokenizer` / `vocab`, so
-  // that the data can be scored by that checkpoint (alibi eval checks the tokenizers agree).
+  // A tokenizer to use instead of `tokenizer` / `vocab` (Tokenizer::from_path: a tokenizer.json,
+  // a run folder or checkpoint whose data this is to score; alibi eval checks they agree).
   std::string tokenizer_from;
   double valid_fraction = 0.05;  // single-file input: the last fractions become valid and test
   double test_fraction = 0.05;

@@ -1,4 +1,4 @@
-// Tokenizers: bytes (id = byte value) and SentencePiece BPE.
+// Tokenizers: bytes (id = byte value), SentencePiece BPE, and Hugging Face tokenizer.json.
 //
 // BPE is set up so that decode(encode(text)) == text for any valid UTF-8: identity
 // normalisation, no whitespace folding, no dummy prefix, byte fallback for characters outside
@@ -21,6 +21,8 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "core/rng.h"
+#include "data/hf_tokenizer.h"
+#include "model/checkpoint.h"
 
 namespace alibi {
 
@@ -144,16 +146,21 @@ void for_each_chunk(std::string_view text, F&& f) {
   }
 }
 
+const char* model_file_name(TokenizerKind kind) {
+  return kind == TokenizerKind::hf ? "hf-tokenizer.json" : "tokenizer.model";
+}
+
 }  // namespace
 
 const char* tokenizer_kind_name(TokenizerKind kind) {
-  return kind == TokenizerKind::bpe ? "bpe" : "bytes";
+  return kind == TokenizerKind::bpe ? "bpe" : kind == TokenizerKind::hf ? "hf" : "bytes";
 }
 
 TokenizerKind parse_tokenizer_kind(const std::string& name, const std::string& flag) {
   if (name == "bytes") return TokenizerKind::bytes;
   if (name == "bpe") return TokenizerKind::bpe;
-  usage_error("unknown ", flag, " '", name, "'; expected bytes or bpe");
+  if (name == "hf") return TokenizerKind::hf;
+  usage_error("unknown ", flag, " '", name, "'; expected bytes, bpe or hf");
 }
 
 Tokenizer::Tokenizer() = default;
@@ -167,11 +174,53 @@ Tokenizer& Tokenizer::operator=(const Tokenizer& o) = default;
 Tokenizer Tokenizer::bytes() { return Tokenizer(); }
 
 Tokenizer Tokenizer::bpe_from_model(std::string model_bytes) {
+  return from_model(TokenizerKind::bpe, std::move(model_bytes), "(from bytes)");
+}
+
+Tokenizer Tokenizer::hf_from_json(std::string json, const std::string& origin) {
   Tokenizer t;
-  t.sp_ = load_sp(model_bytes, "(from bytes)");
-  t.kind_ = TokenizerKind::bpe;
-  t.model_bytes_ = std::move(model_bytes);
+  t.hf_ = HfTokenizer::load(json, origin);
+  t.kind_ = TokenizerKind::hf;
+  t.model_bytes_ = std::move(json);
   return t;
+}
+
+Tokenizer Tokenizer::from_model(TokenizerKind kind, std::string model_bytes, const std::string& origin) {
+  switch (kind) {
+    case TokenizerKind::bpe: {
+      Tokenizer t;
+      t.sp_ = load_sp(model_bytes, origin);
+      t.kind_ = TokenizerKind::bpe;
+      t.model_bytes_ = std::move(model_bytes);
+      return t;
+    }
+    case TokenizerKind::hf: return hf_from_json(std::move(model_bytes), origin);
+    case TokenizerKind::bytes: break;
+  }
+  return bytes();
+}
+
+Tokenizer Tokenizer::from_path(const std::string& path) {
+  if (path == "bytes") return bytes();
+  std::error_code ec;
+  const fs::path p(path);
+  if (fs::is_directory(p, ec)) {
+    const fs::path json = p / "tokenizer.json";
+    if (fs::is_regular_file(json, ec)) {
+      std::string text = read_file(json.string(), "tokenizer file");
+      if (HfTokenizer::looks_like(text)) return hf_from_json(std::move(text), json.string());
+      return load_dir(path);  // a data folder (alibi prepare)
+    }
+    return read_checkpoint(path).tokenizer;  // a run folder, or a one-line error naming it
+  }
+  if (!fs::is_regular_file(p, ec))
+    usage_error("tokenizer '", path, "' does not exist; expected a tokenizer.json, a SentencePiece "
+                ".model, a Hugging Face model folder, a data folder, a checkpoint or 'bytes'");
+  if (p.extension() == ".safetensors") return read_checkpoint(path).tokenizer;
+  std::string content = read_file(path, "tokenizer file");
+  if (p.extension() == ".json" || HfTokenizer::looks_like(content))
+    return hf_from_json(std::move(content), path);
+  return from_model(TokenizerKind::bpe, std::move(content), str_cat("'", path, "'"));
 }
 
 Tokenizer Tokenizer::train_bpe(const std::string& text_path, int vocab, int threads) {
@@ -254,16 +303,13 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
   }
   Tokenizer t;
   const std::string where = str_cat("\"kind\" in tokenizer file '", json_path.string(), "':");
-  if (parse_tokenizer_kind(kind, where) == TokenizerKind::bytes) {
-    t = bytes();
-  } else {
-    const fs::path model_path = fs::path(dir) / "tokenizer.model";
+  const TokenizerKind k = parse_tokenizer_kind(kind, where);
+  if (k != TokenizerKind::bytes) {
+    const fs::path model_path = fs::path(dir) / model_file_name(k);
     if (!fs::is_regular_file(model_path, ec))
-      usage_error("tokenizer folder '", dir, "' has kind bpe but no tokenizer.model");
-    std::string model = read_file(model_path.string(), "tokenizer model");
-    t.sp_ = load_sp(model, str_cat("'", model_path.string(), "'"));
-    t.kind_ = TokenizerKind::bpe;
-    t.model_bytes_ = std::move(model);
+      usage_error("tokenizer folder '", dir, "' has kind ", kind, " but no ", model_file_name(k));
+    const std::string name = k == TokenizerKind::hf ? model_path.string() : str_cat("'", model_path.string(), "'");
+    t = from_model(k, read_file(model_path.string(), "tokenizer model"), name);
   }
   if (t.vocab() != vocab)
     usage_error("tokenizer file '", json_path.string(), "' says vocab ", vocab,
@@ -276,14 +322,22 @@ void Tokenizer::save_dir(const std::string& dir) const {
   j["kind"] = tokenizer_kind_name(kind_);
   j["vocab"] = vocab();
   j["fingerprint"] = fingerprint();
-  if (kind_ == TokenizerKind::bpe)
-    write_file_atomic((fs::path(dir) / "tokenizer.model").string(), {model_bytes_});
+  if (kind_ != TokenizerKind::bytes)
+    write_file_atomic((fs::path(dir) / model_file_name(kind_)).string(), {model_bytes_});
   write_file_atomic((fs::path(dir) / "tokenizer.json").string(), {j.dump(2), "\n"});
 }
 
-int Tokenizer::vocab() const { return kind_ == TokenizerKind::bytes ? kBytesVocab : sp_->GetPieceSize(); }
+int Tokenizer::vocab() const {
+  switch (kind_) {
+    case TokenizerKind::bpe: return sp_->GetPieceSize();
+    case TokenizerKind::hf: return hf_->vocab();
+    case TokenizerKind::bytes: break;
+  }
+  return kBytesVocab;
+}
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) const {
+  if (kind_ == TokenizerKind::hf) return hf_->encode(text, add_special);
   std::vector<int32_t> ids;
   if (kind_ == TokenizerKind::bytes) {
     ids.reserve(text.size());
@@ -300,8 +354,10 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  if (kind_ == TokenizerKind::hf) return hf_->decode(ids, true);
   const int V = vocab();
-  for (int32_t id : ids) ALIBI_CHECK(id >= 0 && id < V, "token id ", id, " outside vocab ", V);
+  for (int32_t id : ids)
+    if (id < 0 || id >= V) usage_error("token id ", id, " is outside the tokenizer's vocab (", V, " ids)");
   if (kind_ == TokenizerKind::bytes) {
     std::string s(ids.size(), '\0');
     for (size_t i = 0; i < ids.size(); ++i) s[i] = char(uint8_t(ids[i]));
@@ -314,6 +370,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 }
 
 std::string Tokenizer::decode_one(int32_t id) const {
+  if (kind_ == TokenizerKind::hf) return hf_->is_special(id) ? "" : hf_->decode({&id, 1}, true);
   ALIBI_CHECK(id >= 0 && id < vocab(), "token id ", id, " outside vocab ", vocab());
   if (kind_ == TokenizerKind::bytes) return std::string(1, char(uint8_t(id)));
   const std::string& piece = sp_->IdToPiece(id);
@@ -332,6 +389,46 @@ std::string Tokenizer::decode_one(int32_t id) const {
     }
   }
   return out;
+}
+
+std::string Tokenizer::piece(int32_t id) const {
+  if (id < 0 || id >= vocab())
+    usage_error("token id ", id, " is outside the tokenizer's vocab (", vocab(), " ids)");
+  if (kind_ == TokenizerKind::hf) return hf_->token(id);
+  if (kind_ == TokenizerKind::bpe) return sp_->IdToPiece(id);
+  if (id >= 0x21 && id <= 0x7E) return std::string(1, char(id));
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "<0x%02X>", unsigned(id));
+  return hex;
+}
+
+std::vector<int32_t> Tokenizer::encode_parallel(std::string_view text, int threads,
+                                                bool add_special) const {
+  constexpr size_t kPartBytes = size_t(256) << 10;
+  std::vector<size_t> cuts = {0};
+  while (cuts.back() < text.size()) {
+    const size_t next = cut_at_or_after(text, cuts.back() + kPartBytes);
+    cuts.push_back(next > cuts.back() ? next : text.size());
+  }
+  const int n = int(cuts.size()) - 1;
+  std::vector<std::vector<int32_t>> parts(size_t(std::max(n, 0)));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(std::max(1, threads))
+  for (int i = 0; i < n; ++i)
+    parts[size_t(i)] = encode(text.substr(cuts[size_t(i)], cuts[size_t(i) + 1] - cuts[size_t(i)]));
+  size_t total = 0;
+  for (const auto& p : parts) total += p.size();
+  std::vector<int32_t> ids;
+  ids.reserve(total);
+  for (const auto& p : parts) ids.insert(ids.end(), p.begin(), p.end());
+  return add_special && kind_ == TokenizerKind::hf ? hf_->add_special_tokens(std::move(ids)) : ids;
+}
+
+size_t Tokenizer::cut_at_or_after(std::string_view text, size_t from) const {
+  if (from >= text.size()) return text.size();
+  if (kind_ == TokenizerKind::hf) return hf_->cut_at_or_after(text, from);
+  if (kind_ == TokenizerKind::bytes) return from;
+  const size_t nl = text.find('\n', from == 0 ? 0 : from - 1);  // bpe: "\n" is a token of its own
+  return nl == std::string_view::npos ? text.size() : nl + 1;
 }
 
 std::string Tokenizer::fingerprint() const {

@@ -1,6 +1,7 @@
 #pragma once
-// Tokenizers: raw bytes (V = 256) or a SentencePiece BPE model. A tokenizer serialises to a
-// kind plus bytes so that a checkpoint can carry its own and be used without the data folder.
+// Tokenizers: raw bytes (V = 256), a SentencePiece BPE model, or a Hugging Face tokenizer.json
+// (data/hf_tokenizer.h). A tokenizer serialises to a kind plus bytes (the .model file, the
+// tokenizer.json) so that a checkpoint can carry its own and be used without the data folder.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,12 +14,14 @@ class SentencePieceProcessor;
 
 namespace alibi {
 
-enum class TokenizerKind { bytes, bpe };
+class HfTokenizer;
 
-// "bytes" | "bpe": the one spelling used by --tokenizer, tokenizer.json and checkpoint metadata.
+enum class TokenizerKind { bytes, bpe, hf };
+
+// "bytes" | "bpe" | "hf": the one spelling used by data folders and checkpoint metadata.
 const char* tokenizer_kind_name(TokenizerKind kind);
-// Throws UsageError "unknown <flag> '<name>'; expected bytes or bpe"; `flag` says where the name
-// came from (a flag, or a file's field).
+// Throws UsageError "unknown <flag> '<name>'; expected bytes, bpe or hf"; `flag` says where the
+// name came from (a file's field).
 TokenizerKind parse_tokenizer_kind(const std::string& name, const std::string& flag);
 
 class Tokenizer {
@@ -26,18 +29,38 @@ class Tokenizer {
   static Tokenizer bytes();
   // Loads a SentencePiece model from its serialised bytes (the content of a .model file).
   static Tokenizer bpe_from_model(std::string model_bytes);
+  // Loads a Hugging Face tokenizer.json from its content; `origin` names it in errors.
+  static Tokenizer hf_from_json(std::string json, const std::string& origin);
+  // The tokenizer of a kind and its serialised bytes (empty for bytes), as checkpoints keep it.
+  static Tokenizer from_model(TokenizerKind kind, std::string model_bytes, const std::string& origin);
+  // A tokenizer named by a path: a tokenizer.json, a SentencePiece .model, a Hugging Face model
+  // folder (with tokenizer.json), a data folder, a run folder or checkpoint; or "bytes".
+  static Tokenizer from_path(const std::string& path);
   // Trains a SentencePiece BPE model on a text file; throws UsageError naming the file / --vocab.
   static Tokenizer train_bpe(const std::string& text_path, int vocab, int threads);
-  // Reads DIR/tokenizer.json (+ DIR/tokenizer.model for bpe); throws UsageError naming DIR.
+  // Reads DIR/tokenizer.json (+ DIR/tokenizer.model for bpe, DIR/hf-tokenizer.json for hf);
+  // throws UsageError naming DIR.
   static Tokenizer load_dir(const std::string& dir);
   void save_dir(const std::string& dir) const;
 
   TokenizerKind kind() const { return kind_; }
   int vocab() const;
-  std::vector<int32_t> encode(std::string_view text) const;
+  // The ids of `text`; `add_special` applies an hf tokenizer's post-processor (BOS/EOS).
+  std::vector<int32_t> encode(std::string_view text, bool add_special = false) const;
+  // Throws UsageError for an id outside the vocab; hf skips special tokens, as HF's decode.
   std::string decode(const std::vector<int32_t>& ids) const;
-  // Text of one token, for streaming output (bytes: the byte; bpe: the piece, '▁' as space).
+  // Text of one token, for streaming output (bytes: the byte; bpe: the piece, '▁' as space;
+  // hf: the decoder's bytes, "" for a special token).
   std::string decode_one(int32_t id) const;
+  // The token as the tokenizer spells it (bpe and hf: the piece; bytes: the byte, escaped).
+  std::string piece(int32_t id) const;
+  // encode(text, add_special), on `threads` threads over parts cut where cut_at_or_after
+  // allows: the same ids whatever the thread count.
+  std::vector<int32_t> encode_parallel(std::string_view text, int threads,
+                                       bool add_special = false) const;
+  // A position at or after `from` where `text` can be cut so that encoding the parts gives the
+  // ids of encoding it whole (text.size() if there is none).
+  size_t cut_at_or_after(std::string_view text, size_t from) const;
   const std::string& model_bytes() const { return model_bytes_; }  // empty for bytes
   std::string fingerprint() const;  // equal iff the tokenizers are the same
 
@@ -52,6 +75,7 @@ class Tokenizer {
   TokenizerKind kind_ = TokenizerKind::bytes;
   std::string model_bytes_;
   std::shared_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::shared_ptr<const HfTokenizer> hf_;
 };
 
 }  // namespace alibi

@@ -58,9 +58,11 @@ Checkpoint read_checkpoint(const std::string& path_or_run) {
     ck.step = std::stoll(md.at("step"));
     auto tj = nlohmann::json::parse(md.at("tokenizer"));
     const std::string where = str_cat("tokenizer \"kind\" in checkpoint '", ck.path, "':");
-    if (parse_tokenizer_kind(tj.at("kind").get<std::string>(), where) == TokenizerKind::bpe) {
+    const TokenizerKind kind = parse_tokenizer_kind(tj.at("kind").get<std::string>(), where);
+    if (kind != TokenizerKind::bytes) {
       const StTensor& t = ck.st.at("tokenizer.model");
-      ck.tokenizer = Tokenizer::bpe_from_model(std::string(t.data.begin(), t.data.end()));
+      ck.tokenizer = Tokenizer::from_model(kind, std::string(t.data.begin(), t.data.end()),
+                                           str_cat("tokenizer.model in checkpoint '", ck.path, "'"));
     } else {
       ck.tokenizer = Tokenizer::bytes();
     }
@@ -116,7 +118,7 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
   add_set(params, "");
   if (m) add_set(*m, "adam.m.");
   if (v) add_set(*v, "adam.v.");
-  if (tok.kind() == TokenizerKind::bpe)
+  if (tok.kind() != TokenizerKind::bytes)  // the SentencePiece model, or the tokenizer.json
     st.add("tokenizer.model", "U8", {int64_t(tok.model_bytes().size())},
            tok.model_bytes().data(), tok.model_bytes().size());
   char name[64];
