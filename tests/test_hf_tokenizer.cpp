@@ -161,6 +161,20 @@ TEST(HfTokenizer, ByteFallbackAndUnknownFollowTheModelFlags) {
   EXPECT_EQ(tok->encode("zzab", false), (std::vector<int32_t>{4, 4, 2}));
 }
 
+// Prepend (Llama-style "▁" prefixes) is in no golden configuration: its HF semantics are that
+// a non-empty piece gets the prefix, an empty one does not.
+TEST(HfTokenizer, PrependNormalizerPrefixesNonEmptyPieces) {
+  auto j = tiny();
+  j["pre_tokenizer"] = nullptr;
+  j["decoder"] = nullptr;
+  j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", "a"}},
+                     {{"type", "Replace"}, {"pattern", {{"String", "c"}}}, {"content", "b"}}}}};
+  const auto tok = HfTokenizer::load(j.dump(), "t.json");
+  EXPECT_EQ(tok->encode("b", false), (std::vector<int32_t>{2}));     // "ab"
+  EXPECT_EQ(tok->encode("cb", false), (std::vector<int32_t>{2, 1}));  // "abb"
+  EXPECT_TRUE(tok->encode("", false).empty());
+}
+
 TEST(HfTokenizer, KindHfSurvivesTheDataFolderAndCheckpointRoundTrip) {
   test::TempDir dir("hf_kind");
   const Tokenizer t = Tokenizer::from_path(kDir + "neox.tokenizer.json");
