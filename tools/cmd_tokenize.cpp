@@ -16,6 +16,7 @@
 #include "core/io.h"
 #include "core/rss.h"
 #include "data/tokenizer.h"
+#include "model/checkpoint.h"
 
 namespace alibi::cli {
 
@@ -85,7 +86,7 @@ std::string printable(const std::string& s) {
 void run_tokenize(const TokenizeOptions& o) {
   const double rss0 = current_rss_mb();
   const auto t0 = std::chrono::steady_clock::now();
-  const Tokenizer tok = Tokenizer::from_path(o.tokenizer);
+  const Tokenizer tok = load_tokenizer(o.tokenizer);
   const auto t1 = std::chrono::steady_clock::now();
   const double tokenizer_mb = current_rss_mb() - rss0;
   const std::string input = read_input(o.text);

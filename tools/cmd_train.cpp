@@ -90,6 +90,7 @@ Command add_prepare(CLI::App& app) {
                 if (cp->count(flag) > 0)
                   usage_error(flag, " contradicts --tokenizer-from '", o->tokenizer_from,
                               "', which brings its own tokenizer; drop one of them");
+            if (!o->tokenizer_from.empty()) o->tokenizer_given = load_tokenizer(o->tokenizer_from);
             prepare(*o);
           }};
 }

@@ -199,8 +199,7 @@ void prepare(const PrepareOptions& opts) {
   const auto t0 = std::chrono::steady_clock::now();
 
   // 1. Flags, before anything touches the disk.
-  std::optional<Tokenizer> given;  // --tokenizer-from: a tokenizer file, or a checkpoint's own
-  if (!opts.tokenizer_from.empty()) given = Tokenizer::from_path(opts.tokenizer_from);
+  const std::optional<Tokenizer>& given = opts.tokenizer_given;  // --tokenizer-from
   if (!given && opts.tokenizer != "bytes" && opts.tokenizer != "bpe" && opts.tokenizer != "bytebpe")
     usage_error("unknown --tokenizer '", opts.tokenizer, "'; expected bytes, bpe or bytebpe");
   const bool bpe = !given && opts.tokenizer == "bpe";

@@ -3,6 +3,7 @@
 // DIR/tokenizer.model). A .tok file is a 64-byte header (magic "ALIBITOK", version, vocab,
 // token count, source byte count) followed by uint32 little-endian token ids.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,8 +28,10 @@ struct PrepareOptions {
   std::string out;     // output folder
   std::string tokenizer = "bytes";  // bytes | bpe | bytebpe
   int vocab = 8192;    // bpe only
-  // A tokenizer to use instead of `tokenizer` / `vocab` (Tokenizer::from_path: a tokenizer.json,
-  // a run folder or checkpoint whose data this is to score; alibi eval checks they agree).
+  // A tokenizer to use instead of `tokenizer` / `vocab` (a tokenizer.json, or the tokenizer of
+  // the checkpoint whose data this is to score: alibi eval checks they agree), and the path it
+  // came from, recorded in prepare.json.
+  std::optional<Tokenizer> tokenizer_given;
   std::string tokenizer_from;
   double valid_fraction = 0.05;  // single-file input: the last fractions become valid and test
   double test_fraction = 0.05;

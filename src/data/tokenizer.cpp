@@ -22,7 +22,6 @@
 #include "core/io.h"
 #include "core/rng.h"
 #include "data/hf_tokenizer.h"
-#include "model/checkpoint.h"
 
 namespace alibi {
 
@@ -200,23 +199,21 @@ Tokenizer Tokenizer::from_model(TokenizerKind kind, std::string model_bytes, con
   return bytes();
 }
 
-Tokenizer Tokenizer::from_path(const std::string& path) {
+std::optional<Tokenizer> Tokenizer::from_path(const std::string& path) {
   if (path == "bytes") return bytes();
   std::error_code ec;
   const fs::path p(path);
   if (fs::is_directory(p, ec)) {
     const fs::path json = p / "tokenizer.json";
-    if (fs::is_regular_file(json, ec)) {
-      std::string text = read_file(json.string(), "tokenizer file");
-      if (HfTokenizer::looks_like(text)) return hf_from_json(std::move(text), json.string());
-      return load_dir(path);  // a data folder (alibi prepare)
-    }
-    return read_checkpoint(path).tokenizer;  // a run folder, or a one-line error naming it
+    if (!fs::is_regular_file(json, ec)) return std::nullopt;  // perhaps a run folder
+    std::string text = read_file(json.string(), "tokenizer file");
+    if (HfTokenizer::looks_like(text)) return hf_from_json(std::move(text), json.string());
+    return load_dir(path);  // a data folder (alibi prepare)
   }
   if (!fs::is_regular_file(p, ec))
     usage_error("tokenizer '", path, "' does not exist; expected a tokenizer.json, a SentencePiece "
                 ".model, a Hugging Face model folder, a data folder, a checkpoint or 'bytes'");
-  if (p.extension() == ".safetensors") return read_checkpoint(path).tokenizer;
+  if (p.extension() == ".safetensors") return std::nullopt;  // a checkpoint
   std::string content = read_file(path, "tokenizer file");
   if (p.extension() == ".json" || HfTokenizer::looks_like(content))
     return hf_from_json(std::move(content), path);

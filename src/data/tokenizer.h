@@ -4,6 +4,7 @@
 // tokenizer.json) so that a checkpoint can carry its own and be used without the data folder.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,8 +35,9 @@ class Tokenizer {
   // The tokenizer of a kind and its serialised bytes (empty for bytes), as checkpoints keep it.
   static Tokenizer from_model(TokenizerKind kind, std::string model_bytes, const std::string& origin);
   // A tokenizer named by a path: a tokenizer.json, a SentencePiece .model, a Hugging Face model
-  // folder (with tokenizer.json), a data folder, a run folder or checkpoint; or "bytes".
-  static Tokenizer from_path(const std::string& path);
+  // folder (with tokenizer.json), a data folder, or "bytes"; nullopt for what may be a run
+  // folder or checkpoint (model/checkpoint.h, load_tokenizer, reads those too).
+  static std::optional<Tokenizer> from_path(const std::string& path);
   // Trains a SentencePiece BPE model on a text file; throws UsageError naming the file / --vocab.
   static Tokenizer train_bpe(const std::string& text_path, int vocab, int threads);
   // Reads DIR/tokenizer.json (+ DIR/tokenizer.model for bpe, DIR/hf-tokenizer.json for hf);

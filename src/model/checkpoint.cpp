@@ -130,4 +130,9 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
   return path;
 }
 
+Tokenizer load_tokenizer(const std::string& path) {
+  if (auto t = Tokenizer::from_path(path)) return *t;
+  return read_checkpoint(path).tokenizer;
+}
+
 }  // namespace alibi
