@@ -5,6 +5,7 @@
 // the seed and the step has to be stored in a checkpoint.
 #include <cmath>
 #include <cstdint>
+#include <string_view>
 
 namespace alibi {
 
@@ -14,6 +15,13 @@ inline uint64_t mix64(uint64_t x) {
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   return x ^ (x >> 31);
+}
+
+// 64-bit FNV-1a of a byte string, finished with mix64 so that nearby inputs spread over all bits.
+inline uint64_t hash_bytes(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return mix64(h);
 }
 
 inline uint64_t hash64(uint64_t a, uint64_t b) { return mix64(a ^ mix64(b)); }

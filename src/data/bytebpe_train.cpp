@@ -13,14 +13,13 @@
 
 #include "core/error.h"
 #include "data/hf_bpe.h"
+#include "data/hf_pipeline.h"
 #include "data/regex.h"
 
 namespace alibi {
 
 namespace {
 
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 constexpr int kFirstByteId = 1;  // id 0 is <|endoftext|>
 
 uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
@@ -34,7 +33,7 @@ struct Word {
 // after "\n" before a non-space; the counts do not depend on where the cuts fall anyway, for
 // words are counted, not ordered).
 std::vector<Word> count_words(std::string_view text, int threads) {
-  const Regex re(kGpt2Pattern, "byte-level BPE pre-tokenizer");
+  const Regex re(kByteLevelPattern, "byte-level BPE pre-tokenizer");
   std::vector<size_t> cuts = {0};
   constexpr size_t kChunk = size_t(1) << 20;
   while (cuts.back() < text.size()) {

@@ -15,10 +15,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// GPT-2's pre-tokenizer pattern (HF pre_tokenizers::byte_level).
-constexpr const char* kByteLevelPattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
 // Code point at s[i] (well-formed UTF-8) and its length.
 int32_t code_point(std::string_view s, size_t i, size_t* len) {
   utf8proc_int32_t cp = 0;

@@ -15,6 +15,11 @@
 
 namespace alibi {
 
+// GPT-2's pre-tokenizer pattern (HF pre_tokenizers::byte_level), for ByteLevel with use_regex
+// and for training a byte-level BPE.
+inline constexpr const char* kByteLevelPattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
 // Errors about a field of one file: "tokenizer file 'F': FIELD is VALUE; expected WHAT".
 struct FieldError {
   std::string origin;

@@ -43,13 +43,6 @@ constexpr int kMaxTrainLineBytes = 1 << 16;
 // pieces, 3 s in 4 KB pieces), so it is called on pieces of about this size, cut after a '\n'.
 constexpr size_t kEncodeChunkBytes = 4096;
 
-// 64-bit FNV-1a, finished with mix64 so that nearby inputs spread over all bits.
-uint64_t hash_bytes(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return mix64(h);
-}
-
 // Protobuf wire format, just enough to edit one nested message.
 bool read_varint(std::string_view s, size_t& pos, uint64_t& v) {
   v = 0;
