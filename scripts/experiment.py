@@ -21,6 +21,8 @@ Tuning (--lrs, --t5-lr-scales): every method is trained at L with each learning 
 with each table scale) on the same budget, and scored at L only, on --sweep-split (nonoverlapping,
 first --sweep-max-tokens); each method's best setting is the run the study evaluates at every
 length (on --split: use another split than the sweep's). Nothing past L takes part in the choice.
+A best rate at the edge of the grid is not an optimum: that method also tries twice (or half)
+the rate, until its best lies inside what it tried (at most --bracket more runs per method).
 The sweep is a table in results.md and sweep.csv; sinusoidal at 2L is tuned the same way at its
 own length 2L.
 
@@ -77,6 +79,9 @@ def parse_args():
     p.add_argument("--lr", type=float, default=2e-3, help="learning rate (without --lrs)")
     p.add_argument("--lrs", default="", help="learning rates to sweep, comma-separated (see above)")
     p.add_argument("--t5-lr-scales", default="1", help="t5 table learning-rate scales to sweep")
+    p.add_argument("--bracket", type=int, default=2,
+                   help="with --lrs: while a method's best rate is the largest (smallest) it "
+                        "tried, also try twice (half) that rate, at most this many times")
     p.add_argument("--lrs-from", default="",
                    help="best.json of another experiment: each method trains once with the "
                         "setting tuned there (no sweep here)")
@@ -132,6 +137,8 @@ def parse_args():
         if n and n <= longest:
             p.error(f"{flag} {n} leaves no room for the longest window, {max(a.factors)} x "
                     f"{a.seq_len} = {longest} tokens; use more than {longest}")
+    if a.bracket < 0:
+        p.error(f"--bracket {a.bracket}: expected 0 or more")
     if not a.no_compare and a.batch % 2:
         p.error(f"--batch {a.batch} must be even for the comparison (sinusoidal at 2L uses batch/2)")
     if not os.path.exists(a.alibi):
@@ -156,18 +163,22 @@ def latest_step(run_dir):
     return max(steps, default=-1)
 
 
+def suffix(a, lr, scale):
+    """The run-name suffix of a training setting (empty where nothing is swept)."""
+    return (f"-lr{lr:g}" if len(a.lrs) > 1 else "") + \
+           (f"-t5x{scale:g}" if scale is not None and len(a.t5_lr_scales) > 1 else "")
+
+
 def settings(a, method):
-    """The training settings a method is tried with: (run-name suffix, extra train flags, lr)."""
+    """The training settings a method is first tried with: (run-name suffix, extra flags, lr)."""
     if a.tuned:  # --lrs-from: the one setting tuned elsewhere
         t = a.tuned.get(method) or a.tuned[method.split(" ")[0]]
         return [("", t["extra"], t["lr"])]
     out = []
     for lr in a.lrs:
         for s in (a.t5_lr_scales if method == "t5" else [None]):
-            suffix = (f"-lr{lr:g}" if len(a.lrs) > 1 else "") + \
-                     (f"-t5x{s:g}" if s is not None and len(a.t5_lr_scales) > 1 else "")
             extra = ["--t5-lr-scale", s] if s is not None and s != 1.0 else []
-            out.append((suffix, extra, lr))
+            out.append((suffix(a, lr, s), extra, lr))
     return out
 
 
@@ -277,13 +288,14 @@ def markdown(a, rows, compare_rows, train_seconds, sweep_rows, best):
         lines.append(f"Tuning at L = {L}: perplexity at {L} (nonoverlapping, {scope}) of each training "
                      f"setting (sinusoidal at 2L: at {2 * L}, its own length); the best per "
                      f"method (bold) is the run evaluated below:\n")
-        lines += ["| method | " + " | ".join(f"lr {lr:g}" for lr in a.lrs) + " |",
-                  "|" + "---|" * (len(a.lrs) + 1)]
+        lrs = sorted({r["lr"] for r in sweep_rows})
+        lines += ["| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
+                  "|" + "---|" * (len(lrs) + 1)]
         swept_cmp = any(r["method"] == "sinusoidal at 2L" for r in sweep_rows)
         for m in a.methods + (["sinusoidal at 2L"] if swept_cmp else []):
             for scale in (a.t5_lr_scales if m == "t5" and len(a.t5_lr_scales) > 1 else [None]):
                 cells = []
-                for lr in a.lrs:
+                for lr in lrs:
                     r = next((r for r in sweep_rows if r["method"] == m and r["lr"] == lr and
                               (scale is None or r["t5_lr_scale"] == scale)), None)
                     cell = fmt_ppl(r) if r else ""
@@ -352,53 +364,61 @@ def main():
     os.makedirs(os.path.join(a.out, "evals"), exist_ok=True)
     t_start = time.monotonic()
     L = a.seq_len
-    # Every method at L with every setting: (method, run, seq_len, batch, lr, extra flags).
-    jobs = [(m, f"{m}-L{L}{suffix}", L, a.batch, lr, extra)
-            for m in a.methods for suffix, extra, lr in settings(a, m)]
-    secs = pool(a, lambda j: train(a, j[1], j[0], j[2], j[3], j[4], j[5]), jobs)
-    train_seconds = {j[1]: s for j, s in zip(jobs, secs)}
-
-    # The sweep: each setting scored at L only; the best per method is the study's run.
-    sweep_rows = []
-    best = {m: next((j[1], j[4], j[5]) for j in jobs if j[0] == m) for m in a.methods}
-    if len(jobs) > len(a.methods):
-        scores = pool(a, lambda j: evaluate(a, j[1], L, "nonoverlapping", a.sweep_split,
-                                            a.sweep_max_tokens), jobs)
-        for j, e in zip(jobs, scores):
-            scale = j[5][1] if j[5] else (1.0 if j[0] == "t5" else "")
-            setting = f"lr {j[4]:g}" + (f", t5 table x{scale:g}" if j[0] == "t5" else "")
-            sweep_rows.append(dict(e, method=j[0], run=j[1], lr=j[4], t5_lr_scale=scale,
-                                   setting=setting, train_seconds=round(train_seconds[j[1]], 1)))
-        for m in a.methods:
-            ok = [r for r in sweep_rows if r["method"] == m and r["status"] == "ok"]
-            r = min(ok, key=lambda r: r["ppl"])
-            best[m] = next((j[1], j[4], j[5]) for j in jobs if j[1] == r["run"])
-            log(f"[sweep] {m}: best {r['setting']} (ppl {r['ppl']:.2f} at {L} on {a.sweep_split})")
-
+    # What is tuned: every method at L and, for the second comparison, sinusoidal at 2L (half
+    # the batch, scored at its own length). Job: (label, pos, run, seq_len, batch, lr, extra).
+    labels = [(m, m, L, a.batch) for m in a.methods]
+    if not a.no_compare:
+        labels.append(("sinusoidal at 2L", "sinusoidal", 2 * L, a.batch // 2))
+    pending = [(lab, pos, f"{pos}-L{T}{sfx}", T, B, lr, extra)
+               for lab, pos, T, B in labels for sfx, extra, lr in settings(a, lab)]
+    sweeping = len(pending) > len(labels)
+    jobs, train_seconds, sweep_rows, extended = [], {}, [], {lab[0]: 0 for lab in labels}
+    best = {}
+    while pending:
+        secs = pool(a, lambda j: train(a, j[2], j[1], j[3], j[4], j[5], j[6]), pending)
+        train_seconds.update({j[2]: s for j, s in zip(pending, secs)})
+        jobs += pending
+        if not sweeping:
+            break
+        # The sweep: each setting scored at its training length only.
+        scores = pool(a, lambda j: evaluate(a, j[2], j[3], "nonoverlapping", a.sweep_split,
+                                            a.sweep_max_tokens), pending)
+        for j, e in zip(pending, scores):
+            scale = float(j[6][1]) if j[6] else (1.0 if j[1] == "t5" else "")
+            setting = f"lr {j[5]:g}" + (f", t5 table x{scale:g}" if j[1] == "t5" else "")
+            sweep_rows.append(dict(e, method=j[0], run=j[2], lr=j[5], t5_lr_scale=scale,
+                                   setting=setting, train_seconds=round(train_seconds[j[2]], 1)))
+        # Bracketing: a best rate at the edge of what its method tried is not an optimum, so
+        # the method also tries twice (or half) that rate, up to --bracket times.
+        pending = []
+        for lab, pos, T, B in labels:
+            rows = [r for r in sweep_rows if r["method"] == lab and r["status"] == "ok"]
+            r = min(rows, key=lambda r: r["ppl"])
+            tried = [q["lr"] for q in rows if q["t5_lr_scale"] == r["t5_lr_scale"]]
+            lr = (r["lr"] * 2 if r["lr"] == max(tried) else
+                  r["lr"] / 2 if r["lr"] == min(tried) else None)
+            if lr is None or extended[lab] == a.bracket or len(tried) < 2:
+                continue
+            extended[lab] += 1
+            extra = next(j[6] for j in jobs if j[2] == r["run"])
+            sc = r["t5_lr_scale"] if pos == "t5" else None
+            pending.append((lab, pos, f"{pos}-L{T}{suffix(a, lr, sc)}", T, B, lr, extra))
+            log(f"[sweep] {lab}: best {r['setting']} is at the edge of its grid; trying lr {lr:g}")
+    for lab, *_ in labels:
+        cand = [j for j in jobs if j[0] == lab]
+        if sweeping:
+            r = min((r for r in sweep_rows if r["method"] == lab and r["status"] == "ok"),
+                    key=lambda r: r["ppl"])
+            cand = [j for j in cand if j[2] == r["run"]]
+            edge = " (still at the edge of its grid)" if r["lr"] in (
+                max(q["lr"] for q in sweep_rows if q["method"] == lab),
+                min(q["lr"] for q in sweep_rows if q["method"] == lab)) else ""
+            log(f"[sweep] {lab}: best {r['setting']} (ppl {r['ppl']:.2f} at its length "
+                f"on {a.sweep_split}){edge}")
+        best[lab] = (cand[0][2], cand[0][5], cand[0][6])
     # The run of each method the study evaluates (for scripts that read the runs afterwards).
     write_best(a, best)
-    cmp_run = None
-    if not a.no_compare:  # sinusoidal at 2L, tuned like the rest, at its own length 2L
-        cmp = [(f"sinusoidal-L{2 * L}{suffix}", lr, extra)
-               for suffix, extra, lr in settings(a, "sinusoidal at 2L")]
-        secs = pool(a, lambda c: train(a, c[0], "sinusoidal", 2 * L, a.batch // 2, c[1], c[2]), cmp)
-        train_seconds.update({c[0]: s for c, s in zip(cmp, secs)})
-        cmp_run = cmp[0][0]
-        if len(cmp) > 1:
-            scores = pool(a, lambda c: evaluate(a, c[0], 2 * L, "nonoverlapping", a.sweep_split,
-                                                a.sweep_max_tokens), cmp)
-            for c, e in zip(cmp, scores):
-                sweep_rows.append(dict(e, method="sinusoidal at 2L", run=c[0], lr=c[1],
-                                       t5_lr_scale="", setting=f"lr {c[1]:g}",
-                                       train_seconds=round(train_seconds[c[0]], 1)))
-            r = min((r for r in sweep_rows if r["method"] == "sinusoidal at 2L"),
-                    key=lambda r: r["ppl"])
-            cmp_run = r["run"]
-            best["sinusoidal at 2L"] = (cmp_run, r["lr"], [])
-            log(f"[sweep] sinusoidal at 2L: best {r['setting']} (ppl {r['ppl']:.2f} at {2 * L})")
-        else:
-            best["sinusoidal at 2L"] = (cmp_run, cmp[0][1], cmp[0][2])
-        write_best(a, best)
+    cmp_run = best.get("sinusoidal at 2L", (None,))[0]
     if sweep_rows:
         with open(os.path.join(a.out, "sweep.csv"), "w", newline="") as f:
             fields = ["method", "run", "lr", "t5_lr_scale", "eval_len", "mode", "max_tokens",

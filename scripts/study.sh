@@ -23,7 +23,8 @@ t0=$(date +%s)
 
 # Same model for every run: 2 layers, d_model 128, 8 heads, ffn 512, the default (fairseq)
 # initialisation. Every method is tuned alike at L = 64: each learning rate of LRS (t5 also with
-# each table scale of T5_SCALES), scored at L on the validation split; the best setting of each
+# each table scale of T5_SCALES; a method whose best rate is at the edge of LRS also tries twice
+# or half that rate), scored at L on the validation split; the best setting of each
 # method is then evaluated at every length on the test split (experiment.py, "Tuning"). The
 # other studies train each method once, with its setting from that sweep (same tokens per step).
 MODEL="--layers 2 --d-model 128 --heads 8 --ffn 512 --seed 1337"

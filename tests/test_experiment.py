@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""ctest: scripts/experiment.py's learning-rate sweep on a tiny model (seconds).
+
+    python3 tests/test_experiment.py ALIBI_BINARY
+
+Checks the protocol, not the numbers: that a method whose best rate is at the edge of its grid
+tries twice that rate (--bracket), that it stops after --bracket extensions or once the best is
+inside the grid, that --bracket 0 never extends, and that best.json names the run with the
+lowest perplexity of the sweep table (sweep.csv) at the training length.
+"""
+import csv
+import json
+import lzma
+import os
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def experiment(alibi, data, out, lrs, bracket):
+    cmd = [sys.executable, os.path.join(REPO, "scripts", "experiment.py"), "--alibi", alibi,
+           "--data", data, "--out", out, "--methods", "alibi", "--no-compare", "--seq-len", "16",
+           "--factors", "1", "--layers", "1", "--d-model", "16", "--heads", "2", "--ffn", "32",
+           "--batch", "4", "--steps", "20", "--warmup", "2", "--lrs", lrs, "--bracket",
+           str(bracket), "--jobs", "2", "--threads", "1", "--max-tokens", "2048", "--no-plot"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(os.path.join(out, "sweep.csv")) as f:
+        sweep = list(csv.DictReader(f))
+    best = json.load(open(os.path.join(out, "best.json")))["alibi"]
+    tried = sorted(float(r["lr"]) for r in sweep)
+    lowest = min(sweep, key=lambda r: float(r["ppl"]))
+    assert os.path.basename(best["run"]) == lowest["run"], (best, lowest)
+    return tried, float(best["lr"])
+
+
+def main():
+    alibi = sys.argv[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        text = os.path.join(tmp, "corpus.txt")
+        with lzma.open(os.path.join(REPO, "data", "default-corpus.txt.xz"), "rt") as f:
+            open(text, "w").write(f.read()[:200_000])
+        data = os.path.join(tmp, "data")
+        subprocess.run([alibi, "prepare", "--input", text, "--out", data, "--tokenizer", "bytes"],
+                       check=True, capture_output=True)
+        # Rates far below this model's optimum: the largest wins, so the grid grows upwards,
+        # one doubling per round, until --bracket runs out.
+        tried, lr = experiment(alibi, data, os.path.join(tmp, "up"), "1e-5,2e-5", 2)
+        assert tried == [1e-5, 2e-5, 4e-5, 8e-5], tried
+        assert lr == 8e-5, lr
+        tried, lr = experiment(alibi, data, os.path.join(tmp, "off"), "1e-5,2e-5", 0)
+        assert tried == [1e-5, 2e-5] and lr == 2e-5, (tried, lr)
+        # Far above the optimum the smallest wins, and the grid grows downwards.
+        tried, lr = experiment(alibi, data, os.path.join(tmp, "down"), "3,6", 1)
+        assert tried == [1.5, 3, 6], tried
+    print("experiment.py tuning: ok")
+
+
+if __name__ == "__main__":
+    main()
