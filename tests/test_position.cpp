@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "fd.h"
@@ -53,6 +55,26 @@ TEST(Slopes, WrittenOutValues) {
     ASSERT_EQ(got.size(), want.size());
     for (size_t h = 0; h < want.size(); ++h)
       EXPECT_FLOAT_EQ(got[h], float(want[h])) << n << " heads, head " << h;
+  }
+}
+
+// BLOOM's and MPT's slopes (alibi_bias_max 8) as transformers builds them, for 1..128 heads
+// (tests/ref/make_slopes_golden.py). All three are the same rule in the same head order; they
+// differ only in float32 rounding: ours is the correctly rounded value, MPT's is within 1 ulp of
+// it, BLOOM's (base^k in float32) within 11 ulp at 128 heads. Tolerance: 2e-6 relative (16 ulp).
+TEST(Slopes, EqualTransformersBloomAndMptForOneTo128Heads) {
+  std::ifstream f(std::string(ALIBI_SOURCE_DIR) + "/tests/golden/slopes/alibi_slopes.json");
+  ASSERT_TRUE(f) << "missing golden; run tests/ref/make_slopes_golden.py";
+  const nlohmann::json golden = nlohmann::json::parse(f);
+  for (const char* family : {"bloom", "mpt_max8"}) {
+    for (int n = 1; n <= 128; ++n) {
+      const std::vector<float> ours = alibi_slopes(n);
+      const std::vector<double> theirs = golden.at(family).at(std::to_string(n));
+      ASSERT_EQ(theirs.size(), size_t(n)) << family << ", " << n << " heads";
+      for (int h = 0; h < n; ++h)
+        EXPECT_NEAR(ours[h], theirs[h], 2e-6 * theirs[h])
+            << family << ", " << n << " heads, head " << h;
+    }
   }
 }
 
