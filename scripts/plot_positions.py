@@ -9,7 +9,8 @@ line per (file, window length); x is the position inside the window (log scale),
 loss in nats of the targets scored there, averaged over --bins-per-octave log-spaced bins
 (weighted by the targets scored). Positions scored by fewer than --min-share of the busiest
 position's targets are left out: in sliding evaluation the early positions are scored only in the
-first window. Needs matplotlib (Debian: python3-matplotlib); run by
+first window. With --table, also writes the mean loss over position ranges 1, 2-4, 5-16, 17-64,
+... (powers of 4; target-weighted) of each (file, window length) as a markdown table. Needs matplotlib (Debian: python3-matplotlib); run by
 a Python without it, it re-runs itself with /usr/bin/python3.
 """
 import argparse
@@ -35,6 +36,7 @@ def main():
     ap.add_argument("--title", default="mean loss at each position of the window")
     ap.add_argument("--bins-per-octave", type=int, default=4, help="0: every position")
     ap.add_argument("--min-share", type=float, default=0.1)
+    ap.add_argument("--table", default="", help="markdown table of loss by position range to write")
     a = ap.parse_args()
     specs = []
     for spec in a.files:
@@ -43,6 +45,7 @@ def main():
     panels = list(dict.fromkeys(label.split()[0] for label, _ in specs))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), sharey=True,
                              squeeze=False)
+    table = []  # (label, length, {range: mean loss})
     for label, path in specs:
         ax = axes[0][panels.index(label.split()[0])]
         curves = {}
@@ -51,6 +54,7 @@ def main():
                 curves.setdefault(int(r["length"]), []).append(
                     (int(r["position"]) + 1, int(r["count"]), float(r["mean_loss"])))
         for length, pts in sorted(curves.items()):
+            table.append((label, length, range_means(pts)))
             top = max(c for _, c, _ in pts)
             bins = {}  # bin -> [count-weighted position, count-weighted loss, count]
             for pos, count, loss in pts:
@@ -75,6 +79,38 @@ def main():
     fig.tight_layout()
     fig.savefig(a.out, dpi=120)
     print(f"plot_positions.py: wrote {a.out}")
+    if a.table:
+        longest = max(t[1] for t in table)
+        ranges = [r for r in position_ranges(longest)]
+        lines = ["| model, window | " + " | ".join(f"{lo}" if lo == hi else f"{lo}-{hi}"
+                                                   for lo, hi in ranges) + " |",
+                 "|---|" + "---:|" * len(ranges)]
+        for label, length, means in table:
+            lines.append(f"| {label}, {length} | " + " | ".join(
+                f"{means[r]:.3f}" if r in means else "" for r in ranges) + " |")
+        with open(a.table, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print(f"plot_positions.py: wrote {a.table}")
+
+
+def position_ranges(longest):
+    """1, 2-4, 5-16, 17-64, ...: ranges of positions (1-based) up to `longest`."""
+    out, lo, hi = [(1, 1)], 2, 4
+    while lo <= longest:
+        out.append((lo, min(hi, longest)))
+        lo, hi = hi + 1, hi * 4
+    return out
+
+
+def range_means(pts):
+    """Target-weighted mean loss over each position range that the points cover entirely."""
+    last = max(p for p, _, _ in pts)
+    means = {}
+    for lo, hi in position_ranges(last):
+        sel = [(c, l) for p, c, l in pts if lo <= p <= hi and c > 0]
+        if sel:
+            means[(lo, hi)] = sum(c * l for c, l in sel) / sum(c for c, _ in sel)
+    return means
 
 
 if __name__ == "__main__":

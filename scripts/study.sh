@@ -79,7 +79,7 @@ for m in alibi sinusoidal; do
     --lengths 1024 --mode sliding --stride 256 --max-tokens 16384 --per-position "$g" >/dev/null
   specs+=("$m nonoverlapping=$f" "$m sliding (stride 256)=$g")
 done
-python3 scripts/plot_positions.py "${specs[@]}" --out "$WORK/positions.png" \
+python3 scripts/plot_positions.py "${specs[@]}" --out "$WORK/positions.png" --table "$WORK/positions.md" \
   --title "WikiText-2 (BPE 8192), trained at 256: mean loss by position in the window (test)"
 
 # 4. One figure with every WikiText-2 panel.
