@@ -43,7 +43,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
+
+from study_record import final_loss
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_METHODS = ["alibi", "sinusoidal", "rotary", "t5", "learned", "none"]
@@ -207,8 +210,9 @@ def train(a, name, pos, seq_len, batch, lr, extra):
     key, stored = run_key(cmd), cmd[cmd.index("train"):]
     if os.path.exists(timing):
         t = json.load(open(timing))
-        if run_key(t.get("command", [])) == key and latest_step(run) == a.steps:
-            log(f"[train] {name}: reusing the finished run ({t['train_seconds']:.0f} s)")
+        if run_key(t.get("command", [])) == key and latest_step(run) in (a.steps, -1):
+            kept = "" if latest_step(run) == a.steps else "; recorded, its weights are retrained if needed"
+            log(f"[train] {name}: reusing the finished run ({t['train_seconds']:.0f} s{kept})")
             return t["train_seconds"]
         sys.exit(f"experiment: run folder '{run}' holds another run; remove it or use another --out")
     if latest_step(run) >= 0:  # an interrupted run: continue it bit-identically
@@ -222,11 +226,43 @@ def train(a, name, pos, seq_len, batch, lr, extra):
     seconds = time.monotonic() - t0
     if r.returncode != 0:
         sys.exit(f"experiment: training {name} failed (exit {r.returncode}); see {run}/train.log")
-    # A resumed run counts only the time of this process.
-    json.dump({"command": stored, "train_seconds": seconds,
-               "tokens": a.steps * batch * seq_len}, open(timing, "w"))
+    # A resumed run counts only the time of this process. The final loss lets a run recorded
+    # without its weights (scripts/study_record.py) be retrained and checked.
+    json.dump({"command": stored, "train_seconds": seconds, "tokens": a.steps * batch * seq_len,
+               "final_loss": final_loss(run)}, open(timing, "w"))
     log(f"[train] {name}: done in {seconds:.0f} s")
     return seconds
+
+
+RETRAIN_LOCKS = {}
+
+
+def restore_weights(a, run):
+    """A run recorded without its checkpoint (scripts/study_record.py): retrain it from its
+    recorded command and check that it ends at the recorded loss (training is deterministic
+    for a given thread count), so the evaluations come from the recorded run's weights."""
+    with RETRAIN_LOCKS.setdefault(run, threading.Lock()):
+        t = json.load(open(os.path.join(run, "timing.json")))
+        steps = int(t["command"][t["command"].index("--steps") + 1])
+        if latest_step(run) == steps:
+            return
+        tmp = run + ".retrain"
+        if os.path.isdir(tmp):
+            for f in os.listdir(tmp):
+                os.remove(os.path.join(tmp, f))
+        stored = list(t["command"])
+        stored[stored.index("--out") + 1] = tmp
+        log(f"[train] {os.path.basename(run)}: retraining the recorded run for its weights")
+        with open(os.path.join(run, "train.log"), "a") as f:
+            r = subprocess.run(alibi_cmd(a, *stored), stdout=f, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            sys.exit(f"experiment: retraining {run} failed (exit {r.returncode}); see {run}/train.log")
+        if t.get("final_loss") is not None and final_loss(tmp) != t["final_loss"]:
+            sys.exit(f"experiment: retraining {run} ended at loss {final_loss(tmp)}, not the recorded "
+                     f"{t['final_loss']}; was it recorded with another --threads or binary?")
+        for f in os.listdir(tmp):
+            os.replace(os.path.join(tmp, f), os.path.join(run, f))
+        os.rmdir(tmp)
 
 
 def evaluate(a, run_name, eval_len, mode, split=None, max_tokens=None):
@@ -242,6 +278,8 @@ def evaluate(a, run_name, eval_len, mode, split=None, max_tokens=None):
     # Sliding with stride >= length is the nonoverlapping split (the CLI refuses that stride).
     cli_mode = "sliding" if mode == "sliding" and a.stride < eval_len else "nonoverlapping"
     if not os.path.exists(out):
+        if latest_step(run) < 0:
+            restore_weights(a, run)
         cmd = alibi_cmd(a, "eval", run, "--data", a.data, "--split", split, "--lengths", eval_len,
                         "--mode", cli_mode, "--max-tokens", max_tokens, "--json", out + ".tmp")
         if cli_mode == "sliding":

@@ -6,7 +6,8 @@
 Checks the protocol, not the numbers: that a method whose best rate is at the edge of its grid
 tries twice that rate (--bracket), that it stops after --bracket extensions or once the best is
 inside the grid, that --bracket 0 never extends, and that best.json names the run with the
-lowest perplexity of the sweep table (sweep.csv) at the training length.
+lowest perplexity of the sweep table (sweep.csv) at the training length. Then that a study's
+record (scripts/study_record.py) restores into a fresh folder and continues there.
 """
 import csv
 import json
@@ -19,13 +20,17 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def experiment(alibi, data, out, lrs, bracket):
+def run_experiment(alibi, data, out, lrs, bracket, factors="1"):
     cmd = [sys.executable, os.path.join(REPO, "scripts", "experiment.py"), "--alibi", alibi,
            "--data", data, "--out", out, "--methods", "alibi", "--no-compare", "--seq-len", "16",
-           "--factors", "1", "--layers", "1", "--d-model", "16", "--heads", "2", "--ffn", "32",
+           "--factors", factors, "--layers", "1", "--d-model", "16", "--heads", "2", "--ffn", "32",
            "--batch", "4", "--steps", "20", "--warmup", "2", "--lrs", lrs, "--bracket",
            str(bracket), "--jobs", "2", "--threads", "1", "--max-tokens", "2048", "--no-plot"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def experiment(alibi, data, out, lrs, bracket):
+    r = run_experiment(alibi, data, out, lrs, bracket)
     assert r.returncode == 0, r.stdout + r.stderr
     with open(os.path.join(out, "sweep.csv")) as f:
         sweep = list(csv.DictReader(f))
@@ -55,7 +60,42 @@ def main():
         # Far above the optimum the smallest wins, and the grid grows downwards.
         tried, lr = experiment(alibi, data, os.path.join(tmp, "down"), "3,6", 1)
         assert tried == [1.5, 3, 6], tried
-    print("experiment.py tuning: ok")
+        check_record(alibi, data, tmp)
+    print("experiment.py tuning and study record: ok")
+
+
+def record(action, src, dst):
+    subprocess.run([sys.executable, os.path.join(REPO, "scripts", "study_record.py"), action, src,
+                    dst], check=True, capture_output=True)
+
+
+def check_record(alibi, data, tmp):
+    """A study saved without its weights (study_record.py) and restored elsewhere: its recorded
+    runs and evaluations are reused, a run whose weights an evaluation needs is retrained and
+    checked against its recorded final loss, and a record that does not match is refused."""
+    work, rec = os.path.join(tmp, "work"), os.path.join(tmp, "record")
+    os.makedirs(work)
+    os.rename(os.path.join(tmp, "off"), os.path.join(work, "off"))
+    record("save", work, rec)
+    assert not any(f.endswith(".safetensors") for _, _, fs in os.walk(rec) for f in fs)
+    for fresh, tamper in (("fresh", False), ("tampered", True)):
+        record("restore", rec, os.path.join(tmp, fresh))
+        out = os.path.join(tmp, fresh, "off")
+        if tamper:
+            t = os.path.join(out, "runs", "alibi-L16-lr2e-05", "timing.json")
+            j = json.load(open(t))
+            j["final_loss"] += 1e-3
+            json.dump(j, open(t, "w"))
+        r = run_experiment(alibi, data, out, "1e-5,2e-5", 0, factors="1,2")
+        if tamper:
+            assert r.returncode != 0 and "not the recorded" in r.stderr, r.stdout + r.stderr
+            continue
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.count("retraining the recorded run") == 1, r.stdout  # the best run only
+        assert "[train] alibi-L16-lr1e-05: /" not in r.stdout, r.stdout  # sweep runs reused
+        old = {(x["eval_len"], x["ppl"]) for x in csv.DictReader(open(os.path.join(work, "off", "results.csv")))}
+        new = {(x["eval_len"], x["ppl"]) for x in csv.DictReader(open(os.path.join(out, "results.csv")))}
+        assert old < new and len(new) == 2, (old, new)
 
 
 if __name__ == "__main__":
