@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "kernels/layer_kinds.h"
 
 namespace alibi::test::naive {
 
@@ -42,30 +43,37 @@ inline Vec linear(const FVec& inp, const FVec& W, const FVec& b, int64_t N, int6
   return out;
 }
 
-// Mean and 1/sqrt(biased variance + 1e-5) of each row of x (N,C), and the normalised output.
+// Mean and 1/sqrt(biased variance + eps) of each row of x (N,C), and the normalised output; b
+// empty: no bias.
 struct LayerNorm {
   Vec out, mean, rstd;
 };
-inline LayerNorm layernorm(const FVec& x, const FVec& w, const FVec& b, int64_t N, int64_t C) {
+inline LayerNorm layernorm(const FVec& x, const FVec& w, const FVec& b, int64_t N, int64_t C,
+                           double eps = 1e-5) {
   LayerNorm r{Vec(size_t(N * C)), Vec(size_t(N)), Vec(size_t(N))};
   for (int64_t n = 0; n < N; ++n) {
     double m = 0.0, v = 0.0;
     for (int64_t c = 0; c < C; ++c) m += x[size_t(n * C + c)];
     m /= double(C);
     for (int64_t c = 0; c < C; ++c) v += std::pow(x[size_t(n * C + c)] - m, 2);
-    const double rs = 1.0 / std::sqrt(v / double(C) + 1e-5);
+    const double rs = 1.0 / std::sqrt(v / double(C) + eps);
     for (int64_t c = 0; c < C; ++c)
-      r.out[size_t(n * C + c)] = (x[size_t(n * C + c)] - m) * rs * w[size_t(c)] + b[size_t(c)];
+      r.out[size_t(n * C + c)] = (x[size_t(n * C + c)] - m) * rs * w[size_t(c)] +
+                                 (b.empty() ? 0.0 : b[size_t(c)]);
     r.mean[size_t(n)] = m;
     r.rstd[size_t(n)] = rs;
   }
   return r;
 }
 
-inline double gelu(double x) {
+// GELU in either form (kernels/layer_kinds.h) and its derivative.
+inline double gelu(double x, Gelu g = Gelu::tanh) {
+  if (g == Gelu::erf) return 0.5 * x * std::erfc(-x / std::sqrt(2.0));
   return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
 }
-inline double gelu_grad(double x) {
+inline double gelu_grad(double x, Gelu g = Gelu::tanh) {
+  if (g == Gelu::erf)
+    return 0.5 * std::erfc(-x / std::sqrt(2.0)) + x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
   const double k = std::sqrt(2.0 / M_PI), u = k * (x + 0.044715 * x * x * x);
   const double th = std::tanh(u);
   return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * k * (1.0 + 3.0 * 0.044715 * x * x);

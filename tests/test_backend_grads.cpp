@@ -52,41 +52,48 @@ TEST_P(BackendGrads, Linear) {
 
 TEST_P(BackendGrads, LayerNorm) {
   const int64_t N = 5, C = 12;
-  auto x = randn(N * C, 11), w = randn(C, 12), b = randn(C, 13);
-  const auto R = randn(N * C, 14);
-  DeviceArray<float> mean(be_, N), rstd(be_, N);
-  auto fwd = [&] {
-    auto dx = to_device(be(), x, be_), dw = to_device(be(), w, be_), db = to_device(be(), b, be_);
-    DeviceArray<float> out(be_, N * C);
-    be().layernorm_forward(out.data(), mean.data(), rstd.data(), dx.data(), dw.data(), db.data(),
-                           N, C);
-    return to_host(be(), out);
-  };
-  fwd();  // saves mean and rstd for the backward
-  auto dx = to_device(be(), x, be_), dw = to_device(be(), w, be_), dR = to_device(be(), R, be_);
-  DeviceArray<float> gx(be_, N * C), gw(be_, C), gb(be_, C);
-  be().layernorm_backward(gx.data(), gw.data(), gb.data(), dR.data(), dx.data(), dw.data(),
-                          mean.data(), rstd.data(), N, C);
-  const auto loss = loss_of(fwd, R);
-  expect_fd("dx", loss, x.data(), x.size(), to_host(be(), gx).data());
-  expect_fd("dw", loss, w.data(), w.size(), to_host(be(), gw).data());
-  expect_fd("db", loss, b.data(), b.size(), to_host(be(), gb).data());
+  for (const bool bias : {true, false}) {
+    SCOPED_TRACE(bias ? "bias, eps 1e-5" : "no bias, eps 1e-3");
+    const float eps = bias ? 1e-5f : 1e-3f;
+    auto x = randn(N * C, 11), w = randn(C, 12), b = randn(C, 13);
+    const auto R = randn(N * C, 14);
+    DeviceArray<float> mean(be_, N), rstd(be_, N);
+    auto fwd = [&] {
+      auto dx = to_device(be(), x, be_), dw = to_device(be(), w, be_), db = to_device(be(), b, be_);
+      DeviceArray<float> out(be_, N * C);
+      be().layernorm_forward(out.data(), mean.data(), rstd.data(), dx.data(), dw.data(),
+                             bias ? db.data() : nullptr, N, C, eps);
+      return to_host(be(), out);
+    };
+    fwd();  // saves mean and rstd for the backward
+    auto dx = to_device(be(), x, be_), dw = to_device(be(), w, be_), dR = to_device(be(), R, be_);
+    DeviceArray<float> gx(be_, N * C), gw(be_, C), gb(be_, C);
+    be().layernorm_backward(gx.data(), gw.data(), bias ? gb.data() : nullptr, dR.data(), dx.data(),
+                            dw.data(), mean.data(), rstd.data(), N, C);
+    const auto loss = loss_of(fwd, R);
+    expect_fd("dx", loss, x.data(), x.size(), to_host(be(), gx).data());
+    expect_fd("dw", loss, w.data(), w.size(), to_host(be(), gw).data());
+    if (bias) expect_fd("db", loss, b.data(), b.size(), to_host(be(), gb).data());
+  }
 }
 
 TEST_P(BackendGrads, Gelu) {
   const int64_t n = 64;
-  auto x = randn(n, 21, 2.0f);
-  const auto R = randn(n, 22);
-  auto fwd = [&] {
-    auto dx = to_device(be(), x, be_);
-    DeviceArray<float> out(be_, n);
-    be().gelu_forward(out.data(), dx.data(), n);
-    return to_host(be(), out);
-  };
-  auto dx = to_device(be(), x, be_), dR = to_device(be(), R, be_);
-  DeviceArray<float> gx(be_, n);
-  be().gelu_backward(gx.data(), dx.data(), dR.data(), n);
-  expect_fd("dx", loss_of(fwd, R), x.data(), n, to_host(be(), gx).data(), n);
+  for (const Gelu g : {Gelu::tanh, Gelu::erf}) {
+    SCOPED_TRACE(g == Gelu::tanh ? "tanh" : "erf");
+    auto x = randn(n, 21, 2.0f);
+    const auto R = randn(n, 22);
+    auto fwd = [&] {
+      auto dx = to_device(be(), x, be_);
+      DeviceArray<float> out(be_, n);
+      be().gelu_forward(out.data(), dx.data(), n, g);
+      return to_host(be(), out);
+    };
+    auto dx = to_device(be(), x, be_), dR = to_device(be(), R, be_);
+    DeviceArray<float> gx(be_, n);
+    be().gelu_backward(gx.data(), dx.data(), dR.data(), n, g);
+    expect_fd("dx", loss_of(fwd, R), x.data(), n, to_host(be(), gx).data(), n);
+  }
 }
 
 TEST_P(BackendGrads, EmbeddingAndLearnedPositions) {

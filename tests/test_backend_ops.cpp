@@ -127,66 +127,77 @@ TEST_P(BackendOps, LinearForwardAndBackwardAgainstDouble) {
 }
 
 TEST_P(BackendOps, LayerNormForwardAndBackwardAgainstDouble) {
-  const int64_t N = 9, C = 100;
-  const auto x = randn(N * C, 31, 2.0f), w = randn(C, 32), b = randn(C, 33);
-  const auto g = randn(N * C, 34), dx0 = randn(N * C, 35), dw0 = randn(C, 36);
-  const Outs got = run(
-      [&](const Be& be) {
-        auto dx = to_device(*be, x, be), dw = to_device(*be, w, be), db = to_device(*be, b, be);
-        auto dg = to_device(*be, g, be), gx = to_device(*be, dx0, be);
-        auto gw = to_device(*be, dw0, be), gb = to_device(*be, dw0, be);
-        DeviceArray<float> out(be, N * C), mean(be, N), rstd(be, N);
-        be->layernorm_forward(out.data(), mean.data(), rstd.data(), dx.data(), dw.data(),
-                              db.data(), N, C);
-        be->layernorm_backward(gx.data(), gw.data(), gb.data(), dg.data(), dx.data(), dw.data(),
-                               mean.data(), rstd.data(), N, C);
-        return Outs{to_host(*be, out),  to_host(*be, mean), to_host(*be, rstd),
-                    to_host(*be, gx), to_host(*be, gw),   to_host(*be, gb)};
-      },
-      kMathTol);
-  const naive::LayerNorm ref = naive::layernorm(x, w, b, N, C);
-  EXPECT_REL(got[0], ref.out, kMathTol);
-  EXPECT_REL(got[1], ref.mean, kMathTol);
-  EXPECT_REL(got[2], ref.rstd, kMathTol);
-  Vec gx(dx0.begin(), dx0.end()), gw(dw0.begin(), dw0.end()), gb(dw0.begin(), dw0.end());
-  for (int64_t n = 0; n < N; ++n) {
-    double sg = 0.0, sgx = 0.0;  // means of dnorm and of dnorm * xhat
-    auto xhat = [&](int64_t c) { return (x[size_t(n * C + c)] - ref.mean[n]) * ref.rstd[n]; };
-    for (int64_t c = 0; c < C; ++c) {
-      const double dn = double(g[size_t(n * C + c)]) * w[size_t(c)];
-      sg += dn / double(C);
-      sgx += dn * xhat(c) / double(C);
-      gw[size_t(c)] += g[size_t(n * C + c)] * xhat(c);
-      gb[size_t(c)] += g[size_t(n * C + c)];
+  for (const bool bias : {true, false}) {  // with a bias at PyTorch's eps; without, a larger eps
+    SCOPED_TRACE(bias ? "bias, eps 1e-5" : "no bias, eps 1e-3");
+    const float eps = bias ? 1e-5f : 1e-3f;
+    const int64_t N = 9, C = 100;
+    const auto x = randn(N * C, 31, 2.0f), w = randn(C, 32), b0 = randn(C, 33);
+    const auto b = bias ? b0 : decltype(b0){};
+    const auto g = randn(N * C, 34), dx0 = randn(N * C, 35), dw0 = randn(C, 36);
+    const Outs got = run(
+        [&](const Be& be) {
+          auto dx = to_device(*be, x, be), dw = to_device(*be, w, be), db = to_device(*be, b0, be);
+          auto dg = to_device(*be, g, be), gx = to_device(*be, dx0, be);
+          auto gw = to_device(*be, dw0, be), gb = to_device(*be, dw0, be);
+          DeviceArray<float> out(be, N * C), mean(be, N), rstd(be, N);
+          be->layernorm_forward(out.data(), mean.data(), rstd.data(), dx.data(), dw.data(),
+                                bias ? db.data() : nullptr, N, C, eps);
+          be->layernorm_backward(gx.data(), gw.data(), bias ? gb.data() : nullptr, dg.data(),
+                                 dx.data(), dw.data(), mean.data(), rstd.data(), N, C);
+          return Outs{to_host(*be, out), to_host(*be, mean), to_host(*be, rstd),
+                      to_host(*be, gx),  to_host(*be, gw),   to_host(*be, gb)};
+        },
+        kMathTol);
+    const naive::LayerNorm ref = naive::layernorm(x, w, b, N, C, eps);
+    EXPECT_REL(got[0], ref.out, kMathTol);
+    EXPECT_REL(got[1], ref.mean, kMathTol);
+    EXPECT_REL(got[2], ref.rstd, kMathTol);
+    Vec gx(dx0.begin(), dx0.end()), gw(dw0.begin(), dw0.end()), gb(dw0.begin(), dw0.end());
+    for (int64_t n = 0; n < N; ++n) {
+      double sg = 0.0, sgx = 0.0;  // means of dnorm and of dnorm * xhat
+      auto xhat = [&](int64_t c) { return (x[size_t(n * C + c)] - ref.mean[n]) * ref.rstd[n]; };
+      for (int64_t c = 0; c < C; ++c) {
+        const double dn = double(g[size_t(n * C + c)]) * w[size_t(c)];
+        sg += dn / double(C);
+        sgx += dn * xhat(c) / double(C);
+        gw[size_t(c)] += g[size_t(n * C + c)] * xhat(c);
+        gb[size_t(c)] += g[size_t(n * C + c)];
+      }
+      for (int64_t c = 0; c < C; ++c)
+        gx[size_t(n * C + c)] +=
+            (double(g[size_t(n * C + c)]) * w[size_t(c)] - sg - xhat(c) * sgx) * ref.rstd[n];
     }
-    for (int64_t c = 0; c < C; ++c)
-      gx[size_t(n * C + c)] +=
-          (double(g[size_t(n * C + c)]) * w[size_t(c)] - sg - xhat(c) * sgx) * ref.rstd[n];
+    EXPECT_REL(got[3], gx, kMathTol);
+    EXPECT_REL(got[4], gw, kMathTol);
+    if (bias)
+      EXPECT_REL(got[5], gb, kMathTol);
+    else
+      EXPECT_REL(got[5], Vec(dw0.begin(), dw0.end()), 0.0);  // no bias: its gradient untouched
   }
-  EXPECT_REL(got[3], gx, kMathTol);
-  EXPECT_REL(got[4], gw, kMathTol);
-  EXPECT_REL(got[5], gb, kMathTol);
 }
 
 TEST_P(BackendOps, GeluForwardAndBackwardAgainstDouble) {
-  const int64_t n = 5000;  // past the kernels' one-thread threshold
-  const auto x = randn(n, 41, 3.0f), g = randn(n, 42);
-  const Outs got = run(
-      [&](const Be& be) {
-        auto dx = to_device(*be, x, be), dg = to_device(*be, g, be);
-        DeviceArray<float> out(be, n), gx(be, n);
-        be->gelu_forward(out.data(), dx.data(), n);
-        be->gelu_backward(gx.data(), dx.data(), dg.data(), n);
-        return Outs{to_host(*be, out), to_host(*be, gx)};
-      },
-      kMathTol);
-  Vec out(n), gx(n);
-  for (int64_t i = 0; i < n; ++i) {
-    out[size_t(i)] = naive::gelu(x[size_t(i)]);
-    gx[size_t(i)] = naive::gelu_grad(x[size_t(i)]) * g[size_t(i)];
+  for (const Gelu gk : {Gelu::tanh, Gelu::erf}) {
+    SCOPED_TRACE(gk == Gelu::tanh ? "tanh" : "erf");
+    const int64_t n = 5000;  // past the kernels' one-thread threshold
+    const auto x = randn(n, 41, 3.0f), g = randn(n, 42);
+    const Outs got = run(
+        [&](const Be& be) {
+          auto dx = to_device(*be, x, be), dg = to_device(*be, g, be);
+          DeviceArray<float> out(be, n), gx(be, n);
+          be->gelu_forward(out.data(), dx.data(), n, gk);
+          be->gelu_backward(gx.data(), dx.data(), dg.data(), n, gk);
+          return Outs{to_host(*be, out), to_host(*be, gx)};
+        },
+        kMathTol);
+    Vec out(n), gx(n);
+    for (int64_t i = 0; i < n; ++i) {
+      out[size_t(i)] = naive::gelu(x[size_t(i)], gk);
+      gx[size_t(i)] = naive::gelu_grad(x[size_t(i)], gk) * g[size_t(i)];
+    }
+    EXPECT_REL(got[0], out, kMathTol);
+    EXPECT_REL(got[1], gx, kMathTol);
   }
-  EXPECT_REL(got[0], out, kMathTol);
-  EXPECT_REL(got[1], gx, kMathTol);
 }
 
 TEST_P(BackendOps, EmbeddingGatherAndScatterAgainstDouble) {

@@ -31,30 +31,38 @@ TEST(Layers, LinearBackwardMatchesFiniteDifferences) {
 
 TEST(Layers, LayerNormBackwardMatchesFiniteDifferences) {
   const int64_t N = 5, C = 12;
-  auto x = randn(N * C, 11), w = randn(C, 12), b = randn(C, 13), R = randn(N * C, 14);
-  std::vector<float> out(N * C), mean(N), rstd(N), dx(N * C, 0.f), dw(C, 0.f), db(C, 0.f);
-  auto loss = [&] {
-    layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C);
-    return dot(out.data(), R.data(), out.size());
-  };
-  loss();
-  layernorm_backward(dx.data(), dw.data(), db.data(), R.data(), x.data(), w.data(), mean.data(),
-                     rstd.data(), N, C);
-  expect_fd("dx", loss, x.data(), x.size(), dx.data());
-  expect_fd("dw", loss, w.data(), w.size(), dw.data());
-  expect_fd("db", loss, b.data(), b.size(), db.data());
+  for (const bool bias : {true, false}) {  // with a bias at PyTorch's eps; without, BLOOM-like eps
+    SCOPED_TRACE(bias ? "bias, eps 1e-5" : "no bias, eps 1e-3");
+    const float eps = bias ? 1e-5f : 1e-3f;
+    auto x = randn(N * C, 11), w = randn(C, 12), b = randn(C, 13), R = randn(N * C, 14);
+    std::vector<float> out(N * C), mean(N), rstd(N), dx(N * C, 0.f), dw(C, 0.f), db(C, 0.f);
+    auto loss = [&] {
+      layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(),
+                        bias ? b.data() : nullptr, N, C, eps);
+      return dot(out.data(), R.data(), out.size());
+    };
+    loss();
+    layernorm_backward(dx.data(), dw.data(), bias ? db.data() : nullptr, R.data(), x.data(),
+                       w.data(), mean.data(), rstd.data(), N, C);
+    expect_fd("dx", loss, x.data(), x.size(), dx.data());
+    expect_fd("dw", loss, w.data(), w.size(), dw.data());
+    if (bias) expect_fd("db", loss, b.data(), b.size(), db.data());
+  }
 }
 
 TEST(Layers, GeluBackwardMatchesFiniteDifferences) {
   const int64_t n = 64;
-  auto x = randn(n, 21, 2.0f), R = randn(n, 22);
-  std::vector<float> out(n), dx(n);
-  auto loss = [&] {
-    gelu_forward(out.data(), x.data(), n);
-    return dot(out.data(), R.data(), n);
-  };
-  gelu_backward(dx.data(), x.data(), R.data(), n);
-  expect_fd("dx", loss, x.data(), n, dx.data(), n);
+  for (const Gelu g : {Gelu::tanh, Gelu::erf}) {
+    SCOPED_TRACE(g == Gelu::tanh ? "tanh" : "erf");
+    auto x = randn(n, 21, 2.0f), R = randn(n, 22);
+    std::vector<float> out(n), dx(n);
+    auto loss = [&] {
+      gelu_forward(out.data(), x.data(), n, g);
+      return dot(out.data(), R.data(), n);
+    };
+    gelu_backward(dx.data(), x.data(), R.data(), n, g);
+    expect_fd("dx", loss, x.data(), n, dx.data(), n);
+  }
 }
 
 TEST(Layers, EmbeddingAndPositionTableBackwardMatchFiniteDifferences) {

@@ -58,7 +58,7 @@ TEST(Slopes, WrittenOutValues) {
   }
 }
 
-// BLOOM's and MPT's slopes (alibi_bias_max 8) as transformers builds them, for 1..128 heads
+// BLOOM's and MPT's slopes (alibi_bias_max 4, 8, 16) as transformers builds them, for 1..128 heads
 // (tests/ref/make_slopes_golden.py). All three are the same rule in the same head order; they
 // differ only in float32 rounding: ours is the correctly rounded value, MPT's is within 1 ulp of
 // it, BLOOM's (base^k in float32) within 11 ulp at 128 heads. Tolerance: 2e-6 relative (16 ulp).
@@ -66,9 +66,11 @@ TEST(Slopes, EqualTransformersBloomAndMptForOneTo128Heads) {
   std::ifstream f(std::string(ALIBI_SOURCE_DIR) + "/tests/golden/slopes/alibi_slopes.json");
   ASSERT_TRUE(f) << "missing golden; run tests/ref/make_slopes_golden.py";
   const nlohmann::json golden = nlohmann::json::parse(f);
-  for (const char* family : {"bloom", "mpt_max8"}) {
+  const std::pair<const char*, double> families[] = {
+      {"bloom", 8.0}, {"mpt_max8", 8.0}, {"mpt_max4", 4.0}, {"mpt_max16", 16.0}};
+  for (const auto& [family, bias_max] : families) {
     for (int n = 1; n <= 128; ++n) {
-      const std::vector<float> ours = alibi_slopes(n);
+      const std::vector<float> ours = alibi_slopes(n, bias_max);
       const std::vector<double> theirs = golden.at(family).at(std::to_string(n));
       ASSERT_EQ(theirs.size(), size_t(n)) << family << ", " << n << " heads";
       for (int h = 0; h < n; ++h)
@@ -85,21 +87,7 @@ TEST(Position, UnknownNameIsAUsageError) {
 }
 
 // The model's full backward, dropout included, against finite differences of its loss.
-class ModelFd : public ::testing::TestWithParam<PosKind> {};
-
-TEST_P(ModelFd, ParameterGradientsMatchFiniteDifferences) {
-  ModelConfig c;
-  c.vocab = 17;
-  c.layers = 2;
-  c.d_model = 12;
-  c.heads = 3;
-  c.ffn = 20;
-  c.pos = GetParam();
-  c.max_positions = 9;
-  c.t5_buckets = 4;
-  c.t5_max_distance = 6;
-  c.dropout_resid = 0.1f;
-  c.dropout_attn = 0.1f;
+void expect_model_fd(const ModelConfig& c) {
   const int B = 2, T = 9;
   Model m(c, B, T);
   m.init_weights(3);
@@ -121,6 +109,51 @@ TEST_P(ModelFd, ParameterGradientsMatchFiniteDifferences) {
   for (const TensorInfo& t : m.layout.tensors)
     test::expect_fd(t.name.c_str(), loss, m.params.data.data() + t.offset, t.numel,
                     m.grads.data.data() + t.offset, 6);
+}
+
+ModelConfig tiny(PosKind pos) {
+  ModelConfig c;
+  c.vocab = 17;
+  c.layers = 2;
+  c.d_model = 12;
+  c.heads = 3;
+  c.ffn = 20;
+  c.pos = pos;
+  c.max_positions = 9;
+  c.t5_buckets = 4;
+  c.t5_max_distance = 6;
+  c.dropout_resid = 0.1f;
+  c.dropout_attn = 0.1f;
+  return c;
+}
+
+class ModelFd : public ::testing::TestWithParam<PosKind> {};
+
+TEST_P(ModelFd, ParameterGradientsMatchFiniteDifferences) { expect_model_fd(tiny(GetParam())); }
+
+// Every architecture option away from its default (BLOOM's and MPT's choices), together: no
+// biases, exact GELU, a larger LayerNorm eps, unscaled embeddings with BLOOM's embedding
+// LayerNorm, an untied head, MPT's alibi_bias_max.
+TEST_P(ModelFd, ArchitectureOptionsMatchFiniteDifferences) {
+  ModelConfig c = tiny(GetParam());
+  c.linear_bias = false;
+  c.ln_bias = false;
+  c.ln_eps = 1e-3f;
+  c.gelu = Gelu::erf;
+  c.embed_scale = false;
+  c.embed_ln = true;
+  c.alibi_bias_max = 4.0f;
+  c.tied_head = false;
+  Model m(c, 1, 1);
+  for (const char* absent : {"h.0.attn.qkv.b", "h.1.mlp.proj.b", "h.0.ln1.b", "lnf.b", "emb_ln.b"})
+    EXPECT_EQ(m.layout.find(absent), nullptr) << absent;
+  for (const char* present : {"emb_ln.w", "lm_head.w"})
+    EXPECT_NE(m.layout.find(present), nullptr) << present;
+  expect_model_fd(c);
+  c.ln_bias = true;  // BLOOM: biases on its LayerNorms (the embedding one too)
+  c.linear_bias = true;
+  c.gelu = Gelu::tanh;
+  expect_model_fd(c);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, ModelFd,

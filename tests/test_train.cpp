@@ -215,6 +215,36 @@ TEST_F(TrainCli, InitSchemeIsAFlagRecordedInTheCheckpoint) {
   EXPECT_EQ(read_checkpoint(run).config.init, InitScheme::gpt2);
 }
 
+// BLOOM's and MPT's architecture options train, are recorded and resume bit-identically.
+TEST_F(TrainCli, ArchitectureOptionsAreFlagsRecordedInTheCheckpoint) {
+  const std::string arch = " --linear-bias false --ln-bias false --ln-eps 1e-3 --gelu erf"
+                           " --embed-scale false --embed-ln true --alibi-bias-max 4"
+                           " --tied-head false";
+  expect_usage_error(run_cli("train --data " + data() + " --out " + path("a0") + kTiny +
+                             " --steps 1 --gelu sigmoid", path("a0.err")), "--gelu 'sigmoid'");
+  expect_usage_error(run_cli("train --data " + data() + " --out " + path("a1") + kTiny +
+                             " --steps 1 --ln-eps 0", path("a1.err")), "--ln-eps 0");
+  EXPECT_FALSE(fs::exists(path("a0")) || fs::exists(path("a1")));
+  const std::string run = path("arch"), whole = path("arch-whole");
+  ASSERT_EQ(run_cli("train --data " + data() + " --out " + run + kTiny + arch + " --steps 2",
+                    path("a2.err")).code, 0);
+  const Checkpoint ck = read_checkpoint(run);
+  EXPECT_FALSE(ck.config.linear_bias);
+  EXPECT_FALSE(ck.config.ln_bias);
+  EXPECT_EQ(ck.config.ln_eps, 1e-3f);
+  EXPECT_EQ(ck.config.gelu, Gelu::erf);
+  EXPECT_FALSE(ck.config.embed_scale);
+  EXPECT_TRUE(ck.config.embed_ln);
+  EXPECT_EQ(ck.config.alibi_bias_max, 4.0f);
+  EXPECT_FALSE(ck.config.tied_head);
+  expect_usage_error(run_cli("train --resume " + run + " --gelu tanh --steps 3", path("a3")),
+                     "--gelu");
+  ASSERT_EQ(run_cli("train --resume " + run + " --steps 4", path("a4")).code, 0);
+  ASSERT_EQ(run_cli("train --data " + data() + " --out " + whole + kTiny + arch + " --steps 4",
+                    path("a5.err")).code, 0);
+  expect_identical(run + "/ckpt-000000004.safetensors", whole + "/ckpt-000000004.safetensors");
+}
+
 TEST_F(TrainCli, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   const std::string run = path("nan");
   // A learning rate of 1e30 turns the weights into infinities after one AdamW step.

@@ -42,7 +42,13 @@ std::vector<FixedFlag> fixed_flags() {
           FIXED("--warmup", warmup), FIXED("--lr", lr), FIXED("--min-lr-ratio", min_lr_ratio),
           FIXED("--clip", clip), FIXED("--beta1", adamw.beta1), FIXED("--beta2", adamw.beta2),
           FIXED("--weight-decay", adamw.weight_decay), FIXED("--seed", seed),
-          FIXED("--dtype", dtype)};
+          FIXED("--dtype", dtype),
+          FixedFlag{"--gelu", [](const TrainOptions& o) { return nlohmann::json(gelu_name(o.model.gelu)); },
+                    [](TrainOptions& d, const TrainOptions& s) { d.model.gelu = s.model.gelu; }},
+          FIXED("--linear-bias", model.linear_bias), FIXED("--ln-bias", model.ln_bias),
+          FIXED("--ln-eps", model.ln_eps), FIXED("--embed-scale", model.embed_scale),
+          FIXED("--embed-ln", model.embed_ln), FIXED("--alibi-bias-max", model.alibi_bias_max),
+          FIXED("--tied-head", model.tied_head)};
 }
 #undef FIXED
 
@@ -99,6 +105,7 @@ Command add_train(CLI::App& app) {
   auto to = std::make_shared<TrainOptions>();
   auto pos = std::make_shared<std::string>("alibi");
   auto init = std::make_shared<std::string>(init_name(to->model.init));
+  auto gelu = std::make_shared<std::string>(gelu_name(to->model.gelu));
   auto time_limit_min = std::make_shared<double>(0.0);
   CLI::App* ct = add_subcommand(app, "train", "train a language model on a prepared data folder");
   ct->add_option("--data", to->data, "prepared data folder (alibi prepare)");
@@ -122,6 +129,18 @@ Command add_train(CLI::App& app) {
                  "t5: distance of the last bucket");
   ct->add_option("--t5-lr-scale", to->model.t5_lr_scale,
                  "t5: learning rate of the bias table as a multiple of --lr");
+  // Architecture options (docs/model.md): the defaults are this repository's model.
+  ct->add_option("--linear-bias", to->model.linear_bias, "biases on the blocks' linears");
+  ct->add_option("--ln-bias", to->model.ln_bias, "biases on the LayerNorms");
+  ct->add_option("--ln-eps", to->model.ln_eps, "LayerNorm epsilon");
+  ct->add_option("--gelu", *gelu, "GELU form: tanh (approximation) | erf (exact)");
+  ct->add_option("--embed-scale", to->model.embed_scale,
+                 "scale token embeddings by sqrt(d_model) (fairseq); false: unscaled");
+  ct->add_option("--embed-ln", to->model.embed_ln, "a LayerNorm on the token embeddings (BLOOM)");
+  ct->add_option("--alibi-bias-max", to->model.alibi_bias_max,
+                 "alibi: slopes 2^(-X h/heads) (MPT's alibi_bias_max; 8: the paper's)");
+  ct->add_option("--tied-head", to->model.tied_head,
+                 "output head tied to the token embeddings; false: its own lm_head.w");
   ct->add_option("--batch", to->batch, "windows per micro-batch");
   ct->add_option("--grad-accum", to->grad_accum, "micro-batches per step");
   ct->add_option("--steps", to->steps, "total optimizer steps (a resumed run continues to it)");
@@ -149,6 +168,7 @@ Command add_train(CLI::App& app) {
             TrainOptions& o = *to;
             o.model.pos = parse_pos(*pos);
             o.model.init = parse_init(*init);
+            o.model.gelu = parse_gelu(*gelu);
             o.time_limit_s = *time_limit_min * 60.0;
             if (!o.resume.empty()) {
               const Checkpoint ck = read_checkpoint(o.resume);

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "kernels/attention.h"
+#include "kernels/layer_kinds.h"
 #include "kernels/precision.h"
 
 namespace alibi {
@@ -55,15 +56,18 @@ class Backend {
   virtual void linear_backward(float* dinp, float* dW, float* db, const float* dout,
                                const float* inp, const float* W, int64_t N, int64_t IC,
                                int64_t OC) = 0;
-  // out (N,C) = (inp - mean) rstd w + b, saving mean, rstd (N). Backward: dinp (N,C) +=.
+  // out (N,C) = (inp - mean) rstd w + b, rstd = 1 / sqrt(var + eps), saving mean, rstd (N); b
+  // null: no bias. Backward: dinp (N,C) +=; db null: no bias.
   virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                                 const float* w, const float* b, int64_t N, int64_t C) = 0;
+                                 const float* w, const float* b, int64_t N, int64_t C,
+                                 float eps) = 0;
   virtual void layernorm_backward(float* dinp, float* dw, float* db, const float* dout,
                                   const float* inp, const float* w, const float* mean,
                                   const float* rstd, int64_t N, int64_t C) = 0;
-  // out = gelu_tanh(inp), n elements; dinp = dout gelu'(inp).
-  virtual void gelu_forward(float* out, const float* inp, int64_t n) = 0;
-  virtual void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) = 0;
+  // out = gelu(inp) in form g, n elements; dinp = dout gelu'(inp).
+  virtual void gelu_forward(float* out, const float* inp, int64_t n, Gelu g) = 0;
+  virtual void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n,
+                             Gelu g) = 0;
   // x (N,C) = scale wte[tokens]; dwte (V,C) += scale (dx scattered by token).
   virtual void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N,
                                  int64_t C, float scale) = 0;

@@ -51,6 +51,11 @@ void describe_activations(ArenaPlanner& p, const ModelConfig& c, int B, int T,
   a.tokens = p.take<int32_t>("tokens", {N}, fwd);
   a.targets = p.take<int32_t>("targets", {N}, fwd);
   a.losses = p.take<float>("losses", {N}, fwd);
+  if (c.embed_ln) {
+    a.emb = p.take<float>("emb", {N, C}, fwd);
+    a.emb_mean = p.take<float>("emb_mean", {N}, fwd);
+    a.emb_rstd = p.take<float>("emb_rstd", {N}, fwd);
+  }
 }
 
 }  // namespace alibi

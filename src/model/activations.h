@@ -82,6 +82,8 @@ struct Activations {
   AttnWorkspace attn_ws;         // the fused attention's scratch, planned by the backend
   int32_t *tokens, *targets;     // (N) the last batch
   float* losses;                 // (N) per-token losses (token_losses)
+  float* emb = nullptr;          // (N,C) token embeddings before their LayerNorm (embed_ln)
+  float *emb_mean = nullptr, *emb_rstd = nullptr;  // (N) (embed_ln)
 };
 
 // Lays out the activations of batches of up to B x T. Training keeps every layer's activations

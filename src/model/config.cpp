@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "position/position.h"
 
@@ -14,6 +16,14 @@ InitScheme parse_init(const std::string& name, const std::string& flag) {
   for (InitScheme s : {InitScheme::gpt2, InitScheme::fairseq})
     if (name == init_name(s)) return s;
   usage_error(flag, " '", name, "' is not an initialisation; expected gpt2|fairseq");
+}
+
+const char* gelu_name(Gelu g) { return g == Gelu::tanh ? "tanh" : "erf"; }
+
+Gelu parse_gelu(const std::string& name, const std::string& flag) {
+  for (Gelu g : {Gelu::tanh, Gelu::erf})
+    if (name == gelu_name(g)) return g;
+  usage_error(flag, " '", name, "' is not a GELU form; expected tanh|erf");
 }
 
 void ModelConfig::validate() const {
@@ -31,6 +41,10 @@ void ModelConfig::validate() const {
     usage_error("--dropout ", dropout_resid, " must be in [0, 1)");
   if (!(dropout_attn >= 0 && dropout_attn < 1))
     usage_error("--attn-dropout ", dropout_attn, " must be in [0, 1)");
+  if (!(ln_eps > 0 && std::isfinite(ln_eps)))
+    usage_error("--ln-eps ", ln_eps, " must be a positive number");
+  if (!(alibi_bias_max > 0 && std::isfinite(alibi_bias_max)))
+    usage_error("--alibi-bias-max ", alibi_bias_max, " must be a positive number");
   position_method(pos).validate(*this);
 }
 
@@ -41,7 +55,11 @@ nlohmann::json ModelConfig::to_json() const {
           {"init", init_name(init)}, {"t5_lr_scale", t5_lr_scale},
           {"max_positions", max_positions}, {"t5_buckets", t5_buckets},
           {"t5_max_distance", t5_max_distance}, {"dropout_resid", dropout_resid},
-          {"dropout_attn", dropout_attn}};
+          {"dropout_attn", dropout_attn},   {"linear_bias", linear_bias},
+          {"ln_bias", ln_bias},             {"ln_eps", ln_eps},
+          {"gelu", gelu_name(gelu)},        {"embed_scale", embed_scale},
+          {"embed_ln", embed_ln},           {"alibi_bias_max", alibi_bias_max},
+          {"tied_head", tied_head}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -60,12 +78,25 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   c.t5_max_distance = j.value("t5_max_distance", 128);
   c.dropout_resid = j.value("dropout_resid", 0.0f);
   c.dropout_attn = j.value("dropout_attn", 0.0f);
+  // Checkpoints from before the architecture options hold the defaults.
+  const ModelConfig d;
+  c.linear_bias = j.value("linear_bias", d.linear_bias);
+  c.ln_bias = j.value("ln_bias", d.ln_bias);
+  c.ln_eps = j.value("ln_eps", d.ln_eps);
+  c.gelu = parse_gelu(j.value("gelu", std::string(gelu_name(d.gelu))), "config gelu");
+  c.embed_scale = j.value("embed_scale", d.embed_scale);
+  c.embed_ln = j.value("embed_ln", d.embed_ln);
+  c.alibi_bias_max = j.value("alibi_bias_max", d.alibi_bias_max);
+  c.tied_head = j.value("tied_head", d.tied_head);
   return c;
 }
 
 bool ModelConfig::same_shape(const ModelConfig& o) const {
   return vocab == o.vocab && layers == o.layers && d_model == o.d_model && heads == o.heads &&
-         ffn == o.ffn && pos == o.pos && position_method(pos).same_shape(*this, o);
+         ffn == o.ffn && pos == o.pos && linear_bias == o.linear_bias && ln_bias == o.ln_bias &&
+         ln_eps == o.ln_eps && gelu == o.gelu && embed_scale == o.embed_scale &&
+         embed_ln == o.embed_ln && alibi_bias_max == o.alibi_bias_max &&
+         tied_head == o.tied_head && position_method(pos).same_shape(*this, o);
 }
 
 }  // namespace alibi

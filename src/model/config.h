@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "kernels/layer_kinds.h"
 #include "position/pos_kind.h"
 
 namespace alibi {
@@ -12,6 +13,8 @@ namespace alibi {
 enum class InitScheme { gpt2, fairseq };
 const char* init_name(InitScheme s);
 InitScheme parse_init(const std::string& name, const std::string& flag = "--init");
+const char* gelu_name(Gelu g);
+Gelu parse_gelu(const std::string& name, const std::string& flag = "--gelu");
 
 struct ModelConfig {
   int vocab = 256;        // V
@@ -28,6 +31,16 @@ struct ModelConfig {
   float t5_lr_scale = 1.0f;  // t5: the table's learning rate as a multiple of --lr
   float dropout_resid = 0.0f;
   float dropout_attn = 0.0f;
+  // Architecture options (docs/model.md, "Architecture options"): the defaults are this
+  // repository's model; BLOOM and MPT set others. Checkpoints from before them hold the defaults.
+  bool linear_bias = true;       // biases on the four linears of every block
+  bool ln_bias = true;           // biases on every LayerNorm
+  float ln_eps = 1e-5f;          // LayerNorm's epsilon (PyTorch's default)
+  Gelu gelu = Gelu::tanh;        // the MLP's GELU: tanh approximation or exact (erf)
+  bool embed_scale = true;       // x = sqrt(C) wte[t] (fairseq) or wte[t] (BLOOM, MPT)
+  bool embed_ln = false;         // a LayerNorm on the token embeddings (BLOOM's)
+  float alibi_bias_max = 8.0f;   // alibi: slopes 2^(-alibi_bias_max h / n) (MPT's field; 8: paper)
+  bool tied_head = true;         // the output head is wte, or its own lm_head.w (V,C)
 
   int head_size() const { return d_model / heads; }
   // Throws UsageError naming the offending flag (--d-model, --heads, ...); the position method
@@ -35,7 +48,8 @@ struct ModelConfig {
   void validate() const;
   nlohmann::json to_json() const;
   static ModelConfig from_json(const nlohmann::json& j);
-  bool same_shape(const ModelConfig& o) const;  // everything but dropout, init and lr scales
+  // Everything but dropout, init and lr scales: the same function of the same parameters.
+  bool same_shape(const ModelConfig& o) const;
 };
 
 }  // namespace alibi

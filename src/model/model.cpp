@@ -11,8 +11,11 @@ namespace {
 
 // Token embeddings are scaled by sqrt(C) (as in fairseq's transformer LM, which the paper used):
 // the tied table stays small for the output projection while the input embedding keeps the
-// same order of magnitude as an added sinusoidal or learned position signal.
-float embed_scale(const ModelConfig& c) { return std::sqrt(float(c.d_model)); }
+// same order of magnitude as an added sinusoidal or learned position signal. BLOOM and MPT do
+// not scale (embed_scale = false).
+float embed_scale(const ModelConfig& c) { return c.embed_scale ? std::sqrt(float(c.d_model)) : 1.0f; }
+
+constexpr size_t kAbsent = SIZE_MAX;  // the offset of a tensor this config does not have
 
 const ModelConfig& validated(const ModelConfig& c) {
   c.validate();
@@ -61,16 +64,23 @@ Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<
   pos_->bind(cfg, layout, backend_);
 
   auto at = [&](const std::string& n) { return layout.at(n).offset; };
+  auto maybe = [&](const std::string& n) {
+    const TensorInfo* t = layout.find(n);
+    return t ? t->offset : kAbsent;
+  };
   for (int l = 0; l < cfg.layers; ++l) {
     const std::string p = "h." + std::to_string(l) + ".";
-    slots_.push_back({at(p + "ln1.w"), at(p + "ln1.b"), at(p + "attn.qkv.w"),
-                      at(p + "attn.qkv.b"), at(p + "attn.proj.w"), at(p + "attn.proj.b"),
-                      at(p + "ln2.w"), at(p + "ln2.b"), at(p + "mlp.fc.w"), at(p + "mlp.fc.b"),
-                      at(p + "mlp.proj.w"), at(p + "mlp.proj.b")});
+    slots_.push_back({at(p + "ln1.w"), maybe(p + "ln1.b"), at(p + "attn.qkv.w"),
+                      maybe(p + "attn.qkv.b"), at(p + "attn.proj.w"), maybe(p + "attn.proj.b"),
+                      at(p + "ln2.w"), maybe(p + "ln2.b"), at(p + "mlp.fc.w"),
+                      maybe(p + "mlp.fc.b"), at(p + "mlp.proj.w"), maybe(p + "mlp.proj.b")});
   }
   wte_ = at("wte");
+  head_ = cfg.tied_head ? wte_ : at("lm_head.w");
+  emb_ln_w_ = maybe("emb_ln.w");
+  emb_ln_b_ = maybe("emb_ln.b");
   lnf_w_ = at("lnf.w");
-  lnf_b_ = at("lnf.b");
+  lnf_b_ = maybe("lnf.b");
 }
 
 Model::~Model() = default;
@@ -100,8 +110,14 @@ void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
                 pos_name(cfg.pos), " embeddings cannot extrapolate)");
   be.upload(acts_.tokens, tokens, size_t(N) * sizeof(int32_t));
   float* x = acts_.layer[0].x_in;
-  be.embedding_forward(x, acts_.tokens, params.data.data() + wte_, N, cfg.d_model,
-                       embed_scale(cfg));
+  const float* wte = params.data.data() + wte_;
+  if (cfg.embed_ln) {  // x = LN(scale wte[tokens]), before any position signal is added
+    be.embedding_forward(acts_.emb, acts_.tokens, wte, N, cfg.d_model, embed_scale(cfg));
+    be.layernorm_forward(x, acts_.emb_mean, acts_.emb_rstd, acts_.emb, param(emb_ln_w_),
+                         param(emb_ln_b_), N, cfg.d_model, cfg.ln_eps);
+  } else {
+    be.embedding_forward(x, acts_.tokens, wte, N, cfg.d_model, embed_scale(cfg));
+  }
   pos_->embed_forward(x, B, T, pos0, params);
 }
 
@@ -110,10 +126,11 @@ void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
 void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed) {
   Backend& be = *backend_;
   Activations& a = acts_;
-  auto P = [this](size_t off) { return params.data.data() + off; };
+  auto P = [this](size_t off) { return param(off); };
   const ModelConfig& c = cfg;
   const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
   const int HS = c.head_size();
+  const float eps = c.ln_eps;
   const float p_res = train_ ? c.dropout_resid : 0.0f;
   AttnDropout adrop{train_ ? c.dropout_attn : 0.0f, 0};
   const ScoreBias bias = pos_->score_bias(params);
@@ -127,7 +144,8 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
   for (int l = 0; l < c.layers; ++l) {
     Activations::Layer& s = a.layer[l];
     const LayerSlots& o = slots_[l];
-    be.layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, s.x_in, P(o.ln1_w), P(o.ln1_b), N, C);
+    be.layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, s.x_in, P(o.ln1_w), P(o.ln1_b), N, C,
+                         eps);
     be.linear_forward(a.qkv, s.ln1, P(o.qkv_w), P(o.qkv_b), N, C, 3 * C);
     be.split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
     pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0);
@@ -149,16 +167,18 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
     be.copy(s.x_mid, s.x_in, size_t(N * C) * sizeof(float));
     be.residual_forward(s.x_mid, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 1));
 
-    be.layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.x_mid, P(o.ln2_w), P(o.ln2_b), N, C);
+    be.layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.x_mid, P(o.ln2_w), P(o.ln2_b), N, C,
+                         eps);
     be.linear_forward(s.fch, s.ln2, P(o.fc_w), P(o.fc_b), N, C, F);
-    be.gelu_forward(s.fcg, s.fch, N * F);
+    be.gelu_forward(s.fcg, s.fch, N * F, c.gelu);
     be.linear_forward(a.branch, s.fcg, P(o.mlp_w), P(o.mlp_b), N, F, C);
     float* x_out = l + 1 < c.layers ? a.layer[l + 1].x_in : a.x_final;
     be.copy(x_out, s.x_mid, size_t(N * C) * sizeof(float));
     be.residual_forward(x_out, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 2));
   }
-  be.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, P(lnf_w_), P(lnf_b_), N, C);
-  be.linear_forward(a.logits, a.lnf, P(wte_), nullptr, N, C, V);
+  be.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, P(lnf_w_), P(lnf_b_), N, C,
+                       eps);
+  be.linear_forward(a.logits, a.lnf, P(head_), nullptr, N, C, V);
   host_rows_ = 0;
 }
 
@@ -272,8 +292,8 @@ void Model::backward(float loss_scale) {
   ALIBI_CHECK(training_, "backward() needs a model planned with training = true");
   Backend& be = *backend_;
   Activations& a = acts_;
-  auto P = [this](size_t off) { return params.data.data() + off; };
-  auto G = [this](size_t off) { return grads.data.data() + off; };
+  auto P = [this](size_t off) { return param(off); };
+  auto G = [this](size_t off) { return off == kAbsent ? nullptr : grads.data.data() + off; };
   const ModelConfig& c = cfg;
   const int B = B_, T = T_;
   const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
@@ -286,8 +306,7 @@ void Model::backward(float loss_scale) {
 
   host_rows_ = 0;  // the logits become their gradient
   be.crossentropy_backward(a.logits, a.ce_lse, a.targets, N, V, loss_scale);
-  float* dwte = G(wte_);
-  be.linear_backward(a.dln, dwte, nullptr, a.logits, a.lnf, P(wte_), N, C, V);
+  be.linear_backward(a.dln, G(head_), nullptr, a.logits, a.lnf, P(head_), N, C, V);
   be.fill(a.dres, 0.0f, N * C);
   be.layernorm_backward(a.dres, G(lnf_w_), G(lnf_b_), a.dln, a.x_final, P(lnf_w_), a.lnf_mean,
                         a.lnf_rstd, N, C);
@@ -298,7 +317,7 @@ void Model::backward(float loss_scale) {
     // MLP branch: x_out = x_mid + drop(gelu(ln2 Wfc^T + bfc) Wproj^T + bproj)
     be.residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 2));
     be.linear_backward(a.dF, G(o.mlp_w), G(o.mlp_b), a.branch, s.fcg, P(o.mlp_w), N, F, C);
-    be.gelu_backward(a.dF, s.fch, a.dF, N * F);
+    be.gelu_backward(a.dF, s.fch, a.dF, N * F, c.gelu);
     be.linear_backward(a.dln, G(o.fc_w), G(o.fc_b), a.dF, s.ln2, P(o.fc_w), N, C, F);
     be.layernorm_backward(a.dres, G(o.ln2_w), G(o.ln2_b), a.dln, s.x_mid, P(o.ln2_w),
                           s.ln2_mean, s.ln2_rstd, N, C);
@@ -317,7 +336,14 @@ void Model::backward(float loss_scale) {
                           s.ln1_mean, s.ln1_rstd, N, C);
   }
   pos_->embed_backward(a.dres, B, T, 0, grads);
-  be.embedding_backward(dwte, a.dres, a.tokens, N, C, V, embed_scale(c));
+  const float* demb = a.dres;
+  if (c.embed_ln) {
+    be.fill(a.dln, 0.0f, N * C);
+    be.layernorm_backward(a.dln, G(emb_ln_w_), G(emb_ln_b_), a.dres, a.emb, P(emb_ln_w_),
+                          a.emb_mean, a.emb_rstd, N, C);
+    demb = a.dln;
+  }
+  be.embedding_backward(G(wte_), demb, a.tokens, N, C, V, embed_scale(c));
 }
 
 }  // namespace alibi

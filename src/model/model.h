@@ -97,7 +97,10 @@ struct Model {
     size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
   };
   std::vector<LayerSlots> slots_;
-  size_t wte_ = 0, lnf_w_ = 0, lnf_b_ = 0;
+  // wte, the output head (wte when tied), the embedding LayerNorm, the final LayerNorm; a tensor
+  // the config lacks (a bias, emb_ln) has offset SIZE_MAX and param() gives null for it.
+  size_t wte_ = 0, head_ = 0, emb_ln_w_ = 0, emb_ln_b_ = 0, lnf_w_ = 0, lnf_b_ = 0;
+  float* param(size_t off) { return off == SIZE_MAX ? nullptr : params.data.data() + off; }
   std::unique_ptr<PositionMethod> pos_;  // bound to this model's layout and backend
   int64_t max_positions_ = 0;            // the method's limit (kAnyLength: none)
   DeviceArray<std::byte> arena_;

@@ -61,25 +61,30 @@ ParamLayout make_param_layout(const ModelConfig& c) {
     fc = xavier(F, C, 1.0f);
     mlp_proj = xavier(C, F, 1.0f);
   }
+  // LayerNorm and linear biases exist only where the config has them (ln_bias, linear_bias).
+  auto norm = [&](const std::string& name) {
+    l.add(name + ".w", {C}, ones, false);
+    if (c.ln_bias) l.add(name + ".b", {C}, zeros, false);
+  };
+  auto linear = [&](const std::string& name, int64_t out, int64_t in, Init w) {
+    l.add(name + ".w", {out, in}, w, true);
+    if (c.linear_bias) l.add(name + ".b", {out}, zeros, false);
+  };
   l.add("wte", {c.vocab, C}, embedding_init(c), true);
+  if (c.embed_ln) norm("emb_ln");
   position_method(c.pos).add_params(c, l);
   for (int i = 0; i < c.layers; ++i) {
     const std::string p = "h." + std::to_string(i) + ".";
-    l.add(p + "ln1.w", {C}, ones, false);
-    l.add(p + "ln1.b", {C}, zeros, false);
-    l.add(p + "attn.qkv.w", {3 * C, C}, qkv, true);
-    l.add(p + "attn.qkv.b", {3 * C}, zeros, false);
-    l.add(p + "attn.proj.w", {C, C}, attn_proj, true);
-    l.add(p + "attn.proj.b", {C}, zeros, false);
-    l.add(p + "ln2.w", {C}, ones, false);
-    l.add(p + "ln2.b", {C}, zeros, false);
-    l.add(p + "mlp.fc.w", {F, C}, fc, true);
-    l.add(p + "mlp.fc.b", {F}, zeros, false);
-    l.add(p + "mlp.proj.w", {C, F}, mlp_proj, true);
-    l.add(p + "mlp.proj.b", {C}, zeros, false);
+    norm(p + "ln1");
+    linear(p + "attn.qkv", 3 * C, C, qkv);
+    linear(p + "attn.proj", C, C, attn_proj);
+    norm(p + "ln2");
+    linear(p + "mlp.fc", F, C, fc);
+    linear(p + "mlp.proj", C, F, mlp_proj);
   }
-  l.add("lnf.w", {C}, ones, false);
-  l.add("lnf.b", {C}, zeros, false);
+  norm("lnf");
+  // An untied head starts as the embedding table does (fairseq's output projection: N(0, 1/C)).
+  if (!c.tied_head) l.add("lm_head.w", {c.vocab, C}, embedding_init(c), true);
   return l;
 }
 

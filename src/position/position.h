@@ -71,8 +71,9 @@ std::unique_ptr<PositionMethod> make_position_method(PosKind kind);
 // A shared, unbound instance for the questions that need no backend (validate, add_params, ...).
 const PositionMethod& position_method(PosKind kind);
 
-// ALiBi slopes m_h for any head count, in head order (paper.md).
-std::vector<float> alibi_slopes(int NH);
+// ALiBi slopes m_h for any head count, in head order (paper.md); bias_max is MPT's
+// alibi_bias_max (8: the paper's slopes, and BLOOM's).
+std::vector<float> alibi_slopes(int NH, double bias_max = 8.0);
 // Causal T5 bucket of relative distance d >= 0.
 int t5_bucket(int d, int num_buckets, int max_distance);
 // t5_bucket(d) for d = 0..max_distance-1 (the attention kernel saturates past it).

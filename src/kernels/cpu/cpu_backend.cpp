@@ -52,19 +52,20 @@ class CpuBackend final : public Backend {
     cpu::linear_backward(p_, dinp, dW, db, dout, inp, W, N, IC, OC);
   }
   void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                         const float* b, int64_t N, int64_t C) override {
-    cpu::layernorm_forward(out, mean, rstd, inp, w, b, N, C);
+                         const float* b, int64_t N, int64_t C, float eps) override {
+    cpu::layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps);
   }
   void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                           const float* w, const float* mean, const float* rstd, int64_t N,
                           int64_t C) override {
     cpu::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
   }
-  void gelu_forward(float* out, const float* inp, int64_t n) override {
-    cpu::gelu_forward(out, inp, n);
+  void gelu_forward(float* out, const float* inp, int64_t n, Gelu g) override {
+    cpu::gelu_forward(out, inp, n, g);
   }
-  void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) override {
-    cpu::gelu_backward(dinp, inp, dout, n);
+  void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n,
+                     Gelu g) override {
+    cpu::gelu_backward(dinp, inp, dout, n, g);
   }
   void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C,
                          float scale) override {

@@ -44,6 +44,15 @@ inline float dropout_scale(uint64_t seed, int64_t n, int64_t c, float p, float i
 
 constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
 constexpr float kGeluA = 0.044715f;
+constexpr float kInvSqrt2 = 0.7071067811865476f;
+constexpr float kInvSqrt2Pi = 0.3989422804014327f;  // 1/sqrt(2 pi)
+
+// Phi(x) = (1 + erf(x / sqrt 2)) / 2, from erfc of |x| / sqrt 2 so that the lower tail keeps its
+// relative precision.
+inline float normal_cdf(float x) {
+  const float q = 0.5f * fast_erfc_nonneg(std::fabs(x) * kInvSqrt2);
+  return x < 0.0f ? q : 1.0f - q;
+}
 
 }  // namespace
 
@@ -67,8 +76,7 @@ void linear_backward(MatmulPrecision p, float* dinp, float* dW, float* db, const
 }
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                       const float* b, int64_t N, int64_t C) {
-  constexpr float kEps = 1e-5f;  // PyTorch's default
+                       const float* b, int64_t N, int64_t C, float eps) {
 #pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const float* x = inp + n * C;
@@ -79,10 +87,15 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
     float v = 0.0f;
 #pragma omp simd reduction(+ : v)
     for (int64_t c = 0; c < C; ++c) v += (x[c] - m) * (x[c] - m);
-    const float r = 1.0f / std::sqrt(v / float(C) + kEps);
+    const float r = 1.0f / std::sqrt(v / float(C) + eps);
     float* o = out + n * C;
+    if (b) {
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) o[c] = (x[c] - m) * r * w[c] + b[c];
+      for (int64_t c = 0; c < C; ++c) o[c] = (x[c] - m) * r * w[c] + b[c];
+    } else {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) o[c] = (x[c] - m) * r * w[c];
+    }
     mean[n] = m;
     rstd[n] = r;
   }
@@ -129,12 +142,17 @@ void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, co
     }
     for (int64_t c = c0; c < c1; ++c) {
       dw[c] += aw[c - c0];
-      db[c] += ab[c - c0];
+      if (db) db[c] += ab[c - c0];
     }
   }
 }
 
-void gelu_forward(float* out, const float* inp, int64_t n) {
+void gelu_forward(float* out, const float* inp, int64_t n, Gelu g) {
+  if (g == Gelu::erf) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) out[i] = inp[i] * normal_cdf(inp[i]);
+    return;
+  }
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];
@@ -142,7 +160,15 @@ void gelu_forward(float* out, const float* inp, int64_t n) {
   }
 }
 
-void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
+void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, Gelu g) {
+  if (g == Gelu::erf) {  // d/dx x Phi(x) = Phi(x) + x phi(x)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) {
+      const float x = inp[i];
+      dinp[i] = (normal_cdf(x) + x * kInvSqrt2Pi * fast_exp(-0.5f * x * x)) * dout[i];
+    }
+    return;
+  }
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];

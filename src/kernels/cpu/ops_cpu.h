@@ -22,12 +22,12 @@ void linear_forward(MatmulPrecision p, float* out, const float* inp, const float
 void linear_backward(MatmulPrecision p, float* dinp, float* dW, float* db, const float* dout,
                      const float* inp, const float* W, int64_t N, int64_t IC, int64_t OC);
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                       const float* b, int64_t N, int64_t C);
+                       const float* b, int64_t N, int64_t C, float eps);
 void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
                         const float* w, const float* mean, const float* rstd, int64_t N,
                         int64_t C);
-void gelu_forward(float* out, const float* inp, int64_t n);
-void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n);
+void gelu_forward(float* out, const float* inp, int64_t n, Gelu g);
+void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, Gelu g);
 void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C,
                        float scale);
 void embedding_backward(float* dwte, const float* dx, const int32_t* tokens, int64_t N,
