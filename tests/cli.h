@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -51,6 +52,18 @@ inline CliResult run_cli(const std::string& args, const std::string& err_file) {
 
 inline void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
+}
+
+// Exit code 2 and one error line, the last on stderr, naming `needle` (progress lines may come
+// before it when the failure happens mid-run).
+inline void expect_cli_error(const CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  const size_t at = r.err.find("alibi: error: ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const std::string line = r.err.substr(at);
+  EXPECT_NE(line.find(needle), std::string::npos) << "expected '" << needle << "' in: " << line;
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << r.err;
+  EXPECT_TRUE(line.ends_with("\n")) << r.err;
 }
 
 // Public-domain text from ../shared for tests that need a corpus.

@@ -17,6 +17,7 @@ namespace alibi {
 namespace {
 
 namespace fs = std::filesystem;
+using test::expect_cli_error;
 using test::run_cli;
 using test::TempDir;
 
@@ -117,35 +118,24 @@ TEST_F(TrainCli, SigintSavesACheckpointAndExitsCleanly) {
   EXPECT_LT(ck.step, 100000);
 }
 
-// Exit code 2 and one error line, the last on stderr, naming `needle` (progress lines may come
-// before it when the failure happens mid-run).
-void expect_usage_error(const test::CliResult& r, const std::string& needle) {
-  EXPECT_EQ(r.code, 2) << r.err;
-  const size_t at = r.err.find("alibi: error: ");
-  ASSERT_NE(at, std::string::npos) << r.err;
-  const std::string line = r.err.substr(at);
-  EXPECT_NE(line.find(needle), std::string::npos) << "expected '" << needle << "' in: " << line;
-  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << r.err;
-  EXPECT_TRUE(line.ends_with("\n")) << r.err;
-}
 
 TEST_F(TrainCli, BadCorpusIsRejected) {
   const std::string missing = path("no_such_file.txt");
-  expect_usage_error(run_cli("prepare --input " + missing + " --out " + path("o1"), path("e1")),
+  expect_cli_error(run_cli("prepare --input " + missing + " --out " + path("o1"), path("e1")),
                      missing);
   test::write_text(path("empty.txt"), "");
-  expect_usage_error(
+  expect_cli_error(
       run_cli("prepare --input " + path("empty.txt") + " --out " + path("o2"), path("e2")),
       "empty.txt");
   test::write_text(path("binary.txt"), std::string("abc\0\x01\x02 def", 10));
-  expect_usage_error(
+  expect_cli_error(
       run_cli("prepare --input " + path("binary.txt") + " --out " + path("o3"), path("e3")),
       "binary.txt");
   for (const char* o : {"o1", "o2", "o3"}) EXPECT_FALSE(fs::exists(path(o))) << o;
 }
 
 TEST_F(TrainCli, CorpusShorterThanAWindowIsRejected) {
-  expect_usage_error(run_cli("train --data " + data() + " --out " + path("short") + kTiny +
+  expect_cli_error(run_cli("train --data " + data() + " --out " + path("short") + kTiny +
                                  " --seq-len 1000000 --steps 1",
                              path("e4")),
                      "--seq-len");
@@ -153,11 +143,11 @@ TEST_F(TrainCli, CorpusShorterThanAWindowIsRejected) {
 }
 
 TEST_F(TrainCli, BadModelFlagsAreRejected) {
-  expect_usage_error(run_cli("train --data " + data() + " --out " + path("bad1") + kTiny +
+  expect_cli_error(run_cli("train --data " + data() + " --out " + path("bad1") + kTiny +
                                  " --d-model 30 --steps 1",
                              path("e5")),
                      "--d-model 30");
-  expect_usage_error(run_cli("train --data " + data() + " --out " + path("bad2") + kTiny +
+  expect_cli_error(run_cli("train --data " + data() + " --out " + path("bad2") + kTiny +
                                  " --pos wavelet --steps 1",
                              path("e6")),
                      "wavelet");
@@ -171,17 +161,17 @@ TEST_F(TrainCli, TruncatedOrForeignCheckpointIsRejected) {
                     path("t.err")).code, 0);
   const std::string ck = run + "/ckpt-000000002.safetensors";
   fs::resize_file(ck, fs::file_size(ck) / 2);
-  expect_usage_error(run_cli("train --resume " + ck + " --steps 4", path("e7")), ck);
+  expect_cli_error(run_cli("train --resume " + ck + " --steps 4", path("e7")), ck);
 
   Safetensors foreign;
   const float w[2] = {1, 2};
   foreign.add_f32("weight", {2}, w);
   foreign.write_atomic(path("foreign.safetensors"));
-  expect_usage_error(
+  expect_cli_error(
       run_cli("train --resume " + path("foreign.safetensors") + " --steps 4", path("e8")),
       "foreign.safetensors");
   test::write_text(path("text.safetensors"), "hello, not a checkpoint");
-  expect_usage_error(
+  expect_cli_error(
       run_cli("train --resume " + path("text.safetensors") + " --steps 4", path("e9")),
       "text.safetensors");
 }
@@ -190,26 +180,26 @@ TEST_F(TrainCli, ResumeWithContradictingFlagsIsRejected) {
   const std::string run = path("contra");
   ASSERT_EQ(run_cli("train --data " + data() + " --out " + run + kTiny + " --steps 2",
                     path("c.err")).code, 0);
-  expect_usage_error(run_cli("train --resume " + run + " --heads 8 --steps 4", path("e10")),
+  expect_cli_error(run_cli("train --resume " + run + " --heads 8 --steps 4", path("e10")),
                      "--heads");
-  expect_usage_error(run_cli("train --resume " + run + " --pos rotary --steps 4", path("e11")),
+  expect_cli_error(run_cli("train --resume " + run + " --pos rotary --steps 4", path("e11")),
                      "--pos");
   // Flags that agree with the checkpoint are fine.
   EXPECT_EQ(run_cli("train --resume " + run + " --heads 4 --steps 3", path("e12")).code, 0);
 }
 
 TEST_F(TrainCli, InitSchemeIsAFlagRecordedInTheCheckpoint) {
-  expect_usage_error(run_cli("train --data " + data() + " --out " + path("i0") + kTiny +
+  expect_cli_error(run_cli("train --data " + data() + " --out " + path("i0") + kTiny +
                              " --steps 1 --init xavier", path("i0.err")), "--init 'xavier'");
   EXPECT_FALSE(fs::exists(path("i0")));
-  expect_usage_error(run_cli("train --data " + data() + " --out " + path("i1") + kTiny +
+  expect_cli_error(run_cli("train --data " + data() + " --out " + path("i1") + kTiny +
                              " --steps 1 --pos t5 --t5-lr-scale -1", path("i1.err")),
                      "--t5-lr-scale -1");
   const std::string run = path("init");
   ASSERT_EQ(run_cli("train --data " + data() + " --out " + run + kTiny + " --steps 2 --init gpt2",
                     path("i2.err")).code, 0);
   EXPECT_EQ(read_checkpoint(run).config.init, InitScheme::gpt2);
-  expect_usage_error(run_cli("train --resume " + run + " --init fairseq --steps 3", path("i3")),
+  expect_cli_error(run_cli("train --resume " + run + " --init fairseq --steps 3", path("i3")),
                      "--init");
   EXPECT_EQ(run_cli("train --resume " + run + " --steps 3", path("i4")).code, 0);
   EXPECT_EQ(read_checkpoint(run).config.init, InitScheme::gpt2);
@@ -220,9 +210,9 @@ TEST_F(TrainCli, ArchitectureOptionsAreFlagsRecordedInTheCheckpoint) {
   const std::string arch = " --linear-bias false --ln-bias false --ln-eps 1e-3 --gelu erf"
                            " --embed-scale false --embed-ln true --alibi-bias-max 4"
                            " --tied-head false";
-  expect_usage_error(run_cli("train --data " + data() + " --out " + path("a0") + kTiny +
+  expect_cli_error(run_cli("train --data " + data() + " --out " + path("a0") + kTiny +
                              " --steps 1 --gelu sigmoid", path("a0.err")), "--gelu 'sigmoid'");
-  expect_usage_error(run_cli("train --data " + data() + " --out " + path("a1") + kTiny +
+  expect_cli_error(run_cli("train --data " + data() + " --out " + path("a1") + kTiny +
                              " --steps 1 --ln-eps 0", path("a1.err")), "--ln-eps 0");
   EXPECT_FALSE(fs::exists(path("a0")) || fs::exists(path("a1")));
   const std::string run = path("arch"), whole = path("arch-whole");
@@ -237,7 +227,7 @@ TEST_F(TrainCli, ArchitectureOptionsAreFlagsRecordedInTheCheckpoint) {
   EXPECT_TRUE(ck.config.embed_ln);
   EXPECT_EQ(ck.config.alibi_bias_max, 4.0f);
   EXPECT_FALSE(ck.config.tied_head);
-  expect_usage_error(run_cli("train --resume " + run + " --gelu tanh --steps 3", path("a3")),
+  expect_cli_error(run_cli("train --resume " + run + " --gelu tanh --steps 3", path("a3")),
                      "--gelu");
   ASSERT_EQ(run_cli("train --resume " + run + " --steps 4", path("a4")).code, 0);
   ASSERT_EQ(run_cli("train --data " + data() + " --out " + whole + kTiny + arch + " --steps 4",
@@ -251,7 +241,7 @@ TEST_F(TrainCli, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   auto r = run_cli("train --data " + data() + " --out " + run + kTiny +
                        " --lr 1e30 --warmup 1 --steps 5 --save-every 1",
                    path("e13"));
-  expect_usage_error(r, "step 2");
+  expect_cli_error(r, "step 2");
   const Checkpoint ck = read_checkpoint(run);
   EXPECT_EQ(ck.step, 1);
 }

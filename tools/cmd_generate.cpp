@@ -55,9 +55,9 @@ void run(const GenerateFlags& f) {
   int train_len = 0;
   {
     const Checkpoint ck = read_checkpoint(f.checkpoint);
-    if (ck.tokenizer.vocab() != ck.config.vocab)
+    if (ck.tokenizer.vocab() > ck.config.vocab)  // fewer is normal: padded embeddings (BLOOM)
       usage_error("checkpoint '", ck.path, "' has a tokenizer of ", ck.tokenizer.vocab(),
-                  " tokens for a model vocabulary of ", ck.config.vocab);
+                  " tokens, more than its model's vocabulary of ", ck.config.vocab);
     // The model is planned for one prefill chunk; a window never needs a bigger one.
     const int chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
     model = std::make_unique<Model>(ck.config, 1, chunk, /*training=*/false, backend);
@@ -76,6 +76,7 @@ void run(const GenerateFlags& f) {
   GenerateOptions go;
   go.sampling = f.sampling;
   go.window = f.window;
+  go.sample_vocab = tok.vocab();
   Generator gen(*model, go);
   if (!f.interactive) gen.check(int64_t(ids.size()), f.max_new_tokens);  // fail before any output
 

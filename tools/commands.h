@@ -34,5 +34,6 @@ Command add_eval(CLI::App& app);
 Command add_generate(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_tokenize(CLI::App& app);
+Command add_import(CLI::App& app);
 
 }  // namespace alibi::cli

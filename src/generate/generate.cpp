@@ -123,7 +123,10 @@ GenerateStats& GenerateStats::operator+=(const GenerateStats& o) {
 }
 
 Generator::Generator(Model& model, const GenerateOptions& o)
-    : model_(model), sampler_(o.sampling, model.cfg.vocab), last_logits_(model.cfg.vocab) {
+    : model_(model),
+      sampler_(o.sampling,
+               o.sample_vocab > 0 ? std::min(o.sample_vocab, model.cfg.vocab) : model.cfg.vocab),
+      last_logits_(model.cfg.vocab) {
   if (o.window < 0) usage_error("--window ", o.window, " must be >= 0 (0: no window)");
   if (o.window > 0) cache_ = model_.make_cache(o.window, /*sliding=*/true);
 }

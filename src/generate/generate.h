@@ -67,6 +67,9 @@ struct GenerateOptions {
   // the cache holds exactly that many rows, so memory is bounded for endless streams. 0: keep
   // every token (the cache is sized once per call for the prompt plus max_new tokens).
   int window = 0;
+  // Sample only among ids [0, sample_vocab): a tokenizer may have fewer tokens than the model
+  // has embedding rows (BLOOM pads 250,680 to 250,880), and a padding row is no text. 0: all.
+  int sample_vocab = 0;
 };
 
 struct GenerateStats {

@@ -1,0 +1,386 @@
+// BLOOM and MPT folders from Hugging Face into alibi's model (model/hf_import.h, docs/hf.md).
+#include "model/hf_import.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/error.h"
+#include "core/io.h"
+#include "core/safetensors.h"
+#include "model/params.h"
+
+namespace fs = std::filesystem;
+
+namespace alibi {
+namespace {
+
+using json = nlohmann::json;
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  if (exp == 0 && mant == 0) return std::bit_cast<float>(sign);
+  if (exp == 0) {  // subnormal: mant 2^-24, renormalised
+    exp = 127 - 15 + 1;
+    while (!(mant & 0x400u)) {
+      mant <<= 1;
+      --exp;
+    }
+    return std::bit_cast<float>(sign | (exp << 23) | ((mant & 0x3ffu) << 13));
+  }
+  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
+  return std::bit_cast<float>(sign | ((exp + 127 - 15) << 23) | (mant << 13));
+}
+
+// The tensors of a folder's safetensors files, by name without the "transformer." prefix.
+class Weights {
+ public:
+  explicit Weights(const fs::path& dir) {
+    const fs::path single = dir / "model.safetensors", index = dir / "model.safetensors.index.json";
+    std::map<std::string, std::string> weight_map;  // tensor -> shard file name
+    std::vector<std::string> shards;
+    if (fs::exists(single)) {
+      shards.push_back(single.string());
+    } else if (fs::exists(index)) {
+      const std::string where = index.string();
+      json j;
+      try {
+        j = json::parse(read_file(where, "shard index"));
+        weight_map = j.at("weight_map").get<std::map<std::string, std::string>>();
+      } catch (const UsageError&) {
+        throw;
+      } catch (const std::exception& e) {
+        usage_error(where, ": no readable weight_map (", e.what(), ")");
+      }
+      std::set<std::string> names;
+      for (const auto& [t, shard] : weight_map) names.insert(shard);
+      for (const std::string& shard : names) {
+        if (!fs::exists(dir / shard))
+          usage_error(where, ": weight_map names shard '", shard, "', which does not exist");
+        shards.push_back((dir / shard).string());
+      }
+    } else {
+      usage_error("'", dir.string(), "' has no model.safetensors or model.safetensors.index.json ",
+                  "(alibi import reads safetensors weights only)");
+    }
+    files_.reserve(shards.size());
+    for (const std::string& path : shards) files_.push_back({path, Safetensors::read(path)});
+    for (const auto& [path, st] : files_) {
+      for (const auto& [name, t] : st.tensors) {
+        const std::string key = name.starts_with("transformer.") ? name.substr(12) : name;
+        const std::string shard = fs::path(path).filename().string();
+        if (!weight_map.empty() && weight_map.count(name) && weight_map.at(name) != shard)
+          usage_error(path, ": tensor '", name, "' is here but the index puts it in '",
+                      weight_map.at(name), "'");
+        if (!tensors_.emplace(key, Entry{path, name, &t}).second)
+          usage_error(path, ": tensor '", name, "' appears twice in the folder");
+        if (dtype_.empty()) dtype_ = t.dtype;
+        if (dtype_ != t.dtype) dtype_ = "mixed";
+      }
+    }
+    for (const auto& [name, shard] : weight_map) {
+      const std::string key = name.starts_with("transformer.") ? name.substr(12) : name;
+      if (!tensors_.count(key))
+        usage_error((dir / shard).string(), ": lacks tensor '", name,
+                    "', which model.safetensors.index.json puts there");
+    }
+  }
+
+  bool has(const std::string& key) const { return tensors_.count(key) != 0; }
+  const std::vector<int64_t>& shape(const std::string& key) const { return entry(key).t->shape; }
+
+  // The tensor as fp32, checked against `shape`; it counts as used.
+  std::vector<float> take(const std::string& key, const std::vector<int64_t>& want) {
+    const Entry& e = entry(key);
+    if (e.t->shape != want)
+      usage_error(e.path, ": tensor '", e.name, "' has shape ", json(e.t->shape).dump(),
+                  ", expected ", json(want).dump());
+    used_.insert(key);
+    const size_t n = size_t(e.t->numel());
+    std::vector<float> out(n);
+    const uint8_t* src = e.t->data.data();
+    if (e.t->dtype == "F32") {
+      std::memcpy(out.data(), src, n * 4);
+    } else if (e.t->dtype == "BF16" || e.t->dtype == "F16") {
+      const bool bf = e.t->dtype == "BF16";
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        out[i] = bf ? std::bit_cast<float>(uint32_t(h) << 16) : half_to_float(h);
+      }
+    } else {
+      usage_error(e.path, ": tensor '", e.name, "' has dtype ", e.t->dtype,
+                  "; expected F32, F16 or BF16");
+    }
+    return out;
+  }
+  void mark_used(const std::string& key) { used_.insert(key); }
+
+  // Every tensor of the folder was taken: anything else is a model alibi would misread.
+  void expect_all_used(const std::string& architecture) const {
+    for (const auto& [key, e] : tensors_)
+      if (!used_.count(key))
+        usage_error(e.path, ": extra tensor '", e.name, "', not part of a ", architecture,
+                    " as alibi reads it");
+  }
+  const std::string& dtype() const { return dtype_; }
+
+ private:
+  struct Entry {
+    std::string path, name;
+    const StTensor* t;
+  };
+  const Entry& entry(const std::string& key) const {
+    auto it = tensors_.find(key);
+    if (it == tensors_.end())
+      usage_error(files_.empty() ? std::string("model") : files_.front().first,
+                  ": lacks tensor '", key, "' (or 'transformer.", key, "')");
+    return it->second;
+  }
+  std::vector<std::pair<std::string, Safetensors>> files_;
+  std::map<std::string, Entry> tensors_;
+  std::set<std::string> used_;
+  std::string dtype_;
+};
+
+// config.json fields, with errors naming the file and the field.
+class Config {
+ public:
+  explicit Config(const fs::path& dir) : path_((dir / "config.json").string()) {
+    if (!fs::exists(path_)) usage_error("'", dir.string(), "' has no config.json; expected a Hugging Face model folder");
+    try {
+      j_ = json::parse(read_file(path_, "model config"));
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      usage_error(path_, ": not JSON (", e.what(), ")");
+    }
+  }
+  template <class T>
+  T get(const std::string& key) const {
+    if (!j_.contains(key)) usage_error(path_, ": field '", key, "' is missing");
+    return as<T>(j_.at(key), key);
+  }
+  template <class T>
+  T get_or(const std::string& key, T fallback) const {
+    return j_.contains(key) && !j_.at(key).is_null() ? as<T>(j_.at(key), key) : fallback;
+  }
+  const json& raw() const { return j_; }
+  const std::string& path() const { return path_; }
+  [[noreturn]] void refuse(const std::string& key, const std::string& why) const {
+    usage_error(path_, ": field '", key, "' = ", field_text(key), " ", why);
+  }
+  std::string field_text(const std::string& key) const {
+    const json* v = &j_;
+    size_t start = 0;
+    while (true) {  // dotted keys reach into objects (attn_config.qk_ln)
+      const size_t dot = key.find('.', start);
+      const std::string part = key.substr(start, dot == std::string::npos ? dot : dot - start);
+      if (!v->is_object() || !v->contains(part)) return "(absent)";
+      v = &v->at(part);
+      if (dot == std::string::npos) return v->dump();
+      start = dot + 1;
+    }
+  }
+
+ private:
+  template <class T>
+  T as(const json& v, const std::string& key) const {
+    try {
+      return v.get<T>();
+    } catch (const std::exception&) {
+      usage_error(path_, ": field '", key, "' = ", v.dump(), " has the wrong type");
+    }
+  }
+  std::string path_;
+  json j_;
+};
+
+// Copies a (rows, cols) tensor into the host parameters under our name.
+void put(HfImport& m, const ParamLayout& l, const std::string& name, const std::vector<float>& v) {
+  const TensorInfo& t = l.at(name);
+  ALIBI_CHECK(v.size() == t.numel, name);
+  std::memcpy(m.params.data() + t.offset, v.data(), v.size() * sizeof(float));
+}
+
+// BLOOM fuses q, k, v per head: row h*3*HS + j*HS + d of query_key_value is (q|k|v)[j] of head
+// h, channel d. Ours is j*C + h*HS + d. Rows of width `cols` (the weight) or 1 (the bias).
+std::vector<float> bloom_qkv_rows(const std::vector<float>& src, int NH, int HS, int64_t cols) {
+  std::vector<float> out(src.size());
+  const int64_t C = int64_t(NH) * HS;
+  for (int h = 0; h < NH; ++h)
+    for (int j = 0; j < 3; ++j)
+      for (int d = 0; d < HS; ++d)
+        std::memcpy(out.data() + (j * C + h * HS + d) * cols,
+                    src.data() + ((int64_t(h) * 3 + j) * HS + d) * cols, size_t(cols) * 4);
+  return out;
+}
+
+void import_bloom(const Config& c, Weights& w, HfImport& m) {
+  if (c.get_or("apply_residual_connection_post_layernorm", false))
+    c.refuse("apply_residual_connection_post_layernorm", "is not supported; expected false");
+  ModelConfig& k = m.config;
+  k.layers = c.get<int>("n_layer");
+  k.heads = c.get<int>("n_head");
+  k.d_model = c.raw().contains("hidden_size") ? c.get<int>("hidden_size") : c.get<int>("n_embed");
+  if (k.heads < 1 || k.d_model % k.heads) c.refuse("n_head", "does not divide hidden_size");
+  const int64_t C = k.d_model;
+  k.vocab = int(w.shape("word_embeddings.weight").at(0));
+  if (c.get_or("vocab_size", k.vocab) != k.vocab)
+    c.refuse("vocab_size", "differs from the " + std::to_string(k.vocab) +
+                               " rows of word_embeddings.weight");
+  k.ffn = int(4 * C);
+  k.ln_eps = c.get_or("layer_norm_epsilon", 1e-5f);
+  k.gelu = Gelu::tanh;
+  k.embed_scale = false;
+  k.embed_ln = true;
+  k.tied_head = c.get_or("tie_word_embeddings", true);
+  k.dropout_resid = c.get_or("hidden_dropout", 0.0f);
+  k.dropout_attn = c.get_or("attention_dropout", 0.0f);
+  k.validate();
+  const ParamLayout l = make_param_layout(k);
+  m.params.assign(l.total, 0.0f);
+  const int64_t V = k.vocab, F = k.ffn;
+  const int HS = k.head_size();
+  put(m, l, "wte", w.take("word_embeddings.weight", {V, C}));
+  put(m, l, "emb_ln.w", w.take("word_embeddings_layernorm.weight", {C}));
+  put(m, l, "emb_ln.b", w.take("word_embeddings_layernorm.bias", {C}));
+  for (int i = 0; i < k.layers; ++i) {
+    const std::string h = "h." + std::to_string(i) + ".";
+    put(m, l, h + "ln1.w", w.take(h + "input_layernorm.weight", {C}));
+    put(m, l, h + "ln1.b", w.take(h + "input_layernorm.bias", {C}));
+    put(m, l, h + "attn.qkv.w",
+        bloom_qkv_rows(w.take(h + "self_attention.query_key_value.weight", {3 * C, C}), k.heads,
+                       HS, C));
+    put(m, l, h + "attn.qkv.b",
+        bloom_qkv_rows(w.take(h + "self_attention.query_key_value.bias", {3 * C}), k.heads, HS,
+                       1));
+    put(m, l, h + "attn.proj.w", w.take(h + "self_attention.dense.weight", {C, C}));
+    put(m, l, h + "attn.proj.b", w.take(h + "self_attention.dense.bias", {C}));
+    put(m, l, h + "ln2.w", w.take(h + "post_attention_layernorm.weight", {C}));
+    put(m, l, h + "ln2.b", w.take(h + "post_attention_layernorm.bias", {C}));
+    put(m, l, h + "mlp.fc.w", w.take(h + "mlp.dense_h_to_4h.weight", {F, C}));
+    put(m, l, h + "mlp.fc.b", w.take(h + "mlp.dense_h_to_4h.bias", {F}));
+    put(m, l, h + "mlp.proj.w", w.take(h + "mlp.dense_4h_to_h.weight", {C, F}));
+    put(m, l, h + "mlp.proj.b", w.take(h + "mlp.dense_4h_to_h.bias", {C}));
+  }
+  put(m, l, "lnf.w", w.take("ln_f.weight", {C}));
+  put(m, l, "lnf.b", w.take("ln_f.bias", {C}));
+}
+
+void import_mpt(const Config& c, Weights& w, HfImport& m) {
+  ModelConfig& k = m.config;
+  const json attn = c.get_or("attn_config", json::object());
+  auto attn_field = [&](const std::string& f, const json& fallback) {
+    return attn.contains(f) && !attn.at(f).is_null() ? attn.at(f) : fallback;
+  };
+  if (!attn_field("alibi", false).get<bool>())
+    c.refuse("attn_config.alibi", "is not true; alibi imports ALiBi models only");
+  if (attn_field("qk_ln", false).get<bool>())
+    c.refuse("attn_config.qk_ln", "(LayerNorm on q and k) is not supported; expected false");
+  if (!attn_field("clip_qkv", nullptr).is_null())
+    c.refuse("attn_config.clip_qkv", "is not supported; expected null");
+  if (attn_field("prefix_lm", false).get<bool>())
+    c.refuse("attn_config.prefix_lm", "is not supported; expected false");
+  if (attn_field("attn_uses_sequence_id", false).get<bool>())
+    c.refuse("attn_config.attn_uses_sequence_id", "is not supported; expected false");
+  if (attn_field("attn_type", "multihead_attention") != "multihead_attention")
+    c.refuse("attn_config.attn_type", "is not supported; expected \"multihead_attention\"");
+  if (!c.get_or("no_bias", true))
+    c.refuse("no_bias", "is not supported; expected true (transformers' MPT has no biases)");
+  if (c.raw().contains("logit_scale") && !c.raw().at("logit_scale").is_null())
+    c.refuse("logit_scale", "is not supported; expected null");
+  k.layers = c.get<int>("n_layers");
+  k.heads = c.get<int>("n_heads");
+  k.d_model = c.get<int>("d_model");
+  if (k.heads < 1 || k.d_model % k.heads) c.refuse("n_heads", "does not divide d_model");
+  const double ffn = c.get_or("expansion_ratio", 4.0) * k.d_model;
+  if (ffn != std::floor(ffn)) c.refuse("expansion_ratio", "times d_model is not a whole number");
+  k.ffn = int(ffn);
+  const int HS = k.head_size();
+  const json scale = attn_field("softmax_scale", nullptr);
+  if (!scale.is_null() && std::fabs(scale.get<double>() * std::sqrt(double(HS)) - 1.0) > 1e-6)
+    c.refuse("attn_config.softmax_scale", "is not 1/sqrt(head size), which alibi's attention uses");
+  k.vocab = int(w.shape("wte.weight").at(0));
+  if (c.get_or("vocab_size", k.vocab) != k.vocab)
+    c.refuse("vocab_size", "differs from the " + std::to_string(k.vocab) + " rows of wte.weight");
+  k.alibi_bias_max = attn_field("alibi_bias_max", 8.0).get<float>();
+  k.linear_bias = false;
+  k.ln_bias = false;
+  k.ln_eps = c.get_or("layer_norm_epsilon", 1e-5f);
+  k.gelu = Gelu::erf;
+  k.embed_scale = false;
+  k.tied_head = c.get_or("tie_word_embeddings", true);
+  k.dropout_resid = c.get_or("resid_pdrop", 0.0f);
+  k.dropout_attn = attn_field("attn_pdrop", 0.0).get<float>();
+  k.validate();
+  m.trained_len = c.get_or("max_seq_len", 0);
+  const ParamLayout l = make_param_layout(k);
+  m.params.assign(l.total, 0.0f);
+  const int64_t V = k.vocab, C = k.d_model, F = k.ffn;
+  put(m, l, "wte", w.take("wte.weight", {V, C}));
+  for (int i = 0; i < k.layers; ++i) {
+    const std::string b = "blocks." + std::to_string(i) + ".", h = "h." + std::to_string(i) + ".";
+    put(m, l, h + "ln1.w", w.take(b + "norm_1.weight", {C}));
+    put(m, l, h + "attn.qkv.w", w.take(b + "attn.Wqkv.weight", {3 * C, C}));
+    put(m, l, h + "attn.proj.w", w.take(b + "attn.out_proj.weight", {C, C}));
+    put(m, l, h + "ln2.w", w.take(b + "norm_2.weight", {C}));
+    put(m, l, h + "mlp.fc.w", w.take(b + "ffn.up_proj.weight", {F, C}));
+    put(m, l, h + "mlp.proj.w", w.take(b + "ffn.down_proj.weight", {C, F}));
+  }
+  put(m, l, "lnf.w", w.take("norm_f.weight", {C}));
+}
+
+}  // namespace
+
+HfImport import_hf(const std::string& dir_arg) {
+  const fs::path dir(dir_arg);
+  if (!fs::is_directory(dir))
+    usage_error("'", dir_arg, "' is not a folder; expected a Hugging Face model folder");
+  const Config c(dir);
+  HfImport m;
+  std::string arch = c.get_or("architectures", json::array()).empty()
+                         ? ""
+                         : c.raw().at("architectures").at(0).get<std::string>();
+  if (arch.empty()) {
+    const std::string type = c.get_or("model_type", std::string());
+    arch = type == "bloom" ? "BloomForCausalLM" : type == "mpt" ? "MptForCausalLM" : type;
+  }
+  if (arch != "BloomForCausalLM" && arch != "MptForCausalLM")
+    c.refuse(c.raw().contains("architectures") ? "architectures" : "model_type",
+             "is not supported; expected BloomForCausalLM or MptForCausalLM");
+  m.architecture = arch;
+  Weights w(dir);
+  m.config.pos = PosKind::alibi;
+  if (arch == "BloomForCausalLM")
+    import_bloom(c, w, m);
+  else
+    import_mpt(c, w, m);
+  const ParamLayout l = make_param_layout(m.config);
+  const int64_t V = m.config.vocab, C = m.config.d_model;
+  if (!m.config.tied_head) {
+    put(m, l, "lm_head.w", w.take("lm_head.weight", {V, C}));
+  } else if (w.has("lm_head.weight")) {  // saved although tied: it must be the embedding table
+    const std::vector<float> head = w.take("lm_head.weight", {V, C});
+    if (std::memcmp(head.data(), m.params.data() + l.at("wte").offset, head.size() * 4) != 0)
+      c.refuse("tie_word_embeddings", "is true but lm_head.weight differs from the embeddings");
+  }
+  w.expect_all_used(arch);
+  m.dtype = w.dtype();
+
+  const fs::path tok = dir / "tokenizer.json";
+  if (!fs::exists(tok))
+    usage_error("'", dir_arg, "' has no tokenizer.json; alibi import needs the model's tokenizer");
+  m.tokenizer = Tokenizer::hf_from_json(read_file(tok.string(), "tokenizer"), tok.string());
+  if (m.tokenizer.vocab() > V)
+    usage_error(tok.string(), ": ", m.tokenizer.vocab(), " tokens, more than the ", V,
+                " rows of the embedding table");
+  return m;
+}
+
+}  // namespace alibi

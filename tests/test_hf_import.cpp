@@ -1,0 +1,273 @@
+// alibi import against transformers: tiny random BLOOM and MPT models saved by save_pretrained,
+// with the logits, loss and greedy continuation transformers computed from them
+// (tests/golden/hf, made by tests/ref/make_hf_models.py).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli.h"
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "generate/generate.h"
+#include "model/checkpoint.h"
+#include "model/hf_import.h"
+#include "model/model.h"
+#include "model/params.h"
+
+namespace alibi {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_cli;
+using test::TempDir;
+
+std::string golden_dir(const std::string& name) {
+  return std::string(ALIBI_SOURCE_DIR) + "/tests/golden/hf/" + name;
+}
+
+// Both sides compute in fp32 with different summation orders (oneDNN against torch's BLAS, a
+// fused attention against eager softmax): logits agree to 3.5e-6 of their scale at most
+// (measured over every row, window and model here). 1e-5 relative
+// (max |difference| over the row's max |logit|) leaves room and still catches a wrong slope,
+// head order or GELU form, which move logits by 1e-2 or more.
+constexpr double kLogitTol = 1e-5;
+
+double row_err(const float* got, const std::vector<double>& want) {
+  double diff = 0, scale = 0;
+  for (size_t v = 0; v < want.size(); ++v) {
+    diff = std::max(diff, std::fabs(double(got[v]) - want[v]));
+    scale = std::max(scale, std::fabs(want[v]));
+  }
+  return diff / scale;
+}
+
+class HfImportGolden : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::ifstream f(golden_dir(GetParam()) + "/outputs.json");
+    ASSERT_TRUE(f) << "missing golden; run tests/ref/make_hf_models.py";
+    out_ = nlohmann::json::parse(f);
+    m_ = import_hf(golden_dir(GetParam()));
+    ids_ = out_.at("ids").get<std::vector<int32_t>>();
+  }
+  nlohmann::json out_;
+  HfImport m_;
+  std::vector<int32_t> ids_;
+};
+
+TEST_P(HfImportGolden, TokenizerGivesTheReferenceIds) {
+  EXPECT_EQ(m_.tokenizer.encode(out_.at("text").get<std::string>()), ids_);
+}
+
+// The logits of every recorded row of the 512-token window, from windows of 1 to 512 tokens
+// (row r of a window of n > r tokens: causal attention makes it the same).
+TEST_P(HfImportGolden, LogitsEqualTransformersAtEveryLength) {
+  const int T = int(ids_.size());
+  Model model(m_.config, 1, T, /*training=*/false);
+  model.params.from_host(m_.params);
+  const auto rows = out_.at("rows").get<std::vector<int>>();
+  for (int n : {1, 3, 64, 257, T}) {
+    model.forward(ids_.data(), nullptr, 1, n);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i] >= n) continue;
+      const auto want = out_.at("logits").at(i).get<std::vector<double>>();
+      EXPECT_LE(row_err(model.logits_row(rows[i]), want), kLogitTol)
+          << GetParam() << ": window " << n << ", row " << rows[i];
+    }
+  }
+}
+
+TEST_P(HfImportGolden, LossEqualsTransformers) {
+  const int T = int(ids_.size()) - 1;
+  Model model(m_.config, 1, T, /*training=*/false);
+  model.params.from_host(m_.params);
+  const float loss = model.forward(ids_.data(), ids_.data() + 1, 1, T);
+  EXPECT_NEAR(loss, out_.at("loss").get<double>(), 1e-5 * out_.at("loss").get<double>());
+}
+
+// Greedy decoding with the KV cache, token for token against transformers' generate(). Random
+// weights leave few near-ties; a tie within fp32 noise would show as a differing token.
+TEST_P(HfImportGolden, GreedyContinuationEqualsTransformers) {
+  const int prompt = out_.at("prompt").get<int>();
+  const auto want = out_.at("greedy").get<std::vector<int32_t>>();
+  Model model(m_.config, 1, 64, /*training=*/false);
+  model.params.from_host(m_.params);
+  GenerateOptions o;
+  o.sampling.temperature = 0.0f;
+  Generator g(model, o);
+  std::vector<int32_t> got;
+  g.generate(std::vector<int32_t>(ids_.begin(), ids_.begin() + prompt), int(want.size()),
+             [&](int32_t t, const float*) { got.push_back(t); });
+  EXPECT_EQ(got, want);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, HfImportGolden,
+                         ::testing::Values("bloom", "bloom-bf16", "mpt", "mpt-untied-max16"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
+
+// The options each family brings, as the checkpoint records them.
+TEST(HfImport, FamiliesSetTheirArchitectureOptions) {
+  const HfImport bloom = import_hf(golden_dir("bloom"));
+  EXPECT_EQ(bloom.config.heads, 6);
+  EXPECT_TRUE(bloom.config.embed_ln && bloom.config.linear_bias && bloom.config.ln_bias);
+  EXPECT_FALSE(bloom.config.embed_scale);
+  EXPECT_EQ(bloom.config.gelu, Gelu::tanh);
+  EXPECT_EQ(bloom.dtype, "F32");
+  EXPECT_EQ(import_hf(golden_dir("bloom-bf16")).dtype, "BF16");
+  const HfImport mpt = import_hf(golden_dir("mpt-untied-max16"));
+  EXPECT_EQ(mpt.config.heads, 12);
+  EXPECT_FALSE(mpt.config.linear_bias || mpt.config.ln_bias || mpt.config.embed_ln ||
+               mpt.config.tied_head);
+  EXPECT_EQ(mpt.config.gelu, Gelu::erf);
+  EXPECT_EQ(mpt.config.alibi_bias_max, 16.0f);
+  EXPECT_EQ(mpt.trained_len, 512);
+}
+
+// A copy of a golden folder to break one thing in.
+class HfImportCli : public ::testing::Test {
+ protected:
+  TempDir dir_{"hf_import"};
+  std::string copy(const std::string& name) {
+    const std::string to = dir_ / name;
+    fs::copy(golden_dir(name), to, fs::copy_options::recursive);
+    return to;
+  }
+  // Runs alibi import on `folder`; expects exit 2, one line naming every needle, no output.
+  void expect_refused(const std::string& folder, const std::vector<std::string>& needles) {
+    const std::string out = dir_ / "out";
+    const test::CliResult r = run_cli("import " + folder + " --out " + out, dir_ / "err");
+    for (const std::string& n : needles) test::expect_cli_error(r, n);
+    EXPECT_FALSE(fs::exists(out)) << "refused import left " << out;
+  }
+  static void edit_tensors(const std::string& file, const std::function<void(Safetensors&)>& f) {
+    Safetensors st = Safetensors::read(file);
+    f(st);
+    st.write_atomic(file);
+  }
+  static void edit_config(const std::string& folder,
+                          const std::function<void(nlohmann::json&)>& f) {
+    const std::string p = folder + "/config.json";
+    nlohmann::json j = nlohmann::json::parse(test::read_text(p));
+    f(j);
+    test::write_text(p, j.dump());
+  }
+};
+
+TEST_F(HfImportCli, ImportedCheckpointEvaluatesLikeTheFolder) {
+  const std::string out = dir_ / "bloom-run";
+  const test::CliResult r = run_cli("import " + golden_dir("bloom") + " --out " + out, dir_ / "e");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("BloomForCausalLM (F32 weights)"), std::string::npos) << r.out;
+  const Checkpoint ck = read_checkpoint(out);
+  const HfImport m = import_hf(golden_dir("bloom"));
+  ParamLayout layout = make_param_layout(ck.config);
+  ParamSet set(layout);
+  ck.load_params(set);
+  EXPECT_EQ(set.to_host(), m.params);
+  EXPECT_EQ(ck.tokenizer.fingerprint(), m.tokenizer.fingerprint());
+  // The checkpoint runs through the CLI. Its tokenizer has 300 tokens for 320 embedding rows:
+  // sampling hot (temperature 3) from random weights would often draw a padding row, which has
+  // no text, if generate did not keep to the tokenizer's ids.
+  const test::CliResult g = run_cli("generate " + out + " --prompt 'ROMEO:' --max-new-tokens 200"
+                                    " --temperature 3 --seed 1", dir_ / "g");
+  EXPECT_EQ(g.code, 0) << g.err;
+  test::write_text(dir_ / "text.txt", "First Citizen:\nBefore we proceed any further, hear me.\n");
+  const test::CliResult e = run_cli("eval " + out + " --text " + (dir_ / "text.txt") +
+                                    " --lengths 4,16", dir_ / "ev");
+  EXPECT_EQ(e.code, 0) << e.err;
+  // --out must be new: a second import into it is refused and changes nothing.
+  test::expect_cli_error(run_cli("import " + golden_dir("mpt") + " --out " + out, dir_ / "e2"),
+                         "--out");
+  EXPECT_EQ(read_checkpoint(out).config.heads, 6);
+}
+
+TEST_F(HfImportCli, ShardedFolderImportsAsTheSingleFile) {
+  const std::string f = copy("bloom");
+  Safetensors whole = Safetensors::read(f + "/model.safetensors");
+  Safetensors a, b;
+  nlohmann::json map;
+  int i = 0;
+  for (auto& [name, t] : whole.tensors) {
+    Safetensors& part = i++ % 2 ? b : a;
+    part.add(name, t.dtype, t.shape, t.data.data(), t.data.size());
+    map[name] = &part == &a ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  a.write_atomic(f + "/model-00001-of-00002.safetensors");
+  b.write_atomic(f + "/model-00002-of-00002.safetensors");
+  fs::remove(f + "/model.safetensors");
+  test::write_text(f + "/model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
+  EXPECT_EQ(import_hf(f).params, import_hf(golden_dir("bloom")).params);
+  fs::remove(f + "/model-00002-of-00002.safetensors");
+  expect_refused(f, {"model.safetensors.index.json", "model-00002-of-00002.safetensors",
+                     "does not exist"});
+}
+
+TEST_F(HfImportCli, BadFoldersAreRefusedByFileAndField) {
+  expect_refused(dir_ / "nowhere", {"nowhere", "not a folder"});
+  std::string f = copy("bloom");
+  fs::remove(f + "/config.json");
+  expect_refused(f, {"config.json"});
+  fs::remove_all(f);
+  f = copy("bloom");
+  edit_config(f, [](nlohmann::json& j) { j["architectures"] = {"LlamaForCausalLM"}; });
+  expect_refused(f, {"config.json", "architectures", "LlamaForCausalLM", "BloomForCausalLM"});
+  fs::remove_all(f);
+  f = copy("bloom");
+  edit_config(f, [](nlohmann::json& j) { j["apply_residual_connection_post_layernorm"] = true; });
+  expect_refused(f, {"config.json", "apply_residual_connection_post_layernorm"});
+  fs::remove_all(f);
+  const std::string st = "/model.safetensors";
+  f = copy("bloom");
+  edit_tensors(f + st, [](Safetensors& s) { s.tensors.erase("transformer.h.1.mlp.dense_4h_to_h.bias"); });
+  expect_refused(f, {"model.safetensors", "lacks tensor", "h.1.mlp.dense_4h_to_h.bias"});
+  fs::remove_all(f);
+  f = copy("bloom");
+  edit_tensors(f + st, [](Safetensors& s) {
+    const float x[2] = {1, 2};
+    s.add_f32("transformer.h.0.rotary.inv_freq", {2}, x);
+  });
+  expect_refused(f, {"model.safetensors", "extra tensor", "h.0.rotary.inv_freq"});
+  fs::remove_all(f);
+  f = copy("bloom");
+  edit_tensors(f + st, [](Safetensors& s) { s.tensors.at("transformer.ln_f.weight").shape = {6, 8}; });
+  expect_refused(f, {"model.safetensors", "ln_f.weight", "shape [6,8]", "[48]"});
+  fs::remove_all(f);
+  f = copy("bloom");
+  edit_tensors(f + st, [](Safetensors& s) { s.tensors.at("transformer.ln_f.weight").dtype = "I32"; });
+  expect_refused(f, {"model.safetensors", "ln_f.weight", "dtype I32"});
+  fs::remove_all(f);
+  f = copy("bloom");
+  fs::resize_file(f + st, fs::file_size(f + st) - 100);
+  expect_refused(f, {"model.safetensors"});
+  fs::remove_all(f);
+  f = copy("mpt");  // 100 embedding rows: fewer than the tokenizer's 300 tokens
+  edit_config(f, [](nlohmann::json& j) { j["vocab_size"] = 100; });
+  edit_tensors(f + st, [](Safetensors& s) {
+    StTensor& t = s.tensors.at("transformer.wte.weight");
+    t.shape = {100, 48};
+    t.data.resize(100 * 48 * 4);
+  });
+  expect_refused(f, {"tokenizer.json", "300 tokens", "100 rows"});
+  fs::remove_all(f);
+  f = copy("mpt");
+  edit_config(f, [](nlohmann::json& j) { j["attn_config"]["qk_ln"] = true; });
+  expect_refused(f, {"config.json", "attn_config.qk_ln"});
+  fs::remove_all(f);
+  f = copy("mpt");
+  edit_config(f, [](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = 6.0; });
+  expect_refused(f, {"config.json", "attn_config.clip_qkv"});
+}
+
+}  // namespace
+}  // namespace alibi
