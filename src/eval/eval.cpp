@@ -19,8 +19,9 @@ namespace {
 // Rows per forward when batching windows: past a few thousand rows the matrix products run at
 // full speed, so more only costs memory.
 constexpr int64_t kEvalBatchTokens = 16384;
-// Cap on the activation plan of one batch (a BPE vocabulary makes the logits the largest
-// buffer: 16384 rows x 8192 x 4 bytes is already 512 MiB). One window always runs, however large.
+// Cap on the activation plan of one batch. The head runs over chunks of rows
+// (Model::default_head_rows), so the logits take ~64 MiB at any vocabulary and the (B*T, C)
+// activations decide. One window always runs, however large.
 constexpr double kEvalPlanBytes = 512.0 * (1 << 20);
 
 }  // namespace
@@ -59,8 +60,8 @@ std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mod
 
 int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backend) {
   int64_t b = std::max<int64_t>(1, kEvalBatchTokens / std::max(length, 1));
-  while (b > 1 && double(Model::plan_bytes(cfg, int(b), length, /*training=*/false, backend)) >
-                      kEvalPlanBytes)
+  while (b > 1 && double(Model::plan_bytes(cfg, int(b), length, /*training=*/false, backend,
+                                           Model::default_head_rows(cfg.vocab))) > kEvalPlanBytes)
     b /= 2;
   return int(std::min<int64_t>(b, std::numeric_limits<int>::max()));
 }
@@ -101,7 +102,8 @@ EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  Model model(cfg, r.batch, L, /*training=*/false, params.data.backend_ptr());
+  Model model(cfg, r.batch, L, /*training=*/false, params.data.backend_ptr(),
+              Model::default_head_rows(cfg.vocab));
   model.params.copy_from(params);
   std::vector<int32_t> in(size_t(r.batch) * L), tg(size_t(r.batch) * L);  // (B,L)
   std::vector<float> losses(size_t(r.batch) * L);                           // (B,L)

@@ -70,7 +70,7 @@ struct Activations {
   float* lnf;                    // (N,C)
   float *lnf_mean, *lnf_rstd;    // (N)
   float* ce_lse;                 // (N)
-  float* logits;                 // (N,V); holds dlogits after backward
+  float* logits;                 // (N,V), or (head_rows,V) for a chunked head; dlogits after backward
   // scratch shared by all layers
   float* qkv;                    // (N,3C) forward; dqkv in backward
   float* branch;                 // (N,C) a branch output before its residual add
@@ -89,8 +89,9 @@ struct Activations {
 // Lays out the activations of batches of up to B x T. Training keeps every layer's activations
 // for the backward; inference keeps one layer's, which all layers reuse, so memory for long
 // evaluation windows stays a few buffers of (B*T, C). `attn` is the backend's plan for the
-// attention scratch (its floats and threads).
+// attention scratch (its floats and threads). head_rows > 0 (inference only): the logits
+// buffer holds that many rows, the head and cross-entropy run over chunks of them.
 void describe_activations(ArenaPlanner& p, const ModelConfig& c, int B, int T,
-                          const AttnWorkspace& attn, Activations& a);
+                          const AttnWorkspace& attn, Activations& a, int64_t head_rows = 0);
 
 }  // namespace alibi

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 
@@ -36,14 +37,20 @@ AttnShape full_shape(const ModelConfig& c, int B, int T) {
 }  // namespace
 
 size_t Model::plan_bytes(const ModelConfig& c, int B, int T, bool training,
-                         const Backend& backend) {
+                         const Backend& backend, int64_t head_rows) {
   ArenaPlanner p(nullptr, training);
   Activations a;
-  describe_activations(p, c, B, T, backend.plan_attention(full_shape(c, B, T)), a);
+  describe_activations(p, c, B, T, backend.plan_attention(full_shape(c, B, T)), a, head_rows);
   return p.bytes();
 }
 
-Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<Backend> backend)
+int64_t Model::default_head_rows(int V) {
+  constexpr int64_t kChunkFloats = int64_t(1) << 24;  // 64 MiB of logits
+  return std::max<int64_t>(16, kChunkFloats / std::max(V, 1));
+}
+
+Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<Backend> backend,
+             int64_t head_rows)
     : backend_(std::move(backend)),
       cfg(validated(c)),
       layout(make_param_layout(c)),
@@ -51,16 +58,18 @@ Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<
       pos_(make_position_method(c.pos)),
       max_positions_(position_method(c.pos).max_positions(c)),
       training_(training),
+      head_rows_(head_rows > 0 && head_rows < int64_t(B) * T ? head_rows : 0),
       maxB_(B),
       maxT_(T) {
   ALIBI_CHECK(B > 0 && T > 0);
+  ALIBI_CHECK(!(training && head_rows_ > 0), "a chunked head is for inference only");
   if (training) grads = ParamSet(layout, backend_);
   const AttnWorkspace attn = backend_->plan_attention(full_shape(cfg, B, T));
   ArenaPlanner count(nullptr, training);
-  describe_activations(count, cfg, B, T, attn, acts_);
+  describe_activations(count, cfg, B, T, attn, acts_, head_rows_);
   arena_ = DeviceArray<std::byte>(backend_, count.bytes());
   ArenaPlanner carve(arena_.data(), training);
-  describe_activations(carve, cfg, B, T, attn, acts_);
+  describe_activations(carve, cfg, B, T, attn, acts_, head_rows_);
   pos_->bind(cfg, layout, backend_);
 
   auto at = [&](const std::string& n) { return layout.at(n).offset; };
@@ -178,7 +187,7 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
   }
   be.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, P(lnf_w_), P(lnf_b_), N, C,
                        eps);
-  be.linear_forward(a.logits, a.lnf, P(head_), nullptr, N, C, V);
+  if (head_rows_ == 0) be.linear_forward(a.logits, a.lnf, P(head_), nullptr, N, C, V);
   host_rows_ = 0;
 }
 
@@ -192,12 +201,26 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   T_ = T;
   train_ = train;
   dropout_seed_ = dropout_seed;
+  ALIBI_CHECK(head_rows_ == 0 || targets != nullptr, "a chunked head gives losses only");
+  if (targets) check_ids(targets, N, cfg.vocab, "target");
   embed(tokens, B, T, 0);
   blocks_forward(B, T, 0, nullptr, dropout_seed);
   if (targets == nullptr) return 0.0f;
-  check_ids(targets, N, cfg.vocab, "target");
-  backend_->upload(acts_.targets, targets, size_t(N) * sizeof(int32_t));
-  return backend_->crossentropy_forward(acts_.ce_lse, acts_.logits, acts_.targets, N, V);
+  Backend& be = *backend_;
+  be.upload(acts_.targets, targets, size_t(N) * sizeof(int32_t));
+  if (head_rows_ == 0) return be.crossentropy_forward(acts_.ce_lse, acts_.logits, acts_.targets, N, V);
+  // The head and cross-entropy over chunks of rows; each chunk's per-token losses are kept
+  // before its logits are overwritten.
+  const int64_t C = cfg.d_model;
+  double sum = 0.0;
+  for (int64_t r0 = 0; r0 < N; r0 += head_rows_) {
+    const int64_t n = std::min(head_rows_, N - r0);
+    be.linear_forward(acts_.logits, acts_.lnf + r0 * C, param(head_), nullptr, n, C, V);
+    sum += double(be.crossentropy_forward(acts_.ce_lse + r0, acts_.logits, acts_.targets + r0, n,
+                                          V)) * double(n);
+    be.token_losses(acts_.losses + r0, acts_.logits, acts_.ce_lse + r0, acts_.targets + r0, n, V);
+  }
+  return float(sum / double(N));
 }
 
 const float* Model::logits_to_host(int64_t rows) const {
@@ -210,10 +233,14 @@ const float* Model::logits_to_host(int64_t rows) const {
   return host_logits_.data();
 }
 
-const float* Model::logits() const { return logits_to_host(int64_t(B_) * T_); }
+const float* Model::logits() const {
+  ALIBI_CHECK(head_rows_ == 0, "a chunked head keeps no logits");
+  return logits_to_host(int64_t(B_) * T_);
+}
 
 const float* Model::logits_row(int64_t r) const {
   ALIBI_CHECK(r >= 0 && r < int64_t(B_) * T_, "logits row ", r, " of ", int64_t(B_) * T_);
+  ALIBI_CHECK(head_rows_ == 0, "a chunked head keeps no logits");
   host_row_.resize(size_t(cfg.vocab));
   backend_->download(host_row_.data(), acts_.logits + r * cfg.vocab,
                      size_t(cfg.vocab) * sizeof(float));
@@ -222,12 +249,14 @@ const float* Model::logits_row(int64_t r) const {
 
 void Model::token_losses(float* out) const {
   const int64_t N = int64_t(B_) * T_;
-  backend_->token_losses(acts_.losses, acts_.logits, acts_.ce_lse, acts_.targets, N, cfg.vocab);
+  if (head_rows_ == 0)  // a chunked head wrote them chunk by chunk
+    backend_->token_losses(acts_.losses, acts_.logits, acts_.ce_lse, acts_.targets, N, cfg.vocab);
   backend_->download(out, acts_.losses, size_t(N) * sizeof(float));
 }
 
 KVCache Model::make_cache(int capacity, bool sliding) const {
   ALIBI_CHECK(capacity > 0);
+  ALIBI_CHECK(head_rows_ == 0, "a chunked head gives losses only; decoding needs logits");
   ALIBI_CHECK(!sliding || capacity <= INT_MAX / 2, "window ", capacity);
   KVCache kv;
   kv.capacity = capacity;

@@ -48,11 +48,17 @@ struct Model {
   // Plans activations for batches of up to B rows of up to T tokens on `backend`. With training =
   // false only one layer's activations are kept (the layers reuse them) and backward() is
   // unavailable: memory for long evaluation windows stays a few buffers of (B*T, C).
+  // head_rows > 0 (inference only) chunks the output head: the logits of at most head_rows rows
+  // exist at a time, and a forward with targets computes the loss and per-token losses chunk by
+  // chunk, so a long window at a large vocabulary needs (head_rows, V) floats, not (B*T, V).
+  // Such a model gives losses only (no logits(), no forward without targets, no cache).
   Model(const ModelConfig& cfg, int B, int T, bool training = true,
-        std::shared_ptr<Backend> backend = default_backend());
-  // Bytes of activation memory that Model(cfg, B, T, training, backend) plans.
+        std::shared_ptr<Backend> backend = default_backend(), int64_t head_rows = 0);
+  // Bytes of activation memory that Model(cfg, B, T, training, backend, head_rows) plans.
   static size_t plan_bytes(const ModelConfig& cfg, int B, int T, bool training,
-                           const Backend& backend);
+                           const Backend& backend, int64_t head_rows = 0);
+  // Rows of one head chunk that keep its logits near 64 MiB at vocabulary V (at least 16).
+  static int64_t default_head_rows(int V);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -106,6 +112,7 @@ struct Model {
   DeviceArray<std::byte> arena_;
   Activations acts_;
   bool training_;
+  int64_t head_rows_;  // 0: logits for every row
   int maxB_, maxT_;
   int B_ = 0, T_ = 0;
   bool train_ = false;
