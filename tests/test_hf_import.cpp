@@ -17,9 +17,11 @@
 #include "core/safetensors.h"
 #include "generate/generate.h"
 #include "model/checkpoint.h"
+#include "model/hf_export.h"
 #include "model/hf_import.h"
 #include "model/model.h"
 #include "model/params.h"
+#include "usage_error.h"
 
 namespace alibi {
 namespace {
@@ -267,6 +269,58 @@ TEST_F(HfImportCli, BadFoldersAreRefusedByFileAndField) {
   f = copy("mpt");
   edit_config(f, [](nlohmann::json& j) { j["attn_config"]["clip_qkv"] = 6.0; });
   expect_refused(f, {"config.json", "attn_config.clip_qkv"});
+}
+
+// Export is import's inverse: a folder saved by transformers, imported and exported again, has
+// the same tensors under the same names, byte for byte, and the same model config.
+TEST_F(HfImportCli, ExportGivesBackTheFolderTransformersSaved) {
+  for (const std::string name : {"mpt", "bloom"}) {
+    const std::string run = dir_ / (name + "-run"), back = dir_ / (name + "-back");
+    ASSERT_EQ(run_cli("import " + golden_dir(name) + " --out " + run, dir_ / "i").code, 0);
+    const test::CliResult r = run_cli("export " + run + " --to-hf " + back, dir_ / "x");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const Safetensors a = Safetensors::read(golden_dir(name) + "/model.safetensors");
+    const Safetensors b = Safetensors::read(back + "/model.safetensors");
+    ASSERT_EQ(a.tensors.size(), b.tensors.size()) << name;
+    for (const auto& [n, t] : a.tensors) {
+      ASSERT_TRUE(b.has(n)) << name << ": " << n;
+      EXPECT_EQ(b.at(n).shape, t.shape) << n;
+      EXPECT_TRUE(b.at(n).data == t.data) << name << ": " << n << " differs";
+    }
+    const auto ca = nlohmann::json::parse(test::read_text(golden_dir(name) + "/config.json"));
+    const auto cb = nlohmann::json::parse(test::read_text(back + "/config.json"));
+    for (const char* k : {"architectures", "n_heads", "n_layers", "d_model", "expansion_ratio",
+                          "n_head", "n_layer", "hidden_size", "vocab_size", "layer_norm_epsilon",
+                          "no_bias", "tie_word_embeddings"})
+      EXPECT_EQ(cb.value(k, nlohmann::json()), ca.value(k, nlohmann::json())) << name << ": " << k;
+    EXPECT_EQ(test::read_text(back + "/tokenizer.json"),
+              test::read_text(golden_dir(name) + "/tokenizer.json"));
+    EXPECT_EQ(import_hf(back).params, import_hf(golden_dir(name)).params);
+  }
+}
+
+TEST_F(HfImportCli, ExportRefusesWhatTransformersWouldRunDifferently) {
+  // A model trained here with the defaults (biases, sqrt(C) embedding scale) is neither family.
+  ModelConfig ours;
+  ours.vocab = 300;
+  test::expect_usage_error([&] { hf_family(ours, ""); },
+                           {"neither MPT nor BLOOM", "linear_bias", "embed_scale"});
+  // transformers' MPT ignores alibi_bias_max (docs/hf.md): an export would change the model.
+  const std::string run = dir_ / "max16";
+  ASSERT_EQ(run_cli("import " + golden_dir("mpt-untied-max16") + " --out " + run, dir_ / "i").code, 0);
+  test::expect_cli_error(run_cli("export " + run + " --to-hf " + (dir_ / "x16"), dir_ / "e1"),
+                         "alibi_bias_max");
+  EXPECT_FALSE(fs::exists(dir_ / "x16"));
+  const std::string mpt = dir_ / "mpt-run";
+  ASSERT_EQ(run_cli("import " + golden_dir("mpt") + " --out " + mpt, dir_ / "i2").code, 0);
+  test::expect_cli_error(run_cli("export " + mpt + " --to-hf " + (dir_ / "xb") + " --family bloom",
+                                 dir_ / "e2"), "--family bloom");
+  test::expect_cli_error(run_cli("export " + mpt + " --to-hf " + (dir_ / "xb") + " --family gpt",
+                                 dir_ / "e3"), "--family 'gpt'");
+  fs::create_directories(dir_ / "taken");
+  test::expect_cli_error(run_cli("export " + mpt + " --to-hf " + (dir_ / "taken"), dir_ / "e4"),
+                         "--to-hf");
+  EXPECT_FALSE(fs::exists(dir_ / "xb"));
 }
 
 }  // namespace

@@ -35,5 +35,6 @@ Command add_generate(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_tokenize(CLI::App& app);
 Command add_import(CLI::App& app);
+Command add_export(CLI::App& app);
 
 }  // namespace alibi::cli

@@ -208,19 +208,6 @@ void put(HfImport& m, const ParamLayout& l, const std::string& name, const std::
   std::memcpy(m.params.data() + t.offset, v.data(), v.size() * sizeof(float));
 }
 
-// BLOOM fuses q, k, v per head: row h*3*HS + j*HS + d of query_key_value is (q|k|v)[j] of head
-// h, channel d. Ours is j*C + h*HS + d. Rows of width `cols` (the weight) or 1 (the bias).
-std::vector<float> bloom_qkv_rows(const std::vector<float>& src, int NH, int HS, int64_t cols) {
-  std::vector<float> out(src.size());
-  const int64_t C = int64_t(NH) * HS;
-  for (int h = 0; h < NH; ++h)
-    for (int j = 0; j < 3; ++j)
-      for (int d = 0; d < HS; ++d)
-        std::memcpy(out.data() + (j * C + h * HS + d) * cols,
-                    src.data() + ((int64_t(h) * 3 + j) * HS + d) * cols, size_t(cols) * 4);
-  return out;
-}
-
 void import_bloom(const Config& c, Weights& w, HfImport& m) {
   if (c.get_or("apply_residual_connection_post_layernorm", false))
     c.refuse("apply_residual_connection_post_layernorm", "is not supported; expected false");
@@ -337,6 +324,20 @@ void import_mpt(const Config& c, Weights& w, HfImport& m) {
 }
 
 }  // namespace
+
+std::vector<float> bloom_qkv_rows(const std::vector<float>& src, int NH, int HS, int64_t cols,
+                                  bool to_bloom) {
+  std::vector<float> out(src.size());
+  const int64_t C = int64_t(NH) * HS;
+  for (int h = 0; h < NH; ++h)
+    for (int j = 0; j < 3; ++j)
+      for (int d = 0; d < HS; ++d) {
+        const int64_t ours = j * C + h * HS + d, bloom = (int64_t(h) * 3 + j) * HS + d;
+        std::memcpy(out.data() + (to_bloom ? bloom : ours) * cols,
+                    src.data() + (to_bloom ? ours : bloom) * cols, size_t(cols) * 4);
+      }
+  return out;
+}
 
 HfImport import_hf(const std::string& dir_arg) {
   const fs::path dir(dir_arg);

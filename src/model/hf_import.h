@@ -24,4 +24,10 @@ struct HfImport {
 // embedding is a UsageError naming the file and the field.
 HfImport import_hf(const std::string& dir);
 
+// BLOOM fuses q, k, v per head: row h*3*HS + j*HS + d of its query_key_value is part j (q, k, v)
+// of head h, channel d; ours is row j*C + h*HS + d. Reorders rows of width `cols` (1 for the
+// bias) from BLOOM's order to ours, or with to_bloom from ours to BLOOM's.
+std::vector<float> bloom_qkv_rows(const std::vector<float>& src, int NH, int HS, int64_t cols,
+                                  bool to_bloom = false);
+
 }  // namespace alibi

@@ -1,10 +1,12 @@
-// alibi import: a Hugging Face BLOOM or MPT folder as an alibi checkpoint (docs/hf.md).
+// alibi import and alibi export: Hugging Face BLOOM and MPT folders to alibi checkpoints and
+// back (docs/hf.md).
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "core/error.h"
 #include "model/checkpoint.h"
+#include "model/hf_export.h"
 #include "model/hf_import.h"
 #include "commands.h"
 
@@ -42,6 +44,40 @@ Command add_import(CLI::App& app) {
                         "vocabulary %d (tokenizer %d), %zu parameters -> %s\n",
                         m.architecture.c_str(), m.dtype.c_str(), c.layers, c.d_model, c.heads,
                         c.ffn, c.vocab, m.tokenizer.vocab(), count, path.c_str());
+          }};
+}
+
+Command add_export(CLI::App& app) {
+  auto ckpt = std::make_shared<std::string>();
+  auto dir = std::make_shared<std::string>();
+  auto family = std::make_shared<std::string>();
+  auto max_seq_len = std::make_shared<int>(8192);
+  CLI::App* ce = add_subcommand(
+      app, "export",
+      "a checkpoint whose architecture options are MPT's or BLOOM's as a Hugging Face folder "
+      "that transformers loads with from_pretrained");
+  ce->add_option("checkpoint", *ckpt, "run folder (its latest checkpoint) or file")->required();
+  ce->add_option("--to-hf", *dir, "new folder: config.json, model.safetensors, tokenizer.json")
+      ->required();
+  ce->add_option("--family", *family, "mpt | bloom (empty: the one the options match)");
+  ce->add_option("--max-seq-len", *max_seq_len,
+                 "MPT's max_seq_len (transformers' MPT cannot run past it)");
+  return {ce, [=] {
+            if (*max_seq_len < 1)
+              usage_error("--max-seq-len ", *max_seq_len, " must be at least 1");
+            const Checkpoint ck = read_checkpoint(*ckpt);
+            const std::string f = hf_family(ck.config, *family);
+            const ParamLayout layout = make_param_layout(ck.config);
+            ParamSet set(layout);
+            ck.load_params(set);
+            export_hf(ck.config, set.to_host(), ck.tokenizer, f, *max_seq_len, *dir);
+            std::printf("export: %s (step %lld) -> %s (%s)%s\n", ck.path.c_str(),
+                        static_cast<long long>(ck.step), dir->c_str(),
+                        f == "mpt" ? "MptForCausalLM" : "BloomForCausalLM",
+                        ck.tokenizer.kind() == TokenizerKind::hf
+                            ? ""
+                            : "; no tokenizer.json: the checkpoint's tokenizer is not a Hugging "
+                              "Face one");
           }};
 }
 
