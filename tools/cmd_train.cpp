@@ -111,6 +111,9 @@ Command add_train(CLI::App& app) {
   ct->add_option("--data", to->data, "prepared data folder (alibi prepare)");
   ct->add_option("--out", to->out, "run folder for checkpoints and log.jsonl");
   ct->add_option("--resume", to->resume, "continue a run folder or checkpoint bit-identically");
+  ct->add_option("--init-from", to->init_from,
+                 "start a new run from this checkpoint's model and weights (an import, or a run "
+                 "to fine-tune); the model flags come from it");
   ct->add_option("--pos", *pos, "position method: " + pos_names());
   ct->add_option("--init", *init,
                  "initialisation: fairseq (embeddings N(0, 1/C), Xavier linears) | gpt2 "
@@ -170,6 +173,15 @@ Command add_train(CLI::App& app) {
             o.model.init = parse_init(*init);
             o.model.gelu = parse_gelu(*gelu);
             o.time_limit_s = *time_limit_min * 60.0;
+            if (!o.init_from.empty())  // the model is the checkpoint's
+              for (const char* flag :
+                   {"--pos", "--init", "--layers", "--d-model", "--heads", "--ffn",
+                    "--max-positions", "--t5-buckets", "--t5-max-distance", "--linear-bias",
+                    "--ln-bias", "--ln-eps", "--gelu", "--embed-scale", "--embed-ln",
+                    "--alibi-bias-max", "--tied-head"})
+                if (ct->count(flag) > 0)
+                  usage_error(flag, " contradicts --init-from '", o.init_from,
+                              "', whose checkpoint gives the model; drop the flag");
             if (!o.resume.empty()) {
               const Checkpoint ck = read_checkpoint(o.resume);
               const TrainOptions was = options_of(ck);

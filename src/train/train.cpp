@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 #include "core/error.h"
@@ -61,6 +62,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"eps", adamw.eps},
           {"weight_decay", adamw.weight_decay},
           {"seed", seed},
+          {"init_from", init_from},
           {"eval_every", eval_every},
           {"eval_windows", eval_windows},
           {"save_every", save_every},
@@ -88,8 +90,30 @@ TrainResult train(const TrainOptions& o) {
   if (int64_t(train_split.tokens.size()) < int64_t(T) + 1)
     usage_error("train split '", train_split.path, "' has ", train_split.tokens.size(),
                 " tokens; need at least --seq-len+1 = ", int64_t(T) + 1);
+  if (!o.resume.empty() && !o.init_from.empty())
+    usage_error("--init-from '", o.init_from, "' and --resume '", o.resume,
+                "' both give the weights; use one");
   ModelConfig cfg = o.model;
   cfg.vocab = tok.vocab();
+  // The checkpoint a run starts from (--resume or --init-from), read before the model is planned:
+  // an imported model keeps its vocabulary rows (BLOOM pads them past the tokenizer's).
+  std::unique_ptr<Checkpoint> start;
+  const char* from_flag = o.resume.empty() ? "--init-from" : "--resume";
+  if (!o.resume.empty() || !o.init_from.empty()) {
+    start = std::make_unique<Checkpoint>(read_checkpoint(o.resume.empty() ? o.init_from : o.resume));
+    if (start->tokenizer.fingerprint() != tok.fingerprint())
+      usage_error(from_flag, " '", start->path, "' was trained with another tokenizer than --data '",
+                  o.data, "'; prepare the data with --tokenizer-from ", start->path);
+    if (!o.init_from.empty()) {  // its model; this run's dropout and t5 table rate
+      const ModelConfig flags = cfg;
+      cfg = start->config;
+      cfg.dropout_resid = flags.dropout_resid;
+      cfg.dropout_attn = flags.dropout_attn;
+      cfg.t5_lr_scale = flags.t5_lr_scale;
+    } else {
+      cfg.vocab = start->config.vocab;
+    }
+  }
   position_method(cfg.pos).fill_defaults(cfg, T);
   cfg.validate();
 
@@ -97,21 +121,22 @@ TrainResult train(const TrainOptions& o) {
   ParamSet m(model.layout, backend), v(model.layout, backend);
   int64_t step = 0;
   if (!o.resume.empty()) {
-    const Checkpoint ck = read_checkpoint(o.resume);
+    const Checkpoint& ck = *start;
     if (!ck.config.same_shape(cfg))
       usage_error("--resume '", ck.path, "' has model ", ck.config.to_json().dump(),
                   " but the flags give ", cfg.to_json().dump());
-    if (ck.tokenizer.fingerprint() != tok.fingerprint())
-      usage_error("--resume '", ck.path, "' was trained with another tokenizer than --data '",
-                  o.data, "'");
     ck.load_params(model.params);
     ck.load_params(m, "adam.m.");
     ck.load_params(v, "adam.v.");
     step = ck.step;
     std::fprintf(stderr, "resumed %s at step %lld\n", ck.path.c_str(), (long long)step);
+  } else if (start) {
+    start->load_params(model.params);
+    std::fprintf(stderr, "starting from the weights of %s\n", start->path.c_str());
   } else {
     model.init_weights(o.seed);
   }
+  start.reset();  // its tensors are in the model now
   const nlohmann::json train_meta = o.to_json();
   const LrSchedule sched{o.lr, o.warmup, o.steps, o.min_lr_ratio};
   fs::create_directories(o.out);

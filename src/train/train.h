@@ -14,6 +14,9 @@ struct TrainOptions {
   std::string data;    // prepared data folder
   std::string out;     // run folder
   std::string resume;  // run folder or checkpoint to continue from ("" for a fresh run)
+  // A fresh run that starts from this checkpoint's weights and model (an import, or a run to
+  // fine-tune): step 0, new AdamW moments, the data's tokenizer must be the checkpoint's.
+  std::string init_from;
   ModelConfig model;
   int seq_len = 128;
   int batch = 16;
