@@ -412,16 +412,22 @@ def main():
     sweeping = len(pending) > len(labels)
     jobs, train_seconds, sweep_rows, extended = [], {}, [], {lab[0]: 0 for lab in labels}
     best = {}
+    def train_and_score(j):
+        """Trains one setting and, in a sweep, scores it at its training length at once, so
+        that a study's record (scripts/study_record.py) holds the score of every finished run."""
+        seconds = train(a, j[2], j[1], j[3], j[4], j[5], j[6])
+        score = evaluate(a, j[2], j[3], "nonoverlapping", a.sweep_split,
+                         a.sweep_max_tokens) if sweeping else None
+        return seconds, score
+
     while pending:
-        secs = pool(a, lambda j: train(a, j[2], j[1], j[3], j[4], j[5], j[6]), pending)
-        train_seconds.update({j[2]: s for j, s in zip(pending, secs)})
+        done = pool(a, train_and_score, pending)
+        train_seconds.update({j[2]: d[0] for j, d in zip(pending, done)})
         jobs += pending
         if not sweeping:
             break
         # The sweep: each setting scored at its training length only.
-        scores = pool(a, lambda j: evaluate(a, j[2], j[3], "nonoverlapping", a.sweep_split,
-                                            a.sweep_max_tokens), pending)
-        for j, e in zip(pending, scores):
+        for j, (_, e) in zip(pending, done):
             scale = float(j[6][1]) if j[6] else (1.0 if j[1] == "t5" else "")
             setting = f"lr {j[5]:g}" + (f", t5 table x{scale:g}" if j[1] == "t5" else "")
             sweep_rows.append(dict(e, method=j[0], run=j[2], lr=j[5], t5_lr_scale=scale,
