@@ -111,7 +111,7 @@ TEST_P(HfImportGolden, GreedyContinuationEqualsTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, HfImportGolden,
-                         ::testing::Values("bloom", "bloom-bf16", "mpt", "mpt-untied-max16"),
+                         ::testing::Values("bloom", "bloom-bf16", "mpt", "mpt-untied-max16", "mpt-f16"),
                          [](const auto& info) {
                            std::string s = info.param;
                            std::replace(s.begin(), s.end(), '-', '_');
@@ -127,6 +127,7 @@ TEST(HfImport, FamiliesSetTheirArchitectureOptions) {
   EXPECT_EQ(bloom.config.gelu, Gelu::tanh);
   EXPECT_EQ(bloom.dtype, "F32");
   EXPECT_EQ(import_hf(golden_dir("bloom-bf16")).dtype, "BF16");
+  EXPECT_EQ(import_hf(golden_dir("mpt-f16")).dtype, "F16");
   const HfImport mpt = import_hf(golden_dir("mpt-untied-max16"));
   EXPECT_EQ(mpt.config.heads, 12);
   EXPECT_FALSE(mpt.config.linear_bias || mpt.config.ln_bias || mpt.config.embed_ln ||

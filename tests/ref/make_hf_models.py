@@ -10,6 +10,7 @@ import's model with these).
   bloom-bf16/           the same weights rounded to bfloat16, saved as BF16
   mpt/                  MptForCausalLM: 2 layers, d_model 48, 12 heads, alibi_bias_max 8, F32
   mpt-untied-max16/     MPT with alibi_bias_max 16 and an untied lm_head, F32
+  mpt-f16/              another MPT saved as F16
   */outputs.json        text, its ids, the logits (eager attention, fp32) at ROWS of the 512-token
                         window, the mean next-token loss over it, and a greedy 32-token continuation
                         of its first 16 tokens by model.generate (KV cache)
@@ -115,6 +116,11 @@ def main():
         folder = os.path.join(OUT, name)
         record(noisy(MptForCausalLM(cfg), 2), folder, text, ids)
         copy_tokenizer(folder)
+    folder = os.path.join(OUT, "mpt-f16")
+    cfg = MptConfig(d_model=48, n_heads=12, n_layers=2, expansion_ratio=4, max_seq_len=T,
+                    vocab_size=ROWS_V, attn_config={"alibi": True})
+    record(noisy(MptForCausalLM(cfg), 3), folder, text, ids, torch.float16)
+    copy_tokenizer(folder)
     print(f"wrote {OUT}")
 
 
