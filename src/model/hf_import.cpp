@@ -46,7 +46,9 @@ class Weights {
     std::vector<std::string> shards;
     if (fs::exists(single)) {
       shards.push_back(single.string());
+      where_ = single.string();
     } else if (fs::exists(index)) {
+      where_ = index.string();
       const std::string where = index.string();
       json j;
       try {
@@ -138,14 +140,14 @@ class Weights {
   const Entry& entry(const std::string& key) const {
     auto it = tensors_.find(key);
     if (it == tensors_.end())
-      usage_error(files_.empty() ? std::string("model") : files_.front().first,
-                  ": lacks tensor '", key, "' (or 'transformer.", key, "')");
+      usage_error(where_, ": lacks tensor '", key, "' (or 'transformer.", key, "')");
     return it->second;
   }
   std::vector<std::pair<std::string, Safetensors>> files_;
   std::map<std::string, Entry> tensors_;
   std::set<std::string> used_;
   std::string dtype_;
+  std::string where_;  // model.safetensors, or the shard index
 };
 
 // config.json fields, with errors naming the file and the field.
@@ -345,9 +347,10 @@ HfImport import_hf(const std::string& dir_arg) {
     usage_error("'", dir_arg, "' is not a folder; expected a Hugging Face model folder");
   const Config c(dir);
   HfImport m;
-  std::string arch = c.get_or("architectures", json::array()).empty()
-                         ? ""
-                         : c.raw().at("architectures").at(0).get<std::string>();
+  const json archs = c.get_or("architectures", json::array());
+  std::string arch = archs.is_array() && !archs.empty() && archs.at(0).is_string()
+                         ? archs.at(0).get<std::string>()
+                         : "";
   if (arch.empty()) {
     const std::string type = c.get_or("model_type", std::string());
     arch = type == "bloom" ? "BloomForCausalLM" : type == "mpt" ? "MptForCausalLM" : type;
