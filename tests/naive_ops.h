@@ -73,7 +73,8 @@ inline double gelu(double x, Gelu g = Gelu::tanh) {
 }
 inline double gelu_grad(double x, Gelu g = Gelu::tanh) {
   if (g == Gelu::erf)
-    return 0.5 * std::erfc(-x / std::sqrt(2.0)) + x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
+    return 0.5 * std::erfc(-x / std::sqrt(2.0)) +
+           x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
   const double k = std::sqrt(2.0 / M_PI), u = k * (x + 0.044715 * x * x * x);
   const double th = std::tanh(u);
   return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * k * (1.0 + 3.0 * 0.044715 * x * x);

@@ -426,7 +426,8 @@ TEST(ChunkedHead, LossesEqualTheWholeHeadWithLogitsForOneChunk) {
   std::vector<float> la(B * T), lb(B * T);
   whole.token_losses(la.data());
   chunked.token_losses(lb.data());
-  for (int i = 0; i < B * T; ++i) EXPECT_NEAR(lb[size_t(i)], la[size_t(i)], 1e-6 * la[size_t(i)]) << i;
+  for (int i = 0; i < B * T; ++i)
+    EXPECT_NEAR(lb[size_t(i)], la[size_t(i)], 1e-6 * la[size_t(i)]) << i;
   const size_t saved = Model::plan_bytes(c, B, T, false, *default_backend()) -
                        Model::plan_bytes(c, B, T, false, *default_backend(), rows);
   EXPECT_EQ(saved, size_t(B * T - rows) * c.vocab * sizeof(float));

@@ -111,7 +111,8 @@ TEST_P(HfImportGolden, GreedyContinuationEqualsTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, HfImportGolden,
-                         ::testing::Values("bloom", "bloom-bf16", "mpt", "mpt-untied-max16", "mpt-f16"),
+                         ::testing::Values("bloom", "bloom-bf16", "mpt", "mpt-untied-max16",
+                                           "mpt-f16"),
                          [](const auto& info) {
                            std::string s = info.param;
                            std::replace(s.begin(), s.end(), '-', '_');
@@ -182,12 +183,14 @@ TEST_F(HfImportCli, ImportedCheckpointEvaluatesLikeTheFolder) {
   // The checkpoint runs through the CLI. Its tokenizer has 300 tokens for 320 embedding rows:
   // sampling hot (temperature 3) from random weights would often draw a padding row, which has
   // no text, if generate did not keep to the tokenizer's ids.
-  const test::CliResult g = run_cli("generate " + out + " --prompt 'ROMEO:' --max-new-tokens 200"
-                                    " --temperature 3 --seed 1", dir_ / "g");
+  const test::CliResult g = run_cli("generate " + out +
+                                        " --prompt 'ROMEO:' --max-new-tokens 200"
+                                        " --temperature 3 --seed 1",
+                                    dir_ / "g");
   EXPECT_EQ(g.code, 0) << g.err;
   test::write_text(dir_ / "text.txt", "First Citizen:\nBefore we proceed any further, hear me.\n");
-  const test::CliResult e = run_cli("eval " + out + " --text " + (dir_ / "text.txt") +
-                                    " --lengths 4,16", dir_ / "ev");
+  const test::CliResult e =
+      run_cli("eval " + out + " --text " + (dir_ / "text.txt") + " --lengths 4,16", dir_ / "ev");
   EXPECT_EQ(e.code, 0) << e.err;
   // --out must be new: a second import into it is refused and changes nothing.
   test::expect_cli_error(run_cli("import " + golden_dir("mpt") + " --out " + out, dir_ / "e2"),
@@ -204,7 +207,8 @@ TEST_F(HfImportCli, ShardedFolderImportsAsTheSingleFile) {
   for (auto& [name, t] : whole.tensors) {
     Safetensors& part = i++ % 2 ? b : a;
     part.add(name, t.dtype, t.shape, t.data.data(), t.data.size());
-    map[name] = &part == &a ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    map[name] =
+        &part == &a ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
   }
   a.write_atomic(f + "/model-00001-of-00002.safetensors");
   b.write_atomic(f + "/model-00002-of-00002.safetensors");
@@ -212,8 +216,8 @@ TEST_F(HfImportCli, ShardedFolderImportsAsTheSingleFile) {
   test::write_text(f + "/model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
   EXPECT_EQ(import_hf(f).params, import_hf(golden_dir("bloom")).params);
   fs::remove(f + "/model-00002-of-00002.safetensors");
-  expect_refused(f, {"model.safetensors.index.json", "model-00002-of-00002.safetensors",
-                     "does not exist"});
+  expect_refused(
+      f, {"model.safetensors.index.json", "model-00002-of-00002.safetensors", "does not exist"});
 }
 
 TEST_F(HfImportCli, BadFoldersAreRefusedByFileAndField) {
@@ -232,7 +236,8 @@ TEST_F(HfImportCli, BadFoldersAreRefusedByFileAndField) {
   fs::remove_all(f);
   const std::string st = "/model.safetensors";
   f = copy("bloom");
-  edit_tensors(f + st, [](Safetensors& s) { s.tensors.erase("transformer.h.1.mlp.dense_4h_to_h.bias"); });
+  edit_tensors(f + st,
+               [](Safetensors& s) { s.tensors.erase("transformer.h.1.mlp.dense_4h_to_h.bias"); });
   expect_refused(f, {"model.safetensors", "lacks tensor", "h.1.mlp.dense_4h_to_h.bias"});
   fs::remove_all(f);
   f = copy("bloom");
@@ -243,11 +248,14 @@ TEST_F(HfImportCli, BadFoldersAreRefusedByFileAndField) {
   expect_refused(f, {"model.safetensors", "extra tensor", "h.0.rotary.inv_freq"});
   fs::remove_all(f);
   f = copy("bloom");
-  edit_tensors(f + st, [](Safetensors& s) { s.tensors.at("transformer.ln_f.weight").shape = {6, 8}; });
+  edit_tensors(f + st, [](Safetensors& s) {
+    s.tensors.at("transformer.ln_f.weight").shape = {6, 8};
+  });
   expect_refused(f, {"model.safetensors", "ln_f.weight", "shape [6,8]", "[48]"});
   fs::remove_all(f);
   f = copy("bloom");
-  edit_tensors(f + st, [](Safetensors& s) { s.tensors.at("transformer.ln_f.weight").dtype = "I32"; });
+  edit_tensors(f + st,
+               [](Safetensors& s) { s.tensors.at("transformer.ln_f.weight").dtype = "I32"; });
   expect_refused(f, {"model.safetensors", "ln_f.weight", "dtype I32"});
   fs::remove_all(f);
   f = copy("bloom");
@@ -279,13 +287,18 @@ TEST_F(HfImportCli, TrainInitFromAnImportStartsFromItsWeights) {
   ASSERT_EQ(run_cli("import " + golden_dir("bloom") + " --out " + run, dir_ / "i").code, 0);
   test::write_text(dir_ / "corpus.txt", test::read_text(test::shakespeare_path()).substr(0, 60000));
   ASSERT_EQ(run_cli("prepare --input " + (dir_ / "corpus.txt") + " --out " + data +
-                        " --tokenizer-from " + run, dir_ / "p").code, 0);
+                        " --tokenizer-from " + run,
+                    dir_ / "p")
+                .code,
+            0);
   const std::string args = " --seq-len 32 --batch 2 --steps 1 --warmup 1 --eval-every 0";
   test::expect_cli_error(run_cli("train --data " + data + " --out " + tuned + args +
-                                     " --init-from " + run + " --layers 3", dir_ / "t0"),
+                                     " --init-from " + run + " --layers 3",
+                                 dir_ / "t0"),
                          "--layers contradicts --init-from");
-  const test::CliResult r = run_cli("train --data " + data + " --out " + tuned + args +
-                                    " --lr 1e-9 --init-from " + run, dir_ / "t1");
+  const test::CliResult r =
+      run_cli("train --data " + data + " --out " + tuned + args + " --lr 1e-9 --init-from " + run,
+              dir_ / "t1");
   ASSERT_EQ(r.code, 0) << r.err;
   const Checkpoint a = read_checkpoint(run), b = read_checkpoint(tuned);
   EXPECT_EQ(b.config.vocab, 320);  // BLOOM's padded rows kept, though the tokenizer has 300
@@ -299,9 +312,13 @@ TEST_F(HfImportCli, TrainInitFromAnImportStartsFromItsWeights) {
   for (size_t i = 0; i < wa.size(); ++i) ASSERT_NEAR(wb[i], wa[i], 1e-6) << i;
   // Data with another tokenizer is refused by name.
   ASSERT_EQ(run_cli("prepare --input " + (dir_ / "corpus.txt") + " --out " + (dir_ / "bytes") +
-                        " --tokenizer bytes", dir_ / "p2").code, 0);
+                        " --tokenizer bytes",
+                    dir_ / "p2")
+                .code,
+            0);
   test::expect_cli_error(run_cli("train --data " + (dir_ / "bytes") + " --out " + (dir_ / "t2") +
-                                     args + " --init-from " + run, dir_ / "t3"),
+                                     args + " --init-from " + run,
+                                 dir_ / "t3"),
                          "another tokenizer");
 }
 
@@ -323,9 +340,9 @@ TEST_F(HfImportCli, ExportGivesBackTheFolderTransformersSaved) {
     }
     const auto ca = nlohmann::json::parse(test::read_text(golden_dir(name) + "/config.json"));
     const auto cb = nlohmann::json::parse(test::read_text(back + "/config.json"));
-    for (const char* k : {"architectures", "n_heads", "n_layers", "d_model", "expansion_ratio",
-                          "n_head", "n_layer", "hidden_size", "vocab_size", "layer_norm_epsilon",
-                          "no_bias", "tie_word_embeddings"})
+    for (const char* k :
+         {"architectures", "n_heads", "n_layers", "d_model", "expansion_ratio", "n_head", "n_layer",
+          "hidden_size", "vocab_size", "layer_norm_epsilon", "no_bias", "tie_word_embeddings"})
       EXPECT_EQ(cb.value(k, nlohmann::json()), ca.value(k, nlohmann::json())) << name << ": " << k;
     EXPECT_EQ(test::read_text(back + "/tokenizer.json"),
               test::read_text(golden_dir(name) + "/tokenizer.json"));
@@ -341,16 +358,19 @@ TEST_F(HfImportCli, ExportRefusesWhatTransformersWouldRunDifferently) {
                            {"neither MPT nor BLOOM", "linear_bias", "embed_scale"});
   // transformers' MPT ignores alibi_bias_max (docs/hf.md): an export would change the model.
   const std::string run = dir_ / "max16";
-  ASSERT_EQ(run_cli("import " + golden_dir("mpt-untied-max16") + " --out " + run, dir_ / "i").code, 0);
+  ASSERT_EQ(run_cli("import " + golden_dir("mpt-untied-max16") + " --out " + run, dir_ / "i").code,
+            0);
   test::expect_cli_error(run_cli("export " + run + " --to-hf " + (dir_ / "x16"), dir_ / "e1"),
                          "alibi_bias_max");
   EXPECT_FALSE(fs::exists(dir_ / "x16"));
   const std::string mpt = dir_ / "mpt-run";
   ASSERT_EQ(run_cli("import " + golden_dir("mpt") + " --out " + mpt, dir_ / "i2").code, 0);
-  test::expect_cli_error(run_cli("export " + mpt + " --to-hf " + (dir_ / "xb") + " --family bloom",
-                                 dir_ / "e2"), "--family bloom");
-  test::expect_cli_error(run_cli("export " + mpt + " --to-hf " + (dir_ / "xb") + " --family gpt",
-                                 dir_ / "e3"), "--family 'gpt'");
+  test::expect_cli_error(
+      run_cli("export " + mpt + " --to-hf " + (dir_ / "xb") + " --family bloom", dir_ / "e2"),
+      "--family bloom");
+  test::expect_cli_error(
+      run_cli("export " + mpt + " --to-hf " + (dir_ / "xb") + " --family gpt", dir_ / "e3"),
+      "--family 'gpt'");
   fs::create_directories(dir_ / "taken");
   test::expect_cli_error(run_cli("export " + mpt + " --to-hf " + (dir_ / "taken"), dir_ / "e4"),
                          "--to-hf");

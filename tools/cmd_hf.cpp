@@ -4,11 +4,11 @@
 #include <filesystem>
 #include <string>
 
+#include "commands.h"
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "model/hf_export.h"
 #include "model/hf_import.h"
-#include "commands.h"
 
 namespace fs = std::filesystem;
 namespace alibi::cli {
@@ -35,15 +35,16 @@ Command add_import(CLI::App& app) {
                                     {"architecture", m.architecture},
                                     {"dtype", m.dtype}};
             if (m.trained_len > 0) train["seq_len"] = m.trained_len;
-            const std::string path = write_checkpoint(*out, m.config, train, 0, m.tokenizer, set,
-                                                      nullptr, nullptr, 1);
+            const std::string path =
+                write_checkpoint(*out, m.config, train, 0, m.tokenizer, set, nullptr, nullptr, 1);
             const ModelConfig& c = m.config;
             size_t count = 0;
             for (const TensorInfo& t : layout.tensors) count += t.numel;
-            std::printf("import: %s (%s weights): %d layers, d_model %d, %d heads, ffn %d, "
-                        "vocabulary %d (tokenizer %d), %zu parameters -> %s\n",
-                        m.architecture.c_str(), m.dtype.c_str(), c.layers, c.d_model, c.heads,
-                        c.ffn, c.vocab, m.tokenizer.vocab(), count, path.c_str());
+            std::printf(
+                "import: %s (%s weights): %d layers, d_model %d, %d heads, ffn %d, "
+                "vocabulary %d (tokenizer %d), %zu parameters -> %s\n",
+                m.architecture.c_str(), m.dtype.c_str(), c.layers, c.d_model, c.heads, c.ffn,
+                c.vocab, m.tokenizer.vocab(), count, path.c_str());
           }};
 }
 

@@ -70,7 +70,7 @@ struct Activations {
   float* lnf;                    // (N,C)
   float *lnf_mean, *lnf_rstd;    // (N)
   float* ce_lse;                 // (N)
-  float* logits;                 // (N,V), or (head_rows,V) for a chunked head; dlogits after backward
+  float* logits;                 // (N,V) or, chunked head, (head_rows,V); dlogits after backward
   // scratch shared by all layers
   float* qkv;                    // (N,3C) forward; dqkv in backward
   float* branch;                 // (N,C) a branch output before its residual add

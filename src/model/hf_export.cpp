@@ -6,8 +6,8 @@
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/error.h"
 #include "core/io.h"
@@ -73,8 +73,7 @@ std::string hf_family(const ModelConfig& c, const std::string& want) {
     usage_error("the model is neither MPT nor BLOOM: ", why_not(c, "mpt"), ", and ",
                 why_not(c, "bloom"), " (train with a family's options: docs/hf.md)");
   }
-  if (mismatch(c, want))
-    usage_error("--family ", want, ": ", why_not(c, want), " (docs/hf.md)");
+  if (mismatch(c, want)) usage_error("--family ", want, ": ", why_not(c, want), " (docs/hf.md)");
   return want;
 }
 

@@ -154,7 +154,8 @@ class Weights {
 class Config {
  public:
   explicit Config(const fs::path& dir) : path_((dir / "config.json").string()) {
-    if (!fs::exists(path_)) usage_error("'", dir.string(), "' has no config.json; expected a Hugging Face model folder");
+    if (!fs::exists(path_))
+      usage_error("'", dir.string(), "' has no config.json; expected a Hugging Face model folder");
     try {
       j_ = json::parse(read_file(path_, "model config"));
     } catch (const UsageError&) {
@@ -221,8 +222,8 @@ void import_bloom(const Config& c, Weights& w, HfImport& m) {
   const int64_t C = k.d_model;
   k.vocab = int(w.shape("word_embeddings.weight").at(0));
   if (c.get_or("vocab_size", k.vocab) != k.vocab)
-    c.refuse("vocab_size", "differs from the " + std::to_string(k.vocab) +
-                               " rows of word_embeddings.weight");
+    c.refuse("vocab_size",
+             "differs from the " + std::to_string(k.vocab) + " rows of word_embeddings.weight");
   k.ffn = int(4 * C);
   k.ln_eps = c.get_or("layer_norm_epsilon", 1e-5f);
   k.gelu = Gelu::tanh;
@@ -244,11 +245,10 @@ void import_bloom(const Config& c, Weights& w, HfImport& m) {
     put(m, l, h + "ln1.w", w.take(h + "input_layernorm.weight", {C}));
     put(m, l, h + "ln1.b", w.take(h + "input_layernorm.bias", {C}));
     put(m, l, h + "attn.qkv.w",
-        bloom_qkv_rows(w.take(h + "self_attention.query_key_value.weight", {3 * C, C}), k.heads,
-                       HS, C));
+        bloom_qkv_rows(w.take(h + "self_attention.query_key_value.weight", {3 * C, C}), k.heads, HS,
+                       C));
     put(m, l, h + "attn.qkv.b",
-        bloom_qkv_rows(w.take(h + "self_attention.query_key_value.bias", {3 * C}), k.heads, HS,
-                       1));
+        bloom_qkv_rows(w.take(h + "self_attention.query_key_value.bias", {3 * C}), k.heads, HS, 1));
     put(m, l, h + "attn.proj.w", w.take(h + "self_attention.dense.weight", {C, C}));
     put(m, l, h + "attn.proj.b", w.take(h + "self_attention.dense.bias", {C}));
     put(m, l, h + "ln2.w", w.take(h + "post_attention_layernorm.weight", {C}));

@@ -15,8 +15,8 @@ struct HfImport {
   ModelConfig config;         // with the architecture options the family uses
   std::vector<float> params;  // host, in make_param_layout(config)'s layout
   Tokenizer tokenizer;
-  int trained_len = 0;        // the family's training length where config.json says (MPT), else 0
-  std::string dtype;          // the dtype the weights were stored in
+  int trained_len = 0;  // the family's training length where config.json says (MPT), else 0
+  std::string dtype;    // the dtype the weights were stored in
 };
 
 // Reads and checks everything before returning; a missing file, an unsupported architecture or

@@ -14,7 +14,9 @@ namespace {
 // the tied table stays small for the output projection while the input embedding keeps the
 // same order of magnitude as an added sinusoidal or learned position signal. BLOOM and MPT do
 // not scale (embed_scale = false).
-float embed_scale(const ModelConfig& c) { return c.embed_scale ? std::sqrt(float(c.d_model)) : 1.0f; }
+float embed_scale(const ModelConfig& c) {
+  return c.embed_scale ? std::sqrt(float(c.d_model)) : 1.0f;
+}
 
 constexpr size_t kAbsent = SIZE_MAX;  // the offset of a tensor this config does not have
 
@@ -208,7 +210,8 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   if (targets == nullptr) return 0.0f;
   Backend& be = *backend_;
   be.upload(acts_.targets, targets, size_t(N) * sizeof(int32_t));
-  if (head_rows_ == 0) return be.crossentropy_forward(acts_.ce_lse, acts_.logits, acts_.targets, N, V);
+  if (head_rows_ == 0)
+    return be.crossentropy_forward(acts_.ce_lse, acts_.logits, acts_.targets, N, V);
   // The head and cross-entropy over chunks of rows; each chunk's per-token losses are kept
   // before its logits are overwritten.
   const int64_t C = cfg.d_model;
@@ -216,8 +219,9 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   for (int64_t r0 = 0; r0 < N; r0 += head_rows_) {
     const int64_t n = std::min(head_rows_, N - r0);
     be.linear_forward(acts_.logits, acts_.lnf + r0 * C, param(head_), nullptr, n, C, V);
-    sum += double(be.crossentropy_forward(acts_.ce_lse + r0, acts_.logits, acts_.targets + r0, n,
-                                          V)) * double(n);
+    sum +=
+        double(be.crossentropy_forward(acts_.ce_lse + r0, acts_.logits, acts_.targets + r0, n, V)) *
+        double(n);
     be.token_losses(acts_.losses + r0, acts_.logits, acts_.ce_lse + r0, acts_.targets + r0, n, V);
   }
   return float(sum / double(N));

@@ -100,10 +100,12 @@ TrainResult train(const TrainOptions& o) {
   std::unique_ptr<Checkpoint> start;
   const char* from_flag = o.resume.empty() ? "--init-from" : "--resume";
   if (!o.resume.empty() || !o.init_from.empty()) {
-    start = std::make_unique<Checkpoint>(read_checkpoint(o.resume.empty() ? o.init_from : o.resume));
+    start =
+        std::make_unique<Checkpoint>(read_checkpoint(o.resume.empty() ? o.init_from : o.resume));
     if (start->tokenizer.fingerprint() != tok.fingerprint())
-      usage_error(from_flag, " '", start->path, "' was trained with another tokenizer than --data '",
-                  o.data, "'; prepare the data with --tokenizer-from ", start->path);
+      usage_error(from_flag, " '", start->path,
+                  "' was trained with another tokenizer than --data '", o.data,
+                  "'; prepare the data with --tokenizer-from ", start->path);
     if (!o.init_from.empty()) {  // its model; this run's dropout and t5 table rate
       const ModelConfig flags = cfg;
       cfg = start->config;
