@@ -54,7 +54,7 @@ void expect_identical(const std::string& a, const std::string& b) {
   ASSERT_EQ(x.tensors.size(), y.tensors.size());
   for (const auto& [name, t] : x.tensors) {
     ASSERT_TRUE(y.has(name)) << name;
-    EXPECT_TRUE(t.data == y.at(name).data) << "tensor " << name << " differs";
+    EXPECT_TRUE(t.same_bytes(y.at(name))) << "tensor " << name << " differs";
   }
   EXPECT_EQ(x.metadata.at("step"), y.metadata.at("step"));
 }

@@ -1,6 +1,11 @@
 #include "core/safetensors.h"
 
-#include <fstream>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
@@ -31,38 +36,60 @@ int64_t StTensor::numel() const {
 
 const float* StTensor::f32() const {
   ALIBI_CHECK(dtype == "F32", "tensor has dtype ", dtype);
-  return reinterpret_cast<const float*>(data.data());
+  return reinterpret_cast<const float*>(bytes());
 }
 
 const int32_t* StTensor::i32() const {
   ALIBI_CHECK(dtype == "I32", "tensor has dtype ", dtype);
-  return reinterpret_cast<const int32_t*>(data.data());
+  return reinterpret_cast<const int32_t*>(bytes());
 }
 
+struct Safetensors::Mapping {
+  const uint8_t* base = nullptr;
+  size_t size = 0;
+  ~Mapping() {
+    if (base) ::munmap(const_cast<uint8_t*>(base), size);
+  }
+};
+
 Safetensors Safetensors::read(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) usage_error("checkpoint '", path, "' cannot be opened; expected a .safetensors file");
-  f.seekg(0, std::ios::end);
-  const uint64_t size = uint64_t(f.tellg());
-  f.seekg(0);
   auto bad = [&](const std::string& why) {
     usage_error("checkpoint '", path, "' is not a valid safetensors file (", why, ")");
   };
-  if (size < 8) bad(str_cat("only ", size, " bytes"));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) usage_error("checkpoint '", path, "' cannot be opened; expected a .safetensors file");
+  struct stat sb {};
+  if (::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    ::close(fd);
+    usage_error("checkpoint '", path, "' is not a regular file; expected a .safetensors file");
+  }
+  const uint64_t size = uint64_t(sb.st_size);
+  if (size < 8) {
+    ::close(fd);
+    bad(str_cat("only ", size, " bytes"));
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) usage_error("checkpoint '", path, "' cannot be mapped into memory");
+  Safetensors st;
+  auto mapping = std::make_shared<Mapping>();
+  mapping->base = static_cast<const uint8_t*>(p);
+  mapping->size = size;
+  st.mapping_ = mapping;
   uint64_t hlen = 0;
-  f.read(reinterpret_cast<char*>(&hlen), 8);
-  if (hlen > kMaxHeaderBytes || 8 + hlen > size) bad(str_cat("header length ", hlen, " of ", size, " bytes"));
-  std::string header(hlen, '\0');
-  f.read(header.data(), std::streamsize(hlen));
+  std::memcpy(&hlen, mapping->base, 8);
+  if (hlen > kMaxHeaderBytes || 8 + hlen > size)
+    bad(str_cat("header length ", hlen, " of ", size, " bytes"));
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(header);
+    j = nlohmann::json::parse(
+        std::string_view(reinterpret_cast<const char*>(mapping->base) + 8, hlen));
   } catch (const std::exception&) {
     bad("header is not JSON");
   }
   if (!j.is_object()) bad("header is not a JSON object");
-  Safetensors st;
   const uint64_t data_size = size - 8 - hlen;
+  const uint8_t* data = mapping->base + 8 + hlen;
   for (auto& [name, v] : j.items()) {
     if (name == "__metadata__") {
       if (!v.is_object()) bad("__metadata__ is not an object");
@@ -83,10 +110,8 @@ Safetensors Safetensors::read(const std::string& path) {
       if (es == 0) bad(str_cat("tensor '", name, "' has unknown dtype ", t.dtype));
       if (uint64_t(t.numel()) * es != off[1] - off[0])
         bad(str_cat("tensor '", name, "' has ", off[1] - off[0], " bytes for its shape"));
-      t.data.resize(off[1] - off[0]);
-      f.seekg(std::streamoff(8 + hlen + off[0]));
-      f.read(reinterpret_cast<char*>(t.data.data()), std::streamsize(t.data.size()));
-      if (!f) bad(str_cat("tensor '", name, "' cannot be read: truncated?"));
+      t.view = data + off[0];
+      t.view_bytes = off[1] - off[0];
     } catch (const nlohmann::json::exception&) {
       bad(str_cat("entry '", name, "' is malformed"));
     }
@@ -95,13 +120,26 @@ Safetensors Safetensors::read(const std::string& path) {
   return st;
 }
 
+void Safetensors::release(const StTensor& t) const {
+  if (!t.view || !mapping_) return;
+  // Whole pages inside the tensor only: a neighbour's pages stay.
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t a = (uintptr_t(t.view) + page - 1) / page * page;
+  const uintptr_t b = (uintptr_t(t.view) + t.view_bytes) / page * page;
+  if (b > a) ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
+bool StTensor::same_bytes(const StTensor& o) const {
+  return nbytes() == o.nbytes() && std::memcmp(bytes(), o.bytes(), nbytes()) == 0;
+}
+
 void Safetensors::add(const std::string& name, const std::string& dtype,
                       std::vector<int64_t> shape, const void* src, size_t bytes) {
   StTensor t;
   t.dtype = dtype;
   t.shape = std::move(shape);
   ALIBI_CHECK(uint64_t(t.numel()) * dtype_size(dtype) == bytes, name);
-  t.data.assign(static_cast<const uint8_t*>(src), static_cast<const uint8_t*>(src) + bytes);
+  t.owned.assign(static_cast<const uint8_t*>(src), static_cast<const uint8_t*>(src) + bytes);
   tensors[name] = std::move(t);
 }
 
@@ -122,8 +160,8 @@ void Safetensors::write_atomic(const std::string& path) const {
   if (!metadata.empty()) j["__metadata__"] = metadata;
   uint64_t off = 0;
   for (auto& [name, t] : tensors) {  // std::map: sorted names, as the Python writer does
-    j[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.data.size()}}};
-    off += t.data.size();
+    j[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.nbytes()}}};
+    off += t.nbytes();
   }
   std::string header = j.dump();
   while ((8 + header.size()) % 8 != 0) header.push_back(' ');  // keep the data 8-byte aligned
@@ -133,7 +171,7 @@ void Safetensors::write_atomic(const std::string& path) const {
   std::vector<std::string_view> parts = {
       std::string_view(reinterpret_cast<const char*>(&hlen), 8), header};
   for (auto& [name, t] : tensors)
-    parts.emplace_back(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+    parts.emplace_back(reinterpret_cast<const char*>(t.bytes()), t.nbytes());
   write_file_atomic(path, parts);
 }
 

@@ -4,6 +4,7 @@
 // {string: string}}, then the data. Readable by Python's `safetensors` package.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,13 @@ namespace alibi {
 struct StTensor {
   std::string dtype;  // "F32", "I32", "U8", ...
   std::vector<int64_t> shape;
-  std::vector<uint8_t> data;
+  // The bytes: a view into the file's read-only mapping (read()), or owned (add()).
+  const uint8_t* view = nullptr;
+  size_t view_bytes = 0;
+  std::vector<uint8_t> owned;
+  const uint8_t* bytes() const { return view ? view : owned.data(); }
+  size_t nbytes() const { return view ? view_bytes : owned.size(); }
+  bool same_bytes(const StTensor& o) const;
   int64_t numel() const;
   const float* f32() const;      // throws unless dtype F32
   const int32_t* i32() const;    // throws unless dtype I32
@@ -22,8 +29,13 @@ struct Safetensors {
   std::map<std::string, std::string> metadata;
   std::map<std::string, StTensor> tensors;
 
-  // Throws UsageError naming `path` if it is missing, truncated or not safetensors.
+  // Maps PATH read-only: nothing is copied, and a tensor's pages are read from the file when
+  // first touched (a checkpoint's AdamW moments never are by eval). Throws UsageError naming
+  // `path` if it is missing, truncated or not safetensors.
   static Safetensors read(const std::string& path);
+  // Lets the pages of a read() tensor go from this process's memory once it has been copied
+  // where it is used (they are read from the file again if touched). No-op for owned tensors.
+  void release(const StTensor& t) const;
   // Writes PATH through write_file_atomic (core/io.h): a crash leaves either the old file or the
   // new one, never half of one.
   void write_atomic(const std::string& path) const;
@@ -33,6 +45,10 @@ struct Safetensors {
   void add_f32(const std::string& name, std::vector<int64_t> shape, const float* src);
   const StTensor& at(const std::string& name) const;  // throws UsageError if absent
   bool has(const std::string& name) const { return tensors.count(name) != 0; }
+
+ private:
+  struct Mapping;
+  std::shared_ptr<const Mapping> mapping_;  // read(): the file, unmapped with the last copy
 };
 
 }  // namespace alibi

@@ -61,8 +61,9 @@ Checkpoint read_checkpoint(const std::string& path_or_run) {
     const TokenizerKind kind = parse_tokenizer_kind(tj.at("kind").get<std::string>(), where);
     if (kind != TokenizerKind::bytes) {
       const StTensor& t = ck.st.at("tokenizer.model");
-      ck.tokenizer = Tokenizer::from_model(kind, std::string(t.data.begin(), t.data.end()),
-                                           str_cat("tokenizer.model in checkpoint '", ck.path, "'"));
+      ck.tokenizer = Tokenizer::from_model(
+          kind, std::string(reinterpret_cast<const char*>(t.bytes()), t.nbytes()),
+          str_cat("tokenizer.model in checkpoint '", ck.path, "'"));
     } else {
       ck.tokenizer = Tokenizer::bytes();
     }
@@ -92,6 +93,7 @@ void Checkpoint::load_params(ParamSet& set, const std::string& prefix) const {
     if (t.dtype != "F32" || size_t(t.numel()) != ti.numel)
       usage_error("checkpoint '", path, "' tensor '", name, "' has the wrong shape/dtype");
     set.upload(ti, t.f32());
+    st.release(t);  // copied: its pages need not stay in memory
   }
 }
 

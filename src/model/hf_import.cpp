@@ -105,7 +105,7 @@ class Weights {
     used_.insert(key);
     const size_t n = size_t(e.t->numel());
     std::vector<float> out(n);
-    const uint8_t* src = e.t->data.data();
+    const uint8_t* src = e.t->bytes();
     if (e.t->dtype == "F32") {
       std::memcpy(out.data(), src, n * 4);
     } else if (e.t->dtype == "BF16" || e.t->dtype == "F16") {
