@@ -186,13 +186,17 @@ def settings(a, method):
 
 
 def run_key(cmd):
-    """What makes two training commands the same run: all but the binary, the folder and the
-    checkpoint cadence (which does not change the result: resuming is bit-identical)."""
-    key = cmd[cmd.index("train") + 1:]
+    """What makes two training commands the same run: all but the binary, the folder, the
+    checkpoint cadence (which does not change the result: resuming is bit-identical) and where
+    the data folder is (its name stays: a study restored elsewhere keeps its runs)."""
+    key = [str(x) for x in cmd[cmd.index("train") + 1:]]
     for flag in ("--out", "--save-every"):
         if flag in key:
             i = key.index(flag)
             del key[i:i + 2]
+    if "--data" in key:
+        i = key.index("--data") + 1
+        key[i] = os.path.basename(os.path.normpath(key[i]))
     return key
 
 
@@ -252,6 +256,7 @@ def restore_weights(a, run):
                 os.remove(os.path.join(tmp, f))
         stored = list(t["command"])
         stored[stored.index("--out") + 1] = tmp
+        stored[stored.index("--data") + 1] = a.data  # the same data, wherever it is now
         log(f"[train] {os.path.basename(run)}: retraining the recorded run for its weights")
         with open(os.path.join(run, "train.log"), "a") as f:
             r = subprocess.run(alibi_cmd(a, *stored), stdout=f, stderr=subprocess.STDOUT)

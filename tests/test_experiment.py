@@ -70,9 +70,14 @@ def record(action, src, dst):
 
 
 def check_record(alibi, data, tmp):
-    """A study saved without its weights (study_record.py) and restored elsewhere: its recorded
-    runs and evaluations are reused, a run whose weights an evaluation needs is retrained and
-    checked against its recorded final loss, and a record that does not match is refused."""
+    """A study saved without its weights (study_record.py) and restored elsewhere, its data
+    folder moved too: its recorded runs and evaluations are reused, a run whose weights an
+    evaluation needs is retrained and checked against its recorded final loss, and a record that
+    does not match is refused."""
+    moved = os.path.join(tmp, "elsewhere", os.path.basename(data))
+    os.makedirs(os.path.dirname(moved))
+    os.rename(data, moved)
+    data = moved
     work, rec = os.path.join(tmp, "work"), os.path.join(tmp, "record")
     os.makedirs(work)
     os.rename(os.path.join(tmp, "off"), os.path.join(work, "off"))
