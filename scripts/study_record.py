@@ -81,7 +81,11 @@ def restore(record, work):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    class OneLine(argparse.ArgumentParser):
+        def error(self, message):  # one line naming the value, exit 2 (no usage block)
+            self.exit(2, f"study_record: error: {message}\n")
+
+    p = OneLine(description=__doc__.split("\n\n")[0])
     p.add_argument("action", choices=["save", "restore", "weights"])
     p.add_argument("src", help="save: the study's WORK; restore: the RECORD; weights: the run")
     p.add_argument("dst", nargs="?", help="save: the RECORD; restore: the study's WORK")
