@@ -49,10 +49,14 @@ TEST(BenchCli, PrintsOneRowPerMethodAndLengthWithRatiosToNone) {
     EXPECT_GT(rss, 1) << "peak RSS of the cell's process, in MB";
     EXPECT_GT(std::stod(c[8]), 1);
     // Ratios are this row over the none row of the same length (printed to 3 decimals; the
-    // tokens/s to 0, so allow their rounding).
-    EXPECT_NEAR(std::stod(c[3]), train / std::stod(none[2]), 1e-3 + 1.0 / std::stod(none[2]));
-    EXPECT_NEAR(std::stod(c[5]), eval / std::stod(none[4]), 1e-3 + 1.0 / std::stod(none[4]));
-    EXPECT_NEAR(std::stod(c[7]), rss / std::stod(none[6]), 1e-3 + 1.0 / std::stod(none[6]));
+    // tokens/s to 0, so allow their rounding: a/b with a and b each within 0.5 of the printed
+    // values is within 0.5 (1 + a/b) / (b - 0.5) of their ratio).
+    auto tol = [](double ratio, double base) { return 1e-3 + 0.5 * (1 + ratio) / (base - 0.5); };
+    const double rt = train / std::stod(none[2]), re = eval / std::stod(none[4]),
+                 rr = rss / std::stod(none[6]);
+    EXPECT_NEAR(std::stod(c[3]), rt, tol(rt, std::stod(none[2])));
+    EXPECT_NEAR(std::stod(c[5]), re, tol(re, std::stod(none[4])));
+    EXPECT_NEAR(std::stod(c[7]), rr, tol(rr, std::stod(none[6])));
     if (c[0] == "none") EXPECT_EQ(c[3] + c[5] + c[7], "1.0001.0001.000");
   }
 }

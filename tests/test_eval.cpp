@@ -407,32 +407,42 @@ TEST_F(EvalTest, BadInputIsOneLineAndExitCode2) {
 // The head and cross-entropy over chunks of rows (the evaluation's memory at a large
 // vocabulary) give the per-token losses and the loss of the whole head, and plan logits for the
 // chunk only. The products of a chunk may sum in another order than those of all rows: 1e-6.
-TEST(ChunkedHead, LossesEqualTheWholeHeadWithLogitsForOneChunk) {
+// The head over blocks of vocabulary columns (an online log-sum-exp) against the whole head:
+// the same terms, rescaled per block, so losses agree to fp32 rounding (1e-6 relative). Blocks of
+// 64 columns of 300 (the last one short), and one of 299 where the target is in either part.
+TEST(ChunkedHead, LossesEqualTheWholeHeadWithLogitsForOneBlock) {
   const ModelConfig c = tiny(PosKind::alibi, 300);
-  const int B = 3, T = 20, rows = 7;  // 60 rows in chunks of 7: the last one is short
+  const int B = 3, T = 20;
   const std::vector<float> w = random_params(c, 5);
-  Model whole(c, B, T, false), chunked(c, B, T, false, default_backend(), rows);
+  Model whole(c, B, T, false);
   whole.params.from_host(w);
-  chunked.params.from_host(w);
   Rng r(3);
   std::vector<int32_t> tok(B * T), tgt(B * T);
   for (int i = 0; i < B * T; ++i) {
     tok[size_t(i)] = int32_t(r.below(c.vocab));
-    tgt[size_t(i)] = int32_t(r.below(c.vocab));
+    tgt[size_t(i)] = int32_t(i % 2 ? r.below(c.vocab) : c.vocab - 1 - i % 3);  // the last columns
   }
   const float a = whole.forward(tok.data(), tgt.data(), B, T);
-  const float b = chunked.forward(tok.data(), tgt.data(), B, T);
-  EXPECT_NEAR(b, a, 1e-6 * a);
   std::vector<float> la(B * T), lb(B * T);
   whole.token_losses(la.data());
-  chunked.token_losses(lb.data());
-  for (int i = 0; i < B * T; ++i)
-    EXPECT_NEAR(lb[size_t(i)], la[size_t(i)], 1e-6 * la[size_t(i)]) << i;
-  const size_t saved = Model::plan_bytes(c, B, T, false, *default_backend()) -
-                       Model::plan_bytes(c, B, T, false, *default_backend(), rows);
-  EXPECT_EQ(saved, size_t(B * T - rows) * c.vocab * sizeof(float));
-  EXPECT_THROW(chunked.logits(), std::logic_error);
-  EXPECT_THROW(chunked.forward(tok.data(), nullptr, B, T), std::logic_error);
+  for (int cols : {64, 299}) {
+    Model chunked(c, B, T, false, default_backend(), cols);
+    chunked.params.from_host(w);
+    const float b = chunked.forward(tok.data(), tgt.data(), B, T);
+    EXPECT_NEAR(b, a, 1e-6 * a) << cols;
+    chunked.token_losses(lb.data());
+    for (int i = 0; i < B * T; ++i)
+      EXPECT_NEAR(lb[size_t(i)], la[size_t(i)], 1e-6 * la[size_t(i)]) << cols << " " << i;
+    const size_t saved = Model::plan_bytes(c, B, T, false, *default_backend()) -
+                         Model::plan_bytes(c, B, T, false, *default_backend(), cols);
+    // (N, V - cols) fewer logits, 3N more floats of running state
+    const size_t N = size_t(B * T), state = 3 * N * sizeof(float);
+    EXPECT_EQ(saved + state, N * size_t(c.vocab - cols) * sizeof(float)) << cols;
+    EXPECT_THROW(chunked.logits(), std::logic_error);
+    EXPECT_THROW(chunked.forward(tok.data(), nullptr, B, T), std::logic_error);
+  }
+  EXPECT_EQ(Model::default_head_cols(250880, 1024), 16384);
+  EXPECT_EQ(Model::default_head_cols(8192, 1024), 0) << "the whole head fits 64 MiB";
 }
 
 TEST(EvalWindows, CoverEveryTargetOnce) {

@@ -123,14 +123,14 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                   L, "); a sliding window scores its last S tokens and keeps L - S as context");
   }
 
-  // 3. Evaluate, shortest length first.
-  const ParamLayout layout = make_param_layout(cfg);
-  ParamSet params(layout, backend);
-  ck.load_params(params);
+  // 3. Evaluate, shortest length first, on the checkpoint's weights as stored (read in place).
   const bool json_stdout = o.json == "-";
   FILE* table = json_stdout ? stderr : stdout;
-  std::fprintf(table, "eval %s (%s, trained at %d, step %lld) on %s: %s tokens, %s bytes, %s%s\n",
-               ck.path.c_str(), pos_name(cfg.pos), train_len, (long long)ck.step, what.c_str(),
+  std::fprintf(table,
+               "eval %s (%s, trained at %d, step %lld, %s weights) on %s: %s tokens, %s bytes, "
+               "%s%s\n",
+               ck.path.c_str(), pos_name(cfg.pos), train_len, (long long)ck.step,
+               weight_type_name(ck.weights), what.c_str(),
                with_commas(tokens.size()).c_str(), with_commas(source_bytes).c_str(),
                eval_mode_name(mode),
                mode == EvalMode::sliding ? str_cat(" stride ", o.stride).c_str() : "");
@@ -149,7 +149,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
     eo.stride = o.stride;
     eo.batch = o.batch;
     eo.per_position = !o.per_position.empty();
-    const EvalResult r = evaluate(cfg, params, tokens, source_bytes, eo, what);
+    const EvalResult r = evaluate(cfg, ck.st, backend, tokens, source_bytes, eo, what);
     const double factor = train_len > 0 ? double(L) / train_len : NAN;
     std::fprintf(table, "%8d %7.2f %8lld %10lld %8.4f %10.3f %9.4f %9.4f %9.0f %8.1f\n", L,
                  factor, (long long)r.windows, (long long)r.tokens_scored, r.loss, r.ppl,
@@ -183,6 +183,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
   if (!o.json.empty()) {
     nlohmann::json j = {{"checkpoint", ck.path},
                         {"step", ck.step},
+                        {"weights", weight_type_name(ck.weights)},
                         {"pos", pos_name(cfg.pos)},
                         {"train_seq_len", train_len},
                         {"source", what},

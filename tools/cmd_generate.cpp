@@ -47,7 +47,8 @@ void run(const GenerateFlags& f) {
       f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file, "--prompt-file");
 
   const std::shared_ptr<Backend> backend = make_backend(f.device, MatmulPrecision::fp32);
-  // Keep the tokenizer, config and weights; let go of the rest of the file (AdamW moments).
+  // The model reads the weights where they lie in the file (as stored: fp32, bf16 or f16); the
+  // rest of it (AdamW moments) is never touched.
   std::unique_ptr<Model> model;
   Tokenizer tok;
   std::string ck_path;
@@ -60,8 +61,7 @@ void run(const GenerateFlags& f) {
                   " tokens, more than its model's vocabulary of ", ck.config.vocab);
     // The model is planned for one prefill chunk; a window never needs a bigger one.
     const int chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
-    model = std::make_unique<Model>(ck.config, 1, chunk, /*training=*/false, backend);
-    ck.load_params(model->params);
+    model = std::make_unique<Model>(ck.config, 1, chunk, ck.st, backend);
     tok = ck.tokenizer;
     ck_path = ck.path;
     ck_step = ck.step;

@@ -16,6 +16,7 @@ namespace alibi::cli {
 Command add_import(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
+  auto dtype = std::make_shared<std::string>("auto");
   CLI::App* ci = add_subcommand(
       app, "import",
       "a Hugging Face BloomForCausalLM or MptForCausalLM folder (config.json, model.safetensors "
@@ -23,28 +24,36 @@ Command add_import(CLI::App& app) {
   ci->add_option("hf_dir", *dir, "Hugging Face model folder")->required();
   ci->add_option("--out", *out, "new run folder; the checkpoint is OUT/ckpt-000000000.safetensors")
       ->required();
+  ci->add_option("--dtype", *dtype,
+                 "type of the checkpoint's weight matrices: auto (the folder's when all its "
+                 "tensors are BF16 or F16, else fp32) | fp32 | bf16 | f16");
   return {ci, [=] {
+            const bool automatic = *dtype == "auto";
+            WeightType wt = automatic ? WeightType::fp32 : parse_weight_type(*dtype, "--dtype");
             std::error_code ec;
             if (fs::exists(*out, ec) && !(fs::is_directory(*out, ec) && fs::is_empty(*out, ec)))
               usage_error("--out '", *out, "' already exists; expected a new or empty folder");
             const HfImport m = import_hf(*dir);  // everything checked before anything is written
+            if (automatic && m.dtype == "BF16") wt = WeightType::bf16;
+            if (automatic && m.dtype == "F16") wt = WeightType::f16;
             const ParamLayout layout = make_param_layout(m.config);
             ParamSet set(layout);
             set.from_host(m.params);
             nlohmann::json train = {{"imported_from", fs::absolute(*dir).string()},
                                     {"architecture", m.architecture},
-                                    {"dtype", m.dtype}};
+                                    {"dtype", m.dtype},
+                                    {"weights", weight_type_name(wt)}};
             if (m.trained_len > 0) train["seq_len"] = m.trained_len;
-            const std::string path =
-                write_checkpoint(*out, m.config, train, 0, m.tokenizer, set, nullptr, nullptr, 1);
+            const std::string path = write_checkpoint(*out, m.config, train, 0, m.tokenizer, set,
+                                                      nullptr, nullptr, 1, wt);
             const ModelConfig& c = m.config;
             size_t count = 0;
             for (const TensorInfo& t : layout.tensors) count += t.numel;
             std::printf(
-                "import: %s (%s weights): %d layers, d_model %d, %d heads, ffn %d, "
+                "import: %s (%s weights, stored as %s): %d layers, d_model %d, %d heads, ffn %d, "
                 "vocabulary %d (tokenizer %d), %zu parameters -> %s\n",
-                m.architecture.c_str(), m.dtype.c_str(), c.layers, c.d_model, c.heads, c.ffn,
-                c.vocab, m.tokenizer.vocab(), count, path.c_str());
+                m.architecture.c_str(), m.dtype.c_str(), weight_type_name(wt), c.layers, c.d_model,
+                c.heads, c.ffn, c.vocab, m.tokenizer.vocab(), count, path.c_str());
           }};
 }
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -156,11 +157,20 @@ const StTensor& Safetensors::at(const std::string& name) const {
 }
 
 void Safetensors::write_atomic(const std::string& path) const {
+  // Tensors laid out by element size, largest first, then by name (as the Python writer does):
+  // every tensor then starts aligned to its element, so readers can use it in place.
+  std::vector<const std::pair<const std::string, StTensor>*> order;
+  for (const auto& e : tensors) order.push_back(&e);
+  std::stable_sort(order.begin(), order.end(), [&](const auto* a, const auto* b) {
+    return dtype_size(a->second.dtype) > dtype_size(b->second.dtype);
+  });
   nlohmann::json j = nlohmann::json::object();
   if (!metadata.empty()) j["__metadata__"] = metadata;
   uint64_t off = 0;
-  for (auto& [name, t] : tensors) {  // std::map: sorted names, as the Python writer does
-    j[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.nbytes()}}};
+  for (const auto* e : order) {
+    const StTensor& t = e->second;
+    j[e->first] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.nbytes()}}};
     off += t.nbytes();
   }
   std::string header = j.dump();
@@ -170,8 +180,8 @@ void Safetensors::write_atomic(const std::string& path) const {
   // Header length, header, then each tensor's bytes as they are: no copy of the weights.
   std::vector<std::string_view> parts = {
       std::string_view(reinterpret_cast<const char*>(&hlen), 8), header};
-  for (auto& [name, t] : tensors)
-    parts.emplace_back(reinterpret_cast<const char*>(t.bytes()), t.nbytes());
+  for (const auto* e : order)
+    parts.emplace_back(reinterpret_cast<const char*>(e->second.bytes()), e->second.nbytes());
   write_file_atomic(path, parts);
 }
 

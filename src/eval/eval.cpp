@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "core/error.h"
@@ -19,8 +20,8 @@ namespace {
 // Rows per forward when batching windows: past a few thousand rows the matrix products run at
 // full speed, so more only costs memory.
 constexpr int64_t kEvalBatchTokens = 16384;
-// Cap on the activation plan of one batch. The head runs over chunks of rows
-// (Model::default_head_rows), so the logits take ~64 MiB at any vocabulary and the (B*T, C)
+// Cap on the activation plan of one batch. The head runs over blocks of vocabulary columns
+// (Model::default_head_cols), so the logits take ~64 MiB at any vocabulary and the (B*T, C)
 // activations decide. One window always runs, however large.
 constexpr double kEvalPlanBytes = 512.0 * (1 << 20);
 
@@ -61,7 +62,8 @@ std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mod
 int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backend) {
   int64_t b = std::max<int64_t>(1, kEvalBatchTokens / std::max(length, 1));
   while (b > 1 && double(Model::plan_bytes(cfg, int(b), length, /*training=*/false, backend,
-                                           Model::default_head_rows(cfg.vocab))) > kEvalPlanBytes)
+                                           Model::default_head_cols(cfg.vocab, b * length))) >
+             kEvalPlanBytes)
     b /= 2;
   return int(std::min<int64_t>(b, std::numeric_limits<int>::max()));
 }
@@ -80,7 +82,11 @@ void check_eval_length(const ModelConfig& cfg, int64_t n_tokens, int L, const st
                 " positions and cannot run past it (no extrapolation); use lengths up to ", limit);
 }
 
-EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
+namespace {
+
+// evaluate() on the model make(batch) builds on `backend`.
+EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
+                    const std::function<std::unique_ptr<Model>(int)>& make,
                     const std::vector<int32_t>& tokens, uint64_t source_bytes,
                     const EvalOptions& opts, const std::string& what) {
   const int L = opts.length;
@@ -93,7 +99,7 @@ EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
   r.length = L;
   r.mode = opts.mode;
   r.stride = opts.mode == EvalMode::sliding ? opts.stride : L;
-  r.batch = opts.batch > 0 ? opts.batch : default_eval_batch(cfg, L, params.backend());
+  r.batch = opts.batch > 0 ? opts.batch : default_eval_batch(cfg, L, backend);
   r.batch = int(std::min<int64_t>(r.batch, int64_t(windows.size())));
   r.windows = int64_t(windows.size());
   if (opts.per_position) {
@@ -102,9 +108,8 @@ EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  Model model(cfg, r.batch, L, /*training=*/false, params.data.backend_ptr(),
-              Model::default_head_rows(cfg.vocab));
-  model.params.copy_from(params);
+  const std::unique_ptr<Model> made = make(r.batch);
+  Model& model = *made;
   std::vector<int32_t> in(size_t(r.batch) * L), tg(size_t(r.batch) * L);  // (B,L)
   std::vector<float> losses(size_t(r.batch) * L);                           // (B,L)
 
@@ -152,6 +157,32 @@ EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
   r.tokens_per_s = r.seconds > 0 ? double(r.tokens_scored) / r.seconds : 0.0;
   r.peak_rss_mb = peak_rss_mb();
   return r;
+}
+
+}  // namespace
+
+EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
+                    const std::vector<int32_t>& tokens, uint64_t source_bytes,
+                    const EvalOptions& opts, const std::string& what) {
+  auto make = [&](int batch) {
+    auto m = std::make_unique<Model>(
+        cfg, batch, opts.length, /*training=*/false, params.data.backend_ptr(),
+        Model::default_head_cols(cfg.vocab, int64_t(batch) * opts.length));
+    m->params.copy_from(params);
+    return m;
+  };
+  return run_eval(cfg, params.backend(), make, tokens, source_bytes, opts, what);
+}
+
+EvalResult evaluate(const ModelConfig& cfg, const Safetensors& weights,
+                    const std::shared_ptr<Backend>& backend, const std::vector<int32_t>& tokens,
+                    uint64_t source_bytes, const EvalOptions& opts, const std::string& what) {
+  auto make = [&](int batch) {
+    return std::make_unique<Model>(
+        cfg, batch, opts.length, weights, backend,
+        Model::default_head_cols(cfg.vocab, int64_t(batch) * opts.length));
+  };
+  return run_eval(cfg, *backend, make, tokens, source_bytes, opts, what);
 }
 
 }  // namespace alibi

@@ -13,11 +13,13 @@
 // Windows of equal length run together in batches; the batching changes neither which tokens
 // are scored nor (up to fp32 rounding) their losses.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "core/safetensors.h"
 #include "kernels/backend.h"
+#include "model/config.h"
 #include "model/params.h"
 
 namespace alibi {
@@ -81,12 +83,18 @@ int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backen
 void check_eval_length(const ModelConfig& cfg, int64_t n_tokens, int L, const std::string& what,
                        const std::string& flag = "length");
 
-// Scores `tokens` with the model (cfg, params) on the parameters' backend. `source_bytes` is the size of the text the tokens
-// came from (for bits per byte; 0 if unknown); `what` names the text in error messages, e.g.
-// "split 'data/valid.tok'". Throws UsageError for a length the text or the model cannot take
-// (learned positions past their table included) before doing any work.
+// Scores `tokens` with the model (cfg, params) on the parameters' backend. `source_bytes` is
+// the size of the text the tokens came from (for bits per byte; 0 if unknown); `what` names the
+// text in error messages, e.g. "split 'data/valid.tok'". Throws UsageError for a length the text
+// or the model cannot take (learned positions past their table included) before doing any work.
 EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
                     const std::vector<int32_t>& tokens, uint64_t source_bytes,
                     const EvalOptions& opts, const std::string& what = "the text");
+// The same on a checkpoint file's weights (a Checkpoint's st), read in place on `backend`
+// (Model's file constructor): the weights are not copied, and bf16/f16 matrices stay so.
+EvalResult evaluate(const ModelConfig& cfg, const Safetensors& weights,
+                    const std::shared_ptr<Backend>& backend, const std::vector<int32_t>& tokens,
+                    uint64_t source_bytes, const EvalOptions& opts,
+                    const std::string& what = "the text");
 
 }  // namespace alibi

@@ -17,6 +17,7 @@
 #include "kernels/attention.h"
 #include "kernels/layer_kinds.h"
 #include "kernels/precision.h"
+#include "kernels/weights.h"
 
 namespace alibi {
 
@@ -43,15 +44,18 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device, disjoint
   virtual void fill(float* x, float value, int64_t n) = 0;
   virtual void synchronize() = 0;  // returns when all work handed to the backend is done
+  // Whether the backend's memory is the host's: then read-only weights can be used where they
+  // lie (a checkpoint file's mapping) instead of being copied in.
+  virtual bool host_memory() const = 0;
 
   // ---- dense layers --------------------------------------------------------------------------
   // C (M,N) = alpha op(A) op(B) + beta C, row-major, op = transpose where the flag is set.
   virtual void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                     float* C, int64_t ldc) = 0;
-  // out (N,OC) = inp (N,IC) W^T + b; W (OC,IC); b (OC) or null. Backward: dinp = dout W (when
-  // non-null), dW += dout^T inp, db += colsum(dout).
-  virtual void linear_forward(float* out, const float* inp, const float* W, const float* b,
+  // out (N,OC) = inp (N,IC) W^T + b; W (OC,IC) fp32, or bf16/f16 (kernels/weights.h); b (OC) or
+  // null. Backward (fp32 W): dinp = dout W (when non-null), dW += dout^T inp, db += colsum(dout).
+  virtual void linear_forward(float* out, const float* inp, WeightView W, const float* b,
                               int64_t N, int64_t IC, int64_t OC) = 0;
   virtual void linear_backward(float* dinp, float* dW, float* db, const float* dout,
                                const float* inp, const float* W, int64_t N, int64_t IC,
@@ -68,8 +72,9 @@ class Backend {
   virtual void gelu_forward(float* out, const float* inp, int64_t n, Gelu g) = 0;
   virtual void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n,
                              Gelu g) = 0;
-  // x (N,C) = scale wte[tokens]; dwte (V,C) += scale (dx scattered by token).
-  virtual void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N,
+  // x (N,C) = scale wte[tokens] (wte fp32, bf16 or f16); dwte (V,C) += scale (dx scattered by
+  // token).
+  virtual void embedding_forward(float* x, const int32_t* tokens, WeightView wte, int64_t N,
                                  int64_t C, float scale) = 0;
   virtual void embedding_backward(float* dwte, const float* dx, const int32_t* tokens,
                                   int64_t N, int64_t C, int64_t V, float scale) = 0;
@@ -95,6 +100,13 @@ class Backend {
                                      int64_t N, int64_t V) = 0;
   virtual void crossentropy_backward(float* logits, const float* lse, const int32_t* targets,
                                      int64_t N, int64_t V, float scale) = 0;
+  // The cross-entropy of N rows whose logits (N,cols) come one block of vocabulary columns
+  // [v0, v0 + cols) at a time, blocks in order from v0 = 0 to V (an online log-sum-exp): state
+  // (3N floats: running max, running sum of exp, the target's logit) carries across blocks. The
+  // last block (v0 + cols == V) writes loss (N) per row and -> returns their mean; others return 0.
+  virtual float crossentropy_block(float* state, float* loss, const float* logits,
+                                   const int32_t* targets, int64_t N, int64_t cols, int64_t v0,
+                                   int64_t V) = 0;
   virtual void token_losses(float* loss, const float* logits, const float* lse,
                             const int32_t* targets, int64_t N, int64_t V) = 0;
 

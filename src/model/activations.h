@@ -70,7 +70,8 @@ struct Activations {
   float* lnf;                    // (N,C)
   float *lnf_mean, *lnf_rstd;    // (N)
   float* ce_lse;                 // (N)
-  float* logits;                 // (N,V) or, chunked head, (head_rows,V); dlogits after backward
+  float* logits;                 // (N,V) or, chunked head, (N,head_cols); dlogits after backward
+  float* ce_state = nullptr;     // (3,N) a chunked head's running cross-entropy
   // scratch shared by all layers
   float* qkv;                    // (N,3C) forward; dqkv in backward
   float* branch;                 // (N,C) a branch output before its residual add
@@ -89,9 +90,9 @@ struct Activations {
 // Lays out the activations of batches of up to B x T. Training keeps every layer's activations
 // for the backward; inference keeps one layer's, which all layers reuse, so memory for long
 // evaluation windows stays a few buffers of (B*T, C). `attn` is the backend's plan for the
-// attention scratch (its floats and threads). head_rows > 0 (inference only): the logits
-// buffer holds that many rows, the head and cross-entropy run over chunks of them.
+// attention scratch (its floats and threads). head_cols > 0 (inference only): the logits
+// buffer holds that many vocabulary columns, the head and cross-entropy run over blocks of them.
 void describe_activations(ArenaPlanner& p, const ModelConfig& c, int B, int T,
-                          const AttnWorkspace& attn, Activations& a, int64_t head_rows = 0);
+                          const AttnWorkspace& attn, Activations& a, int64_t head_cols = 0);
 
 }  // namespace alibi

@@ -1,10 +1,12 @@
 #include "model/checkpoint.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <vector>
 
 #include "core/error.h"
+#include "core/half.h"
 
 namespace fs = std::filesystem;
 
@@ -79,8 +81,14 @@ Checkpoint read_checkpoint(const std::string& path_or_run) {
     if (!ck.st.has(ti.name))
       usage_error("checkpoint '", ck.path, "' lacks tensor '", ti.name, "'");
     const StTensor& t = ck.st.at(ti.name);
-    if (t.dtype != "F32" || t.shape != ti.shape)
-      usage_error("checkpoint '", ck.path, "' tensor '", ti.name, "' has the wrong shape/dtype");
+    WeightType wt = WeightType::fp32;
+    const bool dtype_ok = ti.matrix ? weight_type_of_dtype(t.dtype, wt) : t.dtype == "F32";
+    if (!dtype_ok)
+      usage_error("checkpoint '", ck.path, "' tensor '", ti.name, "' has dtype ", t.dtype,
+                  ti.matrix ? "; expected F32, BF16 or F16" : "; expected F32");
+    if (t.shape != ti.shape)
+      usage_error("checkpoint '", ck.path, "' tensor '", ti.name, "' has the wrong shape");
+    if (ti.name == "wte") ck.weights = wt;
   }
   return ck;
 }
@@ -90,9 +98,22 @@ void Checkpoint::load_params(ParamSet& set, const std::string& prefix) const {
     const std::string name = prefix + ti.name;
     if (!st.has(name)) usage_error("checkpoint '", path, "' lacks tensor '", name, "'");
     const StTensor& t = st.at(name);
-    if (t.dtype != "F32" || size_t(t.numel()) != ti.numel)
+    WeightType wt;
+    if (!weight_type_of_dtype(t.dtype, wt) || (wt != WeightType::fp32 && !ti.matrix) ||
+        size_t(t.numel()) != ti.numel)
       usage_error("checkpoint '", path, "' tensor '", name, "' has the wrong shape/dtype");
-    set.upload(ti, t.f32());
+    if (wt == WeightType::fp32) {
+      set.upload(ti, t.f32());
+    } else {
+      std::vector<float> wide(ti.numel);
+      const uint8_t* src = t.bytes();
+      for (size_t i = 0; i < ti.numel; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        wide[i] = wt == WeightType::bf16 ? bf16_to_float(h) : f16_to_float(h);
+      }
+      set.upload(ti, wide.data());
+    }
     st.release(t);  // copied: its pages need not stay in memory
   }
 }
@@ -100,7 +121,7 @@ void Checkpoint::load_params(ParamSet& set, const std::string& prefix) const {
 std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
                              const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                              const ParamSet& params, const ParamSet* m, const ParamSet* v,
-                             int keep) {
+                             int keep, WeightType matrices) {
   fs::create_directories(run_dir);
   Safetensors st;
   st.metadata["format"] = kFormat;
@@ -114,8 +135,17 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
           .dump();
   auto add_set = [&](const ParamSet& s, const std::string& prefix) {
     const std::vector<float> host = s.to_host();
-    for (const TensorInfo& ti : s.layout->tensors)
-      st.add_f32(prefix + ti.name, ti.shape, host.data() + ti.offset);
+    for (const TensorInfo& ti : s.layout->tensors) {
+      const float* x = host.data() + ti.offset;
+      if (!ti.matrix || matrices == WeightType::fp32 || !prefix.empty()) {
+        st.add_f32(prefix + ti.name, ti.shape, x);
+        continue;
+      }
+      std::vector<uint16_t> narrow(ti.numel);
+      for (size_t i = 0; i < ti.numel; ++i)
+        narrow[i] = matrices == WeightType::bf16 ? float_to_bf16(x[i]) : float_to_f16(x[i]);
+      st.add(ti.name, weight_dtype(matrices), ti.shape, narrow.data(), narrow.size() * 2);
+    }
   };
   add_set(params, "");
   if (m) add_set(*m, "adam.m.");

@@ -1,7 +1,8 @@
 #pragma once
 // Checkpoints: one safetensors file per save, RUN/ckpt-STEP.safetensors, holding the weights
-// under their docs/model.md names, the AdamW moments (adam.m.NAME, adam.v.NAME), the tokenizer
-// (tokenizer.model, U8, bpe only) and in the metadata: format, config, train (the run's
+// under their docs/model.md names (weight matrices F32, or BF16/F16 in an inference checkpoint:
+// ParamLayout's `matrix` tensors; everything else F32), the AdamW moments (adam.m.NAME,
+// adam.v.NAME), the tokenizer (tokenizer.model, U8, bpe only) and in the metadata: format, config, train (the run's
 // hyper-parameters, seed included), step and tokenizer. The data order and dropout masks are
 // pure functions of (seed, step), so these are the whole state of a run.
 #include <cstdint>
@@ -22,8 +23,10 @@ struct Checkpoint {
   int64_t step = 0;      // optimizer steps completed
   Tokenizer tokenizer;
   Safetensors st;
+  WeightType weights = WeightType::fp32;  // the type its weight matrices are stored in (wte's)
 
-  // Copies the tensors of `set` (of this config's layout) from names PREFIX + name.
+  // Copies the tensors of `set` (of this config's layout) from names PREFIX + name, widening
+  // bf16/f16 matrices to fp32.
   void load_params(ParamSet& set, const std::string& prefix = "") const;
 };
 
@@ -37,10 +40,12 @@ Checkpoint read_checkpoint(const std::string& path);
 Tokenizer load_tokenizer(const std::string& path);
 
 // Writes RUN/ckpt-STEP.safetensors atomically and deletes all but the newest `keep`.
-// m and v may be null (weights only). Returns the path written.
+// m and v may be null (weights only). `matrices`: the type the weight matrices are stored in,
+// rounded to nearest even from fp32 (bf16/f16 for inference; a run resumed from it would lose
+// its fp32 master weights, so training writes fp32). Returns the path written.
 std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
                              const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                              const ParamSet& params, const ParamSet* m, const ParamSet* v,
-                             int keep);
+                             int keep, WeightType matrices = WeightType::fp32);
 
 }  // namespace alibi

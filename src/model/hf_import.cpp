@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "core/io.h"
 #include "core/safetensors.h"
 #include "model/params.h"
@@ -20,22 +21,6 @@ namespace alibi {
 namespace {
 
 using json = nlohmann::json;
-
-float half_to_float(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-  if (exp == 0 && mant == 0) return std::bit_cast<float>(sign);
-  if (exp == 0) {  // subnormal: mant 2^-24, renormalised
-    exp = 127 - 15 + 1;
-    while (!(mant & 0x400u)) {
-      mant <<= 1;
-      --exp;
-    }
-    return std::bit_cast<float>(sign | (exp << 23) | ((mant & 0x3ffu) << 13));
-  }
-  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
-  return std::bit_cast<float>(sign | ((exp + 127 - 15) << 23) | (mant << 13));
-}
 
 // The tensors of a folder's safetensors files, by name without the "transformer." prefix.
 class Weights {
@@ -113,7 +98,7 @@ class Weights {
       for (size_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, src + 2 * i, 2);
-        out[i] = bf ? std::bit_cast<float>(uint32_t(h) << 16) : half_to_float(h);
+        out[i] = bf ? bf16_to_float(h) : f16_to_float(h);
       }
     } else {
       usage_error(e.path, ": tensor '", e.name, "' has dtype ", e.t->dtype,

@@ -39,64 +39,143 @@ AttnShape full_shape(const ModelConfig& c, int B, int T) {
 }  // namespace
 
 size_t Model::plan_bytes(const ModelConfig& c, int B, int T, bool training,
-                         const Backend& backend, int64_t head_rows) {
+                         const Backend& backend, int64_t head_cols) {
   ArenaPlanner p(nullptr, training);
   Activations a;
-  describe_activations(p, c, B, T, backend.plan_attention(full_shape(c, B, T)), a, head_rows);
+  describe_activations(p, c, B, T, backend.plan_attention(full_shape(c, B, T)), a,
+                       head_cols > 0 && head_cols < c.vocab ? head_cols : 0);
   return p.bytes();
 }
 
-int64_t Model::default_head_rows(int V) {
+int64_t Model::default_head_cols(int V, int64_t rows) {
   constexpr int64_t kChunkFloats = int64_t(1) << 24;  // 64 MiB of logits
-  return std::max<int64_t>(16, kChunkFloats / std::max(V, 1));
+  const int64_t cols = std::max<int64_t>(64, kChunkFloats / std::max<int64_t>(rows, 1));
+  return cols < V ? cols : 0;
 }
 
 Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<Backend> backend,
-             int64_t head_rows)
+             int64_t head_cols)
+    : Model(c, B, T, training, std::move(backend), head_cols, make_param_layout(validated(c))) {
+  bind_matrices(nullptr);
+}
+
+Model::Model(const ModelConfig& c, int B, int T, const Safetensors& weights,
+             std::shared_ptr<Backend> backend, int64_t head_cols)
+    : Model(c, B, T, /*training=*/false, std::move(backend), head_cols,
+            make_param_layout(validated(c)).without_matrices()) {
+  for (const TensorInfo& t : layout.tensors) {
+    const StTensor& st = weights.at(t.name);
+    ALIBI_CHECK(st.dtype == "F32" && size_t(st.numel()) == t.numel, "tensor ", t.name);
+    params.upload(t, st.f32());
+  }
+  bind_matrices(&weights);
+}
+
+Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<Backend> backend,
+             int64_t head_cols, ParamLayout l)
     : backend_(std::move(backend)),
-      cfg(validated(c)),
-      layout(make_param_layout(c)),
+      cfg(c),
+      layout(std::move(l)),
       params(layout, backend_),
       pos_(make_position_method(c.pos)),
       max_positions_(position_method(c.pos).max_positions(c)),
       training_(training),
-      head_rows_(head_rows > 0 && head_rows < int64_t(B) * T ? head_rows : 0),
+      head_cols_(head_cols > 0 && head_cols < c.vocab ? head_cols : 0),
       maxB_(B),
       maxT_(T) {
   ALIBI_CHECK(B > 0 && T > 0);
-  ALIBI_CHECK(!(training && head_rows_ > 0), "a chunked head is for inference only");
+  ALIBI_CHECK(!(training && head_cols_ > 0), "a chunked head is for inference only");
   if (training) grads = ParamSet(layout, backend_);
   const AttnWorkspace attn = backend_->plan_attention(full_shape(cfg, B, T));
   ArenaPlanner count(nullptr, training);
-  describe_activations(count, cfg, B, T, attn, acts_, head_rows_);
+  describe_activations(count, cfg, B, T, attn, acts_, head_cols_);
   arena_ = DeviceArray<std::byte>(backend_, count.bytes());
   ArenaPlanner carve(arena_.data(), training);
-  describe_activations(carve, cfg, B, T, attn, acts_, head_rows_);
+  describe_activations(carve, cfg, B, T, attn, acts_, head_cols_);
   pos_->bind(cfg, layout, backend_);
 
-  auto at = [&](const std::string& n) { return layout.at(n).offset; };
   auto maybe = [&](const std::string& n) {
     const TensorInfo* t = layout.find(n);
     return t ? t->offset : kAbsent;
   };
+  auto at = [&](const std::string& n) { return layout.at(n).offset; };
+  // Matrices are absent from the layout of a model on a file's weights (training needs them).
   for (int l = 0; l < cfg.layers; ++l) {
     const std::string p = "h." + std::to_string(l) + ".";
-    slots_.push_back({at(p + "ln1.w"), maybe(p + "ln1.b"), at(p + "attn.qkv.w"),
-                      maybe(p + "attn.qkv.b"), at(p + "attn.proj.w"), maybe(p + "attn.proj.b"),
-                      at(p + "ln2.w"), maybe(p + "ln2.b"), at(p + "mlp.fc.w"),
-                      maybe(p + "mlp.fc.b"), at(p + "mlp.proj.w"), maybe(p + "mlp.proj.b")});
+    slots_.push_back({at(p + "ln1.w"), maybe(p + "ln1.b"), maybe(p + "attn.qkv.w"),
+                      maybe(p + "attn.qkv.b"), maybe(p + "attn.proj.w"), maybe(p + "attn.proj.b"),
+                      at(p + "ln2.w"), maybe(p + "ln2.b"), maybe(p + "mlp.fc.w"),
+                      maybe(p + "mlp.fc.b"), maybe(p + "mlp.proj.w"), maybe(p + "mlp.proj.b")});
   }
-  wte_ = at("wte");
-  head_ = cfg.tied_head ? wte_ : at("lm_head.w");
+  wte_ = maybe("wte");
+  head_ = cfg.tied_head ? wte_ : maybe("lm_head.w");
   emb_ln_w_ = maybe("emb_ln.w");
   emb_ln_b_ = maybe("emb_ln.b");
   lnf_w_ = at("lnf.w");
   lnf_b_ = maybe("lnf.b");
 }
 
+void Model::bind_matrices(const Safetensors* file) {
+  std::vector<std::pair<std::string, WeightView>> views;  // matrix name -> view
+  const ParamLayout full = make_param_layout(cfg);
+  if (file == nullptr) {
+    for (const TensorInfo& t : full.tensors)
+      if (t.matrix) views.emplace_back(t.name, params.data.data() + t.offset);
+  } else {
+    file_ = *file;  // shares the mapping: it stays while the model reads from it
+    // In place where the backend reads host memory and the data is aligned to its element;
+    // otherwise copied into one allocation, each matrix on a 64-byte boundary.
+    auto in_place = [&](const StTensor& st, WeightType wt) {
+      return backend_->host_memory() &&
+             reinterpret_cast<uintptr_t>(st.bytes()) % weight_bytes(wt) == 0;
+    };
+    size_t copy_bytes = 0;
+    for (const TensorInfo& t : full.tensors) {
+      if (!t.matrix) continue;
+      const StTensor& st = file_.at(t.name);
+      WeightType wt;
+      ALIBI_CHECK(weight_type_of_dtype(st.dtype, wt) && size_t(st.numel()) == t.numel,
+                  "tensor ", t.name);
+      if (!in_place(st, wt)) copy_bytes += (st.nbytes() + 63) / 64 * 64;
+    }
+    if (copy_bytes > 0) stored_ = DeviceArray<std::byte>(backend_, copy_bytes);
+    size_t used = 0;
+    for (const TensorInfo& t : full.tensors) {
+      if (!t.matrix) continue;
+      const StTensor& st = file_.at(t.name);
+      WeightType wt;
+      weight_type_of_dtype(st.dtype, wt);
+      if (in_place(st, wt)) {
+        views.emplace_back(t.name, WeightView(st.bytes(), wt));
+        continue;
+      }
+      std::byte* dst = stored_.data() + used;
+      backend_->upload(dst, st.bytes(), st.nbytes());
+      file_.release(st);
+      used += (st.nbytes() + 63) / 64 * 64;
+      views.emplace_back(t.name, WeightView(dst, wt));
+    }
+  }
+  auto view = [&](const std::string& n) {
+    for (const auto& [name, v] : views)
+      if (name == n) return v;
+    ALIBI_CHECK(false, "no weight matrix ", n);
+    return WeightView();
+  };
+  mats_.clear();
+  for (int l = 0; l < cfg.layers; ++l) {
+    const std::string p = "h." + std::to_string(l) + ".";
+    mats_.push_back({view(p + "attn.qkv.w"), view(p + "attn.proj.w"), view(p + "mlp.fc.w"),
+                     view(p + "mlp.proj.w")});
+  }
+  wte_w_ = view("wte");
+  head_w_ = cfg.tied_head ? wte_w_ : view("lm_head.w");
+}
+
 Model::~Model() = default;
 
 void Model::init_weights(uint64_t seed) {
+  ALIBI_CHECK(wte_ != kAbsent, "a model on a file's weights is not initialised");
   std::vector<float> host(layout.total, 0.0f);
   for (const TensorInfo& t : layout.tensors) {
     float* w = host.data() + t.offset;
@@ -121,7 +200,7 @@ void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
                 pos_name(cfg.pos), " embeddings cannot extrapolate)");
   be.upload(acts_.tokens, tokens, size_t(N) * sizeof(int32_t));
   float* x = acts_.layer[0].x_in;
-  const float* wte = params.data.data() + wte_;
+  const WeightView wte = wte_w_;
   if (cfg.embed_ln) {  // x = LN(scale wte[tokens]), before any position signal is added
     be.embedding_forward(acts_.emb, acts_.tokens, wte, N, cfg.d_model, embed_scale(cfg));
     be.layernorm_forward(x, acts_.emb_mean, acts_.emb_rstd, acts_.emb, param(emb_ln_w_),
@@ -157,7 +236,7 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
     const LayerSlots& o = slots_[l];
     be.layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, s.x_in, P(o.ln1_w), P(o.ln1_b), N, C,
                          eps);
-    be.linear_forward(a.qkv, s.ln1, P(o.qkv_w), P(o.qkv_b), N, C, 3 * C);
+    be.linear_forward(a.qkv, s.ln1, mats_[l].qkv, P(o.qkv_b), N, C, 3 * C);
     be.split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
     pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0);
     adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
@@ -174,22 +253,22 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
       be.attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, ws);
     }
     be.merge_heads(s.atty, s.att, B, T, NH, HS);
-    be.linear_forward(a.branch, s.atty, P(o.proj_w), P(o.proj_b), N, C, C);
+    be.linear_forward(a.branch, s.atty, mats_[l].proj, P(o.proj_b), N, C, C);
     be.copy(s.x_mid, s.x_in, size_t(N * C) * sizeof(float));
     be.residual_forward(s.x_mid, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 1));
 
     be.layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.x_mid, P(o.ln2_w), P(o.ln2_b), N, C,
                          eps);
-    be.linear_forward(s.fch, s.ln2, P(o.fc_w), P(o.fc_b), N, C, F);
+    be.linear_forward(s.fch, s.ln2, mats_[l].fc, P(o.fc_b), N, C, F);
     be.gelu_forward(s.fcg, s.fch, N * F, c.gelu);
-    be.linear_forward(a.branch, s.fcg, P(o.mlp_w), P(o.mlp_b), N, F, C);
+    be.linear_forward(a.branch, s.fcg, mats_[l].mlp, P(o.mlp_b), N, F, C);
     float* x_out = l + 1 < c.layers ? a.layer[l + 1].x_in : a.x_final;
     be.copy(x_out, s.x_mid, size_t(N * C) * sizeof(float));
     be.residual_forward(x_out, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 2));
   }
   be.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, P(lnf_w_), P(lnf_b_), N, C,
                        eps);
-  if (head_rows_ == 0) be.linear_forward(a.logits, a.lnf, P(head_), nullptr, N, C, V);
+  if (head_cols_ == 0) be.linear_forward(a.logits, a.lnf, head_w_, nullptr, N, C, V);
   host_rows_ = 0;
 }
 
@@ -203,28 +282,26 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   T_ = T;
   train_ = train;
   dropout_seed_ = dropout_seed;
-  ALIBI_CHECK(head_rows_ == 0 || targets != nullptr, "a chunked head gives losses only");
+  ALIBI_CHECK(head_cols_ == 0 || targets != nullptr, "a chunked head gives losses only");
   if (targets) check_ids(targets, N, cfg.vocab, "target");
   embed(tokens, B, T, 0);
   blocks_forward(B, T, 0, nullptr, dropout_seed);
   if (targets == nullptr) return 0.0f;
   Backend& be = *backend_;
   be.upload(acts_.targets, targets, size_t(N) * sizeof(int32_t));
-  if (head_rows_ == 0)
+  if (head_cols_ == 0)
     return be.crossentropy_forward(acts_.ce_lse, acts_.logits, acts_.targets, N, V);
-  // The head and cross-entropy over chunks of rows; each chunk's per-token losses are kept
-  // before its logits are overwritten.
+  // The head and cross-entropy over blocks of vocabulary columns, every row at once: each block
+  // of the head's weights is read (and, stored in bf16/f16, widened) once per forward.
   const int64_t C = cfg.d_model;
-  double sum = 0.0;
-  for (int64_t r0 = 0; r0 < N; r0 += head_rows_) {
-    const int64_t n = std::min(head_rows_, N - r0);
-    be.linear_forward(acts_.logits, acts_.lnf + r0 * C, param(head_), nullptr, n, C, V);
-    sum +=
-        double(be.crossentropy_forward(acts_.ce_lse + r0, acts_.logits, acts_.targets + r0, n, V)) *
-        double(n);
-    be.token_losses(acts_.losses + r0, acts_.logits, acts_.ce_lse + r0, acts_.targets + r0, n, V);
+  float loss = 0.0f;
+  for (int64_t v0 = 0; v0 < V; v0 += head_cols_) {
+    const int64_t n = std::min(head_cols_, V - v0);
+    be.linear_forward(acts_.logits, acts_.lnf, head_w_.rows_from(v0, C), nullptr, N, C, n);
+    loss = be.crossentropy_block(acts_.ce_state, acts_.losses, acts_.logits, acts_.targets, N, n,
+                                 v0, V);
   }
-  return float(sum / double(N));
+  return loss;
 }
 
 const float* Model::logits_to_host(int64_t rows) const {
@@ -238,13 +315,13 @@ const float* Model::logits_to_host(int64_t rows) const {
 }
 
 const float* Model::logits() const {
-  ALIBI_CHECK(head_rows_ == 0, "a chunked head keeps no logits");
+  ALIBI_CHECK(head_cols_ == 0, "a chunked head keeps no logits");
   return logits_to_host(int64_t(B_) * T_);
 }
 
 const float* Model::logits_row(int64_t r) const {
   ALIBI_CHECK(r >= 0 && r < int64_t(B_) * T_, "logits row ", r, " of ", int64_t(B_) * T_);
-  ALIBI_CHECK(head_rows_ == 0, "a chunked head keeps no logits");
+  ALIBI_CHECK(head_cols_ == 0, "a chunked head keeps no logits");
   host_row_.resize(size_t(cfg.vocab));
   backend_->download(host_row_.data(), acts_.logits + r * cfg.vocab,
                      size_t(cfg.vocab) * sizeof(float));
@@ -253,14 +330,14 @@ const float* Model::logits_row(int64_t r) const {
 
 void Model::token_losses(float* out) const {
   const int64_t N = int64_t(B_) * T_;
-  if (head_rows_ == 0)  // a chunked head wrote them chunk by chunk
+  if (head_cols_ == 0)  // a chunked head wrote them with its last block
     backend_->token_losses(acts_.losses, acts_.logits, acts_.ce_lse, acts_.targets, N, cfg.vocab);
   backend_->download(out, acts_.losses, size_t(N) * sizeof(float));
 }
 
 KVCache Model::make_cache(int capacity, bool sliding) const {
   ALIBI_CHECK(capacity > 0);
-  ALIBI_CHECK(head_rows_ == 0, "a chunked head gives losses only; decoding needs logits");
+  ALIBI_CHECK(head_cols_ == 0, "a chunked head gives losses only; decoding needs logits");
   ALIBI_CHECK(!sliding || capacity <= INT_MAX / 2, "window ", capacity);
   KVCache kv;
   kv.capacity = capacity;

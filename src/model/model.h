@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/safetensors.h"
 #include "kernels/backend.h"
 #include "model/activations.h"
 #include "model/config.h"
@@ -48,23 +49,34 @@ struct Model {
   // Plans activations for batches of up to B rows of up to T tokens on `backend`. With training =
   // false only one layer's activations are kept (the layers reuse them) and backward() is
   // unavailable: memory for long evaluation windows stays a few buffers of (B*T, C).
-  // head_rows > 0 (inference only) chunks the output head: the logits of at most head_rows rows
-  // exist at a time, and a forward with targets computes the loss and per-token losses chunk by
-  // chunk, so a long window at a large vocabulary needs (head_rows, V) floats, not (B*T, V).
-  // Such a model gives losses only (no logits(), no forward without targets, no cache).
+  // head_cols > 0 (inference only) chunks the output head over the vocabulary: the logits of
+  // every row exist for head_cols columns at a time, and a forward with targets computes the
+  // loss and per-token losses block by block (an online log-sum-exp), so a long window at a
+  // large vocabulary needs (B*T, head_cols) floats, not (B*T, V), and each block of the head's
+  // weights is read once per forward. Such a model gives losses only (no logits(), no forward
+  // without targets, no cache).
   Model(const ModelConfig& cfg, int B, int T, bool training = true,
-        std::shared_ptr<Backend> backend = default_backend(), int64_t head_rows = 0);
-  // Bytes of activation memory that Model(cfg, B, T, training, backend, head_rows) plans.
+        std::shared_ptr<Backend> backend = default_backend(), int64_t head_cols = 0);
+  // An inference model (training = false) on the weights of a checkpoint file (read_checkpoint
+  // has checked its tensors): its weight matrices are used as stored, fp32, bf16 or f16, and
+  // where the backend's memory is the host's they are read in place from the file's read-only
+  // mapping, so the weights exist once, as file pages the kernel can drop and reread. The other
+  // tensors (LayerNorms, biases, position tables; fp32) are copied into `params`, whose layout is
+  // make_param_layout(cfg).without_matrices().
+  Model(const ModelConfig& cfg, int B, int T, const Safetensors& weights,
+        std::shared_ptr<Backend> backend = default_backend(), int64_t head_cols = 0);
+  // Bytes of activation memory that Model(cfg, B, T, training, backend, head_cols) plans.
   static size_t plan_bytes(const ModelConfig& cfg, int B, int T, bool training,
-                           const Backend& backend, int64_t head_rows = 0);
-  // Rows of one head chunk that keep its logits near 64 MiB at vocabulary V (at least 16).
-  static int64_t default_head_rows(int V);
+                           const Backend& backend, int64_t head_cols = 0);
+  // Columns of one head block that keep the logits of `rows` rows near 64 MiB (at least 64), or
+  // 0 where the whole head fits that: at V = 250,880 and 1,024 rows, 16,384 columns.
+  static int64_t default_head_cols(int V, int64_t rows);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
   // The initialisation of the parameter table (docs/model.md), drawn on the host: the same
-  // numbers on every device.
+  // numbers on every device. Not for a model on a checkpoint file's weights.
   void init_weights(uint64_t seed);
 
   // tokens (B,T) on the host. Computes logits (B,T,V). With targets (B,T), also the mean
@@ -91,8 +103,14 @@ struct Model {
   // Per-token cross-entropy (B,T) of the last forward with targets (before any backward).
   void token_losses(float* out) const;
   int max_T() const { return maxT_; }
+  // The type the weight matrices are multiplied in: fp32, or a bound file's bf16/f16 (the type
+  // of wte when the file mixes types).
+  WeightType weight_type() const { return wte_w_.type; }
 
  private:
+  Model(const ModelConfig& cfg, int B, int T, bool training, std::shared_ptr<Backend> backend,
+        int64_t head_cols, ParamLayout layout);
+  void bind_matrices(const Safetensors* file);
   void embed(const int32_t* tokens, int B, int T, int64_t pos0);
   void blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed);
   const float* logits_to_host(int64_t rows) const;
@@ -107,12 +125,21 @@ struct Model {
   // the config lacks (a bias, emb_ln) has offset SIZE_MAX and param() gives null for it.
   size_t wte_ = 0, head_ = 0, emb_ln_w_ = 0, emb_ln_b_ = 0, lnf_w_ = 0, lnf_b_ = 0;
   float* param(size_t off) { return off == SIZE_MAX ? nullptr : params.data.data() + off; }
+  // The weight matrices the forward multiplies by: views of params, or of a bound file's tensors
+  // (its mapping, kept by file_, or their copies in stored_).
+  struct LayerMatrices {
+    WeightView qkv, proj, fc, mlp;
+  };
+  std::vector<LayerMatrices> mats_;
+  WeightView wte_w_, head_w_;
+  Safetensors file_;
+  DeviceArray<std::byte> stored_;
   std::unique_ptr<PositionMethod> pos_;  // bound to this model's layout and backend
   int64_t max_positions_ = 0;            // the method's limit (kAnyLength: none)
   DeviceArray<std::byte> arena_;
   Activations acts_;
   bool training_;
-  int64_t head_rows_;  // 0: logits for every row
+  int64_t head_cols_;  // 0: the whole head at once
   int maxB_, maxT_;
   int B_ = 0, T_ = 0;
   bool train_ = false;

@@ -27,6 +27,13 @@ const TensorInfo& ParamLayout::at(const std::string& name) const {
   return *t;
 }
 
+ParamLayout ParamLayout::without_matrices() const {
+  ParamLayout l;
+  for (const TensorInfo& t : tensors)
+    if (!t.matrix) l.add(t.name, t.shape, t.init, t.decay, t.lr_scale);
+  return l;
+}
+
 namespace {
 
 constexpr float kGpt2Std = 0.02f;  // GPT-2's initialisation of weight matrices and embeddings
@@ -68,9 +75,11 @@ ParamLayout make_param_layout(const ModelConfig& c) {
   };
   auto linear = [&](const std::string& name, int64_t out, int64_t in, Init w) {
     l.add(name + ".w", {out, in}, w, true);
+    l.tensors.back().matrix = true;
     if (c.linear_bias) l.add(name + ".b", {out}, zeros, false);
   };
   l.add("wte", {c.vocab, C}, embedding_init(c), true);
+  l.tensors.back().matrix = true;
   if (c.embed_ln) norm("emb_ln");
   position_method(c.pos).add_params(c, l);
   for (int i = 0; i < c.layers; ++i) {
@@ -84,7 +93,10 @@ ParamLayout make_param_layout(const ModelConfig& c) {
   }
   norm("lnf");
   // An untied head starts as the embedding table does (fairseq's output projection: N(0, 1/C)).
-  if (!c.tied_head) l.add("lm_head.w", {c.vocab, C}, embedding_init(c), true);
+  if (!c.tied_head) {
+    l.add("lm_head.w", {c.vocab, C}, embedding_init(c), true);
+    l.tensors.back().matrix = true;
+  }
   return l;
 }
 

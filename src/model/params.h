@@ -33,6 +33,9 @@ struct TensorInfo {
   Init init;
   bool decay = false;     // AdamW weight decay applies
   float lr_scale = 1.0f;  // AdamW's learning rate for this tensor, as a multiple of --lr
+  // A weight matrix the model multiplies by (the linears, wte, lm_head.w): a checkpoint may
+  // store it in bf16 or f16, and inference can run on it as stored (kernels/weights.h).
+  bool matrix = false;
 };
 
 struct ParamLayout {
@@ -43,6 +46,7 @@ struct ParamLayout {
            float lr_scale = 1.0f);
   const TensorInfo* find(const std::string& name) const;  // nullptr if absent
   const TensorInfo& at(const std::string& name) const;    // throws if absent
+  ParamLayout without_matrices() const;  // the other tensors, in order, laid out afresh
 };
 
 // The parameter table of a config: token embeddings, the position method's tensors

@@ -38,12 +38,13 @@ class CpuBackend final : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void fill(float* x, float value, int64_t n) override { std::fill(x, x + n, value); }
   void synchronize() override {}  // every op has finished when it returns
+  bool host_memory() const override { return true; }
 
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
             int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) override {
     cpu::gemm(p_, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
-  void linear_forward(float* out, const float* inp, const float* W, const float* b, int64_t N,
+  void linear_forward(float* out, const float* inp, WeightView W, const float* b, int64_t N,
                       int64_t IC, int64_t OC) override {
     cpu::linear_forward(p_, out, inp, W, b, N, IC, OC);
   }
@@ -67,7 +68,7 @@ class CpuBackend final : public Backend {
                      Gelu g) override {
     cpu::gelu_backward(dinp, inp, dout, n, g);
   }
-  void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C,
+  void embedding_forward(float* x, const int32_t* tokens, WeightView wte, int64_t N, int64_t C,
                          float scale) override {
     cpu::embedding_forward(x, tokens, wte, N, C, scale);
   }
@@ -102,6 +103,11 @@ class CpuBackend final : public Backend {
   float crossentropy_forward(float* lse, const float* logits, const int32_t* targets, int64_t N,
                              int64_t V) override {
     return cpu::crossentropy_forward(lse, logits, targets, N, V);
+  }
+  float crossentropy_block(float* state, float* loss, const float* logits,
+                           const int32_t* targets, int64_t N, int64_t cols, int64_t v0,
+                           int64_t V) override {
+    return cpu::crossentropy_block(state, loss, logits, targets, N, cols, v0, V);
   }
   void crossentropy_backward(float* logits, const float* lse, const int32_t* targets, int64_t N,
                              int64_t V, float scale) override {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "kernels/cpu/ops_cpu.h"
 
 namespace alibi::cpu {
@@ -19,14 +20,6 @@ namespace {
 
 // Elements converted per thread below which the conversion stays on the calling thread.
 constexpr int64_t kConvertParallelMin = int64_t(1) << 15;
-
-// bf16 bits of x, rounded to nearest even (the rounding of vcvtneps2bf16); NaN stays a quiet NaN.
-inline uint16_t bf16_bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
-  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 
 // dst (rows, cols) dense bf16 = src (rows, cols) with row stride ld.
 void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
@@ -40,7 +33,7 @@ void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c),
                           (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s + c)));
 #endif
-    for (; c < cols; ++c) d[c] = bf16_bits(s[c]);
+    for (; c < cols; ++c) d[c] = float_to_bf16(s[c]);
   }
 }
 

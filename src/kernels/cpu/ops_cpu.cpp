@@ -56,16 +56,23 @@ inline float normal_cdf(float x) {
 
 }  // namespace
 
-void linear_forward(MatmulPrecision p, float* out, const float* inp, const float* W,
-                    const float* b, int64_t N, int64_t IC, int64_t OC) {
-  gemm(p, false, true, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC);
-  if (b == nullptr) return;
+void add_bias(float* out, const float* b, int64_t N, int64_t OC) {
 #pragma omp parallel for schedule(static) if (N * OC >= kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     float* r = out + n * OC;
 #pragma omp simd
     for (int64_t o = 0; o < OC; ++o) r[o] += b[o];
   }
+}
+
+void linear_forward(MatmulPrecision p, float* out, const float* inp, WeightView W,
+                    const float* b, int64_t N, int64_t IC, int64_t OC) {
+  if (W.type != WeightType::fp32) {
+    linear_forward_half(p, out, inp, W, b, N, IC, OC);
+    return;
+  }
+  gemm(p, false, true, N, OC, IC, 1.0f, inp, IC, W.f32(), IC, 0.0f, out, OC);
+  if (b) add_bias(out, b, N, OC);
 }
 
 void linear_backward(MatmulPrecision p, float* dinp, float* dW, float* db, const float* dout,
@@ -181,8 +188,13 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, 
   }
 }
 
-void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C,
+void embedding_forward(float* x, const int32_t* tokens, WeightView table, int64_t N, int64_t C,
                        float scale) {
+  if (table.type != WeightType::fp32) {
+    embedding_forward_half(x, tokens, table, N, C, scale);
+    return;
+  }
+  const float* wte = table.f32();
 #pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const float* e = wte + int64_t(tokens[n]) * C;
@@ -304,6 +316,33 @@ float crossentropy_forward(float* lse, const float* logits, const int32_t* targe
   }
   double total = 0.0;  // sequential: the same sum whatever the thread count
   for (int64_t n = 0; n < N; ++n) total += double(lse[n]) - double(logits[n * V + targets[n]]);
+  return float(total / double(N));
+}
+
+float crossentropy_block(float* state, float* loss, const float* logits, const int32_t* targets,
+                         int64_t N, int64_t cols, int64_t v0, int64_t V) {
+  float *mx = state, *sum = state + N, *tgt = state + 2 * N;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const float* l = logits + n * cols;
+    float bm = -INFINITY;
+#pragma omp simd reduction(max : bm)
+    for (int64_t v = 0; v < cols; ++v) bm = std::max(bm, l[v]);
+    const float m = v0 == 0 ? bm : std::max(mx[n], bm);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t v = 0; v < cols; ++v) s += fast_exp(l[v] - m);
+    sum[n] = v0 == 0 ? s : sum[n] * fast_exp(mx[n] - m) + s;
+    mx[n] = m;
+    const int64_t t = targets[n] - v0;
+    if (t >= 0 && t < cols) tgt[n] = l[t];
+  }
+  if (v0 + cols < V) return 0.0f;
+  double total = 0.0;  // sequential: the same sum whatever the thread count
+  for (int64_t n = 0; n < N; ++n) {
+    loss[n] = mx[n] + std::log(sum[n]) - tgt[n];
+    total += double(mx[n]) + double(std::log(sum[n])) - double(tgt[n]);
+  }
   return float(total / double(N));
 }
 

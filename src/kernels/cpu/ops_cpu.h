@@ -17,10 +17,13 @@ void gemm(MatmulPrecision p, bool transA, bool transB, int64_t M, int64_t N, int
           float* C, int64_t ldc);
 
 // ---- ops_cpu.cpp: dense layers -----------------------------------------------------------------
-void linear_forward(MatmulPrecision p, float* out, const float* inp, const float* W,
+// W fp32, or bf16/f16 (weights_cpu.cpp).
+void linear_forward(MatmulPrecision p, float* out, const float* inp, WeightView W,
                     const float* b, int64_t N, int64_t IC, int64_t OC);
 void linear_backward(MatmulPrecision p, float* dinp, float* dW, float* db, const float* dout,
                      const float* inp, const float* W, int64_t N, int64_t IC, int64_t OC);
+// out (N,OC) += b (OC) on every row.
+void add_bias(float* out, const float* b, int64_t N, int64_t OC);
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
                        const float* b, int64_t N, int64_t C, float eps);
 void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
@@ -28,7 +31,7 @@ void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, co
                         int64_t C);
 void gelu_forward(float* out, const float* inp, int64_t n, Gelu g);
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, Gelu g);
-void embedding_forward(float* x, const int32_t* tokens, const float* wte, int64_t N, int64_t C,
+void embedding_forward(float* x, const int32_t* tokens, WeightView wte, int64_t N, int64_t C,
                        float scale);
 void embedding_backward(float* dwte, const float* dx, const int32_t* tokens, int64_t N,
                         int64_t C, int64_t V, float scale);
@@ -44,10 +47,22 @@ void residual_backward(float* dbranch, const float* dx, int64_t N, int64_t C, fl
                        uint64_t seed);
 float crossentropy_forward(float* lse, const float* logits, const int32_t* targets, int64_t N,
                            int64_t V);
+float crossentropy_block(float* state, float* loss, const float* logits, const int32_t* targets,
+                         int64_t N, int64_t cols, int64_t v0, int64_t V);
 void crossentropy_backward(float* logits, const float* lse, const int32_t* targets, int64_t N,
                            int64_t V, float scale);
 void token_losses(float* loss, const float* logits, const float* lse, const int32_t* targets,
                   int64_t N, int64_t V);
+
+// ---- weights_cpu.cpp: products and lookups on bf16/f16 weights, widened to fp32 exactly ---------
+// out (N,OC) = inp W^T + b for a bf16/f16 W: a few rows (decoding) stream W once through fp32
+// dot products; more rows widen blocks of W's rows into scratch and call gemm.
+void linear_forward_half(MatmulPrecision p, float* out, const float* inp, WeightView W,
+                         const float* b, int64_t N, int64_t IC, int64_t OC);
+void embedding_forward_half(float* x, const int32_t* tokens, WeightView wte, int64_t N,
+                            int64_t C, float scale);
+// dst (n) = the n stored elements at src, widened to fp32.
+void widen(float* dst, const uint16_t* src, WeightType t, int64_t n);
 
 // ---- position_cpu.cpp ------------------------------------------------------------------------
 void posemb_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C, int64_t pos0);
