@@ -5,6 +5,10 @@ at a long window, decoding tokens/s against transformers' generate and against t
 limit (weight bytes read per token over a streaming read measured in the same run).
 
     python3 bench/hf_bench.py --work W [--threads 2] [--lengths 1024,4096] [--long 16384]
+        [--parts eval,decode] [--llama-bench PATH --gguf W/bloom-560m-bf16.gguf]
+
+With --llama-bench, llama.cpp's decoding of the same weights (converted by bench/gguf_convert.py)
+is timed in the same rounds.
 
 Needs torch, transformers and tokenizers (a comparison benchmark: the product never needs
 Python) and a built alibi (build/alibi, build/bench/bench_stream). Each measurement runs in a
@@ -126,6 +130,9 @@ def main():
     ap.add_argument("--alibi", default=os.path.join(REPO, "build", "alibi"))
     ap.add_argument("--stream", default=os.path.join(REPO, "build", "bench", "bench_stream"))
     ap.add_argument("--skip-hf", action="store_true", help="alibi's side only")
+    ap.add_argument("--parts", default="eval,decode", help="eval, decode or both")
+    ap.add_argument("--llama-bench", help="llama.cpp's llama-bench: also time its decoding (tg)")
+    ap.add_argument("--gguf", help="the model converted by llama.cpp's convert_hf_to_gguf.py")
     ap.add_argument("--hf-eval", nargs=2, metavar=("ATTN", "LENGTH"), help=argparse.SUPPRESS)
     ap.add_argument("--hf-decode", type=int, metavar="NEW", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -159,7 +166,8 @@ def main():
         f.write(tok.decode(ids[:PROMPT]))
 
     res = {"threads": args.threads, "eval": {}, "decode": {}}
-    for L in lengths:
+    parts = args.parts.split(",")
+    for L in (lengths if "eval" in parts else []):
         row = {f"alibi-{d}": alibi_eval(args, ckpts[d], text, L) for d in ("bf16", "fp32")}
         if not args.skip_hf:
             for attn in ("eager", "sdpa"):
@@ -167,13 +175,13 @@ def main():
                                                     "--hf-eval", attn, str(L))
         res["eval"][L] = row
         print(json.dumps({L: row}), file=sys.stderr)
-    if args.long:
+    if args.long and "eval" in parts:
         res["eval"][args.long] = {"alibi-bf16": alibi_eval(args, ckpts["bf16"], text, args.long)}
     # The bandwidth of a shared machine drifts by tens of percent within minutes: the streaming
     # read and alibi's decoding alternate over rounds, each keeping its best.
     env_threads = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     gbs = 0.0
-    for _ in range(args.rounds):
+    for _ in range(args.rounds if "decode" in parts else 0):
         stream = run([args.stream, "--mb", "2048", "--passes", "3"], env=env_threads).stdout
         gbs = max(gbs, float(re.search(r"([\d.]+) GB/s", stream).group(1)))
         for d in ("bf16", "fp32"):
@@ -181,19 +189,31 @@ def main():
             best = res["decode"].get(f"alibi-{d}")
             if best is None or r["tokens_per_s"] > best["tokens_per_s"]:
                 res["decode"][f"alibi-{d}"] = r
+        if args.llama_bench:
+            r = llama_decode(args)
+            best = res["decode"].get("llama.cpp")
+            if best is None or r["tokens_per_s"] > best["tokens_per_s"]:
+                res["decode"]["llama.cpp"] = r
     res["stream_gb_s"] = gbs
-    if not args.skip_hf:
+    if not args.skip_hf and "decode" in parts:
         res["decode"]["transformers"] = child(args, "--work", args.work,
                                               "--hf-decode", str(args.decode))
     # Bytes of weights one decoded token reads: every matrix once (the embedding row and the KV
     # cache of a short context are negligible), from the safetensors headers.
-    for d in ("bf16", "fp32"):
+    for d in ("bf16", "fp32") if "decode" in parts else ():
         nbytes = matrix_bytes(ckpts[d])
         res["decode"][f"alibi-{d}"]["bytes_per_token"] = nbytes
         res["decode"][f"alibi-{d}"]["limit_tokens_per_s"] = gbs * 1e9 / nbytes
     with open(os.path.join(args.work, "hf_bench.json"), "w") as f:
         json.dump(res, f, indent=2)
     print_table(res)
+
+
+def llama_decode(args):
+    """llama-bench's decoding of `--decode` tokens (tg), from an empty context."""
+    r = run([args.llama_bench, "-m", args.gguf, "-t", str(args.threads), "-p", "0",
+             "-n", str(args.decode), "-r", "2", "-o", "json"])
+    return {"tokens_per_s": json.loads(r.stdout)[0]["avg_ts"], "peak_mb": float("nan")}
 
 
 def matrix_bytes(run_dir):

@@ -21,9 +21,9 @@ constexpr int64_t kBlockFloats = int64_t(1) << 20;
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define ALIBI_WIDEN_AVX2 1
-// How far ahead of its loads a streaming product asks for bf16 weights: with the hardware
-// prefetcher alone a core's stream reached ~65% of the bandwidth sgemm's fp32 reads do, with
-// 512 bytes ~85% (256: ~78%, 1,024: ~75%, 8,192: worse), measured here on 2 cores.
+// How far ahead of its loads a streaming product asks for bf16 weights (4 rows at a time: the
+// hardware prefetcher alone reached ~65% of the bandwidth sgemm's fp32 reads do, 512 bytes ~85%,
+// 256 ~78%, 1,024 ~75%, 8,192 worse; measured here on 2 cores).
 constexpr int kPrefetchBytes = 512;
 // 8 stored elements at p as fp32.
 inline __m256 widen8(const uint16_t* p, WeightType t) {
@@ -115,7 +115,9 @@ void deinterleave(float* split, const float* inp, int64_t N, int64_t IC) {
 
 template <int N>
 void stream_product(float* out, const float* inp, WeightView W, int64_t IC, int64_t OC) {
-  constexpr int R = N == 1 ? 4 : N == 2 ? 2 : 1;  // rows at a time: 8 accumulators or more
+  // Rows at a time: for one input row, 8 streams of weights in flight read at 0.86-0.95 of
+  // sgemm's rate on the fp32 matrix here, 4 at ~0.8 (bench/bench_weights, 2 threads).
+  constexpr int R = N == 1 ? 8 : N == 2 ? 2 : 1;
   // Grow-only per calling thread: no allocation once warm.
   thread_local std::vector<float> split_buf;
   if (split_buf.size() < size_t(N * IC)) split_buf.resize(size_t(N * IC));
