@@ -228,7 +228,8 @@ def matrix_bytes(run_dir):
 
 
 def print_table(res):
-    print(f"threads {res['threads']}; streaming read {res['stream_gb_s']:.2f} GB/s\n")
+    stream = f"; streaming read {res['stream_gb_s']:.2f} GB/s" if res["stream_gb_s"] else ""
+    print(f"threads {res['threads']}{stream}\n")
     print("| length | who | tokens/s | x transformers-eager | x sdpa | peak RSS MB | loss |")
     print("|---|---|---|---|---|---|---|")
     for L, row in res["eval"].items():

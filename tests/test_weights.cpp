@@ -114,9 +114,10 @@ TEST(HalfWeights, LinearEqualsFp32OnTheWidenedMatrix) {
   struct Shape {
     int64_t N, IC, OC;
   };
-  // 1..4 rows stream; 5 and more go through blocks, and IC 64 x OC 20000 takes two of them.
+  // 1..4 rows stream (1 row: 8 at a time, so 19 rows leave 3); 5 and more go through blocks of
+  // 2^22 floats, and IC 256 x OC 20000 takes two of them.
   const Shape shapes[] = {{1, 37, 19}, {2, 64, 7}, {3, 37, 1}, {4, 130, 33},
-                          {5, 37, 19}, {33, 64, 21}, {7, 64, 20000}};
+                          {5, 37, 19}, {33, 64, 21}, {7, 256, 20000}};
   for (WeightType t : {WeightType::bf16, WeightType::f16})
     for (const Shape& s : shapes)
       for (bool bias : {false, true}) {
