@@ -239,6 +239,7 @@ def train(a, name, pos, seq_len, batch, lr, extra):
 
 
 RETRAIN_LOCKS = {}
+RETRAIN_FAILED = {}  # run -> why its retraining was refused: evaluations waiting on it stop too
 
 
 def restore_weights(a, run):
@@ -246,6 +247,8 @@ def restore_weights(a, run):
     recorded command and check that it ends at the recorded loss (training is deterministic
     for a given thread count), so the evaluations come from the recorded run's weights."""
     with RETRAIN_LOCKS.setdefault(run, threading.Lock()):
+        if run in RETRAIN_FAILED:
+            sys.exit(RETRAIN_FAILED[run])
         t = json.load(open(os.path.join(run, "timing.json")))
         steps = int(t["command"][t["command"].index("--steps") + 1])
         if latest_step(run) == steps:
@@ -263,8 +266,10 @@ def restore_weights(a, run):
         if r.returncode != 0:
             sys.exit(f"experiment: retraining {run} failed (exit {r.returncode}); see {run}/train.log")
         if t.get("final_loss") is not None and final_loss(tmp) != t["final_loss"]:
-            sys.exit(f"experiment: retraining {run} ended at loss {final_loss(tmp)}, not the recorded "
-                     f"{t['final_loss']}; was it recorded with another --threads or binary?")
+            RETRAIN_FAILED[run] = (
+                f"experiment: retraining {run} ended at loss {final_loss(tmp)}, not the recorded "
+                f"{t['final_loss']}; was it recorded with another --threads or binary?")
+            sys.exit(RETRAIN_FAILED[run])
         for f in os.listdir(tmp):
             os.replace(os.path.join(tmp, f), os.path.join(run, f))
         os.rmdir(tmp)
@@ -398,8 +403,15 @@ def write_best(a, best):
 
 
 def pool(a, fn, items):
+    """fn over items on a.jobs threads; the first failure cancels the items not yet started."""
     with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
-        return list(ex.map(fn, items))
+        futures = [ex.submit(fn, x) for x in items]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def main():
