@@ -400,7 +400,7 @@ TEST_P(BackendOps, OptimizerAgainstDouble) {
         auto p = to_device(*be, p0, be), dg = to_device(*be, g, be), m = to_device(*be, m0, be);
         auto v = to_device(*be, v0, be);
         be->adamw_update(p.data(), dg.data(), m.data(), v.data(), n, u);
-        norms.push_back(be->sum_squares(dg.data(), n));
+        norms.push_back(be->sum_squares(dg.data(), n, 0.0));
         be->scale(dg.data(), 0.25f, n);
         return Outs{to_host(*be, p), to_host(*be, m), to_host(*be, v), to_host(*be, dg)};
       },

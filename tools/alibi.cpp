@@ -5,11 +5,30 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include "commands.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "dist/comm.h"
+#include "dist/job.h"
+
+namespace {
+
+// Under mpirun every rank meets the same bad input: rank 0 alone says so.
+bool quiet_rank() {
+  const char* r = std::getenv("OMPI_COMM_WORLD_RANK");
+  return alibi::launched_by_mpirun() && r && std::atoi(r) != 0;
+}
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : fallback;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace alibi;
@@ -20,7 +39,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // --threads works before or after the subcommand
   int threads = 0;
-  app.add_option("--threads", threads, "OpenMP threads (0: all cores)");
+  app.add_option("--threads", threads, "OpenMP threads (0: all cores; under mpirun, the cores shared among the host's ranks)");
   const std::vector<cli::Command> commands = {cli::add_prepare(app), cli::add_train(app),
                                               cli::add_eval(app), cli::add_generate(app),
                                               cli::add_bench(app), cli::add_tokenize(app),
@@ -32,7 +51,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "alibi: error: %s (see --help)\n", e.what());
+    if (!quiet_rank()) std::fprintf(stderr, "alibi: error: %s (see --help)\n", e.what());
     return kExitUsage;
   }
   if (threads < 0) {
@@ -40,11 +59,14 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (threads > 0) omp_set_num_threads(threads);
+  if (threads == 0 && launched_by_mpirun())  // the host's cores shared among its ranks
+    omp_set_num_threads(default_threads_per_rank(int(std::thread::hardware_concurrency()),
+                                                 env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1)));
   try {
     for (const cli::Command& c : commands)
       if (c.app->parsed()) c.run();
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "alibi: error: %s\n", e.what());
+    if (!quiet_rank()) std::fprintf(stderr, "alibi: error: %s\n", e.what());
     return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "alibi: internal error: %s\n", e.what());

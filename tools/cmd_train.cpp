@@ -38,7 +38,7 @@ std::vector<FixedFlag> fixed_flags() {
           FIXED("--t5-max-distance", model.t5_max_distance),
           FIXED("--t5-lr-scale", model.t5_lr_scale),
           FIXED("--max-positions", model.max_positions), FIXED("--seq-len", seq_len),
-          FIXED("--batch", batch), FIXED("--grad-accum", grad_accum),
+          FIXED("--batch", batch),
           FIXED("--warmup", warmup), FIXED("--lr", lr), FIXED("--min-lr-ratio", min_lr_ratio),
           FIXED("--clip", clip), FIXED("--beta1", adamw.beta1), FIXED("--beta2", adamw.beta2),
           FIXED("--weight-decay", adamw.weight_decay), FIXED("--seed", seed),
@@ -61,6 +61,7 @@ TrainOptions options_of(const Checkpoint& ck) {
   o.seq_len = j.at("seq_len");
   o.batch = j.at("batch");
   o.grad_accum = j.at("grad_accum");
+  o.ranks = j.value("ranks", 1);  // checkpoints from before MPI ran on one process
   o.warmup = j.at("warmup");
   o.lr = j.at("lr");
   o.min_lr_ratio = j.at("min_lr_ratio");
@@ -72,6 +73,25 @@ TrainOptions options_of(const Checkpoint& ck) {
   o.seed = j.at("seed");
   o.dtype = j.value("dtype", "fp32");  // checkpoints from before --dtype are fp32
   return o;
+}
+
+// The micro-batches per rank of a resumed run: by default the checkpoint's global batch shared
+// among this job's ranks; a different global batch only with --allow-batch-change.
+void resume_accum(TrainOptions& o, const TrainOptions& was, bool given, bool allow,
+                  const std::string& path) {
+  const int global_was = global_accum(was);
+  if (!given) {
+    if (global_was % o.ranks != 0)
+      usage_error("--resume '", path, "' has ", global_was, " micro-batches per step (",
+                  was.ranks, " ranks x --grad-accum ", was.grad_accum, "), which ", o.ranks,
+                  " ranks cannot share; pass --grad-accum and --allow-batch-change");
+    o.grad_accum = global_was / o.ranks;
+  } else if (global_accum(o) != global_was && !allow) {
+    usage_error("--grad-accum ", o.grad_accum, " x ", o.ranks, " ranks = ", global_accum(o),
+                " micro-batches per step contradicts --resume '", path, "', trained with ",
+                global_was, " (", was.ranks, " ranks x ", was.grad_accum,
+                "); keep the global batch or pass --allow-batch-change");
+  }
 }
 
 }  // namespace
@@ -145,7 +165,13 @@ Command add_train(CLI::App& app) {
   ct->add_option("--tied-head", to->model.tied_head,
                  "output head tied to the token embeddings; false: its own lm_head.w");
   ct->add_option("--batch", to->batch, "windows per micro-batch");
-  ct->add_option("--grad-accum", to->grad_accum, "micro-batches per step");
+  ct->add_option("--grad-accum", to->grad_accum,
+                 "micro-batches per step and rank (mpirun -np N: N x this per step)");
+  auto allow_batch_change = std::make_shared<bool>(false);
+  ct->add_flag("--allow-batch-change", *allow_batch_change,
+               "resume with another global batch (ranks x --grad-accum) than the checkpoint's");
+  ct->add_flag("--oversubscribe", to->oversubscribe,
+               "allow ranks x --threads beyond this host's cores (mpirun)");
   ct->add_option("--steps", to->steps, "total optimizer steps (a resumed run continues to it)");
   ct->add_option("--lr", to->lr, "peak learning rate");
   ct->add_option("--warmup", to->warmup, "linear warm-up steps");
@@ -169,6 +195,8 @@ Command add_train(CLI::App& app) {
                  "minutes of training before a clean stop with a checkpoint (0: none)");
   return {ct, [=] {
             TrainOptions& o = *to;
+            const std::shared_ptr<Comm> comm = make_comm();  // MPI under mpirun
+            o.ranks = comm->size();
             o.model.pos = parse_pos(*pos);
             o.model.init = parse_init(*init);
             o.model.gelu = parse_gelu(*gelu);
@@ -192,13 +220,14 @@ Command add_train(CLI::App& app) {
                               "; drop the flag or start a new run");
                 f.copy(o, was);
               }
+              resume_accum(o, was, ct->count("--grad-accum") > 0, *allow_batch_change, ck.path);
               if (o.data.empty()) o.data = was.data;
               if (o.out.empty())
                 o.out = fs::is_directory(o.resume) ? o.resume
                                                    : fs::path(o.resume).parent_path().string();
             }
             if (o.data.empty()) usage_error("--data is required: a folder made by 'alibi prepare'");
-            train(o);
+            train(o, comm.get());
           }};
 }
 

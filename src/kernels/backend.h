@@ -147,7 +147,11 @@ class Backend {
   // ---- optimizer -----------------------------------------------------------------------------
   virtual void adamw_update(float* p, const float* g, float* m, float* v, int64_t n,
                             const AdamWUpdate& u) = 0;
-  virtual double sum_squares(const float* x, int64_t n) = 0;  // -> in double, a fixed order
+  // start + x[0]^2 + x[1]^2 + ... in double, left to right (a fixed order, so a sum split
+  // across processes continues exactly where the previous part ended).
+  virtual double sum_squares(const float* x, int64_t n, double start) = 0;
+  // acc += x, elementwise (the gradients of micro-batches, summed in a fixed order)
+  virtual void accumulate(float* acc, const float* x, int64_t n) = 0;
   virtual void scale(float* x, float s, int64_t n) = 0;
 };
 

@@ -30,7 +30,7 @@ float clip_grad_norm(ParamSet& grads, float max_norm) {
   // Per-tensor sums in a fixed order; the result does not depend on the thread count.
   double total = 0.0;
   for (const TensorInfo& ti : grads.layout->tensors)
-    total += be.sum_squares(grads.data.data() + ti.offset, int64_t(ti.numel));
+    total += be.sum_squares(grads.data.data() + ti.offset, int64_t(ti.numel), 0.0);
   const float norm = float(std::sqrt(total));
   const float coef = std::min(1.0f, max_norm / (norm + 1e-6f));
   if (coef < 1.0f) be.scale(grads.data.data(), coef, int64_t(grads.data.size()));

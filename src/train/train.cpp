@@ -14,10 +14,13 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/rng.h"
+#include "core/rss.h"
 #include "data/dataset.h"
+#include "dist/job.h"
 #include "kernels/backend.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
+#include "train/sharded_adamw.h"
 
 namespace fs = std::filesystem;
 
@@ -45,6 +48,28 @@ float validation_loss(Model& model, const TokenSplit& valid, int B, int T, int n
   return W > 0 ? float(sum / double(W)) : NAN;
 }
 
+// Rank 0 prints what the job cost each rank: memory, communication, bytes per step against the
+// volume of the scheme (sharded_adamw.h) in theory.
+void report_job(Comm& comm, const ShardedAdamW& opt, uint64_t step_bytes, int accum) {
+  const int N = comm.size();
+  const double mine[3] = {peak_rss_mb(), opt.comm_seconds(), double(step_bytes)};
+  std::vector<double> all(3 * size_t(N));
+  comm.allgather(mine, all.data(), sizeof(mine));
+  if (!comm.root()) return;
+  const std::vector<Range> parts = split_ranges(opt.total(), N);
+  std::fprintf(stderr, "job: %d ranks; AdamW moments %.1f MB on rank 0 (%.1f MB on one rank)\n",
+               N, double(opt.moment_bytes()) / 1e6, 2.0 * double(opt.total()) * 4 / 1e6);
+  for (int r = 0; r < N; ++r) {
+    const size_t own = parts[size_t(r)].size();
+    const double theory = 4.0 * (double(accum) * double(opt.total() - own) + double(N - 1) * own);
+    std::fprintf(stderr,
+                 "  rank %d: peak RSS %.1f MB, communication %.2f s, sent %.0f bytes in the last "
+                 "step (gradient parts + parameters in theory: %.0f; the rest: losses, norms, "
+                 "stop flag)\n",
+                 r, all[3 * size_t(r)], all[3 * size_t(r) + 1], all[3 * size_t(r) + 2], theory);
+  }
+}
+
 }  // namespace
 
 nlohmann::json TrainOptions::to_json() const {
@@ -68,17 +93,26 @@ nlohmann::json TrainOptions::to_json() const {
           {"save_every", save_every},
           {"dtype", dtype},
           {"device", device},
+          {"ranks", ranks},
           {"threads", omp_get_max_threads()}};
 }
 
-TrainResult train(const TrainOptions& o) {
+TrainResult train(const TrainOptions& o, Comm* job) {
+  const std::shared_ptr<Comm> one = job ? nullptr : single_process_comm();
+  Comm& comm = job ? *job : *one;
   const int B = o.batch, T = o.seq_len;
+  const int N = comm.size(), rank = comm.rank();
+  const bool root = comm.root();
+  ALIBI_CHECK(o.ranks == N, "TrainOptions::ranks ", o.ranks, " but the job has ", N);
   if (B < 1) usage_error("--batch ", B, " must be at least 1");
   if (T < 1) usage_error("--seq-len ", T, " must be at least 1");
   if (o.grad_accum < 1) usage_error("--grad-accum ", o.grad_accum, " must be at least 1");
   if (o.steps < 1) usage_error("--steps ", o.steps, " must be at least 1");
   if (!(o.lr > 0)) usage_error("--lr ", o.lr, " must be positive");
   if (o.out.empty()) usage_error("--out is required: the run folder for checkpoints");
+  check_same_job(comm, o.to_json().dump() + o.model.to_json().dump() + o.out + "|" + o.resume +
+                           "|" + o.init_from + "|" + std::to_string(o.time_limit_s));
+  check_threads(comm, o.oversubscribe);
   // Every product of this job (training and validation) runs in this precision.
   const std::shared_ptr<Backend> backend = make_backend(o.device, parse_precision(o.dtype));
 
@@ -120,7 +154,7 @@ TrainResult train(const TrainOptions& o) {
   cfg.validate();
 
   Model model(cfg, B, T, /*training=*/true, backend);
-  ParamSet m(model.layout, backend), v(model.layout, backend);
+  ShardedAdamW opt(model.layout, backend, comm, o.grad_accum);
   int64_t step = 0;
   if (!o.resume.empty()) {
     const Checkpoint& ck = *start;
@@ -128,84 +162,102 @@ TrainResult train(const TrainOptions& o) {
       usage_error("--resume '", ck.path, "' has model ", ck.config.to_json().dump(),
                   " but the flags give ", cfg.to_json().dump());
     ck.load_params(model.params);
-    ck.load_params(m, "adam.m.");
-    ck.load_params(v, "adam.v.");
+    opt.load(ck);
     step = ck.step;
-    std::fprintf(stderr, "resumed %s at step %lld\n", ck.path.c_str(), (long long)step);
+    if (root) std::fprintf(stderr, "resumed %s at step %lld\n", ck.path.c_str(), (long long)step);
   } else if (start) {
     start->load_params(model.params);
-    std::fprintf(stderr, "starting from the weights of %s\n", start->path.c_str());
+    if (root) std::fprintf(stderr, "starting from the weights of %s\n", start->path.c_str());
   } else {
     model.init_weights(o.seed);
   }
   start.reset();  // its tensors are in the model now
   const nlohmann::json train_meta = o.to_json();
   const LrSchedule sched{o.lr, o.warmup, o.steps, o.min_lr_ratio};
-  fs::create_directories(o.out);
+  if (root) fs::create_directories(o.out);
 
   size_t n_params = 0;
   for (const TensorInfo& t : model.layout.tensors) n_params += t.numel;
-  std::fprintf(stderr,
-               "model: %s, %d layers, d_model %d, %d heads, ffn %d, vocab %d: %.2fM parameters; "
-               "batch %d x %d x %d accum, %s, %d threads, %s matmuls\n",
-               pos_name(cfg.pos), cfg.layers, cfg.d_model, cfg.heads, cfg.ffn, cfg.vocab,
-               double(n_params) / 1e6, B, T, o.grad_accum, backend->device(), omp_get_max_threads(),
-               o.dtype.c_str());
+  if (root)
+    std::fprintf(stderr,
+                 "model: %s, %d layers, d_model %d, %d heads, ffn %d, vocab %d: %.2fM parameters; "
+                 "batch %d x %d x %d accum x %d ranks, %s, %d threads, %s matmuls\n",
+                 pos_name(cfg.pos), cfg.layers, cfg.d_model, cfg.heads, cfg.ffn, cfg.vocab,
+                 double(n_params) / 1e6, B, T, o.grad_accum, N, backend->device(),
+                 omp_get_max_threads(), o.dtype.c_str());
 
   std::vector<int32_t> tokens(size_t(B) * T), targets(size_t(B) * T);
   // One JSON object per step, formatted into a fixed buffer: nothing allocated in the loop.
-  std::FILE* log = std::fopen((fs::path(o.out) / "log.jsonl").c_str(), "a");
-  if (!log) usage_error("cannot append to '", (fs::path(o.out) / "log.jsonl").string(), "'");
+  std::FILE* log = root ? std::fopen((fs::path(o.out) / "log.jsonl").c_str(), "a") : nullptr;
+  if (root && !log) usage_error("cannot append to '", (fs::path(o.out) / "log.jsonl").string(), "'");
   struct Closer {
     std::FILE* f;
-    ~Closer() { std::fclose(f); }
+    ~Closer() {
+      if (f) std::fclose(f);
+    }
   } closer{log};
   char rec[256];
   TrainResult res;
   res.last_val_loss = NAN;
   res.step = step;
 
-  auto save = [&]() {
-    res.checkpoint = write_checkpoint(o.out, cfg, train_meta, step, tok, model.params, &m, &v,
-                                      o.keep);
+  auto save = [&]() {  // every rank: the moments are gathered on rank 0, which writes
+    opt.with_moments([&](const ParamSet* m, const ParamSet* v) {
+      if (root)
+        res.checkpoint = write_checkpoint(o.out, cfg, train_meta, step, tok, model.params, m, v,
+                                          o.keep);
+    });
   };
   g_signal.store(0);
   auto old_int = std::signal(SIGINT, on_signal);
   auto old_term = std::signal(SIGTERM, on_signal);
+  // mpirun forwards SIGUSR1 to every rank and, unlike after SIGTERM, exits with their status.
+  auto old_usr1 = std::signal(SIGUSR1, on_signal);
   struct Restore {
-    decltype(old_int) a, b;
+    decltype(old_int) a, b, c;
     ~Restore() {
       std::signal(SIGINT, a);
       std::signal(SIGTERM, b);
+      std::signal(SIGUSR1, c);
     }
-  } restore{old_int, old_term};
+  } restore{old_int, old_term, old_usr1};
 
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
   auto t_last = t_start;
   int64_t steps_since_log = 0;
-  const int64_t tokens_per_step = int64_t(B) * T * o.grad_accum;
-  const float accum_scale = 1.0f / float(o.grad_accum);
+  const int G = global_accum(o);  // micro-batches per step, over all ranks
+  const int64_t tokens_per_step = int64_t(B) * T * G;
+  const float accum_scale = 1.0f / float(G);
   const int64_t first_step = step;
+  // Micro-batch i of a step is rank i % N's in round i / N (sharded_adamw.h): the same windows
+  // and dropout whoever computes it.
+  std::vector<float> losses(static_cast<size_t>(o.grad_accum)), all_losses(static_cast<size_t>(G));
+  double comm_s_logged = 0;
 
+  uint64_t step_bytes = 0;  // sent by this rank in the last step (not counting checkpoints)
   while (step < o.steps) {
-    model.grads.zero();
-    double loss = 0.0;
-    for (int micro = 0; micro < o.grad_accum; ++micro) {
+    const uint64_t bytes0 = comm.bytes_sent();
+    for (int round = 0; round < o.grad_accum; ++round) {
+      const int micro = round * N + rank;
+      model.grads.zero();
       sample_batch(train_split, B, T, o.seed, step, micro, tokens.data(), targets.data());
-      const float l = model.forward(tokens.data(), targets.data(), B, T, true,
-                                    hash64(o.seed, uint64_t(step), uint64_t(micro), 0xD509));
-      loss += double(l) * accum_scale;
+      losses[size_t(round)] = model.forward(tokens.data(), targets.data(), B, T, true,
+                                            hash64(o.seed, uint64_t(step), uint64_t(micro), 0xD509));
       model.backward(accum_scale);
+      opt.reduce(model.grads, round);
     }
+    comm.allgather(losses.data(), all_losses.data(), losses.size() * sizeof(float));
+    double loss = 0.0;
+    for (int i = 0; i < G; ++i)  // rank r's round k is micro-batch k * N + r
+      loss += double(all_losses[size_t(i % N) * size_t(o.grad_accum) + size_t(i / N)]) * accum_scale;
     if (!std::isfinite(loss))
       usage_error("loss is ", loss, " at step ", step + 1, "; stopping. The last good checkpoint",
                   res.checkpoint.empty() ? std::string(" is the last one in '") + o.out + "'"
                                          : " is '" + res.checkpoint + "'",
                   " (try a lower --lr than ", o.lr, ")");
-    const float gnorm = clip_grad_norm(model.grads, o.clip);
     const float lr = sched.at(step);
-    adamw_step(model.params, model.grads, m, v, lr, step + 1, o.adamw);
+    const float gnorm = opt.step(model.params, lr, step + 1, o.clip, o.adamw);
     ++step;
     ++steps_since_log;
     res.step = step;
@@ -213,26 +265,35 @@ TrainResult train(const TrainOptions& o) {
 
     const bool last = step == o.steps;
     const double elapsed = std::chrono::duration<double>(clock::now() - t_start).count();
-    const bool out_of_time = o.time_limit_s > 0 && elapsed >= o.time_limit_s;
+    // Every rank stops at the same step: any rank's signal or clock stops them all.
+    const bool stop = comm.allreduce_max(int(g_signal.load() != 0) |
+                                         (o.time_limit_s > 0 && elapsed >= o.time_limit_s) << 1);
+    const bool out_of_time = stop & 2;
     int len = std::snprintf(rec, sizeof(rec),
                             "{\"step\":%lld,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"
                             "\"elapsed_s\":%.3f",
                             (long long)step, loss, double(lr), double(gnorm), elapsed);
-    if (step % o.log_every == 0 || last || step == first_step + 1) {
+    if (root && (step % o.log_every == 0 || last || step == first_step + 1)) {
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - t_last).count();
       const double tps = double(steps_since_log * tokens_per_step) / dt;
       const double eta = double(o.steps - step) * elapsed / double(step - first_step);
+      const double comm_s = opt.comm_seconds() - comm_s_logged;
+      char comm_note[48] = "";
+      if (N > 1) std::snprintf(comm_note, sizeof(comm_note), " | comm %.0f%%", 100 * comm_s / dt);
       std::fprintf(stderr,
-                   "step %6lld/%lld | loss %.4f | lr %.2e | gnorm %.2f | %.0f tok/s | %s elapsed"
+                   "step %6lld/%lld | loss %.4f | lr %.2e | gnorm %.2f | %.0f tok/s%s | %s elapsed"
                    " | ETA %s\n",
-                   (long long)step, (long long)o.steps, loss, lr, gnorm, tps,
+                   (long long)step, (long long)o.steps, loss, lr, gnorm, tps, comm_note,
                    fmt_duration(elapsed).c_str(), fmt_duration(eta).c_str());
       len += std::snprintf(rec + len, sizeof(rec) - size_t(len), ",\"tokens_per_s\":%.1f", tps);
+      if (N > 1)
+        len += std::snprintf(rec + len, sizeof(rec) - size_t(len), ",\"comm_s\":%.4f", comm_s);
+      comm_s_logged = opt.comm_seconds();
       t_last = now;
       steps_since_log = 0;
     }
-    if ((o.eval_every > 0 && step % o.eval_every == 0) || last || out_of_time) {
+    if (root && ((o.eval_every > 0 && step % o.eval_every == 0) || last || out_of_time)) {
       res.last_val_loss = validation_loss(model, valid_split, B, T, o.eval_windows, tokens,
                                           targets);
       std::fprintf(stderr, "step %6lld | val loss %.4f | val ppl %.2f\n", (long long)step,
@@ -242,17 +303,21 @@ TrainResult train(const TrainOptions& o) {
                            std::exp(double(res.last_val_loss)));
       t_last = clock::now();  // keep evaluation out of the training throughput
     }
-    std::fprintf(log, "%s}\n", rec);
-    std::fflush(log);
-    const bool stop = g_signal.load() != 0 || out_of_time;
+    if (root) {
+      std::fprintf(log, "%s}\n", rec);
+      std::fflush(log);
+    }
+    step_bytes = comm.bytes_sent() - bytes0;
     if ((o.save_every > 0 && step % o.save_every == 0) || last || stop) save();
     if (stop) {
-      std::fprintf(stderr, "%s at step %lld; saved %s\n",
+      if (root)
+        std::fprintf(stderr, "%s at step %lld; saved %s\n",
                    out_of_time ? "time limit reached" : "interrupted", (long long)step,
                    res.checkpoint.c_str());
       break;
     }
   }
+  if (N > 1) report_job(comm, opt, step_bytes, o.grad_accum);
   return res;
 }
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "dist/comm.h"
 #include "model/config.h"
 #include "train/optim.h"
 
@@ -36,6 +37,8 @@ struct TrainOptions {
   double time_limit_s = 0;  // stop (with a checkpoint) after this much wall time; 0: none
   std::string dtype = "fp32";  // matmul operands: fp32 | bf16 (kernels/precision.h)
   std::string device = "cpu";  // the backend (kernels/backend.h); a run may resume on another
+  int ranks = 1;               // processes of the job (mpirun -np); grad_accum is per rank
+  bool oversubscribe = false;  // allow ranks x threads beyond this host's cores
 
   // The hyper-parameters stored in checkpoints; `resume` checks flags against them.
   nlohmann::json to_json() const;
@@ -48,7 +51,11 @@ struct TrainResult {
   std::string checkpoint;   // the last checkpoint written
 };
 
-// Throws UsageError for bad input (missing data, corpus too short, non-finite loss...).
-TrainResult train(const TrainOptions& opts);
+// Throws UsageError for bad input (missing data, corpus too short, non-finite loss...). Every
+// rank of comm calls it with the same options (checked); a null comm is a job of one.
+TrainResult train(const TrainOptions& opts, Comm* comm = nullptr);
+
+// Micro-batches per step over all ranks: the global batch is this x batch windows.
+inline int global_accum(const TrainOptions& o) { return o.grad_accum * o.ranks; }
 
 }  // namespace alibi

@@ -170,7 +170,10 @@ class CpuBackend final : public Backend {
                     const AdamWUpdate& u) override {
     cpu::adamw_update(p, g, m, v, n, u);
   }
-  double sum_squares(const float* x, int64_t n) override { return cpu::sum_squares(x, n); }
+  double sum_squares(const float* x, int64_t n, double start) override {
+    return cpu::sum_squares(x, n, start);
+  }
+  void accumulate(float* acc, const float* x, int64_t n) override { cpu::accumulate(acc, x, n); }
   void scale(float* x, float s, int64_t n) override { cpu::scale(x, s, n); }
 
  private:

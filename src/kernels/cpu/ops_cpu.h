@@ -76,7 +76,8 @@ void kv_append(float* cache, int64_t rows, int64_t row0, const float* x, int NH,
 void kv_move(float* dst, int64_t dst_rows, const float* src, int64_t src_rows, int64_t start,
              int64_t len, int64_t blocks, int HS);
 void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdate& u);
-double sum_squares(const float* x, int64_t n);
+double sum_squares(const float* x, int64_t n, double start);
+void accumulate(float* acc, const float* x, int64_t n);
 void scale(float* x, float s, int64_t n);
 
 }  // namespace alibi::cpu

@@ -30,10 +30,15 @@ void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const
   }
 }
 
-double sum_squares(const float* x, int64_t n) {
-  double s = 0.0;  // sequential: the same sum whatever the thread count
+double sum_squares(const float* x, int64_t n, double start) {
+  double s = start;  // sequential: the same sum whatever the thread count
   for (int64_t i = 0; i < n; ++i) s += double(x[i]) * double(x[i]);
   return s;
+}
+
+void accumulate(float* acc, const float* x, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) acc[i] += x[i];
 }
 
 void scale(float* x, float s, int64_t n) {
