@@ -13,6 +13,9 @@ CASE is one of:
             checkpoint stays loadable; SIGTERM to mpirun makes every rank save one checkpoint
             and exit 0 (mpirun 4.1 itself then reports 1), SIGUSR1 the same with mpirun's exit 0;
             ranks started with different flags, or more threads than cores, exit 2 with one line.
+  hosts     2 ranks x 3 on two simulated hosts (scripts/two_hosts.sh: network namespaces, TCP
+            over a veth pair) == 1 rank x 6; skipped (77) where network namespaces cannot be made
+            (not root, or a container without the capability).
 Exits 77 (skipped, by name) only where mpirun is missing; scripts/setup.sh installs it.
 """
 import json
@@ -120,6 +123,22 @@ def wait_for(path, seconds, prefix=None):
     return False
 
 
+def case_hosts(alibi, data, tmp):
+    script = os.path.join(REPO, "scripts", "two_hosts.sh")
+    up = subprocess.run(["bash", script, "up"], capture_output=True, text=True)
+    if up.returncode != 0:
+        print(f"SKIPPED: cannot make network namespaces here: {up.stderr.strip()}")
+        sys.exit(SKIP)
+    try:
+        train(alibi, data, f"{tmp}/one", 1, 6, 6, "--save-every", "0")
+        cmd = [alibi, "--threads", "1", "train", "--data", data, "--out", f"{tmp}/two", *MODEL,
+               "--grad-accum", "3", "--steps", "6", "--save-every", "0", "--oversubscribe"]
+        run(["bash", script, "run", *cmd])
+        same_run(f"{tmp}/one", f"{tmp}/two", "2 ranks on two hosts (TCP) against 1 rank")
+    finally:
+        subprocess.run(["bash", script, "down"], capture_output=True)
+
+
 def case_faults(alibi, data, tmp):
     out = f"{tmp}/kill"
     cmd = mpirun(2, alibi, "--threads", "1", "train", "--data", data, "--out", out, *MODEL,
@@ -212,7 +231,8 @@ def main():
             open(text, "w").write(f.read()[:100_000])
         data = os.path.join(tmp, "data")
         run([alibi, "prepare", "--input", text, "--out", data, "--tokenizer", "bytes"])
-        {"ranks": case_ranks, "resume": case_resume, "faults": case_faults}[case](alibi, data, tmp)
+        {"ranks": case_ranks, "resume": case_resume, "faults": case_faults,
+         "hosts": case_hosts}[case](alibi, data, tmp)
 
 
 if __name__ == "__main__":
