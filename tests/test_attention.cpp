@@ -104,12 +104,14 @@ void expect_fused_matches_naive(const Problem& P) {
   EXPECT_LE(rel_err(f.dq, n.dq), kFusedBwdTol) << "dq";
   EXPECT_LE(rel_err(f.dk, n.dk), kFusedBwdTol) << "dk";
   EXPECT_LE(rel_err(f.dv, n.dv), kFusedBwdTol) << "dv";
-  if (P.bias.kind == BiasKind::t5) {
+  if (P.bias.kind != BiasKind::none) {  // the t5 table's or the alibi slopes' gradient
     std::vector<float> df(f.dt5), dn(n.dt5);  // compare the increments
     for (size_t i = 0; i < df.size(); ++i) df[i] -= 0.25f, dn[i] -= 0.25f;
-    EXPECT_LE(rel_err(df, dn), kFusedBwdTol) << "dt5";
+    EXPECT_LE(rel_err(df, dn), kFusedBwdTol) << "dbias";
+    if (P.bias.kind == BiasKind::alibi)  // only the NH slopes
+      for (size_t i = size_t(P.s.NH); i < df.size(); ++i) EXPECT_EQ(f.dt5[i], 0.25f) << i;
   } else {
-    EXPECT_EQ(f.dt5, dt5_init) << "dt5 must be left alone unless the bias is t5";
+    EXPECT_EQ(f.dt5, dt5_init) << "dbias must be left alone without a bias";
   }
 }
 
@@ -149,6 +151,24 @@ TEST(AttentionFusedVsNaiveShapes, ChunkOfQueriesAgainstLongerKeysWithPaddedRows)
       expect_fused_matches_naive(Problem(kind, 1, 2, 1, 130, 32, p));   // one decode step
       expect_fused_matches_naive(Problem(kind, 1, 2, 65, 129, 80, p));  // tiles straddle
     }
+}
+
+// The slopes' gradient (trainable slopes) is reduced in a fixed order: the same bits on 1 and 2
+// threads, as the t5 table's.
+TEST(AttentionBiasGradient, SameBitsForAnyThreadCount) {
+  for (BiasKind kind : {BiasKind::alibi, BiasKind::t5}) {
+    const Problem P(kind, 3, 4, 150, 150, 32, 0.1f);
+    const std::vector<float> init(size_t(kNumBuckets) * P.s.NH, 0.0f);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const Grads one = run_fused(P, init);
+    omp_set_num_threads(2);
+    const Grads two = run_fused(P, init);
+    omp_set_num_threads(threads);
+    EXPECT_EQ(0, std::memcmp(one.dt5.data(), two.dt5.data(), one.dt5.size() * 4))
+        << kind_name(kind);
+    EXPECT_NE(one.dt5[0], 0.0f) << kind_name(kind);
+  }
 }
 
 TEST(AttentionFusedVsNaiveShapes, SmallAndOddHeadSizesManyHeads) {
@@ -238,6 +258,8 @@ void check_gradients_fd(Problem P, bool fused) {
   };
   std::vector<Item> items = {{"dq", &P.q, &dq}, {"dk", &P.k, &dk}, {"dv", &P.v, &dv}};
   if (P.bias.kind == BiasKind::t5) items.push_back({"dt5", &P.table, &dt5});
+  std::vector<float> dslopes(dt5.begin(), dt5.begin() + P.s.NH);
+  if (P.bias.kind == BiasKind::alibi) items.push_back({"dslopes", &P.slopes, &dslopes});
   for (const Item& it : items) {
     const std::vector<float> fd = fd_of(*it.input);
     ASSERT_GT(max_abs(fd), 1e-3) << it.name << ": gradient vanishes, the check would be vacuous";
@@ -323,7 +345,7 @@ TEST(AttentionDeterminism, FusedResultsDoNotDependOnThreadCount) {
 //   dv_jd  : u * sum_i P_ij m_ij |dO_id|
 //   dq_id  : scale * sum_j (u |dS_ij| + P_ij eD_i) |k_jd|,   eD_i = sum_d |dO_id| eo_id
 //   dk_jd  : scale * sum_i (u |dS_ij| + P_ij eD_i) |q_id|
-//   dt5    : sum over the bucket of P_ij eD_i
+//   dt5    : sum over the bucket of P_ij eD_i (alibi's slopes: sum of P_ij eD_i (i - j))
 // (eD: D_i = rowsum(dO * O) is formed from the kernel's own bf16-path output.) The scores, and so
 // lse, are exact products of bf16 values summed in fp32: lse keeps the fp32 tolerance. Each bound
 // gets 5% and an fp32 allowance of kFusedBwdTol * max |ref| on top. A bug in the packing or the
@@ -405,8 +427,11 @@ Bf16Bounds bf16_bounds(const Problem& P) {
               u * Pm[ij] * M[ij] * std::fabs(dO[size_t(i) * HS + d]);
         }
         const int d = off + i - j;
-        b.dt5[size_t(d < kT5MaxDistance ? P.buckets[d] : kNumBuckets - 1) * NH + h] +=
-            Pm[ij] * eD[i];
+        if (P.bias.kind == BiasKind::alibi)  // the slope's gradient weighs dS by the distance
+          b.dt5[size_t(h)] += Pm[ij] * eD[i] * d;
+        else
+          b.dt5[size_t(d < kT5MaxDistance ? P.buckets[d] : kNumBuckets - 1) * NH + h] +=
+              Pm[ij] * eD[i];
       }
   }
   return b;
@@ -447,12 +472,12 @@ void expect_bf16_within_bounds(const Problem& P) {
   EXPECT_LE(bound_ratio(f.dq, n.dq, b.dq), 1.0) << "dq";
   EXPECT_LE(bound_ratio(f.dk, n.dk, b.dk), 1.0) << "dk";
   EXPECT_LE(bound_ratio(f.dv, n.dv, b.dv), 1.0) << "dv";
-  if (P.bias.kind == BiasKind::t5) {
+  if (P.bias.kind != BiasKind::none) {  // the t5 table's or the alibi slopes' gradient
     std::vector<float> df(f.dt5), dn(n.dt5);
     for (size_t i = 0; i < df.size(); ++i) df[i] -= 0.25f, dn[i] -= 0.25f;
-    EXPECT_LE(bound_ratio(df, dn, b.dt5), 1.0) << "dt5";
+    EXPECT_LE(bound_ratio(df, dn, b.dt5), 1.0) << "dbias";
   } else {
-    EXPECT_EQ(f.dt5, dt5_init) << "dt5 must be left alone unless the bias is t5";
+    EXPECT_EQ(f.dt5, dt5_init) << "dbias must be left alone without a bias";
   }
 }
 

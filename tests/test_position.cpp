@@ -10,6 +10,7 @@
 #include "fd.h"
 #include "model/model.h"
 #include "position/position.h"
+#include "usage_error.h"
 
 namespace alibi {
 namespace {
@@ -154,6 +155,48 @@ TEST_P(ModelFd, ArchitectureOptionsMatchFiniteDifferences) {
   c.linear_bias = true;
   c.gelu = Gelu::tanh;
   expect_model_fd(c);
+}
+
+// Trainable slopes (m_h = 2 m0_h sigmoid(theta_h)): alibi_theta's gradient comes from the
+// fused backward's sums of dS by distance, checked with every other parameter's.
+TEST(TrainableSlopes, GradientsMatchFiniteDifferences) {
+  ModelConfig c = tiny(PosKind::alibi);
+  c.slopes = Slopes::trainable;
+  EXPECT_NE(make_param_layout(c).find("alibi_theta"), nullptr);
+  expect_model_fd(c);
+}
+
+// theta = 0 is the paper's slopes to the bit, for every head count: a fresh model with trainable
+// slopes computes exactly what one with fixed slopes does.
+TEST(TrainableSlopes, StartExactlyAtTheFixedSlopes) {
+  for (int NH = 1; NH <= 128; ++NH)
+    for (double bias_max : {8.0, 4.0}) {
+      const std::vector<float> m0 = alibi_slopes(NH, bias_max);
+      const std::vector<float> theta(size_t(NH), 0.0f);
+      EXPECT_EQ(alibi_trainable_slopes(m0, theta.data()), m0) << NH;
+    }
+  ModelConfig c = tiny(PosKind::alibi);
+  c.dropout_resid = c.dropout_attn = 0.0f;
+  Model fixed(c, 2, 9);
+  c.slopes = Slopes::trainable;
+  Model trainable(c, 2, 9);
+  fixed.init_weights(5);
+  trainable.init_weights(5);
+  std::vector<int32_t> tok(18), tgt(18);
+  for (int i = 0; i < 18; ++i) tok[i] = i % 17, tgt[i] = (i * 7) % 17;
+  EXPECT_EQ(fixed.forward(tok.data(), tgt.data(), 2, 9),
+            trainable.forward(tok.data(), tgt.data(), 2, 9));
+}
+
+TEST(TrainableSlopes, OnlyWithAlibi) {
+  ModelConfig c = tiny(PosKind::t5);
+  c.slopes = Slopes::trainable;
+  test::expect_usage_error([&] { c.validate(); }, {"--slopes trainable", "--pos t5"});
+  test::expect_usage_error([] { parse_slopes("learned"); }, {"--slopes", "learned"});
+  EXPECT_EQ(ModelConfig::from_json(tiny(PosKind::alibi).to_json()).slopes, Slopes::fixed);
+  nlohmann::json old = tiny(PosKind::alibi).to_json();
+  old.erase("slopes");  // a checkpoint from before the field: fixed slopes, which it had
+  EXPECT_EQ(ModelConfig::from_json(old).slopes, Slopes::fixed);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, ModelFd,

@@ -16,10 +16,22 @@
 #include "eval/eval.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
+#include "position/position.h"
 
 namespace fs = std::filesystem;
 namespace alibi::cli {
 namespace {
+
+// The slopes a checkpoint trained with --slopes trainable ended at (empty for fixed slopes).
+std::vector<float> learned_slopes(const Checkpoint& ck) {
+  const ModelConfig& c = ck.config;
+  if (c.pos != PosKind::alibi || c.slopes != Slopes::trainable) return {};
+  if (!ck.st.has("alibi_theta") || ck.st.at("alibi_theta").numel() != c.heads)
+    usage_error("checkpoint '", ck.path, "' has trainable slopes but no alibi_theta of ", c.heads,
+                " values");
+  return alibi_trainable_slopes(alibi_slopes(c.heads, c.alibi_bias_max),
+                                ck.st.at("alibi_theta").f32());
+}
 
 struct EvalCliOptions {
   std::string checkpoint;
@@ -134,6 +146,14 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                with_commas(tokens.size()).c_str(), with_commas(source_bytes).c_str(),
                eval_mode_name(mode),
                mode == EvalMode::sliding ? str_cat(" stride ", o.stride).c_str() : "");
+  const std::vector<float> slopes = learned_slopes(ck);
+  if (!slopes.empty()) {
+    const std::vector<float> m0 = alibi_slopes(cfg.heads, cfg.alibi_bias_max);
+    std::fprintf(table, "learned slopes by head (fixed ones in brackets):");
+    for (size_t h = 0; h < slopes.size(); ++h)
+      std::fprintf(table, " %.4g (%.4g)", slopes[h], m0[h]);
+    std::fprintf(table, "\n");
+  }
   std::fprintf(table, "%8s %7s %8s %10s %8s %10s %9s %9s %9s %8s\n", "length", "x train",
                "windows", "tokens", "loss", "ppl", "bits/tok", "bits/byte", "tok/s", "peak MB");
   std::fflush(table);
@@ -192,6 +212,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                         {"mode", eval_mode_name(mode)},
                         {"stride", mode == EvalMode::sliding ? nlohmann::json(o.stride) : nullptr},
                         {"results", results}};
+    if (!slopes.empty()) j["learned_slopes"] = slopes;
     if (!o.data.empty()) {
       j["data"] = o.data;
       j["split"] = o.split;

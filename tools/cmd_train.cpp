@@ -48,7 +48,9 @@ std::vector<FixedFlag> fixed_flags() {
           FIXED("--linear-bias", model.linear_bias), FIXED("--ln-bias", model.ln_bias),
           FIXED("--ln-eps", model.ln_eps), FIXED("--embed-scale", model.embed_scale),
           FIXED("--embed-ln", model.embed_ln), FIXED("--alibi-bias-max", model.alibi_bias_max),
-          FIXED("--tied-head", model.tied_head)};
+          FIXED("--tied-head", model.tied_head),
+          FixedFlag{"--slopes", [](const TrainOptions& o) { return nlohmann::json(slopes_name(o.model.slopes)); },
+                    [](TrainOptions& d, const TrainOptions& s) { d.model.slopes = s.model.slopes; }}};
 }
 #undef FIXED
 
@@ -126,6 +128,7 @@ Command add_train(CLI::App& app) {
   auto pos = std::make_shared<std::string>("alibi");
   auto init = std::make_shared<std::string>(init_name(to->model.init));
   auto gelu = std::make_shared<std::string>(gelu_name(to->model.gelu));
+  auto slopes = std::make_shared<std::string>(slopes_name(to->model.slopes));
   auto time_limit_min = std::make_shared<double>(0.0);
   CLI::App* ct = add_subcommand(app, "train", "train a language model on a prepared data folder");
   ct->add_option("--data", to->data, "prepared data folder (alibi prepare)");
@@ -162,6 +165,9 @@ Command add_train(CLI::App& app) {
   ct->add_option("--embed-ln", to->model.embed_ln, "a LayerNorm on the token embeddings (BLOOM)");
   ct->add_option("--alibi-bias-max", to->model.alibi_bias_max,
                  "alibi: slopes 2^(-X h/heads) (MPT's alibi_bias_max; 8: the paper's)");
+  ct->add_option("--slopes", *slopes,
+                 "alibi: fixed (the paper's) | trainable (m_h = 2 m0_h sigmoid(theta_h), from "
+                 "the fixed m0 at theta = 0; docs/model.md)");
   ct->add_option("--tied-head", to->model.tied_head,
                  "output head tied to the token embeddings; false: its own lm_head.w");
   ct->add_option("--batch", to->batch, "windows per micro-batch");
@@ -200,13 +206,14 @@ Command add_train(CLI::App& app) {
             o.model.pos = parse_pos(*pos);
             o.model.init = parse_init(*init);
             o.model.gelu = parse_gelu(*gelu);
+            o.model.slopes = parse_slopes(*slopes);
             o.time_limit_s = *time_limit_min * 60.0;
             if (!o.init_from.empty())  // the model is the checkpoint's
               for (const char* flag :
                    {"--pos", "--init", "--layers", "--d-model", "--heads", "--ffn",
                     "--max-positions", "--t5-buckets", "--t5-max-distance", "--linear-bias",
                     "--ln-bias", "--ln-eps", "--gelu", "--embed-scale", "--embed-ln",
-                    "--alibi-bias-max", "--tied-head"})
+                    "--alibi-bias-max", "--tied-head", "--slopes"})
                 if (ct->count(flag) > 0)
                   usage_error(flag, " contradicts --init-from '", o.init_from,
                               "', whose checkpoint gives the model; drop the flag");

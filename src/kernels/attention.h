@@ -19,7 +19,9 @@
 // Tensors: q (B,NH,Tq,HS); k, v (B,NH,ldk,HS) of which the first Tk rows are used. The forward
 // overwrites out (B,NH,Tq,HS) and lse (B,NH,Tq), the log-sum-exp of each score row; the
 // backward, given dout (B,NH,Tq,HS), overwrites dq, dk, dv (the shapes of q, k, v) and, when the
-// bias is t5 and dt5_table is non-null, accumulates into (+=) dt5_table (num_buckets, NH).
+// dbias is non-null, accumulates the gradient of the bias's parameters into it (+=): the t5
+// table (num_buckets, NH), or the alibi slopes (NH), d(loss)/d(m_h) = -sum over (i, j) of
+// dS(i, j) (i - j); both reduced in a fixed order, the same for any thread count.
 #include <cstddef>
 #include <cstdint>
 

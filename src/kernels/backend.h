@@ -128,7 +128,8 @@ class Backend {
   virtual void attention_forward(const AttnShape& s, const float* q, const float* k,
                                  const float* v, const ScoreBias& bias, const AttnDropout& drop,
                                  float* out, float* lse, const AttnWorkspace& ws) = 0;
-  // dq, dk, dv overwritten; dbias_table (the t5 table's gradient) += when non-null.
+  // dq, dk, dv overwritten; dbias (the t5 table's or the alibi slopes' gradient) += when
+  // non-null.
   virtual void attention_backward(const AttnShape& s, const float* q, const float* k,
                                   const float* v, const float* out, const float* lse,
                                   const float* dout, const ScoreBias& bias,

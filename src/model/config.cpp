@@ -26,6 +26,14 @@ Gelu parse_gelu(const std::string& name, const std::string& flag) {
   usage_error(flag, " '", name, "' is not a GELU form; expected tanh|erf");
 }
 
+const char* slopes_name(Slopes s) { return s == Slopes::fixed ? "fixed" : "trainable"; }
+
+Slopes parse_slopes(const std::string& name, const std::string& flag) {
+  for (Slopes s : {Slopes::fixed, Slopes::trainable})
+    if (name == slopes_name(s)) return s;
+  usage_error(flag, " '", name, "' is not a kind of slopes; expected fixed|trainable");
+}
+
 void ModelConfig::validate() const {
   if (vocab < 2) usage_error("--vocab ", vocab, " is too small; expected at least 2");
   if (layers < 1) usage_error("--layers ", layers, " must be at least 1");
@@ -45,6 +53,8 @@ void ModelConfig::validate() const {
     usage_error("--ln-eps ", ln_eps, " must be a positive number");
   if (!(alibi_bias_max > 0 && std::isfinite(alibi_bias_max)))
     usage_error("--alibi-bias-max ", alibi_bias_max, " must be a positive number");
+  if (slopes == Slopes::trainable && pos != PosKind::alibi)
+    usage_error("--slopes trainable needs --pos alibi, not --pos ", pos_name(pos));
   position_method(pos).validate(*this);
 }
 
@@ -59,7 +69,7 @@ nlohmann::json ModelConfig::to_json() const {
           {"ln_bias", ln_bias},             {"ln_eps", ln_eps},
           {"gelu", gelu_name(gelu)},        {"embed_scale", embed_scale},
           {"embed_ln", embed_ln},           {"alibi_bias_max", alibi_bias_max},
-          {"tied_head", tied_head}};
+          {"tied_head", tied_head},         {"slopes", slopes_name(slopes)}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -88,6 +98,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   c.embed_ln = j.value("embed_ln", d.embed_ln);
   c.alibi_bias_max = j.value("alibi_bias_max", d.alibi_bias_max);
   c.tied_head = j.value("tied_head", d.tied_head);
+  c.slopes = parse_slopes(j.value("slopes", std::string(slopes_name(d.slopes))), "config slopes");
   return c;
 }
 
@@ -96,7 +107,7 @@ bool ModelConfig::same_shape(const ModelConfig& o) const {
          ffn == o.ffn && pos == o.pos && linear_bias == o.linear_bias && ln_bias == o.ln_bias &&
          ln_eps == o.ln_eps && gelu == o.gelu && embed_scale == o.embed_scale &&
          embed_ln == o.embed_ln && alibi_bias_max == o.alibi_bias_max &&
-         tied_head == o.tied_head && position_method(pos).same_shape(*this, o);
+         tied_head == o.tied_head && slopes == o.slopes && position_method(pos).same_shape(*this, o);
 }
 
 }  // namespace alibi

@@ -15,6 +15,11 @@ const char* init_name(InitScheme s);
 InitScheme parse_init(const std::string& name, const std::string& flag = "--init");
 const char* gelu_name(Gelu g);
 Gelu parse_gelu(const std::string& name, const std::string& flag = "--gelu");
+// ALiBi's slopes: the paper's fixed series, or m_h = m_max sigmoid(theta_h) learned from it
+// (position/alibi.cpp). Checkpoints from before the field have fixed slopes.
+enum class Slopes { fixed, trainable };
+const char* slopes_name(Slopes s);
+Slopes parse_slopes(const std::string& name, const std::string& flag = "--slopes");
 
 struct ModelConfig {
   int vocab = 256;        // V
@@ -40,6 +45,7 @@ struct ModelConfig {
   bool embed_scale = true;       // x = sqrt(C) wte[t] (fairseq) or wte[t] (BLOOM, MPT)
   bool embed_ln = false;         // a LayerNorm on the token embeddings (BLOOM's)
   float alibi_bias_max = 8.0f;   // alibi: slopes 2^(-alibi_bias_max h / n) (MPT's field; 8: paper)
+  Slopes slopes = Slopes::fixed;  // alibi: fixed, or trainable from those (alibi_theta)
   bool tied_head = true;         // the output head is wte, or its own lm_head.w (V,C)
 
   int head_size() const { return d_model / heads; }

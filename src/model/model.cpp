@@ -445,6 +445,7 @@ void Model::backward(float loss_scale) {
     be.layernorm_backward(a.dres, G(o.ln1_w), G(o.ln1_b), a.dln, s.x_in, P(o.ln1_w),
                           s.ln1_mean, s.ln1_rstd, N, C);
   }
+  pos_->score_bias_backward(params, grads);
   pos_->embed_backward(a.dres, B, T, 0, grads);
   const float* demb = a.dres;
   if (c.embed_ln) {

@@ -1,4 +1,5 @@
-// alibi: a fixed bias -m_h * (i - j) on the scores of head h (paper.md); nothing to learn.
+// alibi: a bias -m_h * (i - j) on the scores of head h (paper.md): the fixed slopes, or slopes
+// trained from them (--slopes trainable, alibi_theta).
 #include <cmath>
 
 #include "core/error.h"
@@ -16,19 +17,65 @@ std::vector<double> pow2_slopes(int n, double bias_max) {
   return s;
 }
 
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
 class Alibi final : public PositionMethod {
  public:
   PosKind kind() const override { return PosKind::alibi; }
+  // Trainable slopes: one theta per head, shared by every layer, no weight decay; zero at the
+  // start (Init{}), which is exactly the fixed slopes.
+  void add_params(const ModelConfig& c, ParamLayout& l) const override {
+    if (c.slopes == Slopes::trainable) l.add("alibi_theta", {c.heads}, Init{}, false);
+  }
   void bind(const ModelConfig& c, const ParamLayout& l, std::shared_ptr<Backend> be) override {
-    const std::vector<float> m = alibi_slopes(c.heads, c.alibi_bias_max);
-    slopes_ = DeviceArray<float>(be, m.size());
-    be->upload(slopes_.data(), m.data(), m.size() * sizeof(float));
+    m0_ = alibi_slopes(c.heads, c.alibi_bias_max);
+    slopes_ = DeviceArray<float>(be, m0_.size());
+    be->upload(slopes_.data(), m0_.data(), m0_.size() * sizeof(float));
+    trainable_ = c.slopes == Slopes::trainable;
+    if (trainable_) {
+      theta_ = l.at("alibi_theta").offset;
+      dslopes_ = DeviceArray<float>(be, m0_.size());
+    }
     PositionMethod::bind(c, l, std::move(be));
   }
-  ScoreBias score_bias(const ParamSet&) const override { return ScoreBias::alibi(slopes_.data()); }
+  ScoreBias score_bias(const ParamSet& p) const override {
+    if (trainable_) {  // NH values: computed on the host from theta, every forward
+      const std::vector<float> m = alibi_trainable_slopes(m0_, host_theta(p).data());
+      be().upload(slopes_.data(), m.data(), m.size() * sizeof(float));
+    }
+    return ScoreBias::alibi(slopes_.data());
+  }
+  float* score_bias_grad(ParamSet&) const override {
+    if (!trainable_) return nullptr;
+    be().fill(dslopes_.data(), 0.0f, int64_t(m0_.size()));
+    return dslopes_.data();
+  }
+  // d theta_h += dm_h * 2 m0_h sigmoid'(theta_h)
+  void score_bias_backward(const ParamSet& p, ParamSet& g) const override {
+    if (!trainable_) return;
+    const size_t NH = m0_.size();
+    const std::vector<float> theta = host_theta(p);
+    std::vector<float> dm(NH), dtheta(NH);
+    be().download(dm.data(), dslopes_.data(), NH * sizeof(float));
+    be().download(dtheta.data(), g.data.data() + theta_, NH * sizeof(float));
+    for (size_t h = 0; h < NH; ++h) {
+      const double s = sigmoid(double(theta[h]));
+      dtheta[h] += float(double(dm[h]) * 2.0 * double(m0_[h]) * s * (1.0 - s));
+    }
+    be().upload(g.data.data() + theta_, dtheta.data(), NH * sizeof(float));
+  }
 
  private:
-  DeviceArray<float> slopes_;  // (NH)
+  std::vector<float> host_theta(const ParamSet& p) const {
+    std::vector<float> t(m0_.size());
+    be().download(t.data(), p.data.data() + theta_, t.size() * sizeof(float));
+    return t;
+  }
+  std::vector<float> m0_;            // the fixed slopes (NH)
+  bool trainable_ = false;
+  size_t theta_ = 0;                 // offset of alibi_theta (NH) when trainable
+  mutable DeviceArray<float> slopes_;   // (NH) what the kernel reads: fixed, or from theta
+  mutable DeviceArray<float> dslopes_;  // (NH) the kernel's d(loss)/d(m_h), when trainable
 };
 
 }  // namespace
@@ -42,6 +89,13 @@ std::vector<float> alibi_slopes(int NH, double bias_max) {
     for (int i = 0; int(s.size()) < NH; i += 2) s.push_back(s2[i]);
   }
   return std::vector<float>(s.begin(), s.end());
+}
+
+std::vector<float> alibi_trainable_slopes(const std::vector<float>& m0, const float* theta) {
+  std::vector<float> m(m0.size());
+  for (size_t h = 0; h < m0.size(); ++h)
+    m[h] = float(2.0 * double(m0[h]) * sigmoid(double(theta[h])));  // theta = 0: exactly m0
+  return m;
 }
 
 std::unique_ptr<PositionMethod> make_alibi() { return std::make_unique<Alibi>(); }

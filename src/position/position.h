@@ -57,7 +57,10 @@ class PositionMethod {
   // The bias the attention adds to the scores, and where the gradient of its table goes
   // (null: nothing to learn).
   virtual ScoreBias score_bias(const ParamSet& /*params*/) const { return {}; }
+  // score_bias_grad is asked once per backward, before the layers; score_bias_backward runs
+  // after them (alibi: from the slopes' gradient to that of their parameters).
   virtual float* score_bias_grad(ParamSet& /*grads*/) const { return nullptr; }
+  virtual void score_bias_backward(const ParamSet& /*params*/, ParamSet& /*grads*/) const {}
 
  protected:
   Backend& be() const { return *be_; }
@@ -74,6 +77,9 @@ const PositionMethod& position_method(PosKind kind);
 // ALiBi slopes m_h for any head count, in head order (paper.md); bias_max is MPT's
 // alibi_bias_max (8: the paper's slopes, and BLOOM's).
 std::vector<float> alibi_slopes(int NH, double bias_max = 8.0);
+// Trainable slopes (--slopes trainable): m_h = 2 m0_h sigmoid(theta_h), m0 the fixed slopes, so
+// theta = 0 is exactly the fixed series and each slope stays in (0, 2 m0_h).
+std::vector<float> alibi_trainable_slopes(const std::vector<float>& m0, const float* theta);
 // Causal T5 bucket of relative distance d >= 0.
 int t5_bucket(int d, int num_buckets, int max_distance);
 // t5_bucket(d) for d = 0..max_distance-1 (the attention kernel saturates past it).

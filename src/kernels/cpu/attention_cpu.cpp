@@ -4,10 +4,11 @@
 //
 // Workspace: one slice of per-thread scratch per OpenMP thread (the larger of the forward's and
 // the backward's layout), then a region shared by the threads: the forward's packed heads
-// (bf16) or the backward's t5 gradient per (b,h, distance).
+// (bf16) or the backward's sums of dS per (b,h, distance), for the bias's gradient.
 //
 // Determinism: every task writes its own rows (forward: one query tile; backward: one (b,h)),
-// scratch is per thread, and the t5 gradient is summed per (b,h, distance) and reduced in a
+// scratch is per thread, and the bias's gradient (t5 table, alibi slopes) is summed per
+// (b,h, distance) and reduced in a
 // fixed order after the parallel loop, so the results do not depend on the thread count.
 #include "kernels/cpu/attention_cpu.h"
 
@@ -43,7 +44,7 @@ size_t per_thread_floats(const AttnShape& s) {
 }
 template <class P>
 size_t shared_floats(const AttnShape& s) {
-  const size_t dist = padded(size_t(s.B) * s.NH * s.Tk);  // backward: t5 gradient
+  const size_t dist = padded(size_t(s.B) * s.NH * s.Tk);  // backward: the bias's gradient
   return std::max(dist, size_t(s.B) * s.NH * layout_floats<typename P::ForwardPack>(s));
 }
 template <class P>
@@ -106,24 +107,30 @@ void forward_pass(const AttnShape& s, const float* q, const float* k, const floa
 template <class P>
 void backward_pass(const AttnShape& s, const float* q, const float* k, const float* v,
                    const float* out, const float* lse, const float* dout, const ScoreBias& bias,
-                   const AttnDropout& drop, float* dq, float* dk, float* dv, float* dt5_table,
+                   const AttnDropout& drop, float* dq, float* dk, float* dv, float* dbias,
                    float* base) {
   const size_t per_thread = per_thread_floats<P>(s);
   const int nbh = s.B * s.NH;
-  const bool t5_grad = bias.kind == BiasKind::t5 && dt5_table != nullptr;
+  const bool bias_grad = bias.kind != BiasKind::none && dbias != nullptr;
   float* dist_all = base + size_t(omp_get_max_threads()) * per_thread;  // (B*NH, Tk)
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < nbh; ++bh) {
-    float* dist = t5_grad ? dist_all + size_t(bh) * s.Tk : nullptr;
+    float* dist = bias_grad ? dist_all + size_t(bh) * s.Tk : nullptr;
     float* ws = base + size_t(omp_get_thread_num()) * per_thread;
     backward_head<P>(s, bh, q, k, v, out, lse, dout, bias, drop, dq, dk, dv, dist, ws);
   }
-  if (!t5_grad) return;
+  if (!bias_grad) return;
   for (int bh = 0; bh < nbh; ++bh) {  // fixed order: bit-identical for any thread count
     const int h = bh % s.NH;
     const float* dist = dist_all + size_t(bh) * s.Tk;
-    for (int d = 0; d < s.Tk; ++d)
-      dt5_table[size_t(t5_bucket_of(bias, d)) * s.NH + h] += dist[s.Tk - 1 - d];
+    if (bias.kind == BiasKind::t5) {
+      for (int d = 0; d < s.Tk; ++d)
+        dbias[size_t(t5_bucket_of(bias, d)) * s.NH + h] += dist[s.Tk - 1 - d];
+    } else {  // alibi: d(bias)/d(m_h) = -d, so dm_h = -sum_d d * (sum of dS at distance d)
+      double acc = 0.0;
+      for (int d = 1; d < s.Tk; ++d) acc += double(d) * double(dist[s.Tk - 1 - d]);
+      dbias[h] -= float(acc);
+    }
   }
 }
 
@@ -149,15 +156,15 @@ void attention_forward(const AttnShape& s, const float* q, const float* k, const
 void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
                         const float* out, const float* lse, const float* dout,
                         const ScoreBias& bias, const AttnDropout& drop, float* dq, float* dk,
-                        float* dv, float* dt5_table, const AttnWorkspace& ws) {
+                        float* dv, float* dbias, const AttnWorkspace& ws) {
   check_call(s, bias, drop, ws);
   if (s.B == 0 || s.NH == 0 || s.HS == 0) return;  // Tq == 0 still zeroes dk, dv
   float* base = aligned_base(ws.data);
   if (s.precision == MatmulPrecision::bf16)
-    backward_pass<Bf16Tiles>(s, q, k, v, out, lse, dout, bias, drop, dq, dk, dv, dt5_table,
+    backward_pass<Bf16Tiles>(s, q, k, v, out, lse, dout, bias, drop, dq, dk, dv, dbias,
                              base);
   else
-    backward_pass<Fp32Tiles>(s, q, k, v, out, lse, dout, bias, drop, dq, dk, dv, dt5_table,
+    backward_pass<Fp32Tiles>(s, q, k, v, out, lse, dout, bias, drop, dq, dk, dv, dbias,
                              base);
 }
 

@@ -22,6 +22,6 @@ void attention_forward(const AttnShape& s, const float* q, const float* k, const
 void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
                         const float* out, const float* lse, const float* dout,
                         const ScoreBias& bias, const AttnDropout& drop, float* dq, float* dk,
-                        float* dv, float* dt5_table, const AttnWorkspace& ws);
+                        float* dv, float* dbias, const AttnWorkspace& ws);
 
 }  // namespace alibi::cpu

@@ -82,15 +82,17 @@ void attention_forward_naive(const AttnShape& s, const float* q, const float* k,
 void attention_backward_naive(const AttnShape& s, const float* q, const float* k, const float* v,
                               const float* /*out*/, const float* /*lse*/, const float* dout,
                               const ScoreBias& bias, const AttnDropout& drop, float* dq,
-                              float* dk, float* dv, float* dt5_table) {
+                              float* dk, float* dv, float* dbias) {
   check_attention_args(s, bias, drop);
   const int HS = s.HS, Tq = s.Tq, Tk = s.Tk, NH = s.NH, off = Tk - Tq;
   const size_t ldk = size_t(s.kv_rows());
   const double scale = 1.0 / std::sqrt(double(HS));
-  const bool t5_grad = bias.kind == BiasKind::t5 && dt5_table != nullptr;
-  // P (Tq, Tk), dS (Tq, Tk), a dq row (HS), dk then dv (2, Tk, HS), the t5 gradient (NB, NH)
+  const bool t5_grad = bias.kind == BiasKind::t5 && dbias != nullptr;
+  const bool slope_grad = bias.kind == BiasKind::alibi && dbias != nullptr;
+  // P (Tq, Tk), dS (Tq, Tk), a dq row (HS), dk then dv (2, Tk, HS), the bias's gradient: the t5
+  // table (NB, NH) or the alibi slopes (NH)
   std::vector<double> P(size_t(Tq) * Tk), dS(size_t(Tq) * Tk), gq(HS), gkv(size_t(Tk) * HS * 2);
-  std::vector<double> dt5(t5_grad ? size_t(bias.num_buckets) * NH : 0, 0.0);
+  std::vector<double> dt5(t5_grad ? size_t(bias.num_buckets) * NH : slope_grad ? NH : 0, 0.0);
   for (int bh = 0; bh < s.B * NH; ++bh) {
     const int h = bh % NH;
     for (int i = 0; i < Tq; ++i) {  // P row i = softmax of the score row
@@ -122,6 +124,7 @@ void attention_backward_naive(const AttnShape& s, const float* q, const float* k
         double& g = dS[size_t(i) * Tk + j];
         g = P[size_t(i) * Tk + j] * (g - rowdot);
         if (t5_grad) dt5[size_t(t5_bucket(bias, off + i - j)) * NH + h] += g;
+        if (slope_grad) dt5[size_t(h)] -= g * double(off + i - j);  // bias = -m_h d
       }
     }
     for (int i = 0; i < Tq; ++i) {
@@ -144,7 +147,7 @@ void attention_backward_naive(const AttnShape& s, const float* q, const float* k
         dv[(size_t(bh) * ldk + j) * HS + d] = used ? float(gv[j * HS + d]) : 0.0f;
       }
   }
-  for (size_t n = 0; n < dt5.size(); ++n) dt5_table[n] += float(dt5[n]);
+  for (size_t n = 0; n < dt5.size(); ++n) dbias[n] += float(dt5[n]);
 }
 
 }  // namespace alibi::ref

@@ -15,6 +15,6 @@ void attention_forward_naive(const AttnShape& s, const float* q, const float* k,
 void attention_backward_naive(const AttnShape& s, const float* q, const float* k, const float* v,
                               const float* out, const float* lse, const float* dout,
                               const ScoreBias& bias, const AttnDropout& drop, float* dq,
-                              float* dk, float* dv, float* dt5_table);
+                              float* dk, float* dv, float* dbias);
 
 }  // namespace alibi::ref
