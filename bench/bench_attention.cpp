@@ -25,7 +25,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -49,19 +48,6 @@ namespace {
 
 constexpr double kMinSeconds = 1.0;  // repeat a measurement until it has run this long
 constexpr int B = 1, NH = 8, HS = 64;
-
-// Seconds per call: best of repeated calls until min_seconds have passed (at least one call).
-double time_call(const std::function<void()>& fn, double min_seconds) {
-  double best = 1e30, total = 0.0;
-  do {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::min(best, dt);
-    total += dt;
-  } while (total < min_seconds);
-  return best;
-}
 
 struct SdpaTimes {
   double fwd = 0, fb = 0;  // seconds; 0 if not measured
@@ -160,9 +146,9 @@ int main(int argc, char** argv) {
     auto time_fused = [&](MatmulPrecision p) {
       s.precision = p;
       fwd();
-      const double tf = time_call(fwd, kMinSeconds);
+      const double tf = best_call_seconds(fwd, kMinSeconds);
       fwd();  // the backward reads this forward's out and lse
-      const FusedTimes t{tf, time_call(bwd, kMinSeconds)};
+      const FusedTimes t{tf, best_call_seconds(bwd, kMinSeconds)};
       s.precision = MatmulPrecision::fp32;
       return t;
     };
@@ -174,13 +160,13 @@ int main(int argc, char** argv) {
     omp_set_num_threads(threads);
     if (torch) sdpa.merge(run_sdpa({T}, thread_counts));
     if (naive) {
-      naive_t[T].fwd = time_call(
+      naive_t[T].fwd = best_call_seconds(
           [&] {
             ref::attention_forward_naive(s, q.data(), k.data(), v.data(), bias, drop,
                                          out.data(), lse.data());
           },
           0.0);
-      naive_t[T].bwd = time_call(
+      naive_t[T].bwd = best_call_seconds(
           [&] {
             ref::attention_backward_naive(s, q.data(), k.data(), v.data(), out.data(),
                                           lse.data(), dout.data(), bias, drop, dq.data(),

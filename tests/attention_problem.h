@@ -49,6 +49,13 @@ struct Problem {
     drop.p = p;
     drop.seed = seed * 31 + 5;
   }
+  // Bidirectional attention (AttnShape::causal false); the bucket rule stays within half the
+  // buckets, as a bidirectional t5 table has half per direction.
+  void make_bidirectional() {
+    s.causal = false;
+    for (int d = 0; d < kT5MaxDistance; ++d)
+      buckets[size_t(d)] = std::min(kNumBuckets / 2 - 2, d < 2 ? d : 2 + (d - 2) / 8);
+  }
   size_t nq() const { return q.size(); }
   size_t nk() const { return k.size(); }
   size_t nlse() const { return size_t(s.B) * s.NH * s.Tq; }

@@ -39,7 +39,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // --threads works before or after the subcommand
   int threads = 0;
-  app.add_option("--threads", threads, "OpenMP threads (0: all cores; under mpirun, the cores shared among the host's ranks)");
+  app.add_option("--threads", threads,
+                 "OpenMP threads (0: all cores; under mpirun, the host's cores shared among its "
+                 "ranks)");
   const std::vector<cli::Command> commands = {cli::add_prepare(app), cli::add_train(app),
                                               cli::add_eval(app), cli::add_generate(app),
                                               cli::add_bench(app), cli::add_tokenize(app),

@@ -32,6 +32,18 @@ ModelConfig bench_config(const std::string& name, const std::string& flag) {
   return c;
 }
 
+double best_call_seconds(const std::function<void()>& fn, double min_seconds) {
+  double best = 1e30, total = 0.0;
+  do {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::min(best, dt);
+    total += dt;
+  } while (total < min_seconds);
+  return best;
+}
+
 double gemm_gflops(Backend& be) {
   const int64_t n = 2048;
   const std::vector<float> ones(n * n, 1.0f), halves(n * n, 0.5f);

@@ -2,6 +2,7 @@
 // Pieces shared by the benchmarks (`alibi bench`, bench/): the benchmark models, the machine's
 // matmul rate, and the timing of training and inference steps.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,9 @@ namespace alibi {
 //   small: V 8192 (BPE),  C 512, L 8, NH 8, F 2048 (29.4M parameters)
 // Throws UsageError naming `flag` for any other name.
 ModelConfig bench_config(const std::string& name, const std::string& flag);
+
+// Seconds of fn's fastest call, calling it until min_seconds have passed (at least once).
+double best_call_seconds(const std::function<void()>& fn, double min_seconds);
 
 // GFLOP/s of the best of five 2048^3 products through the backend's gemm, in its precision, on
 // the current thread count (for bf16 it includes rounding both operands, as training does).

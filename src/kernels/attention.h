@@ -1,9 +1,14 @@
 #pragma once
-// Causal multi-head attention with an additive score bias computed on the fly.
+// Multi-head attention, causal or bidirectional, with an additive score bias computed on the fly.
 //
-//   s(i,j) = q_i . k_j / sqrt(HS) + bias_h(d),   d = pos(i) - j >= 0,  pos(i) = (Tk - Tq) + i
-//   p(i,.) = softmax over the visible keys j <= pos(i)
+//   s(i,j) = q_i . k_j / sqrt(HS) + bias_h(d),   d = pos(i) - j,  pos(i) = (Tk - Tq) + i
+//   p(i,.) = softmax over the visible keys: j <= pos(i) (causal), every j < Tk (bidirectional)
 //   out_i  = sum_j dropout(p(i,j)) v_j
+//
+// Bidirectional (AttnShape::causal false) biases depend on |d| and the side: alibi -m_h |d|;
+// t5 as T5's bidirectional rule, half the buckets per direction: the table's rows
+// 0..NB/2-1 hold keys at or before the query (d >= 0), rows NB/2.. keys after it (d < 0), and
+// t5_bucket gives the bucket of |d| within a half (|d| >= t5_max_distance: the half's last).
 //
 // Query row i sits at absolute position Tk - Tq + i, so Tq == Tk is training / full forward and
 // Tq < Tk is a chunk of new tokens attending to a cache. The bias never exists as a T x T
@@ -64,7 +69,10 @@ struct AttnShape {
   // fp32; the bias, the scores, the softmax statistics (max, sum, lse), D = rowsum(dO*O) and
   // every output stay fp32. The naive kernels ignore it (always double).
   MatmulPrecision precision = MatmulPrecision::fp32;
+  bool causal = true;  // false: every query sees every key (encoders)
   int kv_rows() const { return ldk > 0 ? ldk : Tk; }
+  // Distances d = pos(i) - j a call can see: 0..Tk-1, and down to -(Tq-1) if bidirectional.
+  int distances() const { return causal ? Tk : Tk + Tq - 1; }
 };
 
 // Scratch of a fused kernel, planned once (one allocation, before the step loop) for `threads`

@@ -19,6 +19,9 @@ inline void check_attention_args(const AttnShape& s, const ScoreBias& bias,
                 "t5 bias: table ", bias.t5_table, " num_buckets=", bias.num_buckets,
                 " max_distance=", bias.t5_max_distance);
     ALIBI_CHECK(bias.t5_max_distance == 0 || bias.t5_bucket != nullptr, "t5 bias without buckets");
+    ALIBI_CHECK(s.causal || (bias.num_buckets >= 2 && bias.num_buckets % 2 == 0),
+                "bidirectional t5 needs an even bucket count (half per direction), not ",
+                bias.num_buckets);
   }
 }
 

@@ -189,7 +189,8 @@ TrainResult train(const TrainOptions& o, Comm* job) {
   std::vector<int32_t> tokens(size_t(B) * T), targets(size_t(B) * T);
   // One JSON object per step, formatted into a fixed buffer: nothing allocated in the loop.
   std::FILE* log = root ? std::fopen((fs::path(o.out) / "log.jsonl").c_str(), "a") : nullptr;
-  if (root && !log) usage_error("cannot append to '", (fs::path(o.out) / "log.jsonl").string(), "'");
+  if (root && !log)
+    usage_error("cannot append to '", (fs::path(o.out) / "log.jsonl").string(), "'");
   struct Closer {
     std::FILE* f;
     ~Closer() {
@@ -242,15 +243,16 @@ TrainResult train(const TrainOptions& o, Comm* job) {
       const int micro = round * N + rank;
       model.grads.zero();
       sample_batch(train_split, B, T, o.seed, step, micro, tokens.data(), targets.data());
-      losses[size_t(round)] = model.forward(tokens.data(), targets.data(), B, T, true,
-                                            hash64(o.seed, uint64_t(step), uint64_t(micro), 0xD509));
+      const uint64_t drop_seed = hash64(o.seed, uint64_t(step), uint64_t(micro), 0xD509);
+      losses[size_t(round)] = model.forward(tokens.data(), targets.data(), B, T, true, drop_seed);
       model.backward(accum_scale);
       opt.reduce(model.grads, round);
     }
     comm.allgather(losses.data(), all_losses.data(), losses.size() * sizeof(float));
     double loss = 0.0;
     for (int i = 0; i < G; ++i)  // rank r's round k is micro-batch k * N + r
-      loss += double(all_losses[size_t(i % N) * size_t(o.grad_accum) + size_t(i / N)]) * accum_scale;
+      loss += double(all_losses[size_t(i % N) * size_t(o.grad_accum) + size_t(i / N)]) *
+              accum_scale;
     if (!std::isfinite(loss))
       usage_error("loss is ", loss, " at step ", step + 1, "; stopping. The last good checkpoint",
                   res.checkpoint.empty() ? std::string(" is the last one in '") + o.out + "'"

@@ -1,4 +1,5 @@
-// The CPU's fused causal attention: the two passes, their workspace and their task schedule.
+// The CPU's fused attention (causal or bidirectional): the two passes, their workspace and
+// their task schedule.
 // The tile loops are in attention_tiles.h, shared by the fp32 products (attention_fp32.h) and
 // the bf16 ones (attention_bf16.h, AVX512-BF16), each a tile policy of the same skeletons.
 //
@@ -44,7 +45,7 @@ size_t per_thread_floats(const AttnShape& s) {
 }
 template <class P>
 size_t shared_floats(const AttnShape& s) {
-  const size_t dist = padded(size_t(s.B) * s.NH * s.Tk);  // backward: the bias's gradient
+  const size_t dist = padded(size_t(s.B) * s.NH * s.distances());  // backward: bias gradient
   return std::max(dist, size_t(s.B) * s.NH * layout_floats<typename P::ForwardPack>(s));
 }
 template <class P>
@@ -112,23 +113,29 @@ void backward_pass(const AttnShape& s, const float* q, const float* k, const flo
   const size_t per_thread = per_thread_floats<P>(s);
   const int nbh = s.B * s.NH;
   const bool bias_grad = bias.kind != BiasKind::none && dbias != nullptr;
-  float* dist_all = base + size_t(omp_get_max_threads()) * per_thread;  // (B*NH, Tk)
+  const size_t nd = size_t(s.distances());
+  float* dist_all = base + size_t(omp_get_max_threads()) * per_thread;  // (B*NH, nd)
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < nbh; ++bh) {
-    float* dist = bias_grad ? dist_all + size_t(bh) * s.Tk : nullptr;
+    float* dist = bias_grad ? dist_all + size_t(bh) * nd : nullptr;
     float* ws = base + size_t(omp_get_thread_num()) * per_thread;
     backward_head<P>(s, bh, q, k, v, out, lse, dout, bias, drop, dq, dk, dv, dist, ws);
   }
   if (!bias_grad) return;
   for (int bh = 0; bh < nbh; ++bh) {  // fixed order: bit-identical for any thread count
     const int h = bh % s.NH;
-    const float* dist = dist_all + size_t(bh) * s.Tk;
+    const float* dist = dist_all + size_t(bh) * nd;
+    const int d_min = s.Tk - int(nd);  // 1 - Tq bidirectional, 0 causal; slot Tk - 1 - d
     if (bias.kind == BiasKind::t5) {
-      for (int d = 0; d < s.Tk; ++d)
-        dbias[size_t(t5_bucket_of(bias, d)) * s.NH + h] += dist[s.Tk - 1 - d];
-    } else {  // alibi: d(bias)/d(m_h) = -d, so dm_h = -sum_d d * (sum of dS at distance d)
+      auto add = [&](int d) {
+        dbias[size_t(t5_bucket_of(bias, d, s.causal)) * s.NH + h] += dist[s.Tk - 1 - d];
+      };
+      for (int d = 0; d < s.Tk; ++d) add(d);  // the causal order first, then keys after
+      for (int d = -1; d >= d_min; --d) add(d);
+    } else {  // alibi: d(bias)/d(m_h) = -|d|, so dm_h = -sum_d |d| (sum of dS at distance d)
       double acc = 0.0;
       for (int d = 1; d < s.Tk; ++d) acc += double(d) * double(dist[s.Tk - 1 - d]);
+      for (int d = -1; d >= d_min; --d) acc -= double(d) * double(dist[s.Tk - 1 - d]);
       dbias[h] -= float(acc);
     }
   }

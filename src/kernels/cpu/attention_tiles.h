@@ -65,26 +65,34 @@ struct Tile {
 };
 
 // ---- bias and dropout ------------------------------------------------------------------------
-inline int t5_bucket_of(const ScoreBias& b, int d) {
-  return d < b.t5_max_distance ? b.t5_bucket[d] : b.num_buckets - 1;
+// The t5 bucket of distance d (kernels/attention.h: one direction, or half the buckets each).
+inline int t5_bucket_of(const ScoreBias& b, int d, bool causal) {
+  const int nb = causal ? b.num_buckets : b.num_buckets / 2, a = d < 0 ? -d : d;
+  const int bucket = a < b.t5_max_distance ? b.t5_bucket[a] : nb - 1;
+  return d < 0 ? nb + bucket : bucket;
 }
 
-// Bias of head h at distance d >= 0, in fp32 (alibi: -m_h * d; float(d) is exact below 2^24).
-inline float bias_at(const ScoreBias& b, int h, int NH, int d) {
+// Bias of head h at distance d, in fp32 (alibi: -m_h * |d|; float(d) is exact below 2^24).
+inline float bias_at(const ScoreBias& b, int h, int NH, int d, bool causal) {
   switch (b.kind) {
-    case BiasKind::alibi: return -b.slopes[h] * float(d);
-    case BiasKind::t5: return b.t5_table[size_t(t5_bucket_of(b, d)) * NH + h];
+    case BiasKind::alibi: return -b.slopes[h] * float(d < 0 ? -d : d);
+    case BiasKind::t5: return b.t5_table[size_t(t5_bucket_of(b, d, causal)) * NH + h];
     case BiasKind::none: break;
   }
   return 0.0f;
 }
 
-// band[k] = bias at distance base + kBr - 1 - k; distances < 0 are masked and never read.
-inline void fill_band(const ScoreBias& b, int h, int NH, int base, float* band) {
+// band[k] = bias at distance base + kBr - 1 - k; causal distances < 0 are masked, never read.
+inline void fill_band(const ScoreBias& b, int h, int NH, int base, bool causal, float* band) {
   for (int k = 0; k < kBand; ++k) {
     const int d = base + kBr - 1 - k;
-    band[k] = d >= 0 ? bias_at(b, h, NH, d) : 0.0f;
+    band[k] = d >= 0 || !causal ? bias_at(b, h, NH, d, causal) : 0.0f;
   }
+}
+
+// Keys a tile row sees: the row at position pos against columns j0..j0+cols-1.
+inline int visible_cols(const AttnShape& s, int pos, int j0, int cols) {
+  return s.causal ? std::clamp(pos - j0 + 1, 0, cols) : cols;
 }
 
 // keep(b,h,i,j) = u01(hash64(seed, bh, i, j)) >= p, i.e. u01(mix64(row_hash ^ mix64(j))) with
@@ -148,18 +156,19 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
   const float p_drop = drop.p, inv_keep = 1.0f / (1.0f - drop.p);
   const uint64_t head_hash = dropout ? hash64(drop.seed, uint64_t(bh)) : 0;
 
-  const int last_key = off + i0 + rows - 1;  // the tile's last row sees keys 0..last_key
+  // the tile's last row sees keys 0..last_key
+  const int last_key = s.causal ? off + i0 + rows - 1 : Tk - 1;
   for (int j0 = 0; j0 <= last_key; j0 += kBc) {
     const Tile x{i0, rows, j0, std::min(kBc, Tk - j0)};
     const int cols = x.cols;
-    fill_band(bias, h, NH, off + i0 - j0, band);
+    fill_band(bias, h, NH, off + i0 - j0, s.causal, band);
     P::scores(t, x);
     if (dropout)
       for (int jj = 0; jj < cols; ++jj) col_mix[jj] = mix64(uint64_t(j0 + jj));
 
     for (int ii = 0; ii < rows; ++ii) {
       float* srow = scores + ii * kBc;
-      const int nj = std::min(cols, off + i0 + ii - j0 + 1);  // visible keys of this row
+      const int nj = visible_cols(s, off + i0 + ii, j0, cols);  // visible keys of this row
       if (nj <= 0) {
         std::fill(srow, srow + kBc, 0.0f);
         continue;
@@ -242,8 +251,9 @@ struct BackwardHead {
 };
 
 // Outer loop over key tiles, inner over the query tiles that see them. The task owns its dq, dk,
-// dv rows, so it accumulates into them directly. dist (Tk), when non-null, receives the sum of
-// dS at distance d in slot Tk - 1 - d (so a row's run of keys maps to a contiguous run).
+// dv rows, so it accumulates into them directly. dist (s.distances()), when non-null, receives
+// the sum of dS at distance d in slot Tk - 1 - d (so a row's run of keys maps to a contiguous
+// run).
 template <class P>
 void backward_head(const AttnShape& s, int bh, const float* q, const float* k, const float* v,
                    const float* out, const float* lse, const float* dout, const ScoreBias& bias,
@@ -278,7 +288,7 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
   std::fill(t.dq, t.dq + size_t(Tq) * HS, 0.0f);
   std::fill(t.dk, t.dk + ldk * HS, 0.0f);
   std::fill(t.dv, t.dv + ldk * HS, 0.0f);
-  if (dist) std::fill(dist, dist + Tk, 0.0f);
+  if (dist) std::fill(dist, dist + s.distances(), 0.0f);
   for (int i = 0; i < Tq; ++i) {
     const float* a = t.dout + size_t(i) * HS;
     const float* b = ob + size_t(i) * HS;
@@ -298,15 +308,16 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
       for (int jj = 0; jj < cols; ++jj) col_mix[jj] = mix64(uint64_t(j0 + jj));
     // A query row that sees none of the tile has P = 0 and adds nothing, so a policy may start
     // before the first row that sees key j0.
-    for (int i0 = P::first_query_row(std::max(0, j0 - off)); i0 < Tq; i0 += kBr) {
+    const int first_row = s.causal ? std::max(0, j0 - off) : 0;
+    for (int i0 = P::first_query_row(first_row); i0 < Tq; i0 += kBr) {
       const Tile x{i0, std::min(kBr, Tq - i0), j0, cols};
       const int rows = x.rows;
-      fill_band(bias, h, NH, off + i0 - j0, band);
+      fill_band(bias, h, NH, off + i0 - j0, s.causal, band);
       P::scores(t, x);  // into probs
 
       for (int ii = 0; ii < rows; ++ii) {  // P = exp(S + bias - lse), 0 where masked
         float* prow = probs + ii * kBc;
-        const int nj = std::clamp(off + i0 + ii - j0 + 1, 0, cols);
+        const int nj = visible_cols(s, off + i0 + ii, j0, cols);
         const float* brow = band + (kBr - 1 - ii);
         const float li = lb[i0 + ii];
 #pragma omp simd
@@ -342,7 +353,7 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
           for (int jj = 0; jj < kBc; ++jj) yrow[jj] = prow[jj] * (yrow[jj] - Di);
         }
         if (dist) {  // slot Tk-1-d for d = pos(i) - j, contiguous in jj
-          const int nj = std::clamp(off + i0 + ii - j0 + 1, 0, cols);
+          const int nj = visible_cols(s, off + i0 + ii, j0, cols);
           float* drow = dist + (Tk - 1 - (off + i0 + ii) + j0);
 #pragma omp simd
           for (int jj = 0; jj < nj; ++jj) drow[jj] += yrow[jj];

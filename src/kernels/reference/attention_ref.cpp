@@ -11,18 +11,26 @@
 namespace alibi::ref {
 namespace {
 
-// t5: distance d >= 0 falls in bucket t5_bucket[d] below t5_max_distance, in the last one past it.
-int t5_bucket(const ScoreBias& b, int d) {
-  return d < b.t5_max_distance ? b.t5_bucket[d] : b.num_buckets - 1;
+// t5: distance |d| falls in bucket t5_bucket[|d|] below t5_max_distance, in the last one past
+// it; causal calls use every bucket for d >= 0, bidirectional ones the first half for d >= 0
+// and the second half for keys after the query (d < 0).
+int t5_bucket(const ScoreBias& b, int d, bool causal) {
+  const int half = causal ? b.num_buckets : b.num_buckets / 2;
+  const int a = std::abs(d);
+  return (d < 0 ? half : 0) + (a < b.t5_max_distance ? b.t5_bucket[a] : half - 1);
 }
+
+// The last key query row i sees: its own position (causal), or the last key.
+int last_key(const AttnShape& s, int i) { return s.causal ? s.Tk - s.Tq + i : s.Tk - 1; }
 
 // bias_h of attention.h for query position i_pos and key j, in double: written out here rather
 // than taken from a fused kernel, so that a wrong formula there shows up as a difference.
-// alibi: -m_h (i_pos - j); t5: the table entry of head h for the bucket of d = i_pos - j.
-double bias_of(const ScoreBias& b, int h, int NH, int i_pos, int j) {
+// alibi: -m_h |i_pos - j|; t5: the table entry of head h for the bucket of d = i_pos - j.
+double bias_of(const ScoreBias& b, bool causal, int h, int NH, int i_pos, int j) {
   switch (b.kind) {
-    case BiasKind::alibi: return -double(b.slopes[h]) * double(i_pos - j);
-    case BiasKind::t5: return double(b.t5_table[size_t(t5_bucket(b, i_pos - j)) * NH + h]);
+    case BiasKind::alibi: return -double(b.slopes[h]) * std::abs(double(i_pos - j));
+    case BiasKind::t5:
+      return double(b.t5_table[size_t(t5_bucket(b, i_pos - j, causal)) * NH + h]);
     case BiasKind::none: break;
   }
   return 0.0;
@@ -35,7 +43,7 @@ double drop_factor(const AttnDropout& drop, int bh, int i, int j) {
   return u >= drop.p ? 1.0 / (1.0 - double(drop.p)) : 0.0;
 }
 
-// Score row i of head bh: row[j] = q_i . k_j / sqrt(HS) + bias for the visible j <= off + i.
+// Score row i of head bh: row[j] = q_i . k_j / sqrt(HS) + bias for the visible j <= last_key.
 // Returns the row's maximum.
 double score_row(const AttnShape& s, int bh, int i, const float* q, const float* k,
                  const ScoreBias& bias, double* row) {
@@ -44,11 +52,11 @@ double score_row(const AttnShape& s, int bh, int i, const float* q, const float*
   const double scale = 1.0 / std::sqrt(double(HS));
   const float* qi = q + (size_t(bh) * s.Tq + i) * HS;
   double mx = -std::numeric_limits<double>::infinity();
-  for (int j = 0; j <= off + i; ++j) {
+  for (int j = 0; j <= last_key(s, i); ++j) {
     const float* kj = k + (size_t(bh) * ldk + j) * HS;
     double dot = 0.0;
     for (int d = 0; d < HS; ++d) dot += double(qi[d]) * double(kj[d]);
-    row[j] = dot * scale + bias_of(bias, bh % s.NH, s.NH, off + i, j);
+    row[j] = dot * scale + bias_of(bias, s.causal, bh % s.NH, s.NH, off + i, j);
     mx = std::max(mx, row[j]);
   }
   return mx;
@@ -60,16 +68,16 @@ void attention_forward_naive(const AttnShape& s, const float* q, const float* k,
                              const ScoreBias& bias, const AttnDropout& drop, float* out,
                              float* lse) {
   check_attention_args(s, bias, drop);
-  const int HS = s.HS, Tq = s.Tq, Tk = s.Tk, off = Tk - Tq;
+  const int HS = s.HS, Tq = s.Tq, Tk = s.Tk;
   const size_t ldk = size_t(s.kv_rows());
   std::vector<double> srow(Tk), acc(HS);
   for (int bh = 0; bh < s.B * s.NH; ++bh)
     for (int i = 0; i < Tq; ++i) {
       const double mx = score_row(s, bh, i, q, k, bias, srow.data());
       double sum = 0.0;
-      for (int j = 0; j <= off + i; ++j) sum += std::exp(srow[j] - mx);
+      for (int j = 0; j <= last_key(s, i); ++j) sum += std::exp(srow[j] - mx);
       std::fill(acc.begin(), acc.end(), 0.0);
-      for (int j = 0; j <= off + i; ++j) {
+      for (int j = 0; j <= last_key(s, i); ++j) {
         const double p = std::exp(srow[j] - mx) / sum * drop_factor(drop, bh, i, j);
         const float* vj = v + (size_t(bh) * ldk + j) * HS;
         for (int d = 0; d < HS; ++d) acc[d] += p * double(vj[d]);
@@ -100,8 +108,8 @@ void attention_backward_naive(const AttnShape& s, const float* q, const float* k
       std::fill(row, row + Tk, 0.0);
       const double mx = score_row(s, bh, i, q, k, bias, row);
       double sum = 0.0;
-      for (int j = 0; j <= off + i; ++j) sum += std::exp(row[j] - mx);
-      for (int j = 0; j <= off + i; ++j) row[j] = std::exp(row[j] - mx) / sum;
+      for (int j = 0; j <= last_key(s, i); ++j) sum += std::exp(row[j] - mx);
+      for (int j = 0; j <= last_key(s, i); ++j) row[j] = std::exp(row[j] - mx) / sum;
     }
     std::fill(gkv.begin(), gkv.end(), 0.0);
     double* gk = gkv.data();
@@ -109,7 +117,7 @@ void attention_backward_naive(const AttnShape& s, const float* q, const float* k
     for (int i = 0; i < Tq; ++i) {
       const float* doi = dout + (size_t(bh) * Tq + i) * HS;
       double rowdot = 0.0;  // sum_j P_ij dP_ij
-      for (int j = 0; j <= off + i; ++j) {
+      for (int j = 0; j <= last_key(s, i); ++j) {
         const double pij = P[size_t(i) * Tk + j], mij = drop_factor(drop, bh, i, j);
         const float* vj = v + (size_t(bh) * ldk + j) * HS;
         double dpd = 0.0;  // dL/d(dropped p) = dO_i . v_j
@@ -120,17 +128,17 @@ void attention_backward_naive(const AttnShape& s, const float* q, const float* k
         dS[size_t(i) * Tk + j] = dpd * mij;  // dP for now
         rowdot += pij * dpd * mij;
       }
-      for (int j = 0; j <= off + i; ++j) {
+      for (int j = 0; j <= last_key(s, i); ++j) {
         double& g = dS[size_t(i) * Tk + j];
         g = P[size_t(i) * Tk + j] * (g - rowdot);
-        if (t5_grad) dt5[size_t(t5_bucket(bias, off + i - j)) * NH + h] += g;
-        if (slope_grad) dt5[size_t(h)] -= g * double(off + i - j);  // bias = -m_h d
+        if (t5_grad) dt5[size_t(t5_bucket(bias, off + i - j, s.causal)) * NH + h] += g;
+        if (slope_grad) dt5[size_t(h)] -= g * std::abs(double(off + i - j));  // -m_h |d|
       }
     }
     for (int i = 0; i < Tq; ++i) {
       std::fill(gq.begin(), gq.end(), 0.0);
       const float* qi = q + (size_t(bh) * Tq + i) * HS;
-      for (int j = 0; j <= off + i; ++j) {
+      for (int j = 0; j <= last_key(s, i); ++j) {
         const double g = dS[size_t(i) * Tk + j] * scale;
         const float* kj = k + (size_t(bh) * ldk + j) * HS;
         for (int d = 0; d < HS; ++d) {
