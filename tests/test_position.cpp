@@ -81,6 +81,31 @@ TEST(Slopes, EqualTransformersBloomAndMptForOneTo128Heads) {
   }
 }
 
+// T5's buckets against transformers' T5Attention._relative_position_bucket
+// (tests/ref/make_t5_buckets_golden.py), relative positions -300..300: causal for keys at or
+// before the query; bidirectional as the attention kernel composes them (kernels/attention.h):
+// keys after the query in the second half, each half the causal rule with half the buckets.
+TEST(T5Buckets, EqualTransformersCausalAndBidirectional) {
+  std::ifstream f(std::string(ALIBI_SOURCE_DIR) + "/tests/golden/t5/relative_position_buckets.json");
+  ASSERT_TRUE(f) << "missing golden file";
+  const nlohmann::json g = nlohmann::json::parse(f);
+  const std::vector<int> rel = g.at("relative_positions").get<std::vector<int>>();
+  for (const auto& [key, value] : g.at("buckets").items()) {
+    const int NB = std::stoi(key), M = std::stoi(key.substr(key.find('_') + 1));
+    const bool bidirectional = key.find("bidirectional") != std::string::npos;
+    const std::vector<int> want = value.get<std::vector<int>>();
+    const int half = bidirectional ? NB / 2 : NB;
+    const std::vector<int32_t> table = t5_bucket_table(half, M);
+    for (size_t i = 0; i < rel.size(); ++i) {
+      const int d = -rel[i];  // ours: query minus key
+      if (!bidirectional && d < 0) continue;  // masked
+      const int a = std::abs(d);
+      const int ours = (d < 0 ? half : 0) + (a < M ? table[size_t(a)] : half - 1);
+      EXPECT_EQ(ours, want[i]) << key << " relative position " << rel[i];
+    }
+  }
+}
+
 TEST(Position, UnknownNameIsAUsageError) {
   EXPECT_THROW(parse_pos("wavelet"), UsageError);
   for (const char* n : {"alibi", "sinusoidal", "learned", "rotary", "t5", "none"})
@@ -197,6 +222,41 @@ TEST(TrainableSlopes, OnlyWithAlibi) {
   nlohmann::json old = tiny(PosKind::alibi).to_json();
   old.erase("slopes");  // a checkpoint from before the field: fixed slopes, which it had
   EXPECT_EQ(ModelConfig::from_json(old).slopes, Slopes::fixed);
+}
+
+// Every method in a bidirectional model (an encoder: attention both ways, t5 with half its
+// buckets per direction), its full backward against finite differences.
+TEST_P(ModelFd, BidirectionalMatchesFiniteDifferences) {
+  ModelConfig c = tiny(GetParam());
+  c.causal = false;
+  expect_model_fd(c);
+  if (GetParam() == PosKind::alibi) {
+    c.slopes = Slopes::trainable;
+    expect_model_fd(c);
+  }
+}
+
+// causal false: the loss at the first position changes with the last token (it is seen), and
+// a cache for generation is refused; causal: it does not change.
+TEST(Bidirectional, EarlyPositionsSeeLaterTokensAndCannotGenerate) {
+  for (bool causal : {true, false}) {
+    ModelConfig c = tiny(PosKind::alibi);
+    c.dropout_resid = c.dropout_attn = 0.0f;
+    c.causal = causal;
+    Model m(c, 1, 9);
+    m.init_weights(4);
+    std::vector<int32_t> tok(9), tgt(9);
+    for (int i = 0; i < 9; ++i) tok[size_t(i)] = i, tgt[size_t(i)] = (i + 1) % 17;
+    std::vector<float> a(9), b(9);
+    m.forward(tok.data(), tgt.data(), 1, 9);
+    m.token_losses(a.data());
+    tok[8] = 16;
+    m.forward(tok.data(), tgt.data(), 1, 9);
+    m.token_losses(b.data());
+    EXPECT_EQ(a[0] != b[0], !causal) << "causal " << causal;
+    if (!causal)
+      test::expect_usage_error([&] { m.make_cache(16, false); }, {"encoder", "cannot generate"});
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, ModelFd,

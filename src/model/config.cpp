@@ -69,7 +69,8 @@ nlohmann::json ModelConfig::to_json() const {
           {"ln_bias", ln_bias},             {"ln_eps", ln_eps},
           {"gelu", gelu_name(gelu)},        {"embed_scale", embed_scale},
           {"embed_ln", embed_ln},           {"alibi_bias_max", alibi_bias_max},
-          {"tied_head", tied_head},         {"slopes", slopes_name(slopes)}};
+          {"tied_head", tied_head},         {"slopes", slopes_name(slopes)},
+          {"causal", causal}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -99,6 +100,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   c.alibi_bias_max = j.value("alibi_bias_max", d.alibi_bias_max);
   c.tied_head = j.value("tied_head", d.tied_head);
   c.slopes = parse_slopes(j.value("slopes", std::string(slopes_name(d.slopes))), "config slopes");
+  c.causal = j.value("causal", d.causal);
   return c;
 }
 
@@ -107,7 +109,8 @@ bool ModelConfig::same_shape(const ModelConfig& o) const {
          ffn == o.ffn && pos == o.pos && linear_bias == o.linear_bias && ln_bias == o.ln_bias &&
          ln_eps == o.ln_eps && gelu == o.gelu && embed_scale == o.embed_scale &&
          embed_ln == o.embed_ln && alibi_bias_max == o.alibi_bias_max &&
-         tied_head == o.tied_head && slopes == o.slopes && position_method(pos).same_shape(*this, o);
+         tied_head == o.tied_head && slopes == o.slopes && causal == o.causal &&
+         position_method(pos).same_shape(*this, o);
 }
 
 }  // namespace alibi

@@ -33,7 +33,9 @@ void check_ids(const int32_t* ids, int64_t n, int V, const char* what) {
 }
 
 AttnShape full_shape(const ModelConfig& c, int B, int T) {
-  return AttnShape{B, c.heads, T, T, c.head_size(), 0, MatmulPrecision::fp32};
+  AttnShape s{B, c.heads, T, T, c.head_size(), 0, MatmulPrecision::fp32};
+  s.causal = c.causal;
+  return s;
 }
 
 }  // namespace
@@ -337,6 +339,9 @@ void Model::token_losses(float* out) const {
 
 KVCache Model::make_cache(int capacity, bool sliding) const {
   ALIBI_CHECK(capacity > 0);
+  if (!cfg.causal)
+    usage_error("this model is an encoder (bidirectional attention, config causal false): it "
+                "sees the tokens after each position, so it cannot generate; evaluate it");
   ALIBI_CHECK(head_cols_ == 0, "a chunked head gives losses only; decoding needs logits");
   ALIBI_CHECK(!sliding || capacity <= INT_MAX / 2, "window ", capacity);
   KVCache kv;

@@ -13,9 +13,14 @@ class T5 final : public PositionMethod {
   PosKind kind() const override { return PosKind::t5; }
   void validate(const ModelConfig& c) const override {
     if (c.t5_buckets < 2) usage_error("--t5-buckets ", c.t5_buckets, " must be at least 2");
-    if (c.t5_max_distance <= c.t5_buckets / 2)
-      usage_error("--t5-max-distance ", c.t5_max_distance, " must exceed --t5-buckets/2 = ",
-                  c.t5_buckets / 2);
+    // Bidirectional: half the buckets per direction, each half T5's rule on its own.
+    const int per_side = c.causal ? c.t5_buckets : c.t5_buckets / 2;
+    if (!c.causal && (c.t5_buckets % 2 != 0 || per_side < 2))
+      usage_error("--t5-buckets ", c.t5_buckets, " must be even and at least 4 for "
+                  "bidirectional attention (half per direction)");
+    if (c.t5_max_distance <= per_side / 2)
+      usage_error("--t5-max-distance ", c.t5_max_distance, " must exceed ",
+                  c.causal ? "--t5-buckets/2 = " : "--t5-buckets/4 = ", per_side / 2);
     if (!(c.t5_lr_scale > 0 && std::isfinite(c.t5_lr_scale)))
       usage_error("--t5-lr-scale ", c.t5_lr_scale, " must be a positive number");
   }
@@ -33,7 +38,8 @@ class T5 final : public PositionMethod {
     num_buckets_ = c.t5_buckets;
     max_distance_ = c.t5_max_distance;
     table_ = l.at("t5_bias").offset;
-    const std::vector<int32_t> b = t5_bucket_table(num_buckets_, max_distance_);
+    const std::vector<int32_t> b =
+        t5_bucket_table(c.causal ? num_buckets_ : num_buckets_ / 2, max_distance_);
     buckets_ = DeviceArray<int32_t>(be, b.size());
     be->upload(buckets_.data(), b.data(), b.size() * sizeof(int32_t));
     PositionMethod::bind(c, l, std::move(be));
