@@ -295,7 +295,7 @@ def evaluate(a, run_name, eval_len, mode, split=None, max_tokens=None):
         if cli_mode == "sliding":
             cmd += ["--stride", str(a.stride)]
         r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if r.returncode == 2 and "uses --pos learned" in r.stderr:  # past the learned table
+        if r.returncode == 2 and "--pos learned" in r.stderr and "past" in r.stderr:  # its table
             json.dump({"refused": r.stderr.strip()}, open(out, "w"))
         elif r.returncode != 0:
             sys.exit(f"experiment: {' '.join(cmd)} failed (exit {r.returncode}): {r.stderr.strip()}")

@@ -20,9 +20,9 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_experiment(alibi, data, out, lrs, bracket, factors="1"):
+def run_experiment(alibi, data, out, lrs, bracket, factors="1", methods="alibi"):
     cmd = [sys.executable, os.path.join(REPO, "scripts", "experiment.py"), "--alibi", alibi,
-           "--data", data, "--out", out, "--methods", "alibi", "--no-compare", "--seq-len", "16",
+           "--data", data, "--out", out, "--methods", methods, "--no-compare", "--seq-len", "16",
            "--factors", factors, "--layers", "1", "--d-model", "16", "--heads", "2", "--ffn", "32",
            "--batch", "4", "--steps", "20", "--warmup", "2", "--lrs", lrs, "--bracket",
            str(bracket), "--jobs", "2", "--threads", "1", "--max-tokens", "2048", "--no-plot"]
@@ -60,8 +60,20 @@ def main():
         # Far above the optimum the smallest wins, and the grid grows downwards.
         tried, lr = experiment(alibi, data, os.path.join(tmp, "down"), "3,6", 1)
         assert tried == [1.5, 3, 6], tried
+        check_learned_refusal(alibi, data, tmp)
         check_record(alibi, data, tmp)
     print("experiment.py tuning and study record: ok")
+
+
+def check_learned_refusal(alibi, data, tmp):
+    """learned cannot run past its table: its evaluation at 2L is recorded as refused and the
+    experiment goes on (the CLI's refusal, exit 2, names --pos learned)."""
+    out = os.path.join(tmp, "learned")
+    r = run_experiment(alibi, data, out, "1e-3", 0, factors="1,2", methods="learned")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {(x["eval_len"], x["status"])
+            for x in csv.DictReader(open(os.path.join(out, "results.csv")))}
+    assert ("16", "ok") in rows and ("32", "refused") in rows, rows
 
 
 def record(action, src, dst):
