@@ -181,9 +181,10 @@ TrainResult train(const TrainOptions& o, Comm* job) {
   if (root)
     std::fprintf(stderr,
                  "model: %s, %d layers, d_model %d, %d heads, ffn %d, vocab %d: %.2fM parameters; "
-                 "batch %d x %d x %d accum x %d ranks, %s, %d threads, %s matmuls\n",
+                 "batch %d x %d x %d accum%s, %s, %d threads, %s matmuls\n",
                  pos_name(cfg.pos), cfg.layers, cfg.d_model, cfg.heads, cfg.ffn, cfg.vocab,
-                 double(n_params) / 1e6, B, T, o.grad_accum, N, backend->device(),
+                 double(n_params) / 1e6, B, T, o.grad_accum,
+                 N > 1 ? str_cat(" x ", N, " ranks").c_str() : "", backend->device(),
                  omp_get_max_threads(), o.dtype.c_str());
 
   std::vector<int32_t> tokens(size_t(B) * T), targets(size_t(B) * T);
