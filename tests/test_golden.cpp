@@ -37,8 +37,10 @@ constexpr double kLogitTol = 1e-5;  // max|c - ref| <= kLogitTol * max(1, max|re
 constexpr double kGradTol = 1e-4;   // max|c - ref| <= kGradTol * max|ref|, per gradient tensor
 constexpr double kTrainTol = 1e-4;  // |c - ref| <= kTrainTol * |ref|, each step's loss and norm
 
-const char* const kCases[] = {"none",   "alibi", "sinusoidal", "learned",
-                              "rotary", "t5",    "alibi_nh8"};
+const char* const kCases[] = {"none",          "alibi",           "sinusoidal",
+                              "learned",       "rotary",          "t5",
+                              "alibi_nh8",     "alibi_trainable", "alibi_bidirectional",
+                              "t5_bidirectional", "rotary_bidirectional"};
 
 // Names in a golden file that are not parameters.
 const char* const kReservedPrefixes[] = {"input.", "out.", "grad.", "train.", "t5.", "alibi."};
@@ -79,6 +81,8 @@ Golden load_golden(const std::string& name) {
   g.cfg.max_positions = c.at("max_positions").get<int>();
   g.cfg.t5_buckets = c.at("t5_buckets").get<int>();
   g.cfg.t5_max_distance = c.at("t5_max_distance").get<int>();
+  g.cfg.causal = c.value("causal", true);
+  g.cfg.slopes = parse_slopes(c.value("slopes", std::string("fixed")), "golden config slopes");
   g.cfg.validate();
   g.train = nlohmann::json::parse(g.st.metadata.at("train"));
   const StTensor& tokens = g.st.at("input.tokens");
@@ -245,7 +249,9 @@ TEST_P(GoldenTables, PositionTables) {
   }
   if (g.st.has("t5.buckets")) {
     const StTensor& ref = g.st.at("t5.buckets");
-    const int NB = g.cfg.t5_buckets, M = g.cfg.t5_max_distance;
+    // buckets per direction: all of them causal, half bidirectional
+    const int NB = g.cfg.causal ? g.cfg.t5_buckets : g.cfg.t5_buckets / 2;
+    const int M = g.cfg.t5_max_distance;
     const std::vector<int32_t> table = t5_bucket_table(NB, M);
     ASSERT_EQ(int64_t(table.size()), ref.numel());
     for (int d = 0; d < M; ++d) {
@@ -263,7 +269,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, GoldenTest, ::testing::ValuesIn(kCases),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            return std::string(info.param);
                          });
-INSTANTIATE_TEST_SUITE_P(Cases, GoldenTables, ::testing::Values("alibi", "t5", "alibi_nh8"),
+INSTANTIATE_TEST_SUITE_P(Cases, GoldenTables,
+                         ::testing::Values("alibi", "t5", "alibi_nh8", "t5_bidirectional"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            return std::string(info.param);
                          });

@@ -5,7 +5,7 @@
 
 Each file holds, for one tiny model (docs/model.md):
   metadata  "config" (JSON: vocab, layers, d_model, heads, ffn, pos, max_positions, t5_buckets,
-            t5_max_distance) and "train" (JSON: lr, warmup, steps, min_lr_ratio, beta1, beta2,
+            t5_max_distance, causal, slopes) and "train" (JSON: lr, warmup, steps, min_lr_ratio, beta1, beta2,
             eps, weight_decay, clip)
   <name>            F32   the initial parameters, under their docs/model.md names
   input.tokens      I32   (B,T)
@@ -16,7 +16,8 @@ Each file holds, for one tiny model (docs/model.md):
   train.batches     I32   (steps,B,T+1): step s trains on [:, :T] -> targets [:, 1:] of batch s
   train.losses      F32   (steps): the loss of each step, before that step's AdamW update
   train.grad_norms  F32   (steps): the global gradient norm of each step, before clipping
-  t5.buckets        I32   (t5_max_distance) bucket(d), d = 0..max_distance-1     (t5 only)
+  t5.buckets        I32   (t5_max_distance) bucket(d), d = 0..max_distance-1, with the
+                          buckets of one direction (half of them if bidirectional) (t5 only)
   alibi.slopes      F32   (NH)                                                   (alibi only)
 
 The initial parameters are random (seeded) and deliberately far from the trainer's init:
@@ -54,6 +55,12 @@ CASES = {
     # and saturation (d>=16 -> bucket 7).
     "t5": Config(**TINY, pos="t5", t5_buckets=8, t5_max_distance=16),
     "alibi_nh8": Config(**{**TINY, "d_model": 64, "heads": 8}, pos="alibi"),
+    # Trainable slopes (alibi_theta starts random here, so the sigmoid is off its midpoint) and
+    # bidirectional attention (encoders): alibi -m|i - j|; t5 with 4 buckets per direction.
+    "alibi_trainable": Config(**TINY, pos="alibi", slopes="trainable"),
+    "alibi_bidirectional": Config(**TINY, pos="alibi", causal=False, slopes="trainable"),
+    "t5_bidirectional": Config(**TINY, pos="t5", t5_buckets=8, t5_max_distance=16, causal=False),
+    "rotary_bidirectional": Config(**TINY, pos="rotary", causal=False),
 }
 
 # lr 1e-2 moves the loss visibly in 10 steps. clip 1.2 (not the default 1.0, which nearly every step of
@@ -76,7 +83,7 @@ def random_params(model: Twin, seed: int) -> dict[str, torch.Tensor]:
             v = 1.0 + 0.1 * noise
         elif name.endswith(".b"):
             v = 0.05 * noise
-        elif name == "t5_bias":
+        elif name in ("t5_bias", "alibi_theta"):
             v = 0.5 * noise
         else:  # wte, wpe, Linear weights
             v = 0.1 * noise
@@ -127,7 +134,8 @@ def make_case(name: str, cfg: Config, seed: int) -> tuple[dict, dict, list[float
     tensors["train.grad_norms"] = torch.tensor(norms, dtype=torch.float32)
 
     if cfg.pos == "t5":
-        tensors["t5.buckets"] = t5_bucket_table(cfg.t5_buckets, cfg.t5_max_distance)
+        half = cfg.t5_buckets if cfg.causal else cfg.t5_buckets // 2  # per direction
+        tensors["t5.buckets"] = t5_bucket_table(half, cfg.t5_max_distance)
     if cfg.pos == "alibi":
         tensors["alibi.slopes"] = torch.tensor(alibi_slopes(cfg.heads), dtype=torch.float32)
 

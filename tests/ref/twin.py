@@ -43,6 +43,8 @@ class Config:
     max_positions: int = 0  # learned: rows of wpe
     t5_buckets: int = 32
     t5_max_distance: int = 128
+    causal: bool = True  # False: bidirectional attention (an encoder)
+    slopes: str = "fixed"  # alibi: "trainable" learns m_h = 2 m0_h sigmoid(alibi_theta_h)
 
     @property
     def head_size(self) -> int:
@@ -115,6 +117,13 @@ def t5_bucket(d: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Ten
     return torch.where(is_small, n, val_if_large)
 
 
+def t5_bucket_bidirectional(d: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
+    """T5's `_relative_position_bucket(bidirectional=True)` for d = i - j: half the buckets per
+    direction, keys after the query (d < 0) in the second half."""
+    half = num_buckets // 2
+    return (d < 0).to(torch.long) * half + t5_bucket(d.abs(), half, max_distance)
+
+
 def t5_bucket_table(num_buckets: int, max_distance: int) -> torch.Tensor:
     """bucket(d) for d = 0..max_distance-1, int32 (what C++ t5_bucket_table returns)."""
     return t5_bucket(torch.arange(max_distance), num_buckets, max_distance).to(torch.int32)
@@ -185,7 +194,7 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 class Attention(nn.Module):
     def __init__(self, cfg: Config, dtype: torch.dtype):
         super().__init__()
-        self.NH, self.HS = cfg.heads, cfg.head_size
+        self.NH, self.HS, self.causal = cfg.heads, cfg.head_size, cfg.causal
         self.qkv = Linear(cfg.d_model, 3 * cfg.d_model, dtype)
         self.proj = Linear(cfg.d_model, cfg.d_model, dtype)
 
@@ -199,8 +208,9 @@ class Attention(nn.Module):
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.HS)  # (B,NH,T,T)
         if score_bias is not None:
             scores = scores + score_bias  # (NH,T,T)
-        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-        scores = scores.masked_fill(~causal, float("-inf"))
+        if self.causal:
+            causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            scores = scores.masked_fill(~causal, float("-inf"))
         probs = torch.softmax(scores, dim=-1)  # (B,NH,T,T)
         o = (probs @ v).transpose(1, 2).reshape(B, T, C)  # (B,T,C)
         return self.proj(o)
@@ -252,6 +262,8 @@ class Twin(nn.Module):
         if cfg.pos == "alibi":
             slopes = torch.tensor(alibi_slopes(NH), dtype=torch.float32)  # (NH) fp32 as in C++
             self.register_buffer("slopes", slopes.to(dtype), persistent=False)
+            if cfg.slopes == "trainable":
+                self.alibi_theta = nn.Parameter(torch.zeros(NH, dtype=dtype))  # (NH)
         self.to(device)
 
     @staticmethod
@@ -274,14 +286,20 @@ class Twin(nn.Module):
                     p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * std)
 
     def score_bias(self, T: int) -> torch.Tensor | None:
-        """(NH,T,T) additive bias_h(i - j) for alibi / t5; None otherwise. Entries above the
-        diagonal are masked later, whatever they hold."""
+        """(NH,T,T) additive bias_h(i - j) for alibi / t5; None otherwise. Causal: entries above
+        the diagonal are masked later, whatever they hold; bidirectional: alibi -m_h |i - j|,
+        t5 with half the buckets per direction."""
         dev = self.wte.device
         d = torch.arange(T, device=dev)[:, None] - torch.arange(T, device=dev)[None, :]  # (T,T) i-j
         if self.cfg.pos == "alibi":
-            return -self.slopes[:, None, None] * d.to(self.dtype)  # (NH,T,T)
+            m = self.slopes
+            if self.cfg.slopes == "trainable":
+                m = 2.0 * self.slopes * torch.sigmoid(self.alibi_theta)
+            dist = d if self.cfg.causal else d.abs()
+            return -m[:, None, None] * dist.to(self.dtype)  # (NH,T,T)
         if self.cfg.pos == "t5":
-            buckets = t5_bucket(d, self.cfg.t5_buckets, self.cfg.t5_max_distance)  # (T,T)
+            rule = t5_bucket if self.cfg.causal else t5_bucket_bidirectional
+            buckets = rule(d, self.cfg.t5_buckets, self.cfg.t5_max_distance)  # (T,T)
             return self.t5_bias[buckets].permute(2, 0, 1)  # (T,T,NH) -> (NH,T,T)
         return None
 
