@@ -139,6 +139,56 @@ TEST(Layers, CrossEntropyBackwardMatchesFiniteDifferences) {
   expect_fd("dlogits", loss, logits.data(), logits.size(), d.data(), logits.size());
 }
 
+// Targets of -1 (kIgnoreTarget, a masked LM's unscored positions) add nothing: the loss, the
+// kept rows' gradients and token losses are those of the kept rows alone, to the bit; ignored
+// rows get zero gradient and zero loss; the vocabulary-blocked form agrees; finite differences
+// of the loss with ignored rows match its backward.
+TEST(Layers, CrossEntropyIgnoresNegativeTargets) {
+  const int64_t N = 6, V = 11;
+  const auto logits = randn(N * V, 62, 2.0f);
+  const std::vector<int32_t> tgt = {3, -1, 10, -1, 0, 7};
+  std::vector<float> kept_logits;
+  std::vector<int32_t> kept_tgt;
+  for (int64_t n = 0; n < N; ++n)
+    if (tgt[n] >= 0) {
+      kept_logits.insert(kept_logits.end(), logits.begin() + n * V, logits.begin() + (n + 1) * V);
+      kept_tgt.push_back(tgt[n]);
+    }
+  const int64_t K = int64_t(kept_tgt.size());
+  std::vector<float> lse(N), klse(K), d = logits, kd = kept_logits, tl(N), ktl(K);
+  const float l = crossentropy_forward(lse.data(), logits.data(), tgt.data(), N, V);
+  EXPECT_EQ(l, crossentropy_forward(klse.data(), kept_logits.data(), kept_tgt.data(), K, V));
+  token_losses(tl.data(), logits.data(), lse.data(), tgt.data(), N, V);
+  token_losses(ktl.data(), kept_logits.data(), klse.data(), kept_tgt.data(), K, V);
+  crossentropy_backward(d.data(), lse.data(), tgt.data(), N, V, 0.5f);
+  crossentropy_backward(kd.data(), klse.data(), kept_tgt.data(), K, V, 0.5f);
+  for (int64_t n = 0, k = 0; n < N; ++n) {
+    for (int64_t v = 0; v < V; ++v)
+      EXPECT_EQ(d[n * V + v], tgt[n] < 0 ? 0.0f : kd[k * V + v]) << n << " " << v;
+    EXPECT_EQ(tl[n], tgt[n] < 0 ? 0.0f : ktl[k]) << n;
+    k += tgt[n] >= 0;
+  }
+  // Blocks of 4 vocabulary columns, in order, as the chunked head runs them.
+  std::vector<float> state(3 * N), bl(N), block(N * 4);
+  float lb = 0.0f;
+  for (int64_t v0 = 0; v0 < V; v0 += 4) {
+    const int64_t cols = std::min<int64_t>(4, V - v0);
+    for (int64_t n = 0; n < N; ++n)
+      std::copy(logits.begin() + n * V + v0, logits.begin() + n * V + v0 + cols,
+                block.begin() + n * cols);
+    lb = crossentropy_block(state.data(), bl.data(), block.data(), tgt.data(), N, cols, v0, V);
+  }
+  EXPECT_NEAR(lb, l, 1e-6);
+  for (int64_t n = 0; n < N; ++n) EXPECT_NEAR(bl[n], tl[n], 1e-6) << n;
+  std::vector<float> x = logits, d1 = logits;
+  crossentropy_forward(lse.data(), x.data(), tgt.data(), N, V);
+  crossentropy_backward(d1.data(), lse.data(), tgt.data(), N, V, 1.0f);
+  auto loss = [&] { return double(crossentropy_forward(lse.data(), x.data(), tgt.data(), N, V)); };
+  expect_fd("dlogits", loss, x.data(), x.size(), d1.data(), x.size());
+  std::vector<int32_t> none(N, -1);
+  EXPECT_EQ(crossentropy_forward(lse.data(), logits.data(), none.data(), N, V), 0.0f);
+}
+
 TEST(Layers, RotaryBackwardMatchesFiniteDifferences) {
   const int B = 1, NH = 2, T = 5, HS = 8;
   auto x = randn(B * NH * T * HS, 71), R = randn(B * NH * T * HS, 72);

@@ -259,6 +259,29 @@ TEST(Bidirectional, EarlyPositionsSeeLaterTokensAndCannotGenerate) {
   }
 }
 
+// A model's loss with unscored positions (kIgnoreTarget, as a masked LM has) is the mean of the
+// scored positions' token losses; other negative targets are refused by name.
+TEST(IgnoredTargets, LossIsTheMeanOverScoredPositions) {
+  ModelConfig c = tiny(PosKind::alibi);
+  c.causal = false;
+  Model m(c, 2, 9);
+  m.init_weights(6);
+  std::vector<int32_t> tok(18), tgt(18);
+  for (int i = 0; i < 18; ++i) tok[size_t(i)] = i % 17, tgt[size_t(i)] = i % 3 ? -1 : (i * 5) % 17;
+  const float loss = m.forward(tok.data(), tgt.data(), 2, 9);
+  std::vector<float> per(18);
+  m.token_losses(per.data());
+  double sum = 0.0;
+  int scored = 0;
+  for (int i = 0; i < 18; ++i)
+    if (tgt[size_t(i)] >= 0) sum += per[size_t(i)], ++scored;
+    else EXPECT_EQ(per[size_t(i)], 0.0f) << i;
+  EXPECT_NEAR(loss, sum / scored, 1e-6);
+  tgt[4] = -2;
+  test::expect_usage_error([&] { m.forward(tok.data(), tgt.data(), 2, 9); },
+                           {"target id -2", "position 4"});
+}
+
 INSTANTIATE_TEST_SUITE_P(AllMethods, ModelFd,
                          ::testing::Values(PosKind::none, PosKind::alibi, PosKind::sinusoidal,
                                            PosKind::learned, PosKind::rotary, PosKind::t5),

@@ -21,6 +21,9 @@
 
 namespace alibi {
 
+// A target the cross-entropy skips (a position a masked LM does not score).
+constexpr int32_t kIgnoreTarget = -1;
+
 // One AdamW step on a tensor (torch.optim.AdamW, decoupled decay), all factors fp32:
 //   p *= decay; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= step_size m / (sqrt(v) / bc2_sqrt + eps)
 struct AdamWUpdate {
@@ -96,6 +99,8 @@ class Backend {
                                  float p, uint64_t seed) = 0;
   // -> mean cross-entropy of logits (N,V) against targets (N), saving lse (N). The backward
   // overwrites logits with d(scale * mean loss)/d(logits); token_losses: loss (N) per row.
+  // A target < 0 (kIgnoreTarget: a position a masked LM does not score) adds nothing: the mean
+  // is over the other rows (0 if none), its row's gradient and token loss are 0.
   virtual float crossentropy_forward(float* lse, const float* logits, const int32_t* targets,
                                      int64_t N, int64_t V) = 0;
   virtual void crossentropy_backward(float* logits, const float* lse, const int32_t* targets,

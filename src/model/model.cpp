@@ -26,9 +26,10 @@ const ModelConfig& validated(const ModelConfig& c) {
 }
 
 // Token ids come from the host; a bad one is the caller's input error, named before any work.
-void check_ids(const int32_t* ids, int64_t n, int V, const char* what) {
+// Targets may be kIgnoreTarget (a position the loss skips).
+void check_ids(const int32_t* ids, int64_t n, int V, const char* what, bool may_ignore = false) {
   for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= V)
+    if ((ids[i] < 0 && !(may_ignore && ids[i] == kIgnoreTarget)) || ids[i] >= V)
       usage_error(what, " id ", ids[i], " at position ", i, " is outside the vocabulary of ", V);
 }
 
@@ -285,7 +286,7 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   train_ = train;
   dropout_seed_ = dropout_seed;
   ALIBI_CHECK(head_cols_ == 0 || targets != nullptr, "a chunked head gives losses only");
-  if (targets) check_ids(targets, N, cfg.vocab, "target");
+  if (targets) check_ids(targets, N, cfg.vocab, "target", /*may_ignore=*/true);
   embed(tokens, B, T, 0);
   blocks_forward(B, T, 0, nullptr, dropout_seed);
   if (targets == nullptr) return 0.0f;

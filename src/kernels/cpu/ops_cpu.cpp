@@ -315,8 +315,13 @@ float crossentropy_forward(float* lse, const float* logits, const int32_t* targe
     lse[n] = mx + std::log(s);
   }
   double total = 0.0;  // sequential: the same sum whatever the thread count
-  for (int64_t n = 0; n < N; ++n) total += double(lse[n]) - double(logits[n * V + targets[n]]);
-  return float(total / double(N));
+  int64_t scored = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    if (targets[n] < 0) continue;
+    total += double(lse[n]) - double(logits[n * V + targets[n]]);
+    ++scored;
+  }
+  return scored ? float(total / double(scored)) : 0.0f;
 }
 
 float crossentropy_block(float* state, float* loss, const float* logits, const int32_t* targets,
@@ -339,19 +344,31 @@ float crossentropy_block(float* state, float* loss, const float* logits, const i
   }
   if (v0 + cols < V) return 0.0f;
   double total = 0.0;  // sequential: the same sum whatever the thread count
+  int64_t scored = 0;
   for (int64_t n = 0; n < N; ++n) {
+    if (targets[n] < 0) {
+      loss[n] = 0.0f;
+      continue;
+    }
     loss[n] = mx[n] + std::log(sum[n]) - tgt[n];
     total += double(mx[n]) + double(std::log(sum[n])) - double(tgt[n]);
+    ++scored;
   }
-  return float(total / double(N));
+  return scored ? float(total / double(scored)) : 0.0f;
 }
 
 void crossentropy_backward(float* logits, const float* lse, const int32_t* targets, int64_t N,
                            int64_t V, float scale) {
-  const float s = scale / float(N);
+  int64_t scored = 0;
+  for (int64_t n = 0; n < N; ++n) scored += targets[n] >= 0;
+  const float s = scored ? scale / float(scored) : 0.0f;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     float* l = logits + n * V;
+    if (targets[n] < 0) {
+      std::fill(l, l + V, 0.0f);
+      continue;
+    }
     const float m = lse[n];
 #pragma omp simd
     for (int64_t v = 0; v < V; ++v) l[v] = fast_exp(l[v] - m) * s;
@@ -361,7 +378,8 @@ void crossentropy_backward(float* logits, const float* lse, const int32_t* targe
 
 void token_losses(float* loss, const float* logits, const float* lse, const int32_t* targets,
                   int64_t N, int64_t V) {
-  for (int64_t i = 0; i < N; ++i) loss[i] = lse[i] - logits[i * V + targets[i]];
+  for (int64_t i = 0; i < N; ++i)
+    loss[i] = targets[i] < 0 ? 0.0f : lse[i] - logits[i * V + targets[i]];
 }
 
 }  // namespace alibi::cpu
