@@ -12,7 +12,8 @@ CASE is one of:
   faults    a rank killed with SIGKILL ends the job with a non-zero exit within 30 s and the last
             checkpoint stays loadable; SIGTERM to mpirun makes every rank save one checkpoint
             and exit 0 (mpirun 4.1 itself then reports 1), SIGUSR1 the same with mpirun's exit 0;
-            ranks started with different flags, or more threads than cores, exit 2 with one line.
+            ranks started with different flags, or more threads than cores, exit 2 with one line;
+            ranks that differ only in --threads (hosts of different sizes) train together.
   hosts     2 ranks x 3 on two simulated hosts (scripts/two_hosts.sh: network namespaces, TCP
             over a veth pair) == 1 rank x 6; skipped (77) where network namespaces cannot be made
             (not root, or a container without the capability).
@@ -179,6 +180,13 @@ def case_faults(alibi, data, tmp):
              f"{tmp}/flags", "--lr", "3e-3", ":", "-np", "1", *base, "--out", f"{tmp}/flags",
              "--lr", "1e-3"], ok=False)
     check_refusal(r, "other flags", f"{tmp}/flags")
+    # Hosts of different sizes run different thread counts: that alone is the same job.
+    r = run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "1", alibi, "--threads",
+             "1", *base[3:], "--out", f"{tmp}/sizes", "--oversubscribe", ":", "-np", "1",
+             alibi, "--threads", "2", *base[3:], "--out", f"{tmp}/sizes", "--oversubscribe"])
+    if not last_ckpt(f"{tmp}/sizes"):
+        sys.exit(f"FAIL: ranks with 1 and 2 threads saved nothing:\n{r.stderr}")
+    print("ok: ranks with 1 and 2 threads train together")
     ncores = os.cpu_count()
     r = run(mpirun(2, alibi, "--threads", str(ncores), "train", "--data", data, "--out",
                    f"{tmp}/threads", *MODEL, "--steps", "2"), ok=False)

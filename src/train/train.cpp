@@ -110,8 +110,11 @@ TrainResult train(const TrainOptions& o, Comm* job) {
   if (o.steps < 1) usage_error("--steps ", o.steps, " must be at least 1");
   if (!(o.lr > 0)) usage_error("--lr ", o.lr, " must be positive");
   if (o.out.empty()) usage_error("--out is required: the run folder for checkpoints");
-  check_same_job(comm, o.to_json().dump() + o.model.to_json().dump() + o.out + "|" + o.resume +
-                           "|" + o.init_from + "|" + std::to_string(o.time_limit_s));
+  // Threads may differ between hosts of different sizes; every other option must agree.
+  nlohmann::json options = o.to_json();
+  options.erase("threads");
+  check_same_job(comm, options.dump() + o.model.to_json().dump() + o.out + "|" + o.resume + "|" +
+                           o.init_from + "|" + std::to_string(o.time_limit_s));
   check_threads(comm, o.oversubscribe);
   // Every product of this job (training and validation) runs in this precision.
   const std::shared_ptr<Backend> backend = make_backend(o.device, parse_precision(o.dtype));
