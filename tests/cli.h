@@ -71,4 +71,18 @@ inline std::string shakespeare_path() {
   return std::string(ALIBI_SOURCE_DIR) + "/../shared/data/tinyshakespeare.txt";
 }
 
+// The first 200 KB of tiny Shakespeare (enough for random windows and a validation split) as
+// DIR/corpus.txt, prepared as bytes into DIR/data.
+inline void prepare_shakespeare(const TempDir& dir) {
+  std::ifstream src(shakespeare_path(), std::ios::binary);
+  std::string text(200000, '\0');
+  src.read(text.data(), std::streamsize(text.size()));
+  text.resize(size_t(src.gcount()));
+  write_text(dir / "corpus.txt", text);
+  const CliResult r = run_cli(
+      "prepare --input " + dir / "corpus.txt" + " --out " + dir / "data" + " --tokenizer bytes",
+      dir / "prep.err");
+  ASSERT_EQ(r.code, 0) << r.err;
+}
+
 }  // namespace alibi::test

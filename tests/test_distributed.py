@@ -6,7 +6,8 @@
 CASE is one of:
   ranks     1 rank x 6 micro-batches == 2 ranks x 3 == 3 ranks x 2 (3 does not divide the
             parameters into equal parts): every logged loss and grad norm, and every tensor of
-            the final checkpoint (weights and AdamW moments), equal to the bit.
+            the final checkpoint (weights and AdamW moments), equal to the bit; likewise a
+            masked LM on 1 rank x 2 and 2 ranks x 1.
   resume    2 ranks saved at step 4, resumed on 3 ranks to step 8 == 1 rank for 8 steps;
             a resume that changes the global batch is refused (exit 2) unless allowed.
   faults    a rank killed with SIGKILL ends the job with a non-zero exit within 30 s and the last
@@ -95,6 +96,11 @@ def case_ranks(alibi, data, tmp):
         train(alibi, data, f"{tmp}/r{ranks}", ranks, accum, 6, "--save-every", "0")
     same_run(f"{tmp}/r1", f"{tmp}/r2", "2 ranks x 3 against 1 rank x 6")
     same_run(f"{tmp}/r1", f"{tmp}/r3", "3 ranks x 2 against 1 rank x 6")
+    # A masked LM: each micro-batch's masking is keyed by its index, not by the rank.
+    for ranks, accum in [(1, 2), (2, 1)]:
+        train(alibi, data, f"{tmp}/mlm{ranks}", ranks, accum, 4, "--save-every", "0",
+              "--objective", "mlm")
+    same_run(f"{tmp}/mlm1", f"{tmp}/mlm2", "masked LM, 2 ranks x 1 against 1 rank x 2")
 
 
 def case_resume(alibi, data, tmp):

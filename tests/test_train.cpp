@@ -30,16 +30,7 @@ class TrainCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir("train");
-    // 200 KB of text is enough for random windows and a validation split.
-    std::ifstream src(test::shakespeare_path(), std::ios::binary);
-    std::string text(200000, '\0');
-    src.read(text.data(), std::streamsize(text.size()));
-    text.resize(size_t(src.gcount()));
-    test::write_text(*dir_ / "corpus.txt", text);
-    auto r = run_cli("prepare --input " + *dir_ / "corpus.txt" + " --out " + *dir_ / "data" +
-                         " --tokenizer bytes",
-                     *dir_ / "prep.err");
-    ASSERT_EQ(r.code, 0) << r.err;
+    test::prepare_shakespeare(*dir_);
   }
   static void TearDownTestSuite() { delete dir_; }
   static std::string data() { return *dir_ / "data"; }

@@ -13,6 +13,7 @@
 #include "core/format.h"
 #include "core/io.h"
 #include "data/dataset.h"
+#include "data/masking.h"
 #include "eval/eval.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
@@ -46,6 +47,8 @@ struct EvalCliOptions {
   std::string json;
   std::string per_position;
   std::string device = "cpu";
+  float mask_rate = 0.15f;
+  uint64_t mask_seed = kEvalMaskSeed;
 };
 
 std::string read_text_file(const std::string& path) {
@@ -92,6 +95,15 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
   const std::shared_ptr<Backend> backend = make_backend(o.device, MatmulPrecision::fp32);
   const Checkpoint ck = read_checkpoint(o.checkpoint);
   const ModelConfig& cfg = ck.config;
+  const bool mlm = cfg.objective == Objective::mlm;
+  for (const char* flag : {"--mask-rate", "--mask-seed"})
+    if (!mlm && app.count(flag) > 0)
+      usage_error(flag, " applies to masked LMs; checkpoint '", ck.path, "' is a causal LM "
+                  "(objective clm), scored on every next token");
+  if (mlm) check_mask_rate(o.mask_rate);
+  if (mlm && mode == EvalMode::sliding)
+    usage_error("--mode sliding is for causal LMs; checkpoint '", ck.path, "' is a masked LM "
+                "(objective mlm), which sees both sides of every token: use nonoverlapping");
   const int train_len = ck.train.value("seq_len", 0);
   const std::vector<int> lengths =
       o.lengths.empty() ? std::vector<int>{train_len} : parse_lengths("--lengths", o.lengths);
@@ -108,9 +120,9 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                   tokenizer_desc(data_tok), "; prepare the text with 'alibi prepare "
                   "--tokenizer-from ", o.checkpoint, "'");
     TokenSplit s = load_split(o.data, o.split);
-    if (s.vocab != cfg.vocab)
+    if (s.vocab != cfg.text_vocab())
       usage_error("split '", s.path, "' has vocab ", s.vocab, " but checkpoint '", ck.path,
-                  "' has ", cfg.vocab);
+                  "' has ", cfg.text_vocab(), mlm ? " (and its mask token)" : "");
     tokens = std::move(s.tokens);
     source_bytes = s.source_bytes;
     what = "split '" + s.path + "'";
@@ -139,9 +151,13 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
   const bool json_stdout = o.json == "-";
   FILE* table = json_stdout ? stderr : stdout;
   std::fprintf(table,
-               "eval %s (%s, trained at %d, step %lld, %s weights) on %s: %s tokens, %s bytes, "
+               "eval %s (%s%s, trained at %d, step %lld, %s weights) on %s: %s tokens, %s bytes, "
                "%s%s\n",
-               ck.path.c_str(), pos_name(cfg.pos), train_len, (long long)ck.step,
+               ck.path.c_str(), pos_name(cfg.pos),
+               mlm ? str_cat(" masked LM; ", o.mask_rate * 100, "% of tokens masked, seed ",
+                             o.mask_seed).c_str()
+                   : "",
+               train_len, (long long)ck.step,
                weight_type_name(ck.weights), what.c_str(),
                with_commas(tokens.size()).c_str(), with_commas(source_bytes).c_str(),
                eval_mode_name(mode),
@@ -154,8 +170,10 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
       std::fprintf(table, " %.4g (%.4g)", slopes[h], m0[h]);
     std::fprintf(table, "\n");
   }
+  // A masked LM: tokens, loss and ppl are over the masked tokens; accuracy replaces bits/byte.
   std::fprintf(table, "%8s %7s %8s %10s %8s %10s %9s %9s %9s %8s\n", "length", "x train",
-               "windows", "tokens", "loss", "ppl", "bits/tok", "bits/byte", "tok/s", "peak MB");
+               "windows", mlm ? "masked" : "tokens", "loss", "ppl", "bits/tok",
+               mlm ? "accuracy" : "bits/byte", "tok/s", "peak MB");
   std::fflush(table);
   nlohmann::json results = nlohmann::json::array();
   // The whole CSV is kept and rewritten after each length: a run stopped part way leaves a
@@ -169,11 +187,14 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
     eo.stride = o.stride;
     eo.batch = o.batch;
     eo.per_position = !o.per_position.empty();
+    eo.mask_rate = o.mask_rate;
+    eo.mask_seed = o.mask_seed;
     const EvalResult r = evaluate(cfg, ck.st, backend, tokens, source_bytes, eo, what);
     const double factor = train_len > 0 ? double(L) / train_len : NAN;
     std::fprintf(table, "%8d %7.2f %8lld %10lld %8.4f %10.3f %9.4f %9.4f %9.0f %8.1f\n", L,
                  factor, (long long)r.windows, (long long)r.tokens_scored, r.loss, r.ppl,
-                 r.bits_per_token, r.bits_per_byte, r.tokens_per_s, r.peak_rss_mb);
+                 r.bits_per_token, mlm ? r.accuracy : r.bits_per_byte, r.tokens_per_s,
+                 r.peak_rss_mb);
     std::fflush(table);
     results.push_back({{"length", L},
                        {"factor", num_or_null(factor)},
@@ -188,6 +209,10 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                        {"seconds", r.seconds},
                        {"tokens_per_s", r.tokens_per_s},
                        {"peak_rss_mb", r.peak_rss_mb}});
+    if (mlm) {
+      results.back()["correct"] = r.correct;
+      results.back()["accuracy"] = r.accuracy;
+    }
     if (!o.per_position.empty()) {
       char buf[96];
       for (int t = 0; t < L; ++t) {
@@ -205,6 +230,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                         {"step", ck.step},
                         {"weights", weight_type_name(ck.weights)},
                         {"pos", pos_name(cfg.pos)},
+                        {"objective", objective_name(cfg.objective)},
                         {"train_seq_len", train_len},
                         {"source", what},
                         {"tokens", tokens.size()},
@@ -213,6 +239,10 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                         {"stride", mode == EvalMode::sliding ? nlohmann::json(o.stride) : nullptr},
                         {"results", results}};
     if (!slopes.empty()) j["learned_slopes"] = slopes;
+    if (mlm) {
+      j["mask_rate"] = o.mask_rate;
+      j["mask_seed"] = o.mask_seed;
+    }
     if (!o.data.empty()) {
       j["data"] = o.data;
       j["split"] = o.split;
@@ -235,7 +265,8 @@ Command add_eval(CLI::App& app) {
       app, "eval",
       "evaluate a checkpoint at any length: perplexity, bits per token and per byte, tokens "
       "scored per second and the process's peak resident memory for each --lengths (run "
-      "shortest first), as a table on stdout (and --json)");
+      "shortest first), as a table on stdout (and --json); a masked LM: loss, perplexity and "
+      "accuracy on a fixed masking of the text");
   c->add_option("checkpoint", o->checkpoint, "run folder (its latest checkpoint) or a checkpoint file")
       ->required();
   c->add_option("--data", o->data, "prepared data folder (alibi prepare); its tokenizer must be the checkpoint's");
@@ -256,6 +287,11 @@ Command add_eval(CLI::App& app) {
   c->add_option("--json", o->json,
                 "also write the results as JSON to this file ('-': JSON to stdout, table to "
                 "stderr)");
+  c->add_option("--mask-rate", o->mask_rate,
+                "masked LMs: share of the text's tokens masked and scored (BERT's corruption)");
+  c->add_option("--mask-seed", o->mask_seed,
+                "masked LMs: seed of the masking, keyed by position in the text, so every length "
+                "scores the same tokens (the default is validation's)");
   c->add_option("--per-position", o->per_position,
                 "write the mean loss at each position inside the window as CSV "
                 "(length,position,count,mean_loss; loss in nats)");

@@ -50,7 +50,10 @@ std::vector<FixedFlag> fixed_flags() {
           FIXED("--embed-ln", model.embed_ln), FIXED("--alibi-bias-max", model.alibi_bias_max),
           FIXED("--tied-head", model.tied_head),
           FixedFlag{"--slopes", [](const TrainOptions& o) { return nlohmann::json(slopes_name(o.model.slopes)); },
-                    [](TrainOptions& d, const TrainOptions& s) { d.model.slopes = s.model.slopes; }}};
+                    [](TrainOptions& d, const TrainOptions& s) { d.model.slopes = s.model.slopes; }},
+          FixedFlag{"--objective", [](const TrainOptions& o) { return nlohmann::json(objective_name(o.model.objective)); },
+                    [](TrainOptions& d, const TrainOptions& s) { d.model.objective = s.model.objective; }},
+          FIXED("--causal", model.causal), FIXED("--mask-rate", mask_rate)};
 }
 #undef FIXED
 
@@ -74,6 +77,7 @@ TrainOptions options_of(const Checkpoint& ck) {
   o.adamw.weight_decay = j.at("weight_decay");
   o.seed = j.at("seed");
   o.dtype = j.value("dtype", "fp32");  // checkpoints from before --dtype are fp32
+  o.mask_rate = j.value("mask_rate", o.mask_rate);  // and before mlm: its default
   return o;
 }
 
@@ -129,6 +133,7 @@ Command add_train(CLI::App& app) {
   auto init = std::make_shared<std::string>(init_name(to->model.init));
   auto gelu = std::make_shared<std::string>(gelu_name(to->model.gelu));
   auto slopes = std::make_shared<std::string>(slopes_name(to->model.slopes));
+  auto objective = std::make_shared<std::string>(objective_name(to->model.objective));
   auto time_limit_min = std::make_shared<double>(0.0);
   CLI::App* ct = add_subcommand(app, "train", "train a language model on a prepared data folder");
   ct->add_option("--data", to->data, "prepared data folder (alibi prepare)");
@@ -168,6 +173,14 @@ Command add_train(CLI::App& app) {
   ct->add_option("--slopes", *slopes,
                  "alibi: fixed (the paper's) | trainable (m_h = 2 m0_h sigmoid(theta_h), from "
                  "the fixed m0 at theta = 0; docs/model.md)");
+  ct->add_option("--objective", *objective,
+                 "clm (next token: a decoder) | mlm (BERT's masked tokens: an encoder, "
+                 "bidirectional; a mask token is added to the vocabulary)");
+  ct->add_option("--causal", to->model.causal,
+                 "causal attention; --objective mlm implies false (and refuses true)");
+  ct->add_option("--mask-rate", to->mask_rate,
+                 "mlm: share of positions masked, in (0, 1); of them 80% become the mask token, "
+                 "10% a random token, 10% stay");
   ct->add_option("--tied-head", to->model.tied_head,
                  "output head tied to the token embeddings; false: its own lm_head.w");
   ct->add_option("--batch", to->batch, "windows per micro-batch");
@@ -207,13 +220,14 @@ Command add_train(CLI::App& app) {
             o.model.init = parse_init(*init);
             o.model.gelu = parse_gelu(*gelu);
             o.model.slopes = parse_slopes(*slopes);
+            o.model.objective = parse_objective(*objective);
             o.time_limit_s = *time_limit_min * 60.0;
             if (!o.init_from.empty())  // the model is the checkpoint's
               for (const char* flag :
                    {"--pos", "--init", "--layers", "--d-model", "--heads", "--ffn",
                     "--max-positions", "--t5-buckets", "--t5-max-distance", "--linear-bias",
                     "--ln-bias", "--ln-eps", "--gelu", "--embed-scale", "--embed-ln",
-                    "--alibi-bias-max", "--tied-head", "--slopes"})
+                    "--alibi-bias-max", "--tied-head", "--slopes", "--objective", "--causal"})
                 if (ct->count(flag) > 0)
                   usage_error(flag, " contradicts --init-from '", o.init_from,
                               "', whose checkpoint gives the model; drop the flag");
@@ -232,6 +246,15 @@ Command add_train(CLI::App& app) {
               if (o.out.empty())
                 o.out = fs::is_directory(o.resume) ? o.resume
                                                    : fs::path(o.resume).parent_path().string();
+            }
+            if (o.model.objective == Objective::mlm) {
+              if (ct->count("--causal") > 0 && o.model.causal)
+                usage_error("--causal true contradicts --objective mlm, which trains an encoder "
+                            "(bidirectional attention); drop --causal");
+              o.model.causal = false;
+            } else if (ct->count("--mask-rate") > 0 && o.init_from.empty()) {
+              usage_error("--mask-rate ", o.mask_rate, " applies to --objective mlm; this run is "
+                          "--objective clm");
             }
             if (o.data.empty()) usage_error("--data is required: a folder made by 'alibi prepare'");
             train(o, comm.get());

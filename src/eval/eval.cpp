@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/rss.h"
+#include "data/masking.h"
 #include "model/model.h"
 
 namespace alibi {
@@ -70,7 +71,8 @@ int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backen
 
 void check_eval_length(const ModelConfig& cfg, int64_t n_tokens, int L, const std::string& what,
                        const std::string& flag) {
-  const int64_t n_targets = std::max<int64_t>(n_tokens - 1, 0);
+  const int64_t n_targets = cfg.objective == Objective::mlm ? n_tokens
+                                                           : std::max<int64_t>(n_tokens - 1, 0);
   if (L < 1) usage_error(flag, " ", L, " for ", what, " must be at least 1 token");
   if (int64_t(L) > n_targets)
     usage_error(flag, " ", L, " is longer than ", what, ": it has ", with_commas(uint64_t(n_tokens)),
@@ -90,9 +92,16 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
                     const std::vector<int32_t>& tokens, uint64_t source_bytes,
                     const EvalOptions& opts, const std::string& what) {
   const int L = opts.length;
-  const int64_t n_targets = int64_t(tokens.size()) - 1;
+  const bool mlm = cfg.objective == Objective::mlm;
+  const int64_t n_targets = int64_t(tokens.size()) - (mlm ? 0 : 1);
   check_eval_length(cfg, int64_t(tokens.size()), L, what);
   if (opts.batch < 0) usage_error("batch ", opts.batch, " must be >= 1 (or 0 for the default)");
+  if (mlm && opts.mode == EvalMode::sliding)
+    usage_error("mode sliding gives each next-token target more left context; a masked LM (",
+                what, " scored by an mlm model) sees both sides and is evaluated nonoverlapping");
+  if (mlm) check_mask_rate(opts.mask_rate, "mask rate");
+  const MaskSpec spec{opts.mask_rate, cfg.mask_token};
+  const uint64_t mask_seed = opts.mask_seed ? opts.mask_seed : kEvalMaskSeed;
   const std::vector<EvalWindow> windows = eval_windows(n_targets, L, opts.mode, opts.stride);
 
   EvalResult r;
@@ -112,6 +121,7 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
   Model& model = *made;
   std::vector<int32_t> in(size_t(r.batch) * L), tg(size_t(r.batch) * L);  // (B,L)
   std::vector<float> losses(size_t(r.batch) * L);                           // (B,L)
+  std::vector<float> hits(mlm ? size_t(r.batch) * L : 0);                   // (B,L)
 
   for (size_t w0 = 0; w0 < windows.size();) {
     // A batch: up to r.batch consecutive windows of the same length.
@@ -121,29 +131,43 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
     const int B = int(w1 - w0);
     for (int b = 0; b < B; ++b) {
       const int32_t* src = tokens.data() + windows[w0 + b].start;
-      std::memcpy(in.data() + size_t(b) * T, src, sizeof(int32_t) * size_t(T));
-      std::memcpy(tg.data() + size_t(b) * T, src + 1, sizeof(int32_t) * size_t(T));
+      int32_t* win = in.data() + size_t(b) * T;
+      int32_t* tgt = tg.data() + size_t(b) * T;
+      std::memcpy(win, src, sizeof(int32_t) * size_t(T));
+      if (mlm)  // keyed by position in the stream: the same masking at every length
+        mask_tokens(win, tgt, T, spec, mask_seed, windows[w0 + b].start);
+      else
+        std::memcpy(tgt, src + 1, sizeof(int32_t) * size_t(T));
     }
     model.forward(in.data(), tg.data(), B, T);
     model.token_losses(losses.data());
+    if (mlm) model.token_hits(hits.data());
     for (int b = 0; b < B; ++b) {
       const EvalWindow& w = windows[w0 + b];
       const float* row = losses.data() + size_t(b) * T;
+      const int32_t* tgt = tg.data() + size_t(b) * T;
       double sum = 0;
-      for (int t = w.score_from; t < T; ++t) sum += double(row[t]);
-      r.nats += sum;
-      r.tokens_scored += T - w.score_from;
-      if (opts.per_position)
-        for (int t = w.score_from; t < T; ++t) {
+      for (int t = w.score_from; t < T; ++t) {
+        if (tgt[t] < 0) continue;  // an mlm position not masked
+        sum += double(row[t]);
+        r.tokens_scored += 1;
+        if (mlm) r.correct += int64_t(hits[size_t(b) * T + size_t(t)]);
+        if (opts.per_position) {
           r.position_count[size_t(t)] += 1;
           r.position_nats[size_t(t)] += double(row[t]);
         }
+      }
+      r.nats += sum;
     }
     r.tokens_forwarded += int64_t(B) * T;
     w0 = w1;
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  ALIBI_CHECK(r.tokens_scored == n_targets, "scored ", r.tokens_scored, " of ", n_targets);
+  ALIBI_CHECK(mlm || r.tokens_scored == n_targets, "scored ", r.tokens_scored, " of ",
+              n_targets);
+  if (mlm && r.tokens_scored == 0)
+    usage_error(what, " has no masked token at mask rate ", opts.mask_rate,
+                "; use more text or a higher rate");
 
   r.loss = r.nats / double(r.tokens_scored);
   r.ppl = std::exp(r.loss);
@@ -152,8 +176,11 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
   // stand for are that share of the source (for a byte tokenizer, exactly n - 1 bytes).
   const double bytes_scored =
       double(source_bytes) * double(r.tokens_scored) / double(tokens.size());
-  r.bits_per_byte = source_bytes > 0 ? r.nats / std::log(2.0) / bytes_scored
-                                     : std::numeric_limits<double>::quiet_NaN();
+  // A masked LM's loss is over a sample of the tokens, not a code length of the text.
+  r.bits_per_byte = source_bytes > 0 && !mlm ? r.nats / std::log(2.0) / bytes_scored
+                                             : std::numeric_limits<double>::quiet_NaN();
+  r.accuracy = mlm ? double(r.correct) / double(r.tokens_scored)
+                   : std::numeric_limits<double>::quiet_NaN();
   r.tokens_per_s = r.seconds > 0 ? double(r.tokens_scored) / r.seconds : 0.0;
   r.peak_rss_mb = peak_rss_mb();
   return r;

@@ -12,6 +12,11 @@
 //                   context (except the first window's). S == L is the nonoverlapping split.
 // Windows of equal length run together in batches; the batching changes neither which tokens
 // are scored nor (up to fp32 rounding) their losses.
+//
+// A masked LM (config objective mlm) is scored on BERT's corruption of the stream
+// (data/masking.h) with a fixed seed: every token may be a target, windows are nonoverlapping
+// windows of the n tokens, and the loss, perplexity and accuracy are over the masked tokens,
+// which are the same at every length.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +41,9 @@ struct EvalOptions {
   int stride = 0;  // sliding only: S in 1..L, the targets each window scores
   int batch = 0;   // windows per forward; 0: default_eval_batch()
   bool per_position = false;  // fill EvalResult::position_*
+  // mlm: the masking of the stream (data/masking.h).
+  float mask_rate = 0.15f;
+  uint64_t mask_seed = 0;  // 0: kEvalMaskSeed, the one validation uses
 };
 
 struct EvalResult {
@@ -54,6 +62,9 @@ struct EvalResult {
   double seconds = 0;
   double tokens_per_s = 0;       // scored targets per second
   double peak_rss_mb = 0;        // the process's peak resident set (getrusage) after the run
+  // mlm: scored (masked) tokens whose target was the model's first choice, and their share.
+  int64_t correct = 0;
+  double accuracy = 0;           // NaN for clm
   // per_position: for each row r in 0..L-1 of a window, how many scored targets sat there and
   // the sum of their losses. sum(position_nats) / sum(position_count) == loss.
   std::vector<int64_t> position_count;  // (L)
@@ -78,7 +89,8 @@ int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backen
 
 // Whether a model of `cfg` can score windows of L tokens of a text of n_tokens tokens (`what`
 // names it): UsageError naming `flag` and L for a length of 0, one longer than the text has
-// targets, or one past the positions the model's method can run (learned: its table).
+// targets (n_tokens - 1; an mlm model's: n_tokens), or one past the positions the model's
+// method can run (learned: its table).
 // evaluate() checks its length with it; a caller with several lengths checks them all first.
 void check_eval_length(const ModelConfig& cfg, int64_t n_tokens, int L, const std::string& what,
                        const std::string& flag = "length");

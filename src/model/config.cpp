@@ -34,6 +34,15 @@ Slopes parse_slopes(const std::string& name, const std::string& flag) {
   usage_error(flag, " '", name, "' is not a kind of slopes; expected fixed|trainable");
 }
 
+const char* objective_name(Objective o) { return o == Objective::clm ? "clm" : "mlm"; }
+
+Objective parse_objective(const std::string& name, const std::string& flag) {
+  for (Objective o : {Objective::clm, Objective::mlm})
+    if (name == objective_name(o)) return o;
+  usage_error(flag, " '", name, "' is not a training objective; expected clm (next token) | mlm "
+              "(masked tokens)");
+}
+
 void ModelConfig::validate() const {
   if (vocab < 2) usage_error("--vocab ", vocab, " is too small; expected at least 2");
   if (layers < 1) usage_error("--layers ", layers, " must be at least 1");
@@ -55,6 +64,14 @@ void ModelConfig::validate() const {
     usage_error("--alibi-bias-max ", alibi_bias_max, " must be a positive number");
   if (slopes == Slopes::trainable && pos != PosKind::alibi)
     usage_error("--slopes trainable needs --pos alibi, not --pos ", pos_name(pos));
+  if (objective == Objective::mlm && causal)
+    usage_error("--objective mlm trains an encoder and needs bidirectional attention; drop "
+                "--causal true");
+  if (objective == Objective::mlm && !(mask_token >= 1 && mask_token == vocab - 1))
+    usage_error("config mask_token ", mask_token, " must be the last of the vocabulary's ", vocab,
+                " ids (an mlm model appends it to its tokenizer's)");
+  if (objective == Objective::clm && mask_token != -1)
+    usage_error("config mask_token ", mask_token, " belongs to an mlm model; expected -1");
   position_method(pos).validate(*this);
 }
 
@@ -70,7 +87,8 @@ nlohmann::json ModelConfig::to_json() const {
           {"gelu", gelu_name(gelu)},        {"embed_scale", embed_scale},
           {"embed_ln", embed_ln},           {"alibi_bias_max", alibi_bias_max},
           {"tied_head", tied_head},         {"slopes", slopes_name(slopes)},
-          {"causal", causal}};
+          {"causal", causal},               {"objective", objective_name(objective)},
+          {"mask_token", mask_token}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -101,6 +119,9 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   c.tied_head = j.value("tied_head", d.tied_head);
   c.slopes = parse_slopes(j.value("slopes", std::string(slopes_name(d.slopes))), "config slopes");
   c.causal = j.value("causal", d.causal);
+  c.objective = parse_objective(
+      j.value("objective", std::string(objective_name(d.objective))), "config objective");
+  c.mask_token = j.value("mask_token", d.mask_token);
   return c;
 }
 
@@ -110,6 +131,7 @@ bool ModelConfig::same_shape(const ModelConfig& o) const {
          ln_eps == o.ln_eps && gelu == o.gelu && embed_scale == o.embed_scale &&
          embed_ln == o.embed_ln && alibi_bias_max == o.alibi_bias_max &&
          tied_head == o.tied_head && slopes == o.slopes && causal == o.causal &&
+         objective == o.objective && mask_token == o.mask_token &&
          position_method(pos).same_shape(*this, o);
 }
 

@@ -20,6 +20,11 @@ Gelu parse_gelu(const std::string& name, const std::string& flag = "--gelu");
 enum class Slopes { fixed, trainable };
 const char* slopes_name(Slopes s);
 Slopes parse_slopes(const std::string& name, const std::string& flag = "--slopes");
+// What the model is trained to predict: the next token (a causal LM, a decoder) or BERT's
+// masked tokens (an encoder; data/masking.h). Checkpoints from before the field are clm.
+enum class Objective { clm, mlm };
+const char* objective_name(Objective o);
+Objective parse_objective(const std::string& name, const std::string& flag = "--objective");
 
 struct ModelConfig {
   int vocab = 256;        // V
@@ -49,9 +54,15 @@ struct ModelConfig {
   // false: bidirectional attention, every token sees every other (an encoder); the biases
   // depend on |i - j| (t5: half the buckets per direction). Checkpoints from before: causal.
   bool causal = true;
+  Objective objective = Objective::clm;  // mlm needs causal = false
+  // mlm: the id of the mask token, the row appended after the tokenizer's (vocab = mask_token +
+  // 1); the tokens of the text are 0..mask_token-1. -1 for clm.
+  int mask_token = -1;
   bool tied_head = true;         // the output head is wte, or its own lm_head.w (V,C)
 
   int head_size() const { return d_model / heads; }
+  // The ids a text can hold: the vocabulary less an mlm model's mask token.
+  int text_vocab() const { return objective == Objective::mlm ? mask_token : vocab; }
   // Throws UsageError naming the offending flag (--d-model, --heads, ...); the position method
   // checks its own.
   void validate() const;

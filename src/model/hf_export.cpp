@@ -33,6 +33,9 @@ std::optional<Want> mismatch(const ModelConfig& c, const std::string& family) {
   const bool mpt = family == "mpt";
   const Want wants[] = {
       {"pos", c.pos == PosKind::alibi, "alibi"},
+      // Both families are causal LMs whose slopes are the fixed series.
+      {"causal", c.causal, "true"},
+      {"slopes", c.slopes == Slopes::fixed, "fixed"},
       {"linear_bias", c.linear_bias == !mpt, mpt ? "false" : "true"},
       {"ln_bias", c.ln_bias == !mpt, mpt ? "false" : "true"},
       {"gelu", c.gelu == (mpt ? Gelu::erf : Gelu::tanh), mpt ? "erf" : "tanh"},

@@ -338,6 +338,28 @@ void Model::token_losses(float* out) const {
   backend_->download(out, acts_.losses, size_t(N) * sizeof(float));
 }
 
+void Model::token_hits(float* out) const {
+  const int64_t N = int64_t(B_) * T_, V = cfg.vocab;
+  std::vector<int32_t> tg(static_cast<size_t>(N));
+  backend_->download(tg.data(), acts_.targets, size_t(N) * sizeof(int32_t));
+  if (head_cols_ > 0) {  // the running maximum and the target's logit after the last block
+    std::vector<float> st(3 * static_cast<size_t>(N));
+    backend_->download(st.data(), acts_.ce_state, st.size() * sizeof(float));
+    for (int64_t n = 0; n < N; ++n)
+      out[n] = tg[size_t(n)] >= 0 && st[size_t(2 * N + n)] >= st[size_t(n)] ? 1.0f : 0.0f;
+    return;
+  }
+  const float* logits = logits_to_host(N);
+  for (int64_t n = 0; n < N; ++n) {
+    if (tg[size_t(n)] < 0) {
+      out[n] = 0.0f;
+      continue;
+    }
+    const float* row = logits + n * V;
+    out[n] = *std::max_element(row, row + V) <= row[tg[size_t(n)]] ? 1.0f : 0.0f;
+  }
+}
+
 KVCache Model::make_cache(int capacity, bool sliding) const {
   ALIBI_CHECK(capacity > 0);
   if (!cfg.causal)

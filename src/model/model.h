@@ -102,6 +102,10 @@ struct Model {
   const float* logits_row(int64_t r) const;
   // Per-token cross-entropy (B,T) of the last forward with targets (before any backward).
   void token_losses(float* out) const;
+  // Per-token hits (B,T) of the last forward with targets: 1 where the target's logit is the
+  // row's largest (ties count as hits), 0 elsewhere and for ignored targets. Reads the logits on
+  // the host, or a chunked head's running maxima: for scoring, not for the step loop.
+  void token_hits(float* out) const;
   int max_T() const { return maxT_; }
   // The type the weight matrices are multiplied in: fp32, or a bound file's bf16/f16 (the type
   // of wte when the file mixes types).

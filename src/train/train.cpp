@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -16,6 +17,7 @@
 #include "core/rng.h"
 #include "core/rss.h"
 #include "data/dataset.h"
+#include "data/masking.h"
 #include "dist/job.h"
 #include "kernels/backend.h"
 #include "model/checkpoint.h"
@@ -30,22 +32,35 @@ namespace {
 std::atomic<int> g_signal{0};
 extern "C" void on_signal(int sig) { g_signal.store(sig); }
 
-// Mean loss over up to n_windows nonoverlapping windows of the valid split, batched by B.
+// Mean loss over up to n_windows nonoverlapping windows of the valid split, batched by B. A
+// masked LM (mlm non-null) scores the masked tokens of a fixed masking (kEvalMaskSeed) of the
+// split, the same at every validation.
 float validation_loss(Model& model, const TokenSplit& valid, int B, int T, int n_windows,
-                      std::vector<int32_t>& tok, std::vector<int32_t>& tgt) {
+                      std::vector<int32_t>& tok, std::vector<int32_t>& tgt,
+                      const MaskSpec* mlm) {
   const int64_t avail = (int64_t(valid.tokens.size()) - 1) / T;
   const int64_t W = std::min<int64_t>(n_windows, avail);
-  double sum = 0.0;
+  double sum = 0.0, scored = 0.0;
   for (int64_t w0 = 0; w0 < W; w0 += B) {
     const int nb = int(std::min<int64_t>(B, W - w0));
+    int64_t masked = 0;
     for (int b = 0; b < nb; ++b) {
       const int32_t* src = valid.tokens.data() + (w0 + b) * T;
-      std::copy(src, src + T, tok.data() + int64_t(b) * T);
-      std::copy(src + 1, src + T + 1, tgt.data() + int64_t(b) * T);
+      int32_t* in = tok.data() + int64_t(b) * T;
+      int32_t* out = tgt.data() + int64_t(b) * T;
+      std::copy(src, src + T, in);
+      if (mlm) {
+        mask_tokens(in, out, T, *mlm, kEvalMaskSeed, (w0 + b) * T);
+        masked += std::count_if(out, out + T, [](int32_t t) { return t >= 0; });
+      } else {
+        std::copy(src + 1, src + T + 1, out);
+      }
     }
-    sum += double(model.forward(tok.data(), tgt.data(), nb, T)) * nb;
+    const double loss = model.forward(tok.data(), tgt.data(), nb, T);
+    sum += loss * double(mlm ? masked : nb);  // the batch's mean, weighted by what it scored
+    scored += double(mlm ? masked : nb);
   }
-  return W > 0 ? float(sum / double(W)) : NAN;
+  return scored > 0 ? float(sum / scored) : NAN;
 }
 
 // Rank 0 prints what the job cost each rank: memory, communication, bytes per step against the
@@ -94,6 +109,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"dtype", dtype},
           {"device", device},
           {"ranks", ranks},
+          {"mask_rate", mask_rate},
           {"threads", omp_get_max_threads()}};
 }
 
@@ -132,6 +148,10 @@ TrainResult train(const TrainOptions& o, Comm* job) {
                 "' both give the weights; use one");
   ModelConfig cfg = o.model;
   cfg.vocab = tok.vocab();
+  if (cfg.objective == Objective::mlm) {  // the mask token: one row after the tokenizer's
+    cfg.mask_token = tok.vocab();
+    cfg.vocab = tok.vocab() + 1;
+  }
   // The checkpoint a run starts from (--resume or --init-from), read before the model is planned:
   // an imported model keeps its vocabulary rows (BLOOM pads them past the tokenizer's).
   std::unique_ptr<Checkpoint> start;
@@ -151,10 +171,17 @@ TrainResult train(const TrainOptions& o, Comm* job) {
       cfg.t5_lr_scale = flags.t5_lr_scale;
     } else {
       cfg.vocab = start->config.vocab;
+      cfg.mask_token = start->config.mask_token;
     }
   }
   position_method(cfg.pos).fill_defaults(cfg, T);
+  if (cfg.objective == Objective::clm && !cfg.causal)
+    usage_error("--causal false with --objective clm would let every position see the token it "
+                "predicts; use --objective mlm for an encoder");
   cfg.validate();
+  if (cfg.objective == Objective::mlm) check_mask_rate(o.mask_rate);
+  const MaskSpec mask_spec{o.mask_rate, cfg.mask_token};
+  const MaskSpec* mlm = cfg.objective == Objective::mlm ? &mask_spec : nullptr;
 
   Model model(cfg, B, T, /*training=*/true, backend);
   ShardedAdamW opt(model.layout, backend, comm, o.grad_accum);
@@ -183,9 +210,13 @@ TrainResult train(const TrainOptions& o, Comm* job) {
   for (const TensorInfo& t : model.layout.tensors) n_params += t.numel;
   if (root)
     std::fprintf(stderr,
-                 "model: %s, %d layers, d_model %d, %d heads, ffn %d, vocab %d: %.2fM parameters; "
-                 "batch %d x %d x %d accum%s, %s, %d threads, %s matmuls\n",
-                 pos_name(cfg.pos), cfg.layers, cfg.d_model, cfg.heads, cfg.ffn, cfg.vocab,
+                 "model: %s%s, %d layers, d_model %d, %d heads, ffn %d, vocab %d: %.2fM "
+                 "parameters; batch %d x %d x %d accum%s, %s, %d threads, %s matmuls\n",
+                 pos_name(cfg.pos),
+                 cfg.objective == Objective::mlm
+                     ? str_cat(" masked LM (encoder, ", o.mask_rate * 100, "% masked)").c_str()
+                     : "",
+                 cfg.layers, cfg.d_model, cfg.heads, cfg.ffn, cfg.vocab,
                  double(n_params) / 1e6, B, T, o.grad_accum,
                  N > 1 ? str_cat(" x ", N, " ranks").c_str() : "", backend->device(),
                  omp_get_max_threads(), o.dtype.c_str());
@@ -247,6 +278,9 @@ TrainResult train(const TrainOptions& o, Comm* job) {
       const int micro = round * N + rank;
       model.grads.zero();
       sample_batch(train_split, B, T, o.seed, step, micro, tokens.data(), targets.data());
+      if (mlm)  // targets: the window's own tokens where masked
+        mask_tokens(tokens.data(), targets.data(), int64_t(B) * T, *mlm,
+                    hash64(o.seed, uint64_t(step), uint64_t(micro), 0x4D4Cull), 0);
       const uint64_t drop_seed = hash64(o.seed, uint64_t(step), uint64_t(micro), 0xD509);
       losses[size_t(round)] = model.forward(tokens.data(), targets.data(), B, T, true, drop_seed);
       model.backward(accum_scale);
@@ -301,7 +335,7 @@ TrainResult train(const TrainOptions& o, Comm* job) {
     }
     if (root && ((o.eval_every > 0 && step % o.eval_every == 0) || last || out_of_time)) {
       res.last_val_loss = validation_loss(model, valid_split, B, T, o.eval_windows, tokens,
-                                          targets);
+                                          targets, mlm);
       std::fprintf(stderr, "step %6lld | val loss %.4f | val ppl %.2f\n", (long long)step,
                    res.last_val_loss, std::exp(res.last_val_loss));
       len += std::snprintf(rec + len, sizeof(rec) - size_t(len),

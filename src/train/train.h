@@ -37,6 +37,7 @@ struct TrainOptions {
   double time_limit_s = 0;  // stop (with a checkpoint) after this much wall time; 0: none
   std::string dtype = "fp32";  // matmul operands: fp32 | bf16 (kernels/precision.h)
   std::string device = "cpu";  // the backend (kernels/backend.h); a run may resume on another
+  float mask_rate = 0.15f;     // --objective mlm: share of positions masked (data/masking.h)
   int ranks = 1;               // processes of the job (mpirun -np); grad_accum is per rank
   bool oversubscribe = false;  // allow ranks x threads beyond this host's cores
 
