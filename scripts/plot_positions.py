@@ -10,7 +10,8 @@ loss in nats of the targets scored there, averaged over --bins-per-octave log-sp
 (weighted by the targets scored). Positions scored by fewer than --min-share of the busiest
 position's targets are left out: in sliding evaluation the early positions are scored only in the
 first window. With --table, also writes the mean loss over position ranges 1, 2-4, 5-16, 17-64,
-... (powers of 4; target-weighted) of each (file, window length) as a markdown table. Needs matplotlib (Debian: python3-matplotlib); run by
+... (powers of 4; target-weighted; the same positions left out) of each (file, window length)
+as a markdown table. Needs matplotlib (Debian: python3-matplotlib); run by
 a Python without it, it re-runs itself with /usr/bin/python3.
 """
 import argparse
@@ -54,8 +55,8 @@ def main():
                 curves.setdefault(int(r["length"]), []).append(
                     (int(r["position"]) + 1, int(r["count"]), float(r["mean_loss"])))
         for length, pts in sorted(curves.items()):
-            table.append((label, length, range_means(pts)))
             top = max(c for _, c, _ in pts)
+            table.append((label, length, range_means(pts, a.min_share * top)))
             bins = {}  # bin -> [count-weighted position, count-weighted loss, count]
             for pos, count, loss in pts:
                 if count == 0 or count < a.min_share * top:
@@ -102,12 +103,13 @@ def position_ranges(longest):
     return out
 
 
-def range_means(pts):
-    """Target-weighted mean loss over each position range that the points cover entirely."""
+def range_means(pts, least):
+    """Target-weighted mean loss over each position range, of the positions scored at least
+    `least` times (as the plot)."""
     last = max(p for p, _, _ in pts)
     means = {}
     for lo, hi in position_ranges(last):
-        sel = [(c, l) for p, c, l in pts if lo <= p <= hi and c > 0]
+        sel = [(c, l) for p, c, l in pts if lo <= p <= hi and c > 0 and c >= least]
         if sel:
             means[(lo, hi)] = sum(c * l for c, l in sel) / sum(c for c, _ in sel)
     return means

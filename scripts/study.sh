@@ -75,7 +75,8 @@ python3 scripts/experiment.py --data "$WORK/gutenberg-bytes" --out "$WORK/gutenb
 save
 
 # 3. The early-token curse: mean loss at each position of the window, ALiBi and sinusoidal
-# trained at 256, in windows of L and 4L (nonoverlapping) and 4L sliding by L.
+# trained at 256, in windows of L and 4L (nonoverlapping) and 4L sliding by L, on the whole test
+# split (~950 windows of 256; each position's mean is over that many tokens).
 W256="$WORK/wt2-L256"
 specs=()
 for m in alibi sinusoidal; do
@@ -86,9 +87,9 @@ for m in alibi sinusoidal; do
   [ -f "$f" ] && [ -f "$g" ] || \
     python3 scripts/study_record.py weights "$run" --alibi "$ALIBI" --threads "$THREADS"
   [ -f "$f" ] || $ALIBI --threads $THREADS eval "$run" --data "$WORK/wt2-bpe8192" --split test \
-    --lengths 256,1024 --max-tokens 16384 --per-position "$f" >/dev/null
+    --lengths 256,1024 --per-position "$f" >/dev/null
   [ -f "$g" ] || $ALIBI --threads $THREADS eval "$run" --data "$WORK/wt2-bpe8192" --split test \
-    --lengths 1024 --mode sliding --stride 256 --max-tokens 16384 --per-position "$g" >/dev/null
+    --lengths 1024 --mode sliding --stride 256 --per-position "$g" >/dev/null
   specs+=("$m nonoverlapping=$f" "$m sliding (stride 256)=$g")
 done
 python3 scripts/plot_positions.py "${specs[@]}" --out "$WORK/positions.png" --table "$WORK/positions.md" \
