@@ -4,10 +4,12 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace alibi::test {
@@ -38,6 +40,25 @@ inline std::string read_text(const std::string& path) {
   return ss.str();
 }
 
+// With ALIBI_BAD_INPUT_LOG set, every CLI run that ends with an error line is appended there
+// as one JSON line (test, command, message, exit code): scripts/bad_input_table.py makes the
+// bad-input table of docs/reliability.md from it, so the table is what the tests try.
+inline void log_refusal(const std::string& args, const CliResult& r) {
+  const char* log = std::getenv("ALIBI_BAD_INPUT_LOG");
+  const size_t at = r.err.rfind("alibi: error: ");
+  if (!log || r.code == 0 || at == std::string::npos) return;
+  const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string message = r.err.substr(at, r.err.find('\n', at) - at);
+  const nlohmann::json j = {{"test", t ? std::string(t->test_suite_name()) + "." + t->name() : ""},
+                            {"command", args},
+                            {"message", message},
+                            {"code", r.code}};
+  if (std::FILE* f = std::fopen(log, "a")) {  // one line per write: parallel tests interleave
+    std::fputs((j.dump() + "\n").c_str(), f);  // whole lines
+    std::fclose(f);
+  }
+}
+
 // stderr goes to err_file, stdout to err_file + ".out".
 inline CliResult run_cli(const std::string& args, const std::string& err_file) {
   const std::string cmd =
@@ -47,6 +68,7 @@ inline CliResult run_cli(const std::string& args, const std::string& err_file) {
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   r.err = read_text(err_file);
   r.out = read_text(err_file + ".out");
+  log_refusal(args, r);
   return r;
 }
 

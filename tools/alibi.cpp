@@ -4,8 +4,10 @@
 // Bad input exits with code 2 and one line naming the flag or file, the value and what is expected.
 #include <omp.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -33,6 +35,9 @@ int env_int(const char* name, int fallback) {
 int main(int argc, char** argv) {
   using namespace alibi;
   ensure_passive_omp_wait(argv);
+  // A write past the file-size limit (ulimit -f) would otherwise kill us with SIGXFSZ and no
+  // word; ignored, write() fails with EFBIG and the error names the file (docs/reliability.md).
+  std::signal(SIGXFSZ, SIG_IGN);
   constexpr int kExitUsage = 2;
   CLI::App app{"alibi: train, evaluate and run transformer LMs with Attention with Linear Biases"};
   app.option_defaults()->always_capture_default();
@@ -68,6 +73,11 @@ int main(int argc, char** argv) {
     for (const cli::Command& c : commands)
       if (c.app->parsed()) c.run();
   } catch (const UsageError& e) {
+    if (!quiet_rank()) std::fprintf(stderr, "alibi: error: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // The OS refused a folder or file operation (a read-only or full disk): the user's to fix,
+    // like bad input. what() names the operation, the reason and the path.
     if (!quiet_rank()) std::fprintf(stderr, "alibi: error: %s\n", e.what());
     return kExitUsage;
   } catch (const std::exception& e) {

@@ -189,6 +189,9 @@ Command add_train(CLI::App& app) {
   auto allow_batch_change = std::make_shared<bool>(false);
   ct->add_flag("--allow-batch-change", *allow_batch_change,
                "resume with another global batch (ranks x --grad-accum) than the checkpoint's");
+  ct->add_flag("--check-finite", to->check_finite,
+               "check every op's output and every update for NaN/infinity and stop at the first, "
+               "naming the layer and op (slower: a debugging mode)");
   ct->add_flag("--oversubscribe", to->oversubscribe,
                "allow ranks x --threads beyond this host's cores (mpirun)");
   ct->add_option("--steps", to->steps, "total optimizer steps (a resumed run continues to it)");

@@ -1,14 +1,19 @@
 #include "core/io.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "core/error.h"
 
@@ -20,6 +25,8 @@ constexpr size_t kStreamChunkBytes = size_t(64) << 10;
 // Attempts at a fresh temporary name before giving up; a clash needs a stale temporary left by
 // a killed process that had our pid.
 constexpr int kTempNameTries = 100;
+// Temporaries are named PATH + kTempMark + PID-N.
+constexpr const char* kTempMark = ".tmp-";
 
 [[noreturn]] void write_failed(const std::string& path, int err) {
   usage_error("writing '", path, "' failed: ", std::strerror(err),
@@ -31,7 +38,7 @@ constexpr int kTempNameTries = 100;
 int create_temp(const std::string& path, std::string& tmp) {
   static std::atomic<unsigned> counter{0};
   for (int i = 0; i < kTempNameTries; ++i) {
-    tmp = str_cat(path, ".tmp-", ::getpid(), "-", counter++);
+    tmp = str_cat(path, kTempMark, ::getpid(), "-", counter++);
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd >= 0 || errno != EEXIST) return fd;
   }
@@ -53,12 +60,39 @@ int write_all(int fd, std::string_view s) {
   return 0;
 }
 
+// TEST ONLY (scripts/crash_campaign.py): with ALIBI_TEST_PAUSE_IN_WRITE=SECONDS in the
+// environment, every write stops for SECONDS when half its bytes are in the temporary (before
+// fsync and rename), after a marker line on stderr, so a test can SIGKILL the process inside
+// a write instead of hoping to hit one. Never set it in real use.
+double test_pause_seconds() {
+  const char* v = std::getenv("ALIBI_TEST_PAUSE_IN_WRITE");
+  return v ? std::atof(v) : 0.0;
+}
+
 void write_parts(const std::string& path, const std::string_view* parts, size_t n) {
   std::string tmp;
   const int fd = create_temp(path, tmp);
   if (fd < 0) write_failed(path, errno);
+  const double pause_s = test_pause_seconds();
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += parts[i].size();
+  size_t until_pause = pause_s > 0 ? total / 2 : SIZE_MAX;  // bytes still to write before it
   int err = 0;
-  for (size_t i = 0; i < n && err == 0; ++i) err = write_all(fd, parts[i]);
+  for (size_t i = 0; i < n && err == 0; ++i) {
+    std::string_view s = parts[i];
+    if (until_pause != SIZE_MAX && s.size() >= until_pause) {  // the pause falls in this part
+      err = write_all(fd, s.substr(0, until_pause));
+      s.remove_prefix(until_pause);
+      until_pause = SIZE_MAX;
+      std::fprintf(stderr, "alibi: test: paused in write of '%s' (temporary '%s') for %g s\n",
+                   path.c_str(), tmp.c_str(), pause_s);
+      std::fflush(stderr);
+      std::this_thread::sleep_for(std::chrono::duration<double>(pause_s));
+    } else if (until_pause != SIZE_MAX) {
+      until_pause -= s.size();
+    }
+    if (err == 0) err = write_all(fd, s);
+  }
   if (err == 0 && ::fsync(fd) != 0) err = errno;
   if (::close(fd) != 0 && err == 0) err = errno;
   if (err == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
@@ -85,6 +119,23 @@ void write_file_atomic(const std::string& path, std::initializer_list<std::strin
 
 void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts) {
   write_parts(path, parts.data(), parts.size());
+}
+
+int remove_dead_temporaries(const std::string& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(kTempMark);
+    if (at == std::string::npos || !e.is_regular_file(ec)) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(name.c_str() + at + std::strlen(kTempMark), &end, 10);
+    if (pid <= 0 || *end != '-') continue;  // not one of ours
+    // ESRCH: no such process. A live one (ours included) may still be writing it.
+    if (::kill(pid_t(pid), 0) != 0 && errno == ESRCH && std::filesystem::remove(e.path(), ec))
+      ++removed;
+  }
+  return removed;
 }
 
 std::string read_file(const std::string& path, const std::string& what) {

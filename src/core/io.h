@@ -16,6 +16,11 @@ namespace alibi {
 void write_file_atomic(const std::string& path, std::initializer_list<std::string_view> parts);
 void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts);
 
+// A process killed inside write_file_atomic leaves its temporary (NAME.tmp-PID-N) behind.
+// Removes those in DIR whose process no longer runs on this host; returns how many. Only for
+// folders with one writer at a time (a run folder): the PID is not checked on other hosts.
+int remove_dead_temporaries(const std::string& dir);
+
 // The whole content of PATH: a regular file in one allocation, a pipe or a device until its end.
 // Throws UsageError "<what> '<path>' cannot be read; <reason>".
 std::string read_file(const std::string& path, const std::string& what);

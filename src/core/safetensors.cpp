@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
@@ -26,6 +27,18 @@ size_t dtype_size(const std::string& dtype) {
 
 // Caps the JSON header so a foreign file cannot make us allocate gigabytes.
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+
+// A JSON array of non-negative integers (shape, data_offsets), or nullopt: get<uint64_t>() would
+// convert a float such as 1e30 with undefined behaviour, and a negative size means nothing.
+std::optional<std::vector<uint64_t>> sizes_of(const nlohmann::json& a) {
+  if (!a.is_array()) return std::nullopt;
+  std::vector<uint64_t> out;
+  for (const auto& x : a) {
+    if (!x.is_number_unsigned() || x.get<uint64_t>() > uint64_t(INT64_MAX)) return std::nullopt;
+    out.push_back(x.get<uint64_t>());
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -103,16 +116,23 @@ Safetensors Safetensors::read(const std::string& path) {
     StTensor t;
     try {
       t.dtype = v.at("dtype").get<std::string>();
-      t.shape = v.at("shape").get<std::vector<int64_t>>();
-      auto off = v.at("data_offsets").get<std::vector<uint64_t>>();
-      if (off.size() != 2 || off[0] > off[1] || off[1] > data_size)
+      const auto dims = sizes_of(v.at("shape"));
+      const auto off = sizes_of(v.at("data_offsets"));
+      if (!dims || !off)
+        bad(str_cat("tensor '", name, "' has shape ", v.at("shape").dump(), " and data_offsets ",
+                    v.at("data_offsets").dump(), "; expected arrays of non-negative integers"));
+      if (off->size() != 2 || (*off)[0] > (*off)[1] || (*off)[1] > data_size)
         bad(str_cat("tensor '", name, "' lies outside the file: truncated?"));
+      // Saturates above data_size (no such tensor fits), so the product cannot overflow.
+      uint64_t numel = 1;
+      for (uint64_t d : *dims) numel = d == 0 || numel <= data_size / d ? numel * d : data_size + 1;
+      t.shape.assign(dims->begin(), dims->end());
       const size_t es = dtype_size(t.dtype);
       if (es == 0) bad(str_cat("tensor '", name, "' has unknown dtype ", t.dtype));
-      if (uint64_t(t.numel()) * es != off[1] - off[0])
-        bad(str_cat("tensor '", name, "' has ", off[1] - off[0], " bytes for its shape"));
-      t.view = data + off[0];
-      t.view_bytes = off[1] - off[0];
+      if (numel * es != (*off)[1] - (*off)[0])
+        bad(str_cat("tensor '", name, "' has ", (*off)[1] - (*off)[0], " bytes for its shape"));
+      t.view = data + (*off)[0];
+      t.view_bytes = (*off)[1] - (*off)[0];
     } catch (const nlohmann::json::exception&) {
       bad(str_cat("entry '", name, "' is malformed"));
     }

@@ -355,6 +355,12 @@ void prepare(const PrepareOptions& opts) {
                  tok_kind, tok.vocab(), with_commas(counts[0]).c_str(),
                  with_commas(counts[1]).c_str(), with_commas(counts[2]).c_str(), seconds,
                  out.string().c_str());
+  } catch (const UsageError& e) {  // e.g. a full disk: name OUT, not the folder removed here
+    fs::remove_all(tmp, ec);
+    std::string msg = e.what();
+    for (size_t at; (at = msg.find(tmp.string())) != std::string::npos;)
+      msg.replace(at, tmp.string().size(), out.string());
+    throw UsageError(msg);
   } catch (...) {
     fs::remove_all(tmp, ec);
     throw;

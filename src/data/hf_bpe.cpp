@@ -114,7 +114,9 @@ BpeModel::BpeModel(const nlohmann::json& m, bool byte_level, const std::string& 
     offset_[id] = uint32_t(arena_.size());
     for (; i < by_id.size() && size_t(by_id[i].first) == id; ++i) {
       if (offset_[id] != arena_.size())
-        bad("vocab", "gives the id ", id, " to both '", token(int32_t(id)), "' and '", *by_id[i].second, "'");
+        // token(id) would read offset_[id + 1], not set yet: the first holder is the arena's tail.
+        bad("vocab", "gives the id ", id, " to both '", std::string_view(arena_).substr(offset_[id]),
+            "' and '", *by_id[i].second, "'");
       arena_ += *by_id[i].second;
     }
     if (arena_.size() >= (uint64_t(1) << 32)) bad("vocab", "holds more than 4 GiB of token text");

@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/io.h"
+#include "core/json_int.h"
 #include "core/rng.h"
 #include "data/hf_tokenizer.h"
 
@@ -286,7 +287,8 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
   int vocab = 0;
   try {
     kind = j.at("kind").get<std::string>();
-    vocab = j.at("vocab").get<int>();
+    vocab = json_int(j.at("vocab"),
+                     str_cat("tokenizer file '", json_path.string(), "': \"vocab\""));
   } catch (const nlohmann::json::exception&) {
     usage_error("tokenizer file '", json_path.string(),
                 "' lacks \"kind\" or \"vocab\"; expected {\"kind\": \"bytes\"|\"bpe\", \"vocab\": N}");

@@ -46,6 +46,9 @@ class Backend {
   virtual void download(void* host, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device, disjoint
   virtual void fill(float* x, float value, int64_t n) = 0;
+  // The index of the first element of x (n) that is NaN or infinite, or -1 if none (the
+  // --check-finite mode: Model::set_check_finite).
+  virtual int64_t first_nonfinite(const float* x, int64_t n) = 0;
   virtual void synchronize() = 0;  // returns when all work handed to the backend is done
   // Whether the backend's memory is the host's: then read-only weights can be used where they
   // lie (a checkpoint file's mapping) instead of being copied in.

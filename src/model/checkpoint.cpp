@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/io.h"
 
 namespace fs = std::filesystem;
 
@@ -55,7 +56,12 @@ Checkpoint read_checkpoint(const std::string& path_or_run) {
     usage_error("checkpoint '", ck.path, "' is not an alibi checkpoint (metadata format is '",
                 it == md.end() ? "" : it->second, "', expected '", kFormat, "')");
   try {
-    ck.config = ModelConfig::from_json(nlohmann::json::parse(md.at("config")));
+    try {
+      ck.config = ModelConfig::from_json(nlohmann::json::parse(md.at("config")));
+      ck.config.validate();
+    } catch (const UsageError& e) {  // these name the config field, not the file
+      usage_error("checkpoint '", ck.path, "': ", e.what());
+    }
     ck.train = nlohmann::json::parse(md.at("train"));
     ck.step = std::stoll(md.at("step"));
     auto tj = nlohmann::json::parse(md.at("tokenizer"));
@@ -74,7 +80,11 @@ Checkpoint read_checkpoint(const std::string& path_or_run) {
   } catch (const std::exception& e) {
     usage_error("checkpoint '", ck.path, "' has malformed metadata (", e.what(), ")");
   }
-  ck.config.validate();
+  // The layout lists every layer's tensors before any is checked: a config asking for more
+  // layers than the file holds tensors would make it far larger than the file.
+  if (uint64_t(ck.config.layers) > ck.st.tensors.size())
+    usage_error("checkpoint '", ck.path, "' has config layers ", ck.config.layers, " but only ",
+                ck.st.tensors.size(), " tensors; expected a checkpoint with every layer's weights");
   // Every parameter must be present with the right shape; this also catches truncation.
   const ParamLayout layout = make_param_layout(ck.config);
   for (const TensorInfo& ti : layout.tensors) {
@@ -159,6 +169,9 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
   st.write_atomic(path);
   auto all = list_checkpoints(run_dir);
   for (size_t i = 0; i + size_t(keep) < all.size(); ++i) fs::remove(all[i]);
+  // A run killed inside a save (SIGKILL, power loss) left a partial temporary beside the
+  // checkpoints; the resumed run's first save removes it.
+  remove_dead_temporaries(run_dir);
   return path;
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/json_int.h"
 #include "position/position.h"
 
 namespace alibi {
@@ -93,18 +94,22 @@ nlohmann::json ModelConfig::to_json() const {
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   ModelConfig c;
-  c.vocab = j.at("vocab").get<int>();
-  c.layers = j.at("layers").get<int>();
-  c.d_model = j.at("d_model").get<int>();
-  c.heads = j.at("heads").get<int>();
-  c.ffn = j.at("ffn").get<int>();
+  auto integer = [&](const char* key) { return json_int(j.at(key), str_cat("config ", key)); };
+  auto integer_or = [&](const char* key, int fallback) {
+    return j.contains(key) ? integer(key) : fallback;
+  };
+  c.vocab = integer("vocab");
+  c.layers = integer("layers");
+  c.d_model = integer("d_model");
+  c.heads = integer("heads");
+  c.ffn = integer("ffn");
   c.pos = parse_pos(j.at("pos").get<std::string>(), "config pos");
   // Checkpoints from before these fields started from gpt2 and trained t5 tables at --lr.
   c.init = parse_init(j.value("init", std::string("gpt2")), "config init");
   c.t5_lr_scale = j.value("t5_lr_scale", 1.0f);
-  c.max_positions = j.value("max_positions", 0);
-  c.t5_buckets = j.value("t5_buckets", 32);
-  c.t5_max_distance = j.value("t5_max_distance", 128);
+  c.max_positions = integer_or("max_positions", 0);
+  c.t5_buckets = integer_or("t5_buckets", 32);
+  c.t5_max_distance = integer_or("t5_max_distance", 128);
   c.dropout_resid = j.value("dropout_resid", 0.0f);
   c.dropout_attn = j.value("dropout_attn", 0.0f);
   // Checkpoints from before the architecture options hold the defaults.
@@ -121,7 +126,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   c.causal = j.value("causal", d.causal);
   c.objective = parse_objective(
       j.value("objective", std::string(objective_name(d.objective))), "config objective");
-  c.mask_token = j.value("mask_token", d.mask_token);
+  c.mask_token = integer_or("mask_token", d.mask_token);
   return c;
 }
 

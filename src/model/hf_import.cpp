@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/io.h"
+#include "core/json_int.h"
 #include "core/safetensors.h"
 #include "model/params.h"
 
@@ -79,6 +80,12 @@ class Weights {
   }
 
   bool has(const std::string& key) const { return tensors_.count(key) != 0; }
+  size_t count() const { return tensors_.size(); }
+  uint64_t elements() const {  // of all tensors; each is within its file (Safetensors::read)
+    uint64_t n = 0;
+    for (const auto& [key, e] : tensors_) n += uint64_t(e.t->numel());
+    return n;
+  }
   const std::vector<int64_t>& shape(const std::string& key) const { return entry(key).t->shape; }
 
   // The tensor as fp32, checked against `shape`; it counts as used.
@@ -179,6 +186,7 @@ class Config {
  private:
   template <class T>
   T as(const json& v, const std::string& key) const {
+    if constexpr (std::is_same_v<T, int>) return json_int(v, str_cat(path_, ": field '", key, "'"));
     try {
       return v.get<T>();
     } catch (const std::exception&) {
@@ -188,6 +196,23 @@ class Config {
   std::string path_;
   json j_;
 };
+
+// K's layout, with m.params sized for it, once the folder's tensors can fill it: a config.json
+// asking for more layers or parameters than the weights hold is refused before anything that
+// large is allocated. `layers_key` names the config field.
+ParamLayout allocate_params(const ModelConfig& k, const Weights& w, const Config& c,
+                            const std::string& layers_key, HfImport& m) {
+  if (uint64_t(k.layers) > w.count())
+    c.refuse(layers_key, str_cat("is more than the ", w.count(), " tensors of the weights"));
+  ParamLayout l = make_param_layout(k);
+  // Twice the weights bounds the allocation by the files' size, and leaves a folder that is
+  // short of a few tensors to the error that names the missing one.
+  if (l.total > 2 * w.elements())
+    usage_error(c.path(), ": asks for ", l.total, " parameters (", k.layers, " layers of width ",
+                k.d_model, "); the weights hold only ", w.elements());
+  m.params.assign(l.total, 0.0f);
+  return l;
+}
 
 // Copies a (rows, cols) tensor into the host parameters under our name.
 void put(HfImport& m, const ParamLayout& l, const std::string& name, const std::vector<float>& v) {
@@ -218,8 +243,7 @@ void import_bloom(const Config& c, Weights& w, HfImport& m) {
   k.dropout_resid = c.get_or("hidden_dropout", 0.0f);
   k.dropout_attn = c.get_or("attention_dropout", 0.0f);
   k.validate();
-  const ParamLayout l = make_param_layout(k);
-  m.params.assign(l.total, 0.0f);
+  const ParamLayout l = allocate_params(k, w, c, "n_layer", m);
   const int64_t V = k.vocab, F = k.ffn;
   const int HS = k.head_size();
   put(m, l, "wte", w.take("word_embeddings.weight", {V, C}));
@@ -251,7 +275,14 @@ void import_mpt(const Config& c, Weights& w, HfImport& m) {
   ModelConfig& k = m.config;
   const json attn = c.get_or("attn_config", json::object());
   auto attn_field = [&](const std::string& f, const json& fallback) {
-    return attn.contains(f) && !attn.at(f).is_null() ? attn.at(f) : fallback;
+    if (!attn.contains(f) || attn.at(f).is_null()) return fallback;
+    // Of the fallback's type (any, for a null one): get<bool>() and get<float>() below would
+    // throw nlohmann's type_error, not an error naming the field.
+    const json& v = attn.at(f);
+    const bool same = v.is_number() ? fallback.is_number() : v.type() == fallback.type();
+    if (!fallback.is_null() && !same)
+      c.refuse("attn_config." + f, str_cat("has the wrong type; expected ", fallback.type_name()));
+    return v;
   };
   if (!attn_field("alibi", false).get<bool>())
     c.refuse("attn_config.alibi", "is not true; alibi imports ALiBi models only");
@@ -274,11 +305,13 @@ void import_mpt(const Config& c, Weights& w, HfImport& m) {
   k.d_model = c.get<int>("d_model");
   if (k.heads < 1 || k.d_model % k.heads) c.refuse("n_heads", "does not divide d_model");
   const double ffn = c.get_or("expansion_ratio", 4.0) * k.d_model;
-  if (ffn != std::floor(ffn)) c.refuse("expansion_ratio", "times d_model is not a whole number");
+  if (!(ffn == std::floor(ffn) && ffn >= 1 && ffn <= double(INT32_MAX)))
+    c.refuse("expansion_ratio", "times d_model is not a whole number in 1..2^31-1");
   k.ffn = int(ffn);
   const int HS = k.head_size();
   const json scale = attn_field("softmax_scale", nullptr);
-  if (!scale.is_null() && std::fabs(scale.get<double>() * std::sqrt(double(HS)) - 1.0) > 1e-6)
+  if (!scale.is_null() &&
+      (!scale.is_number() || std::fabs(scale.get<double>() * std::sqrt(double(HS)) - 1.0) > 1e-6))
     c.refuse("attn_config.softmax_scale", "is not 1/sqrt(head size), which alibi's attention uses");
   k.vocab = int(w.shape("wte.weight").at(0));
   if (c.get_or("vocab_size", k.vocab) != k.vocab)
@@ -294,8 +327,7 @@ void import_mpt(const Config& c, Weights& w, HfImport& m) {
   k.dropout_attn = attn_field("attn_pdrop", 0.0).get<float>();
   k.validate();
   m.trained_len = c.get_or("max_seq_len", 0);
-  const ParamLayout l = make_param_layout(k);
-  m.params.assign(l.total, 0.0f);
+  const ParamLayout l = allocate_params(k, w, c, "n_layers", m);
   const int64_t V = k.vocab, C = k.d_model, F = k.ffn;
   put(m, l, "wte", w.take("wte.weight", {V, C}));
   for (int i = 0; i < k.layers; ++i) {

@@ -193,6 +193,25 @@ void Model::init_weights(uint64_t seed) {
   params.from_host(host);
 }
 
+void Model::finite(const float* x, int64_t n, int layer, const char* op) const {
+  if (!check_finite_) return;
+  const int64_t i = backend_->first_nonfinite(x, n);
+  if (i < 0) return;
+  float v = 0;
+  backend_->download(&v, x + i, sizeof(float));
+  usage_error("--check-finite: ", op, layer >= 0 ? str_cat(" of layer ", layer).c_str() : "",
+              " gave ", v, " at element ", i, " of ", n, "; its inputs were finite");
+}
+
+void Model::check_finite(const ParamSet& set, const char* what) const {
+  for (const TensorInfo& t : layout.tensors) {
+    const int64_t i = backend_->first_nonfinite(set.data.data() + t.offset, int64_t(t.numel));
+    if (i >= 0)
+      usage_error("--check-finite: ", what, " ", t.name, " holds a non-finite value at element ",
+                  i, " of ", t.numel);
+  }
+}
+
 void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
   Backend& be = *backend_;
   const int64_t N = int64_t(B) * T;
@@ -212,6 +231,7 @@ void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
     be.embedding_forward(x, acts_.tokens, wte, N, cfg.d_model, embed_scale(cfg));
   }
   pos_->embed_forward(x, B, T, pos0, params);
+  finite(x, N * cfg.d_model, -1, "the embedding");
 }
 
 // The blocks and the final LayerNorm + tied projection: layer[0].x_in (B,T,C) -> logits.
@@ -239,9 +259,13 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
     const LayerSlots& o = slots_[l];
     be.layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, s.x_in, P(o.ln1_w), P(o.ln1_b), N, C,
                          eps);
+    finite(s.ln1, N * C, l, "ln1");
     be.linear_forward(a.qkv, s.ln1, mats_[l].qkv, P(o.qkv_b), N, C, 3 * C);
+    finite(a.qkv, N * 3 * C, l, "the qkv linear");
     be.split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
     pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0);
+    finite(s.q, N * C, l, "the position method on q");
+    finite(s.k, N * C, l, "the position method on k");
     adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
     if (cache) {
       // (1,NH,T,HS) rows appended after the rows in use of each head's (rows, HS) block; the
@@ -255,23 +279,33 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
     } else {
       be.attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, ws);
     }
+    finite(s.att, N * C, l, "attention");
     be.merge_heads(s.atty, s.att, B, T, NH, HS);
     be.linear_forward(a.branch, s.atty, mats_[l].proj, P(o.proj_b), N, C, C);
+    finite(a.branch, N * C, l, "the attention's output linear");
     be.copy(s.x_mid, s.x_in, size_t(N * C) * sizeof(float));
     be.residual_forward(s.x_mid, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 1));
+    finite(s.x_mid, N * C, l, "the attention's residual");
 
     be.layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.x_mid, P(o.ln2_w), P(o.ln2_b), N, C,
                          eps);
+    finite(s.ln2, N * C, l, "ln2");
     be.linear_forward(s.fch, s.ln2, mats_[l].fc, P(o.fc_b), N, C, F);
+    finite(s.fch, N * F, l, "the MLP's fc linear");
     be.gelu_forward(s.fcg, s.fch, N * F, c.gelu);
+    finite(s.fcg, N * F, l, "GELU");
     be.linear_forward(a.branch, s.fcg, mats_[l].mlp, P(o.mlp_b), N, F, C);
+    finite(a.branch, N * C, l, "the MLP's output linear");
     float* x_out = l + 1 < c.layers ? a.layer[l + 1].x_in : a.x_final;
     be.copy(x_out, s.x_mid, size_t(N * C) * sizeof(float));
     be.residual_forward(x_out, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 2));
+    finite(x_out, N * C, l, "the MLP's residual");
   }
   be.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, P(lnf_w_), P(lnf_b_), N, C,
                        eps);
+  finite(a.lnf, N * C, -1, "the final LayerNorm");
   if (head_cols_ == 0) be.linear_forward(a.logits, a.lnf, head_w_, nullptr, N, C, V);
+  if (head_cols_ == 0) finite(a.logits, N * V, -1, "the output head");
   host_rows_ = 0;
 }
 
@@ -287,6 +321,7 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   dropout_seed_ = dropout_seed;
   ALIBI_CHECK(head_cols_ == 0 || targets != nullptr, "a chunked head gives losses only");
   if (targets) check_ids(targets, N, cfg.vocab, "target", /*may_ignore=*/true);
+  if (check_finite_) check_finite(params, "parameter");  // then each op's inputs are finite
   embed(tokens, B, T, 0);
   blocks_forward(B, T, 0, nullptr, dropout_seed);
   if (targets == nullptr) return 0.0f;
@@ -444,10 +479,13 @@ void Model::backward(float loss_scale) {
 
   host_rows_ = 0;  // the logits become their gradient
   be.crossentropy_backward(a.logits, a.ce_lse, a.targets, N, V, loss_scale);
+  finite(a.logits, N * V, -1, "the cross-entropy's backward");
   be.linear_backward(a.dln, G(head_), nullptr, a.logits, a.lnf, P(head_), N, C, V);
+  finite(a.dln, N * C, -1, "the output head's backward");
   be.fill(a.dres, 0.0f, N * C);
   be.layernorm_backward(a.dres, G(lnf_w_), G(lnf_b_), a.dln, a.x_final, P(lnf_w_), a.lnf_mean,
                         a.lnf_rstd, N, C);
+  finite(a.dres, N * C, -1, "the final LayerNorm's backward");
 
   for (int l = c.layers - 1; l >= 0; --l) {
     Activations::Layer& s = a.layer[l];
@@ -455,23 +493,34 @@ void Model::backward(float loss_scale) {
     // MLP branch: x_out = x_mid + drop(gelu(ln2 Wfc^T + bfc) Wproj^T + bproj)
     be.residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 2));
     be.linear_backward(a.dF, G(o.mlp_w), G(o.mlp_b), a.branch, s.fcg, P(o.mlp_w), N, F, C);
+    finite(a.dF, N * F, l, "the MLP's output linear backward");
     be.gelu_backward(a.dF, s.fch, a.dF, N * F, c.gelu);
+    finite(a.dF, N * F, l, "GELU's backward");
     be.linear_backward(a.dln, G(o.fc_w), G(o.fc_b), a.dF, s.ln2, P(o.fc_w), N, C, F);
+    finite(a.dln, N * C, l, "the MLP's fc linear backward");
     be.layernorm_backward(a.dres, G(o.ln2_w), G(o.ln2_b), a.dln, s.x_mid, P(o.ln2_w),
                           s.ln2_mean, s.ln2_rstd, N, C);
+    finite(a.dres, N * C, l, "ln2's backward");
     // attention branch: x_mid = x_in + drop(attention(ln1) Wproj^T + bproj)
     be.residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 1));
     be.linear_backward(a.datty, G(o.proj_w), G(o.proj_b), a.branch, s.atty, P(o.proj_w), N, C,
                        C);
+    finite(a.datty, N * C, l, "the attention's output linear backward");
     be.merge_heads_backward(a.datt, a.datty, B, T, NH, HS);
     adrop.seed = hash64(dropout_seed_, uint64_t(l), 0);
     be.attention_backward(as, s.q, s.k, s.v, s.att, s.lse, a.datt, bias, adrop, a.dq, a.dk,
                           a.dv, dbias, a.attn_ws);
+    finite(a.dq, N * C, l, "attention's backward (dq)");
+    finite(a.dk, N * C, l, "attention's backward (dk)");
+    finite(a.dv, N * C, l, "attention's backward (dv)");
     pos_->qk_backward(a.dq, a.dk, B, int(NH), T, HS, 0);
     be.split_heads_backward(a.qkv, a.dq, a.dk, a.dv, B, T, NH, HS);
+    finite(a.qkv, N * 3 * C, l, "the position method's backward");
     be.linear_backward(a.dln, G(o.qkv_w), G(o.qkv_b), a.qkv, s.ln1, P(o.qkv_w), N, C, 3 * C);
+    finite(a.dln, N * C, l, "the qkv linear backward");
     be.layernorm_backward(a.dres, G(o.ln1_w), G(o.ln1_b), a.dln, s.x_in, P(o.ln1_w),
                           s.ln1_mean, s.ln1_rstd, N, C);
+    finite(a.dres, N * C, l, "ln1's backward");
   }
   pos_->score_bias_backward(params, grads);
   pos_->embed_backward(a.dres, B, T, 0, grads);
@@ -483,6 +532,7 @@ void Model::backward(float loss_scale) {
     demb = a.dln;
   }
   be.embedding_backward(G(wte_), demb, a.tokens, N, C, V, embed_scale(c));
+  if (check_finite_) check_finite(grads, "the gradient");
 }
 
 }  // namespace alibi

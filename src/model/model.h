@@ -107,6 +107,14 @@ struct Model {
   // the host, or a chunked head's running maxima: for scoring, not for the step loop.
   void token_hits(float* out) const;
   int max_T() const { return maxT_; }
+  // --check-finite: the parameters before forward(), and after every op of forward() and
+  // backward() the op's output, are checked; the first NaN or infinity throws UsageError naming
+  // the parameter, or the layer and op, where it started.
+  // Costs a pass over every activation; off by default.
+  void set_check_finite(bool on) { check_finite_ = on; }
+  // The same check over every tensor of a set laid out as this model's parameters (its
+  // parameters after an update, its gradients): UsageError naming the tensor and `what`.
+  void check_finite(const ParamSet& set, const char* what) const;
   // The type the weight matrices are multiplied in: fp32, or a bound file's bf16/f16 (the type
   // of wte when the file mixes types).
   WeightType weight_type() const { return wte_w_.type; }
@@ -115,6 +123,9 @@ struct Model {
   Model(const ModelConfig& cfg, int B, int T, bool training, std::shared_ptr<Backend> backend,
         int64_t head_cols, ParamLayout layout);
   void bind_matrices(const Safetensors* file);
+  // With check_finite_: UsageError if x (n) holds a non-finite value, naming op and layer
+  // (-1: outside the blocks).
+  void finite(const float* x, int64_t n, int layer, const char* op) const;
   void embed(const int32_t* tokens, int B, int T, int64_t pos0);
   void blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed);
   const float* logits_to_host(int64_t rows) const;
@@ -143,6 +154,7 @@ struct Model {
   DeviceArray<std::byte> arena_;
   Activations acts_;
   bool training_;
+  bool check_finite_ = false;
   int64_t head_cols_;  // 0: the whole head at once
   int maxB_, maxT_;
   int B_ = 0, T_ = 0;

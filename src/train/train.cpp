@@ -184,6 +184,7 @@ TrainResult train(const TrainOptions& o, Comm* job) {
   const MaskSpec* mlm = cfg.objective == Objective::mlm ? &mask_spec : nullptr;
 
   Model model(cfg, B, T, /*training=*/true, backend);
+  model.set_check_finite(o.check_finite);
   ShardedAdamW opt(model.layout, backend, comm, o.grad_accum);
   int64_t step = 0;
   if (!o.resume.empty()) {
@@ -282,8 +283,14 @@ TrainResult train(const TrainOptions& o, Comm* job) {
         mask_tokens(tokens.data(), targets.data(), int64_t(B) * T, *mlm,
                     hash64(o.seed, uint64_t(step), uint64_t(micro), 0x4D4Cull), 0);
       const uint64_t drop_seed = hash64(o.seed, uint64_t(step), uint64_t(micro), 0xD509);
-      losses[size_t(round)] = model.forward(tokens.data(), targets.data(), B, T, true, drop_seed);
-      model.backward(accum_scale);
+      try {
+        losses[size_t(round)] =
+            model.forward(tokens.data(), targets.data(), B, T, true, drop_seed);
+        model.backward(accum_scale);
+      } catch (const UsageError& e) {  // --check-finite: say where in the run it happened
+        if (!o.check_finite) throw;
+        usage_error("step ", step + 1, ", micro-batch ", micro, ": ", e.what());
+      }
       opt.reduce(model.grads, round);
     }
     comm.allgather(losses.data(), all_losses.data(), losses.size() * sizeof(float));
@@ -298,6 +305,9 @@ TrainResult train(const TrainOptions& o, Comm* job) {
                   " (try a lower --lr than ", o.lr, ")");
     const float lr = sched.at(step);
     const float gnorm = opt.step(model.params, lr, step + 1, o.clip, o.adamw);
+    if (o.check_finite)
+      model.check_finite(model.params, str_cat("step ", step + 1, ": after the AdamW update, "
+                                               "parameter").c_str());
     ++step;
     ++steps_since_log;
     res.step = step;

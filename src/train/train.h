@@ -40,6 +40,7 @@ struct TrainOptions {
   float mask_rate = 0.15f;     // --objective mlm: share of positions masked (data/masking.h)
   int ranks = 1;               // processes of the job (mpirun -np); grad_accum is per rank
   bool oversubscribe = false;  // allow ranks x threads beyond this host's cores
+  bool check_finite = false;   // stop at the first op or update that makes a NaN/infinity
 
   // The hyper-parameters stored in checkpoints; `resume` checks flags against them.
   nlohmann::json to_json() const;

@@ -37,6 +37,9 @@ class CpuBackend final : public Backend {
   }
   void copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void fill(float* x, float value, int64_t n) override { std::fill(x, x + n, value); }
+  int64_t first_nonfinite(const float* x, int64_t n) override {
+    return cpu::first_nonfinite(x, n);
+  }
   void synchronize() override {}  // every op has finished when it returns
   bool host_memory() const override { return true; }
 

@@ -324,6 +324,14 @@ float crossentropy_forward(float* lse, const float* logits, const int32_t* targe
   return scored ? float(total / double(scored)) : 0.0f;
 }
 
+int64_t first_nonfinite(const float* x, int64_t n) {
+  int64_t first = n;  // each thread's first hit, reduced by min: the first of all
+#pragma omp parallel for schedule(static) reduction(min : first)
+  for (int64_t i = 0; i < n; ++i)
+    if (i < first && !std::isfinite(x[i])) first = i;
+  return first == n ? -1 : first;
+}
+
 float crossentropy_block(float* state, float* loss, const float* logits, const int32_t* targets,
                          int64_t N, int64_t cols, int64_t v0, int64_t V) {
   float *mx = state, *sum = state + N, *tgt = state + 2 * N;

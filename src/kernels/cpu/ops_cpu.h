@@ -47,6 +47,7 @@ void residual_backward(float* dbranch, const float* dx, int64_t N, int64_t C, fl
                        uint64_t seed);
 float crossentropy_forward(float* lse, const float* logits, const int32_t* targets, int64_t N,
                            int64_t V);
+int64_t first_nonfinite(const float* x, int64_t n);
 float crossentropy_block(float* state, float* loss, const float* logits, const int32_t* targets,
                          int64_t N, int64_t cols, int64_t v0, int64_t V);
 void crossentropy_backward(float* logits, const float* lse, const int32_t* targets, int64_t N,

@@ -8,6 +8,7 @@ namespace alibi::cpu {
 
 void kv_append(float* cache, int64_t rows, int64_t row0, const float* x, int NH, int T, int HS) {
   const size_t bytes = size_t(T) * size_t(HS) * sizeof(float);
+  if (bytes == 0) return;  // an empty cache may have no storage: memcpy from null is undefined
   for (int64_t h = 0; h < NH; ++h)
     std::memcpy(cache + (h * rows + row0) * HS, x + h * int64_t(T) * HS, bytes);
 }
@@ -15,6 +16,7 @@ void kv_append(float* cache, int64_t rows, int64_t row0, const float* x, int NH,
 void kv_move(float* dst, int64_t dst_rows, const float* src, int64_t src_rows, int64_t start,
              int64_t len, int64_t blocks, int HS) {
   const size_t bytes = size_t(len) * size_t(HS) * sizeof(float);
+  if (bytes == 0) return;  // nothing to move, and src may be null
   for (int64_t b = 0; b < blocks; ++b)  // memmove: in place the rows may overlap their target
     std::memmove(dst + b * dst_rows * HS, src + (b * src_rows + start) * HS, bytes);
 }
