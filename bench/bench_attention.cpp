@@ -188,7 +188,8 @@ int main(int argc, char** argv) {
       const FusedTimes& f = fused[T][nt];
       const double ff = g * fwd_flops / f.fwd, ffb = g * fb_flops / (f.fwd + f.bwd);
       const double sg = sgemm[T][nt];
-      std::printf("| %d | %d | %.1f | %.1f | %.1f | %.0f%% |", T, nt, sg, ff, ffb, 100.0 * ffb / sg);
+      std::printf("| %d | %d | %.1f | %.1f | %.1f | %.0f%% |", T, nt, sg, ff, ffb,
+                  100.0 * ffb / sg);
       const auto it = sdpa.find({"sdpa", T, nt});
       if (it != sdpa.end())
         std::printf(" %.1f | %.1f | %.2fx | %.2fx |", g * fwd_flops / it->second.fwd,

@@ -14,9 +14,8 @@ ckpt-*.safetensors in the run folder must be complete (its header and sizes agre
 file) and equal, tensor for tensor, to the reference's checkpoint of the same step, and the
 newest checkpoint must never go back; at the end the final checkpoint must equal the
 reference's (every tensor's bytes, and the step), and no temporary nor checkpoint past --keep
-may be left, except after a kill between the final checkpoint's rename and the clean-up that
-follows it: the resume then finds the run complete and saves nothing, and the trial is reported
-"untidy" (docs/reliability.md).
+may be left: a kill between the final checkpoint's rename and the clean-up that follows it is
+tidied by the resume that finds the run complete.
 
 `train --resume` on a folder without a checkpoint is refused (exit 2, "holds no checkpoint"):
 the campaign checks that once, and a run killed before its first checkpoint is restarted with
@@ -193,8 +192,6 @@ class Trial:
         self.run = os.path.join(work, f"trial-{index:03d}")
         self.kills = self.hooked = self.by_chance = self.starts = self.restarts = 0
         self.newest = 0  # the newest checkpoint's step seen after a kill: must never go back
-        self.final_trained = True
-        self.untidy = 0  # surplus files a no-op final resume left (see execute)
 
     def check_folder(self):
         names = checkpoints(self.run)
@@ -245,8 +242,6 @@ class Trial:
                     seg.kill()
             code, err = seg.finish()
             if code == 0:
-                # A resume of a run already at --steps trains nothing and saves nothing.
-                self.final_trained = "| loss " in err
                 break
             if code != -signal.SIGKILL:
                 raise Broken(f"segment exited {code}: {err[-1500:]}")
@@ -262,12 +257,7 @@ class Trial:
             raise Broken(f"the completed run has no {os.path.basename(final)}")
         self.check_folder()
         left, surplus = temporaries(self.run), len(checkpoints(self.run)) - a.keep
-        if not self.final_trained:
-            # Killed after the final checkpoint's rename, before the clean-up (older checkpoints
-            # past --keep, dead temporaries): the resume finds the run complete and exits without
-            # a save, so nothing tidies up. Untidy, not broken: every file was checked above.
-            self.untidy = len(left) + max(0, surplus)
-        elif left:
+        if left:
             raise Broken(f"temporaries left after completion: {sorted(left)}")
         elif surplus > 0:
             raise Broken(f"{a.keep + surplus} checkpoints kept, --keep {a.keep}")
@@ -316,23 +306,19 @@ def campaign(args, work, t0):
     args.kill_window = ref_wall
     print(f"reference: {args.steps} steps, {len(ref)} checkpoints, {ref_wall:.2f} s")
     rng = random.Random(args.seed)
-    totals = {"kills": 0, "hooked": 0, "by_chance": 0, "untidy": 0}
+    totals = {"kills": 0, "hooked": 0, "by_chance": 0}
     failures = 0
     for i in range(args.trials):
         t = Trial(args, rng, data, ref, i, work)
         try:
             t.execute()
             result = "OK (final checkpoint bit-identical)"
-            if t.untidy:
-                result += (f"; {t.untidy} surplus file(s) left: killed between the final rename "
-                           "and the clean-up")
         except (Broken, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as e:
             failures += 1
             result = f"FAIL: {e}"
         totals["kills"] += t.kills
         totals["hooked"] += t.hooked
         totals["by_chance"] += t.by_chance
-        totals["untidy"] += t.untidy > 0
         print(f"trial {i + 1:3d}: {t.kills} kills, {t.hooked + t.by_chance} inside a write "
               f"({t.hooked} hooked, {t.by_chance} by chance), {t.starts} starts "
               f"({t.restarts} fresh restarts): {result}", flush=True)
@@ -340,7 +326,7 @@ def campaign(args, work, t0):
     inside = totals["hooked"] + totals["by_chance"]
     print(f"crash campaign: {args.trials} trials, {totals['kills']} kills, {inside} inside a "
           f"checkpoint write ({totals['hooked']} hooked, {totals['by_chance']} by chance), "
-          f"{failures} failed, {totals['untidy']} untidy, {time.monotonic() - t0:.0f} s "
+          f"{failures} failed, {time.monotonic() - t0:.0f} s "
           f"(seed {args.seed}): "
           f"{'PASS' if failures == 0 else 'FAIL'}")
     return failures

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite again, built with -fsanitize=address,undefined -fno-sanitize-recover
-# (CMake option ALIBI_SANITIZE) into build-asan/: any sanitizer report aborts the test that
-# triggered it. Run by .ci/run after the README's test command (which does the set-up).
+# The whole test suite again, built by scripts/build_sanitize.sh (clang,
+# -fsanitize=address,undefined -fno-sanitize-recover, into build-asan/): any sanitizer report
+# aborts the test that triggered it.
+# Run by .ci/run after the README's test command (which does the set-up).
 #
 # Left out or relaxed, and why:
 #   GenerateCli.WindowKeepsMemoryFlatOver10W  asserts peak RSS, which ASan's shadow memory and
@@ -13,10 +14,7 @@
 #                                             Address and undefined-behaviour checks stay on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# -O1 and line tables only: the build is most of the cost, and reports still name file:line.
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DALIBI_SANITIZE=ON -DALIBI_BUILD_BENCH=OFF \
-  -DCMAKE_CXX_FLAGS_RELEASE="-O1 -g1 -march=native" >/dev/null
-cmake --build build-asan -j"$(nproc)"
+bash scripts/build_sanitize.sh
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 ctest --test-dir build-asan --output-on-failure \

@@ -33,7 +33,8 @@ struct AttnInputs {
   AttnDropout drop;
   explicit AttnInputs(const AttnCase& c, uint64_t seed) {
     s = AttnShape{c.B, c.NH, c.Tq, c.Tk, c.HS, c.ldk, MatmulPrecision::fp32};
-    const size_t nq = size_t(c.B) * c.NH * c.Tq * c.HS, nk = size_t(c.B) * c.NH * s.kv_rows() * c.HS;
+    const size_t nq = size_t(c.B) * c.NH * c.Tq * c.HS,
+                 nk = size_t(c.B) * c.NH * s.kv_rows() * c.HS;
     q = randn(nq, seed, 1.5f);  // sd 1.5: some softmax rows peaked, others flat
     k = randn(nk, seed + 1);
     v = randn(nk, seed + 2);

@@ -56,8 +56,10 @@ TEST_P(BackendOps, GemmEveryTransposeAgainstDouble) {
   uint64_t seed = 10;
   for (bool ta : {false, true})
     for (bool tb : {false, true})
-      for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 13, 5},
-                             {33, 17, 65}, {64, 70, 130}}) {
+      for (const auto& mnk : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 13, 5},
+                              {33, 17, 65}, {64, 70, 130}}) {
+        // Plain variables: clang 14 cannot capture structured bindings in a lambda.
+        const int64_t M = std::get<0>(mnk), N = std::get<1>(mnk), K = std::get<2>(mnk);
         SCOPED_TRACE(testing::Message() << "ta " << ta << " tb " << tb << " M " << M << " N "
                                         << N << " K " << K);
         const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
@@ -209,7 +211,8 @@ TEST_P(BackendOps, EmbeddingGatherAndScatterAgainstDouble) {
   const Outs got = run(
       [&](const Be& be) {
         auto dt = to_device(*be, tok, be);
-        auto dw = to_device(*be, wte, be), dd = to_device(*be, dx, be), g = to_device(*be, dwte0, be);
+        auto dw = to_device(*be, wte, be), dd = to_device(*be, dx, be),
+             g = to_device(*be, dwte0, be);
         DeviceArray<float> x(be, N * C);
         be->embedding_forward(x.data(), dt.data(), dw.data(), N, C, scale);
         be->embedding_backward(g.data(), dd.data(), dt.data(), N, C, V, scale);
@@ -349,7 +352,8 @@ TEST_P(BackendOps, PositionKernelsAgainstDouble) {
       }
   for (size_t row = 0; row < r0.size() / HS; ++row) {
     const int64_t p = pos0 + int64_t(row % T);
-    const Vec f = naive::rotate(&r0[row * HS], HS, p, 1.0), i = naive::rotate(&r0[row * HS], HS, p, -1.0);
+    const Vec f = naive::rotate(&r0[row * HS], HS, p, 1.0),
+              i = naive::rotate(&r0[row * HS], HS, p, -1.0);
     std::copy(f.begin(), f.end(), r.begin() + row * HS);
     std::copy(i.begin(), i.end(), rb.begin() + row * HS);
   }
@@ -411,7 +415,8 @@ TEST_P(BackendOps, OptimizerAgainstDouble) {
     const size_t k = size_t(i);
     m[k] = 0.9 * m0[k] + 0.1 * g[k];
     v[k] = 0.95 * v0[k] + 0.05 * double(g[k]) * g[k];
-    p[k] = p0[k] * double(u.decay) - double(u.step_size) * m[k] / (std::sqrt(v[k]) / u.bc2_sqrt + 1e-8);
+    p[k] = p0[k] * double(u.decay) -
+           double(u.step_size) * m[k] / (std::sqrt(v[k]) / u.bc2_sqrt + 1e-8);
     gs[k] = 0.25 * g[k];
     ss += double(g[k]) * g[k];
   }

@@ -35,7 +35,8 @@ TEST(BenchCli, PrintsOneRowPerMethodAndLengthWithRatiosToNone) {
   std::stringstream ss(r.out);
   for (std::string line; std::getline(ss, line);)
     if (line.rfind("| ", 0) == 0 && line.find("| method") != 0) rows.push_back(cells_of(line));
-  const std::vector<std::string> methods = {"none", "alibi", "sinusoidal", "rotary", "t5", "learned"};
+  const std::vector<std::string> methods = {"none",   "alibi", "sinusoidal",
+                                            "rotary", "t5",    "learned"};
   ASSERT_EQ(rows.size(), 2 * methods.size()) << r.out;
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& c = rows[i];

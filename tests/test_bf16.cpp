@@ -23,10 +23,11 @@ namespace {
 using test::kBf16Unit;
 using test::round_bf16;
 
-// Rounding one operand to bf16 moves it by at most 2^-9 relatively (bf16_util.h). A product of K terms whose operands were both rounded then errs by a
-// random walk of K steps: std ~ 0.4 * 2^-8 * sqrt(K) * rms_k|a_ik b_kj|. The bound below is about
-// ten of those standard deviations, so it holds for every element of the matrices tested, yet a
-// wrong transpose or stride (errors of order |C| itself) fails it by far.
+// Rounding one operand to bf16 moves it by at most 2^-9 relatively (bf16_util.h). A product of K
+// terms whose operands were both rounded then errs by a random walk of K steps: std ~ 0.4 * 2^-8 *
+// sqrt(K) * rms_k|a_ik b_kj|. The bound below is about ten of those standard deviations, so it
+// holds for every element of the matrices tested, yet a wrong transpose or stride (errors of order
+// |C| itself) fails it by far.
 constexpr double kGemmTolFactor = 4.0;
 
 // fp32 accumulation of exactly-representable bf16 products differs from fp32 sgemm of the same
@@ -75,8 +76,8 @@ double b_at(const GemmCase& g, const Operands& o, int64_t k, int64_t n) {
 std::vector<float> run_gemm(MatmulPrecision p, const GemmCase& g, const Operands& o, float alpha,
                             float beta) {
   std::vector<float> C = o.C0;
-  cpu::gemm(p, g.ta, g.tb, g.M, g.N, g.K, alpha, o.A.data(), o.lda, o.B.data(), o.ldb, beta, C.data(),
-       o.ldc);
+  cpu::gemm(p, g.ta, g.tb, g.M, g.N, g.K, alpha, o.A.data(), o.lda, o.B.data(), o.ldb, beta,
+            C.data(), o.ldc);
   return C;
 }
 

@@ -240,7 +240,8 @@ TEST_F(DataTest, PrepareBadInputLeavesNothing) {
 
   const fs::path latin1 = dir_ / "latin1.txt";
   write_text(latin1, "caf\xE9 au lait\n");
-  expect_usage_error([&] { prepare(options(latin1, out)); }, {latin1.string(), "UTF-8", "offset 3"});
+  expect_usage_error([&] { prepare(options(latin1, out)); },
+                     {latin1.string(), "UTF-8", "offset 3"});
   expect_nothing_at(out);
 
   const fs::path one_line = dir_ / "one_line.txt";
@@ -257,7 +258,8 @@ TEST_F(DataTest, PrepareBadInputLeavesNothing) {
 
   const fs::path good = dir_ / "good.txt";
   write_text(good, shakespeare(50'000));
-  expect_usage_error([&] { prepare(options(good, out, "wordpiece")); }, {"--tokenizer", "wordpiece"});
+  expect_usage_error([&] { prepare(options(good, out, "wordpiece")); },
+                     {"--tokenizer", "wordpiece"});
   auto o = options(good, out, "bpe");
   o.vocab = 10;
   expect_usage_error([&] { prepare(o); }, {"--vocab", "10"});

@@ -332,8 +332,9 @@ TEST_F(EvalTest, PastTheTrainingLengthEveryMethodButLearnedRuns) {
     ASSERT_EQ(j["results"].size(), 3u) << pos_name(p);
     for (const auto& r : j["results"]) EXPECT_TRUE(std::isfinite(r["ppl"].get<double>()));
   }
-  const auto r = run_cli(kOneThread + "eval " + run(PosKind::learned) + " --data " + path("data") + lengths,
-                         path("learned.err"));
+  const auto r =
+      run_cli(kOneThread + "eval " + run(PosKind::learned) + " --data " + path("data") + lengths,
+              path("learned.err"));
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("learned"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(std::to_string(4 * kTrainLen)), std::string::npos) << r.err;

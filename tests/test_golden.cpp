@@ -255,11 +255,13 @@ TEST_P(GoldenTables, PositionTables) {
     const std::vector<int32_t> table = t5_bucket_table(NB, M);
     ASSERT_EQ(int64_t(table.size()), ref.numel());
     for (int d = 0; d < M; ++d) {
-      EXPECT_EQ(table[d], ref.i32()[d]) << "t5_bucket_table(" << NB << ", " << M << ")[" << d << "]";
+      EXPECT_EQ(table[d], ref.i32()[d])
+          << "t5_bucket_table(" << NB << ", " << M << ")[" << d << "]";
       EXPECT_EQ(t5_bucket(d, NB, M), ref.i32()[d]) << "t5_bucket(" << d << ")";
     }
     // Past the table every distance saturates to the last bucket (kernels/attention.h).
-    for (int d = M; d < 4 * M; ++d) EXPECT_EQ(t5_bucket(d, NB, M), NB - 1) << "t5_bucket(" << d << ")";
+    for (int d = M; d < 4 * M; ++d)
+      EXPECT_EQ(t5_bucket(d, NB, M), NB - 1) << "t5_bucket(" << d << ")";
     checked = true;
   }
   EXPECT_TRUE(checked) << GetParam() << " has no position table in its golden file";

@@ -19,7 +19,8 @@ namespace {
 using test::read_text;
 
 const std::string kDir = ALIBI_SOURCE_DIR "/tests/golden/tokenizer/";
-const std::string kNovel = ALIBI_SOURCE_DIR "/../shared/data/gutenberg/doyle-adventures_of_sherlock_holmes.txt";
+const std::string kNovel =
+    ALIBI_SOURCE_DIR "/../shared/data/gutenberg/doyle-adventures_of_sherlock_holmes.txt";
 
 std::shared_ptr<const HfTokenizer> load(const std::string& name) {
   const std::string path = kDir + name + ".tokenizer.json";
@@ -47,11 +48,14 @@ TEST_P(HfGolden, EveryStressTextIdForId) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Configs, HfGolden, ::testing::Values("bloom", "neox", "kitchen", "chars", "bytebpe"),
+INSTANTIATE_TEST_SUITE_P(Configs, HfGolden,
+                         ::testing::Values("bloom", "neox", "kitchen", "chars", "bytebpe"),
                          [](const auto& info) { return std::string(info.param); });
 
-// encode(text) in the parts cut_at_or_after allows (every ~4 KB), concatenated; `parts` counts them.
-std::vector<int32_t> encode_in_parts(const HfTokenizer& tok, const std::string& text, size_t* parts) {
+// encode(text) in the parts cut_at_or_after allows (every ~4 KB), concatenated; `parts` counts
+// them.
+std::vector<int32_t> encode_in_parts(const HfTokenizer& tok, const std::string& text,
+                                     size_t* parts) {
   std::vector<int32_t> ids;
   *parts = 0;
   for (size_t at = 0; at < text.size(); ++*parts) {
@@ -102,9 +106,11 @@ nlohmann::json tiny() {
   return nlohmann::json::parse(R"({
     "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
     "normalizer": null,
-    "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+    "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                      "use_regex": true},
     "post_processor": null, "decoder": {"type": "ByteLevel"},
-    "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "<0x41>": 3}, "merges": ["a b"]}})");
+    "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "<0x41>": 3},
+              "merges": ["a b"]}})");
 }
 
 TEST(HfTokenizer, BadFilesAreOneLineErrorsNamingFieldAndValue) {
@@ -129,11 +135,15 @@ TEST(HfTokenizer, BadFilesAreOneLineErrorsNamingFieldAndValue) {
   j["model"]["merges"] = {"b a"};
   refused(j, {"merges[0]", "'ba'", "not in the vocab"});
   j = tiny();
-  j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {tiny()["pre_tokenizer"],
-                        {{"type", "Split"}, {"pattern", {{"Regex", "x"}}}, {"behavior", "Isolated"}}}}};
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {tiny()["pre_tokenizer"],
+        {{"type", "Split"}, {"pattern", {{"Regex", "x"}}}, {"behavior", "Isolated"}}}}};
   refused(j, {"pretokenizers[1]", "ByteLevel"});
   j = tiny();
-  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
+  j["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
   refused(j, {"pattern '(unclosed'", "does not compile"});
   j = tiny();
   j["truncation"] = {{"max_length", 8}};

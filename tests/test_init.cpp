@@ -115,7 +115,8 @@ TEST(InitConfig, RecordedInTheConfigAndOldCheckpointsStartedFromGpt2) {
   EXPECT_EQ(ModelConfig::from_json(old).init, InitScheme::gpt2);
   EXPECT_EQ(ModelConfig::from_json(old).t5_lr_scale, 1.0f);
   old["init"] = "xavier";
-  test::expect_usage_error([&] { ModelConfig::from_json(old); }, {"init", "xavier", "gpt2|fairseq"});
+  test::expect_usage_error([&] { ModelConfig::from_json(old); },
+                           {"init", "xavier", "gpt2|fairseq"});
   test::expect_usage_error([] { parse_init("normal"); }, {"--init", "normal", "gpt2|fairseq"});
 }
 

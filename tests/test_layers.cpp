@@ -124,7 +124,9 @@ TEST(Layers, CrossEntropyBackwardMatchesFiniteDifferences) {
   auto logits = randn(N * V, 61, 2.0f);
   std::vector<int32_t> tgt = {0, 8, 3, 3};
   std::vector<float> lse(N), d(N * V);
-  auto loss = [&] { return double(crossentropy_forward(lse.data(), logits.data(), tgt.data(), N, V)); };
+  auto loss = [&] {
+    return double(crossentropy_forward(lse.data(), logits.data(), tgt.data(), N, V));
+  };
   const float l = float(loss());
   // reference: mean of -log softmax at the target, in double
   double ref = 0.0;

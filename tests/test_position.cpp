@@ -86,7 +86,8 @@ TEST(Slopes, EqualTransformersBloomAndMptForOneTo128Heads) {
 // before the query; bidirectional as the attention kernel composes them (kernels/attention.h):
 // keys after the query in the second half, each half the causal rule with half the buckets.
 TEST(T5Buckets, EqualTransformersCausalAndBidirectional) {
-  std::ifstream f(std::string(ALIBI_SOURCE_DIR) + "/tests/golden/t5/relative_position_buckets.json");
+  std::ifstream f(std::string(ALIBI_SOURCE_DIR) +
+                  "/tests/golden/t5/relative_position_buckets.json");
   ASSERT_TRUE(f) << "missing golden file";
   const nlohmann::json g = nlohmann::json::parse(f);
   const std::vector<int> rel = g.at("relative_positions").get<std::vector<int>>();

@@ -29,7 +29,8 @@ TEST(TokenizeCli, EncodesAndDecodesAsTheGoldens) {
     auto r = run_cli("tokenize --tokenizer " + tok + " --text " + text, dir / "enc");
     ASSERT_EQ(r.code, 0) << r.err;
     std::string want;
-    for (const auto& id : expected[name]["ids_special"]) want += (want.empty() ? "" : " ") + id.dump();
+    for (const auto& id : expected[name]["ids_special"])
+      want += (want.empty() ? "" : " ") + id.dump();
     EXPECT_EQ(r.out, want + "\n");
     write_text(dir / "ids.txt", r.out);
     r = run_cli("tokenize --tokenizer " + tok + " --decode --text " + dir / "ids.txt", dir / "dec");
@@ -44,7 +45,8 @@ TEST(TokenizeCli, EncodesAndDecodesAsTheGoldens) {
   ASSERT_EQ(j["pieces"].size(), j["ids"].size());
   const auto hf = HfTokenizer::load(read_text(tok), tok);
   for (size_t i = 0; i < j["ids"].size(); ++i) EXPECT_EQ(j["pieces"][i], hf->token(j["ids"][i]));
-  r = run_cli("tokenize --tokenizer bytes --pieces --text " + kGolden + "texts/digits.txt", dir / "p");
+  r = run_cli("tokenize --tokenizer bytes --pieces --text " + kGolden + "texts/digits.txt",
+              dir / "p");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.substr(0, 4), "49\t1");
 }
@@ -59,20 +61,24 @@ TEST(TokenizeCli, BadInputIsOneLineExitTwo) {
       {"tokenize --tokenizer " + dir / "missing.json", {"missing.json", "does not exist"}},
       {"tokenize --tokenizer " + dir / "trunc.json", {"trunc.json", "not valid JSON"}},
       {"tokenize --tokenizer " + bloom + " --text " + dir / "nope.txt", {"nope.txt"}},
-      {"tokenize --tokenizer " + bloom + " --decode --text " + dir / "ids.txt", {"'x9'", "not a token id"}},
+      {"tokenize --tokenizer " + bloom + " --decode --text " + dir / "ids.txt",
+       {"'x9'", "not a token id"}},
       {"tokenize --tokenizer " + bloom + " --decode --text " + dir / "big.txt",
        {"token id 999999", "bloom.tokenizer.json", "3000 ids"}},
-      {"prepare --input " + kGolden + "texts/code.txt --out " + dir / "d" + " --tokenizer wordpiece",
+      {"prepare --input " + kGolden + "texts/code.txt --out " + dir / "d" +
+           " --tokenizer wordpiece",
        {"--tokenizer 'wordpiece'", "bytebpe"}},
       {"prepare --input " + kGolden + "texts/code.txt --out " + dir / "d" +
-           " --tokenizer bytebpe --vocab 100", {"--vocab 100", "258"}},
+           " --tokenizer bytebpe --vocab 100",
+       {"--vocab 100", "258"}},
   };
   for (const auto& [args, needles] : cases) {
     SCOPED_TRACE(args);
     const auto r = run_cli(args, dir / "e");
     EXPECT_EQ(r.code, 2) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    for (const auto& n : needles) EXPECT_NE(r.err.find(n), std::string::npos) << n << " in " << r.err;
+    for (const auto& n : needles)
+      EXPECT_NE(r.err.find(n), std::string::npos) << n << " in " << r.err;
   }
   EXPECT_FALSE(std::filesystem::exists(dir / "d"));
 }
@@ -91,7 +97,8 @@ TEST(TokenizeCli, HfTokenizerThroughPrepareTrainEvalGenerate) {
   EXPECT_EQ(info["tokenizer"], "hf");
   // The prepared ids are the tokenizer's (whole-text encoding), whatever the thread count.
   const auto hf = HfTokenizer::load(read_text(tok), tok);
-  EXPECT_EQ(info["splits"]["train"]["tokens"].get<size_t>() + info["splits"]["valid"]["tokens"].get<size_t>() +
+  EXPECT_EQ(info["splits"]["train"]["tokens"].get<size_t>() +
+                info["splits"]["valid"]["tokens"].get<size_t>() +
                 info["splits"]["test"]["tokens"].get<size_t>(),
             hf->encode(text, false).size());
   r = run_cli("--threads 1 train --data " + dir / "data" + " --out " + dir / "run" +
@@ -103,7 +110,8 @@ TEST(TokenizeCli, HfTokenizerThroughPrepareTrainEvalGenerate) {
               " --lengths 32,64 --json " + dir / "e.json", dir / "e");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto ej = nlohmann::json::parse(read_text(dir / "e.json"));
-  EXPECT_EQ(ej["results"][0]["tokens_scored"].get<size_t>(), hf->encode(text.substr(150000, 5000), false).size() - 1);
+  EXPECT_EQ(ej["results"][0]["tokens_scored"].get<size_t>(),
+            hf->encode(text.substr(150000, 5000), false).size() - 1);
   r = run_cli("--threads 1 generate " + dir / "run" + " --prompt 'KING HENRY:' --max-new-tokens 12 "
               "--temperature 0", dir / "g");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -117,7 +125,8 @@ TEST(TokenizeCli, BytebpeTrainsTheCommittedTokenizer) {
   const auto r = run_cli("--threads 2 prepare --input " + test::shakespeare_path() + " --out " +
                          dir / "data" + " --tokenizer bytebpe --vocab 1000", dir / "p");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(read_text(dir / "data/hf-tokenizer.json"), read_text(kGolden + "bytebpe.tokenizer.json"));
+  EXPECT_EQ(read_text(dir / "data/hf-tokenizer.json"),
+            read_text(kGolden + "bytebpe.tokenizer.json"));
 }
 
 }  // namespace

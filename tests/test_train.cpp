@@ -1,5 +1,7 @@
 // The training job end to end through the CLI: bit-identical resume, signals, bad input.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
@@ -93,12 +95,38 @@ TEST_F(TrainCli, CheckpointHoldsTheRunState) {
     EXPECT_NE(r.err.find(s), std::string::npos) << s << " missing from: " << r.err;
 }
 
+// A kill after the final checkpoint's rename and before the clean-up that follows it leaves a
+// checkpoint past --keep and a dead writer's temporary; the resume that finds the run complete
+// saves nothing, so it has to tidy the folder itself.
+TEST_F(TrainCli, ResumeOfACompleteRunTidiesTheFolder) {
+  const std::string run = path("complete");
+  auto r = run_cli("train --data " + data() + " --out " + run + kTiny +
+                       " --steps 3 --save-every 1 --keep 2",
+                   path("t1.err"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string ck = run + "/ckpt-000000003.safetensors";
+  ASSERT_FALSE(fs::exists(run + "/ckpt-000000001.safetensors"));
+  fs::copy_file(ck, run + "/ckpt-000000001.safetensors");  // one past --keep 2
+  const pid_t dead = ::fork();  // a pid no process has once it is reaped
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);
+  const std::string temp = ck + ".tmp-" + std::to_string(dead) + "-0";
+  fs::copy_file(ck, temp);
+  r = run_cli("train --resume " + run + " --steps 3 --keep 2", path("t2.err"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(temp));
+  EXPECT_FALSE(fs::exists(run + "/ckpt-000000001.safetensors"));
+  EXPECT_TRUE(fs::exists(run + "/ckpt-000000002.safetensors"));
+  EXPECT_TRUE(fs::exists(ck));
+}
+
 TEST_F(TrainCli, SigintSavesACheckpointAndExitsCleanly) {
   const std::string run = path("sigint");
-  const std::string cmd = "bash -c '" + std::string(ALIBI_CLI) + " train --data " + data() +
-                          " --out " + run + kTiny + " --steps 100000 --save-every 0 2>" +
-                          path("int.err") + " & pid=$!; sleep 3; kill -INT $pid; wait $pid; echo $? > " +
-                          path("int.code") + "'";
+  const std::string cmd =
+      "bash -c '" + std::string(ALIBI_CLI) + " train --data " + data() + " --out " + run + kTiny +
+      " --steps 100000 --save-every 0 2>" + path("int.err") +
+      " & pid=$!; sleep 3; kill -INT $pid; wait $pid; echo $? > " + path("int.code") + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   std::ifstream f(path("int.code"));
   int code = -1;
@@ -148,7 +176,8 @@ TEST_F(TrainCli, BadModelFlagsAreRejected) {
 
 TEST_F(TrainCli, TruncatedOrForeignCheckpointIsRejected) {
   const std::string run = path("trunc");
-  ASSERT_EQ(run_cli("train --data " + data() + " --out " + run + kTiny + " --steps 2",
+  ASSERT_EQ(run_cli("train --data " + data() + " --out " + run + kTiny +
+                        " --steps 2 --save-every 1",
                     path("t.err")).code, 0);
   const std::string ck = run + "/ckpt-000000002.safetensors";
   fs::resize_file(ck, fs::file_size(ck) / 2);
@@ -161,6 +190,14 @@ TEST_F(TrainCli, TruncatedOrForeignCheckpointIsRejected) {
   expect_cli_error(
       run_cli("train --resume " + path("foreign.safetensors") + " --steps 4", path("e8")),
       "foreign.safetensors");
+  // A checkpoint that says its tokenizer is SentencePiece but lacks the model bytes.
+  Safetensors no_model = Safetensors::read(run + "/ckpt-000000001.safetensors");
+  no_model.metadata["tokenizer"] = R"({"kind":"bpe","vocab":256,"fingerprint":"0"})";
+  no_model.write_atomic(path("no_model.safetensors"));
+  const auto r = run_cli("train --resume " + path("no_model.safetensors") + " --steps 4",
+                         path("e_nomodel"));
+  expect_cli_error(r, "no_model.safetensors");
+  EXPECT_NE(r.err.find("'tokenizer.model'"), std::string::npos) << r.err;
   test::write_text(path("text.safetensors"), "hello, not a checkpoint");
   expect_cli_error(
       run_cli("train --resume " + path("text.safetensors") + " --steps 4", path("e9")),

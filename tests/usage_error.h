@@ -18,7 +18,8 @@ void expect_usage_error(F&& f, const std::vector<std::string>& needles) {
   } catch (const UsageError& e) {
     const std::string msg = e.what();
     EXPECT_EQ(msg.find('\n'), std::string::npos) << "message is not one line: " << msg;
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << n << " not in: " << msg;
+    for (const auto& n : needles)
+      EXPECT_NE(msg.find(n), std::string::npos) << n << " not in: " << msg;
   }
 }
 

@@ -267,9 +267,11 @@ Command add_eval(CLI::App& app) {
       "scored per second and the process's peak resident memory for each --lengths (run "
       "shortest first), as a table on stdout (and --json); a masked LM: loss, perplexity and "
       "accuracy on a fixed masking of the text");
-  c->add_option("checkpoint", o->checkpoint, "run folder (its latest checkpoint) or a checkpoint file")
+  c->add_option("checkpoint", o->checkpoint,
+                "run folder (its latest checkpoint) or a checkpoint file")
       ->required();
-  c->add_option("--data", o->data, "prepared data folder (alibi prepare); its tokenizer must be the checkpoint's");
+  c->add_option("--data", o->data,
+                "prepared data folder (alibi prepare); its tokenizer must be the checkpoint's");
   c->add_option("--split", o->split, "split of --data: valid | test | train");
   c->add_option("--text", o->text,
                 "score a raw text file instead, tokenised with the checkpoint's own tokenizer");
@@ -283,7 +285,8 @@ Command add_eval(CLI::App& app) {
   c->add_option("--batch", o->batch,
                 "windows per forward (0: as many as fit 16384 tokens and 512 MiB of activations)");
   c->add_option("--device", o->device, "where to compute: " + device_names());
-  c->add_option("--max-tokens", o->max_tokens, "score only the first N tokens of the text (0: all)");
+  c->add_option("--max-tokens", o->max_tokens,
+                "score only the first N tokens of the text (0: all)");
   c->add_option("--json", o->json,
                 "also write the results as JSON to this file ('-': JSON to stdout, table to "
                 "stderr)");

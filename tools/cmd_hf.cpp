@@ -37,15 +37,14 @@ Command add_import(CLI::App& app) {
             if (automatic && m.dtype == "BF16") wt = WeightType::bf16;
             if (automatic && m.dtype == "F16") wt = WeightType::f16;
             const ParamLayout layout = make_param_layout(m.config);
-            ParamSet set(layout);
-            set.from_host(m.params);
             nlohmann::json train = {{"imported_from", fs::absolute(*dir).string()},
                                     {"architecture", m.architecture},
                                     {"dtype", m.dtype},
                                     {"weights", weight_type_name(wt)}};
             if (m.trained_len > 0) train["seq_len"] = m.trained_len;
-            const std::string path = write_checkpoint(*out, m.config, train, 0, m.tokenizer, set,
-                                                      nullptr, nullptr, 1, wt);
+            const std::string path =
+                write_checkpoint_host(*out, m.config, train, 0, m.tokenizer, layout,
+                                      m.params.data(), nullptr, nullptr, 1, wt);
             const ModelConfig& c = m.config;
             size_t count = 0;
             for (const TensorInfo& t : layout.tensors) count += t.numel;

@@ -56,7 +56,8 @@ std::vector<int32_t> parse_ids(const std::string& s, const std::string& where) {
       used = 0;
     }
     if (used != word.size() || v < 0 || v > INT32_MAX)
-      usage_error(where, ": '", word.substr(0, 40), "' is not a token id; expected ids separated by "
+      usage_error(where, ": '", word.substr(0, 40),
+                  "' is not a token id; expected ids separated by "
                   "spaces (or a JSON array) with --decode");
     ids.push_back(int32_t(v));
     i = j;
@@ -93,7 +94,10 @@ void run_tokenize(const TokenizeOptions& o) {
   const std::string where = o.text.empty() ? "stdin" : str_cat("--text '", o.text, "'");
   if (o.decode) {
     const std::string text = tok.decode(parse_ids(input, where));
-    if (o.json) std::cout << nlohmann::json{{"text", text}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    if (o.json)
+      std::cout << nlohmann::json{{"text", text}}.dump(-1, ' ', false,
+                                                       nlohmann::json::error_handler_t::replace)
+                << "\n";
     else std::cout << text;
     return;
   }

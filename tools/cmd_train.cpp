@@ -27,33 +27,53 @@ struct FixedFlag {
             [](TrainOptions& d, const TrainOptions& s) { d.field = s.field; }}
 
 std::vector<FixedFlag> fixed_flags() {
-  return {FixedFlag{"--pos", [](const TrainOptions& o) { return nlohmann::json(pos_name(o.model.pos)); },
-                    [](TrainOptions& d, const TrainOptions& s) { d.model.pos = s.model.pos; }},
-          FixedFlag{"--init", [](const TrainOptions& o) { return nlohmann::json(init_name(o.model.init)); },
-                    [](TrainOptions& d, const TrainOptions& s) { d.model.init = s.model.init; }},
-          FIXED("--layers", model.layers), FIXED("--d-model", model.d_model),
-          FIXED("--heads", model.heads), FIXED("--ffn", model.ffn),
-          FIXED("--dropout", model.dropout_resid), FIXED("--attn-dropout", model.dropout_attn),
-          FIXED("--t5-buckets", model.t5_buckets),
-          FIXED("--t5-max-distance", model.t5_max_distance),
-          FIXED("--t5-lr-scale", model.t5_lr_scale),
-          FIXED("--max-positions", model.max_positions), FIXED("--seq-len", seq_len),
-          FIXED("--batch", batch),
-          FIXED("--warmup", warmup), FIXED("--lr", lr), FIXED("--min-lr-ratio", min_lr_ratio),
-          FIXED("--clip", clip), FIXED("--beta1", adamw.beta1), FIXED("--beta2", adamw.beta2),
-          FIXED("--weight-decay", adamw.weight_decay), FIXED("--seed", seed),
-          FIXED("--dtype", dtype),
-          FixedFlag{"--gelu", [](const TrainOptions& o) { return nlohmann::json(gelu_name(o.model.gelu)); },
-                    [](TrainOptions& d, const TrainOptions& s) { d.model.gelu = s.model.gelu; }},
-          FIXED("--linear-bias", model.linear_bias), FIXED("--ln-bias", model.ln_bias),
-          FIXED("--ln-eps", model.ln_eps), FIXED("--embed-scale", model.embed_scale),
-          FIXED("--embed-ln", model.embed_ln), FIXED("--alibi-bias-max", model.alibi_bias_max),
-          FIXED("--tied-head", model.tied_head),
-          FixedFlag{"--slopes", [](const TrainOptions& o) { return nlohmann::json(slopes_name(o.model.slopes)); },
-                    [](TrainOptions& d, const TrainOptions& s) { d.model.slopes = s.model.slopes; }},
-          FixedFlag{"--objective", [](const TrainOptions& o) { return nlohmann::json(objective_name(o.model.objective)); },
-                    [](TrainOptions& d, const TrainOptions& s) { d.model.objective = s.model.objective; }},
-          FIXED("--causal", model.causal), FIXED("--mask-rate", mask_rate)};
+  return {
+      FixedFlag{"--pos",
+                [](const TrainOptions& o) { return nlohmann::json(pos_name(o.model.pos)); },
+                [](TrainOptions& d, const TrainOptions& s) { d.model.pos = s.model.pos; }},
+      FixedFlag{"--init",
+                [](const TrainOptions& o) { return nlohmann::json(init_name(o.model.init)); },
+                [](TrainOptions& d, const TrainOptions& s) { d.model.init = s.model.init; }},
+      FIXED("--layers", model.layers),
+      FIXED("--d-model", model.d_model),
+      FIXED("--heads", model.heads),
+      FIXED("--ffn", model.ffn),
+      FIXED("--dropout", model.dropout_resid),
+      FIXED("--attn-dropout", model.dropout_attn),
+      FIXED("--t5-buckets", model.t5_buckets),
+      FIXED("--t5-max-distance", model.t5_max_distance),
+      FIXED("--t5-lr-scale", model.t5_lr_scale),
+      FIXED("--max-positions", model.max_positions),
+      FIXED("--seq-len", seq_len),
+      FIXED("--batch", batch),
+      FIXED("--warmup", warmup),
+      FIXED("--lr", lr),
+      FIXED("--min-lr-ratio", min_lr_ratio),
+      FIXED("--clip", clip),
+      FIXED("--beta1", adamw.beta1),
+      FIXED("--beta2", adamw.beta2),
+      FIXED("--weight-decay", adamw.weight_decay),
+      FIXED("--seed", seed),
+      FIXED("--dtype", dtype),
+      FixedFlag{"--gelu",
+                [](const TrainOptions& o) { return nlohmann::json(gelu_name(o.model.gelu)); },
+                [](TrainOptions& d, const TrainOptions& s) { d.model.gelu = s.model.gelu; }},
+      FIXED("--linear-bias", model.linear_bias),
+      FIXED("--ln-bias", model.ln_bias),
+      FIXED("--ln-eps", model.ln_eps),
+      FIXED("--embed-scale", model.embed_scale),
+      FIXED("--embed-ln", model.embed_ln),
+      FIXED("--alibi-bias-max", model.alibi_bias_max),
+      FIXED("--tied-head", model.tied_head),
+      FixedFlag{"--slopes",
+                [](const TrainOptions& o) { return nlohmann::json(slopes_name(o.model.slopes)); },
+                [](TrainOptions& d, const TrainOptions& s) { d.model.slopes = s.model.slopes; }},
+      FixedFlag{
+          "--objective",
+          [](const TrainOptions& o) { return nlohmann::json(objective_name(o.model.objective)); },
+          [](TrainOptions& d, const TrainOptions& s) { d.model.objective = s.model.objective; }},
+      FIXED("--causal", model.causal),
+      FIXED("--mask-rate", mask_rate)};
 }
 #undef FIXED
 
@@ -108,12 +128,14 @@ Command add_prepare(CLI::App& app) {
   cp->add_option("--input", o->input, "text file, or folder with train/valid/test files")
       ->required();
   cp->add_option("--out", o->out, "output data folder")->required();
-  cp->add_option("--tokenizer", o->tokenizer,
-                 "bytes | bpe (SentencePiece) | bytebpe (byte-level BPE, written as tokenizer.json)");
+  cp->add_option(
+      "--tokenizer", o->tokenizer,
+      "bytes | bpe (SentencePiece) | bytebpe (byte-level BPE, written as tokenizer.json)");
   cp->add_option("--vocab", o->vocab, "BPE vocabulary size (bpe, bytebpe)");
-  cp->add_option("--tokenizer-from", o->tokenizer_from,
-                 "use this tokenizer instead of --tokenizer: a Hugging Face tokenizer.json or model "
-                 "folder, a SentencePiece .model, a data folder, a run folder or checkpoint");
+  cp->add_option(
+      "--tokenizer-from", o->tokenizer_from,
+      "use this tokenizer instead of --tokenizer: a Hugging Face tokenizer.json or model "
+      "folder, a SentencePiece .model, a data folder, a run folder or checkpoint");
   cp->add_option("--valid-fraction", o->valid_fraction, "single-file input: share for valid");
   cp->add_option("--test-fraction", o->test_fraction, "single-file input: share for test");
   return {cp, [o, cp] {

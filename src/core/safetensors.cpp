@@ -156,11 +156,21 @@ bool StTensor::same_bytes(const StTensor& o) const {
 
 void Safetensors::add(const std::string& name, const std::string& dtype,
                       std::vector<int64_t> shape, const void* src, size_t bytes) {
+  add_view(name, dtype, std::move(shape), src, bytes);
+  StTensor& t = tensors[name];
+  t.owned.assign(t.view, t.view + bytes);
+  t.view = nullptr;
+  t.view_bytes = 0;
+}
+
+void Safetensors::add_view(const std::string& name, const std::string& dtype,
+                           std::vector<int64_t> shape, const void* src, size_t bytes) {
   StTensor t;
   t.dtype = dtype;
   t.shape = std::move(shape);
   ALIBI_CHECK(uint64_t(t.numel()) * dtype_size(dtype) == bytes, name);
-  t.owned.assign(static_cast<const uint8_t*>(src), static_cast<const uint8_t*>(src) + bytes);
+  t.view = static_cast<const uint8_t*>(src);
+  t.view_bytes = bytes;
   tensors[name] = std::move(t);
 }
 

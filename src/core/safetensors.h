@@ -43,6 +43,9 @@ struct Safetensors {
   void add(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
            const void* src, size_t bytes);
   void add_f32(const std::string& name, std::vector<int64_t> shape, const float* src);
+  // Adds a tensor without copying: SRC must stay alive and unchanged until this is written.
+  void add_view(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
+                const void* src, size_t bytes);
   const StTensor& at(const std::string& name) const;  // throws UsageError if absent
   bool has(const std::string& name) const { return tensors.count(name) != 0; }
 

@@ -26,7 +26,8 @@ size_t utf8_sequence(std::string_view s, size_t i, size_t* bad) {
     return 0;
   }
   for (size_t k = 1; k < len; ++k) {
-    const bool ok = i + k < n && p[i + k] >= (k == 1 ? lo : 0x80) && p[i + k] <= (k == 1 ? hi : 0xBF);
+    const bool ok =
+        i + k < n && p[i + k] >= (k == 1 ? lo : 0x80) && p[i + k] <= (k == 1 ? hi : 0xBF);
     if (!ok) {
       *bad = k;
       return 0;

@@ -45,8 +45,10 @@ std::vector<Word> count_words(std::string_view text, int threads) {
   std::vector<std::unordered_map<std::string, int64_t>> part(size_t(std::max(n, 0)));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int i = 0; i < n; ++i) {
-    const std::string_view chunk = text.substr(cuts[size_t(i)], cuts[size_t(i) + 1] - cuts[size_t(i)]);
-    re.find_all(chunk, [&](size_t b, size_t e) { ++part[size_t(i)][std::string(chunk.substr(b, e - b))]; });
+    const std::string_view chunk =
+        text.substr(cuts[size_t(i)], cuts[size_t(i) + 1] - cuts[size_t(i)]);
+    re.find_all(
+        chunk, [&](size_t b, size_t e) { ++part[size_t(i)][std::string(chunk.substr(b, e - b))]; });
   }
   std::unordered_map<std::string, int64_t> all;
   for (auto& p : part)
@@ -149,15 +151,23 @@ std::string train_byte_level_bpe(std::string_view text, int vocab, int threads) 
   vocab_json["<|endoftext|>"] = 0;
   for (size_t i = kFirstByteId; i < token.size(); ++i) vocab_json[chars(token[i])] = i;
   nlohmann::ordered_json merges_json = nlohmann::ordered_json::array();
-  for (const auto& [a, b] : merges) merges_json.push_back({chars(token[size_t(a)]), chars(token[size_t(b)])});
-  const nlohmann::ordered_json byte_level = {
-      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  for (const auto& [a, b] : merges)
+    merges_json.push_back({chars(token[size_t(a)]), chars(token[size_t(b)])});
+  const nlohmann::ordered_json byte_level = {{"type", "ByteLevel"},
+                                             {"add_prefix_space", false},
+                                             {"trim_offsets", true},
+                                             {"use_regex", true}};
   nlohmann::ordered_json j;
   j["version"] = "1.0";
   j["truncation"] = nullptr;
   j["padding"] = nullptr;
-  j["added_tokens"] = {{{"id", 0}, {"content", "<|endoftext|>"}, {"single_word", false}, {"lstrip", false},
-                        {"rstrip", false}, {"normalized", false}, {"special", true}}};
+  j["added_tokens"] = {{{"id", 0},
+                        {"content", "<|endoftext|>"},
+                        {"single_word", false},
+                        {"lstrip", false},
+                        {"rstrip", false},
+                        {"normalized", false},
+                        {"special", true}}};
   j["normalizer"] = nullptr;
   j["pre_tokenizer"] = byte_level;
   j["post_processor"] = byte_level;

@@ -96,7 +96,8 @@ struct SplitText {
 std::optional<int> split_of(const fs::path& file) {
   static const std::array<std::string, 5> kExt = {"", "txt", "tokens", "raw", "text"};
   std::string name = file.filename().string();
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   std::vector<std::string> parts;
   std::stringstream ss(name);
   for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
@@ -159,8 +160,8 @@ TokenSplit load_split(const std::string& dir, const std::string& split) {
   s.path = (fs::path(dir) / (split + ".tok")).string();
   std::error_code ec;
   if (!fs::is_regular_file(s.path, ec))
-    usage_error("split file '", s.path, "' does not exist; expected the output of 'alibi prepare' in '",
-                dir, "'");
+    usage_error("split file '", s.path,
+                "' does not exist; expected the output of 'alibi prepare' in '", dir, "'");
   const std::string raw = read_file(s.path, "split file");
   const uint64_t size = raw.size();
   const auto* h = reinterpret_cast<const unsigned char*>(raw.data());
@@ -172,13 +173,14 @@ TokenSplit load_split(const std::string& dir, const std::string& split) {
                 "written by 'alibi prepare'");
   const uint32_t version = get_u32(h + 8);
   if (version != kVersion)
-    usage_error("split file '", s.path, "' has format version ", version, "; this alibi reads version ",
-                kVersion, "; rerun 'alibi prepare'");
+    usage_error("split file '", s.path, "' has format version ", version,
+                "; this alibi reads version ", kVersion, "; rerun 'alibi prepare'");
   const uint32_t vocab = get_u32(h + 12);
   const uint64_t n = get_u64(h + 16);
   s.source_bytes = get_u64(h + 24);
   if (vocab == 0 || vocab > uint32_t(INT32_MAX))
-    usage_error("split file '", s.path, "' has vocab ", vocab, " in its header; the file is corrupt");
+    usage_error("split file '", s.path, "' has vocab ", vocab,
+                " in its header; the file is corrupt");
   if (n > (size - kHeaderBytes) / 4 || size != kHeaderBytes + 4 * n)
     usage_error("split file '", s.path, "' is ", size, " bytes but its header promises ", n,
                 " tokens (", kHeaderBytes + 4 * n, " bytes); it is truncated or corrupt, rerun "
@@ -188,8 +190,8 @@ TokenSplit load_split(const std::string& dir, const std::string& split) {
   for (uint64_t i = 0; i < n; ++i) {
     const uint32_t id = get_u32(h + kHeaderBytes + 4 * i);
     if (id >= vocab)
-      usage_error("split file '", s.path, "' has token ", id, " at index ", i, ", outside its vocab ",
-                  vocab, "; the file is corrupt, rerun 'alibi prepare'");
+      usage_error("split file '", s.path, "' has token ", id, " at index ", i,
+                  ", outside its vocab ", vocab, "; the file is corrupt, rerun 'alibi prepare'");
     s.tokens[i] = int32_t(id);
   }
   return s;
@@ -208,8 +210,9 @@ void prepare(const PrepareOptions& opts) {
     usage_error("--vocab ", opts.vocab, " is out of range for the bpe tokenizer; expected 300..",
                 1 << 20, " (256 ids go to byte fallback)");
   if (bytebpe && (opts.vocab < 258 || opts.vocab > (1 << 20)))  // as train_byte_level_bpe
-    usage_error("--vocab ", opts.vocab, " is out of range for the bytebpe tokenizer; expected 258..",
-                1 << 20, " (257 ids go to <|endoftext|> and the bytes)");
+    usage_error("--vocab ", opts.vocab,
+                " is out of range for the bytebpe tokenizer; expected 258..", 1 << 20,
+                " (257 ids go to <|endoftext|> and the bytes)");
   if (opts.input.empty()) usage_error("no input given; expected a text file or a folder");
   if (opts.out.empty()) usage_error("no output folder given");
   const int threads = opts.threads > 0 ? opts.threads : omp_get_max_threads();
@@ -269,10 +272,11 @@ void prepare(const PrepareOptions& opts) {
       splits[k].source = opts.input;
       splits[k].text = all.substr(cuts[k], cuts[k + 1] - cuts[k]);
       if (blank(splits[k].text))
-        usage_error("corpus '", opts.input, "' (", n, " bytes, ", std::count(all.begin(), all.end(), '\n'),
-                    " lines) leaves the ", splits[k].name, " split empty when cut at line boundaries "
-                    "by --valid-fraction ", vf, " and --test-fraction ", tf,
-                    "; use a larger corpus with more lines");
+        usage_error("corpus '", opts.input, "' (", n, " bytes, ",
+                    std::count(all.begin(), all.end(), '\n'), " lines) leaves the ", splits[k].name,
+                    " split empty when cut at line boundaries "
+                    "by --valid-fraction ",
+                    vf, " and --test-fraction ", tf, "; use a larger corpus with more lines");
     }
   }
 
@@ -280,7 +284,8 @@ void prepare(const PrepareOptions& opts) {
   if (!out.parent_path().empty()) fs::create_directories(out.parent_path(), ec);
   std::string tmpl = out.string() + ".tmp-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr)
-    usage_error("cannot create a folder next to output '", out.string(), "': ", std::strerror(errno));
+    usage_error("cannot create a folder next to output '", out.string(),
+                "': ", std::strerror(errno));
   const fs::path tmp = tmpl;
   ::chmod(tmp.c_str(), usual_mode(0777));
   try {
@@ -323,7 +328,8 @@ void prepare(const PrepareOptions& opts) {
     for (int k = 0; k < 3; ++k) {
       std::vector<int32_t> ids = tok.encode_parallel(splits[k].text, threads);
       counts[k] = ids.size();
-      save_split((tmp / (splits[k].name + ".tok")).string(), ids, tok.vocab(), splits[k].text.size());
+      save_split((tmp / (splits[k].name + ".tok")).string(), ids, tok.vocab(),
+                 splits[k].text.size());
       info["splits"][splits[k].name] = {{"tokens", ids.size()},
                                         {"bytes", splits[k].text.size()},
                                         {"source", fs::absolute(splits[k].source, ec).string()}};
@@ -372,8 +378,8 @@ void sample_batch(const TokenSplit& split, int B, int T, uint64_t seed, int64_t 
   ALIBI_CHECK(B > 0 && T > 0, "B ", B, " T ", T);
   const uint64_t n = split.tokens.size();
   if (n < uint64_t(T) + 1)
-    usage_error("split '", split.path, "' has ", n, " tokens; need at least T+1 = ", uint64_t(T) + 1,
-                " for --seq-len ", T);
+    usage_error("split '", split.path, "' has ", n,
+                " tokens; need at least T+1 = ", uint64_t(T) + 1, " for --seq-len ", T);
   const uint64_t starts = n - uint64_t(T);  // windows of T+1 tokens start in [0, n-T)
   const int32_t* src = split.tokens.data();
   for (int b = 0; b < B; ++b) {

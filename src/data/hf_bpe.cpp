@@ -115,8 +115,8 @@ BpeModel::BpeModel(const nlohmann::json& m, bool byte_level, const std::string& 
     for (; i < by_id.size() && size_t(by_id[i].first) == id; ++i) {
       if (offset_[id] != arena_.size())
         // token(id) would read offset_[id + 1], not set yet: the first holder is the arena's tail.
-        bad("vocab", "gives the id ", id, " to both '", std::string_view(arena_).substr(offset_[id]),
-            "' and '", *by_id[i].second, "'");
+        bad("vocab", "gives the id ", id, " to both '",
+            std::string_view(arena_).substr(offset_[id]), "' and '", *by_id[i].second, "'");
       arena_ += *by_id[i].second;
     }
     if (arena_.size() >= (uint64_t(1) << 32)) bad("vocab", "holds more than 4 GiB of token text");
@@ -159,7 +159,8 @@ BpeModel::BpeModel(const nlohmann::json& m, bool byte_level, const std::string& 
       const std::string s = e.get<std::string>();
       const size_t sp = s.find(' ');
       if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-        bad(str_cat("merges[", rank, "]"), "is '", s, "'; expected two tokens separated by one space");
+        bad(str_cat("merges[", rank, "]"), "is '", s,
+            "'; expected two tokens separated by one space");
       a = s.substr(0, sp);
       b = s.substr(sp + 1);
     } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
@@ -175,10 +176,12 @@ BpeModel::BpeModel(const nlohmann::json& m, bool byte_level, const std::string& 
       bad(str_cat("merges[", rank, "]"), "has '", b, "', shorter than continuing_subword_prefix");
     const std::string merged = a + b.substr(prefix_.size());
     const int32_t id = find(merged);
-    if (id < 0) bad(str_cat("merges[", rank, "]"), "makes '", merged, "', which is not in the vocab");
+    if (id < 0)
+      bad(str_cat("merges[", rank, "]"), "makes '", merged, "', which is not in the vocab");
     const uint64_t key = pair_key(ia, ib);
     size_t h = mix64(key) & (merges_.size() - 1);
-    while (merges_[h].pair != key && merges_[h].pair != ~uint64_t(0)) h = (h + 1) & (merges_.size() - 1);
+    while (merges_[h].pair != key && merges_[h].pair != ~uint64_t(0))
+      h = (h + 1) & (merges_.size() - 1);
     merges_[h] = {key, int32_t(rank), id};  // a repeated pair: the later rank, as HF
   }
 }

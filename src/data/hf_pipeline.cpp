@@ -69,7 +69,8 @@ std::string type_of(const json& o, const std::string& field, const FieldError& e
 }
 
 // A Split/Replace "pattern": {"String": s} (literal) or {"Regex": r}.
-std::shared_ptr<Regex> parse_pattern(const json& o, const std::string& field, const FieldError& err) {
+std::shared_ptr<Regex> parse_pattern(const json& o, const std::string& field,
+                                     const FieldError& err) {
   if (o.is_object() && o.size() == 1 && o.begin().value().is_string()) {
     const std::string v = o.begin().value().get<std::string>();
     if (o.begin().key() == "String") return std::make_shared<Regex>(Regex::escape(v), field);
@@ -81,7 +82,8 @@ std::shared_ptr<Regex> parse_pattern(const json& o, const std::string& field, co
 
 }  // namespace
 
-void FieldError::fail(const std::string& field, const json& value, const std::string& expected) const {
+void FieldError::fail(const std::string& field, const json& value,
+                      const std::string& expected) const {
   usage_error("tokenizer file '", origin, "': ", field, " is ", short_dump(value), "; expected ",
               expected);
 }
@@ -137,7 +139,8 @@ void AddedMatcher::split(std::string_view s,
     i = stop;  // the next match starts after this one, whatever becomes of it
     size_t len = 0;
     if (t->single_word) {
-      const bool word_before = start > 0 && is_word(code_point(s, last_char_start(s.substr(0, start)), &len));
+      const bool word_before =
+          start > 0 && is_word(code_point(s, last_char_start(s.substr(0, start)), &len));
       const bool word_after = stop < s.size() && is_word(code_point(s, stop, &len));
       if (word_before || word_after) continue;
     }
@@ -174,7 +177,8 @@ std::string Normalizer::apply(const std::string& s) const {
       return out.append(s, last, std::string::npos);
     }
     default: {
-      const int opts = UTF8PROC_STABLE | (kind == nfc || kind == nfkc ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
+      const int opts = UTF8PROC_STABLE |
+                       (kind == nfc || kind == nfkc ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
                        (kind == nfkc || kind == nfkd ? UTF8PROC_COMPAT : 0);
       utf8proc_uint8_t* dst = nullptr;
       const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
@@ -187,12 +191,15 @@ std::string Normalizer::apply(const std::string& s) const {
   }
 }
 
-std::vector<Normalizer> parse_normalizers(const json& j, const std::string& field, const FieldError& err) {
+std::vector<Normalizer> parse_normalizers(const json& j, const std::string& field,
+                                          const FieldError& err) {
   std::vector<Normalizer> out;
   if (j.is_null()) return out;
   const std::string type = type_of(j, field, err);
-  static const std::pair<const char*, Normalizer::Kind> forms[] = {
-      {"NFC", Normalizer::nfc}, {"NFD", Normalizer::nfd}, {"NFKC", Normalizer::nfkc}, {"NFKD", Normalizer::nfkd}};
+  static const std::pair<const char*, Normalizer::Kind> forms[] = {{"NFC", Normalizer::nfc},
+                                                                   {"NFD", Normalizer::nfd},
+                                                                   {"NFKC", Normalizer::nfkc},
+                                                                   {"NFKD", Normalizer::nfkd}};
   for (const auto& [name, kind] : forms)
     if (type == name) return {Normalizer{kind, "", nullptr}};
   if (type == "Sequence") {
@@ -290,19 +297,23 @@ std::vector<PreTokenizer> parse_pre_tokenizers(const json& j, const std::string&
   if (type == "Split") {
     p.pattern = parse_pattern(j.value("pattern", json()), field + ".pattern", err);
     static const std::pair<const char*, PreTokenizer::Behavior> names[] = {
-        {"Removed", PreTokenizer::removed}, {"Isolated", PreTokenizer::isolated},
+        {"Removed", PreTokenizer::removed},
+        {"Isolated", PreTokenizer::isolated},
         {"MergedWithPrevious", PreTokenizer::merged_with_previous},
-        {"MergedWithNext", PreTokenizer::merged_with_next}, {"Contiguous", PreTokenizer::contiguous}};
+        {"MergedWithNext", PreTokenizer::merged_with_next},
+        {"Contiguous", PreTokenizer::contiguous}};
     const json& b = j.value("behavior", json());
     auto it = std::find_if(std::begin(names), std::end(names),
                            [&](const auto& n) { return b.is_string() && b == n.first; });
     if (it == std::end(names))
-      err.fail(field + ".behavior", b, "Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous");
+      err.fail(field + ".behavior", b,
+               "Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous");
     p.behavior = it->second;
     p.invert = flag(j, "invert", false, field, err);
     return {p};
   }
-  err.fail(field + ".type", j["type"], "one of ByteLevel, Split, Sequence, or a null pre_tokenizer");
+  err.fail(field + ".type", j["type"],
+           "one of ByteLevel, Split, Sequence, or a null pre_tokenizer");
 }
 
 std::vector<TemplateItem> parse_post_processor(const json& j, const std::string& field,
@@ -322,7 +333,8 @@ std::vector<TemplateItem> parse_post_processor(const json& j, const std::string&
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string f = str_cat(field, ".processors[", i, "]");
       auto items = parse_post_processor(list[i], f, err, vocab);
-      if (!items.empty() && !out.empty()) err.fail(f, list[i], "at most one processor that adds tokens");
+      if (!items.empty() && !out.empty())
+        err.fail(f, list[i], "at most one processor that adds tokens");
       if (!items.empty()) out = std::move(items);
     }
     return out;
@@ -344,14 +356,18 @@ std::vector<TemplateItem> parse_post_processor(const json& j, const std::string&
       const json& item = single[i];
       const std::string f = str_cat(field, ".single[", i, "]");
       if (item.is_object() && item.contains("Sequence")) {
-        if (item["Sequence"].value("id", "") != "A") err.fail(f + ".Sequence.id", item["Sequence"].value("id", json()), "\"A\"");
+        if (item["Sequence"].value("id", "") != "A")
+          err.fail(f + ".Sequence.id", item["Sequence"].value("id", json()), "\"A\"");
         out.push_back({true, {}});
-      } else if (item.is_object() && item.contains("SpecialToken") && item["SpecialToken"].contains("id")) {
+      } else if (item.is_object() && item.contains("SpecialToken") &&
+                 item["SpecialToken"].contains("id")) {
         const json& name = item["SpecialToken"]["id"];
         if (!name.is_string() || !specials.contains(name.get<std::string>()))
           err.fail(f + ".SpecialToken.id", name, "a name listed in special_tokens");
         const json& ids = specials[name.get<std::string>()].value("ids", json());
-        if (!ids.is_array()) err.fail(field + ".special_tokens." + name.get<std::string>() + ".ids", ids, "an array of ids");
+        if (!ids.is_array())
+          err.fail(field + ".special_tokens." + name.get<std::string>() + ".ids", ids,
+                   "an array of ids");
         TemplateItem t;
         for (const auto& id : ids) t.ids.push_back(id_in_vocab(id, field + ".special_tokens ids"));
         out.push_back(std::move(t));

@@ -103,10 +103,12 @@ struct HfTokenizer::Impl {
   // or before a space and a letter ("\n A", as WikiText's lines start).
   bool cut_ok(std::string_view text, size_t p) const {
     auto letter = [&](size_t i) {
-      return i < text.size() && ((text[i] >= 'A' && text[i] <= 'Z') || (text[i] >= 'a' && text[i] <= 'z'));
+      return i < text.size() &&
+             ((text[i] >= 'A' && text[i] <= 'Z') || (text[i] >= 'a' && text[i] <= 'z'));
     };
     if (p < 2 || p >= text.size() || text[p - 1] != '\n') return false;
-    return (letter(p) && text[p - 2] > ' ' && text[p - 2] <= '~') || (text[p] == ' ' && letter(p + 1));
+    return (letter(p) && text[p - 2] > ' ' && text[p - 2] <= '~') ||
+           (text[p] == ' ' && letter(p + 1));
   }
 };
 
@@ -120,7 +122,8 @@ bool HfTokenizer::looks_like(std::string_view text) {
   return j.is_object() && j.contains("model") && j["model"].is_object();
 }
 
-std::shared_ptr<const HfTokenizer> HfTokenizer::load(std::string_view text, const std::string& origin) {
+std::shared_ptr<const HfTokenizer> HfTokenizer::load(std::string_view text,
+                                                     const std::string& origin) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded())
     usage_error("tokenizer file '", origin, "' is not valid JSON (", text.size(),
@@ -137,7 +140,8 @@ std::shared_ptr<const HfTokenizer> HfTokenizer::load(std::string_view text, cons
     if (j.contains(key) && !j[key].is_null())
       err.fail(key, j[key], "null (alibi encodes whole texts: no truncation or padding)");
 
-  if (j.contains("normalizer")) t.normalizers = parse_normalizers(j["normalizer"], "normalizer", err);
+  if (j.contains("normalizer"))
+    t.normalizers = parse_normalizers(j["normalizer"], "normalizer", err);
   if (j.contains("pre_tokenizer"))
     t.pretokenizers = parse_pre_tokenizers(j["pre_tokenizer"], "pre_tokenizer", err);
   const bool byte_level = !t.pretokenizers.empty() && t.pretokenizers.back().byte_level;
@@ -170,7 +174,8 @@ std::shared_ptr<const HfTokenizer> HfTokenizer::load(std::string_view text, cons
   if (j.contains("decoder") && !j["decoder"].is_null()) {
     const json& d = j["decoder"];
     if (!d.is_object() || d.value("type", "") != "ByteLevel")
-      err.fail("decoder.type", d.is_object() ? d.value("type", json()) : d, "\"ByteLevel\" or null");
+      err.fail("decoder.type", d.is_object() ? d.value("type", json()) : d,
+               "\"ByteLevel\" or null");
     t.byte_level_decoder = true;
   }
 

@@ -32,7 +32,8 @@ struct Regex::Impl {
   }
 };
 
-Regex::Regex(const std::string& pattern, const std::string& where) : impl_(std::make_unique<Impl>()) {
+Regex::Regex(const std::string& pattern, const std::string& where)
+    : impl_(std::make_unique<Impl>()) {
   init_onig();
   OnigErrorInfo einfo;
   const auto* p = reinterpret_cast<const OnigUChar*>(pattern.data());
@@ -42,7 +43,8 @@ Regex::Regex(const std::string& pattern, const std::string& where) : impl_(std::
     OnigUChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
     onig_error_code_to_str(msg, r, &einfo);
     impl_->re = nullptr;
-    usage_error(where, ": pattern '", pattern, "' does not compile: ", reinterpret_cast<char*>(msg));
+    usage_error(where, ": pattern '", pattern,
+                "' does not compile: ", reinterpret_cast<char*>(msg));
   }
 }
 

@@ -178,7 +178,8 @@ Tokenizer Tokenizer::hf_from_json(std::string json, const std::string& origin) {
   return t;
 }
 
-Tokenizer Tokenizer::from_model(TokenizerKind kind, std::string model_bytes, const std::string& origin) {
+Tokenizer Tokenizer::from_model(TokenizerKind kind, std::string model_bytes,
+                                const std::string& origin) {
   switch (kind) {
     case TokenizerKind::bpe: {
       Tokenizer t;
@@ -290,8 +291,9 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
     vocab = json_int(j.at("vocab"),
                      str_cat("tokenizer file '", json_path.string(), "': \"vocab\""));
   } catch (const nlohmann::json::exception&) {
-    usage_error("tokenizer file '", json_path.string(),
-                "' lacks \"kind\" or \"vocab\"; expected {\"kind\": \"bytes\"|\"bpe\", \"vocab\": N}");
+    usage_error(
+        "tokenizer file '", json_path.string(),
+        "' lacks \"kind\" or \"vocab\"; expected {\"kind\": \"bytes\"|\"bpe\", \"vocab\": N}");
   }
   Tokenizer t;
   const std::string where = str_cat("\"kind\" in tokenizer file '", json_path.string(), "':");
@@ -300,7 +302,8 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
     const fs::path model_path = fs::path(dir) / model_file_name(k);
     if (!fs::is_regular_file(model_path, ec))
       usage_error("tokenizer folder '", dir, "' has kind ", kind, " but no ", model_file_name(k));
-    const std::string name = k == TokenizerKind::hf ? model_path.string() : str_cat("'", model_path.string(), "'");
+    const std::string name =
+        k == TokenizerKind::hf ? model_path.string() : str_cat("'", model_path.string(), "'");
     t = from_model(k, read_file(model_path.string(), "tokenizer model"), name);
   }
   if (t.vocab() != vocab)
@@ -349,7 +352,8 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   if (kind_ == TokenizerKind::hf) return hf_->decode(ids, true);
   const int V = vocab();
   for (int32_t id : ids)
-    if (id < 0 || id >= V) usage_error("token id ", id, " is outside the tokenizer's vocab (", V, " ids)");
+    if (id < 0 || id >= V)
+      usage_error("token id ", id, " is outside the tokenizer's vocab (", V, " ids)");
   if (kind_ == TokenizerKind::bytes) {
     std::string s(ids.size(), '\0');
     for (size_t i = 0; i < ids.size(); ++i) s[i] = char(uint8_t(ids[i]));

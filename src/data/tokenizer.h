@@ -33,7 +33,8 @@ class Tokenizer {
   // Loads a Hugging Face tokenizer.json from its content; `origin` names it in errors.
   static Tokenizer hf_from_json(std::string json, const std::string& origin);
   // The tokenizer of a kind and its serialised bytes (empty for bytes), as checkpoints keep it.
-  static Tokenizer from_model(TokenizerKind kind, std::string model_bytes, const std::string& origin);
+  static Tokenizer from_model(TokenizerKind kind, std::string model_bytes,
+                              const std::string& origin);
   // A tokenizer named by a path: a tokenizer.json, a SentencePiece .model, a Hugging Face model
   // folder (with tokenizer.json), a data folder, or "bytes"; nullopt for what may be a run
   // folder or checkpoint (model/checkpoint.h, load_tokenizer, reads those too).

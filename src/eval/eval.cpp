@@ -75,8 +75,9 @@ void check_eval_length(const ModelConfig& cfg, int64_t n_tokens, int L, const st
                                                            : std::max<int64_t>(n_tokens - 1, 0);
   if (L < 1) usage_error(flag, " ", L, " for ", what, " must be at least 1 token");
   if (int64_t(L) > n_targets)
-    usage_error(flag, " ", L, " is longer than ", what, ": it has ", with_commas(uint64_t(n_tokens)),
-                " tokens, so at most ", with_commas(uint64_t(n_targets)),
+    usage_error(flag, " ", L, " is longer than ", what, ": it has ",
+                with_commas(uint64_t(n_tokens)), " tokens, so at most ",
+                with_commas(uint64_t(n_targets)),
                 " targets in a window; use a shorter length or more text");
   const int64_t limit = position_method(cfg.pos).max_positions(cfg);
   if (L > limit)

@@ -25,7 +25,8 @@ namespace alibi {
 constexpr int32_t kIgnoreTarget = -1;
 
 // One AdamW step on a tensor (torch.optim.AdamW, decoupled decay), all factors fp32:
-//   p *= decay; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= step_size m / (sqrt(v) / bc2_sqrt + eps)
+//   p *= decay; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+//   p -= step_size m / (sqrt(v) / bc2_sqrt + eps)
 struct AdamWUpdate {
   float beta1, beta2, eps;
   float decay;      // 1 - lr * weight_decay, or 1 for tensors without decay

@@ -68,6 +68,9 @@ Checkpoint read_checkpoint(const std::string& path_or_run) {
     const std::string where = str_cat("tokenizer \"kind\" in checkpoint '", ck.path, "':");
     const TokenizerKind kind = parse_tokenizer_kind(tj.at("kind").get<std::string>(), where);
     if (kind != TokenizerKind::bytes) {
+      if (!ck.st.has("tokenizer.model"))
+        usage_error("checkpoint '", ck.path, "' has a ", tokenizer_kind_name(kind),
+                    " tokenizer but no tensor 'tokenizer.model'; expected its model bytes");
       const StTensor& t = ck.st.at("tokenizer.model");
       ck.tokenizer = Tokenizer::from_model(
           kind, std::string(reinterpret_cast<const char*>(t.bytes()), t.nbytes()),
@@ -132,6 +135,17 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
                              const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                              const ParamSet& params, const ParamSet* m, const ParamSet* v,
                              int keep, WeightType matrices) {
+  const std::vector<float> hp = params.to_host();
+  const std::vector<float> hm = m ? m->to_host() : std::vector<float>();
+  const std::vector<float> hv = v ? v->to_host() : std::vector<float>();
+  return write_checkpoint_host(run_dir, cfg, train, step, tok, *params.layout, hp.data(),
+                               m ? hm.data() : nullptr, v ? hv.data() : nullptr, keep, matrices);
+}
+
+std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig& cfg,
+                                  const nlohmann::json& train, int64_t step, const Tokenizer& tok,
+                                  const ParamLayout& layout, const float* params, const float* m,
+                                  const float* v, int keep, WeightType matrices) {
   fs::create_directories(run_dir);
   Safetensors st;
   st.metadata["format"] = kFormat;
@@ -143,12 +157,12 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
                      {"vocab", tok.vocab()},
                      {"fingerprint", tok.fingerprint()}}
           .dump();
-  auto add_set = [&](const ParamSet& s, const std::string& prefix) {
-    const std::vector<float> host = s.to_host();
-    for (const TensorInfo& ti : s.layout->tensors) {
-      const float* x = host.data() + ti.offset;
+  // fp32 tensors are written from the caller's memory as they are; only narrowed ones are copied.
+  auto add_set = [&](const float* host, const std::string& prefix) {
+    for (const TensorInfo& ti : layout.tensors) {
+      const float* x = host + ti.offset;
       if (!ti.matrix || matrices == WeightType::fp32 || !prefix.empty()) {
-        st.add_f32(prefix + ti.name, ti.shape, x);
+        st.add_view(prefix + ti.name, "F32", ti.shape, x, ti.numel * sizeof(float));
         continue;
       }
       std::vector<uint16_t> narrow(ti.numel);
@@ -158,21 +172,25 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
     }
   };
   add_set(params, "");
-  if (m) add_set(*m, "adam.m.");
-  if (v) add_set(*v, "adam.v.");
+  if (m) add_set(m, "adam.m.");
+  if (v) add_set(v, "adam.v.");
   if (tok.kind() != TokenizerKind::bytes)  // the SentencePiece model, or the tokenizer.json
-    st.add("tokenizer.model", "U8", {int64_t(tok.model_bytes().size())},
-           tok.model_bytes().data(), tok.model_bytes().size());
+    st.add_view("tokenizer.model", "U8", {int64_t(tok.model_bytes().size())},
+                tok.model_bytes().data(), tok.model_bytes().size());
   char name[64];
   std::snprintf(name, sizeof(name), "%s%09lld%s", kPrefix, static_cast<long long>(step), kSuffix);
   const std::string path = (fs::path(run_dir) / name).string();
   st.write_atomic(path);
+  tidy_run_folder(run_dir, keep);
+  return path;
+}
+
+void tidy_run_folder(const std::string& run_dir, int keep) {
   auto all = list_checkpoints(run_dir);
   for (size_t i = 0; i + size_t(keep) < all.size(); ++i) fs::remove(all[i]);
   // A run killed inside a save (SIGKILL, power loss) left a partial temporary beside the
   // checkpoints; the resumed run's first save removes it.
   remove_dead_temporaries(run_dir);
-  return path;
 }
 
 Tokenizer load_tokenizer(const std::string& path) {

@@ -2,9 +2,10 @@
 // Checkpoints: one safetensors file per save, RUN/ckpt-STEP.safetensors, holding the weights
 // under their docs/model.md names (weight matrices F32, or BF16/F16 in an inference checkpoint:
 // ParamLayout's `matrix` tensors; everything else F32), the AdamW moments (adam.m.NAME,
-// adam.v.NAME), the tokenizer (tokenizer.model, U8, bpe only) and in the metadata: format, config, train (the run's
-// hyper-parameters, seed included), step and tokenizer. The data order and dropout masks are
-// pure functions of (seed, step), so these are the whole state of a run.
+// adam.v.NAME), the tokenizer (tokenizer.model, U8: the SentencePiece model or tokenizer.json) and
+// in the metadata: format, config, train (the run's hyper-parameters, seed included), step and
+// tokenizer. The data order and dropout masks are pure functions of (seed, step), so these are the
+// whole state of a run.
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -47,5 +48,18 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
                              const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                              const ParamSet& params, const ParamSet* m, const ParamSet* v,
                              int keep, WeightType matrices = WeightType::fp32);
+
+// The same from host memory: PARAMS (and the moments M and V, or null) in LAYOUT's order. The
+// fp32 tensors are written straight from these arrays, so the peak is the arrays and the narrowed
+// matrices (`alibi import` uses this on the weights it read).
+std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig& cfg,
+                                  const nlohmann::json& train, int64_t step, const Tokenizer& tok,
+                                  const ParamLayout& layout, const float* params, const float* m,
+                                  const float* v, int keep, WeightType matrices = WeightType::fp32);
+
+// Deletes all but the newest `keep` checkpoints of RUN and the temporaries of writers that no
+// longer run. write_checkpoint calls it after each save; a resume that finds its run complete
+// calls it too, since a kill between the final save and its clean-up leaves nothing else to.
+void tidy_run_folder(const std::string& run_dir, int keep);
 
 }  // namespace alibi

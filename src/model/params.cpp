@@ -38,7 +38,8 @@ namespace {
 
 constexpr float kGpt2Std = 0.02f;  // GPT-2's initialisation of weight matrices and embeddings
 
-// Glorot & Bengio's uniform initialisation of an (out, in) matrix, as torch.nn.init.xavier_uniform_.
+// Glorot & Bengio's uniform initialisation of an (out, in) matrix, as
+// torch.nn.init.xavier_uniform_.
 Init xavier(int64_t out, int64_t in, float gain) {
   return {Init::uniform, gain * std::sqrt(6.0f / float(in + out))};
 }

@@ -21,9 +21,12 @@ struct Entry {
 };
 
 constexpr Entry kMethods[] = {
-    {PosKind::alibi, "alibi", make_alibi},        {PosKind::sinusoidal, "sinusoidal", make_sinusoidal},
-    {PosKind::rotary, "rotary", make_rotary},     {PosKind::t5, "t5", make_t5},
-    {PosKind::learned, "learned", make_learned},  {PosKind::none, "none", make_none},
+    {PosKind::alibi, "alibi", make_alibi},
+    {PosKind::sinusoidal, "sinusoidal", make_sinusoidal},
+    {PosKind::rotary, "rotary", make_rotary},
+    {PosKind::t5, "t5", make_t5},
+    {PosKind::learned, "learned", make_learned},
+    {PosKind::none, "none", make_none},
 };
 
 const Entry& entry(PosKind kind) {

@@ -60,7 +60,8 @@ class T5 final : public PositionMethod {
 int t5_bucket(int d, int num_buckets, int max_distance) {
   const int max_exact = num_buckets / 2;
   if (d < max_exact) return d;
-  // fp32 as in T5's reference (torch.log on a float tensor; the python-float divisor rounds to fp32)
+  // fp32 as in T5's reference (torch.log on a float tensor; the python-float divisor rounds to
+  // fp32)
   const float ratio = std::log(float(d) / float(max_exact)) /
                       float(std::log(double(max_distance) / double(max_exact)));
   const int b = max_exact + int(ratio * float(num_buckets - max_exact));

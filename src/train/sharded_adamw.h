@@ -21,7 +21,7 @@
 
 namespace alibi {
 
-class Checkpoint;
+struct Checkpoint;
 
 class ShardedAdamW {
  public:

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <vector>
@@ -196,6 +197,8 @@ TrainResult train(const TrainOptions& o, Comm* job) {
     opt.load(ck);
     step = ck.step;
     if (root) std::fprintf(stderr, "resumed %s at step %lld\n", ck.path.c_str(), (long long)step);
+    // Already complete: the run was stopped after its final save, perhaps before the clean-up.
+    if (root && step >= o.steps && fs::is_directory(o.out)) tidy_run_folder(o.out, o.keep);
   } else if (start) {
     start->load_params(model.params);
     if (root) std::fprintf(stderr, "starting from the weights of %s\n", start->path.c_str());
@@ -226,7 +229,8 @@ TrainResult train(const TrainOptions& o, Comm* job) {
   // One JSON object per step, formatted into a fixed buffer: nothing allocated in the loop.
   std::FILE* log = root ? std::fopen((fs::path(o.out) / "log.jsonl").c_str(), "a") : nullptr;
   if (root && !log)
-    usage_error("cannot append to '", (fs::path(o.out) / "log.jsonl").string(), "'");
+    usage_error("cannot append to '", (fs::path(o.out) / "log.jsonl").string(), "': ",
+                std::strerror(errno), "; check the folder is writable and has space");
   struct Closer {
     std::FILE* f;
     ~Closer() {

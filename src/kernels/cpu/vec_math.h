@@ -27,7 +27,9 @@ inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  return underflow ? 0.0f : y * std::bit_cast<float>((int32_t(n) + 127) << 23);
+  // NaN in gives NaN out through y; converting a NaN n to int would be undefined behaviour.
+  const float e = n == n ? n : 0.0f;
+  return underflow ? 0.0f : y * std::bit_cast<float>((int32_t(e) + 127) << 23);
 }
 
 // tanh(u) = 1 - 2 / (exp(2u) + 1): absolute error about 2e-7, exact limits +-1.

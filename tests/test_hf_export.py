@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""ctest: transformers runs an `alibi export` to the loss `alibi eval` gives its checkpoint.
+
+    python3 tests/test_hf_export.py ALIBI_BINARY
+
+Two tiny models trained 10 steps on tiny Shakespeare with the MPT test folder's tokenizer, one
+with MPT's options and one with BLOOM's (docs/hf.md, "Export"), exported with `alibi export
+--to-hf` and scored on 50 lines of the King James Bible in 32-token windows: by `alibi eval
+--json` and by transformers itself (tests/ref/hf_loss.py, fp32, eager attention). The losses
+must agree within 1e-4 nats (fp32 sums over about 1,900 targets, two implementations).
+
+Needs torch, transformers and tokenizers in the Python named by $ALIBI_HF_PYTHON (default:
+python3). Exits 77 (skipped, by name) where they are missing: CI has no torch, so there the
+export is checked by the byte-for-byte round trip
+(HfImportCli.ExportGivesBackTheFolderTransformersSaved).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+SKIP = 77
+TOLERANCE = 1e-4
+MODEL = ["--layers", "1", "--d-model", "24", "--heads", "3", "--ffn", "96", "--seq-len", "32",
+         "--batch", "4", "--steps", "10", "--warmup", "2", "--lr", "3e-3", "--seed", "3"]
+FAMILIES = {"mpt": ["--linear-bias", "false", "--ln-bias", "false", "--gelu", "erf",
+                    "--embed-scale", "false"],
+            "bloom": ["--embed-scale", "false", "--embed-ln", "true"]}
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"FAIL: {' '.join(cmd)} exited {r.returncode}:\n{r.stderr[-2000:]}")
+    return r.stdout
+
+
+def main():
+    alibi = os.path.abspath(sys.argv[1])
+    python = os.environ.get("ALIBI_HF_PYTHON", "python3")
+    probe = subprocess.run([python, "-c", "import torch, transformers, tokenizers"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        print(f"skipped: {python} cannot import torch, transformers and tokenizers "
+              "(set ALIBI_HF_PYTHON to a Python that can)")
+        sys.exit(SKIP)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus, text = os.path.join(tmp, "corpus.txt"), os.path.join(tmp, "text.txt")
+        with open(os.path.join(DATA, "tinyshakespeare.txt"), encoding="utf-8") as f:
+            open(corpus, "w", encoding="utf-8").write(f.read()[:60000])
+        with open(os.path.join(DATA, "kjv.txt"), encoding="utf-8") as f:
+            open(text, "w", encoding="utf-8").write("".join(f.readlines()[:50]))
+        data = os.path.join(tmp, "data")
+        run([alibi, "prepare", "--input", corpus, "--out", data, "--tokenizer-from",
+             os.path.join(REPO, "tests", "golden", "hf", "mpt", "tokenizer.json")])
+        for family, options in FAMILIES.items():
+            ckpt, hf = os.path.join(tmp, family), os.path.join(tmp, family + "-hf")
+            run([alibi, "--threads", "1", "train", "--data", data, "--out", ckpt] + MODEL +
+                options)
+            run([alibi, "export", ckpt, "--to-hf", hf])
+            ours = json.loads(run([alibi, "eval", ckpt, "--text", text, "--lengths", "32",
+                                   "--json", "-"]))["results"][0]
+            theirs = run([python, os.path.join(REPO, "tests", "ref", "hf_loss.py"), hf, text,
+                          "32"])
+            m = re.search(r"(\d+) targets, loss ([0-9.]+)", theirs)
+            if not m:
+                sys.exit(f"FAIL: no loss in hf_loss.py's output: {theirs!r}")
+            count, loss = int(m.group(1)), float(m.group(2))
+            print(f"{family}: alibi eval {ours['loss']:.6f} over {ours['tokens_scored']} targets, "
+                  f"transformers {loss:.6f} over {count}")
+            if count != ours["tokens_scored"] or abs(loss - ours["loss"]) > TOLERANCE:
+                sys.exit(f"FAIL: {family}: transformers' loss {loss} over {count} targets, "
+                         f"alibi's {ours['loss']} over {ours['tokens_scored']} (tolerance "
+                         f"{TOLERANCE})")
+    print("export: transformers' loss equals alibi eval's for MPT and BLOOM")
+
+
+if __name__ == "__main__":
+    main()
