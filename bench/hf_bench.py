@@ -1,14 +1,16 @@
 """alibi against transformers on a BLOOM-560m-shaped model (24 layers, d 1024, 16 heads,
 vocabulary 250,880; random weights saved as BF16): evaluation tokens/s and peak RSS at each
-length (transformers eager and sdpa in fp32, alibi on the bf16 and the fp32 import), alibi alone
-at a long window, decoding tokens/s against transformers' generate and against the bandwidth
-limit (weight bytes read per token over a streaming read measured in the same run).
+length (transformers eager and sdpa in fp32; alibi on the bf16 and the fp32 import with fp32
+products, and on a CPU with AVX512-BF16 the bf16 import with bf16 products, `eval --dtype bf16`),
+alibi alone at a long window, decoding tokens/s (the bf16, f16 and fp32 imports) against
+transformers' generate and against the bandwidth limit (weight bytes read per token over a
+streaming read measured in the same run).
 
     python3 bench/hf_bench.py --work W [--threads 2] [--lengths 1024,4096] [--long 16384]
-        [--parts eval,decode] [--llama-bench PATH --gguf W/bloom-560m-bf16.gguf]
+        [--parts eval,decode] [--llama-bench PATH --gguf W/bloom-560m-bf16.gguf [--gguf ...]]
 
-With --llama-bench, llama.cpp's decoding of the same weights (converted by bench/gguf_convert.py)
-is timed in the same rounds.
+With --llama-bench, llama.cpp's decoding of the same weights (each --gguf, converted by
+bench/gguf_convert.py) is timed in the same rounds.
 
 Needs torch, transformers and tokenizers (a comparison benchmark: the product never needs
 Python) and a built alibi (build/alibi, build/bench/bench_stream). Each measurement runs in a
@@ -103,9 +105,15 @@ def child(args, *extra):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def alibi_eval(args, ckpt, text, length):
+def cpu_has_bf16():
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        return "avx512_bf16" in f.read()
+
+
+def alibi_eval(args, ckpt, text, length, dtype="fp32"):
     r = run([args.alibi, "--threads", str(args.threads), "eval", ckpt, "--text", text,
-             "--lengths", str(length), "--max-tokens", str(length + 1), "--json", "-"])
+             "--lengths", str(length), "--max-tokens", str(length + 1), "--json", "-",
+             "--dtype", dtype])
     res = json.loads(r.stdout)["results"][0]
     return {"tokens_per_s": res["tokens_per_s"], "loss": res["loss"], "peak_mb": res["peak_rss_mb"]}
 
@@ -132,7 +140,8 @@ def main():
     ap.add_argument("--skip-hf", action="store_true", help="alibi's side only")
     ap.add_argument("--parts", default="eval,decode", help="eval, decode or both")
     ap.add_argument("--llama-bench", help="llama.cpp's llama-bench: also time its decoding (tg)")
-    ap.add_argument("--gguf", help="the model converted by llama.cpp's convert_hf_to_gguf.py")
+    ap.add_argument("--gguf", action="append", default=[],
+                    help="the model converted by llama.cpp's convert_hf_to_gguf.py (repeatable)")
     ap.add_argument("--hf-eval", nargs=2, metavar=("ATTN", "LENGTH"), help=argparse.SUPPRESS)
     ap.add_argument("--hf-decode", type=int, metavar="NEW", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -148,7 +157,7 @@ def main():
     if not os.path.exists(os.path.join(hf_dir, "config.json")):
         make_model(hf_dir)
     ckpts = {}
-    for dtype in ("bf16", "fp32"):
+    for dtype in ("bf16", "f16", "fp32"):
         ckpts[dtype] = os.path.join(args.work, f"alibi-{dtype}")
         if not os.path.isdir(ckpts[dtype]):
             run([args.alibi, "import", hf_dir, "--out", ckpts[dtype], "--dtype", dtype])
@@ -169,6 +178,8 @@ def main():
     parts = args.parts.split(",")
     for L in (lengths if "eval" in parts else []):
         row = {f"alibi-{d}": alibi_eval(args, ckpts[d], text, L) for d in ("bf16", "fp32")}
+        if cpu_has_bf16():
+            row["alibi-bf16-products"] = alibi_eval(args, ckpts["bf16"], text, L, "bf16")
         if not args.skip_hf:
             for attn in ("eager", "sdpa"):
                 row[f"transformers-{attn}"] = child(args, "--work", args.work,
@@ -184,34 +195,38 @@ def main():
     for _ in range(args.rounds if "decode" in parts else 0):
         stream = run([args.stream, "--mb", "2048", "--passes", "3"], env=env_threads).stdout
         gbs = max(gbs, float(re.search(r"([\d.]+) GB/s", stream).group(1)))
-        for d in ("bf16", "fp32"):
+        for d in ("bf16", "f16", "fp32"):
             r = alibi_decode(args, ckpts[d], prompt, args.decode)
             best = res["decode"].get(f"alibi-{d}")
             if best is None or r["tokens_per_s"] > best["tokens_per_s"]:
                 res["decode"][f"alibi-{d}"] = r
-        if args.llama_bench:
-            r = llama_decode(args)
-            best = res["decode"].get("llama.cpp")
+        for gguf in args.gguf if args.llama_bench else ():
+            who = f"llama.cpp {os.path.basename(gguf)}"
+            r = llama_decode(args, gguf)
+            best = res["decode"].get(who)
             if best is None or r["tokens_per_s"] > best["tokens_per_s"]:
-                res["decode"]["llama.cpp"] = r
+                res["decode"][who] = r
     res["stream_gb_s"] = gbs
     if not args.skip_hf and "decode" in parts:
         res["decode"]["transformers"] = child(args, "--work", args.work,
                                               "--hf-decode", str(args.decode))
     # Bytes of weights one decoded token reads: every matrix once (the embedding row and the KV
     # cache of a short context are negligible), from the safetensors headers.
-    for d in ("bf16", "fp32") if "decode" in parts else ():
+    for d in ("bf16", "f16", "fp32") if "decode" in parts else ():
         nbytes = matrix_bytes(ckpts[d])
         res["decode"][f"alibi-{d}"]["bytes_per_token"] = nbytes
         res["decode"][f"alibi-{d}"]["limit_tokens_per_s"] = gbs * 1e9 / nbytes
+        for who, r in res["decode"].items():  # llama.cpp reads the same bytes in that type
+            if who.startswith("llama.cpp") and who.lower().endswith(f"-{d}.gguf"):
+                r["limit_tokens_per_s"] = gbs * 1e9 / nbytes
     with open(os.path.join(args.work, "hf_bench.json"), "w") as f:
         json.dump(res, f, indent=2)
     print_table(res)
 
 
-def llama_decode(args):
+def llama_decode(args, gguf):
     """llama-bench's decoding of `--decode` tokens (tg), from an empty context."""
-    r = run([args.llama_bench, "-m", args.gguf, "-t", str(args.threads), "-p", "0",
+    r = run([args.llama_bench, "-m", gguf, "-t", str(args.threads), "-p", "0",
              "-n", str(args.decode), "-r", "2", "-o", "json"])
     return {"tokens_per_s": json.loads(r.stdout)[0]["avg_ts"], "peak_mb": float("nan")}
 

@@ -73,7 +73,7 @@ TEST_P(HfImportGolden, TokenizerGivesTheReferenceIds) {
 TEST_P(HfImportGolden, LogitsEqualTransformersAtEveryLength) {
   const int T = int(ids_.size());
   Model model(m_.config, 1, T, /*training=*/false);
-  model.params.from_host(m_.params);
+  model.params.from_host(m_.params());
   const auto rows = out_.at("rows").get<std::vector<int>>();
   for (int n : {1, 3, 64, 257, T}) {
     model.forward(ids_.data(), nullptr, 1, n);
@@ -89,7 +89,7 @@ TEST_P(HfImportGolden, LogitsEqualTransformersAtEveryLength) {
 TEST_P(HfImportGolden, LossEqualsTransformers) {
   const int T = int(ids_.size()) - 1;
   Model model(m_.config, 1, T, /*training=*/false);
-  model.params.from_host(m_.params);
+  model.params.from_host(m_.params());
   const float loss = model.forward(ids_.data(), ids_.data() + 1, 1, T);
   EXPECT_NEAR(loss, out_.at("loss").get<double>(), 1e-5 * out_.at("loss").get<double>());
 }
@@ -100,7 +100,7 @@ TEST_P(HfImportGolden, GreedyContinuationEqualsTransformers) {
   const int prompt = out_.at("prompt").get<int>();
   const auto want = out_.at("greedy").get<std::vector<int32_t>>();
   Model model(m_.config, 1, 64, /*training=*/false);
-  model.params.from_host(m_.params);
+  model.params.from_host(m_.params());
   GenerateOptions o;
   o.sampling.temperature = 0.0f;
   Generator g(model, o);
@@ -120,7 +120,7 @@ TEST_P(HfImportGolden, StoredCheckpointEqualsTransformers) {
                                             : WeightType::fp32;
   const ParamLayout layout = make_param_layout(m_.config);
   ParamSet set(layout);
-  set.from_host(m_.params);
+  set.from_host(m_.params());
   const Checkpoint ck = read_checkpoint(
       write_checkpoint(dir / "run", m_.config, {}, 0, m_.tokenizer, set, nullptr, nullptr, 1, wt));
   EXPECT_EQ(ck.weights, wt);
@@ -217,7 +217,7 @@ TEST_F(HfImportCli, ImportedCheckpointEvaluatesLikeTheFolder) {
   ParamLayout layout = make_param_layout(ck.config);
   ParamSet set(layout);
   ck.load_params(set);
-  EXPECT_EQ(set.to_host(), m.params);
+  EXPECT_EQ(set.to_host(), m.params());
   EXPECT_EQ(ck.tokenizer.fingerprint(), m.tokenizer.fingerprint());
   // The checkpoint runs through the CLI. Its tokenizer has 300 tokens for 320 embedding rows:
   // sampling hot (temperature 3) from random weights would often draw a padding row, which has
@@ -253,7 +253,7 @@ TEST_F(HfImportCli, ShardedFolderImportsAsTheSingleFile) {
   b.write_atomic(f + "/model-00002-of-00002.safetensors");
   fs::remove(f + "/model.safetensors");
   test::write_text(f + "/model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
-  EXPECT_EQ(import_hf(f).params, import_hf(golden_dir("bloom")).params);
+  EXPECT_EQ(import_hf(f).params(), import_hf(golden_dir("bloom")).params());
   fs::remove(f + "/model-00002-of-00002.safetensors");
   expect_refused(
       f, {"model.safetensors.index.json", "model-00002-of-00002.safetensors", "does not exist"});
@@ -384,7 +384,7 @@ TEST_F(HfImportCli, ExportGivesBackTheFolderTransformersSaved) {
       EXPECT_EQ(cb.value(k, nlohmann::json()), ca.value(k, nlohmann::json())) << name << ": " << k;
     EXPECT_EQ(test::read_text(back + "/tokenizer.json"),
               test::read_text(golden_dir(name) + "/tokenizer.json"));
-    EXPECT_EQ(import_hf(back).params, import_hf(golden_dir(name)).params);
+    EXPECT_EQ(import_hf(back).params(), import_hf(golden_dir(name)).params());
   }
 }
 

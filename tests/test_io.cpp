@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -10,7 +11,9 @@
 #include <vector>
 
 #include "cli.h"
+#include "core/error.h"
 #include "core/io.h"
+#include "core/safetensors.h"
 #include "usage_error.h"
 
 namespace fs = std::filesystem;
@@ -46,6 +49,34 @@ TEST(Io, PartsAreWrittenInOrder) {
   const std::string big(1 << 20, 'x');  // more than one write() may take
   write_file_atomic(tmp / "b", std::vector<std::string_view>{"head", big, "tail"});
   EXPECT_EQ(read_text(tmp / "b"), "head" + big + "tail");
+}
+
+// A tensor made only when written (add_lazy) gives the file an owned copy would, whatever the
+// order tensors are laid out in; a fill that throws leaves no file and no temporary.
+TEST(Io, LazySafetensorsTensorsWriteWhatOwnedOnesWould) {
+  TempDir tmp("io_lazy");
+  std::vector<float> a(37), c(1000);
+  std::vector<uint16_t> b(64);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = float(i) * 0.5f - 3.0f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = uint16_t(0x3f80 + 7 * i);
+  for (size_t i = 0; i < c.size(); ++i) c[i] = 1.0f / float(i + 1);
+  Safetensors owned, lazy;
+  for (Safetensors* st : {&owned, &lazy}) {
+    st->metadata["k"] = "v";
+    st->add("a", "F32", {37}, a.data(), a.size() * 4);
+  }
+  owned.add("b", "BF16", {8, 8}, b.data(), b.size() * 2);
+  owned.add("c", "F32", {10, 100}, c.data(), c.size() * 4);
+  lazy.add_lazy("b", "BF16", {8, 8}, b.size() * 2,
+                [&](uint8_t* dst) { std::memcpy(dst, b.data(), b.size() * 2); });
+  lazy.add_lazy("c", "F32", {10, 100}, c.size() * 4,
+                [&](uint8_t* dst) { std::memcpy(dst, c.data(), c.size() * 4); });
+  owned.write_atomic(tmp / "owned.safetensors");
+  lazy.write_atomic(tmp / "lazy.safetensors");
+  EXPECT_EQ(read_text(tmp / "lazy.safetensors"), read_text(tmp / "owned.safetensors"));
+  lazy.add_lazy("d", "F32", {2}, 8, [](uint8_t*) { throw UsageError("the source went away"); });
+  EXPECT_THROW(lazy.write_atomic(tmp / "d.safetensors"), UsageError);
+  EXPECT_EQ(names_in(tmp.path).size(), 2u);  // no d.safetensors, no temporary
 }
 
 // mkstemp would make the file 0600; a written file must look as if open() had made it.

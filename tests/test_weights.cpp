@@ -142,6 +142,41 @@ TEST(HalfWeights, LinearEqualsFp32OnTheWidenedMatrix) {
       }
 }
 
+// In bf16 precision a bf16 matrix is multiplied as stored (cpu::linear_bf16): the same oneDNN
+// bf16 product, on the same bytes, as the bf16 gemm of the matrix widened to fp32 (which rounds
+// it back exactly), so the outputs are bit-identical; and within bf16's rounding of the inputs
+// (2^-8 relative, per output of sum |w x|) of the fp32 product.
+TEST(HalfWeights, Bf16PrecisionMultipliesStoredBf16WeightsAsTheyAre) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "bf16 products need AVX512-BF16, which this CPU lacks";
+  const std::shared_ptr<Backend> be = make_backend("cpu", MatmulPrecision::bf16);
+  struct Shape {
+    int64_t N, IC, OC;
+  };
+  for (const Shape& s : {Shape{1, 37, 19}, Shape{4, 130, 33}, Shape{33, 64, 21},
+                         Shape{7, 256, 20000}}) {
+    const std::vector<uint16_t> Wh = narrow(normals(size_t(s.OC * s.IC), 1), WeightType::bf16);
+    const std::vector<float> W = widened(Wh, WeightType::bf16),
+                             x = normals(size_t(s.N * s.IC), 2), b = normals(size_t(s.OC), 3);
+    std::vector<float> want(size_t(s.N * s.OC)), exact(want.size()), got(want.size(), NAN);
+    cpu::linear_forward(MatmulPrecision::bf16, want.data(), x.data(), W.data(), b.data(), s.N,
+                        s.IC, s.OC);
+    cpu::linear_forward(MatmulPrecision::fp32, exact.data(), x.data(), W.data(), b.data(), s.N,
+                        s.IC, s.OC);
+    be->linear_forward(got.data(), x.data(), WeightView(Wh.data(), WeightType::bf16), b.data(),
+                       s.N, s.IC, s.OC);
+    for (int64_t n = 0; n < s.N; ++n)
+      for (int64_t o = 0; o < s.OC; ++o) {
+        const size_t k = size_t(n * s.OC + o);
+        ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(want[k]))
+            << "N=" << s.N << " IC=" << s.IC << " OC=" << s.OC << " row " << n << " out " << o;
+        double mag = std::fabs(b[size_t(o)]);
+        for (int64_t i = 0; i < s.IC; ++i)
+          mag += std::fabs(double(W[size_t(o * s.IC + i)]) * x[size_t(n * s.IC + i)]);
+        ASSERT_NEAR(got[k], exact[k], std::ldexp(mag, -8)) << "row " << n << " out " << o;
+      }
+  }
+}
+
 TEST(HalfWeights, EmbeddingEqualsFp32OnTheWidenedTable) {
   const int64_t V = 11, C = 21, N = 9;
   const std::vector<int32_t> tokens = test::random_tokens(int(N), int(V), 4);
@@ -251,6 +286,38 @@ TEST_P(StoredCheckpoint, ANarrowVectorIsRefusedByName) {
   bad.write_atomic(dir_ / "bad.safetensors");
   test::expect_usage_error([&] { read_checkpoint(dir_ / "bad.safetensors"); },
                            {"bad.safetensors", "'lnf.w'", "BF16", "expected F32"});
+}
+
+// `eval --dtype bf16` on a checkpoint of bf16 matrices: the bf16 products (the linear layers'
+// bf16 weights as stored) give the fp32 run's loss within bf16's rounding of the activations
+// (1% here), the JSON says which dtype ran, and an unknown dtype is refused by flag.
+TEST(StoredCheckpointCli, EvalDtypeBf16RunsBf16Products) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "--dtype bf16 needs AVX512-BF16, which this CPU lacks";
+  test::TempDir dir("weights_cli");
+  const ModelConfig cfg = test::small_model(PosKind::alibi, 2, 256);
+  Model m(cfg, 1, 8);
+  test::randomise(m, 4);
+  const std::string path = write_checkpoint(dir / "run", cfg, {{"seq_len", 16}}, 1,
+                                            Tokenizer::bytes(), m.params, nullptr, nullptr, 1,
+                                            WeightType::bf16);
+  test::write_text(dir / "text.txt", "It is a truth universally acknowledged, that a single "
+                                     "man in possession of a good fortune, must be in want.\n");
+  auto loss = [&](const std::string& dtype) {
+    const test::CliResult r = test::run_cli("eval " + path + " --text " + (dir / "text.txt") +
+                                                " --lengths 16 --json - --dtype " + dtype,
+                                            dir / "err");
+    EXPECT_EQ(r.code, 0) << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j.at("dtype"), dtype);
+    return j.at("results").at(0).at("loss").get<double>();
+  };
+  const double fp32 = loss("fp32"), bf16 = loss("bf16");
+  EXPECT_NE(fp32, bf16);  // the activations really were rounded
+  EXPECT_NEAR(bf16, fp32, 1e-2 * fp32);
+  test::expect_cli_error(test::run_cli("eval " + path + " --text " + (dir / "text.txt") +
+                                           " --dtype fp16",
+                                       dir / "err"),
+                         "--dtype");
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, StoredCheckpoint,

@@ -47,6 +47,7 @@ struct EvalCliOptions {
   std::string json;
   std::string per_position;
   std::string device = "cpu";
+  std::string dtype = "fp32";
   float mask_rate = 0.15f;
   uint64_t mask_seed = kEvalMaskSeed;
 };
@@ -92,7 +93,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
   if (!o.data.empty() && o.split != "valid" && o.split != "test" && o.split != "train")
     usage_error("unknown --split '", o.split, "'; expected valid, test or train");
 
-  const std::shared_ptr<Backend> backend = make_backend(o.device, MatmulPrecision::fp32);
+  const std::shared_ptr<Backend> backend = make_backend(o.device, parse_precision(o.dtype));
   const Checkpoint ck = read_checkpoint(o.checkpoint);
   const ModelConfig& cfg = ck.config;
   const bool mlm = cfg.objective == Objective::mlm;
@@ -229,6 +230,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
     nlohmann::json j = {{"checkpoint", ck.path},
                         {"step", ck.step},
                         {"weights", weight_type_name(ck.weights)},
+                        {"dtype", precision_name(backend->precision())},
                         {"pos", pos_name(cfg.pos)},
                         {"objective", objective_name(cfg.objective)},
                         {"train_seq_len", train_len},
@@ -285,6 +287,9 @@ Command add_eval(CLI::App& app) {
   c->add_option("--batch", o->batch,
                 "windows per forward (0: as many as fit 16384 tokens and 512 MiB of activations)");
   c->add_option("--device", o->device, "where to compute: " + device_names());
+  c->add_option("--dtype", o->dtype,
+                "matrix-product operands: fp32 | bf16 (AVX512-BF16; bf16 weights are used as "
+                "stored; accumulation, softmax and LayerNorm stay fp32)");
   c->add_option("--max-tokens", o->max_tokens,
                 "score only the first N tokens of the text (0: all)");
   c->add_option("--json", o->json,

@@ -28,6 +28,7 @@ struct GenerateFlags {
   int chunk = 256;
   bool interactive = false;
   std::string device = "cpu";
+  std::string dtype = "fp32";
 };
 
 void write_out(const std::string& s) {
@@ -46,7 +47,7 @@ void run(const GenerateFlags& f) {
   const std::string text =
       f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file, "--prompt-file");
 
-  const std::shared_ptr<Backend> backend = make_backend(f.device, MatmulPrecision::fp32);
+  const std::shared_ptr<Backend> backend = make_backend(f.device, parse_precision(f.dtype));
   // The model reads the weights where they lie in the file (as stored: fp32, bf16 or f16); the
   // rest of it (AdamW moments) is never touched.
   std::unique_ptr<Model> model;
@@ -149,6 +150,9 @@ Command add_generate(CLI::App& app) {
                 "sliding KV window: attend to the last W tokens, memory bounded by W (0: off)");
   c->add_option("--chunk", f->chunk, "prompt tokens per prefill step");
   c->add_option("--device", f->device, "where to compute: " + device_names());
+  c->add_option("--dtype", f->dtype,
+                "matrix-product operands: fp32 | bf16 (AVX512-BF16; bf16 weights are used as "
+                "stored; accumulation, softmax and LayerNorm stay fp32)");
   c->add_flag("--interactive", f->interactive,
               "prompt loop on stdin keeping the cache between turns (ends on EOF)");
   return {c, [f] { run(*f); }};

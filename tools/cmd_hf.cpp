@@ -43,8 +43,10 @@ Command add_import(CLI::App& app) {
                                     {"weights", weight_type_name(wt)}};
             if (m.trained_len > 0) train["seq_len"] = m.trained_len;
             const std::string path =
-                write_checkpoint_host(*out, m.config, train, 0, m.tokenizer, layout,
-                                      m.params.data(), nullptr, nullptr, 1, wt);
+                write_checkpoint_rows(*out, m.config, train, 0, m.tokenizer, layout,
+                                      [&m](const TensorInfo& t, int64_t r0, int64_t n,
+                                           float* dst) { m.read_rows(t, r0, n, dst); },
+                                      1, wt);
             const ModelConfig& c = m.config;
             size_t count = 0;
             for (const TensorInfo& t : layout.tensors) count += t.numel;

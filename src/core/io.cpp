@@ -69,17 +69,23 @@ double test_pause_seconds() {
   return v ? std::atof(v) : 0.0;
 }
 
-void write_parts(const std::string& path, const std::string_view* parts, size_t n) {
+void write_parts(const std::string& path, size_t n, size_t total,
+                 const std::function<std::string_view(size_t)>& part) {
   std::string tmp;
   const int fd = create_temp(path, tmp);
   if (fd < 0) write_failed(path, errno);
   const double pause_s = test_pause_seconds();
-  size_t total = 0;
-  for (size_t i = 0; i < n; ++i) total += parts[i].size();
   size_t until_pause = pause_s > 0 ? total / 2 : SIZE_MAX;  // bytes still to write before it
   int err = 0;
   for (size_t i = 0; i < n && err == 0; ++i) {
-    std::string_view s = parts[i];
+    std::string_view s;
+    try {
+      s = part(i);
+    } catch (...) {  // a part that cannot be made: nothing is left behind
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw;
+    }
     if (until_pause != SIZE_MAX && s.size() >= until_pause) {  // the pause falls in this part
       err = write_all(fd, s.substr(0, until_pause));
       s.remove_prefix(until_pause);
@@ -114,11 +120,18 @@ void write_parts(const std::string& path, const std::string_view* parts, size_t 
 }  // namespace
 
 void write_file_atomic(const std::string& path, std::initializer_list<std::string_view> parts) {
-  write_parts(path, parts.begin(), parts.size());
+  write_file_atomic(path, std::vector<std::string_view>(parts));
 }
 
 void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts) {
-  write_parts(path, parts.data(), parts.size());
+  size_t total = 0;
+  for (std::string_view s : parts) total += s.size();
+  write_parts(path, parts.size(), total, [&](size_t i) { return parts[i]; });
+}
+
+void write_file_atomic(const std::string& path, size_t n, size_t total,
+                       const std::function<std::string_view(size_t)>& part) {
+  write_parts(path, n, total, part);
 }
 
 int remove_dead_temporaries(const std::string& dir) {

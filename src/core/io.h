@@ -3,6 +3,7 @@
 // a kill or a full disk leaves either the old file or the complete new one, never half of one;
 // every file it reads in one go goes through read_file. Both throw UsageError naming the path
 // and the OS reason.
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -15,6 +16,10 @@ namespace alibi {
 // failure the temporary is removed and PATH is untouched.
 void write_file_atomic(const std::string& path, std::initializer_list<std::string_view> parts);
 void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts);
+// The same with the N parts made one at a time, as they are written: part(i) stays valid until
+// the next call; TOTAL is the sum of their sizes.
+void write_file_atomic(const std::string& path, size_t n, size_t total,
+                       const std::function<std::string_view(size_t)>& part);
 
 // A process killed inside write_file_atomic leaves its temporary (NAME.tmp-PID-N) behind.
 // Removes those in DIR whose process no longer runs on this host; returns how many. Only for

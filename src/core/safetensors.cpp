@@ -174,6 +174,18 @@ void Safetensors::add_view(const std::string& name, const std::string& dtype,
   tensors[name] = std::move(t);
 }
 
+void Safetensors::add_lazy(const std::string& name, const std::string& dtype,
+                           std::vector<int64_t> shape, size_t bytes,
+                           std::function<void(uint8_t* dst)> fill) {
+  StTensor t;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  ALIBI_CHECK(uint64_t(t.numel()) * dtype_size(dtype) == bytes, name);
+  t.view_bytes = bytes;
+  t.fill = std::move(fill);
+  tensors[name] = std::move(t);
+}
+
 void Safetensors::add_f32(const std::string& name, std::vector<int64_t> shape, const float* src) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -207,12 +219,21 @@ void Safetensors::write_atomic(const std::string& path) const {
   while ((8 + header.size()) % 8 != 0) header.push_back(' ');  // keep the data 8-byte aligned
   const uint64_t hlen = header.size();
 
-  // Header length, header, then each tensor's bytes as they are: no copy of the weights.
-  std::vector<std::string_view> parts = {
-      std::string_view(reinterpret_cast<const char*>(&hlen), 8), header};
+  // Header length, header, then each tensor's bytes as they are (no copy of the weights), a lazy
+  // tensor's made in one buffer that the largest of them fits.
+  size_t lazy_bytes = 0;
   for (const auto* e : order)
-    parts.emplace_back(reinterpret_cast<const char*>(e->second.bytes()), e->second.nbytes());
-  write_file_atomic(path, parts);
+    if (e->second.fill) lazy_bytes = std::max(lazy_bytes, e->second.nbytes());
+  std::vector<uint8_t> buf(lazy_bytes);
+  auto part = [&](size_t i) -> std::string_view {
+    if (i == 0) return {reinterpret_cast<const char*>(&hlen), 8};
+    if (i == 1) return header;
+    const StTensor& t = order[i - 2]->second;
+    if (!t.fill) return {reinterpret_cast<const char*>(t.bytes()), t.nbytes()};
+    t.fill(buf.data());
+    return {reinterpret_cast<const char*>(buf.data()), t.nbytes()};
+  };
+  write_file_atomic(path, order.size() + 2, 8 + header.size() + off, part);
 }
 
 }  // namespace alibi

@@ -3,6 +3,7 @@
 // length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__":
 // {string: string}}, then the data. Readable by Python's `safetensors` package.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,12 +14,14 @@ namespace alibi {
 struct StTensor {
   std::string dtype;  // "F32", "I32", "U8", ...
   std::vector<int64_t> shape;
-  // The bytes: a view into the file's read-only mapping (read()), or owned (add()).
+  // The bytes: a view into the file's read-only mapping (read()), or owned (add()), or made
+  // only when written (add_lazy(): fill, view_bytes of them; bytes() is null).
   const uint8_t* view = nullptr;
   size_t view_bytes = 0;
   std::vector<uint8_t> owned;
-  const uint8_t* bytes() const { return view ? view : owned.data(); }
-  size_t nbytes() const { return view ? view_bytes : owned.size(); }
+  std::function<void(uint8_t* dst)> fill;
+  const uint8_t* bytes() const { return view ? view : fill ? nullptr : owned.data(); }
+  size_t nbytes() const { return view || fill ? view_bytes : owned.size(); }
   bool same_bytes(const StTensor& o) const;
   int64_t numel() const;
   const float* f32() const;      // throws unless dtype F32
@@ -46,6 +49,10 @@ struct Safetensors {
   // Adds a tensor without copying: SRC must stay alive and unchanged until this is written.
   void add_view(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
                 const void* src, size_t bytes);
+  // Adds a tensor of BYTES bytes that FILL writes into a buffer when the file is written: the
+  // writer holds one such tensor at a time (alibi import streams a model this way).
+  void add_lazy(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
+                size_t bytes, std::function<void(uint8_t* dst)> fill);
   const StTensor& at(const std::string& name) const;  // throws UsageError if absent
   bool has(const std::string& name) const { return tensors.count(name) != 0; }
 

@@ -142,11 +142,11 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
                                m ? hm.data() : nullptr, v ? hv.data() : nullptr, keep, matrices);
 }
 
-std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig& cfg,
-                                  const nlohmann::json& train, int64_t step, const Tokenizer& tok,
-                                  const ParamLayout& layout, const float* params, const float* m,
-                                  const float* v, int keep, WeightType matrices) {
-  fs::create_directories(run_dir);
+namespace {
+
+// A checkpoint's metadata: the format, the config, the run's settings, the step, the tokenizer.
+Safetensors checkpoint_header(const ModelConfig& cfg, const nlohmann::json& train, int64_t step,
+                              const Tokenizer& tok) {
   Safetensors st;
   st.metadata["format"] = kFormat;
   st.metadata["config"] = cfg.to_json().dump();
@@ -157,23 +157,12 @@ std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig&
                      {"vocab", tok.vocab()},
                      {"fingerprint", tok.fingerprint()}}
           .dump();
-  // fp32 tensors are written from the caller's memory as they are; only narrowed ones are copied.
-  auto add_set = [&](const float* host, const std::string& prefix) {
-    for (const TensorInfo& ti : layout.tensors) {
-      const float* x = host + ti.offset;
-      if (!ti.matrix || matrices == WeightType::fp32 || !prefix.empty()) {
-        st.add_view(prefix + ti.name, "F32", ti.shape, x, ti.numel * sizeof(float));
-        continue;
-      }
-      std::vector<uint16_t> narrow(ti.numel);
-      for (size_t i = 0; i < ti.numel; ++i)
-        narrow[i] = matrices == WeightType::bf16 ? float_to_bf16(x[i]) : float_to_f16(x[i]);
-      st.add(ti.name, weight_dtype(matrices), ti.shape, narrow.data(), narrow.size() * 2);
-    }
-  };
-  add_set(params, "");
-  if (m) add_set(m, "adam.m.");
-  if (v) add_set(v, "adam.v.");
+  return st;
+}
+
+// Adds the tokenizer's model, writes RUN/ckpt-STEP.safetensors and tidies the folder.
+std::string finish_checkpoint(Safetensors& st, const std::string& run_dir, int64_t step,
+                              const Tokenizer& tok, int keep) {
   if (tok.kind() != TokenizerKind::bytes)  // the SentencePiece model, or the tokenizer.json
     st.add_view("tokenizer.model", "U8", {int64_t(tok.model_bytes().size())},
                 tok.model_bytes().data(), tok.model_bytes().size());
@@ -183,6 +172,66 @@ std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig&
   st.write_atomic(path);
   tidy_run_folder(run_dir, keep);
   return path;
+}
+
+void narrow(uint16_t* dst, const float* x, size_t n, WeightType t) {
+  for (size_t i = 0; i < n; ++i)
+    dst[i] = t == WeightType::bf16 ? float_to_bf16(x[i]) : float_to_f16(x[i]);
+}
+
+}  // namespace
+
+std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig& cfg,
+                                  const nlohmann::json& train, int64_t step, const Tokenizer& tok,
+                                  const ParamLayout& layout, const float* params, const float* m,
+                                  const float* v, int keep, WeightType matrices) {
+  fs::create_directories(run_dir);
+  Safetensors st = checkpoint_header(cfg, train, step, tok);
+  // fp32 tensors are written from the caller's memory as they are; narrowed ones are made one at
+  // a time as the file is written.
+  auto add_set = [&](const float* host, const std::string& prefix) {
+    for (const TensorInfo& ti : layout.tensors) {
+      const float* x = host + ti.offset;
+      if (!ti.matrix || matrices == WeightType::fp32 || !prefix.empty()) {
+        st.add_view(prefix + ti.name, "F32", ti.shape, x, ti.numel * sizeof(float));
+        continue;
+      }
+      st.add_lazy(ti.name, weight_dtype(matrices), ti.shape, ti.numel * 2, [=](uint8_t* dst) {
+        narrow(reinterpret_cast<uint16_t*>(dst), x, ti.numel, matrices);
+      });
+    }
+  };
+  add_set(params, "");
+  if (m) add_set(m, "adam.m.");
+  if (v) add_set(v, "adam.v.");
+  return finish_checkpoint(st, run_dir, step, tok, keep);
+}
+
+std::string write_checkpoint_rows(const std::string& run_dir, const ModelConfig& cfg,
+                                  const nlohmann::json& train, int64_t step, const Tokenizer& tok,
+                                  const ParamLayout& layout, const ReadRows& read, int keep,
+                                  WeightType matrices) {
+  fs::create_directories(run_dir);
+  Safetensors st = checkpoint_header(cfg, train, step, tok);
+  for (const TensorInfo& ti : layout.tensors) {
+    const int64_t rows = ti.shape.empty() ? 1 : ti.shape[0], cols = int64_t(ti.numel) / rows;
+    const WeightType wt = ti.matrix ? matrices : WeightType::fp32;
+    const size_t bytes = ti.numel * (wt == WeightType::fp32 ? 4 : 2);
+    st.add_lazy(
+        ti.name, weight_dtype(wt), ti.shape, bytes, [&read, &ti, rows, cols, wt](uint8_t* dst) {
+          if (wt == WeightType::fp32) return read(ti, 0, rows, reinterpret_cast<float*>(dst));
+          // Narrowed a block of rows at a time: no fp32 copy of the whole tensor.
+          const int64_t block =
+              std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(cols, 1));
+          std::vector<float> buf(size_t(std::min(block, rows) * cols));
+          for (int64_t r = 0; r < rows; r += block) {
+            const int64_t n = std::min(block, rows - r);
+            read(ti, r, n, buf.data());
+            narrow(reinterpret_cast<uint16_t*>(dst) + r * cols, buf.data(), size_t(n * cols), wt);
+          }
+        });
+  }
+  return finish_checkpoint(st, run_dir, step, tok, keep);
 }
 
 void tidy_run_folder(const std::string& run_dir, int keep) {

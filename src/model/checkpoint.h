@@ -7,6 +7,7 @@
 // tokenizer. The data order and dropout masks are pure functions of (seed, step), so these are the
 // whole state of a run.
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -50,12 +51,21 @@ std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
                              int keep, WeightType matrices = WeightType::fp32);
 
 // The same from host memory: PARAMS (and the moments M and V, or null) in LAYOUT's order. The
-// fp32 tensors are written straight from these arrays, so the peak is the arrays and the narrowed
-// matrices (`alibi import` uses this on the weights it read).
+// fp32 tensors are written straight from these arrays and narrowed ones one at a time as they
+// are written, so the peak is the arrays and one narrowed matrix.
 std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig& cfg,
                                   const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                                   const ParamLayout& layout, const float* params, const float* m,
                                   const float* v, int keep, WeightType matrices = WeightType::fp32);
+
+// Rows [r0, r0 + n) of tensor t (shape[0] rows) as fp32 into dst.
+using ReadRows = std::function<void(const TensorInfo& t, int64_t r0, int64_t n, float* dst)>;
+// The same, weights only, read from READ one tensor at a time as the file is written (`alibi
+// import` streams a Hugging Face folder this way): the peak is one tensor in its stored type.
+std::string write_checkpoint_rows(const std::string& run_dir, const ModelConfig& cfg,
+                                  const nlohmann::json& train, int64_t step, const Tokenizer& tok,
+                                  const ParamLayout& layout, const ReadRows& read, int keep,
+                                  WeightType matrices = WeightType::fp32);
 
 // Deletes all but the newest `keep` checkpoints of RUN and the temporaries of writers that no
 // longer run. write_checkpoint calls it after each save; a resume that finds its run complete

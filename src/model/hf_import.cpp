@@ -88,30 +88,23 @@ class Weights {
   }
   const std::vector<int64_t>& shape(const std::string& key) const { return entry(key).t->shape; }
 
-  // The tensor as fp32, checked against `shape`; it counts as used.
-  std::vector<float> take(const std::string& key, const std::vector<int64_t>& want) {
+  // The tensor, checked against `shape` and for a dtype alibi reads; it counts as used.
+  const StTensor* take(const std::string& key, const std::vector<int64_t>& want) {
     const Entry& e = entry(key);
     if (e.t->shape != want)
       usage_error(e.path, ": tensor '", e.name, "' has shape ", json(e.t->shape).dump(),
                   ", expected ", json(want).dump());
-    used_.insert(key);
-    const size_t n = size_t(e.t->numel());
-    std::vector<float> out(n);
-    const uint8_t* src = e.t->bytes();
-    if (e.t->dtype == "F32") {
-      std::memcpy(out.data(), src, n * 4);
-    } else if (e.t->dtype == "BF16" || e.t->dtype == "F16") {
-      const bool bf = e.t->dtype == "BF16";
-      for (size_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        out[i] = bf ? bf16_to_float(h) : f16_to_float(h);
-      }
-    } else {
+    if (e.t->dtype != "F32" && e.t->dtype != "BF16" && e.t->dtype != "F16")
       usage_error(e.path, ": tensor '", e.name, "' has dtype ", e.t->dtype,
                   "; expected F32, F16 or BF16");
-    }
-    return out;
+    used_.insert(key);
+    return e.t;
+  }
+  // Lets a tensor's pages go from memory (they are read from the file again if touched).
+  void release(const StTensor* t) const {
+    for (const auto& [path, st] : files_)
+      for (const auto& [name, x] : st.tensors)
+        if (&x == t) return st.release(x);
   }
   void mark_used(const std::string& key) { used_.insert(key); }
 
@@ -197,11 +190,11 @@ class Config {
   json j_;
 };
 
-// K's layout, with m.params sized for it, once the folder's tensors can fill it: a config.json
-// asking for more layers or parameters than the weights hold is refused before anything that
-// large is allocated. `layers_key` names the config field.
-ParamLayout allocate_params(const ModelConfig& k, const Weights& w, const Config& c,
-                            const std::string& layers_key, HfImport& m) {
+// K's layout, once the folder's tensors can fill it: a config.json asking for more layers or
+// parameters than the weights hold is refused before anything that large is planned.
+// `layers_key` names the config field.
+ParamLayout plan_params(const ModelConfig& k, const Weights& w, const Config& c,
+                        const std::string& layers_key) {
   if (uint64_t(k.layers) > w.count())
     c.refuse(layers_key, str_cat("is more than the ", w.count(), " tensors of the weights"));
   ParamLayout l = make_param_layout(k);
@@ -210,18 +203,61 @@ ParamLayout allocate_params(const ModelConfig& k, const Weights& w, const Config
   if (l.total > 2 * w.elements())
     usage_error(c.path(), ": asks for ", l.total, " parameters (", k.layers, " layers of width ",
                 k.d_model, "); the weights hold only ", w.elements());
-  m.params.assign(l.total, 0.0f);
   return l;
 }
 
-// Copies a (rows, cols) tensor into the host parameters under our name.
-void put(HfImport& m, const ParamLayout& l, const std::string& name, const std::vector<float>& v) {
-  const TensorInfo& t = l.at(name);
-  ALIBI_CHECK(v.size() == t.numel, name);
-  std::memcpy(m.params.data() + t.offset, v.data(), v.size() * sizeof(float));
+}  // namespace
+
+// Which file tensor each of ours is read from.
+struct HfSources {
+  struct Source {
+    const StTensor* t = nullptr;
+    int qkv_heads = 0;  // BLOOM's fused qkv: its rows are reordered (bloom_qkv_rows), else 0
+  };
+  explicit HfSources(const fs::path& dir) : w(dir) {}
+  Weights w;
+  std::map<std::string, Source> of;  // by our tensor name
+};
+
+namespace {
+
+// Our tensor `name` is read from `t` (checked by Weights::take).
+void put(HfSources& s, const ParamLayout& l, const std::string& name, const StTensor* t,
+         int qkv_heads = 0) {
+  ALIBI_CHECK(size_t(t->numel()) == l.at(name).numel, name);
+  s.of[name] = {t, qkv_heads};
 }
 
-void import_bloom(const Config& c, Weights& w, HfImport& m) {
+// Elements [i0, i0 + n) of a file tensor (F32, BF16 or F16) as fp32.
+void widen_range(const StTensor& t, int64_t i0, int64_t n, float* dst) {
+  const uint8_t* src = t.bytes();
+  if (t.dtype == "F32") {
+    std::memcpy(dst, src + 4 * i0, size_t(n) * 4);
+    return;
+  }
+  const bool bf = t.dtype == "BF16";
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, src + 2 * (i0 + i), 2);
+    dst[i] = bf ? bf16_to_float(h) : f16_to_float(h);
+  }
+}
+
+// Whether two file tensors of the same shape hold the same values, compared in blocks.
+bool same_values(const StTensor& a, const StTensor& b) {
+  constexpr int64_t kBlock = int64_t(1) << 16;
+  std::vector<float> x(kBlock), y(kBlock);
+  for (int64_t i = 0; i < a.numel(); i += kBlock) {
+    const int64_t n = std::min(kBlock, a.numel() - i);
+    widen_range(a, i, n, x.data());
+    widen_range(b, i, n, y.data());
+    if (std::memcmp(x.data(), y.data(), size_t(n) * 4) != 0) return false;
+  }
+  return true;
+}
+
+void import_bloom(const Config& c, HfSources& s, HfImport& m) {
+  Weights& w = s.w;
   if (c.get_or("apply_residual_connection_post_layernorm", false))
     c.refuse("apply_residual_connection_post_layernorm", "is not supported; expected false");
   ModelConfig& k = m.config;
@@ -243,35 +279,34 @@ void import_bloom(const Config& c, Weights& w, HfImport& m) {
   k.dropout_resid = c.get_or("hidden_dropout", 0.0f);
   k.dropout_attn = c.get_or("attention_dropout", 0.0f);
   k.validate();
-  const ParamLayout l = allocate_params(k, w, c, "n_layer", m);
+  const ParamLayout l = plan_params(k, w, c, "n_layer");
   const int64_t V = k.vocab, F = k.ffn;
-  const int HS = k.head_size();
-  put(m, l, "wte", w.take("word_embeddings.weight", {V, C}));
-  put(m, l, "emb_ln.w", w.take("word_embeddings_layernorm.weight", {C}));
-  put(m, l, "emb_ln.b", w.take("word_embeddings_layernorm.bias", {C}));
+  put(s, l, "wte", w.take("word_embeddings.weight", {V, C}));
+  put(s, l, "emb_ln.w", w.take("word_embeddings_layernorm.weight", {C}));
+  put(s, l, "emb_ln.b", w.take("word_embeddings_layernorm.bias", {C}));
   for (int i = 0; i < k.layers; ++i) {
     const std::string h = "h." + std::to_string(i) + ".";
-    put(m, l, h + "ln1.w", w.take(h + "input_layernorm.weight", {C}));
-    put(m, l, h + "ln1.b", w.take(h + "input_layernorm.bias", {C}));
-    put(m, l, h + "attn.qkv.w",
-        bloom_qkv_rows(w.take(h + "self_attention.query_key_value.weight", {3 * C, C}), k.heads, HS,
-                       C));
-    put(m, l, h + "attn.qkv.b",
-        bloom_qkv_rows(w.take(h + "self_attention.query_key_value.bias", {3 * C}), k.heads, HS, 1));
-    put(m, l, h + "attn.proj.w", w.take(h + "self_attention.dense.weight", {C, C}));
-    put(m, l, h + "attn.proj.b", w.take(h + "self_attention.dense.bias", {C}));
-    put(m, l, h + "ln2.w", w.take(h + "post_attention_layernorm.weight", {C}));
-    put(m, l, h + "ln2.b", w.take(h + "post_attention_layernorm.bias", {C}));
-    put(m, l, h + "mlp.fc.w", w.take(h + "mlp.dense_h_to_4h.weight", {F, C}));
-    put(m, l, h + "mlp.fc.b", w.take(h + "mlp.dense_h_to_4h.bias", {F}));
-    put(m, l, h + "mlp.proj.w", w.take(h + "mlp.dense_4h_to_h.weight", {C, F}));
-    put(m, l, h + "mlp.proj.b", w.take(h + "mlp.dense_4h_to_h.bias", {C}));
+    put(s, l, h + "ln1.w", w.take(h + "input_layernorm.weight", {C}));
+    put(s, l, h + "ln1.b", w.take(h + "input_layernorm.bias", {C}));
+    put(s, l, h + "attn.qkv.w", w.take(h + "self_attention.query_key_value.weight", {3 * C, C}),
+        k.heads);
+    put(s, l, h + "attn.qkv.b", w.take(h + "self_attention.query_key_value.bias", {3 * C}),
+        k.heads);
+    put(s, l, h + "attn.proj.w", w.take(h + "self_attention.dense.weight", {C, C}));
+    put(s, l, h + "attn.proj.b", w.take(h + "self_attention.dense.bias", {C}));
+    put(s, l, h + "ln2.w", w.take(h + "post_attention_layernorm.weight", {C}));
+    put(s, l, h + "ln2.b", w.take(h + "post_attention_layernorm.bias", {C}));
+    put(s, l, h + "mlp.fc.w", w.take(h + "mlp.dense_h_to_4h.weight", {F, C}));
+    put(s, l, h + "mlp.fc.b", w.take(h + "mlp.dense_h_to_4h.bias", {F}));
+    put(s, l, h + "mlp.proj.w", w.take(h + "mlp.dense_4h_to_h.weight", {C, F}));
+    put(s, l, h + "mlp.proj.b", w.take(h + "mlp.dense_4h_to_h.bias", {C}));
   }
-  put(m, l, "lnf.w", w.take("ln_f.weight", {C}));
-  put(m, l, "lnf.b", w.take("ln_f.bias", {C}));
+  put(s, l, "lnf.w", w.take("ln_f.weight", {C}));
+  put(s, l, "lnf.b", w.take("ln_f.bias", {C}));
 }
 
-void import_mpt(const Config& c, Weights& w, HfImport& m) {
+void import_mpt(const Config& c, HfSources& s, HfImport& m) {
+  Weights& w = s.w;
   ModelConfig& k = m.config;
   const json attn = c.get_or("attn_config", json::object());
   auto attn_field = [&](const std::string& f, const json& fallback) {
@@ -327,19 +362,19 @@ void import_mpt(const Config& c, Weights& w, HfImport& m) {
   k.dropout_attn = attn_field("attn_pdrop", 0.0).get<float>();
   k.validate();
   m.trained_len = c.get_or("max_seq_len", 0);
-  const ParamLayout l = allocate_params(k, w, c, "n_layers", m);
+  const ParamLayout l = plan_params(k, w, c, "n_layers");
   const int64_t V = k.vocab, C = k.d_model, F = k.ffn;
-  put(m, l, "wte", w.take("wte.weight", {V, C}));
+  put(s, l, "wte", w.take("wte.weight", {V, C}));
   for (int i = 0; i < k.layers; ++i) {
     const std::string b = "blocks." + std::to_string(i) + ".", h = "h." + std::to_string(i) + ".";
-    put(m, l, h + "ln1.w", w.take(b + "norm_1.weight", {C}));
-    put(m, l, h + "attn.qkv.w", w.take(b + "attn.Wqkv.weight", {3 * C, C}));
-    put(m, l, h + "attn.proj.w", w.take(b + "attn.out_proj.weight", {C, C}));
-    put(m, l, h + "ln2.w", w.take(b + "norm_2.weight", {C}));
-    put(m, l, h + "mlp.fc.w", w.take(b + "ffn.up_proj.weight", {F, C}));
-    put(m, l, h + "mlp.proj.w", w.take(b + "ffn.down_proj.weight", {C, F}));
+    put(s, l, h + "ln1.w", w.take(b + "norm_1.weight", {C}));
+    put(s, l, h + "attn.qkv.w", w.take(b + "attn.Wqkv.weight", {3 * C, C}));
+    put(s, l, h + "attn.proj.w", w.take(b + "attn.out_proj.weight", {C, C}));
+    put(s, l, h + "ln2.w", w.take(b + "norm_2.weight", {C}));
+    put(s, l, h + "mlp.fc.w", w.take(b + "ffn.up_proj.weight", {F, C}));
+    put(s, l, h + "mlp.proj.w", w.take(b + "ffn.down_proj.weight", {C, F}));
   }
-  put(m, l, "lnf.w", w.take("norm_f.weight", {C}));
+  put(s, l, "lnf.w", w.take("norm_f.weight", {C}));
 }
 
 }  // namespace
@@ -356,6 +391,35 @@ std::vector<float> bloom_qkv_rows(const std::vector<float>& src, int NH, int HS,
                     src.data() + (to_bloom ? ours : bloom) * cols, size_t(cols) * 4);
       }
   return out;
+}
+
+void HfImport::read_rows(const TensorInfo& t, int64_t r0, int64_t n, float* dst) const {
+  const int64_t rows = t.shape.empty() ? 1 : t.shape[0], cols = int64_t(t.numel) / rows;
+  ALIBI_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows, t.name, " rows ", r0, "+", n);
+  auto it = sources->of.find(t.name);
+  if (it == sources->of.end()) {  // not in the family: zeros, as make_param_layout starts
+    std::fill(dst, dst + n * cols, 0.0f);
+    return;
+  }
+  const HfSources::Source& src = it->second;
+  if (src.qkv_heads == 0) {
+    widen_range(*src.t, r0 * cols, n * cols, dst);
+  } else {  // our row j*C + h*HS + d is BLOOM's row (h*3 + j)*HS + d
+    const int64_t NH = src.qkv_heads, C = rows / 3, HS = C / NH;
+    for (int64_t r = r0; r < r0 + n; ++r) {
+      const int64_t j = r / C, h = r % C / HS, d = r % HS;
+      widen_range(*src.t, ((h * 3 + j) * HS + d) * cols, cols, dst + (r - r0) * cols);
+    }
+  }
+  if (r0 + n == rows) sources->w.release(src.t);
+}
+
+std::vector<float> HfImport::params() const {
+  const ParamLayout l = make_param_layout(config);
+  std::vector<float> p(l.total);
+  for (const TensorInfo& t : l.tensors)
+    read_rows(t, 0, t.shape.empty() ? 1 : t.shape[0], p.data() + t.offset);
+  return p;
 }
 
 HfImport import_hf(const std::string& dir_arg) {
@@ -376,23 +440,28 @@ HfImport import_hf(const std::string& dir_arg) {
     c.refuse(c.raw().contains("architectures") ? "architectures" : "model_type",
              "is not supported; expected BloomForCausalLM or MptForCausalLM");
   m.architecture = arch;
-  Weights w(dir);
+  auto sources = std::make_shared<HfSources>(dir);
+  Weights& w = sources->w;
   m.config.pos = PosKind::alibi;
   if (arch == "BloomForCausalLM")
-    import_bloom(c, w, m);
+    import_bloom(c, *sources, m);
   else
-    import_mpt(c, w, m);
+    import_mpt(c, *sources, m);
   const ParamLayout l = make_param_layout(m.config);
   const int64_t V = m.config.vocab, C = m.config.d_model;
   if (!m.config.tied_head) {
-    put(m, l, "lm_head.w", w.take("lm_head.weight", {V, C}));
+    put(*sources, l, "lm_head.w", w.take("lm_head.weight", {V, C}));
   } else if (w.has("lm_head.weight")) {  // saved although tied: it must be the embedding table
-    const std::vector<float> head = w.take("lm_head.weight", {V, C});
-    if (std::memcmp(head.data(), m.params.data() + l.at("wte").offset, head.size() * 4) != 0)
+    const StTensor* head = w.take("lm_head.weight", {V, C});
+    const bool same = same_values(*head, *sources->of.at("wte").t);
+    w.release(head);
+    w.release(sources->of.at("wte").t);
+    if (!same)
       c.refuse("tie_word_embeddings", "is true but lm_head.weight differs from the embeddings");
   }
   w.expect_all_used(arch);
   m.dtype = w.dtype();
+  m.sources = sources;
 
   const fs::path tok = dir / "tokenizer.json";
   if (!fs::exists(tok))

@@ -1,6 +1,7 @@
 // cpu::gemm (kernels/cpu/ops_cpu.h): oneDNN sgemm in fp32; in bf16, the operands are rounded
 // into bf16 scratch and multiplied by oneDNN's matmul primitive (bf16 src and weights, fp32 dst,
 // fp32 accumulation). The oneDNN 2.x C API has no bf16 gemm, hence the C++ primitive API.
+// cpu::linear_bf16 is the same product with weights already stored in bf16: used where they lie.
 #include <dnnl.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -80,26 +81,39 @@ Entry make_entry(Bf16State& st, bool transA, bool transB, int64_t M, int64_t N, 
                dnnl::memory(c_md, st.eng, DNNL_MEMORY_NONE)};
 }
 
-void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-               int64_t ldc) {
-  thread_local Bf16State st;
+Entry& entry(Bf16State& st, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+             float alpha, float beta, int64_t ldc) {
   const Key key{M, N, K, transA, transB, ldc, alpha, beta, omp_get_max_threads()};
   auto it = st.cache.find(key);
   if (it == st.cache.end())
     it = st.cache.emplace(key, make_entry(st, transA, transB, M, N, K, alpha, beta, ldc)).first;
-  Entry& e = it->second;
+  return it->second;
+}
 
+void run(Bf16State& st, Entry& e, const uint16_t* a, const uint16_t* b, float* C) {
+  // oneDNN takes non-const handles; a primitive never writes its inputs.
+  e.a.set_data_handle(const_cast<uint16_t*>(a));
+  e.b.set_data_handle(const_cast<uint16_t*>(b));
+  e.c.set_data_handle(C);
+  e.prim.execute(st.strm, {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.c}});
+  st.strm.wait();
+}
+
+void gemm_bf16(Bf16State& st, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+               float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+               float* C, int64_t ldc) {
+  Entry& e = entry(st, transA, transB, M, N, K, alpha, beta, ldc);
   if (st.a_buf.size() < size_t(M * K)) st.a_buf.resize(size_t(M * K));
   if (st.b_buf.size() < size_t(K * N)) st.b_buf.resize(size_t(K * N));
   // Stored shapes: A is (M,K), or (K,M) when transposed; B is (K,N), or (N,K).
   to_bf16(st.a_buf.data(), A, transA ? K : M, transA ? M : K, lda);
   to_bf16(st.b_buf.data(), B, transB ? N : K, transB ? K : N, ldb);
-  e.a.set_data_handle(st.a_buf.data());
-  e.b.set_data_handle(st.b_buf.data());
-  e.c.set_data_handle(C);
-  e.prim.execute(st.strm, {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.c}});
-  st.strm.wait();
+  run(st, e, st.a_buf.data(), st.b_buf.data(), C);
+}
+
+Bf16State& bf16_state() {
+  thread_local Bf16State st;
+  return st;
 }
 
 }  // namespace
@@ -109,12 +123,23 @@ void gemm(MatmulPrecision p, bool transA, bool transB, int64_t M, int64_t N, int
           float* C, int64_t ldc) {
   if (p == MatmulPrecision::bf16 && M > 0 && N > 0 && K > 0) {
     ALIBI_CHECK(cpu_has_bf16(), "bf16 gemm needs AVX512-BF16, which this CPU lacks");
-    gemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_bf16(bf16_state(), transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   const dnnl_status_t st = dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A,
                                       lda, B, ldb, beta, C, ldc);
   ALIBI_CHECK(st == dnnl_success, "dnnl_sgemm status ", int(st), " M=", M, " N=", N, " K=", K);
+}
+
+void linear_bf16(float* out, const float* inp, const uint16_t* W, int64_t N, int64_t IC,
+                 int64_t OC) {
+  if (N <= 0 || OC <= 0 || IC <= 0) return;
+  ALIBI_CHECK(cpu_has_bf16(), "bf16 gemm needs AVX512-BF16, which this CPU lacks");
+  Bf16State& st = bf16_state();
+  Entry& e = entry(st, false, true, N, OC, IC, 1.0f, 0.0f, OC);
+  if (st.a_buf.size() < size_t(N * IC)) st.a_buf.resize(size_t(N * IC));
+  to_bf16(st.a_buf.data(), inp, N, IC, IC);
+  run(st, e, st.a_buf.data(), W, out);
 }
 
 }  // namespace alibi::cpu

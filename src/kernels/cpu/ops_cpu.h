@@ -15,6 +15,10 @@ namespace alibi::cpu {
 void gemm(MatmulPrecision p, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
           float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
           float* C, int64_t ldc);
+// out (N,OC) = inp (N,IC) W^T for W (OC,IC) stored in bf16: the bf16 gemm with W used where it
+// lies (only inp is rounded), so it equals gemm(bf16, ...) on W widened to fp32.
+void linear_bf16(float* out, const float* inp, const uint16_t* W, int64_t N, int64_t IC,
+                 int64_t OC);
 
 // ---- ops_cpu.cpp: dense layers -----------------------------------------------------------------
 // W fp32, or bf16/f16 (weights_cpu.cpp).
@@ -56,8 +60,9 @@ void token_losses(float* loss, const float* logits, const float* lse, const int3
                   int64_t N, int64_t V);
 
 // ---- weights_cpu.cpp: products and lookups on bf16/f16 weights, widened to fp32 exactly ---------
-// out (N,OC) = inp W^T + b for a bf16/f16 W: a few rows (decoding) stream W once through fp32
-// dot products; more rows widen blocks of W's rows into scratch and call gemm.
+// out (N,OC) = inp W^T + b for a bf16/f16 W. In bf16 precision a bf16 W goes to linear_bf16 as
+// it is. Otherwise a few rows (decoding) stream W once through fp32 dot products and more rows
+// widen blocks of W's rows into scratch and call gemm.
 void linear_forward_half(MatmulPrecision p, float* out, const float* inp, WeightView W,
                          const float* b, int64_t N, int64_t IC, int64_t OC);
 void embedding_forward_half(float* x, const int32_t* tokens, WeightView wte, int64_t N,

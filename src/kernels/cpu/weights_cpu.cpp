@@ -1,5 +1,6 @@
 // Products and lookups on bf16/f16 weights (kernels/weights.h). Each stored element is widened to
-// fp32 exactly (bf16: a 16-bit shift; f16: F16C's vcvtph2ps) and every product and sum is fp32.
+// fp32 exactly (bf16: a 16-bit shift; f16: F16C's vcvtph2ps) and every product and sum is fp32,
+// except that bf16 precision multiplies bf16 weights as they are (gemm_cpu.cpp's linear_bf16).
 #include <immintrin.h>
 #include <omp.h>
 
@@ -146,7 +147,9 @@ void widen(float* dst, const uint16_t* src, WeightType t, int64_t n) {
 
 void linear_forward_half(MatmulPrecision p, float* out, const float* inp, WeightView W,
                          const float* b, int64_t N, int64_t IC, int64_t OC) {
-  if (p == MatmulPrecision::fp32 && N <= kStreamRows) {
+  if (p == MatmulPrecision::bf16 && W.type == WeightType::bf16) {
+    linear_bf16(out, inp, W.half(), N, IC, OC);
+  } else if (p == MatmulPrecision::fp32 && N <= kStreamRows) {
     switch (N) {
       case 1: stream_product<1>(out, inp, W, IC, OC); break;
       case 2: stream_product<2>(out, inp, W, IC, OC); break;
