@@ -22,18 +22,16 @@ struct FixedFlag {
   std::function<void(TrainOptions&, const TrainOptions&)> copy;
 };
 
-#define FIXED(flagname, field) \
-  FixedFlag{flagname, [](const TrainOptions& o) { return nlohmann::json(o.field); }, \
+#define FIXED(flagname, field) FIXED_AS(flagname, field, )
+// An enum field, compared and shown by its name (name_fn).
+#define FIXED_AS(flagname, field, name_fn)                                                  \
+  FixedFlag{flagname, [](const TrainOptions& o) { return nlohmann::json(name_fn(o.field)); }, \
             [](TrainOptions& d, const TrainOptions& s) { d.field = s.field; }}
 
 std::vector<FixedFlag> fixed_flags() {
   return {
-      FixedFlag{"--pos",
-                [](const TrainOptions& o) { return nlohmann::json(pos_name(o.model.pos)); },
-                [](TrainOptions& d, const TrainOptions& s) { d.model.pos = s.model.pos; }},
-      FixedFlag{"--init",
-                [](const TrainOptions& o) { return nlohmann::json(init_name(o.model.init)); },
-                [](TrainOptions& d, const TrainOptions& s) { d.model.init = s.model.init; }},
+      FIXED_AS("--pos", model.pos, pos_name),
+      FIXED_AS("--init", model.init, init_name),
       FIXED("--layers", model.layers),
       FIXED("--d-model", model.d_model),
       FIXED("--heads", model.heads),
@@ -55,9 +53,7 @@ std::vector<FixedFlag> fixed_flags() {
       FIXED("--weight-decay", adamw.weight_decay),
       FIXED("--seed", seed),
       FIXED("--dtype", dtype),
-      FixedFlag{"--gelu",
-                [](const TrainOptions& o) { return nlohmann::json(gelu_name(o.model.gelu)); },
-                [](TrainOptions& d, const TrainOptions& s) { d.model.gelu = s.model.gelu; }},
+      FIXED_AS("--gelu", model.gelu, gelu_name),
       FIXED("--linear-bias", model.linear_bias),
       FIXED("--ln-bias", model.ln_bias),
       FIXED("--ln-eps", model.ln_eps),
@@ -65,16 +61,12 @@ std::vector<FixedFlag> fixed_flags() {
       FIXED("--embed-ln", model.embed_ln),
       FIXED("--alibi-bias-max", model.alibi_bias_max),
       FIXED("--tied-head", model.tied_head),
-      FixedFlag{"--slopes",
-                [](const TrainOptions& o) { return nlohmann::json(slopes_name(o.model.slopes)); },
-                [](TrainOptions& d, const TrainOptions& s) { d.model.slopes = s.model.slopes; }},
-      FixedFlag{
-          "--objective",
-          [](const TrainOptions& o) { return nlohmann::json(objective_name(o.model.objective)); },
-          [](TrainOptions& d, const TrainOptions& s) { d.model.objective = s.model.objective; }},
+      FIXED_AS("--slopes", model.slopes, slopes_name),
+      FIXED_AS("--objective", model.objective, objective_name),
       FIXED("--causal", model.causal),
       FIXED("--mask-rate", mask_rate)};
 }
+#undef FIXED_AS
 #undef FIXED
 
 // The options a checkpoint was trained with.
