@@ -14,5 +14,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+# The CUDA backend is built where the toolkit is (docs/cuda.md); ALIBI_REQUIRE_CUDA=1 (CI) makes
+# a missing toolkit an error instead of a CPU-only build.
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export PATH="/usr/local/cuda/bin:$PATH"
+fi
+CUDA_FLAG=()
+if [ "${ALIBI_REQUIRE_CUDA:-0}" = 1 ]; then CUDA_FLAG=(-DALIBI_CUDA=ON); fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "${CUDA_FLAG[@]}" >/dev/null
 cmake --build build -j"$(nproc)"

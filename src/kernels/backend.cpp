@@ -1,9 +1,11 @@
 // The one place a device is chosen: each backend this build has is one line of kDevices.
 #include "kernels/backend.h"
 
-
 #include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
+#ifdef ALIBI_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
 
 namespace alibi {
 namespace {
@@ -15,6 +17,9 @@ struct DeviceEntry {
 
 constexpr DeviceEntry kDevices[] = {
     {"cpu", cpu::make_cpu_backend},
+#ifdef ALIBI_HAVE_CUDA
+    {"cuda", cuda::make_cuda_backend},
+#endif
 };
 
 }  // namespace

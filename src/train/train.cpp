@@ -135,6 +135,10 @@ TrainResult train(const TrainOptions& o, Comm* job) {
   check_threads(comm, o.oversubscribe);
   // Every product of this job (training and validation) runs in this precision.
   const std::shared_ptr<Backend> backend = make_backend(o.device, parse_precision(o.dtype));
+  if (N > 1 && !backend->host_memory())
+    usage_error("--device ", o.device, " trains on one process only: data parallel over ", N,
+                " processes needs a host-memory backend (cpu); NCCL is not built yet "
+                "(docs/cuda.md)");
 
   if (!fs::is_directory(o.data))
     usage_error("--data '", o.data, "' is not a folder; expected the output of 'alibi prepare'");
