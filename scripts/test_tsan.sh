@@ -11,7 +11,8 @@ FILTER=${1:-"Backend|Attention|Layers|Model|Golden|Position|Generate|Eval|Train|
 ARCHER=/usr/lib/llvm-14/lib/libarcher.so
 [ -f "$ARCHER" ] || { echo "test_tsan.sh: $ARCHER missing; expected libomp-14-dev" >&2; exit 2; }
 if [ ! -f build-tsan/CMakeCache.txt ]; then
-  CC=clang CXX=clang++ cmake -S . -B build-tsan -DALIBI_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Tsan \
+  CC=clang CXX=clang++ cmake -S . -B build-tsan -DALIBI_BUILD_BENCH=OFF -DALIBI_CUDA=OFF \
+    -DCMAKE_BUILD_TYPE=Tsan \
     -DCMAKE_CXX_FLAGS="-fsanitize=thread -O1 -gline-tables-only -march=native -Wno-pass-failed" \
     -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread > /dev/null
 fi
