@@ -6,6 +6,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace alibi {
 
@@ -42,6 +43,16 @@ inline uint16_t float_to_f16(float x) {
   }
   const uint32_t r = a + 0xfffu + ((a >> 13) & 1u);  // round the 13 dropped bits to even
   return uint16_t(sign | ((r - 0x38000000u) >> 13));
+}
+
+// dst (n) = the n bf16 (or, with bf16 false, f16) values stored at src, which need not be
+// aligned (a tensor in a file's mapping).
+inline void widen_stored(float* dst, const uint8_t* src, size_t n, bool bf16) {
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, src + 2 * i, 2);
+    dst[i] = bf16 ? bf16_to_float(h) : f16_to_float(h);
+  }
 }
 
 }  // namespace alibi

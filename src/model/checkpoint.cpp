@@ -119,12 +119,7 @@ void Checkpoint::load_params(ParamSet& set, const std::string& prefix) const {
       set.upload(ti, t.f32());
     } else {
       std::vector<float> wide(ti.numel);
-      const uint8_t* src = t.bytes();
-      for (size_t i = 0; i < ti.numel; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        wide[i] = wt == WeightType::bf16 ? bf16_to_float(h) : f16_to_float(h);
-      }
+      widen_stored(wide.data(), t.bytes(), ti.numel, wt == WeightType::bf16);
       set.upload(ti, wide.data());
     }
     st.release(t);  // copied: its pages need not stay in memory

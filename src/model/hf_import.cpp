@@ -235,12 +235,7 @@ void widen_range(const StTensor& t, int64_t i0, int64_t n, float* dst) {
     std::memcpy(dst, src + 4 * i0, size_t(n) * 4);
     return;
   }
-  const bool bf = t.dtype == "BF16";
-  for (int64_t i = 0; i < n; ++i) {
-    uint16_t h;
-    std::memcpy(&h, src + 2 * (i0 + i), 2);
-    dst[i] = bf ? bf16_to_float(h) : f16_to_float(h);
-  }
+  widen_stored(dst, src + 2 * i0, size_t(n), t.dtype == "BF16");
 }
 
 // Whether two file tensors of the same shape hold the same values, compared in blocks.

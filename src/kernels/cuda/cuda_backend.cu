@@ -205,7 +205,8 @@ class CudaBackend final : public Backend {
   }
   void crossentropy_backward(float* logits, const float* lse, const int32_t* targets, int64_t N,
                              int64_t V, float scale) override {
-    cuda::crossentropy_backward(st_, logits, lse, targets, N, V, scale);
+    cuda::crossentropy_backward(st_, logits, lse, targets, N, V, scale,
+                                static_cast<int*>(scalars_) + 4);
   }
   float crossentropy_block(float* state, float* loss, const float* logits,
                            const int32_t* targets, int64_t N, int64_t cols, int64_t v0,
@@ -286,7 +287,7 @@ class CudaBackend final : public Backend {
   // run, equal to the CPU's only up to rounding, and a sum split across processes does not
   // continue exactly where the previous part ended.
   double sum_squares(const float* x, int64_t n, double start) override {
-    double* out = static_cast<double*>(scalars_) + 4;
+    double* out = static_cast<double*>(scalars_) + 4;  // bytes 32..39 of the 64
     cuda::sum_squares(st_, x, n, start, static_cast<double*>(sum_partials_), out);
     double s = 0.0;
     download(&s, out, sizeof(s));
@@ -334,7 +335,9 @@ class CudaBackend final : public Backend {
   MatmulPrecision p_;
   cudaStream_t st_ = nullptr;
   cublasHandle_t blas_ = nullptr;
-  void* scalars_ = nullptr;       // the "->" results on their way to the host
+  // 64 bytes: bytes 0..7 the first non-finite index or a mean loss, 16..19 the scored-row count,
+  // 32..39 the sum of squares.
+  void* scalars_ = nullptr;
   void* sum_partials_ = nullptr;  // sum_squares' per-block partials
   Scratch a16_, b16_, wide_, kv_;
 };

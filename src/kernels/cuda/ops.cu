@@ -285,15 +285,23 @@ __global__ void ce_block_loss_k(const float* state, float* loss, const int32_t* 
   *mean = scored ? float(total / double(scored)) : 0.0f;
 }
 
-__global__ void ce_backward_k(float* logits, const float* lse, const int32_t* targets, int64_t N,
-                              int64_t V, float scale) {
-  __shared__ int scored;
-  if (threadIdx.x == 0) {
-    scored = 0;
-    for (int64_t n = 0; n < N; ++n) scored += targets[n] >= 0;
-  }
+// The rows a cross-entropy scores, counted once (by one block, an integer sum) for the backward.
+__global__ void count_scored_k(const int32_t* targets, int64_t N, int* scored) {
+  __shared__ int sh[kThreads];
+  int c = 0;
+  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) c += targets[n] >= 0;
+  sh[threadIdx.x] = c;
   __syncthreads();
-  const float s = scored ? scale / float(scored) : 0.0f;
+  for (int o = blockDim.x / 2; o > 0; o /= 2) {
+    if (threadIdx.x < o) sh[threadIdx.x] += sh[threadIdx.x + o];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *scored = sh[0];
+}
+
+__global__ void ce_backward_k(float* logits, const float* lse, const int32_t* targets, int64_t V,
+                              float scale, const int* scored) {
+  const float s = *scored ? scale / float(*scored) : 0.0f;
   const int64_t n = blockIdx.x;
   float* l = logits + n * V;
   const int32_t t = targets[n];
@@ -499,8 +507,10 @@ void crossentropy_block(Stream st, float* state, float* loss, const float* logit
 }
 
 void crossentropy_backward(Stream st, float* logits, const float* lse, const int32_t* targets,
-                           int64_t N, int64_t V, float scale) {
-  if (N > 0) LAUNCH(ce_backward_k, unsigned(N), st, logits, lse, targets, N, V, scale);
+                           int64_t N, int64_t V, float scale, int* scored) {
+  if (N <= 0) return;
+  LAUNCH(count_scored_k, 1, st, targets, N, scored);
+  LAUNCH(ce_backward_k, unsigned(N), st, logits, lse, targets, V, scale, scored);
 }
 
 void token_losses(Stream st, float* loss, const float* logits, const float* lse,

@@ -48,8 +48,9 @@ void crossentropy_forward(Stream st, float* lse, const float* logits, const int3
 void crossentropy_block(Stream st, float* state, float* loss, const float* logits,
                         const int32_t* targets, int64_t N, int64_t cols, int64_t v0, int64_t V,
                         float* mean);
+// scored: one device int of scratch (the count of rows with a target).
 void crossentropy_backward(Stream st, float* logits, const float* lse, const int32_t* targets,
-                           int64_t N, int64_t V, float scale);
+                           int64_t N, int64_t V, float scale, int* scored);
 void token_losses(Stream st, float* loss, const float* logits, const float* lse,
                   const int32_t* targets, int64_t N, int64_t V);
 void posemb_forward(Stream st, float* x, const float* wpe, int64_t B, int64_t T, int64_t C,
