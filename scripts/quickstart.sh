@@ -3,7 +3,8 @@
 # tokenises the default corpus (a public-domain novel shipped in data/) into bytes, trains ALiBi
 # and sinusoidal models at 32 tokens (and sinusoidal at 64 for the paper's second comparison),
 # evaluates them at 1 to 32 times the training length on the test split, and prints the table
-# and the plot's path. About 10 minutes on 2 cores, the build included.
+# and the plot's path. About 10 minutes on 2 cores, the build included (about 3 more where the
+# CUDA toolkit is installed: the CUDA backend is compiled too).
 # Every model trains at the learning rate tuned for it on this corpus: the sweep of
 # docs/results.md tried 4e-3, 8e-3 and 1.6e-2 for each, scored at its own training length on the
 # validation split, and 8e-3 was best for all three, inside the grid.
