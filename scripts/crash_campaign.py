@@ -1,25 +1,33 @@
 #!/usr/bin/env python3
-"""Crash campaign: SIGKILL `alibi train` at random moments, resume, and prove nothing is lost.
+"""Crash and signal campaign: stop `alibi train` at random moments, resume, prove nothing is lost.
 
-    python3 scripts/crash_campaign.py [--alibi build/alibi] [--trials 30] [--seed 1]
+    python3 scripts/crash_campaign.py [--alibi build/alibi] [--signals KILL,INT,TERM]
+                                      [--trials 30] [--mpirun 2] [--seed 1]
 
-Prepares a small byte corpus (the start of data/default-corpus.txt.xz), trains a reference run
-of a tiny model with dropout to --steps without interruption (keeping every checkpoint), then
-for each trial starts the same run in a fresh folder and kills it with SIGKILL again and again,
-resuming each time (`train --resume RUN`), until it completes. A share of the kills
-(--write-share) land inside a checkpoint write: the run gets ALIBI_TEST_PAUSE_IN_WRITE (a
-test-only hook in src/core/io.cpp that pauses halfway through writing the temporary, after a
-marker line on stderr) and is killed during that pause. After every kill each
-ckpt-*.safetensors in the run folder must be complete (its header and sizes agree with the
-file) and equal, tensor for tensor, to the reference's checkpoint of the same step, and the
-newest checkpoint must never go back; at the end the final checkpoint must equal the
-reference's (every tensor's bytes, and the step), and no temporary nor checkpoint past --keep
-may be left: a kill between the final checkpoint's rename and the clean-up that follows it is
-tidied by the resume that finds the run complete.
+Prepares a small byte corpus (the start of data/default-corpus.txt.xz) and trains a reference
+run of a tiny model with dropout to --steps without interruption, keeping a checkpoint of every
+step. Then, for each signal of --signals, --trials times, starts the same run in a fresh folder
+and stops it again and again, resuming each time with a plain `train --resume RUN` (no --steps:
+a resume continues to the run's recorded length) until it completes:
 
-`train --resume` on a folder without a checkpoint is refused (exit 2, "holds no checkpoint"):
-the campaign checks that once, and a run killed before its first checkpoint is restarted with
-the original command. Exit status 0 when every trial passes, 1 otherwise.
+- KILL: SIGKILL at a random moment. A share of the kills (--write-share) land inside a
+  checkpoint write: the run gets ALIBI_TEST_PAUSE_IN_WRITE (a test-only hook in src/core/io.cpp
+  that pauses halfway through writing the temporary, after a marker line on stderr) and is killed
+  in that pause. After every kill each ckpt-*.safetensors in the folder must be complete and equal
+  to the reference's of the same step, the newest must never go back, and the resume must start
+  at once (the run folder's lock died with the process).
+- INT, TERM, USR1: the graceful stop. Each segment gets one signal, at a moment drawn among
+  start-up, training steps, validation (ALIBI_TEST_PAUSE_IN_VALIDATION) and a checkpoint write.
+  It must exit 0, with its newest checkpoint at the step it stopped (the step its stderr and its
+  log.jsonl end at), equal to the reference's. A segment ended by any other status is a crash.
+  Signals are sent once the process has blocked them (/proc/PID/status): before that it is still
+  loading its libraries, and a signal ends it by its default action, as it would any program.
+
+At the end the final checkpoint must equal the reference's (every tensor's bytes, and the step),
+and no temporary nor checkpoint past --keep may be left. With --mpirun N every run (the
+reference too) is `mpirun -np N`, the signals go to mpirun (which forwards SIGUSR1 and SIGTERM to
+every rank), and mpirun itself must exit 0 (use USR1: OpenMPI 4.1's mpirun exits 1 after it
+forwards a SIGTERM). Exit status 0 when every trial passes, 1 otherwise.
 """
 import argparse
 import json
@@ -27,6 +35,7 @@ import lzma
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import struct
@@ -38,18 +47,22 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A tiny model (well under 50 ms a step on one core) with dropout, so that resuming must also
-# restore the random stream to be bit-identical.
+# restore the random stream to be bit-identical. Its weight-gradient products (K = 128 rows) take
+# the oneDNN sgemm path that points rsp at the heap (src/core/signals.h).
 MODEL = ["--pos", "alibi", "--layers", "2", "--d-model", "32", "--heads", "4", "--ffn", "64",
          "--seq-len", "32", "--batch", "4", "--warmup", "5", "--lr", "3e-3", "--seed", "5",
          "--dropout", "0.1", "--attn-dropout", "0.1"]
 # Not part of a run's identity: given again on every resume.
 RUNTIME = ["--eval-every", "20", "--eval-windows", "4", "--log-every", "10"]
-MARKER = "alibi: test: paused in write of"
+MARKER = "alibi: test: paused in "
 DTYPE_BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "I64": 8, "I32": 4, "U8": 1}
+STOPPED = re.compile(r"^(?:interrupted|time limit reached) at step (\d+); saved (\S+)$")
+SIGNALS = {"KILL": signal.SIGKILL, "INT": signal.SIGINT, "TERM": signal.SIGTERM,
+           "USR1": signal.SIGUSR1}
 
 
 class Broken(Exception):
-    """A checkpoint that is incomplete, foreign or different from the reference."""
+    """A checkpoint that is incomplete, foreign or different from the reference; a crash."""
 
 
 def load_checkpoint(path):
@@ -100,12 +113,28 @@ def temporaries(run):
     return {n for n in os.listdir(run) if n.startswith("ckpt-") and ".tmp-" in n}
 
 
+def last_logged_step(run):
+    with open(os.path.join(run, "log.jsonl")) as f:
+        lines = [l for l in f if l.strip()]
+    return json.loads(lines[-1])["step"] if lines else 0
+
+
+# mpirun as root (CI) and in containers without cross-memory attach, as tests/test_distributed.py.
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
+           "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+
+
 def alibi_cmd(args, *rest):
-    return [args.alibi, "--threads", "1", *rest]
+    cmd = [args.alibi, "--threads", "1", *rest]
+    if args.mpirun:
+        cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(args.mpirun), *cmd]
+    return cmd
 
 
 def run_ok(cmd, what):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, **MPI_ENV))
     if r.returncode != 0:
         sys.exit(f"FAIL: {what}: {' '.join(cmd)} exited {r.returncode}:\n{r.stderr[-2000:]}")
     return r
@@ -120,19 +149,20 @@ def prepare_corpus(args, work):
     with open(corpus, "wb") as f:
         f.write(text)
     data = os.path.join(work, "data")
-    run_ok(alibi_cmd(args, "prepare", "--input", corpus, "--out", data, "--tokenizer", "bytes"),
+    run_ok([args.alibi, "prepare", "--input", corpus, "--out", data, "--tokenizer", "bytes"],
            "prepare")
     return data
 
 
-def fresh_cmd(args, data, run, keep):
+def fresh_cmd(args, data, run, save_every, keep):
     return alibi_cmd(args, "train", "--data", data, "--out", run, *MODEL, *RUNTIME,
-                     "--steps", str(args.steps), "--save-every", str(args.save_every),
+                     "--steps", str(args.steps), "--save-every", str(save_every),
                      "--keep", str(keep))
 
 
 def resume_cmd(args, run):
-    return alibi_cmd(args, "train", "--resume", run, "--steps", str(args.steps), *RUNTIME,
+    """The plain resume a user types: the run's own length, flags of its identity not repeated."""
+    return alibi_cmd(args, "train", "--resume", run, *RUNTIME,
                      "--save-every", str(args.save_every), "--keep", str(args.keep))
 
 
@@ -140,7 +170,7 @@ def check_empty_resume(args, work):
     """What `--resume` does with a folder that holds no checkpoint (documents the restart)."""
     empty = os.path.join(work, "empty-run")
     os.makedirs(empty)
-    r = subprocess.run(alibi_cmd(args, "train", "--resume", empty, "--steps", "1"),
+    r = subprocess.run([args.alibi, "--threads", "1", "train", "--resume", empty],
                        capture_output=True, text=True, timeout=120)
     if r.returncode != 2 or "holds no checkpoint" not in r.stderr:
         sys.exit(f"FAIL: --resume of an empty folder: exit {r.returncode}, {r.stderr!r}")
@@ -148,18 +178,51 @@ def check_empty_resume(args, work):
           "such a run is restarted with the original command")
 
 
+def descendants(pid):
+    """pid and every process below it (ranks under mpirun), from /proc."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def takes_signal(pid, sig):
+    """True once process pid blocks sig (alibi's stop thread takes it) or has a handler for it."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(l.split(":", 1) for l in f if ":" in l)
+    except OSError:
+        return False
+    bit = 1 << (sig - 1)
+    return any(int(fields[k].strip(), 16) & bit for k in ("SigBlk", "SigCgt"))
+
+
 class Segment:
     """One start of the run: a process whose stderr is read by a thread (marker lines queued)."""
 
     def __init__(self, cmd, env):
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, env=env)
+                                     env=env)
         self.lines, self.markers = [], queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self):
-        for line in self.proc.stderr:
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", errors="backslashreplace")
+            if line.encode("utf-8") != raw:
+                line = f"NOT UTF-8: {raw!r}\n"
             self.lines.append(line)
             if line.startswith(MARKER):
                 self.markers.put(line)
@@ -176,9 +239,21 @@ class Segment:
                 return False
         return True
 
-    def kill(self):
+    def wait_ready(self, sig, mpirun, timeout=60):
+        """True once every alibi process of the segment takes sig (under mpirun: the ranks, every
+        process below mpirun that does); False if it ended first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            procs = descendants(self.proc.pid)[1:] if mpirun else [self.proc.pid]
+            ready = [p for p in procs if takes_signal(p, sig)]
+            if len(ready) >= max(1, mpirun):
+                return True
+            time.sleep(0.002)
+        return False
+
+    def send(self, sig):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            self.proc.send_signal(sig)
 
     def finish(self):
         code = self.proc.wait(timeout=600)
@@ -187,11 +262,12 @@ class Segment:
 
 
 class Trial:
-    def __init__(self, args, rng, data, ref, index, work):
-        self.args, self.rng, self.data, self.ref = args, rng, data, ref
-        self.run = os.path.join(work, f"trial-{index:03d}")
-        self.kills = self.hooked = self.by_chance = self.starts = self.restarts = 0
-        self.newest = 0  # the newest checkpoint's step seen after a kill: must never go back
+    def __init__(self, args, rng, data, ref, name, sig, work):
+        self.args, self.rng, self.data, self.ref, self.sig = args, rng, data, ref, sig
+        self.run = os.path.join(work, name)
+        self.stops = self.in_write = self.starts = self.restarts = 0
+        self.moments = {}
+        self.newest = 0  # the newest checkpoint's step seen after a stop: must never go back
 
     def check_folder(self):
         names = checkpoints(self.run)
@@ -205,23 +281,51 @@ class Trial:
         if newest < self.newest:
             raise Broken(f"newest checkpoint went back from step {self.newest} to {newest}")
         self.newest = newest
+        return newest
 
-    def start(self):
+    def start(self, env):
         """The next segment: a resume, or the original command while there is no checkpoint."""
         a = self.args
-        mode = "none"
-        if self.kills < a.max_kills:
-            mode = "write" if self.rng.random() < a.write_share else "timed"
-        env = dict(os.environ)
-        if mode == "write":
-            env["ALIBI_TEST_PAUSE_IN_WRITE"] = str(a.pause)
         if checkpoints(self.run):
             cmd = resume_cmd(a, self.run)
-        else:
-            cmd = fresh_cmd(a, self.data, self.run, a.keep)
+        else:  # again, over what a run killed before its first checkpoint left
+            cmd = fresh_cmd(a, self.data, self.run, a.save_every, a.keep)
+            if self.starts > 0:
+                cmd.append("--replace")
             self.restarts += self.starts > 0
         self.starts += 1
-        return Segment(cmd, env), mode
+        return Segment(cmd, env)
+
+    def moment(self):
+        """Where the next stop falls; 'none' once the trial has stopped the run often enough."""
+        a = self.args
+        if self.stops >= a.max_kills:
+            return "none"
+        if self.sig == signal.SIGKILL:
+            return "write" if self.rng.random() < a.write_share else "timed"
+        return self.rng.choices(["startup", "timed", "validation", "write"],
+                                weights=[1, 3, 1, 1])[0]
+
+    def stop(self, seg, moment):
+        """Sends the trial's signal to seg at `moment`; False if the segment ended first."""
+        a = self.args
+        if self.sig != signal.SIGKILL and not seg.wait_ready(self.sig, a.mpirun):
+            return False
+        if moment in ("write", "validation"):
+            # The k-th pause of this segment; 1 to 3 so later saves (and pruning) are hit too.
+            if not seg.wait_marker(self.rng.randint(1, 3), timeout=300):
+                return False
+            time.sleep(self.rng.uniform(0.0, 0.8 * a.pause))
+        elif moment == "startup":
+            time.sleep(self.rng.uniform(0.0, a.startup_window))
+        else:
+            try:
+                seg.proc.wait(timeout=self.rng.uniform(0.0, a.kill_window))
+                return False
+            except subprocess.TimeoutExpired:
+                pass
+        seg.send(self.sig)
+        return True
 
     def execute(self):
         a = self.args
@@ -229,29 +333,42 @@ class Trial:
             if self.starts > a.max_kills + 5:
                 raise Broken(f"still not complete after {self.starts} starts")
             temps_before = temporaries(self.run)
-            seg, mode = self.start()
-            if mode == "write":
-                # The k-th save of this segment; 1 to 3 so later saves (and pruning) are hit too.
-                if seg.wait_marker(self.rng.randint(1, 3), timeout=300):
-                    time.sleep(self.rng.uniform(0.0, 0.8 * a.pause))
-                    seg.kill()
-            elif mode == "timed":
-                try:
-                    seg.proc.wait(timeout=self.rng.uniform(0.0, a.kill_window))
-                except subprocess.TimeoutExpired:
-                    seg.kill()
+            moment = self.moment()
+            env = dict(os.environ, **MPI_ENV)
+            if moment == "write":
+                env["ALIBI_TEST_PAUSE_IN_WRITE"] = str(a.pause)
+            elif moment == "validation":
+                env["ALIBI_TEST_PAUSE_IN_VALIDATION"] = str(a.pause)
+            seg = self.start(env)
+            sent = moment != "none" and self.stop(seg, moment)
             code, err = seg.finish()
-            if code == 0:
-                break
-            if code != -signal.SIGKILL:
-                raise Broken(f"segment exited {code}: {err[-1500:]}")
-            self.kills += 1
-            if temporaries(self.run) - temps_before:  # a temporary appeared: killed in a write
-                if mode == "write":
-                    self.hooked += 1
-                else:
-                    self.by_chance += 1
-            self.check_folder()
+            if sent:
+                self.stops += 1
+                self.moments[moment] = self.moments.get(moment, 0) + 1
+                if temporaries(self.run) - temps_before or moment == "write":
+                    self.in_write += 1
+            if self.sig == signal.SIGKILL and sent and code == -signal.SIGKILL:
+                self.check_folder()
+                continue
+            if code != 0:
+                raise Broken(f"segment ({moment}) exited {code}: {err[-1500:]}")
+            if "NOT UTF-8: " in err:
+                raise Broken(f"stderr is not text: {err[-1500:]}")
+            if temporaries(self.run):
+                raise Broken(f"temporaries left after a clean exit: {sorted(temporaries(self.run))}")
+            stopped = [m for m in map(STOPPED.match, err.splitlines()) if m]
+            newest = self.check_folder()
+            if stopped:  # a graceful stop: the checkpoint of the step it stopped at
+                at = int(stopped[-1].group(1))
+                if newest != at or last_logged_step(self.run) != at:
+                    raise Broken(f"stopped at step {at}: newest checkpoint {newest}, log ends "
+                                 f"at {last_logged_step(self.run)}")
+                continue
+            break  # the run completed
+        self.check_final()
+
+    def check_final(self):
+        a = self.args
         final = os.path.join(self.run, f"ckpt-{a.steps:09d}.safetensors")
         if not os.path.exists(final):
             raise Broken(f"the completed run has no {os.path.basename(final)}")
@@ -259,76 +376,94 @@ class Trial:
         left, surplus = temporaries(self.run), len(checkpoints(self.run)) - a.keep
         if left:
             raise Broken(f"temporaries left after completion: {sorted(left)}")
-        elif surplus > 0:
+        if surplus > 0:
             raise Broken(f"{a.keep + surplus} checkpoints kept, --keep {a.keep}")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--alibi", default=os.path.join(REPO, "build", "alibi"), help="the binary")
-    p.add_argument("--trials", type=int, default=30, help="runs to kill and resume")
-    p.add_argument("--seed", type=int, default=1, help="seed of the kill schedule")
+    p.add_argument("--signals", default="KILL",
+                   help="comma-separated, of KILL, INT, TERM, USR1: --trials of each")
+    p.add_argument("--trials", type=int, default=30, help="runs per signal to stop and resume")
+    p.add_argument("--mpirun", type=int, default=0, help="ranks per run under mpirun (0: none)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the stop schedule")
     p.add_argument("--steps", type=int, default=60, help="steps of each run")
     p.add_argument("--save-every", type=int, default=5, help="steps between checkpoints")
     p.add_argument("--keep", type=int, default=2, help="checkpoints kept by the trial runs")
     p.add_argument("--corpus-bytes", type=int, default=100_000, help="bytes of the corpus")
-    p.add_argument("--max-kills", type=int, default=8, help="kills per trial at most")
+    p.add_argument("--max-kills", type=int, default=8, help="stops per trial at most")
     p.add_argument("--write-share", type=float, default=0.4,
                    help="share of kills aimed inside a checkpoint write")
     p.add_argument("--pause", type=float, default=0.3,
-                   help="seconds a hooked write pauses (ALIBI_TEST_PAUSE_IN_WRITE)")
+                   help="seconds a hooked write or validation pauses")
     p.add_argument("--work", help="working folder (default: a fresh temporary one, removed)")
     args = p.parse_args()
     if not os.access(args.alibi, os.X_OK):
         sys.exit(f"FAIL: --alibi '{args.alibi}' is not an executable; build alibi first")
+    names = [s.strip().upper() for s in args.signals.split(",") if s.strip()]
+    bad = [s for s in names if s not in SIGNALS]
+    if bad or not names:
+        sys.exit(f"FAIL: --signals '{args.signals}'; expected a list of {', '.join(SIGNALS)}")
+    if args.mpirun and "KILL" in names:
+        sys.exit("FAIL: --mpirun takes the graceful signals (USR1, TERM, INT), not KILL")
+    if args.mpirun and shutil.which("mpirun") is None:
+        print("SKIPPED: --mpirun needs mpirun (apt-get install openmpi-bin)")
+        sys.exit(77)
     t0 = time.monotonic()
     work = args.work or tempfile.mkdtemp(prefix="alibi-crash-")
     os.makedirs(work, exist_ok=True)
     try:
-        failures = campaign(args, work, t0)
+        failures = campaign(args, [SIGNALS[s] for s in names], work, t0)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if failures else 0)
 
 
-def campaign(args, work, t0):
+def campaign(args, sigs, work, t0):
     data = prepare_corpus(args, work)
     check_empty_resume(args, work)
     ref_dir = os.path.join(work, "reference")
     t_ref = time.monotonic()
-    run_ok(fresh_cmd(args, data, ref_dir, keep=10**6), "reference run")
+    run_ok(fresh_cmd(args, data, ref_dir, save_every=1, keep=10**6), "reference run")
     ref_wall = time.monotonic() - t_ref
     ref = dict(load_checkpoint(os.path.join(ref_dir, n)) for n in checkpoints(ref_dir))
-    if args.steps not in ref:
-        sys.exit(f"FAIL: the reference run has no checkpoint of step {args.steps}")
-    # Timed kills fall anywhere in one uninterrupted run's time: start-up, steps, saves.
+    if sorted(ref) != list(range(1, args.steps + 1)):
+        sys.exit(f"FAIL: the reference run has checkpoints {sorted(ref)}, not 1..{args.steps}")
+    # Timed stops fall anywhere in one uninterrupted run's time: start-up, steps, saves.
     args.kill_window = ref_wall
-    print(f"reference: {args.steps} steps, {len(ref)} checkpoints, {ref_wall:.2f} s")
+    args.startup_window = min(0.3, ref_wall / 4)
+    print(f"reference: {args.steps} steps, {len(ref)} checkpoints, {ref_wall:.2f} s"
+          f"{f' on {args.mpirun} ranks' if args.mpirun else ''}")
     rng = random.Random(args.seed)
-    totals = {"kills": 0, "hooked": 0, "by_chance": 0}
     failures = 0
-    for i in range(args.trials):
-        t = Trial(args, rng, data, ref, i, work)
-        try:
-            t.execute()
-            result = "OK (final checkpoint bit-identical)"
-        except (Broken, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as e:
-            failures += 1
-            result = f"FAIL: {e}"
-        totals["kills"] += t.kills
-        totals["hooked"] += t.hooked
-        totals["by_chance"] += t.by_chance
-        print(f"trial {i + 1:3d}: {t.kills} kills, {t.hooked + t.by_chance} inside a write "
-              f"({t.hooked} hooked, {t.by_chance} by chance), {t.starts} starts "
-              f"({t.restarts} fresh restarts): {result}", flush=True)
-        shutil.rmtree(t.run, ignore_errors=True)
-    inside = totals["hooked"] + totals["by_chance"]
-    print(f"crash campaign: {args.trials} trials, {totals['kills']} kills, {inside} inside a "
-          f"checkpoint write ({totals['hooked']} hooked, {totals['by_chance']} by chance), "
-          f"{failures} failed, {time.monotonic() - t0:.0f} s "
-          f"(seed {args.seed}): "
-          f"{'PASS' if failures == 0 else 'FAIL'}")
+    for sig in sigs:
+        name = signal.Signals(sig).name
+        totals = {"stops": 0, "in_write": 0}
+        moments = {}
+        bad = 0
+        for i in range(args.trials):
+            t = Trial(args, rng, data, ref, f"{name}-{i:03d}", sig, work)
+            try:
+                t.execute()
+                result = "OK (final checkpoint bit-identical)"
+            except (Broken, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as e:
+                bad += 1
+                result = f"FAIL: {e}"
+            totals["stops"] += t.stops
+            totals["in_write"] += t.in_write
+            for k, v in t.moments.items():
+                moments[k] = moments.get(k, 0) + v
+            print(f"{name} trial {i + 1:3d}: {t.stops} stops, {t.in_write} inside a write, "
+                  f"{t.starts} starts ({t.restarts} fresh restarts): {result}", flush=True)
+            shutil.rmtree(t.run, ignore_errors=True)
+        where = ", ".join(f"{k} {v}" for k, v in sorted(moments.items()))
+        print(f"{name} campaign: {args.trials} trials, {totals['stops']} signals ({where}), "
+              f"{totals['in_write']} inside a checkpoint write, {bad} failed, "
+              f"{time.monotonic() - t0:.0f} s so far (seed {args.seed}): "
+              f"{'PASS' if bad == 0 else 'FAIL'}", flush=True)
+        failures += bad
     return failures
 
 

@@ -1,7 +1,9 @@
 #pragma once
 // Runs the alibi CLI from tests: exit code, stderr and stdout of one invocation.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -72,6 +74,50 @@ inline CliResult run_cli(const std::string& args, const std::string& err_file) {
   return r;
 }
 
+// `alibi ARGS` started in the background, stderr to err_file and stdout to err_file + ".out",
+// with ENV ("NAME=value ...") in its environment.
+struct BackgroundCli {
+  pid_t pid = -1;
+  std::string err_file;
+
+  // True once stderr holds `needle`; false if the process ended or timeout_s passed first.
+  bool wait_for(const std::string& needle, double timeout_s = 120) const {
+    for (double waited = 0; waited < timeout_s; waited += 0.01) {
+      if (read_text(err_file).find(needle) != std::string::npos) return true;
+      siginfo_t info{};
+      if (::waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid)
+        return false;  // it ended (or is not ours)
+      ::usleep(10000);
+    }
+    return false;
+  }
+  // Sends sig (0: none) and waits for the exit: code 128 + n where signal n ended it.
+  CliResult finish(int sig = 0) {
+    if (sig) ::kill(pid, sig);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    CliResult r;
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+    r.err = read_text(err_file);
+    r.out = read_text(err_file + ".out");
+    return r;
+  }
+};
+
+inline BackgroundCli start_cli(const std::string& args, const std::string& err_file,
+                               const std::string& env = "") {
+  const std::string cmd = "exec env " + env + " " + std::string(ALIBI_CLI) + " " + args + " >" +
+                          err_file + ".out 2>" + err_file;
+  BackgroundCli b;
+  b.err_file = err_file;
+  b.pid = ::fork();
+  if (b.pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return b;
+}
+
 inline void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
@@ -101,6 +147,32 @@ inline void prepare_shakespeare(const TempDir& dir) {
   src.read(text.data(), std::streamsize(text.size()));
   text.resize(size_t(src.gcount()));
   write_text(dir / "corpus.txt", text);
+  const CliResult r = run_cli(
+      "prepare --input " + dir / "corpus.txt" + " --out " + dir / "data" + " --tokenizer bytes",
+      dir / "prep.err");
+  ASSERT_EQ(r.code, 0) << r.err;
+}
+
+// The first `bytes` of the bundled corpus (data/default-corpus.txt.xz: Pride and Prejudice, in
+// the repository, so the suite needs nothing beside it), cut after a line.
+inline std::string bundled_text(size_t bytes) {
+  const std::string cmd =
+      "xz -dc " + std::string(ALIBI_SOURCE_DIR) + "/data/default-corpus.txt.xz | head -c " +
+      std::to_string(bytes);
+  std::string text;
+  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[65536];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) text.append(buf, n);
+    ::pclose(p);
+  }
+  EXPECT_GT(text.size(), bytes / 2) << "could not read " << cmd;
+  text.resize(text.rfind('\n') + 1);
+  return text;
+}
+
+// bundled_text(bytes) as DIR/corpus.txt, prepared as bytes into DIR/data.
+inline void prepare_bundled(const TempDir& dir, size_t bytes = 200000) {
+  write_text(dir / "corpus.txt", bundled_text(bytes));
   const CliResult r = run_cli(
       "prepare --input " + dir / "corpus.txt" + " --out " + dir / "data" + " --tokenizer bytes",
       dir / "prep.err");

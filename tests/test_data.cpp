@@ -170,8 +170,16 @@ TEST_F(DataTest, PrepareSingleFile) {
   EXPECT_EQ(joined, text) << "train, valid, test in order, nothing lost";
   EXPECT_EQ(Tokenizer::load_dir(out.string()).kind(), TokenizerKind::bytes);
 
-  // A second prepare replaces the first.
-  prepare(options(corpus, out, "bpe"));
+  // A second prepare into the folder is refused, and leaves it as it was; with replace it
+  // replaces the first.
+  const std::string before = read_text(out / "prepare.json");
+  expect_usage_error([&] { prepare(options(corpus, out, "bpe")); },
+                     {"--out", out.string(), "holds prepared data already", "--replace"});
+  EXPECT_EQ(read_text(out / "prepare.json"), before);
+  EXPECT_EQ(Tokenizer::load_dir(out.string()).kind(), TokenizerKind::bytes);
+  PrepareOptions again = options(corpus, out, "bpe");
+  again.replace = true;
+  prepare(again);
   EXPECT_EQ(Tokenizer::load_dir(out.string()).vocab(), 500);
   EXPECT_EQ(load_split(out.string(), "train").vocab, 500);
   expect_nothing_at(dir_ / "out-does-not-exist");
@@ -211,7 +219,9 @@ TEST_F(DataTest, PrepareFolder) {
   EXPECT_EQ(load_split(out.string(), "test").tokens.size(), text.size() - b);
 
   // bpe is trained on the train file only, and every split round-trips.
-  prepare(options(in, out, "bpe"));
+  PrepareOptions bpe = options(in, out, "bpe");
+  bpe.replace = true;
+  prepare(bpe);
   const Tokenizer tok = Tokenizer::load_dir(out.string());
   EXPECT_EQ(tok.decode(load_split(out.string(), "valid").tokens), text.substr(a, b - a));
   EXPECT_GT(load_split(out.string(), "test").tokens.size(), 0u);

@@ -205,7 +205,7 @@ TEST_F(DiskFull, PrepareHittingTheLimitLeavesNoFolder) {
   ASSERT_EQ(cli(args + out, "prep-limit-2", {}).code, 0);
   const std::string info = test::read_text(out + "/prepare.json");
   const std::vector<std::string> before = names(out);
-  expect_cli_error(cli(args + out, "prep-limit-3", {kFileLimit}), "File too large");
+  expect_cli_error(cli(args + out + " --replace", "prep-limit-3", {kFileLimit}), "File too large");
   EXPECT_EQ(names(out), before);
   EXPECT_EQ(test::read_text(out + "/prepare.json"), info);
   EXPECT_EQ(temporaries(dir_->path), std::vector<std::string>{});

@@ -3,6 +3,8 @@
 // curves, every position method past the training length, prepare --tokenizer-from, --text,
 // and the bad input that must exit 2 with one line.
 #include <gtest/gtest.h>
+
+#include <csignal>
 #include <omp.h>
 
 #include <algorithm>
@@ -237,6 +239,29 @@ TEST_F(EvalTest, CliPerplexityEqualsIndependentComputation) {
     // Byte tokens: bits per byte is bits per token.
     EXPECT_NEAR(r["bits_per_byte"].get<double>(), r["bits_per_token"].get<double>(), 1e-9);
   }
+}
+
+// SIGINT while the second of three lengths runs (held in a test pause): eval exits 128 + 2 after
+// the first length's row, CSV and JSON, and the JSON says where it stopped.
+TEST_F(EvalTest, SigintKeepsTheLengthsFinished) {
+  const std::string json = path("int.json"), csv = path("int.csv");
+  test::BackgroundCli b = test::start_cli(
+      kOneThread + "eval " + run(PosKind::alibi) + " --data " + path("data") +
+          " --lengths 16,32,64 --json " + json + " --per-position " + csv,
+      path("int.err"), "ALIBI_TEST_PAUSE_IN_EVAL=1");
+  ASSERT_TRUE(b.wait_for("paused in eval at length 32")) << test::read_text(path("int.err"));
+  const test::CliResult r = b.finish(SIGINT);
+  EXPECT_EQ(r.code, 128 + SIGINT) << r.err;
+  EXPECT_NE(r.err.find("alibi: stopped by SIGINT during length 32 after 0 of"), std::string::npos)
+      << r.err;
+  const nlohmann::json j = nlohmann::json::parse(test::read_text(json));
+  ASSERT_EQ(j["results"].size(), 1u);
+  EXPECT_EQ(j["results"][0]["length"], 16);
+  EXPECT_EQ(j["interrupted"]["signal"], SIGINT);
+  const std::string rows = test::read_text(csv);
+  EXPECT_NE(rows.find("\n16,15,"), std::string::npos) << rows;
+  EXPECT_EQ(rows.find("\n32,"), std::string::npos) << rows;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;  // header, columns, 16
 }
 
 TEST_F(EvalTest, LibraryEqualsIndependentComputationForEveryMethod) {

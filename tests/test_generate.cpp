@@ -3,6 +3,8 @@
 // sliding window (exactness and flat memory), and `alibi generate` end to end.
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -338,6 +340,33 @@ TEST_F(GenerateCli, AlibiRuns2000TokensPastTrainingLength) {
   EXPECT_TRUE(std::regex_search(
       r.err, std::regex("prompt: 16 tokens .*tokens/s.*decode: 2000 tokens .*tokens/s")))
       << r.err;
+}
+
+// SIGINT after the first token (held in a test pause): the text so far, the statistics line and
+// exit 128 + 2; in --interactive it ends the reply under way and the next line is answered.
+TEST_F(GenerateCli, SigintEndsTheGenerationWithItsTextAndStatistics) {
+  const std::string ck = checkpoint("alibi_int", PosKind::alibi, 16);
+  test::BackgroundCli b = test::start_cli(
+      "--threads 1 generate " + ck + " --prompt 'Once upon a time' --max-new-tokens 500",
+      path("int.err"), "ALIBI_TEST_PAUSE_IN_DECODE=1");
+  ASSERT_TRUE(b.wait_for("paused in decoding")) << test::read_text(path("int.err"));
+  const test::CliResult r = b.finish(SIGINT);
+  EXPECT_EQ(r.code, 128 + SIGINT) << r.err;
+  EXPECT_EQ(r.out.size(), 1u);  // one byte token, then the stop before the second
+  EXPECT_NE(r.err.find("decode: 1 tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("alibi: stopped by SIGINT after 1 of 500 new tokens"), std::string::npos)
+      << r.err;
+
+  test::write_text(path("turns.txt"), "one\ntwo\n");
+  test::BackgroundCli t = test::start_cli(
+      "--threads 1 generate " + ck + " --interactive --max-new-tokens 40 <" + path("turns.txt"),
+      path("turns.err"), "ALIBI_TEST_PAUSE_IN_DECODE=1");
+  ASSERT_TRUE(t.wait_for("paused in decoding")) << test::read_text(path("turns.err"));
+  ::kill(t.pid, SIGINT);
+  const test::CliResult i = t.finish();
+  EXPECT_EQ(i.code, 0) << i.err;
+  EXPECT_NE(i.err.find("decode: 41 tokens"), std::string::npos) << i.err;  // 1 + 40
+  EXPECT_EQ(i.out.size(), 1u + 1 + 40 + 1) << i.out;  // each reply and its newline
 }
 
 TEST_F(GenerateCli, LearnedRefusesPastItsTableWithOneLine) {

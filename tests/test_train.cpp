@@ -71,12 +71,36 @@ TEST_F(TrainCli, ResumeIsBitIdentical) {
     // Throw away the end of the split run and continue from its step-10 checkpoint.
     fs::remove(split + "/ckpt-000000020.safetensors");
     ASSERT_TRUE(fs::exists(split + "/ckpt-000000010.safetensors"));
-    r = run_cli("train --resume " + split + " --steps 20", path("c.err"));
+    r = run_cli("train --resume " + split, path("c.err"));  // to the run's own 20 steps
     ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err.find("note: --steps"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("resumed"), std::string::npos) << r.err;
     expect_identical(straight + "/ckpt-000000020.safetensors",
                      split + "/ckpt-000000020.safetensors");
   }
+}
+
+// A --steps other than the run's own changes the run on purpose: one line names both numbers
+// and the step the schedule changes from, and the checkpoint records the new length.
+TEST_F(TrainCli, ResumeWithOtherStepsSaysSoInOneLine) {
+  const std::string run = path("extend");
+  auto r = run_cli("train --data " + data() + " --out " + run + kTiny + " --steps 4",
+                   path("e1.err"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_cli("train --resume " + run + " --steps 6", path("e2.err"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: --steps 6 extends the run, recorded with 4 steps: its "
+                       "learning-rate schedule (cosine to step 6) changes from step 5 on"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(read_checkpoint(run).step, 6);
+  EXPECT_EQ(read_checkpoint(run).train.at("steps"), 6);
+  r = run_cli("train --resume " + run + " --steps 5", path("e3.err"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: --steps 5 is not past the checkpoint's step 6: nothing to train"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(read_checkpoint(run).step, 6);
 }
 
 TEST_F(TrainCli, CheckpointHoldsTheRunState) {

@@ -8,11 +8,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/signals.h"
 #include "core/threads.h"
 #include "dist/comm.h"
 #include "dist/job.h"
@@ -20,21 +23,23 @@
 namespace {
 
 // Under mpirun every rank meets the same bad input: rank 0 alone says so.
-bool quiet_rank() {
-  const char* r = std::getenv("OMPI_COMM_WORLD_RANK");
-  return alibi::launched_by_mpirun() && r && std::atoi(r) != 0;
-}
+bool quiet_rank() { return alibi::launch_rank() != 0; }
 
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v ? std::atoi(v) : fallback;
 }
 
+// Before any library constructor runs (they may start threads): the stop signals are blocked
+// from here on in every thread of the process (core/signals.h).
+void preinit(int, char**, char**) { alibi::block_stop_signals(); }
+__attribute__((section(".preinit_array"), used)) void (*kPreinit)(int, char**, char**) = preinit;
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace alibi;
-  ensure_passive_omp_wait(argv);
+  ensure_passive_omp_wait(argv);  // the re-executed process keeps the signals blocked
   // A write past the file-size limit (ulimit -f) would otherwise kill us with SIGXFSZ and no
   // word; ignored, write() fails with EFBIG and the error names the file (docs/reliability.md).
   std::signal(SIGXFSZ, SIG_IGN);
@@ -69,12 +74,24 @@ int main(int argc, char** argv) {
   if (threads == 0 && launched_by_mpirun())  // the host's cores shared among its ranks
     omp_set_num_threads(default_threads_per_rank(int(std::thread::hardware_concurrency()),
                                                  env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1)));
+  const cli::Command* chosen = nullptr;
+  for (const cli::Command& c : commands)
+    if (c.app->parsed()) chosen = &c;
+  // A command that stops gracefully takes stop requests from its start to the process's exit:
+  // they are requests before the thread that takes the signals starts, so one sent while alibi
+  // starts up (held blocked since preinit) is a request like any other, and one sent as alibi
+  // exits does not end it by the signal after its work is done.
+  if (chosen->stop)
+    if (const std::optional<std::string> what = chosen->stop()) take_stop_requests(*what);
+  start_stop_thread();
   try {
-    for (const cli::Command& c : commands)
-      if (c.app->parsed()) c.run();
+    chosen->run();
   } catch (const UsageError& e) {
     if (!quiet_rank()) std::fprintf(stderr, "alibi: error: %s\n", e.what());
     return kExitUsage;
+  } catch (const Interrupted& e) {  // what was finished is written; say where it stopped
+    if (!quiet_rank()) std::fprintf(stderr, "alibi: stopped by %s\n", e.what());
+    return 128 + e.signal;
   } catch (const std::filesystem::filesystem_error& e) {
     // The OS refused a folder or file operation (a read-only or full disk): the user's to fix,
     // like bad input. what() names the operation, the reason and the path.

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/format.h"
 #include "core/io.h"
+#include "core/signals.h"
 #include "data/dataset.h"
 #include "data/masking.h"
 #include "eval/eval.h"
@@ -75,9 +76,8 @@ void write_output(const std::string& flag, const std::string& path, const std::s
 
 nlohmann::json num_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nullptr; }
 
-void run_eval(const EvalCliOptions& o, const CLI::App& app) {
-  // 1. Flags, checked before the (possibly long) work.
-  const EvalMode mode = parse_eval_mode(o.mode);
+// 1. Flags, checked before the (possibly long) work.
+void check_flags(const EvalCliOptions& o, const CLI::App& app, EvalMode mode) {
   if (mode == EvalMode::nonoverlapping && app.count("--stride") > 0)
     usage_error("--stride ", o.stride, " applies to --mode sliding only (got --mode ", o.mode,
                 ")");
@@ -92,11 +92,12 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
     usage_error("--split ", o.split, " applies to --data only; --text scores the whole file");
   if (!o.data.empty() && o.split != "valid" && o.split != "test" && o.split != "train")
     usage_error("unknown --split '", o.split, "'; expected valid, test or train");
+}
 
-  const std::shared_ptr<Backend> backend = make_backend(o.device, parse_precision(o.dtype));
-  const Checkpoint ck = read_checkpoint(o.checkpoint);
-  const ModelConfig& cfg = ck.config;
-  const bool mlm = cfg.objective == Objective::mlm;
+// 2. The checkpoint's own checks of the flags.
+void check_against(const EvalCliOptions& o, const CLI::App& app, EvalMode mode,
+                   const Checkpoint& ck) {
+  const bool mlm = ck.config.objective == Objective::mlm;
   for (const char* flag : {"--mask-rate", "--mask-seed"})
     if (!mlm && app.count(flag) > 0)
       usage_error(flag, " applies to masked LMs; checkpoint '", ck.path, "' is a causal LM "
@@ -105,14 +106,19 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
   if (mlm && mode == EvalMode::sliding)
     usage_error("--mode sliding is for causal LMs; checkpoint '", ck.path, "' is a masked LM "
                 "(objective mlm), which sees both sides of every token: use nonoverlapping");
-  const int train_len = ck.train.value("seq_len", 0);
-  const std::vector<int> lengths =
-      o.lengths.empty() ? std::vector<int>{train_len} : parse_lengths("--lengths", o.lengths);
+}
 
-  // 2. The text: a prepared split (same tokenizer as the checkpoint) or a raw file.
+// The text scored, as tokens of the checkpoint's tokenizer.
+struct EvalText {
   std::vector<int32_t> tokens;
-  uint64_t source_bytes = 0;
-  std::string what;
+  uint64_t source_bytes = 0;  // of the tokens kept (a --max-tokens prefix: its share)
+  std::string what;           // "split '...'" or "--text '...'"
+};
+
+// 3. A prepared split (same tokenizer as the checkpoint) or a raw file, cut by --max-tokens.
+EvalText load_text(const EvalCliOptions& o, const Checkpoint& ck) {
+  const ModelConfig& cfg = ck.config;
+  EvalText t;
   if (!o.data.empty()) {
     const Tokenizer data_tok = Tokenizer::load_dir(o.data);
     if (data_tok.fingerprint() != ck.tokenizer.fingerprint())
@@ -123,34 +129,43 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
     TokenSplit s = load_split(o.data, o.split);
     if (s.vocab != cfg.text_vocab())
       usage_error("split '", s.path, "' has vocab ", s.vocab, " but checkpoint '", ck.path,
-                  "' has ", cfg.text_vocab(), mlm ? " (and its mask token)" : "");
-    tokens = std::move(s.tokens);
-    source_bytes = s.source_bytes;
-    what = "split '" + s.path + "'";
+                  "' has ", cfg.text_vocab(),
+                  cfg.objective == Objective::mlm ? " (and its mask token)" : "");
+    t.tokens = std::move(s.tokens);
+    t.source_bytes = s.source_bytes;
+    t.what = "split '" + s.path + "'";
   } else {
     const std::string text = read_text_file(o.text);
-    tokens = ck.tokenizer.encode(text);
-    source_bytes = text.size();
-    what = "--text '" + o.text + "'";
+    t.tokens = ck.tokenizer.encode(text);
+    t.source_bytes = text.size();
+    t.what = "--text '" + o.text + "'";
   }
-  const uint64_t all_tokens = tokens.size();
+  const uint64_t all_tokens = t.tokens.size();
   if (o.max_tokens > 0 && uint64_t(o.max_tokens) < all_tokens) {
     // A prefix of the text; bits per byte count the bytes of that share of the tokens.
-    source_bytes = uint64_t(std::llround(double(source_bytes) * double(o.max_tokens) /
-                                         double(all_tokens)));
-    tokens.resize(size_t(o.max_tokens));
+    t.source_bytes = uint64_t(std::llround(double(t.source_bytes) * double(o.max_tokens) /
+                                           double(all_tokens)));
+    t.tokens.resize(size_t(o.max_tokens));
   }
-  const std::string text_desc = what + (o.max_tokens > 0 ? " (cut by --max-tokens)" : "");
+  return t;
+}
+
+// 4. Every length fits the text and the mode, before any is run.
+void check_lengths(const EvalCliOptions& o, EvalMode mode, const ModelConfig& cfg,
+                   const EvalText& t, const std::vector<int>& lengths) {
+  const std::string desc = t.what + (o.max_tokens > 0 ? " (cut by --max-tokens)" : "");
   for (int L : lengths) {
-    check_eval_length(cfg, int64_t(tokens.size()), L, text_desc, "--lengths");
+    check_eval_length(cfg, int64_t(t.tokens.size()), L, desc, "--lengths");
     if (mode == EvalMode::sliding && o.stride >= L)
       usage_error("--stride ", o.stride, " must be smaller than every length (got --lengths ",
                   L, "); a sliding window scores its last S tokens and keeps L - S as context");
   }
+}
 
-  // 3. Evaluate, shortest length first, on the checkpoint's weights as stored (read in place).
-  const bool json_stdout = o.json == "-";
-  FILE* table = json_stdout ? stderr : stdout;
+void print_header(FILE* table, const EvalCliOptions& o, EvalMode mode, const Checkpoint& ck,
+                  const EvalText& t, const std::vector<float>& slopes) {
+  const ModelConfig& cfg = ck.config;
+  const bool mlm = cfg.objective == Objective::mlm;
   std::fprintf(table,
                "eval %s (%s%s, trained at %d, step %lld, %s weights) on %s: %s tokens, %s bytes, "
                "%s%s\n",
@@ -158,12 +173,10 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                mlm ? str_cat(" masked LM; ", o.mask_rate * 100, "% of tokens masked, seed ",
                              o.mask_seed).c_str()
                    : "",
-               train_len, (long long)ck.step,
-               weight_type_name(ck.weights), what.c_str(),
-               with_commas(tokens.size()).c_str(), with_commas(source_bytes).c_str(),
-               eval_mode_name(mode),
+               ck.train.value("seq_len", 0), (long long)ck.step, weight_type_name(ck.weights),
+               t.what.c_str(), with_commas(t.tokens.size()).c_str(),
+               with_commas(t.source_bytes).c_str(), eval_mode_name(mode),
                mode == EvalMode::sliding ? str_cat(" stride ", o.stride).c_str() : "");
-  const std::vector<float> slopes = learned_slopes(ck);
   if (!slopes.empty()) {
     const std::vector<float> m0 = alibi_slopes(cfg.heads, cfg.alibi_bias_max);
     std::fprintf(table, "learned slopes by head (fixed ones in brackets):");
@@ -176,12 +189,113 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
                "windows", mlm ? "masked" : "tokens", "loss", "ppl", "bits/tok",
                mlm ? "accuracy" : "bits/byte", "tok/s", "peak MB");
   std::fflush(table);
-  nlohmann::json results = nlohmann::json::array();
+}
+
+// One length's row of the table and of the JSON.
+nlohmann::json report_length(FILE* table, const EvalResult& r, int train_len, bool mlm) {
+  const double factor = train_len > 0 ? double(r.length) / train_len : NAN;
+  std::fprintf(table, "%8d %7.2f %8lld %10lld %8.4f %10.3f %9.4f %9.4f %9.0f %8.1f\n", r.length,
+               factor, (long long)r.windows, (long long)r.tokens_scored, r.loss, r.ppl,
+               r.bits_per_token, mlm ? r.accuracy : r.bits_per_byte, r.tokens_per_s,
+               r.peak_rss_mb);
+  std::fflush(table);
+  nlohmann::json row = {{"length", r.length},
+                        {"factor", num_or_null(factor)},
+                        {"windows", r.windows},
+                        {"batch", r.batch},
+                        {"tokens_scored", r.tokens_scored},
+                        {"tokens_forwarded", r.tokens_forwarded},
+                        {"loss", r.loss},
+                        {"ppl", r.ppl},
+                        {"bits_per_token", r.bits_per_token},
+                        {"bits_per_byte", num_or_null(r.bits_per_byte)},
+                        {"seconds", r.seconds},
+                        {"tokens_per_s", r.tokens_per_s},
+                        {"peak_rss_mb", r.peak_rss_mb}};
+  if (mlm) {
+    row["correct"] = r.correct;
+    row["accuracy"] = r.accuracy;
+  }
+  return row;
+}
+
+// The --per-position CSV rows of one length.
+void append_positions(std::string& csv, const EvalResult& r) {
+  char buf[96];
+  for (int t = 0; t < r.length; ++t) {
+    const int64_t c = r.position_count[size_t(t)];
+    if (c == 0) continue;
+    std::snprintf(buf, sizeof buf, "%d,%d,%lld,%.6f\n", r.length, t, (long long)c,
+                  r.position_nats[size_t(t)] / double(c));
+    csv += buf;
+  }
+}
+
+// What the JSON says besides the results.
+nlohmann::json json_head(const EvalCliOptions& o, EvalMode mode, const Checkpoint& ck,
+                         const Backend& backend, const EvalText& t,
+                         const std::vector<float>& slopes) {
+  const ModelConfig& cfg = ck.config;
+  nlohmann::json j = {{"checkpoint", ck.path},
+                      {"step", ck.step},
+                      {"weights", weight_type_name(ck.weights)},
+                      {"dtype", precision_name(backend.precision())},
+                      {"pos", pos_name(cfg.pos)},
+                      {"objective", objective_name(cfg.objective)},
+                      {"train_seq_len", ck.train.value("seq_len", 0)},
+                      {"source", t.what},
+                      {"tokens", t.tokens.size()},
+                      {"source_bytes", t.source_bytes},
+                      {"mode", eval_mode_name(mode)},
+                      {"stride", mode == EvalMode::sliding ? nlohmann::json(o.stride) : nullptr}};
+  if (!slopes.empty()) j["learned_slopes"] = slopes;
+  if (cfg.objective == Objective::mlm) {
+    j["mask_rate"] = o.mask_rate;
+    j["mask_seed"] = o.mask_seed;
+  }
+  if (!o.data.empty()) {
+    j["data"] = o.data;
+    j["split"] = o.split;
+  } else {
+    j["text"] = o.text;
+  }
+  return j;
+}
+
+void emit_json(const EvalCliOptions& o, nlohmann::json j) {
+  if (o.json.empty()) return;
+  if (o.json == "-")
+    std::printf("%s\n", j.dump(2).c_str());
+  else
+    write_output("--json", o.json, j.dump(2) + "\n");
+}
+
+void run_eval(const EvalCliOptions& o, const CLI::App& app) {
+  const EvalMode mode = parse_eval_mode(o.mode);
+  check_flags(o, app, mode);
+  const std::shared_ptr<Backend> backend = make_backend(o.device, parse_precision(o.dtype));
+  const Checkpoint ck = read_checkpoint(o.checkpoint);
+  check_against(o, app, mode, ck);
+  const ModelConfig& cfg = ck.config;
+  const bool mlm = cfg.objective == Objective::mlm;
+  const int train_len = ck.train.value("seq_len", 0);
+  const std::vector<int> lengths =
+      o.lengths.empty() ? std::vector<int>{train_len} : parse_lengths("--lengths", o.lengths);
+  const EvalText text = load_text(o, ck);
+  check_lengths(o, mode, cfg, text, lengths);
+
+  // Shortest length first, on the checkpoint's weights as stored (read in place).
+  FILE* table = o.json == "-" ? stderr : stdout;
+  const std::vector<float> slopes = learned_slopes(ck);
+  print_header(table, o, mode, ck, text, slopes);
+  nlohmann::json j = json_head(o, mode, ck, *backend, text, slopes);
+  j["results"] = nlohmann::json::array();
   // The whole CSV is kept and rewritten after each length: a run stopped part way leaves a
   // complete CSV of the lengths it finished. Writing the header now checks the path early.
   std::string pos_csv = "length,position,count,mean_loss\n";
   if (!o.per_position.empty()) write_output("--per-position", o.per_position, pos_csv);
   for (int L : lengths) {
+    test_pause_point("ALIBI_TEST_PAUSE_IN_EVAL", str_cat("eval at length ", L));
     EvalOptions eo;
     eo.length = L;
     eo.mode = mode;
@@ -190,73 +304,21 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
     eo.per_position = !o.per_position.empty();
     eo.mask_rate = o.mask_rate;
     eo.mask_seed = o.mask_seed;
-    const EvalResult r = evaluate(cfg, ck.st, backend, tokens, source_bytes, eo, what);
-    const double factor = train_len > 0 ? double(L) / train_len : NAN;
-    std::fprintf(table, "%8d %7.2f %8lld %10lld %8.4f %10.3f %9.4f %9.4f %9.0f %8.1f\n", L,
-                 factor, (long long)r.windows, (long long)r.tokens_scored, r.loss, r.ppl,
-                 r.bits_per_token, mlm ? r.accuracy : r.bits_per_byte, r.tokens_per_s,
-                 r.peak_rss_mb);
-    std::fflush(table);
-    results.push_back({{"length", L},
-                       {"factor", num_or_null(factor)},
-                       {"windows", r.windows},
-                       {"batch", r.batch},
-                       {"tokens_scored", r.tokens_scored},
-                       {"tokens_forwarded", r.tokens_forwarded},
-                       {"loss", r.loss},
-                       {"ppl", r.ppl},
-                       {"bits_per_token", r.bits_per_token},
-                       {"bits_per_byte", num_or_null(r.bits_per_byte)},
-                       {"seconds", r.seconds},
-                       {"tokens_per_s", r.tokens_per_s},
-                       {"peak_rss_mb", r.peak_rss_mb}});
-    if (mlm) {
-      results.back()["correct"] = r.correct;
-      results.back()["accuracy"] = r.accuracy;
+    EvalResult r;
+    try {
+      r = evaluate(cfg, ck.st, backend, text.tokens, text.source_bytes, eo, text.what);
+    } catch (const Interrupted& e) {  // the JSON keeps the lengths finished, and says so
+      j["interrupted"] = {{"signal", e.signal}, {"at", e.message}};
+      emit_json(o, j);
+      throw;
     }
+    j["results"].push_back(report_length(table, r, train_len, mlm));
     if (!o.per_position.empty()) {
-      char buf[96];
-      for (int t = 0; t < L; ++t) {
-        const int64_t c = r.position_count[size_t(t)];
-        if (c == 0) continue;
-        std::snprintf(buf, sizeof buf, "%d,%d,%lld,%.6f\n", L, t, (long long)c,
-                      r.position_nats[size_t(t)] / double(c));
-        pos_csv += buf;
-      }
+      append_positions(pos_csv, r);
       write_output("--per-position", o.per_position, pos_csv);
     }
   }
-  if (!o.json.empty()) {
-    nlohmann::json j = {{"checkpoint", ck.path},
-                        {"step", ck.step},
-                        {"weights", weight_type_name(ck.weights)},
-                        {"dtype", precision_name(backend->precision())},
-                        {"pos", pos_name(cfg.pos)},
-                        {"objective", objective_name(cfg.objective)},
-                        {"train_seq_len", train_len},
-                        {"source", what},
-                        {"tokens", tokens.size()},
-                        {"source_bytes", source_bytes},
-                        {"mode", eval_mode_name(mode)},
-                        {"stride", mode == EvalMode::sliding ? nlohmann::json(o.stride) : nullptr},
-                        {"results", results}};
-    if (!slopes.empty()) j["learned_slopes"] = slopes;
-    if (mlm) {
-      j["mask_rate"] = o.mask_rate;
-      j["mask_seed"] = o.mask_seed;
-    }
-    if (!o.data.empty()) {
-      j["data"] = o.data;
-      j["split"] = o.split;
-    } else {
-      j["text"] = o.text;
-    }
-    if (json_stdout) {
-      std::printf("%s\n", j.dump(2).c_str());
-    } else {
-      write_output("--json", o.json, j.dump(2) + "\n");
-    }
-  }
+  emit_json(o, j);
 }
 
 }  // namespace
@@ -303,7 +365,11 @@ Command add_eval(CLI::App& app) {
   c->add_option("--per-position", o->per_position,
                 "write the mean loss at each position inside the window as CSV "
                 "(length,position,count,mean_loss; loss in nats)");
-  return {c, [o, c] { run_eval(*o, *c); }};
+  return {c, [o, c] { run_eval(*o, *c); },
+          [] {
+            return std::optional<std::string>(
+                "stopping after this batch of windows; the lengths finished are kept");
+          }};
 }
 
 }  // namespace alibi::cli

@@ -6,11 +6,13 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "commands.h"
 #include "core/error.h"
 #include "core/io.h"
+#include "core/signals.h"
 #include "core/rss.h"
 #include "generate/generate.h"
 #include "model/checkpoint.h"
@@ -91,7 +93,11 @@ void run(const GenerateFlags& f) {
                             : "full KV cache");
 
   Utf8Stream out;
-  const auto on_token = [&](int32_t t, const float*) { write_out(out.push(tok.decode_one(t))); };
+  int turn_tokens = 0;  // of the generation under way
+  const auto on_token = [&](int32_t t, const float*) {
+    write_out(out.push(tok.decode_one(t)));
+    if (++turn_tokens == 1) test_pause_point("ALIBI_TEST_PAUSE_IN_DECODE", "decoding");
+  };
   GenerateStats total;
   if (!f.interactive) {
     total += gen.generate(ids, f.max_new_tokens, on_token);
@@ -100,8 +106,12 @@ void run(const GenerateFlags& f) {
   } else {
     // Each line is appended to the context as typed (without its newline) and continued for
     // --max-new-tokens; an empty line continues the text so far. The cache is kept between turns.
+    // A stop signal ends the turn under way (its text stays in the context); at the prompt it
+    // ends the program.
     const bool tty = isatty(STDIN_FILENO);
     auto turn = [&](const std::vector<int32_t>& p) {
+      const StopScope stop_turn("stopping this reply");
+      turn_tokens = 0;
       total += gen.generate(p, f.max_new_tokens, on_token);
       write_out(out.flush());
       write_out("\n");  // separates turns on the terminal; not part of the model's context
@@ -128,6 +138,9 @@ void run(const GenerateFlags& f) {
                rate(total.prompt_tokens, total.prompt_s), static_cast<long long>(total.new_tokens),
                total.decode_s, rate(total.new_tokens, total.decode_s),
                static_cast<long long>(gen.length()), gen.cache().capacity, peak_rss_mb());
+  if (total.stopped && !f.interactive)
+    throw Interrupted(stop_signal(), str_cat("after ", total.new_tokens, " of ",
+                                             f.max_new_tokens, " new tokens"));
 }
 
 }  // namespace
@@ -155,7 +168,13 @@ Command add_generate(CLI::App& app) {
                 "stored; accumulation, softmax and LayerNorm stay fp32)");
   c->add_flag("--interactive", f->interactive,
               "prompt loop on stdin keeping the cache between turns (ends on EOF)");
-  return {c, [f] { run(*f); }};
+  // --interactive takes stop requests per reply (at its prompt one ends the program); without
+  // it a stop request ends the generation at the next token.
+  return {c, [f] { run(*f); },
+          [f] {
+            return f->interactive ? std::nullopt
+                                  : std::optional<std::string>("stopping the generation");
+          }};
 }
 
 }  // namespace alibi::cli

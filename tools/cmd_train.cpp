@@ -90,6 +90,7 @@ TrainOptions options_of(const Checkpoint& ck) {
   o.seed = j.at("seed");
   o.dtype = j.value("dtype", "fp32");  // checkpoints from before --dtype are fp32
   o.mask_rate = j.value("mask_rate", o.mask_rate);  // and before mlm: its default
+  o.steps = j.at("steps");
   return o;
 }
 
@@ -112,6 +113,28 @@ void resume_accum(TrainOptions& o, const TrainOptions& was, bool given, bool all
   }
 }
 
+// A resume continues to the run's recorded length; a --steps that differs changes the run on
+// purpose, and the cosine schedule with it: said in one line.
+void resume_steps(TrainOptions& o, const TrainOptions& was, bool given, const Checkpoint& ck,
+                  bool root) {
+  if (!given) {
+    o.steps = was.steps;
+    return;
+  }
+  if (o.steps == was.steps || !root) return;
+  if (o.steps <= ck.step) {
+    std::fprintf(stderr, "note: --steps %lld is not past the checkpoint's step %lld: nothing "
+                 "to train\n", (long long)o.steps, (long long)ck.step);
+    return;
+  }
+  std::fprintf(stderr,
+               "note: --steps %lld %s the run, recorded with %lld steps: its learning-rate "
+               "schedule (cosine to step %lld) changes from step %lld on, so it will not equal "
+               "the run it was\n",
+               (long long)o.steps, o.steps > was.steps ? "extends" : "shortens",
+               (long long)was.steps, (long long)o.steps, (long long)ck.step + 1);
+}
+
 }  // namespace
 
 Command add_prepare(CLI::App& app) {
@@ -119,7 +142,10 @@ Command add_prepare(CLI::App& app) {
   CLI::App* cp = add_subcommand(app, "prepare", "tokenise a corpus into a data folder");
   cp->add_option("--input", o->input, "text file, or folder with train/valid/test files")
       ->required();
-  cp->add_option("--out", o->out, "output data folder")->required();
+  cp->add_option("--out", o->out, "output data folder: new or empty")->required();
+  cp->add_flag("--replace", o->replace,
+               "replace the data an earlier prepare wrote in --out (only once the new data is "
+               "complete)");
   cp->add_option(
       "--tokenizer", o->tokenizer,
       "bytes | bpe (SentencePiece) | bytebpe (byte-level BPE, written as tokenizer.json)");
@@ -151,7 +177,11 @@ Command add_train(CLI::App& app) {
   auto time_limit_min = std::make_shared<double>(0.0);
   CLI::App* ct = add_subcommand(app, "train", "train a language model on a prepared data folder");
   ct->add_option("--data", to->data, "prepared data folder (alibi prepare)");
-  ct->add_option("--out", to->out, "run folder for checkpoints and log.jsonl");
+  ct->add_option("--out", to->out,
+                 "run folder for checkpoints and log.jsonl: new, or holding no run");
+  ct->add_flag("--replace", to->replace,
+               "start this new run in an --out that holds a run: deletes that run's checkpoints "
+               "and log.jsonl first (and says so)");
   ct->add_option("--resume", to->resume, "continue a run folder or checkpoint bit-identically");
   ct->add_option("--init-from", to->init_from,
                  "start a new run from this checkpoint's model and weights (an import, or a run "
@@ -208,7 +238,9 @@ Command add_train(CLI::App& app) {
                "naming the layer and op (slower: a debugging mode)");
   ct->add_flag("--oversubscribe", to->oversubscribe,
                "allow ranks x --threads beyond this host's cores (mpirun)");
-  ct->add_option("--steps", to->steps, "total optimizer steps (a resumed run continues to it)");
+  ct->add_option("--steps", to->steps,
+                 "total optimizer steps (a resume continues to the run's own; a different value "
+                 "extends or shortens it)");
   ct->add_option("--lr", to->lr, "peak learning rate");
   ct->add_option("--warmup", to->warmup, "linear warm-up steps");
   ct->add_option("--min-lr-ratio", to->min_lr_ratio, "cosine floor as a fraction of --lr");
@@ -248,6 +280,9 @@ Command add_train(CLI::App& app) {
                 if (ct->count(flag) > 0)
                   usage_error(flag, " contradicts --init-from '", o.init_from,
                               "', whose checkpoint gives the model; drop the flag");
+            if (!o.resume.empty() && o.replace)
+              usage_error("--replace starts a new run; --resume '", o.resume,
+                          "' continues one: drop one of them");
             if (!o.resume.empty()) {
               const Checkpoint ck = read_checkpoint(o.resume);
               const TrainOptions was = options_of(ck);
@@ -259,6 +294,7 @@ Command add_train(CLI::App& app) {
                 f.copy(o, was);
               }
               resume_accum(o, was, ct->count("--grad-accum") > 0, *allow_batch_change, ck.path);
+              resume_steps(o, was, ct->count("--steps") > 0, ck, comm->root());
               if (o.data.empty()) o.data = was.data;
               if (o.out.empty())
                 o.out = fs::is_directory(o.resume) ? o.resume
@@ -275,6 +311,11 @@ Command add_train(CLI::App& app) {
             }
             if (o.data.empty()) usage_error("--data is required: a folder made by 'alibi prepare'");
             train(o, comm.get());
+          },
+          // A stop signal ends the run at the next step with a checkpoint; rank 0 says so.
+          [] {
+            return std::optional<std::string>(
+                launch_rank() == 0 ? "stopping after this step with a checkpoint" : "");
           }};
 }
 

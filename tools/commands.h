@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,9 @@ namespace alibi::cli {
 struct Command {
   CLI::App* app = nullptr;
   std::function<void()> run;
+  // Set for a command that stops gracefully on SIGINT/SIGTERM/SIGUSR1 for its whole run (after
+  // parsing): what it says when asked to (core/signals.h; empty: nothing, nullopt: no scope).
+  std::function<std::optional<std::string>()> stop;
 };
 
 // A subcommand whose flags show their defaults and where a repeated flag takes its last value.

@@ -119,6 +119,15 @@ void write_parts(const std::string& path, size_t n, size_t total,
 
 }  // namespace
 
+void test_pause_point(const char* env, const std::string& what) {
+  const char* v = std::getenv(env);
+  const double s = v ? std::atof(v) : 0.0;
+  if (s <= 0) return;
+  std::fprintf(stderr, "alibi: test: paused in %s for %g s\n", what.c_str(), s);
+  std::fflush(stderr);
+  std::this_thread::sleep_for(std::chrono::duration<double>(s));
+}
+
 void write_file_atomic(const std::string& path, std::initializer_list<std::string_view> parts) {
   write_file_atomic(path, std::vector<std::string_view>(parts));
 }

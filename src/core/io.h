@@ -26,6 +26,12 @@ void write_file_atomic(const std::string& path, size_t n, size_t total,
 // folders with one writer at a time (a run folder): the PID is not checked on other hosts.
 int remove_dead_temporaries(const std::string& dir);
 
+// TEST ONLY (scripts/crash_campaign.py): with ENV=SECONDS in the environment, stops here for
+// SECONDS after the marker line "alibi: test: paused in WHAT" on stderr, so a test can signal
+// the process at this point instead of hoping to hit it (as ALIBI_TEST_PAUSE_IN_WRITE does
+// inside every atomic write). Never set in real use.
+void test_pause_point(const char* env, const std::string& what);
+
 // The whole content of PATH: a regular file in one allocation, a pipe or a device until its end.
 // Throws UsageError "<what> '<path>' cannot be read; <reason>".
 std::string read_file(const std::string& path, const std::string& what);

@@ -128,6 +128,19 @@ bool is_prepare_output(const fs::path& dir) {
   return fs::is_regular_file(dir / "prepare.json", ec);
 }
 
+// OUT must be new or empty; with `replace`, an earlier prepare output too (never anything else).
+void check_out_free(const fs::path& out, bool replace) {
+  std::error_code ec;
+  if (!fs::exists(out, ec) || (fs::is_directory(out, ec) && fs::is_empty(out, ec))) return;
+  if (!is_prepare_output(out))
+    usage_error("--out '", out.string(), "' exists and is not a prepare output (no prepare.json); "
+                "give a new or empty folder");
+  if (!replace)
+    usage_error("--out '", out.string(), "' holds prepared data already; give a new or empty "
+                "folder, or --replace to prepare it again (runs trained on it would then "
+                "evaluate on the new data)");
+}
+
 bool is_inside(const fs::path& child, const fs::path& parent) {
   std::error_code ec;
   fs::path c = fs::weakly_canonical(child, ec), p = fs::weakly_canonical(parent, ec);
@@ -220,9 +233,7 @@ void prepare(const PrepareOptions& opts) {
   std::error_code ec;
   fs::path out = fs::absolute(opts.out, ec).lexically_normal();
   if (out.filename().empty()) out = out.parent_path();  // "dir/" -> "dir"
-  if (fs::exists(out, ec) && !is_prepare_output(out))
-    usage_error("output '", out.string(), "' exists and is not a prepare output (no prepare.json); "
-                "remove it or choose another output folder");
+  check_out_free(out, opts.replace);
   if (is_inside(opts.input, out))  // replacing OUT would delete the input
     usage_error("input '", opts.input, "' lies inside output '", out.string(),
                 "'; choose an output folder that does not contain the input");
@@ -288,6 +299,7 @@ void prepare(const PrepareOptions& opts) {
                 "': ", std::strerror(errno));
   const fs::path tmp = tmpl;
   ::chmod(tmp.c_str(), usual_mode(0777));
+  bool replaced = false;
   try {
     Tokenizer tok;
     if (given) {
@@ -341,10 +353,9 @@ void prepare(const PrepareOptions& opts) {
 
     // Swap into place: an earlier prepare output is moved aside first and removed after.
     if (fs::exists(out, ec)) {
-      if (!is_prepare_output(out))
-        usage_error("output '", out.string(), "' appeared while preparing and is not a prepare "
-                    "output; remove it or choose another output folder");
+      check_out_free(out, opts.replace);  // the same rule for a folder made while we worked
       const fs::path old = fs::path(tmp.string() + ".old");
+      replaced = !fs::is_empty(out, ec);
       fs::rename(out, old);
       try {
         fs::rename(tmp, out);
@@ -357,10 +368,11 @@ void prepare(const PrepareOptions& opts) {
       fs::rename(tmp, out);
     }
 
-    std::fprintf(stderr, "prepare: %s vocab %d; train %s, valid %s, test %s tokens; %.1f s -> %s\n",
+    std::fprintf(stderr,
+                 "prepare: %s vocab %d; train %s, valid %s, test %s tokens; %.1f s -> %s%s\n",
                  tok_kind, tok.vocab(), with_commas(counts[0]).c_str(),
                  with_commas(counts[1]).c_str(), with_commas(counts[2]).c_str(), seconds,
-                 out.string().c_str());
+                 out.string().c_str(), replaced ? " (replaced the data prepared there before)" : "");
   } catch (const UsageError& e) {  // e.g. a full disk: name OUT, not the folder removed here
     fs::remove_all(tmp, ec);
     std::string msg = e.what();

@@ -36,10 +36,13 @@ struct PrepareOptions {
   double valid_fraction = 0.05;  // single-file input: the last fractions become valid and test
   double test_fraction = 0.05;
   int threads = 0;     // 0: all cores
+  bool replace = false;  // an existing prepare output in `out` may be replaced
 };
 
-// Tokenises the input into opts.out. Bad input (missing, empty or binary corpus) throws
-// UsageError naming the file; nothing is left in opts.out on failure.
+// Tokenises the input into opts.out, a new or empty folder (or, with replace, an earlier prepare
+// output, swapped for the new one only once it is complete). Bad input (missing, empty or binary
+// corpus, an --out in use) throws UsageError naming the file; nothing is left in opts.out on
+// failure.
 void prepare(const PrepareOptions& opts);
 
 // Fills tokens/targets (B,T) with B random windows of T+1 tokens of `split`: window b of

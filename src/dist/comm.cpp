@@ -121,6 +121,12 @@ bool launched_by_mpirun() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMIX_RANK") != nullptr;
 }
 
+int launch_rank() {
+  const char* r = std::getenv("OMPI_COMM_WORLD_RANK");
+  if (!r) r = std::getenv("PMIX_RANK");
+  return r ? std::atoi(r) : 0;
+}
+
 std::shared_ptr<Comm> make_comm() {
   if (launched_by_mpirun()) return std::make_shared<MpiComm>();
   return single_process_comm();

@@ -52,6 +52,8 @@ class Comm {
 std::shared_ptr<Comm> make_comm();
 std::shared_ptr<Comm> single_process_comm();
 bool launched_by_mpirun();
+// This process's rank as mpirun's environment gives it, before MPI_Init (0 outside mpirun).
+int launch_rank();
 
 // The split of a flat array of n floats into `ranks` contiguous parts on 16-float boundaries.
 std::vector<Range> split_ranges(size_t n, int ranks);

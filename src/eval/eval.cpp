@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/format.h"
+#include "core/signals.h"
 #include "core/rss.h"
 #include "data/masking.h"
 #include "model/model.h"
@@ -125,6 +126,8 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
   std::vector<float> hits(mlm ? size_t(r.batch) * L : 0);                   // (B,L)
 
   for (size_t w0 = 0; w0 < windows.size();) {
+    throw_if_stopped(str_cat("during length ", L, " after ", w0, " of ", windows.size(),
+                             " windows"));
     // A batch: up to r.batch consecutive windows of the same length.
     const int T = windows[w0].len;
     size_t w1 = w0 + 1;

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/signals.h"
 #include "core/rng.h"
 
 namespace alibi {
@@ -119,6 +120,7 @@ GenerateStats& GenerateStats::operator+=(const GenerateStats& o) {
   prompt_s += o.prompt_s;
   new_tokens += o.new_tokens;
   decode_s += o.decode_s;
+  stopped = stopped || o.stopped;
   return *this;
 }
 
@@ -139,6 +141,7 @@ const float* Generator::feed(const int32_t* tokens, int64_t n) {
   const int64_t V = model_.cfg.vocab;
   const float* lg = nullptr;
   for (int64_t i = 0; i < n;) {
+    if (i > 0 && stop_signal()) break;  // a stop request: the context keeps what was fed
     int64_t step = std::min<int64_t>(model_.max_T(), n - i);
     if (cache_.sliding) {
       const int room = cache_.capacity - cache_.len;
@@ -201,7 +204,13 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, int max_ne
   st.prompt_s = seconds_since(t0);
 
   const auto t1 = Clock::now();
-  for (int i = 0; i < max_new; ++i) {
+  int i = 0;
+  for (; i < max_new; ++i) {
+    if (stop_signal()) {  // a stop request: the logits of the context so far stay valid
+      if (lg != last_logits_.data())
+        std::memcpy(last_logits_.data(), lg, last_logits_.size() * sizeof(float));
+      break;
+    }
     const int32_t tok = sampler_.sample(lg);
     if (on_token) on_token(tok, lg);
     if (i + 1 < max_new) {
@@ -211,7 +220,8 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, int max_ne
       has_pending_ = true;
     }
   }
-  st.new_tokens = max_new;
+  st.new_tokens = i;
+  st.stopped = i < max_new;
   st.decode_s = seconds_since(t1);
   if (max_new == 0 && lg != last_logits_.data())
     std::memcpy(last_logits_.data(), lg, last_logits_.size() * sizeof(float));

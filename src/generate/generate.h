@@ -77,6 +77,7 @@ struct GenerateStats {
   double prompt_s = 0;
   int64_t new_tokens = 0;
   double decode_s = 0;
+  bool stopped = false;  // a stop request (core/signals.h) ended it before max_new tokens
   GenerateStats& operator+=(const GenerateStats& o);
 };
 

@@ -19,7 +19,8 @@ constexpr const char* kFormat = "alibi-checkpoint-v2";
 constexpr const char* kPrefix = "ckpt-";
 constexpr const char* kSuffix = ".safetensors";
 
-// Checkpoints of a run folder, oldest first (the step is zero-padded in the name).
+}  // namespace
+
 std::vector<fs::path> list_checkpoints(const fs::path& dir) {
   std::vector<fs::path> out;
   for (const auto& e : fs::directory_iterator(dir)) {
@@ -30,7 +31,9 @@ std::vector<fs::path> list_checkpoints(const fs::path& dir) {
   return out;
 }
 
-}  // namespace
+bool is_checkpoint_temporary(const std::string& name) {
+  return name.starts_with(kPrefix) && name.find(std::string(kSuffix) + ".tmp-") != std::string::npos;
+}
 
 std::string resolve_checkpoint(const std::string& path) {
   std::error_code ec;

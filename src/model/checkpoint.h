@@ -7,9 +7,11 @@
 // tokenizer. The data order and dropout masks are pure functions of (seed, step), so these are the
 // whole state of a run.
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/safetensors.h"
 #include "data/tokenizer.h"
@@ -31,6 +33,12 @@ struct Checkpoint {
   // bf16/f16 matrices to fp32.
   void load_params(ParamSet& set, const std::string& prefix = "") const;
 };
+
+// The checkpoints of a run folder (RUN/ckpt-STEP.safetensors), oldest first: the step is
+// zero-padded in the name.
+std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& dir);
+// A checkpoint's temporary, as an atomic write leaves it when killed (core/io.h).
+bool is_checkpoint_temporary(const std::string& name);
 
 // PATH is a .safetensors file or a run folder (meaning its latest checkpoint). Throws UsageError
 // naming the path for a missing, truncated or foreign file.

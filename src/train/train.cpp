@@ -6,32 +6,32 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/error.h"
 #include "core/format.h"
+#include "core/io.h"
 #include "core/rng.h"
 #include "core/rss.h"
+#include "core/signals.h"
 #include "data/dataset.h"
 #include "data/masking.h"
 #include "dist/job.h"
 #include "kernels/backend.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
+#include "train/run_folder.h"
 #include "train/sharded_adamw.h"
 
 namespace fs = std::filesystem;
 
 namespace alibi {
 namespace {
-
-std::atomic<int> g_signal{0};
-extern "C" void on_signal(int sig) { g_signal.store(sig); }
 
 // Mean loss over up to n_windows nonoverlapping windows of the valid split, batched by B. A
 // masked LM (mlm non-null) scores the masked tokens of a fixed masking (kEvalMaskSeed) of the
@@ -188,6 +188,22 @@ TrainResult train(const TrainOptions& o, Comm* job) {
   const MaskSpec mask_spec{o.mask_rate, cfg.mask_token};
   const MaskSpec* mlm = cfg.objective == Objective::mlm ? &mask_spec : nullptr;
 
+  // The run folder is this process's from here on (rank 0 writes it; every rank stops if it is
+  // refused). Taken after every check of the flags and data, so a refused run leaves nothing.
+  std::optional<RunFolder> folder;
+  std::string refused;
+  if (root) {
+    try {
+      folder.emplace(o.out, !o.resume.empty() ? RunFolder::Start::resume
+                            : o.replace       ? RunFolder::Start::fresh_replacing
+                                              : RunFolder::Start::fresh);
+    } catch (const UsageError& e) {
+      refused = e.what();
+    }
+  }
+  if (comm.allreduce_max(int(!refused.empty())))
+    usage_error(root ? refused : "rank 0 could not take the run folder '" + o.out + "'");
+
   Model model(cfg, B, T, /*training=*/true, backend);
   model.set_check_finite(o.check_finite);
   ShardedAdamW opt(model.layout, backend, comm, o.grad_accum);
@@ -212,7 +228,6 @@ TrainResult train(const TrainOptions& o, Comm* job) {
   start.reset();  // its tensors are in the model now
   const nlohmann::json train_meta = o.to_json();
   const LrSchedule sched{o.lr, o.warmup, o.steps, o.min_lr_ratio};
-  if (root) fs::create_directories(o.out);
 
   size_t n_params = 0;
   for (const TensorInfo& t : model.layout.tensors) n_params += t.numel;
@@ -253,20 +268,6 @@ TrainResult train(const TrainOptions& o, Comm* job) {
                                           o.keep);
     });
   };
-  g_signal.store(0);
-  auto old_int = std::signal(SIGINT, on_signal);
-  auto old_term = std::signal(SIGTERM, on_signal);
-  // mpirun forwards SIGUSR1 to every rank and, unlike after SIGTERM, exits with their status.
-  auto old_usr1 = std::signal(SIGUSR1, on_signal);
-  struct Restore {
-    decltype(old_int) a, b, c;
-    ~Restore() {
-      std::signal(SIGINT, a);
-      std::signal(SIGTERM, b);
-      std::signal(SIGUSR1, c);
-    }
-  } restore{old_int, old_term, old_usr1};
-
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
   auto t_last = t_start;
@@ -324,7 +325,7 @@ TrainResult train(const TrainOptions& o, Comm* job) {
     const bool last = step == o.steps;
     const double elapsed = std::chrono::duration<double>(clock::now() - t_start).count();
     // Every rank stops at the same step: any rank's signal or clock stops them all.
-    const bool stop = comm.allreduce_max(int(g_signal.load() != 0) |
+    const bool stop = comm.allreduce_max(int(stop_signal() != 0) |
                                          (o.time_limit_s > 0 && elapsed >= o.time_limit_s) << 1);
     const bool out_of_time = stop & 2;
     int len = std::snprintf(rec, sizeof(rec),
@@ -352,6 +353,7 @@ TrainResult train(const TrainOptions& o, Comm* job) {
       steps_since_log = 0;
     }
     if (root && ((o.eval_every > 0 && step % o.eval_every == 0) || last || out_of_time)) {
+      test_pause_point("ALIBI_TEST_PAUSE_IN_VALIDATION", str_cat("validation at step ", step));
       res.last_val_loss = validation_loss(model, valid_split, B, T, o.eval_windows, tokens,
                                           targets, mlm);
       std::fprintf(stderr, "step %6lld | val loss %.4f | val ppl %.2f\n", (long long)step,

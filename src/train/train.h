@@ -41,6 +41,7 @@ struct TrainOptions {
   int ranks = 1;               // processes of the job (mpirun -np); grad_accum is per rank
   bool oversubscribe = false;  // allow ranks x threads beyond this host's cores
   bool check_finite = false;   // stop at the first op or update that makes a NaN/infinity
+  bool replace = false;        // a fresh run may delete the run in `out` (train/run_folder.h)
 
   // The hyper-parameters stored in checkpoints; `resume` checks flags against them.
   nlohmann::json to_json() const;
