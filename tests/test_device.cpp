@@ -61,15 +61,38 @@ TEST_F(DeviceCli, UnknownDeviceIsOneLineNamingItAndTheBuildsDevices) {
   }
 }
 
+// --device is a global option, as --threads: alibi --help lists it with its default, and every
+// subcommand's help names both.
 TEST(Device, HelpListsTheFlagWithItsDefault) {
   test::TempDir dir("device_help");
-  for (const char* sub : {"train", "eval", "generate", "bench"}) {
+  const auto top = test::run_cli("--help", dir / "e");
+  EXPECT_EQ(top.code, 0);
+  const size_t at = top.out.find("--device");
+  ASSERT_NE(at, std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("=cpu", at), std::string::npos) << top.out;
+  for (const char* sub : {"train", "eval", "generate", "bench", "prepare", "tokenize"}) {
     const auto r = test::run_cli(std::string(sub) + " --help", dir / "e");
     EXPECT_EQ(r.code, 0) << sub;
-    const size_t at = r.out.find("--device");
-    ASSERT_NE(at, std::string::npos) << sub << ": " << r.out;
-    EXPECT_NE(r.out.find("=cpu", at), std::string::npos) << sub << ": " << r.out;
+    EXPECT_NE(r.out.find("--threads N"), std::string::npos) << sub << ": " << r.out;
+    EXPECT_NE(r.out.find("--device cpu|cuda"), std::string::npos) << sub << ": " << r.out;
   }
+}
+
+// One rule for every global option: before or after the subcommand; and --device is refused by
+// name where nothing computes on a device.
+TEST(Device, GlobalOptionsGoBeforeOrAfterTheSubcommand) {
+  test::TempDir dir("device_global");
+  test::write_text(dir / "text.txt", "hello");
+  const std::string tokenize = "tokenize --tokenizer bytes --text " + dir / "text.txt";
+  for (const std::string& args : {"--threads 1 " + tokenize, tokenize + " --threads 1"}) {
+    const auto r = test::run_cli(args, dir / "e");
+    EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
+  }
+  const std::string train = "train --data " + dir / "none" + " --out " + dir / "out";
+  for (const std::string& args : {"--threads 1 --device tpu " + train, train + " --device tpu"})
+    test::expect_cli_error(test::run_cli(args, dir / "e"), "--device 'tpu'");
+  test::expect_cli_error(test::run_cli("--device cpu " + tokenize, dir / "e"),
+                         "--device cpu applies to train, eval, generate and bench, not tokenize");
 }
 
 }  // namespace

@@ -225,7 +225,8 @@ TEST_F(MlmCli, BadInputIsOneLineAndExitTwo) {
   const std::string model = " --layers 1 --d-model 16 --heads 2 --ffn 16 --seq-len 16 --steps 1";
   expect_cli_error(run_cli("train" + d + " --out " + path("x1") + model +
                                " --objective mlm --causal true", path("e1")),
-                   "--causal true contradicts --objective mlm");
+                   "--objective mlm trains an encoder and needs bidirectional attention; drop "
+                   "--causal true");
   expect_cli_error(run_cli("train" + d + " --out " + path("x2") + model + " --causal false",
                            path("e2")),
                    "--causal false with --objective clm");

@@ -19,6 +19,7 @@
 #include "core/threads.h"
 #include "dist/comm.h"
 #include "dist/job.h"
+#include "kernels/backend.h"
 
 namespace {
 
@@ -35,7 +36,11 @@ int env_int(const char* name, int fallback) {
 void preinit(int, char**, char**) { alibi::block_stop_signals(); }
 __attribute__((section(".preinit_array"), used)) void (*kPreinit)(int, char**, char**) = preinit;
 
+alibi::cli::GlobalOptions g_globals;
+
 }  // namespace
+
+const alibi::cli::GlobalOptions& alibi::cli::globals() { return g_globals; }
 
 int main(int argc, char** argv) {
   using namespace alibi;
@@ -47,11 +52,13 @@ int main(int argc, char** argv) {
   CLI::App app{"alibi: train, evaluate and run transformer LMs with Attention with Linear Biases"};
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
-  app.fallthrough();  // --threads works before or after the subcommand
-  int threads = 0;
+  app.fallthrough();  // a global option works before or after the subcommand
+  int& threads = g_globals.threads;
   app.add_option("--threads", threads,
                  "OpenMP threads (0: all cores; under mpirun, the host's cores shared among its "
                  "ranks)");
+  app.add_option("--device", g_globals.device,
+                 "where train, eval, generate and bench compute: " + device_names());
   const std::vector<cli::Command> commands = {cli::add_prepare(app), cli::add_train(app),
                                               cli::add_eval(app), cli::add_generate(app),
                                               cli::add_bench(app), cli::add_tokenize(app),
@@ -77,6 +84,12 @@ int main(int argc, char** argv) {
   const cli::Command* chosen = nullptr;
   for (const cli::Command& c : commands)
     if (c.app->parsed()) chosen = &c;
+  if (app.count("--device") > 0 && !chosen->uses_device) {
+    if (!quiet_rank())
+      std::fprintf(stderr, "alibi: error: --device %s applies to train, eval, generate and bench, "
+                   "not %s\n", g_globals.device.c_str(), chosen->app->get_name().c_str());
+    return kExitUsage;
+  }
   // A command that stops gracefully takes stop requests from its start to the process's exit:
   // they are requests before the thread that takes the signals starts, so one sent while alibi
   // starts up (held blocked since preinit) is a request like any other, and one sent as alibi

@@ -18,7 +18,6 @@ struct BenchCliOptions {
   int steps = 3;
   int rounds = 3;
   std::string dtype = "fp32";
-  std::string device = "cpu";
 };
 
 }  // namespace
@@ -39,8 +38,7 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--rounds", o->rounds,
                   "rounds that interleave the methods; each cell keeps its best round");
   sub->add_option("--dtype", o->dtype, "matrix-product operands: fp32 or bf16 (AVX512-BF16)");
-  sub->add_option("--device", o->device, "where to compute: " + device_names());
-  return {sub, [o] {
+  Command c{sub, [o] {
             PositionTableOptions t;
             t.configs.clear();
             std::stringstream ss(o->configs);
@@ -54,13 +52,15 @@ Command add_bench(CLI::App& app) {
             if (o->steps < 1) usage_error("--steps ", o->steps, " must be at least 1");
             if (o->rounds < 1) usage_error("--rounds ", o->rounds, " must be at least 1");
             t.precision = parse_precision(o->dtype);
-            make_backend(o->device, t.precision);  // checks both flags before any cell runs
-            t.device = o->device;
+            make_backend(globals().device, t.precision);  // checks both before any cell runs
+            t.device = globals().device;
             t.tokens = o->tokens;
             t.steps = o->steps;
             t.rounds = o->rounds;
             print_position_table(t);
           }};
+  c.uses_device = true;
+  return c;
 }
 
 }  // namespace alibi::cli

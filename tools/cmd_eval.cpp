@@ -47,7 +47,6 @@ struct EvalCliOptions {
   int64_t max_tokens = 0;
   std::string json;
   std::string per_position;
-  std::string device = "cpu";
   std::string dtype = "fp32";
   float mask_rate = 0.15f;
   uint64_t mask_seed = kEvalMaskSeed;
@@ -273,7 +272,7 @@ void emit_json(const EvalCliOptions& o, nlohmann::json j) {
 void run_eval(const EvalCliOptions& o, const CLI::App& app) {
   const EvalMode mode = parse_eval_mode(o.mode);
   check_flags(o, app, mode);
-  const std::shared_ptr<Backend> backend = make_backend(o.device, parse_precision(o.dtype));
+  const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(o.dtype));
   const Checkpoint ck = read_checkpoint(o.checkpoint);
   check_against(o, app, mode, ck);
   const ModelConfig& cfg = ck.config;
@@ -348,7 +347,6 @@ Command add_eval(CLI::App& app) {
   c->add_option("--stride", o->stride, "sliding: tokens scored per window, 1 <= S < every length");
   c->add_option("--batch", o->batch,
                 "windows per forward (0: as many as fit 16384 tokens and 512 MiB of activations)");
-  c->add_option("--device", o->device, "where to compute: " + device_names());
   c->add_option("--dtype", o->dtype,
                 "matrix-product operands: fp32 | bf16 (AVX512-BF16; bf16 weights are used as "
                 "stored; accumulation, softmax and LayerNorm stay fp32)");
@@ -365,11 +363,13 @@ Command add_eval(CLI::App& app) {
   c->add_option("--per-position", o->per_position,
                 "write the mean loss at each position inside the window as CSV "
                 "(length,position,count,mean_loss; loss in nats)");
-  return {c, [o, c] { run_eval(*o, *c); },
-          [] {
-            return std::optional<std::string>(
-                "stopping after this batch of windows; the lengths finished are kept");
-          }};
+  Command cmd{c, [o, c] { run_eval(*o, *c); }};
+  cmd.stop = [] {
+    return std::optional<std::string>(
+        "stopping after this batch of windows; the lengths finished are kept");
+  };
+  cmd.uses_device = true;
+  return cmd;
 }
 
 }  // namespace alibi::cli

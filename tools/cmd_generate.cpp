@@ -29,7 +29,6 @@ struct GenerateFlags {
   int window = 0;
   int chunk = 256;
   bool interactive = false;
-  std::string device = "cpu";
   std::string dtype = "fp32";
 };
 
@@ -49,7 +48,7 @@ void run(const GenerateFlags& f) {
   const std::string text =
       f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file, "--prompt-file");
 
-  const std::shared_ptr<Backend> backend = make_backend(f.device, parse_precision(f.dtype));
+  const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
   // The model reads the weights where they lie in the file (as stored: fp32, bf16 or f16); the
   // rest of it (AdamW moments) is never touched.
   std::unique_ptr<Model> model;
@@ -162,7 +161,6 @@ Command add_generate(CLI::App& app) {
   c->add_option("--window", f->window,
                 "sliding KV window: attend to the last W tokens, memory bounded by W (0: off)");
   c->add_option("--chunk", f->chunk, "prompt tokens per prefill step");
-  c->add_option("--device", f->device, "where to compute: " + device_names());
   c->add_option("--dtype", f->dtype,
                 "matrix-product operands: fp32 | bf16 (AVX512-BF16; bf16 weights are used as "
                 "stored; accumulation, softmax and LayerNorm stay fp32)");
@@ -170,11 +168,12 @@ Command add_generate(CLI::App& app) {
               "prompt loop on stdin keeping the cache between turns (ends on EOF)");
   // --interactive takes stop requests per reply (at its prompt one ends the program); without
   // it a stop request ends the generation at the next token.
-  return {c, [f] { run(*f); },
-          [f] {
-            return f->interactive ? std::nullopt
-                                  : std::optional<std::string>("stopping the generation");
-          }};
+  Command cmd{c, [f] { run(*f); }};
+  cmd.stop = [f] {
+    return f->interactive ? std::nullopt : std::optional<std::string>("stopping the generation");
+  };
+  cmd.uses_device = true;
+  return cmd;
 }
 
 }  // namespace alibi::cli

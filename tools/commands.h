@@ -17,7 +17,16 @@ struct Command {
   // Set for a command that stops gracefully on SIGINT/SIGTERM/SIGUSR1 for its whole run (after
   // parsing): what it says when asked to (core/signals.h; empty: nothing, nullopt: no scope).
   std::function<std::optional<std::string>()> stop;
+  bool uses_device = false;  // computes on the global --device
 };
+
+// The global options: given before or after the subcommand (alibi --threads 2 train or alibi
+// train --threads 2), the rule for every global option (tools/alibi.cpp).
+struct GlobalOptions {
+  int threads = 0;             // OpenMP threads; 0: all cores
+  std::string device = "cpu";  // where train, eval, generate and bench compute
+};
+const GlobalOptions& globals();
 
 // A subcommand whose flags show their defaults and where a repeated flag takes its last value.
 inline CLI::App* add_subcommand(CLI::App& parent, const std::string& name,
@@ -25,6 +34,8 @@ inline CLI::App* add_subcommand(CLI::App& parent, const std::string& name,
   CLI::App* sub = parent.add_subcommand(name, help);
   sub->option_defaults()->always_capture_default()->multi_option_policy(
       CLI::MultiOptionPolicy::TakeLast);
+  sub->footer("Global options, before or after the subcommand (alibi --help): --threads N "
+              "(OpenMP threads; 0: all cores), --device cpu|cuda (train, eval, generate, bench)");
   return sub;
 }
 
@@ -32,7 +43,7 @@ inline CLI::App* add_subcommand(CLI::App& parent, const std::string& name,
 // `flag` for anything else (empty, not a number, < 1).
 std::vector<int> parse_lengths(const std::string& flag, const std::string& s);
 
-Command add_prepare(CLI::App& app);
+Command add_prepare(CLI::App& app);  // one file each: cmd_<name>.cpp (cmd_hf.cpp: import, export)
 Command add_train(CLI::App& app);
 Command add_eval(CLI::App& app);
 Command add_generate(CLI::App& app);

@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "core/json_int.h"
 #include "position/position.h"
 
 namespace alibi {
@@ -44,27 +43,122 @@ Objective parse_objective(const std::string& name, const std::string& flag) {
               "(masked tokens)");
 }
 
+namespace {
+
+using F = Field<ModelConfig>;
+
+// The common rows, in the order --help lists them; the position methods add theirs after.
+Fields<ModelConfig> common_fields() {
+  return {
+      F::of(ALIBI_MEMBER(ModelConfig, vocab), "vocab").as_role(Role::shape).at_least(2),
+      F::of_enum(ALIBI_MEMBER(ModelConfig, pos), "pos", pos_name, parse_pos, pos_names())
+          .flag_help("--pos", "position method")
+          .as_role(Role::shape),
+      // Checkpoints from before the field started from gpt2.
+      F::of_enum(ALIBI_MEMBER(ModelConfig, init), "init", init_name, parse_init, "gpt2|fairseq")
+          .flag_help("--init",
+                     "initialisation: fairseq (embeddings N(0, 1/C), Xavier linears) | gpt2 "
+                     "(N(0, 0.02), residual projections / sqrt(2L)); docs/model.md")
+          .as_role(Role::model)
+          .legacy_value("gpt2"),
+      F::of(ALIBI_MEMBER(ModelConfig, layers), "layers")
+          .flag_help("--layers", "transformer blocks")
+          .as_role(Role::shape)
+          .at_least(1),
+      F::of(ALIBI_MEMBER(ModelConfig, d_model), "d_model")
+          .flag_help("--d-model", "model width C")
+          .as_role(Role::shape)
+          .at_least(1),
+      F::of(ALIBI_MEMBER(ModelConfig, heads), "heads")
+          .flag_help("--heads", "attention heads (any count)")
+          .as_role(Role::shape)
+          .at_least(1),
+      F::of(ALIBI_MEMBER(ModelConfig, ffn), "ffn")
+          .flag_help("--ffn", "feed-forward width")
+          .as_role(Role::shape)
+          .at_least(1),
+      F::of(ALIBI_MEMBER(ModelConfig, dropout_resid), "dropout_resid")
+          .flag_help("--dropout", "residual dropout")
+          .as_role(Role::fixed)
+          .legacy_default()
+          .unit_interval(),
+      F::of(ALIBI_MEMBER(ModelConfig, dropout_attn), "dropout_attn")
+          .flag_help("--attn-dropout", "attention-probability dropout")
+          .as_role(Role::fixed)
+          .legacy_default()
+          .unit_interval(),
+      // Architecture options (docs/model.md): the defaults are this repository's model, and
+      // checkpoints from before them hold the defaults.
+      F::of(ALIBI_MEMBER(ModelConfig, linear_bias), "linear_bias")
+          .flag_help("--linear-bias", "biases on the blocks' linears")
+          .as_role(Role::shape)
+          .legacy_default(),
+      F::of(ALIBI_MEMBER(ModelConfig, ln_bias), "ln_bias")
+          .flag_help("--ln-bias", "biases on the LayerNorms")
+          .as_role(Role::shape)
+          .legacy_default(),
+      F::of(ALIBI_MEMBER(ModelConfig, ln_eps), "ln_eps")
+          .flag_help("--ln-eps", "LayerNorm epsilon")
+          .as_role(Role::shape)
+          .legacy_default()
+          .positive(),
+      F::of_enum(ALIBI_MEMBER(ModelConfig, gelu), "gelu", gelu_name, parse_gelu, "tanh|erf")
+          .flag_help("--gelu", "GELU form: tanh (approximation) | erf (exact)")
+          .as_role(Role::shape)
+          .legacy_default(),
+      F::of(ALIBI_MEMBER(ModelConfig, embed_scale), "embed_scale")
+          .flag_help("--embed-scale",
+                     "scale token embeddings by sqrt(d_model) (fairseq); false: unscaled")
+          .as_role(Role::shape)
+          .legacy_default(),
+      F::of(ALIBI_MEMBER(ModelConfig, embed_ln), "embed_ln")
+          .flag_help("--embed-ln", "a LayerNorm on the token embeddings (BLOOM)")
+          .as_role(Role::shape)
+          .legacy_default(),
+      F::of_enum(ALIBI_MEMBER(ModelConfig, objective), "objective", objective_name,
+                 parse_objective, "clm|mlm")
+          .flag_help("--objective",
+                     "clm (next token: a decoder) | mlm (BERT's masked tokens: an encoder, "
+                     "bidirectional; a mask token is added to the vocabulary)")
+          .as_role(Role::shape)
+          .legacy_default(),
+      F::of(ALIBI_MEMBER(ModelConfig, causal), "causal")
+          .flag_help("--causal", "causal attention; --objective mlm implies false")
+          .as_role(Role::shape)
+          .legacy_default(),
+      F::of(ALIBI_MEMBER(ModelConfig, mask_token), "mask_token")
+          .as_role(Role::shape)
+          .legacy_default(),
+      F::of(ALIBI_MEMBER(ModelConfig, tied_head), "tied_head")
+          .flag_help("--tied-head", "output head tied to the token embeddings; false: its own "
+                     "lm_head.w")
+          .as_role(Role::shape)
+          .legacy_default(),
+  };
+}
+
+}  // namespace
+
+const Fields<ModelConfig>& model_fields() {
+  static const Fields<ModelConfig> fields = [] {
+    Fields<ModelConfig> f = common_fields();
+    for (PosKind p : all_positions()) position_method(p).add_fields(f);
+    return f;
+  }();
+  return fields;
+}
+
 void ModelConfig::validate() const {
-  if (vocab < 2) usage_error("--vocab ", vocab, " is too small; expected at least 2");
-  if (layers < 1) usage_error("--layers ", layers, " must be at least 1");
-  if (d_model < 1) usage_error("--d-model ", d_model, " must be at least 1");
-  if (heads < 1) usage_error("--heads ", heads, " must be at least 1");
+  check_fields(model_fields(), *this);
   if (d_model % heads != 0)
     usage_error("--d-model ", d_model, " is not divisible by --heads ", heads,
                 "; expected a multiple of the head count");
   if (head_size() > kMaxHeadSize)
     usage_error("head size --d-model/--heads = ", head_size(), " exceeds ", kMaxHeadSize);
-  if (ffn < 1) usage_error("--ffn ", ffn, " must be at least 1");
-  if (!(dropout_resid >= 0 && dropout_resid < 1))
-    usage_error("--dropout ", dropout_resid, " must be in [0, 1)");
-  if (!(dropout_attn >= 0 && dropout_attn < 1))
-    usage_error("--attn-dropout ", dropout_attn, " must be in [0, 1)");
-  if (!(ln_eps > 0 && std::isfinite(ln_eps)))
-    usage_error("--ln-eps ", ln_eps, " must be a positive number");
-  if (!(alibi_bias_max > 0 && std::isfinite(alibi_bias_max)))
-    usage_error("--alibi-bias-max ", alibi_bias_max, " must be a positive number");
   if (slopes == Slopes::trainable && pos != PosKind::alibi)
     usage_error("--slopes trainable needs --pos alibi, not --pos ", pos_name(pos));
+  // (A causal LM with bidirectional attention is a model, used to test attention both ways;
+  // training one is refused by train().)
   if (objective == Objective::mlm && causal)
     usage_error("--objective mlm trains an encoder and needs bidirectional attention; drop "
                 "--causal true");
@@ -76,68 +170,14 @@ void ModelConfig::validate() const {
   position_method(pos).validate(*this);
 }
 
-nlohmann::json ModelConfig::to_json() const {
-  return {{"vocab", vocab},          {"layers", layers},
-          {"d_model", d_model},      {"heads", heads},
-          {"ffn", ffn},              {"pos", pos_name(pos)},
-          {"init", init_name(init)}, {"t5_lr_scale", t5_lr_scale},
-          {"max_positions", max_positions}, {"t5_buckets", t5_buckets},
-          {"t5_max_distance", t5_max_distance}, {"dropout_resid", dropout_resid},
-          {"dropout_attn", dropout_attn},   {"linear_bias", linear_bias},
-          {"ln_bias", ln_bias},             {"ln_eps", ln_eps},
-          {"gelu", gelu_name(gelu)},        {"embed_scale", embed_scale},
-          {"embed_ln", embed_ln},           {"alibi_bias_max", alibi_bias_max},
-          {"tied_head", tied_head},         {"slopes", slopes_name(slopes)},
-          {"causal", causal},               {"objective", objective_name(objective)},
-          {"mask_token", mask_token}};
-}
+nlohmann::json ModelConfig::to_json() const { return fields_to_json(model_fields(), *this); }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
-  ModelConfig c;
-  auto integer = [&](const char* key) { return json_int(j.at(key), str_cat("config ", key)); };
-  auto integer_or = [&](const char* key, int fallback) {
-    return j.contains(key) ? integer(key) : fallback;
-  };
-  c.vocab = integer("vocab");
-  c.layers = integer("layers");
-  c.d_model = integer("d_model");
-  c.heads = integer("heads");
-  c.ffn = integer("ffn");
-  c.pos = parse_pos(j.at("pos").get<std::string>(), "config pos");
-  // Checkpoints from before these fields started from gpt2 and trained t5 tables at --lr.
-  c.init = parse_init(j.value("init", std::string("gpt2")), "config init");
-  c.t5_lr_scale = j.value("t5_lr_scale", 1.0f);
-  c.max_positions = integer_or("max_positions", 0);
-  c.t5_buckets = integer_or("t5_buckets", 32);
-  c.t5_max_distance = integer_or("t5_max_distance", 128);
-  c.dropout_resid = j.value("dropout_resid", 0.0f);
-  c.dropout_attn = j.value("dropout_attn", 0.0f);
-  // Checkpoints from before the architecture options hold the defaults.
-  const ModelConfig d;
-  c.linear_bias = j.value("linear_bias", d.linear_bias);
-  c.ln_bias = j.value("ln_bias", d.ln_bias);
-  c.ln_eps = j.value("ln_eps", d.ln_eps);
-  c.gelu = parse_gelu(j.value("gelu", std::string(gelu_name(d.gelu))), "config gelu");
-  c.embed_scale = j.value("embed_scale", d.embed_scale);
-  c.embed_ln = j.value("embed_ln", d.embed_ln);
-  c.alibi_bias_max = j.value("alibi_bias_max", d.alibi_bias_max);
-  c.tied_head = j.value("tied_head", d.tied_head);
-  c.slopes = parse_slopes(j.value("slopes", std::string(slopes_name(d.slopes))), "config slopes");
-  c.causal = j.value("causal", d.causal);
-  c.objective = parse_objective(
-      j.value("objective", std::string(objective_name(d.objective))), "config objective");
-  c.mask_token = integer_or("mask_token", d.mask_token);
-  return c;
+  return fields_from_json(model_fields(), j, "config");
 }
 
 bool ModelConfig::same_shape(const ModelConfig& o) const {
-  return vocab == o.vocab && layers == o.layers && d_model == o.d_model && heads == o.heads &&
-         ffn == o.ffn && pos == o.pos && linear_bias == o.linear_bias && ln_bias == o.ln_bias &&
-         ln_eps == o.ln_eps && gelu == o.gelu && embed_scale == o.embed_scale &&
-         embed_ln == o.embed_ln && alibi_bias_max == o.alibi_bias_max &&
-         tied_head == o.tied_head && slopes == o.slopes && causal == o.causal &&
-         objective == o.objective && mask_token == o.mask_token &&
-         position_method(pos).same_shape(*this, o);
+  return same_fields(model_fields(), *this, o, {Role::shape});
 }
 
 }  // namespace alibi

@@ -1,8 +1,11 @@
 #pragma once
-// Model shape and position method; serialised into every checkpoint's metadata.
+// Model shape and position method; serialised into every checkpoint's metadata. Each member is
+// declared once more, as a row of model_fields() (config.cpp; a position method's own in its
+// file), which gives its JSON key, flag, help, role, range and the value older checkpoints take.
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/fields.h"
 #include "kernels/layer_kinds.h"
 #include "position/pos_kind.h"
 
@@ -15,7 +18,7 @@ const char* init_name(InitScheme s);
 InitScheme parse_init(const std::string& name, const std::string& flag = "--init");
 const char* gelu_name(Gelu g);
 Gelu parse_gelu(const std::string& name, const std::string& flag = "--gelu");
-// ALiBi's slopes: the paper's fixed series, or m_h = m_max sigmoid(theta_h) learned from it
+// ALiBi's slopes: the paper's fixed series m0, or m_h = 2 m0_h sigmoid(theta_h) learned from it
 // (position/alibi.cpp). Checkpoints from before the field have fixed slopes.
 enum class Slopes { fixed, trainable };
 const char* slopes_name(Slopes s);
@@ -49,7 +52,10 @@ struct ModelConfig {
   Gelu gelu = Gelu::tanh;        // the MLP's GELU: tanh approximation or exact (erf)
   bool embed_scale = true;       // x = sqrt(C) wte[t] (fairseq) or wte[t] (BLOOM, MPT)
   bool embed_ln = false;         // a LayerNorm on the token embeddings (BLOOM's)
-  float alibi_bias_max = 8.0f;   // alibi: slopes 2^(-alibi_bias_max h / n) (MPT's field; 8: paper)
+  // alibi: the slopes' exponent scale (MPT's field; 8: the paper's): 2^(-alibi_bias_max h / NH)
+  // for NH a power of two, and the paper's interleaving of two such series otherwise
+  // (alibi_slopes, position/position.h).
+  float alibi_bias_max = 8.0f;
   Slopes slopes = Slopes::fixed;  // alibi: fixed, or trainable from those (alibi_theta)
   // false: bidirectional attention, every token sees every other (an encoder); the biases
   // depend on |i - j| (t5: half the buckets per direction). Checkpoints from before: causal.
@@ -63,13 +69,17 @@ struct ModelConfig {
   int head_size() const { return d_model / heads; }
   // The ids a text can hold: the vocabulary less an mlm model's mask token.
   int text_vocab() const { return objective == Objective::mlm ? mask_token : vocab; }
-  // Throws UsageError naming the offending flag (--d-model, --heads, ...); the position method
-  // checks its own.
+  // Throws UsageError naming the offending flag (--d-model, --heads, ...): each field's range,
+  // then the rules between fields, then the position method's own.
   void validate() const;
   nlohmann::json to_json() const;
   static ModelConfig from_json(const nlohmann::json& j);
-  // Everything but dropout, init and lr scales: the same function of the same parameters.
+  // Every field of role shape that means something here: the same function of the same
+  // parameters (dropout, init and learning-rate scales aside).
   bool same_shape(const ModelConfig& o) const;
 };
+
+// The rows of ModelConfig: the common ones, then each registered position method's.
+const Fields<ModelConfig>& model_fields();
 
 }  // namespace alibi

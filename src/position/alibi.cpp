@@ -22,6 +22,27 @@ double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 class Alibi final : public PositionMethod {
  public:
   PosKind kind() const override { return PosKind::alibi; }
+  // Checkpoints from before the fields hold the paper's fixed slopes.
+  void add_fields(Fields<ModelConfig>& rows) const override {
+    using F = Field<ModelConfig>;
+    const auto is_alibi = [](const ModelConfig& c) { return c.pos == PosKind::alibi; };
+    rows.push_back(F::of(ALIBI_MEMBER(ModelConfig, alibi_bias_max), "alibi_bias_max")
+                       .flag_help("--alibi-bias-max",
+                                  "alibi: slopes 2^(-X h/heads) (MPT's alibi_bias_max; 8: the "
+                                  "paper's)")
+                       .as_role(Role::shape)
+                       .legacy_default()
+                       .only_if(is_alibi)
+                       .positive());
+    rows.push_back(F::of_enum(ALIBI_MEMBER(ModelConfig, slopes), "slopes", slopes_name,
+                              parse_slopes, "fixed|trainable")
+                       .flag_help("--slopes",
+                                  "alibi: fixed (the paper's) | trainable (m_h = 2 m0_h "
+                                  "sigmoid(theta_h), from the fixed m0 at theta = 0; "
+                                  "docs/model.md)")
+                       .as_role(Role::shape)
+                       .legacy_default());
+  }
   // Trainable slopes: one theta per head, shared by every layer, no weight decay; zero at the
   // start (Init{}), which is exactly the fixed slopes.
   void add_params(const ModelConfig& c, ParamLayout& l) const override {

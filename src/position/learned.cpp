@@ -9,6 +9,13 @@ namespace {
 class Learned final : public PositionMethod {
  public:
   PosKind kind() const override { return PosKind::learned; }
+  void add_fields(Fields<ModelConfig>& rows) const override {
+    rows.push_back(Field<ModelConfig>::of(ALIBI_MEMBER(ModelConfig, max_positions), "max_positions")
+                       .flag_help("--max-positions", "learned: table size (0: --seq-len)")
+                       .as_role(Role::shape)
+                       .legacy_default()
+                       .only_if([](const ModelConfig& c) { return c.pos == PosKind::learned; }));
+  }
   void fill_defaults(ModelConfig& c, int seq_len) const override {
     if (c.max_positions == 0) c.max_positions = seq_len;
   }
@@ -18,9 +25,6 @@ class Learned final : public PositionMethod {
   }
   void add_params(const ModelConfig& c, ParamLayout& l) const override {
     l.add("wpe", {c.max_positions, c.d_model}, embedding_init(c), true);
-  }
-  bool same_shape(const ModelConfig& a, const ModelConfig& b) const override {
-    return a.max_positions == b.max_positions;
   }
   int64_t max_positions(const ModelConfig& c) const override { return c.max_positions; }
 

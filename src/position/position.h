@@ -28,14 +28,15 @@ class PositionMethod {
 
   // ---- what the method is (no backend needed) -----------------------------------------------
   virtual PosKind kind() const = 0;
+  // Its own fields of ModelConfig, as rows of model_fields() (model/config.h): key, flag, role,
+  // range, and only_if(pos == this method), so they are compared and checked for its models.
+  virtual void add_fields(Fields<ModelConfig>& /*rows*/) const {}
   // Fills the fields a training run leaves at 0 (learned: the table covers --seq-len).
   virtual void fill_defaults(ModelConfig& /*c*/, int /*seq_len*/) const {}
-  // The flags it needs, checked with the rest of the config: UsageError naming the flag.
+  // The rules between its fields and the rest of the config: UsageError naming the flag.
   virtual void validate(const ModelConfig&) const {}
   // Its parameters, added to the table right after the token embeddings.
   virtual void add_params(const ModelConfig&, ParamLayout&) const {}
-  // Whether the method's own fields of two configs agree (same parameters, same biases).
-  virtual bool same_shape(const ModelConfig&, const ModelConfig&) const { return true; }
   // Positions it can run: learned ends with its table, the others go on (kAnyLength).
   virtual int64_t max_positions(const ModelConfig&) const { return kAnyLength; }
 

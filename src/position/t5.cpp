@@ -11,8 +11,30 @@ namespace {
 class T5 final : public PositionMethod {
  public:
   PosKind kind() const override { return PosKind::t5; }
+  // T5's defaults; checkpoints from before the fields hold them, and trained the table at --lr.
+  void add_fields(Fields<ModelConfig>& rows) const override {
+    using F = Field<ModelConfig>;
+    const auto is_t5 = [](const ModelConfig& c) { return c.pos == PosKind::t5; };
+    rows.push_back(F::of(ALIBI_MEMBER(ModelConfig, t5_buckets), "t5_buckets")
+                       .flag_help("--t5-buckets", "t5: relative-distance buckets")
+                       .as_role(Role::shape)
+                       .legacy_default()
+                       .only_if(is_t5)
+                       .at_least(2));
+    rows.push_back(F::of(ALIBI_MEMBER(ModelConfig, t5_max_distance), "t5_max_distance")
+                       .flag_help("--t5-max-distance", "t5: distance of the last bucket")
+                       .as_role(Role::shape)
+                       .legacy_default()
+                       .only_if(is_t5));
+    rows.push_back(F::of(ALIBI_MEMBER(ModelConfig, t5_lr_scale), "t5_lr_scale")
+                       .flag_help("--t5-lr-scale",
+                                  "t5: learning rate of the bias table as a multiple of --lr")
+                       .as_role(Role::fixed)
+                       .legacy_default()
+                       .only_if(is_t5)
+                       .positive());
+  }
   void validate(const ModelConfig& c) const override {
-    if (c.t5_buckets < 2) usage_error("--t5-buckets ", c.t5_buckets, " must be at least 2");
     // Bidirectional: half the buckets per direction, each half T5's rule on its own.
     const int per_side = c.causal ? c.t5_buckets : c.t5_buckets / 2;
     if (!c.causal && (c.t5_buckets % 2 != 0 || per_side < 2))
@@ -21,8 +43,6 @@ class T5 final : public PositionMethod {
     if (c.t5_max_distance <= per_side / 2)
       usage_error("--t5-max-distance ", c.t5_max_distance, " must exceed ",
                   c.causal ? "--t5-buckets/2 = " : "--t5-buckets/4 = ", per_side / 2);
-    if (!(c.t5_lr_scale > 0 && std::isfinite(c.t5_lr_scale)))
-      usage_error("--t5-lr-scale ", c.t5_lr_scale, " must be a positive number");
   }
   // Zero at the start, so the model starts as `none`; no decay (T5's practice). Adam moves a
   // parameter by about its learning rate per step whatever the gradient, so a table that must
@@ -30,10 +50,6 @@ class T5 final : public PositionMethod {
   void add_params(const ModelConfig& c, ParamLayout& l) const override {
     l.add("t5_bias", {c.t5_buckets, c.heads}, Init{}, false, c.t5_lr_scale);
   }
-  bool same_shape(const ModelConfig& a, const ModelConfig& b) const override {
-    return a.t5_buckets == b.t5_buckets && a.t5_max_distance == b.t5_max_distance;
-  }
-
   void bind(const ModelConfig& c, const ParamLayout& l, std::shared_ptr<Backend> be) override {
     num_buckets_ = c.t5_buckets;
     max_distance_ = c.t5_max_distance;

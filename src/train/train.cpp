@@ -88,32 +88,6 @@ void report_job(Comm& comm, const ShardedAdamW& opt, uint64_t step_bytes, int ac
 
 }  // namespace
 
-nlohmann::json TrainOptions::to_json() const {
-  return {{"data", data},
-          {"seq_len", seq_len},
-          {"batch", batch},
-          {"grad_accum", grad_accum},
-          {"steps", steps},
-          {"warmup", warmup},
-          {"lr", lr},
-          {"min_lr_ratio", min_lr_ratio},
-          {"clip", clip},
-          {"beta1", adamw.beta1},
-          {"beta2", adamw.beta2},
-          {"eps", adamw.eps},
-          {"weight_decay", adamw.weight_decay},
-          {"seed", seed},
-          {"init_from", init_from},
-          {"eval_every", eval_every},
-          {"eval_windows", eval_windows},
-          {"save_every", save_every},
-          {"dtype", dtype},
-          {"device", device},
-          {"ranks", ranks},
-          {"mask_rate", mask_rate},
-          {"threads", omp_get_max_threads()}};
-}
-
 TrainResult train(const TrainOptions& o, Comm* job) {
   const std::shared_ptr<Comm> one = job ? nullptr : single_process_comm();
   Comm& comm = job ? *job : *one;
@@ -121,17 +95,12 @@ TrainResult train(const TrainOptions& o, Comm* job) {
   const int N = comm.size(), rank = comm.rank();
   const bool root = comm.root();
   ALIBI_CHECK(o.ranks == N, "TrainOptions::ranks ", o.ranks, " but the job has ", N);
-  if (B < 1) usage_error("--batch ", B, " must be at least 1");
-  if (T < 1) usage_error("--seq-len ", T, " must be at least 1");
-  if (o.grad_accum < 1) usage_error("--grad-accum ", o.grad_accum, " must be at least 1");
-  if (o.steps < 1) usage_error("--steps ", o.steps, " must be at least 1");
-  if (!(o.lr > 0)) usage_error("--lr ", o.lr, " must be positive");
+  check_fields(train_fields(), o);
   if (o.out.empty()) usage_error("--out is required: the run folder for checkpoints");
   // Threads may differ between hosts of different sizes; every other option must agree.
-  nlohmann::json options = o.to_json();
-  options.erase("threads");
+  const nlohmann::json options = o.to_json();
   check_same_job(comm, options.dump() + o.model.to_json().dump() + o.out + "|" + o.resume + "|" +
-                           o.init_from + "|" + std::to_string(o.time_limit_s));
+                           o.init_from + "|" + std::to_string(o.time_limit_min));
   check_threads(comm, o.oversubscribe);
   // Every product of this job (training and validation) runs in this precision.
   const std::shared_ptr<Backend> backend = make_backend(o.device, parse_precision(o.dtype));
@@ -168,12 +137,11 @@ TrainResult train(const TrainOptions& o, Comm* job) {
       usage_error(from_flag, " '", start->path,
                   "' was trained with another tokenizer than --data '", o.data,
                   "'; prepare the data with --tokenizer-from ", start->path);
-    if (!o.init_from.empty()) {  // its model; this run's dropout and t5 table rate
+    if (!o.init_from.empty()) {  // its model; this run's own fields (dropout, t5 table rate)
       const ModelConfig flags = cfg;
       cfg = start->config;
-      cfg.dropout_resid = flags.dropout_resid;
-      cfg.dropout_attn = flags.dropout_attn;
-      cfg.t5_lr_scale = flags.t5_lr_scale;
+      for (const Field<ModelConfig>& f : model_fields())
+        if (f.role == Role::fixed || f.role == Role::free) f.set(cfg, f.get(flags), f.name());
     } else {
       cfg.vocab = start->config.vocab;
       cfg.mask_token = start->config.mask_token;
@@ -226,7 +194,8 @@ TrainResult train(const TrainOptions& o, Comm* job) {
     model.init_weights(o.seed);
   }
   start.reset();  // its tensors are in the model now
-  const nlohmann::json train_meta = o.to_json();
+  nlohmann::json train_meta = o.to_json();
+  train_meta["threads"] = omp_get_max_threads();  // a fact of the run, not an option
   const LrSchedule sched{o.lr, o.warmup, o.steps, o.min_lr_ratio};
 
   size_t n_params = 0;
@@ -326,7 +295,7 @@ TrainResult train(const TrainOptions& o, Comm* job) {
     const double elapsed = std::chrono::duration<double>(clock::now() - t_start).count();
     // Every rank stops at the same step: any rank's signal or clock stops them all.
     const bool stop = comm.allreduce_max(int(stop_signal() != 0) |
-                                         (o.time_limit_s > 0 && elapsed >= o.time_limit_s) << 1);
+                                         (o.time_limit_min > 0 && elapsed >= 60.0 * o.time_limit_min) << 1);
     const bool out_of_time = stop & 2;
     int len = std::snprintf(rec, sizeof(rec),
                             "{\"step\":%lld,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"

@@ -5,12 +5,15 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/fields.h"
 #include "dist/comm.h"
 #include "model/config.h"
 #include "train/optim.h"
 
 namespace alibi {
 
+// Each member is declared once more as a row of train_fields() (options.cpp): its key in the
+// checkpoint's "train" metadata (if stored), its flag, help, role and range.
 struct TrainOptions {
   std::string data;    // prepared data folder
   std::string out;     // run folder
@@ -34,7 +37,7 @@ struct TrainOptions {
   int64_t save_every = 500;
   int keep = 2;           // checkpoints kept in the run folder
   int64_t log_every = 10;
-  double time_limit_s = 0;  // stop (with a checkpoint) after this much wall time; 0: none
+  double time_limit_min = 0;  // stop (with a checkpoint) after this much wall time; 0: none
   std::string dtype = "fp32";  // matmul operands: fp32 | bf16 (kernels/precision.h)
   std::string device = "cpu";  // the backend (kernels/backend.h); a run may resume on another
   float mask_rate = 0.15f;     // --objective mlm: share of positions masked (data/masking.h)
@@ -42,10 +45,19 @@ struct TrainOptions {
   bool oversubscribe = false;  // allow ranks x threads beyond this host's cores
   bool check_finite = false;   // stop at the first op or update that makes a NaN/infinity
   bool replace = false;        // a fresh run may delete the run in `out` (train/run_folder.h)
+  bool allow_batch_change = false;  // a resume may change ranks x grad_accum
 
-  // The hyper-parameters stored in checkpoints; `resume` checks flags against them.
+  // The hyper-parameters stored in checkpoints (the model's are its config); `resume` checks
+  // flags against them.
   nlohmann::json to_json() const;
+  // The options of a checkpoint: its "train" metadata and its config.
+  static TrainOptions from_json(const nlohmann::json& train, const ModelConfig& model);
 };
+
+// The rows of TrainOptions but its model's, in --help's order (the stored ones and the CLI's).
+const Fields<TrainOptions>& train_fields();
+// What `alibi train` takes: train_fields() with model_fields() (model/config.h) lifted in.
+const Fields<TrainOptions>& train_cli_fields();
 
 struct TrainResult {
   int64_t step = 0;
