@@ -420,6 +420,7 @@ TEST_F(EvalTest, BadInputIsOneLineAndExitCode2) {
       {ck, {"--data", "--text"}},
       {ck + " --text " + path("missing.txt"), {"--text", "missing.txt"}},
       {path("no_such_run") + data, {"no_such_run"}},
+      {ck + data + " --json " + path("nowhere/r.json"), {"--json", "nowhere", "does not exist"}},
   };
   for (const Case& c : cases) {
     const auto r = run_cli(kOneThread + "eval " + c.args, path("bad.err"));

@@ -248,7 +248,10 @@ TEST_F(MlmCli, BadInputIsOneLineAndExitTwo) {
                    "is a masked LM");
   expect_cli_error(run_cli("eval " + run() + d + " --mask-rate 0", path("e8")),
                    "--mask-rate 0 must be in (0, 1)");
-  expect_cli_error(run_cli("generate " + run() + " --prompt hi", path("e9")), "encoder");
+  // Refused before anything is printed: the error is the only line.
+  const auto gen = run_cli("generate " + run() + " --prompt hi", path("e9"));
+  expect_cli_error(gen, "is an encoder");
+  EXPECT_EQ(std::count(gen.err.begin(), gen.err.end(), '\n'), 1) << gen.err;
   expect_cli_error(run_cli("export " + run() + " --to-hf " + path("hf"), path("e10")),
                    "causal is false");
   EXPECT_FALSE(fs::exists(path("hf")));

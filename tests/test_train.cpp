@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -101,6 +102,25 @@ TEST_F(TrainCli, ResumeWithOtherStepsSaysSoInOneLine) {
             std::string::npos)
       << r.err;
   EXPECT_EQ(read_checkpoint(run).step, 6);
+}
+
+// The time limit stops every rank at one step with a validation and a checkpoint of it, and
+// says so (before, its flag was read from a bool and the stop was reported as an interrupt).
+TEST_F(TrainCli, TimeLimitStopsWithValidationAndACheckpoint) {
+  const std::string run = path("timed");
+  const auto r = run_cli("train --data " + data() + " --out " + run + kTiny +
+                             " --steps 1000000 --eval-every 0 --time-limit 0.005",
+                         path("tl.err"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.err, m, std::regex("time limit reached at step (\\d+); saved")))
+      << r.err;
+  const int64_t step = std::stoll(m[1]);
+  EXPECT_NE(r.err.find("step " + std::string(6 - std::min<size_t>(6, m[1].length()), ' ') +
+                       std::string(m[1]) + " | val loss"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(read_checkpoint(run).step, step);
 }
 
 TEST_F(TrainCli, CheckpointHoldsTheRunState) {

@@ -91,6 +91,14 @@ void check_flags(const EvalCliOptions& o, const CLI::App& app, EvalMode mode) {
     usage_error("--split ", o.split, " applies to --data only; --text scores the whole file");
   if (!o.data.empty() && o.split != "valid" && o.split != "test" && o.split != "train")
     usage_error("unknown --split '", o.split, "'; expected valid, test or train");
+  // The files written at the end, checked before the work: their folders exist.
+  for (const auto& [flag, path] : {std::pair{"--json", o.json}, {"--per-position", o.per_position}}) {
+    if (path.empty() || path == "-") continue;
+    const fs::path dir = fs::path(path).parent_path();
+    std::error_code ec;
+    if (!dir.empty() && !fs::is_directory(dir, ec))
+      usage_error(flag, " '", path, "': folder '", dir.string(), "' does not exist");
+  }
 }
 
 // 2. The checkpoint's own checks of the flags.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -38,6 +39,83 @@ void write_out(const std::string& s) {
   std::fflush(stdout);
 }
 
+// A checkpoint's model, read where it lies in the file (the weights as stored: fp32, bf16 or
+// f16; its AdamW moments are never touched), with what the banner says of it.
+struct Loaded {
+  std::unique_ptr<Model> model;
+  Tokenizer tok;
+  std::string path;
+  int64_t step = 0;
+  int train_len = 0;
+};
+
+Loaded load(const GenerateFlags& f, const std::shared_ptr<Backend>& backend) {
+  const Checkpoint ck = read_checkpoint(f.checkpoint);
+  if (!ck.config.causal)
+    usage_error("checkpoint '", ck.path, "' is an encoder (bidirectional attention, config "
+                "causal false): it sees the tokens after each position, so it cannot generate; "
+                "evaluate it with alibi eval");
+  if (ck.tokenizer.vocab() > ck.config.vocab)  // fewer is normal: padded embeddings (BLOOM)
+    usage_error("checkpoint '", ck.path, "' has a tokenizer of ", ck.tokenizer.vocab(),
+                " tokens, more than its model's vocabulary of ", ck.config.vocab);
+  // The model is planned for one prefill chunk; a window never needs a bigger one.
+  const int chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
+  return {std::make_unique<Model>(ck.config, 1, chunk, ck.st, backend), ck.tokenizer, ck.path,
+          ck.step, ck.train.value("seq_len", 0)};
+}
+
+void print_banner(const Loaded& m, int window) {
+  const ModelConfig& c = m.model->cfg;
+  std::fprintf(stderr,
+               "%s: %s, %d layers, d_model %d, %d heads, vocab %d, trained at seq-len %d "
+               "(step %lld); %s\n",
+               m.path.c_str(), pos_name(c.pos), c.layers, c.d_model, c.heads, c.vocab,
+               m.train_len, static_cast<long long>(m.step),
+               window > 0 ? ("sliding KV window of " + std::to_string(window)).c_str()
+                          : "full KV cache");
+}
+
+void print_stats(const GenerateStats& total, const Generator& gen) {
+  auto rate = [](int64_t n, double s) { return s > 0 ? double(n) / s : 0.0; };
+  std::fprintf(stderr,
+               "prompt: %lld tokens in %.3f s (%.1f tokens/s); decode: %lld tokens in %.3f s "
+               "(%.1f tokens/s); context %lld tokens, KV cache %d rows, peak RSS %.1f MiB\n",
+               static_cast<long long>(total.prompt_tokens), total.prompt_s,
+               rate(total.prompt_tokens, total.prompt_s), static_cast<long long>(total.new_tokens),
+               total.decode_s, rate(total.new_tokens, total.decode_s),
+               static_cast<long long>(gen.length()), gen.cache().capacity, peak_rss_mb());
+}
+
+// Each line is appended to the context as typed (without its newline) and continued for
+// --max-new-tokens; an empty line continues the text so far. The cache is kept between turns.
+// A stop signal ends the turn under way (its text stays in the context); at the prompt it ends
+// the program.
+void interactive(const GenerateFlags& f, const Loaded& m, Generator& gen,
+                 std::vector<int32_t> ids, const std::function<void()>& new_turn,
+                 const Generator::OnToken& on_token, Utf8Stream& out, GenerateStats& total) {
+  const bool tty = isatty(STDIN_FILENO);
+  auto turn = [&](const std::vector<int32_t>& p) {
+    const StopScope stop_turn("stopping this reply");
+    new_turn();
+    total += gen.generate(p, f.max_new_tokens, on_token);
+    write_out(out.flush());
+    write_out("\n");  // separates turns on the terminal; not part of the model's context
+  };
+  if (!ids.empty()) turn(ids);
+  std::string line;
+  for (;;) {
+    if (tty) std::fputs("> ", stderr);
+    if (!std::getline(std::cin, line)) break;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    ids = m.tok.encode(line);
+    if (ids.empty() && gen.length() == 0) {
+      std::fputs("(type some text to start)\n", stderr);
+      continue;
+    }
+    turn(ids);
+  }
+}
+
 void run(const GenerateFlags& f) {
   f.sampling.validate();
   if (f.max_new_tokens < 0) usage_error("--max-new-tokens ", f.max_new_tokens, " must be >= 0");
@@ -47,96 +125,36 @@ void run(const GenerateFlags& f) {
     usage_error("--prompt and --prompt-file '", f.prompt_file, "' are both given; use one");
   const std::string text =
       f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file, "--prompt-file");
-
   const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
-  // The model reads the weights where they lie in the file (as stored: fp32, bf16 or f16); the
-  // rest of it (AdamW moments) is never touched.
-  std::unique_ptr<Model> model;
-  Tokenizer tok;
-  std::string ck_path;
-  int64_t ck_step = 0;
-  int train_len = 0;
-  {
-    const Checkpoint ck = read_checkpoint(f.checkpoint);
-    if (ck.tokenizer.vocab() > ck.config.vocab)  // fewer is normal: padded embeddings (BLOOM)
-      usage_error("checkpoint '", ck.path, "' has a tokenizer of ", ck.tokenizer.vocab(),
-                  " tokens, more than its model's vocabulary of ", ck.config.vocab);
-    // The model is planned for one prefill chunk; a window never needs a bigger one.
-    const int chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
-    model = std::make_unique<Model>(ck.config, 1, chunk, ck.st, backend);
-    tok = ck.tokenizer;
-    ck_path = ck.path;
-    ck_step = ck.step;
-    train_len = ck.train.value("seq_len", 0);
-  }
-  std::vector<int32_t> ids = tok.encode(text);
+  const Loaded m = load(f, backend);
+  std::vector<int32_t> ids = m.tok.encode(text);
   if (ids.empty() && !f.interactive)
     usage_error(
         f.prompt_file.empty() ? "--prompt '" + text + "'" : "--prompt-file '" + f.prompt_file + "'",
         " gives no tokens; give some text to continue (or use --interactive)");
-
   GenerateOptions go;
   go.sampling = f.sampling;
   go.window = f.window;
-  go.sample_vocab = tok.vocab();
-  Generator gen(*model, go);
+  go.sample_vocab = m.tok.vocab();
+  Generator gen(*m.model, go);
   if (!f.interactive) gen.check(int64_t(ids.size()), f.max_new_tokens);  // fail before any output
-
-  const ModelConfig& c = model->cfg;
-  std::fprintf(stderr,
-               "%s: %s, %d layers, d_model %d, %d heads, vocab %d, trained at seq-len %d "
-               "(step %lld); %s\n",
-               ck_path.c_str(), pos_name(c.pos), c.layers, c.d_model, c.heads, c.vocab, train_len,
-               static_cast<long long>(ck_step),
-               f.window > 0 ? ("sliding KV window of " + std::to_string(f.window)).c_str()
-                            : "full KV cache");
+  print_banner(m, f.window);
 
   Utf8Stream out;
   int turn_tokens = 0;  // of the generation under way
   const auto on_token = [&](int32_t t, const float*) {
-    write_out(out.push(tok.decode_one(t)));
+    write_out(out.push(m.tok.decode_one(t)));
     if (++turn_tokens == 1) test_pause_point("ALIBI_TEST_PAUSE_IN_DECODE", "decoding");
   };
   GenerateStats total;
-  if (!f.interactive) {
+  if (f.interactive) {
+    interactive(f, m, gen, ids, [&] { turn_tokens = 0; }, on_token, out, total);
+  } else {
     total += gen.generate(ids, f.max_new_tokens, on_token);
     write_out(out.flush());
     if (isatty(STDOUT_FILENO)) write_out("\n");
-  } else {
-    // Each line is appended to the context as typed (without its newline) and continued for
-    // --max-new-tokens; an empty line continues the text so far. The cache is kept between turns.
-    // A stop signal ends the turn under way (its text stays in the context); at the prompt it
-    // ends the program.
-    const bool tty = isatty(STDIN_FILENO);
-    auto turn = [&](const std::vector<int32_t>& p) {
-      const StopScope stop_turn("stopping this reply");
-      turn_tokens = 0;
-      total += gen.generate(p, f.max_new_tokens, on_token);
-      write_out(out.flush());
-      write_out("\n");  // separates turns on the terminal; not part of the model's context
-    };
-    if (!ids.empty()) turn(ids);
-    std::string line;
-    for (;;) {
-      if (tty) std::fputs("> ", stderr);
-      if (!std::getline(std::cin, line)) break;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      ids = tok.encode(line);
-      if (ids.empty() && gen.length() == 0) {
-        std::fputs("(type some text to start)\n", stderr);
-        continue;
-      }
-      turn(ids);
-    }
   }
-  auto rate = [](int64_t n, double s) { return s > 0 ? double(n) / s : 0.0; };
-  std::fprintf(stderr,
-               "prompt: %lld tokens in %.3f s (%.1f tokens/s); decode: %lld tokens in %.3f s "
-               "(%.1f tokens/s); context %lld tokens, KV cache %d rows, peak RSS %.1f MiB\n",
-               static_cast<long long>(total.prompt_tokens), total.prompt_s,
-               rate(total.prompt_tokens, total.prompt_s), static_cast<long long>(total.new_tokens),
-               total.decode_s, rate(total.new_tokens, total.decode_s),
-               static_cast<long long>(gen.length()), gen.cache().capacity, peak_rss_mb());
+  print_stats(total, gen);
   if (total.stopped && !f.interactive)
     throw Interrupted(stop_signal(), str_cat("after ", total.new_tokens, " of ",
                                              f.max_new_tokens, " new tokens"));

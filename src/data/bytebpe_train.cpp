@@ -66,17 +66,19 @@ std::vector<Word> count_words(std::string_view text, int threads) {
   return words;
 }
 
-}  // namespace
+// Tokens by id (as raw bytes; ids below kFirstByteId are special) and the merges, in the order
+// they were learned.
+struct Learned {
+  std::vector<std::string> token;
+  std::vector<std::pair<int32_t, int32_t>> merges;
+};
 
-std::string train_byte_level_bpe(std::string_view text, int vocab, int threads) {
-  constexpr int kMinVocab = kFirstByteId + 256 + 1;
-  if (vocab < kMinVocab || vocab > (1 << 20))
-    usage_error("--vocab ", vocab, " is out of range for the bytebpe tokenizer; expected ",
-                kMinVocab, "..", 1 << 20, " (257 ids go to <|endoftext|> and the bytes)");
-  std::vector<Word> words = count_words(text, std::max(1, threads));
-
-  std::vector<std::string> token(size_t(kFirstByteId + 256));  // by id, as raw bytes
-  for (int b = 0; b < 256; ++b) token[size_t(kFirstByteId + b)] = std::string(1, char(b));
+// Merges the most frequent pair (ties: the smaller pair) until the vocabulary is full or no
+// pair occurs twice.
+Learned learn_merges(std::vector<Word>& words, int vocab) {
+  Learned l;
+  l.token.resize(size_t(kFirstByteId + 256));
+  for (int b = 0; b < 256; ++b) l.token[size_t(kFirstByteId + b)] = std::string(1, char(b));
   std::unordered_map<uint64_t, int64_t> count;                // pair -> occurrences
   std::unordered_map<uint64_t, std::unordered_set<int32_t>> where;  // pair -> words holding it
   for (int32_t w = 0; w < int32_t(words.size()); ++w) {
@@ -94,29 +96,27 @@ std::string train_byte_level_bpe(std::string_view text, int vocab, int threads) 
   std::priority_queue<Entry, std::vector<Entry>, decltype(cmp)> heap(cmp);
   for (const auto& [p, c] : count) heap.push({c, p});
 
-  std::vector<std::pair<int32_t, int32_t>> merges;
-  while (int(token.size()) < vocab && !heap.empty()) {
+  while (int(l.token.size()) < vocab && !heap.empty()) {
     const auto [c, p] = heap.top();
     heap.pop();
     auto it = count.find(p);
     if (it == count.end() || it->second != c) continue;  // stale
     if (c < 2) break;
     const auto a = int32_t(p >> 32), b = int32_t(p & 0xFFFFFFFFu);
-    const auto id = int32_t(token.size());
-    token.push_back(token[size_t(a)] + token[size_t(b)]);
-    merges.emplace_back(a, b);
+    const auto id = int32_t(l.token.size());
+    l.token.push_back(l.token[size_t(a)] + l.token[size_t(b)]);
+    l.merges.emplace_back(a, b);
     std::unordered_set<uint64_t> touched;
     std::vector<int32_t> holders(where[p].begin(), where[p].end());
     std::sort(holders.begin(), holders.end());
     for (int32_t w : holders) {
       Word& word = words[size_t(w)];
       auto& s = word.sym;
-      auto drop = [&](size_t i) {  // the pair at i leaves this word
+      for (size_t i = 0; i + 1 < s.size(); ++i) {  // every pair leaves this word...
         const uint64_t q = pair_key(s[i], s[i + 1]);
         count[q] -= word.count;
         touched.insert(q);
-      };
-      for (size_t i = 0; i + 1 < s.size(); ++i) drop(i);
+      }
       std::vector<int32_t> merged;
       merged.reserve(s.size());
       for (size_t i = 0; i < s.size(); ++i) {
@@ -128,7 +128,7 @@ std::string train_byte_level_bpe(std::string_view text, int vocab, int threads) 
         }
       }
       s = std::move(merged);
-      for (size_t i = 0; i + 1 < s.size(); ++i) {
+      for (size_t i = 0; i + 1 < s.size(); ++i) {  // ... and the merged word's pairs come back
         const uint64_t q = pair_key(s[i], s[i + 1]);
         count[q] += word.count;
         where[q].insert(w);
@@ -140,8 +140,11 @@ std::string train_byte_level_bpe(std::string_view text, int vocab, int threads) 
     for (uint64_t q : touched)
       if (auto jt = count.find(q); jt != count.end() && jt->second > 0) heap.push({jt->second, q});
   }
+  return l;
+}
 
-  // tokenizer.json, token strings in ByteLevel characters.
+// tokenizer.json, token strings in ByteLevel characters.
+std::string tokenizer_json(const Learned& l) {
   auto chars = [](const std::string& bytes) {
     std::string s;
     for (unsigned char ch : bytes) s += byte_level_chars()[ch];
@@ -149,10 +152,10 @@ std::string train_byte_level_bpe(std::string_view text, int vocab, int threads) 
   };
   nlohmann::ordered_json vocab_json = nlohmann::ordered_json::object();
   vocab_json["<|endoftext|>"] = 0;
-  for (size_t i = kFirstByteId; i < token.size(); ++i) vocab_json[chars(token[i])] = i;
+  for (size_t i = kFirstByteId; i < l.token.size(); ++i) vocab_json[chars(l.token[i])] = i;
   nlohmann::ordered_json merges_json = nlohmann::ordered_json::array();
-  for (const auto& [a, b] : merges)
-    merges_json.push_back({chars(token[size_t(a)]), chars(token[size_t(b)])});
+  for (const auto& [a, b] : l.merges)
+    merges_json.push_back({chars(l.token[size_t(a)]), chars(l.token[size_t(b)])});
   const nlohmann::ordered_json byte_level = {{"type", "ByteLevel"},
                                              {"add_prefix_space", false},
                                              {"trim_offsets", true},
@@ -178,6 +181,17 @@ std::string train_byte_level_bpe(std::string_view text, int vocab, int threads) 
                 {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
                 {"vocab", std::move(vocab_json)}, {"merges", std::move(merges_json)}};
   return j.dump();
+}
+
+}  // namespace
+
+std::string train_byte_level_bpe(std::string_view text, int vocab, int threads) {
+  constexpr int kMinVocab = kFirstByteId + 256 + 1;
+  if (vocab < kMinVocab || vocab > (1 << 20))
+    usage_error("--vocab ", vocab, " is out of range for the bytebpe tokenizer; expected ",
+                kMinVocab, "..", 1 << 20, " (257 ids go to <|endoftext|> and the bytes)");
+  std::vector<Word> words = count_words(text, std::max(1, threads));
+  return tokenizer_json(learn_merges(words, vocab));
 }
 
 }  // namespace alibi

@@ -210,10 +210,10 @@ TokenSplit load_split(const std::string& dir, const std::string& split) {
   return s;
 }
 
-void prepare(const PrepareOptions& opts) {
-  const auto t0 = std::chrono::steady_clock::now();
+namespace {
 
-  // 1. Flags, before anything touches the disk.
+// 1. The flags, before anything touches the disk; returns the output folder, absolute.
+fs::path check_prepare_flags(const PrepareOptions& opts) {
   const std::optional<Tokenizer>& given = opts.tokenizer_given;  // --tokenizer-from
   if (!given && opts.tokenizer != "bytes" && opts.tokenizer != "bpe" && opts.tokenizer != "bytebpe")
     usage_error("unknown --tokenizer '", opts.tokenizer, "'; expected bytes, bpe or bytebpe");
@@ -228,8 +228,6 @@ void prepare(const PrepareOptions& opts) {
                 " (257 ids go to <|endoftext|> and the bytes)");
   if (opts.input.empty()) usage_error("no input given; expected a text file or a folder");
   if (opts.out.empty()) usage_error("no output folder given");
-  const int threads = opts.threads > 0 ? opts.threads : omp_get_max_threads();
-
   std::error_code ec;
   fs::path out = fs::absolute(opts.out, ec).lexically_normal();
   if (out.filename().empty()) out = out.parent_path();  // "dir/" -> "dir"
@@ -237,15 +235,20 @@ void prepare(const PrepareOptions& opts) {
   if (is_inside(opts.input, out))  // replacing OUT would delete the input
     usage_error("input '", opts.input, "' lies inside output '", out.string(),
                 "'; choose an output folder that does not contain the input");
+  return out;
+}
 
-  // 2. Read and check the input.
+// 2. The three splits of the input: a folder's train/valid/test files, or one file cut at line
+// boundaries by the fractions. `storage` owns the text the splits' views point into.
+std::array<SplitText, 3> read_splits(const PrepareOptions& opts,
+                                     std::array<std::string, 3>& storage) {
+  std::array<SplitText, 3> splits = {SplitText{"train", "", {}}, SplitText{"valid", "", {}},
+                                     SplitText{"test", "", {}}};
   const fs::path input(opts.input);
+  std::error_code ec;
   if (!fs::exists(input, ec))
     usage_error("input '", opts.input, "' does not exist; expected a text file or a folder with "
                 "train/valid/test text files");
-  std::array<std::string, 3> storage;  // owns the text the split views point into
-  std::array<SplitText, 3> splits = {SplitText{"train", "", {}}, SplitText{"valid", "", {}},
-                                     SplitText{"test", "", {}}};
   if (fs::is_directory(input, ec)) {
     std::array<std::vector<fs::path>, 3> found;
     for (const auto& e : fs::directory_iterator(input, ec))
@@ -267,31 +270,122 @@ void prepare(const PrepareOptions& opts) {
       splits[k].text = storage[k];
       check_text(splits[k].text, splits[k].source);
     }
-  } else {
-    const double vf = opts.valid_fraction, tf = opts.test_fraction;
-    if (!(vf > 0 && tf > 0 && vf + tf < 1))
-      usage_error("--valid-fraction ", vf, " and --test-fraction ", tf,
-                  " must each be above 0 and sum to below 1");
-    storage[0] = read_file(opts.input, "corpus");
-    const std::string_view all = storage[0];
-    check_text(all, opts.input);
-    const size_t n = all.size();
-    const size_t c1 = line_start_at_or_after(all, size_t(double(n) * (1 - vf - tf)));
-    const size_t c2 = std::max(c1, line_start_at_or_after(all, size_t(double(n) * (1 - tf))));
-    const size_t cuts[4] = {0, c1, c2, n};
-    for (int k = 0; k < 3; ++k) {
-      splits[k].source = opts.input;
-      splits[k].text = all.substr(cuts[k], cuts[k + 1] - cuts[k]);
-      if (blank(splits[k].text))
-        usage_error("corpus '", opts.input, "' (", n, " bytes, ",
-                    std::count(all.begin(), all.end(), '\n'), " lines) leaves the ", splits[k].name,
-                    " split empty when cut at line boundaries "
-                    "by --valid-fraction ",
-                    vf, " and --test-fraction ", tf, "; use a larger corpus with more lines");
-    }
+    return splits;
   }
+  const double vf = opts.valid_fraction, tf = opts.test_fraction;
+  if (!(vf > 0 && tf > 0 && vf + tf < 1))
+    usage_error("--valid-fraction ", vf, " and --test-fraction ", tf,
+                " must each be above 0 and sum to below 1");
+  storage[0] = read_file(opts.input, "corpus");
+  const std::string_view all = storage[0];
+  check_text(all, opts.input);
+  const size_t n = all.size();
+  const size_t c1 = line_start_at_or_after(all, size_t(double(n) * (1 - vf - tf)));
+  const size_t c2 = std::max(c1, line_start_at_or_after(all, size_t(double(n) * (1 - tf))));
+  const size_t cuts[4] = {0, c1, c2, n};
+  for (int k = 0; k < 3; ++k) {
+    splits[k].source = opts.input;
+    splits[k].text = all.substr(cuts[k], cuts[k + 1] - cuts[k]);
+    if (blank(splits[k].text))
+      usage_error("corpus '", opts.input, "' (", n, " bytes, ",
+                  std::count(all.begin(), all.end(), '\n'), " lines) leaves the ", splits[k].name,
+                  " split empty when cut at line boundaries by --valid-fraction ", vf,
+                  " and --test-fraction ", tf, "; use a larger corpus with more lines");
+  }
+  return splits;
+}
+
+// 3a. The tokenizer: the one given, or one trained on the train split (a bpe model's training
+// file, where the train split is only part of the input, is written into `tmp`).
+Tokenizer make_tokenizer(const PrepareOptions& opts, const std::array<SplitText, 3>& splits,
+                         const fs::path& tmp, int threads) {
+  if (opts.tokenizer_given) return *opts.tokenizer_given;
+  if (opts.tokenizer == "bytebpe")
+    return Tokenizer::hf_from_json(train_byte_level_bpe(splits[0].text, opts.vocab, threads),
+                                   "the trained bytebpe tokenizer");
+  if (opts.tokenizer != "bpe") return Tokenizer::bytes();
+  std::string train_path = splits[0].source;
+  if (!fs::is_directory(opts.input)) {  // the train split is only part of the file
+    train_path = (tmp / "bpe-train.txt").string();
+    write_file_atomic(train_path, {splits[0].text});
+  }
+  Tokenizer tok;
+  try {
+    tok = Tokenizer::train_bpe(train_path, opts.vocab, threads);
+  } catch (const UsageError& e) {  // name the user's file, not our temporary copy
+    std::string msg = e.what();
+    const std::string quoted = "'" + train_path + "'";
+    if (size_t at = msg.find(quoted); at != std::string::npos)
+      msg.replace(at, quoted.size(), str_cat("the train split of '", opts.input, "'"));
+    throw UsageError(msg);
+  }
+  if (train_path != splits[0].source) fs::remove(train_path);
+  return tok;
+}
+
+// 3b. The token files and prepare.json into `tmp`; returns each split's token count.
+std::array<uint64_t, 3> write_splits(const PrepareOptions& opts, const Tokenizer& tok,
+                                     const std::array<SplitText, 3>& splits, const fs::path& tmp,
+                                     int threads, std::chrono::steady_clock::time_point t0) {
+  std::error_code ec;
+  tok.save_dir(tmp.string());
+  nlohmann::json info;
+  info["format"] = kPrepareFormat;
+  info["input"] = fs::absolute(opts.input, ec).string();
+  info["tokenizer"] = tokenizer_kind_name(tok.kind());
+  if (opts.tokenizer_given) info["tokenizer_from"] = fs::absolute(opts.tokenizer_from, ec).string();
+  info["vocab"] = tok.vocab();
+  info["fingerprint"] = tok.fingerprint();
+  std::array<uint64_t, 3> counts{};
+  for (int k = 0; k < 3; ++k) {
+    std::vector<int32_t> ids = tok.encode_parallel(splits[k].text, threads);
+    counts[k] = ids.size();
+    save_split((tmp / (splits[k].name + ".tok")).string(), ids, tok.vocab(),
+               splits[k].text.size());
+    info["splits"][splits[k].name] = {{"tokens", ids.size()},
+                                      {"bytes", splits[k].text.size()},
+                                      {"source", fs::absolute(splits[k].source, ec).string()}};
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  info["seconds"] = std::round(seconds * 100) / 100;
+  write_file_atomic((tmp / "prepare.json").string(), {info.dump(2), "\n"});
+  return counts;
+}
+
+// 3c. The complete folder into place: an earlier prepare output is moved aside first and removed
+// after. Returns whether one was replaced.
+bool swap_into_place(const fs::path& tmp, const fs::path& out, bool replace) {
+  std::error_code ec;
+  if (!fs::exists(out, ec)) {
+    fs::rename(tmp, out);
+    return false;
+  }
+  check_out_free(out, replace);  // the same rule for a folder made while we worked
+  const bool replaced = !fs::is_empty(out, ec);
+  const fs::path old = fs::path(tmp.string() + ".old");
+  fs::rename(out, old);
+  try {
+    fs::rename(tmp, out);
+  } catch (...) {
+    fs::rename(old, out, ec);
+    throw;
+  }
+  fs::remove_all(old, ec);
+  return replaced;
+}
+
+}  // namespace
+
+void prepare(const PrepareOptions& opts) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const fs::path out = check_prepare_flags(opts);
+  const int threads = opts.threads > 0 ? opts.threads : omp_get_max_threads();
+  std::array<std::string, 3> storage;  // owns the text the split views point into
+  const std::array<SplitText, 3> splits = read_splits(opts, storage);
 
   // 3. Build everything in OUT.tmp-XXXXXX and move it into place only when complete.
+  std::error_code ec;
   if (!out.parent_path().empty()) fs::create_directories(out.parent_path(), ec);
   std::string tmpl = out.string() + ".tmp-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr)
@@ -299,78 +393,15 @@ void prepare(const PrepareOptions& opts) {
                 "': ", std::strerror(errno));
   const fs::path tmp = tmpl;
   ::chmod(tmp.c_str(), usual_mode(0777));
-  bool replaced = false;
   try {
-    Tokenizer tok;
-    if (given) {
-      tok = *given;
-    } else if (bpe) {
-      std::string train_path = splits[0].source;
-      if (!fs::is_directory(input)) {  // the train split is only part of the file
-        train_path = (tmp / "bpe-train.txt").string();
-        write_file_atomic(train_path, {splits[0].text});
-      }
-      try {
-        tok = Tokenizer::train_bpe(train_path, opts.vocab, threads);
-      } catch (const UsageError& e) {  // name the user's file, not our temporary copy
-        std::string msg = e.what();
-        const std::string quoted = "'" + train_path + "'";
-        if (size_t at = msg.find(quoted); at != std::string::npos)
-          msg.replace(at, quoted.size(), str_cat("the train split of '", opts.input, "'"));
-        throw UsageError(msg);
-      }
-      if (train_path != splits[0].source) fs::remove(train_path);
-    } else if (bytebpe) {
-      tok = Tokenizer::hf_from_json(train_byte_level_bpe(splits[0].text, opts.vocab, threads),
-                                    "the trained bytebpe tokenizer");
-    } else {
-      tok = Tokenizer::bytes();
-    }
-    tok.save_dir(tmp.string());
-
-    nlohmann::json info;
-    info["format"] = kPrepareFormat;
-    info["input"] = fs::absolute(input, ec).string();
-    const char* tok_kind = tokenizer_kind_name(tok.kind());
-    info["tokenizer"] = tok_kind;
-    if (given) info["tokenizer_from"] = fs::absolute(opts.tokenizer_from, ec).string();
-    info["vocab"] = tok.vocab();
-    info["fingerprint"] = tok.fingerprint();
-    std::array<uint64_t, 3> counts{};
-    for (int k = 0; k < 3; ++k) {
-      std::vector<int32_t> ids = tok.encode_parallel(splits[k].text, threads);
-      counts[k] = ids.size();
-      save_split((tmp / (splits[k].name + ".tok")).string(), ids, tok.vocab(),
-                 splits[k].text.size());
-      info["splits"][splits[k].name] = {{"tokens", ids.size()},
-                                        {"bytes", splits[k].text.size()},
-                                        {"source", fs::absolute(splits[k].source, ec).string()}};
-    }
+    const Tokenizer tok = make_tokenizer(opts, splits, tmp, threads);
+    const std::array<uint64_t, 3> counts = write_splits(opts, tok, splits, tmp, threads, t0);
+    const bool replaced = swap_into_place(tmp, out, opts.replace);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    info["seconds"] = std::round(seconds * 100) / 100;
-    write_file_atomic((tmp / "prepare.json").string(), {info.dump(2), "\n"});
-
-    // Swap into place: an earlier prepare output is moved aside first and removed after.
-    if (fs::exists(out, ec)) {
-      check_out_free(out, opts.replace);  // the same rule for a folder made while we worked
-      const fs::path old = fs::path(tmp.string() + ".old");
-      replaced = !fs::is_empty(out, ec);
-      fs::rename(out, old);
-      try {
-        fs::rename(tmp, out);
-      } catch (...) {
-        fs::rename(old, out, ec);
-        throw;
-      }
-      fs::remove_all(old, ec);
-    } else {
-      fs::rename(tmp, out);
-    }
-
     std::fprintf(stderr,
                  "prepare: %s vocab %d; train %s, valid %s, test %s tokens; %.1f s -> %s%s\n",
-                 tok_kind, tok.vocab(), with_commas(counts[0]).c_str(),
+                 tokenizer_kind_name(tok.kind()), tok.vocab(), with_commas(counts[0]).c_str(),
                  with_commas(counts[1]).c_str(), with_commas(counts[2]).c_str(), seconds,
                  out.string().c_str(), replaced ? " (replaced the data prepared there before)" : "");
   } catch (const UsageError& e) {  // e.g. a full disk: name OUT, not the folder removed here

@@ -74,23 +74,34 @@ bool byte_level_to_bytes(std::string_view chars, std::string* bytes) {
   return true;
 }
 
+namespace {
+
+// "tokenizer file '<origin>': model.<field> <why...>"
+template <typename... Why>
+[[noreturn]] void bad_model(const std::string& origin, const std::string& field,
+                            const Why&... why) {
+  usage_error("tokenizer file '", origin, "': model.", field, " ", why...);
+}
+
+}  // namespace
+
 BpeModel::BpeModel(const nlohmann::json& m, bool byte_level, const std::string& origin)
     : byte_level_(byte_level) {
-  auto bad = [&](const std::string& field, const auto&... why) {
-    usage_error("tokenizer file '", origin, "': model.", field, " ", why...);
-  };
   auto opt_string = [&](const char* key) -> std::string {
     if (!m.contains(key) || m[key].is_null()) return "";
-    if (!m[key].is_string()) bad(key, "is ", m[key].dump(), "; expected a string or null");
+    if (!m[key].is_string())
+      bad_model(origin, key, "is ", m[key].dump(), "; expected a string or null");
     return m[key].get<std::string>();
   };
   auto opt_bool = [&](const char* key) {
     if (!m.contains(key) || m[key].is_null()) return false;
-    if (!m[key].is_boolean()) bad(key, "is ", m[key].dump(), "; expected true or false");
+    if (!m[key].is_boolean())
+      bad_model(origin, key, "is ", m[key].dump(), "; expected true or false");
     return m[key].get<bool>();
   };
   if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"] != 0.0)
-    bad("dropout", "is ", m["dropout"].dump(), "; expected null (dropout is for training only)");
+    bad_model(origin, "dropout", "is ", m["dropout"].dump(),
+              "; expected null (dropout is for training only)");
   fuse_unk_ = opt_bool("fuse_unk");
   byte_fallback_ = opt_bool("byte_fallback");
   ignore_merges_ = opt_bool("ignore_merges");
@@ -99,12 +110,38 @@ BpeModel::BpeModel(const nlohmann::json& m, bool byte_level, const std::string& 
   const std::string unk = opt_string("unk_token");
 
   if (!m.contains("vocab") || !m["vocab"].is_object())
-    bad("vocab", "is missing or not an object; expected {\"token\": id, ...}");
+    bad_model(origin, "vocab", "is missing or not an object; expected {\"token\": id, ...}");
+  read_vocab(m["vocab"], origin);
+  for (int b = 0; b < 256; ++b) byte_id_[size_t(b)] = find(byte_level_chars()[size_t(b)]);
+  if (byte_level_)
+    for (const std::string* affix : {&prefix_, &suffix_})
+      if (std::string bytes; !byte_level_to_bytes(*affix, &bytes))
+        bad_model(origin, affix == &prefix_ ? "continuing_subword_prefix" : "end_of_word_suffix",
+                  "'", *affix,
+                  "' is not made of ByteLevel characters; expected one a ByteLevel word can hold");
+  if (!unk.empty()) {
+    unk_ = find(unk);
+    if (unk_ < 0) bad_model(origin, "unk_token", "'", unk, "' is not in the vocab");
+  }
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    byte_token_[size_t(b)] = find(name);
+  }
+  if (!m.contains("merges") || !m["merges"].is_array())
+    bad_model(origin, "merges",
+              "is missing or not an array; expected [\"a b\", ...] or [[\"a\", \"b\"], ...]");
+  read_merges(m["merges"], origin);
+}
+
+// The tokens in id order in one arena, with their offsets and a hash table by text.
+void BpeModel::read_vocab(const nlohmann::json& vocab, const std::string& origin) {
   std::vector<std::pair<int32_t, const std::string*>> by_id;
-  by_id.reserve(m["vocab"].size());
-  for (const auto& [token, id_json] : m["vocab"].items()) {
+  by_id.reserve(vocab.size());
+  for (const auto& [token, id_json] : vocab.items()) {
     if (!id_json.is_number_unsigned() || id_json.get<uint64_t>() >= (1u << 30))
-      bad("vocab", "gives token '", token, "' the id ", id_json.dump(), "; expected 0..2^30");
+      bad_model(origin, "vocab", "gives token '", token, "' the id ", id_json.dump(),
+                "; expected 0..2^30");
     by_id.emplace_back(id_json.get<int32_t>(), &token);
   }
   std::sort(by_id.begin(), by_id.end());
@@ -115,11 +152,12 @@ BpeModel::BpeModel(const nlohmann::json& m, bool byte_level, const std::string& 
     for (; i < by_id.size() && size_t(by_id[i].first) == id; ++i) {
       if (offset_[id] != arena_.size())
         // token(id) would read offset_[id + 1], not set yet: the first holder is the arena's tail.
-        bad("vocab", "gives the id ", id, " to both '",
-            std::string_view(arena_).substr(offset_[id]), "' and '", *by_id[i].second, "'");
+        bad_model(origin, "vocab", "gives the id ", id, " to both '",
+                  std::string_view(arena_).substr(offset_[id]), "' and '", *by_id[i].second, "'");
       arena_ += *by_id[i].second;
     }
-    if (arena_.size() >= (uint64_t(1) << 32)) bad("vocab", "holds more than 4 GiB of token text");
+    if (arena_.size() >= (uint64_t(1) << 32))
+      bad_model(origin, "vocab", "holds more than 4 GiB of token text");
   }
   offset_[V] = uint32_t(arena_.size());
   size_t cap = 16;
@@ -130,54 +168,38 @@ BpeModel::BpeModel(const nlohmann::json& m, bool byte_level, const std::string& 
     while (slots_[h] >= 0) h = (h + 1) & (cap - 1);
     slots_[h] = id;
   }
-  for (int b = 0; b < 256; ++b) byte_id_[size_t(b)] = find(byte_level_chars()[size_t(b)]);
-  if (byte_level_)
-    for (const std::string* affix : {&prefix_, &suffix_})
-      if (std::string bytes; !byte_level_to_bytes(*affix, &bytes))
-        bad(affix == &prefix_ ? "continuing_subword_prefix" : "end_of_word_suffix", "'", *affix,
-            "' is not made of ByteLevel characters; expected one a ByteLevel word can hold");
-  if (!unk.empty()) {
-    unk_ = find(unk);
-    if (unk_ < 0) bad("unk_token", "'", unk, "' is not in the vocab");
-  }
-  for (int b = 0; b < 256; ++b) {
-    char name[8];
-    std::snprintf(name, sizeof name, "<0x%02X>", b);
-    byte_token_[size_t(b)] = find(name);
-  }
+}
 
-  if (!m.contains("merges") || !m["merges"].is_array())
-    bad("merges", "is missing or not an array; expected [\"a b\", ...] or [[\"a\", \"b\"], ...]");
-  const auto& merges = m["merges"];
+// Each merge "a b" (or ["a", "b"]) by its pair of ids, with its rank and the id it makes.
+void BpeModel::read_merges(const nlohmann::json& merges, const std::string& origin) {
   size_t mcap = 16;
   while (mcap * 7 < merges.size() * 10) mcap *= 2;  // load factor at most 0.7
   merges_.assign(mcap, MergeSlot{});
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& e = merges[rank];
+    const std::string field = str_cat("merges[", rank, "]");
     std::string a, b;
     if (e.is_string()) {
       const std::string s = e.get<std::string>();
       const size_t sp = s.find(' ');
       if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-        bad(str_cat("merges[", rank, "]"), "is '", s,
-            "'; expected two tokens separated by one space");
+        bad_model(origin, field, "is '", s, "'; expected two tokens separated by one space");
       a = s.substr(0, sp);
       b = s.substr(sp + 1);
     } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
       a = e[0].get<std::string>();
       b = e[1].get<std::string>();
     } else {
-      bad(str_cat("merges[", rank, "]"), "is ", e.dump(), "; expected \"a b\" or [\"a\", \"b\"]");
+      bad_model(origin, field, "is ", e.dump(), "; expected \"a b\" or [\"a\", \"b\"]");
     }
     const int32_t ia = find(a), ib = find(b);
     if (ia < 0 || ib < 0)
-      bad(str_cat("merges[", rank, "]"), "names '", ia < 0 ? a : b, "', which is not in the vocab");
+      bad_model(origin, field, "names '", ia < 0 ? a : b, "', which is not in the vocab");
     if (b.size() < prefix_.size())
-      bad(str_cat("merges[", rank, "]"), "has '", b, "', shorter than continuing_subword_prefix");
+      bad_model(origin, field, "has '", b, "', shorter than continuing_subword_prefix");
     const std::string merged = a + b.substr(prefix_.size());
     const int32_t id = find(merged);
-    if (id < 0)
-      bad(str_cat("merges[", rank, "]"), "makes '", merged, "', which is not in the vocab");
+    if (id < 0) bad_model(origin, field, "makes '", merged, "', which is not in the vocab");
     const uint64_t key = pair_key(ia, ib);
     size_t h = mix64(key) & (merges_.size() - 1);
     while (merges_[h].pair != key && merges_[h].pair != ~uint64_t(0))

@@ -43,6 +43,9 @@ class BpeModel {
     int32_t rank = 0, new_id = 0;
   };
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+  // The constructor's steps; `origin` names the file in errors.
+  void read_vocab(const nlohmann::json& vocab, const std::string& origin);
+  void read_merges(const nlohmann::json& merges, const std::string& origin);
   int32_t lookup(std::string_view key) const;  // a symbol (raw bytes if byte_level)
   const MergeSlot* find_merge(int32_t a, int32_t b) const;
 

@@ -17,7 +17,10 @@
 // This header is the contract every implementation shares: the maths above and the types below.
 //   kernels/cpu/attention_cpu.h            cpu::attention_forward / _backward: fused, tiled,
 //                                          online softmax (FlashAttention-2 style); memory O(T);
-//                                          used by every job
+//                                          the CPU backend's
+//   kernels/cuda/attention.cu              the CUDA backend's: fused, fp32 in-kernel bias, one
+//                                          warp per query (forward, dq) or key row (dk, dv);
+//                                          built where nvcc is, not yet run on a GPU (docs/cuda.md)
 //   kernels/reference/attention_ref.h      ref::attention_forward_naive / _backward_naive:
 //                                          materialise the (Tq,Tk) scores in double; tests and
 //                                          benchmarks only

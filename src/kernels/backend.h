@@ -1,8 +1,9 @@
 #pragma once
 // What a device must provide: the one interface between the model and the hardware. The model
 // owns a Backend; its parameters, activations and KV cache live in the backend's memory, and
-// everything they compute goes through the methods below. kernels/cpu/ implements it; a new
-// device implements this class in kernels/<device>/ and adds one line to kernels/backend.cpp.
+// everything they compute goes through the methods below. kernels/cpu/ and kernels/cuda/ (built
+// where nvcc is; docs/cuda.md) implement it; a new device implements this class in
+// kernels/<device>/ and adds one line to kernels/backend.cpp.
 //
 // Device memory is opaque: pointers from alloc() are read and written only by the backend, and
 // data crosses to and from the host by upload()/download(). Shapes: N = B*T rows, C channels,

@@ -1,5 +1,6 @@
 #pragma once
-// The decoder-only pre-LN transformer of docs/model.md with explicit forward and backward, on the
+// The pre-LN transformer of docs/model.md (a causal decoder, or with config causal false a
+// bidirectional encoder) with explicit forward and backward, on the
 // backend it owns (kernels/backend.h). Parameters, activations and KV caches live in the
 // backend's memory; activation memory is planned once for a maximum (B, T) at construction, and
 // forward/backward allocate nothing. The position method acts through its hooks

@@ -29,7 +29,7 @@ Fields<TrainOptions> head_fields() {
   };
 }
 
-// The run's hyper-parameters and cadences.
+// The run's hyper-parameters.
 Fields<TrainOptions> run_fields() {
   return {
       F::of(ALIBI_MEMBER(TrainOptions, seq_len), "seq_len")
@@ -110,6 +110,12 @@ Fields<TrainOptions> run_fields() {
           .as_role(Role::fixed)
           .legacy_default()
           .only_if([](const TrainOptions& o) { return o.model.objective == Objective::mlm; }),
+  };
+}
+
+// How often the run validates, saves and reports, and for how long it may run.
+Fields<TrainOptions> cadence_fields() {
+  return {
       F::of(ALIBI_MEMBER(TrainOptions, eval_every), "eval_every")
           .flag_help("--eval-every", "steps between validations (0: end only)")
           .legacy_default()
@@ -140,8 +146,8 @@ Fields<TrainOptions> run_fields() {
 const Fields<TrainOptions>& train_fields() {
   static const Fields<TrainOptions> fields = [] {
     Fields<TrainOptions> f = head_fields();
-    const Fields<TrainOptions> run = run_fields();
-    f.insert(f.end(), run.begin(), run.end());
+    for (const Fields<TrainOptions>& more : {run_fields(), cadence_fields()})
+      f.insert(f.end(), more.begin(), more.end());
     return f;
   }();
   return fields;
@@ -152,8 +158,8 @@ const Fields<TrainOptions>& train_cli_fields() {
     Fields<TrainOptions> f = head_fields();
     for (const Field<ModelConfig>& m : model_fields())
       f.push_back(lift(m, ALIBI_MEMBER(TrainOptions, model)));
-    const Fields<TrainOptions> run = run_fields();
-    f.insert(f.end(), run.begin(), run.end());
+    for (const Fields<TrainOptions>& more : {run_fields(), cadence_fields()})
+      f.insert(f.end(), more.begin(), more.end());
     return f;
   }();
   return fields;
