@@ -1,6 +1,6 @@
-// alibi import against transformers: tiny random BLOOM and MPT models saved by save_pretrained,
-// with the logits, loss and greedy continuation transformers computed from them
-// (tests/golden/hf, made by tests/ref/make_hf_models.py).
+// alibi import against transformers: tiny random models of every registered family
+// (model/hf/registry.cpp) saved by save_pretrained, with the logits, loss and greedy continuation
+// transformers computed from them (tests/golden/hf, made by tests/ref/make_hf_models.py).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include "core/safetensors.h"
 #include "generate/generate.h"
 #include "model/checkpoint.h"
+#include "model/hf/family.h"
 #include "model/hf_export.h"
 #include "model/hf_import.h"
 #include "model/model.h"
@@ -32,6 +33,21 @@ using test::TempDir;
 
 std::string golden_dir(const std::string& name) {
   return std::string(ALIBI_SOURCE_DIR) + "/tests/golden/hf/" + name;
+}
+
+// The golden folders of every registered family: NAME and NAME-* (bloom, bloom-bf16, ...).
+std::vector<std::string> golden_models() {
+  std::vector<std::string> names;
+  for (const hf::Family* f : hf::families()) {
+    std::vector<std::string> of;
+    for (const auto& e : fs::directory_iterator(golden_dir(""))) {
+      const std::string n = e.path().filename().string();
+      if (n == f->name || n.starts_with(std::string(f->name) + "-")) of.push_back(n);
+    }
+    std::sort(of.begin(), of.end());
+    names.insert(names.end(), of.begin(), of.end());
+  }
+  return names;
 }
 
 // Both sides compute in fp32 with different summation orders (oneDNN against torch's BLAS, a
@@ -148,14 +164,20 @@ TEST_P(HfImportGolden, StoredCheckpointEqualsTransformers) {
   EXPECT_EQ(got, want);
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, HfImportGolden,
-                         ::testing::Values("bloom", "bloom-bf16", "mpt", "mpt-untied-max16",
-                                           "mpt-f16"),
+INSTANTIATE_TEST_SUITE_P(Models, HfImportGolden, ::testing::ValuesIn(golden_models()),
                          [](const auto& info) {
                            std::string s = info.param;
                            std::replace(s.begin(), s.end(), '-', '_');
                            return s;
                          });
+
+// Every family has a reference model of its own name, which imports as that family.
+TEST(HfImport, EveryFamilyHasAGoldenModel) {
+  for (const hf::Family* f : hf::families()) {
+    ASSERT_TRUE(fs::exists(golden_dir(f->name) + "/outputs.json")) << f->name;
+    EXPECT_EQ(import_hf(golden_dir(f->name)).architecture, f->architecture);
+  }
+}
 
 // The options each family brings, as the checkpoint records them.
 TEST(HfImport, FamiliesSetTheirArchitectureOptions) {
@@ -363,7 +385,8 @@ TEST_F(HfImportCli, TrainInitFromAnImportStartsFromItsWeights) {
 // Export is import's inverse: a folder saved by transformers, imported and exported again, has
 // the same tensors under the same names, byte for byte, and the same model config.
 TEST_F(HfImportCli, ExportGivesBackTheFolderTransformersSaved) {
-  for (const std::string name : {"mpt", "bloom"}) {
+  for (const hf::Family* f : hf::families()) {
+    const std::string name = f->name;
     const std::string run = dir_ / (name + "-run"), back = dir_ / (name + "-back");
     ASSERT_EQ(run_cli("import " + golden_dir(name) + " --out " + run, dir_ / "i").code, 0);
     const test::CliResult r = run_cli("export " + run + " --to-hf " + back, dir_ / "x");
@@ -384,6 +407,7 @@ TEST_F(HfImportCli, ExportGivesBackTheFolderTransformersSaved) {
       EXPECT_EQ(cb.value(k, nlohmann::json()), ca.value(k, nlohmann::json())) << name << ": " << k;
     EXPECT_EQ(test::read_text(back + "/tokenizer.json"),
               test::read_text(golden_dir(name) + "/tokenizer.json"));
+    EXPECT_EQ(import_hf(back).config.to_json(), import_hf(golden_dir(name)).config.to_json());
     EXPECT_EQ(import_hf(back).params(), import_hf(golden_dir(name)).params());
   }
 }
