@@ -89,7 +89,7 @@ nlohmann::json ModelConfig::to_json() const {
           {"embed_ln", embed_ln},           {"alibi_bias_max", alibi_bias_max},
           {"tied_head", tied_head},         {"slopes", slopes_name(slopes)},
           {"causal", causal},               {"objective", objective_name(objective)},
-          {"mask_token", mask_token}};
+          {"mask_token", mask_token},       {"alibi_scaled", alibi_scaled}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -121,6 +121,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   c.embed_scale = j.value("embed_scale", d.embed_scale);
   c.embed_ln = j.value("embed_ln", d.embed_ln);
   c.alibi_bias_max = j.value("alibi_bias_max", d.alibi_bias_max);
+  c.alibi_scaled = j.value("alibi_scaled", d.alibi_scaled);
   c.tied_head = j.value("tied_head", d.tied_head);
   c.slopes = parse_slopes(j.value("slopes", std::string(slopes_name(d.slopes))), "config slopes");
   c.causal = j.value("causal", d.causal);
@@ -135,6 +136,7 @@ bool ModelConfig::same_shape(const ModelConfig& o) const {
          ffn == o.ffn && pos == o.pos && linear_bias == o.linear_bias && ln_bias == o.ln_bias &&
          ln_eps == o.ln_eps && gelu == o.gelu && embed_scale == o.embed_scale &&
          embed_ln == o.embed_ln && alibi_bias_max == o.alibi_bias_max &&
+         alibi_scaled == o.alibi_scaled &&
          tied_head == o.tied_head && slopes == o.slopes && causal == o.causal &&
          objective == o.objective && mask_token == o.mask_token &&
          position_method(pos).same_shape(*this, o);

@@ -28,7 +28,7 @@ class Alibi final : public PositionMethod {
     if (c.slopes == Slopes::trainable) l.add("alibi_theta", {c.heads}, Init{}, false);
   }
   void bind(const ModelConfig& c, const ParamLayout& l, std::shared_ptr<Backend> be) override {
-    m0_ = alibi_slopes(c.heads, c.alibi_bias_max);
+    m0_ = alibi_slopes(c);
     slopes_ = DeviceArray<float>(be, m0_.size());
     be->upload(slopes_.data(), m0_.data(), m0_.size() * sizeof(float));
     trainable_ = c.slopes == Slopes::trainable;
@@ -89,6 +89,13 @@ std::vector<float> alibi_slopes(int NH, double bias_max) {
     for (int i = 0; int(s.size()) < NH; i += 2) s.push_back(s2[i]);
   }
   return std::vector<float>(s.begin(), s.end());
+}
+
+std::vector<float> alibi_slopes(const ModelConfig& c) {
+  std::vector<float> s = alibi_slopes(c.heads, c.alibi_bias_max);
+  if (c.alibi_scaled)
+    for (float& m : s) m = float(double(m) / std::sqrt(double(c.head_size())));
+  return s;
 }
 
 std::vector<float> alibi_trainable_slopes(const std::vector<float>& m0, const float* theta) {
