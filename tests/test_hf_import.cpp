@@ -198,6 +198,47 @@ TEST(HfImport, FamiliesSetTheirArchitectureOptions) {
   EXPECT_EQ(mpt.trained_len, 512);
 }
 
+// Falcon's options: linear biases as `bias` says, LayerNorm biases always, exact GELU, no
+// embedding scale or LayerNorm, the slopes over sqrt(head size), config.json's FFN and epsilon.
+TEST(HfImport, FalconSetsItsOptions) {
+  const HfImport f = import_hf(golden_dir("falcon"));
+  EXPECT_EQ(f.architecture, "FalconForCausalLM");
+  EXPECT_TRUE(f.config.linear_bias && f.config.ln_bias && f.config.tied_head &&
+              f.config.alibi_scaled);
+  EXPECT_FALSE(f.config.embed_scale || f.config.embed_ln);
+  EXPECT_EQ(f.config.gelu, Gelu::erf);
+  EXPECT_EQ(f.config.ffn, 192);
+  EXPECT_EQ(f.trained_len, 2048);  // max_position_embeddings
+  const HfImport u = import_hf(golden_dir("falcon-untied-nobias"));
+  EXPECT_FALSE(u.config.linear_bias || u.config.tied_head);
+  EXPECT_TRUE(u.config.ln_bias);
+  EXPECT_EQ(u.config.heads, 12);
+  EXPECT_EQ(u.config.ffn, 96);
+  EXPECT_EQ(u.config.ln_eps, 1e-6f);
+}
+
+// transformers' Falcon divides its bias by sqrt(head size) before adding it to q.k/sqrt(head
+// size): the model with the paper's slopes unscaled misses transformers' logits by far more
+// than the tolerance (head sizes 8 and 4).
+TEST(HfImport, FalconSlopesAreScaledAsTransformersScalesThem) {
+  for (const std::string name : {"falcon", "falcon-untied-nobias"}) {
+    std::ifstream f(golden_dir(name) + "/outputs.json");
+    const nlohmann::json out = nlohmann::json::parse(f);
+    const auto ids = out.at("ids").get<std::vector<int32_t>>();
+    const auto rows = out.at("rows").get<std::vector<int>>();
+    HfImport m = import_hf(golden_dir(name));
+    m.config.alibi_scaled = false;
+    Model model(m.config, 1, int(ids.size()), /*training=*/false);
+    model.params.from_host(m.params());
+    model.forward(ids.data(), nullptr, 1, int(ids.size()));
+    double worst = 0;
+    for (size_t i = 0; i < rows.size(); ++i)
+      worst = std::max(worst, row_err(model.logits_row(rows[i]),
+                                      out.at("logits").at(i).get<std::vector<double>>()));
+    EXPECT_GT(worst, 100 * kLogitTol) << name;
+  }
+}
+
 // A copy of a golden folder to break one thing in.
 class HfImportCli : public ::testing::Test {
  protected:
@@ -340,6 +381,39 @@ TEST_F(HfImportCli, BadFoldersAreRefusedByFileAndField) {
   expect_refused(f, {"config.json", "attn_config.clip_qkv"});
 }
 
+// Falcons alibi cannot run, each refused in one line naming config.json and the field: rotary
+// positions, Falcon-40B's decoder, multi-query attention (transformers' default where the field is
+// absent), parallel attention and MLP, fewer key/value heads, another activation; and a config
+// whose `bias` or FFN the tensors contradict, by the tensor.
+TEST_F(HfImportCli, FalconOptionsAlibiCannotRunAreRefused) {
+  using Edit = std::function<void(nlohmann::json&)>;
+  const std::vector<std::pair<Edit, std::vector<std::string>>> cases = {
+      {[](auto& j) { j["alibi"] = false; }, {"'alibi' = false", "ALiBi models only"}},
+      {[](auto& j) { j["new_decoder_architecture"] = true; }, {"'new_decoder_architecture'"}},
+      {[](auto& j) { j.erase("multi_query"); }, {"'multi_query' = (absent)"}},
+      {[](auto& j) { j["parallel_attn"] = true; }, {"'parallel_attn' = true"}},
+      {[](auto& j) { j["num_kv_heads"] = 1; }, {"'num_kv_heads' = 1"}},
+      {[](auto& j) { j["activation"] = "gelu_new"; }, {"'activation' = \"gelu_new\""}},
+      {[](auto& j) { j["num_attention_heads"] = 5; }, {"'num_attention_heads' = 5"}},
+      {[](auto& j) { j["vocab_size"] = 300; }, {"'vocab_size' = 300", "320 rows"}}};
+  for (const auto& [edit, needles] : cases) {
+    const std::string f = copy("falcon");
+    edit_config(f, edit);
+    std::vector<std::string> want = needles;
+    want.push_back(f + "/config.json");
+    expect_refused(f, want);
+    fs::remove_all(f);
+  }
+  std::string f = copy("falcon-untied-nobias");
+  edit_config(f, [](nlohmann::json& j) { j["bias"] = true; });
+  expect_refused(f,
+                 {"model.safetensors", "lacks tensor", "h.0.self_attention.query_key_value.bias"});
+  fs::remove_all(f);
+  f = copy("falcon");
+  edit_config(f, [](nlohmann::json& j) { j["ffn_hidden_size"] = 96; });
+  expect_refused(f, {"model.safetensors", "dense_h_to_4h.weight", "[192,48]", "[96,48]"});
+}
+
 // An import fine-tunes: a new run starts from its weights (step 0, new AdamW moments) on data
 // prepared with its tokenizer. At lr 1e-9 one step leaves the weights within 1e-6.
 TEST_F(HfImportCli, TrainInitFromAnImportStartsFromItsWeights) {
@@ -437,6 +511,22 @@ TEST_F(HfImportCli, ExportRefusesWhatTransformersWouldRunDifferently) {
   test::expect_cli_error(run_cli("export " + mpt + " --to-hf " + (dir_ / "taken"), dir_ / "e4"),
                          "--to-hf");
   EXPECT_FALSE(fs::exists(dir_ / "xb"));
+}
+
+// Falcon's slopes are scaled and no other family's are: a BLOOM is no Falcon, nor the reverse,
+// though their tensors are named alike.
+TEST_F(HfImportCli, ExportKeepsFalconAndBloomApart) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"bloom", "its alibi_scaled is false where Falcon needs true"},
+      {"falcon", "its alibi_scaled is true where BLOOM needs false"}};
+  for (const auto& [from, needle] : cases) {
+    const std::string run = dir_ / from, out = dir_ / (from + "-hf");
+    ASSERT_EQ(run_cli("import " + golden_dir(from) + " --out " + run, dir_ / "i").code, 0);
+    const std::string other = from == "bloom" ? "falcon" : "bloom";
+    test::expect_cli_error(
+        run_cli("export " + run + " --to-hf " + out + " --family " + other, dir_ / "e"), needle);
+    EXPECT_FALSE(fs::exists(out));
+  }
 }
 
 }  // namespace

@@ -8,11 +8,13 @@ namespace alibi::hf {
 
 const Family& mpt();
 const Family& bloom();
+const Family& falcon();
 
 const std::vector<const Family*>& families() {
   static const std::vector<const Family*> all = {
       &mpt(),
       &bloom(),
+      &falcon(),
   };
   return all;
 }
