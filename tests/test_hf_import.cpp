@@ -1,6 +1,6 @@
-// alibi import against transformers: tiny random BLOOM and MPT models saved by save_pretrained,
-// with the logits, loss and greedy continuation transformers computed from them
-// (tests/golden/hf, made by tests/ref/make_hf_models.py).
+// alibi import against transformers: tiny random models of every registered family
+// (model/hf/registry.cpp) saved by save_pretrained, with the logits, loss and greedy continuation
+// transformers computed from them (tests/golden/hf, made by tests/ref/make_hf_models.py).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include "core/safetensors.h"
 #include "generate/generate.h"
 #include "model/checkpoint.h"
+#include "model/hf/family.h"
 #include "model/hf_export.h"
 #include "model/hf_import.h"
 #include "model/model.h"
@@ -32,6 +33,21 @@ using test::TempDir;
 
 std::string golden_dir(const std::string& name) {
   return std::string(ALIBI_SOURCE_DIR) + "/tests/golden/hf/" + name;
+}
+
+// The golden folders of every registered family: NAME and NAME-* (bloom, bloom-bf16, ...).
+std::vector<std::string> golden_models() {
+  std::vector<std::string> names;
+  for (const hf::Family* f : hf::families()) {
+    std::vector<std::string> of;
+    for (const auto& e : fs::directory_iterator(golden_dir(""))) {
+      const std::string n = e.path().filename().string();
+      if (n == f->name || n.starts_with(std::string(f->name) + "-")) of.push_back(n);
+    }
+    std::sort(of.begin(), of.end());
+    names.insert(names.end(), of.begin(), of.end());
+  }
+  return names;
 }
 
 // Both sides compute in fp32 with different summation orders (oneDNN against torch's BLAS, a
@@ -148,14 +164,20 @@ TEST_P(HfImportGolden, StoredCheckpointEqualsTransformers) {
   EXPECT_EQ(got, want);
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, HfImportGolden,
-                         ::testing::Values("bloom", "bloom-bf16", "mpt", "mpt-untied-max16",
-                                           "mpt-f16"),
+INSTANTIATE_TEST_SUITE_P(Models, HfImportGolden, ::testing::ValuesIn(golden_models()),
                          [](const auto& info) {
                            std::string s = info.param;
                            std::replace(s.begin(), s.end(), '-', '_');
                            return s;
                          });
+
+// Every family has a reference model of its own name, which imports as that family.
+TEST(HfImport, EveryFamilyHasAGoldenModel) {
+  for (const hf::Family* f : hf::families()) {
+    ASSERT_TRUE(fs::exists(golden_dir(f->name) + "/outputs.json")) << f->name;
+    EXPECT_EQ(import_hf(golden_dir(f->name)).architecture, f->architecture);
+  }
+}
 
 // The options each family brings, as the checkpoint records them.
 TEST(HfImport, FamiliesSetTheirArchitectureOptions) {
@@ -174,6 +196,47 @@ TEST(HfImport, FamiliesSetTheirArchitectureOptions) {
   EXPECT_EQ(mpt.config.gelu, Gelu::erf);
   EXPECT_EQ(mpt.config.alibi_bias_max, 16.0f);
   EXPECT_EQ(mpt.trained_len, 512);
+}
+
+// Falcon's options: linear biases as `bias` says, LayerNorm biases always, exact GELU, no
+// embedding scale or LayerNorm, the slopes over sqrt(head size), config.json's FFN and epsilon.
+TEST(HfImport, FalconSetsItsOptions) {
+  const HfImport f = import_hf(golden_dir("falcon"));
+  EXPECT_EQ(f.architecture, "FalconForCausalLM");
+  EXPECT_TRUE(f.config.linear_bias && f.config.ln_bias && f.config.tied_head &&
+              f.config.alibi_scaled);
+  EXPECT_FALSE(f.config.embed_scale || f.config.embed_ln);
+  EXPECT_EQ(f.config.gelu, Gelu::erf);
+  EXPECT_EQ(f.config.ffn, 192);
+  EXPECT_EQ(f.trained_len, 2048);  // max_position_embeddings
+  const HfImport u = import_hf(golden_dir("falcon-untied-nobias"));
+  EXPECT_FALSE(u.config.linear_bias || u.config.tied_head);
+  EXPECT_TRUE(u.config.ln_bias);
+  EXPECT_EQ(u.config.heads, 12);
+  EXPECT_EQ(u.config.ffn, 96);
+  EXPECT_EQ(u.config.ln_eps, 1e-6f);
+}
+
+// transformers' Falcon divides its bias by sqrt(head size) before adding it to q.k/sqrt(head
+// size): the model with the paper's slopes unscaled misses transformers' logits by far more
+// than the tolerance (head sizes 8 and 4).
+TEST(HfImport, FalconSlopesAreScaledAsTransformersScalesThem) {
+  for (const std::string name : {"falcon", "falcon-untied-nobias"}) {
+    std::ifstream f(golden_dir(name) + "/outputs.json");
+    const nlohmann::json out = nlohmann::json::parse(f);
+    const auto ids = out.at("ids").get<std::vector<int32_t>>();
+    const auto rows = out.at("rows").get<std::vector<int>>();
+    HfImport m = import_hf(golden_dir(name));
+    m.config.alibi_scaled = false;
+    Model model(m.config, 1, int(ids.size()), /*training=*/false);
+    model.params.from_host(m.params());
+    model.forward(ids.data(), nullptr, 1, int(ids.size()));
+    double worst = 0;
+    for (size_t i = 0; i < rows.size(); ++i)
+      worst = std::max(worst, row_err(model.logits_row(rows[i]),
+                                      out.at("logits").at(i).get<std::vector<double>>()));
+    EXPECT_GT(worst, 100 * kLogitTol) << name;
+  }
 }
 
 // A copy of a golden folder to break one thing in.
@@ -318,6 +381,39 @@ TEST_F(HfImportCli, BadFoldersAreRefusedByFileAndField) {
   expect_refused(f, {"config.json", "attn_config.clip_qkv"});
 }
 
+// Falcons alibi cannot run, each refused in one line naming config.json and the field: rotary
+// positions, Falcon-40B's decoder, multi-query attention (transformers' default where the field is
+// absent), parallel attention and MLP, fewer key/value heads, another activation; and a config
+// whose `bias` or FFN the tensors contradict, by the tensor.
+TEST_F(HfImportCli, FalconOptionsAlibiCannotRunAreRefused) {
+  using Edit = std::function<void(nlohmann::json&)>;
+  const std::vector<std::pair<Edit, std::vector<std::string>>> cases = {
+      {[](auto& j) { j["alibi"] = false; }, {"'alibi' = false", "ALiBi models only"}},
+      {[](auto& j) { j["new_decoder_architecture"] = true; }, {"'new_decoder_architecture'"}},
+      {[](auto& j) { j.erase("multi_query"); }, {"'multi_query' = (absent)"}},
+      {[](auto& j) { j["parallel_attn"] = true; }, {"'parallel_attn' = true"}},
+      {[](auto& j) { j["num_kv_heads"] = 1; }, {"'num_kv_heads' = 1"}},
+      {[](auto& j) { j["activation"] = "gelu_new"; }, {"'activation' = \"gelu_new\""}},
+      {[](auto& j) { j["num_attention_heads"] = 5; }, {"'num_attention_heads' = 5"}},
+      {[](auto& j) { j["vocab_size"] = 300; }, {"'vocab_size' = 300", "320 rows"}}};
+  for (const auto& [edit, needles] : cases) {
+    const std::string f = copy("falcon");
+    edit_config(f, edit);
+    std::vector<std::string> want = needles;
+    want.push_back(f + "/config.json");
+    expect_refused(f, want);
+    fs::remove_all(f);
+  }
+  std::string f = copy("falcon-untied-nobias");
+  edit_config(f, [](nlohmann::json& j) { j["bias"] = true; });
+  expect_refused(f,
+                 {"model.safetensors", "lacks tensor", "h.0.self_attention.query_key_value.bias"});
+  fs::remove_all(f);
+  f = copy("falcon");
+  edit_config(f, [](nlohmann::json& j) { j["ffn_hidden_size"] = 96; });
+  expect_refused(f, {"model.safetensors", "dense_h_to_4h.weight", "[192,48]", "[96,48]"});
+}
+
 // An import fine-tunes: a new run starts from its weights (step 0, new AdamW moments) on data
 // prepared with its tokenizer. At lr 1e-9 one step leaves the weights within 1e-6.
 TEST_F(HfImportCli, TrainInitFromAnImportStartsFromItsWeights) {
@@ -363,7 +459,8 @@ TEST_F(HfImportCli, TrainInitFromAnImportStartsFromItsWeights) {
 // Export is import's inverse: a folder saved by transformers, imported and exported again, has
 // the same tensors under the same names, byte for byte, and the same model config.
 TEST_F(HfImportCli, ExportGivesBackTheFolderTransformersSaved) {
-  for (const std::string name : {"mpt", "bloom"}) {
+  for (const hf::Family* f : hf::families()) {
+    const std::string name = f->name;
     const std::string run = dir_ / (name + "-run"), back = dir_ / (name + "-back");
     ASSERT_EQ(run_cli("import " + golden_dir(name) + " --out " + run, dir_ / "i").code, 0);
     const test::CliResult r = run_cli("export " + run + " --to-hf " + back, dir_ / "x");
@@ -384,6 +481,7 @@ TEST_F(HfImportCli, ExportGivesBackTheFolderTransformersSaved) {
       EXPECT_EQ(cb.value(k, nlohmann::json()), ca.value(k, nlohmann::json())) << name << ": " << k;
     EXPECT_EQ(test::read_text(back + "/tokenizer.json"),
               test::read_text(golden_dir(name) + "/tokenizer.json"));
+    EXPECT_EQ(import_hf(back).config.to_json(), import_hf(golden_dir(name)).config.to_json());
     EXPECT_EQ(import_hf(back).params(), import_hf(golden_dir(name)).params());
   }
 }
@@ -413,6 +511,22 @@ TEST_F(HfImportCli, ExportRefusesWhatTransformersWouldRunDifferently) {
   test::expect_cli_error(run_cli("export " + mpt + " --to-hf " + (dir_ / "taken"), dir_ / "e4"),
                          "--to-hf");
   EXPECT_FALSE(fs::exists(dir_ / "xb"));
+}
+
+// Falcon's slopes are scaled and no other family's are: a BLOOM is no Falcon, nor the reverse,
+// though their tensors are named alike.
+TEST_F(HfImportCli, ExportKeepsFalconAndBloomApart) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"bloom", "its alibi_scaled is false where Falcon needs true"},
+      {"falcon", "its alibi_scaled is true where BLOOM needs false"}};
+  for (const auto& [from, needle] : cases) {
+    const std::string run = dir_ / from, out = dir_ / (from + "-hf");
+    ASSERT_EQ(run_cli("import " + golden_dir(from) + " --out " + run, dir_ / "i").code, 0);
+    const std::string other = from == "bloom" ? "falcon" : "bloom";
+    test::expect_cli_error(
+        run_cli("export " + run + " --to-hf " + out + " --family " + other, dir_ / "e"), needle);
+    EXPECT_FALSE(fs::exists(out));
+  }
 }
 
 }  // namespace

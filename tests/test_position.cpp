@@ -214,6 +214,35 @@ TEST(TrainableSlopes, StartExactlyAtTheFixedSlopes) {
             trainable.forward(tok.data(), tgt.data(), 2, 9));
 }
 
+// alibi_scaled (Falcon adds its bias before the 1/sqrt(head size) scale): every slope the model
+// runs, fixed or the start of trainable ones, is the fixed slope over sqrt(head size); the field
+// is recorded, and a checkpoint from before it is unscaled.
+TEST(ScaledSlopes, AreTheFixedSlopesOverSqrtHeadSize) {
+  ModelConfig c = tiny(PosKind::alibi);  // 3 heads of 4: slopes halved
+  c.dropout_resid = c.dropout_attn = 0.0f;
+  EXPECT_EQ(alibi_slopes(c), alibi_slopes(3));
+  c.alibi_scaled = true;
+  const std::vector<float> m = alibi_slopes(c), m0 = alibi_slopes(3);
+  for (size_t h = 0; h < m0.size(); ++h) EXPECT_EQ(m[h], m0[h] / 2) << h;
+  std::vector<int32_t> tok(18), tgt(18);
+  for (int i = 0; i < 18; ++i) tok[i] = i % 17, tgt[i] = (i * 7) % 17;
+  auto loss = [&](const ModelConfig& k) {
+    Model model(k, 2, 9);
+    model.init_weights(5);
+    return model.forward(tok.data(), tgt.data(), 2, 9);
+  };
+  ModelConfig trainable = c, unscaled = c;
+  trainable.slopes = Slopes::trainable;
+  unscaled.alibi_scaled = false;
+  EXPECT_EQ(loss(c), loss(trainable));
+  EXPECT_NE(loss(c), loss(unscaled));
+  EXPECT_TRUE(ModelConfig::from_json(c.to_json()).alibi_scaled);
+  EXPECT_FALSE(c.same_shape(unscaled));
+  nlohmann::json old = c.to_json();
+  old.erase("alibi_scaled");
+  EXPECT_FALSE(ModelConfig::from_json(old).alibi_scaled);
+}
+
 TEST(TrainableSlopes, OnlyWithAlibi) {
   ModelConfig c = tiny(PosKind::t5);
   c.slopes = Slopes::trainable;

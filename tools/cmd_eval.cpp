@@ -31,8 +31,7 @@ std::vector<float> learned_slopes(const Checkpoint& ck) {
   if (!ck.st.has("alibi_theta") || ck.st.at("alibi_theta").numel() != c.heads)
     usage_error("checkpoint '", ck.path, "' has trainable slopes but no alibi_theta of ", c.heads,
                 " values");
-  return alibi_trainable_slopes(alibi_slopes(c.heads, c.alibi_bias_max),
-                                ck.st.at("alibi_theta").f32());
+  return alibi_trainable_slopes(alibi_slopes(c), ck.st.at("alibi_theta").f32());
 }
 
 struct EvalCliOptions {
@@ -185,7 +184,7 @@ void print_header(FILE* table, const EvalCliOptions& o, EvalMode mode, const Che
                with_commas(t.source_bytes).c_str(), eval_mode_name(mode),
                mode == EvalMode::sliding ? str_cat(" stride ", o.stride).c_str() : "");
   if (!slopes.empty()) {
-    const std::vector<float> m0 = alibi_slopes(cfg.heads, cfg.alibi_bias_max);
+    const std::vector<float> m0 = alibi_slopes(cfg);
     std::fprintf(table, "learned slopes by head (fixed ones in brackets):");
     for (size_t h = 0; h < slopes.size(); ++h)
       std::fprintf(table, " %.4g (%.4g)", slopes[h], m0[h]);

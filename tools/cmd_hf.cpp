@@ -1,5 +1,5 @@
-// alibi import and alibi export: Hugging Face BLOOM and MPT folders to alibi checkpoints and
-// back (docs/hf.md).
+// alibi import and alibi export: Hugging Face folders of the families in model/hf/registry.cpp to
+// alibi checkpoints and back (docs/hf.md).
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -12,6 +12,17 @@
 
 namespace fs = std::filesystem;
 namespace alibi::cli {
+namespace {
+
+// "MptForCausalLM, BloomForCausalLM, ...": the registry's families, for help texts.
+std::string architectures() {
+  std::string s;
+  for (const hf::Family* f : hf::families())
+    s += std::string(s.empty() ? "" : ", ") + f->architecture;
+  return s;
+}
+
+}  // namespace
 
 Command add_import(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
@@ -19,8 +30,9 @@ Command add_import(CLI::App& app) {
   auto dtype = std::make_shared<std::string>("auto");
   CLI::App* ci = add_subcommand(
       app, "import",
-      "a Hugging Face BloomForCausalLM or MptForCausalLM folder (config.json, model.safetensors "
-      "or its shards, tokenizer.json) as an alibi checkpoint for eval, generate and bench");
+      "a Hugging Face folder of an ALiBi family (" + architectures() +
+          "; config.json, model.safetensors or its shards, tokenizer.json) as an alibi checkpoint "
+          "for eval, generate and bench");
   ci->add_option("hf_dir", *dir, "Hugging Face model folder")->required();
   ci->add_option("--out", *out, "new run folder; the checkpoint is OUT/ckpt-000000000.safetensors")
       ->required();
@@ -65,26 +77,27 @@ Command add_export(CLI::App& app) {
   auto max_seq_len = std::make_shared<int>(8192);
   CLI::App* ce = add_subcommand(
       app, "export",
-      "a checkpoint whose architecture options are MPT's or BLOOM's as a Hugging Face folder "
-      "that transformers loads with from_pretrained");
+      "a checkpoint whose architecture options are a Hugging Face family's (" + architectures() +
+          ") as a folder that transformers loads with from_pretrained");
   ce->add_option("checkpoint", *ckpt, "run folder (its latest checkpoint) or file")->required();
   ce->add_option("--to-hf", *dir, "new folder: config.json, model.safetensors, tokenizer.json")
       ->required();
-  ce->add_option("--family", *family, "mpt | bloom (empty: the one the options match)");
+  ce->add_option("--family", *family,
+                 hf::family_names() + " (empty: the first whose options the model has)");
   ce->add_option("--max-seq-len", *max_seq_len,
-                 "MPT's max_seq_len (transformers' MPT cannot run past it)");
+                 "the training length config.json gives, where the family has the field "
+                 "(transformers cannot run some families past it)");
   return {ce, [=] {
             if (*max_seq_len < 1)
               usage_error("--max-seq-len ", *max_seq_len, " must be at least 1");
             const Checkpoint ck = read_checkpoint(*ckpt);
-            const std::string f = hf_family(ck.config, *family);
+            const hf::Family& f = hf_family(ck.config, *family);
             const ParamLayout layout = make_param_layout(ck.config);
             ParamSet set(layout);
             ck.load_params(set);
             export_hf(ck.config, set.to_host(), ck.tokenizer, f, *max_seq_len, *dir);
             std::printf("export: %s (step %lld) -> %s (%s)%s\n", ck.path.c_str(),
-                        static_cast<long long>(ck.step), dir->c_str(),
-                        f == "mpt" ? "MptForCausalLM" : "BloomForCausalLM",
+                        static_cast<long long>(ck.step), dir->c_str(), f.architecture,
                         ck.tokenizer.kind() == TokenizerKind::hf
                             ? ""
                             : "; no tokenizer.json: the checkpoint's tokenizer is not a Hugging "

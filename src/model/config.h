@@ -57,6 +57,9 @@ struct ModelConfig {
   // (alibi_slopes, position/position.h).
   float alibi_bias_max = 8.0f;
   Slopes slopes = Slopes::fixed;  // alibi: fixed, or trainable from those (alibi_theta)
+  // alibi: the bias is added before the 1/sqrt(head size) scale (Falcon): each slope is divided
+  // by sqrt(head size). Checkpoints from before the field: false.
+  bool alibi_scaled = false;
   // false: bidirectional attention, every token sees every other (an encoder); the biases
   // depend on |i - j| (t5: half the buckets per direction). Checkpoints from before: causal.
   bool causal = true;

@@ -42,6 +42,13 @@ class Alibi final : public PositionMethod {
                                   "docs/model.md)")
                        .as_role(Role::shape)
                        .legacy_default());
+    rows.push_back(F::of(ALIBI_MEMBER(ModelConfig, alibi_scaled), "alibi_scaled")
+                       .flag_help("--alibi-scaled",
+                                  "alibi: the bias is added before the 1/sqrt(head size) scale, "
+                                  "as Falcon does: each slope divided by sqrt(head size)")
+                       .as_role(Role::shape)
+                       .legacy_default()
+                       .only_if(is_alibi));
   }
   // Trainable slopes: one theta per head, shared by every layer, no weight decay; zero at the
   // start (Init{}), which is exactly the fixed slopes.
@@ -49,7 +56,7 @@ class Alibi final : public PositionMethod {
     if (c.slopes == Slopes::trainable) l.add("alibi_theta", {c.heads}, Init{}, false);
   }
   void bind(const ModelConfig& c, const ParamLayout& l, std::shared_ptr<Backend> be) override {
-    m0_ = alibi_slopes(c.heads, c.alibi_bias_max);
+    m0_ = alibi_slopes(c);
     slopes_ = DeviceArray<float>(be, m0_.size());
     be->upload(slopes_.data(), m0_.data(), m0_.size() * sizeof(float));
     trainable_ = c.slopes == Slopes::trainable;
@@ -110,6 +117,13 @@ std::vector<float> alibi_slopes(int NH, double bias_max) {
     for (int i = 0; int(s.size()) < NH; i += 2) s.push_back(s2[i]);
   }
   return std::vector<float>(s.begin(), s.end());
+}
+
+std::vector<float> alibi_slopes(const ModelConfig& c) {
+  std::vector<float> s = alibi_slopes(c.heads, c.alibi_bias_max);
+  if (c.alibi_scaled)
+    for (float& m : s) m = float(double(m) / std::sqrt(double(c.head_size())));
+  return s;
 }
 
 std::vector<float> alibi_trainable_slopes(const std::vector<float>& m0, const float* theta) {

@@ -78,6 +78,9 @@ const PositionMethod& position_method(PosKind kind);
 // ALiBi slopes m_h for any head count, in head order (paper.md); bias_max is MPT's
 // alibi_bias_max (8: the paper's slopes, and BLOOM's).
 std::vector<float> alibi_slopes(int NH, double bias_max = 8.0);
+// The fixed slopes model `c` runs: alibi_slopes(heads, alibi_bias_max), each divided by
+// sqrt(head size) where c.alibi_scaled (a bias added before the scale, as Falcon adds it).
+std::vector<float> alibi_slopes(const ModelConfig& c);
 // Trainable slopes (--slopes trainable): m_h = 2 m0_h sigmoid(theta_h), m0 the fixed slopes, so
 // theta = 0 is exactly the fixed series and each slope stays in (0, 2 m0_h).
 std::vector<float> alibi_trainable_slopes(const std::vector<float>& m0, const float* theta);
