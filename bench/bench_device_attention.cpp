@@ -78,14 +78,19 @@ int run(int argc, char** argv) {
       AttnWorkspace ws = be->plan_attention(s);
       ws.data = static_cast<float*>(be->alloc(ws.floats * sizeof(float)));
       const AttnDropout none;
+      const Shape qs{1, heads, T, HS}, ls{1, heads, T};
+      const AttentionForward f{s, {q, qs}, {k, qs}, {v, qs}, bias, none, {out, qs}, {lse, ls}, ws};
+      const AttentionBackward b{s,           {q, qs},     {k, qs},         {v, qs},
+                                {out, qs},   {lse, ls},   {dout, qs},      bias,
+                                none,        {grads, qs}, {grads + n, qs}, {grads + 2 * n, qs},
+                                {},          ws};
       auto fwd = [&] {
-        be->attention_forward(s, q, k, v, bias, none, out, lse, ws);
+        be->run(f);
         be->synchronize();
       };
       auto fb = [&] {
-        be->attention_forward(s, q, k, v, bias, none, out, lse, ws);
-        be->attention_backward(s, q, k, v, out, lse, dout, bias, none, grads, grads + n,
-                               grads + 2 * n, nullptr, ws);
+        be->run(f);
+        be->run(b);
         be->synchronize();
       };
       const double tf = best_call_seconds(fwd, seconds), tb = best_call_seconds(fb, seconds);

@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
   auto rate = [&](WeightView w, size_t bytes) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int k = 0; k < 5; ++k)
-      be->linear_forward(out.data(), x.data(), w, nullptr, 1, cols, rows);
+      be->run(LinearForward{mat(out.data(), 1, rows), mat(x.data(), 1, cols), mat(w, rows, cols),
+                            {}});
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return double(bytes) * 5 / s / 1e9;
   };

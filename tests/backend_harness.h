@@ -88,6 +88,26 @@ class BackendTest : public ::testing::TestWithParam<BackendParam> {
   std::shared_ptr<Backend> be_, cpu_;
 };
 
+// Views of attention operands of shape s (kernels/layer_ops.h): q and the output (B,NH,Tq,HS),
+// k and v (B,NH,kv_rows,HS), lse (B,NH,Tq), and the bias gradient of `kind` (the t5 table of
+// num_buckets rows, or the NH alibi slopes).
+template <class P>
+View<P> q_of(const AttnShape& s, P p) {
+  return {p, {s.B, s.NH, s.Tq, s.HS}};
+}
+template <class P>
+View<P> kv_of(const AttnShape& s, P p) {
+  return {p, {s.B, s.NH, s.kv_rows(), s.HS}};
+}
+template <class P>
+View<P> lse_of(const AttnShape& s, P p) {
+  return {p, {s.B, s.NH, s.Tq}};
+}
+inline Tensor dbias_of(const AttnShape& s, BiasKind kind, float* p, int num_buckets) {
+  if (kind == BiasKind::none) return {};
+  return kind == BiasKind::t5 ? Tensor(p, {num_buckets, s.NH}) : Tensor(p, {s.NH});
+}
+
 // A host vector's copy in a backend's memory.
 template <class T>
 DeviceArray<T> to_device(Backend& be, const std::vector<T>& host,

@@ -69,11 +69,14 @@ AttnOut run_attention(const std::shared_ptr<Backend>& be, const AttnInputs& in, 
   AttnWorkspace ws = b.plan_attention(in.s);
   DeviceArray<float> scratch(be, ws.floats);
   ws.data = scratch.data();
-  b.attention_forward(in.s, q.data(), k.data(), v.data(), bias, in.drop, out.data(), lse.data(),
-                      ws);
+  const AttnShape& s = in.s;
+  b.run(AttentionForward{s, q_of(s, q.data()), kv_of(s, k.data()), kv_of(s, v.data()), bias,
+                         in.drop, q_of(s, out.data()), lse_of(s, lse.data()), ws});
   if (!backward) return {to_host(b, out), to_host(b, lse), {}, {}, {}, {}};
-  b.attention_backward(in.s, q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(),
-                       bias, in.drop, dq.data(), dk.data(), dv.data(), dt5.data(), ws);
+  b.run(AttentionBackward{s, q_of(s, q.data()), kv_of(s, k.data()), kv_of(s, v.data()),
+                          q_of(s, out.data()), lse_of(s, lse.data()), q_of(s, dout.data()), bias,
+                          in.drop, q_of(s, dq.data()), kv_of(s, dk.data()), kv_of(s, dv.data()),
+                          dbias_of(s, kind, dt5.data(), bias.num_buckets), ws});
   return {to_host(b, out), to_host(b, lse), to_host(b, dq), to_host(b, dk), to_host(b, dv),
           to_host(b, dt5)};
 }

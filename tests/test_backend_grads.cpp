@@ -38,12 +38,14 @@ TEST_P(BackendGrads, Linear) {
   auto fwd = [&] {
     auto dx = to_device(be(), x, be_), dW = to_device(be(), W, be_), db = to_device(be(), b, be_);
     DeviceArray<float> out(be_, N * OC);
-    be().linear_forward(out.data(), dx.data(), dW.data(), db.data(), N, IC, OC);
+    be().run(LinearForward{mat(out.data(), N, OC), mat(dx.data(), N, IC),
+                           mat<const float*>(dW.data(), OC, IC), vec(db.data(), OC)});
     return to_host(be(), out);
   };
   auto dx = to_device(be(), x, be_), dW = to_device(be(), W, be_), dR = to_device(be(), R, be_);
   DeviceArray<float> gx(be_, N * IC), gW(be_, OC * IC), gb(be_, OC);
-  be().linear_backward(gx.data(), gW.data(), gb.data(), dR.data(), dx.data(), dW.data(), N, IC, OC);
+  be().run(LinearBackward{mat(gx.data(), N, IC), mat(gW.data(), OC, IC), vec(gb.data(), OC),
+                         mat(dR.data(), N, OC), mat(dx.data(), N, IC), mat(dW.data(), OC, IC)});
   const auto loss = loss_of(fwd, R);
   expect_fd("dx", loss, x.data(), x.size(), to_host(be(), gx).data());
   expect_fd("dW", loss, W.data(), W.size(), to_host(be(), gW).data());
@@ -61,15 +63,18 @@ TEST_P(BackendGrads, LayerNorm) {
     auto fwd = [&] {
       auto dx = to_device(be(), x, be_), dw = to_device(be(), w, be_), db = to_device(be(), b, be_);
       DeviceArray<float> out(be_, N * C);
-      be().layernorm_forward(out.data(), mean.data(), rstd.data(), dx.data(), dw.data(),
-                             bias ? db.data() : nullptr, N, C, eps);
+      be().run(LayerNormForward{mat(out.data(), N, C), vec(mean.data(), N), vec(rstd.data(), N),
+                                mat(dx.data(), N, C), vec(dw.data(), C),
+                                vec(bias ? db.data() : nullptr, C), eps});
       return to_host(be(), out);
     };
     fwd();  // saves mean and rstd for the backward
     auto dx = to_device(be(), x, be_), dw = to_device(be(), w, be_), dR = to_device(be(), R, be_);
     DeviceArray<float> gx(be_, N * C), gw(be_, C), gb(be_, C);
-    be().layernorm_backward(gx.data(), gw.data(), bias ? gb.data() : nullptr, dR.data(), dx.data(),
-                            dw.data(), mean.data(), rstd.data(), N, C);
+    be().run(LayerNormBackward{mat(gx.data(), N, C), vec(gw.data(), C),
+                               vec(bias ? gb.data() : nullptr, C), mat(dR.data(), N, C),
+                               mat(dx.data(), N, C), vec(dw.data(), C), vec(mean.data(), N),
+                               vec(rstd.data(), N)});
     const auto loss = loss_of(fwd, R);
     expect_fd("dx", loss, x.data(), x.size(), to_host(be(), gx).data());
     expect_fd("dw", loss, w.data(), w.size(), to_host(be(), gw).data());
@@ -222,17 +227,20 @@ TEST_P(BackendGrads, Attention) {
     };
     auto fwd = [&] {
       const Dev d = upload();
-      be().attention_forward(s, d.q.data(), d.k.data(), d.v.data(), bias_of(d), drop,
-                             out.data(), lse.data(), ws);
+      be().run(AttentionForward{s, q_of(s, d.q.data()), kv_of(s, d.k.data()),
+                                kv_of(s, d.v.data()), bias_of(d), drop, q_of(s, out.data()),
+                                lse_of(s, lse.data()), ws});
       return to_host(be(), out);
     };
     fwd();
     const Dev d = upload();
     auto dR = to_device(be(), R, be_);
     DeviceArray<float> gq(be_, nq), gk(be_, nk), gv(be_, nk), gt(be_, table.size());
-    be().attention_backward(s, d.q.data(), d.k.data(), d.v.data(), out.data(), lse.data(),
-                            dR.data(), bias_of(d), drop, gq.data(), gk.data(), gv.data(),
-                            gt.data(), ws);
+    be().run(AttentionBackward{s, q_of(s, d.q.data()), kv_of(s, d.k.data()),
+                               kv_of(s, d.v.data()), q_of(s, out.data()), lse_of(s, lse.data()),
+                               q_of(s, dR.data()), bias_of(d), drop, q_of(s, gq.data()),
+                               kv_of(s, gk.data()), kv_of(s, gv.data()),
+                               dbias_of(s, kind, gt.data(), 4), ws});
     const auto loss = loss_of(fwd, R);
     expect_fd("dq", loss, q.data(), nq, to_host(be(), gq).data());
     expect_fd("dk", loss, k.data(), nk, to_host(be(), gk).data());

@@ -103,10 +103,12 @@ TEST_P(BackendOps, LinearForwardAndBackwardAgainstDouble) {
         auto dy = to_device(*be, dout, be), gW = to_device(*be, dW0, be);
         auto gb = to_device(*be, db0, be);
         DeviceArray<float> out(be, N * OC), out_nb(be, N * OC), gx(be, N * IC);
-        be->linear_forward(out.data(), dx.data(), dWt.data(), db.data(), N, IC, OC);
-        be->linear_forward(out_nb.data(), dx.data(), dWt.data(), nullptr, N, IC, OC);
-        be->linear_backward(gx.data(), gW.data(), gb.data(), dy.data(), dx.data(), dWt.data(), N,
-                            IC, OC);
+        const WTensor Wv = mat<const float*>(dWt.data(), OC, IC);
+        be->run(LinearForward{mat(out.data(), N, OC), mat(dx.data(), N, IC), Wv, vec(db.data(), OC)});
+        be->run(LinearForward{mat(out_nb.data(), N, OC), mat(dx.data(), N, IC), Wv, {}});
+        be->run(LinearBackward{mat(gx.data(), N, IC), mat(gW.data(), OC, IC), vec(gb.data(), OC),
+                               mat(dy.data(), N, OC), mat(dx.data(), N, IC),
+                               mat(dWt.data(), OC, IC)});
         return Outs{to_host(*be, out), to_host(*be, out_nb), to_host(*be, gx), to_host(*be, gW),
                     to_host(*be, gb)};
       },
@@ -128,6 +130,34 @@ TEST_P(BackendOps, LinearForwardAndBackwardAgainstDouble) {
   EXPECT_REL(got[4], gb, kElementTol * N);
 }
 
+// A caller that swaps two widths fails the op's one shape check, naming the op and the
+// operands, whatever the device: the check runs before the device computes.
+TEST_P(BackendOps, SwappedWidthsFailTheOpsShapeCheck) {
+  const int64_t N = 4, IC = 6, OC = 10;
+  const Be be = be_;
+  DeviceArray<float> x(be, N * IC), W(be, OC * IC), dy(be, N * OC), gx(be, N * IC), gW(be, OC * IC),
+      out(be, N * OC);
+  auto message = [](const auto& f) {
+    try {
+      f();
+    } catch (const std::logic_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // linear_backward(..., N, F, C) with F and C swapped: dW's shape disagrees with W's.
+  const std::string bwd = message([&] {
+    be->run(LinearBackward{mat(gx.data(), N, IC), mat(gW.data(), IC, OC), {},
+                           mat(dy.data(), N, OC), mat(x.data(), N, IC), mat(W.data(), OC, IC)});
+  });
+  EXPECT_NE(bwd.find("linear_backward: dW is (6, 10), expected (10, 6)"), std::string::npos) << bwd;
+  const std::string fwd = message([&] {
+    be->run(LinearForward{mat(out.data(), N, OC), mat(x.data(), N, IC),
+                          mat<const float*>(W.data(), IC, OC), {}});
+  });
+  EXPECT_NE(fwd.find("linear_forward: W is (6, 10), expected (6, 6)"), std::string::npos) << fwd;
+}
+
 TEST_P(BackendOps, LayerNormForwardAndBackwardAgainstDouble) {
   for (const bool bias : {true, false}) {  // with a bias at PyTorch's eps; without, a larger eps
     SCOPED_TRACE(bias ? "bias, eps 1e-5" : "no bias, eps 1e-3");
@@ -142,10 +172,13 @@ TEST_P(BackendOps, LayerNormForwardAndBackwardAgainstDouble) {
           auto dg = to_device(*be, g, be), gx = to_device(*be, dx0, be);
           auto gw = to_device(*be, dw0, be), gb = to_device(*be, dw0, be);
           DeviceArray<float> out(be, N * C), mean(be, N), rstd(be, N);
-          be->layernorm_forward(out.data(), mean.data(), rstd.data(), dx.data(), dw.data(),
-                                bias ? db.data() : nullptr, N, C, eps);
-          be->layernorm_backward(gx.data(), gw.data(), bias ? gb.data() : nullptr, dg.data(),
-                                 dx.data(), dw.data(), mean.data(), rstd.data(), N, C);
+          be->run(LayerNormForward{mat(out.data(), N, C), vec(mean.data(), N),
+                                   vec(rstd.data(), N), mat(dx.data(), N, C), vec(dw.data(), C),
+                                   vec(bias ? db.data() : nullptr, C), eps});
+          be->run(LayerNormBackward{mat(gx.data(), N, C), vec(gw.data(), C),
+                                    vec(bias ? gb.data() : nullptr, C), mat(dg.data(), N, C),
+                                    mat(dx.data(), N, C), vec(dw.data(), C), vec(mean.data(), N),
+                                    vec(rstd.data(), N)});
           return Outs{to_host(*be, out), to_host(*be, mean), to_host(*be, rstd),
                       to_host(*be, gx),  to_host(*be, gw),   to_host(*be, gb)};
         },

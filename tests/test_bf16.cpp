@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backend_harness.h"
 #include "bf16_util.h"
 #include "cli.h"
 #include "core/rng.h"
@@ -211,8 +212,9 @@ TEST_F(Bf16, BackendPrecisionSelectsTheAttentionPath) {
     AttnWorkspace ws = be.plan_attention(s);
     std::vector<float> scratch(ws.floats), out(n), lse(nl);
     ws.data = scratch.data();
-    be.attention_forward(s, q.data(), k.data(), v.data(), bias, AttnDropout{}, out.data(),
-                         lse.data(), ws);
+    be.run(AttentionForward{s, test::q_of(s, q.data()), test::kv_of(s, k.data()),
+                            test::kv_of(s, v.data()), bias, AttnDropout{}, test::q_of(s, out.data()),
+                            test::lse_of(s, lse.data()), ws});
     return out;
   };
   const auto be16 = make_backend("cpu", MatmulPrecision::bf16);

@@ -19,11 +19,14 @@ TEST(Layers, LinearBackwardMatchesFiniteDifferences) {
   auto x = randn(N * IC, 1), W = randn(OC * IC, 2, 0.5f), b = randn(OC, 3), R = randn(N * OC, 4);
   std::vector<float> out(N * OC), dx(N * IC), dW(OC * IC, 0.f), db(OC, 0.f);
   auto loss = [&] {
-    linear_forward(MatmulPrecision::fp32, out.data(), x.data(), W.data(), b.data(), N, IC, OC);
+    linear_forward(MatmulPrecision::fp32,
+                   {mat(out.data(), N, OC), mat(x.data(), N, IC), mat(W.data(), OC, IC),
+                    vec(b.data(), OC)});
     return dot(out.data(), R.data(), out.size());
   };
-  linear_backward(MatmulPrecision::fp32, dx.data(), dW.data(), db.data(), R.data(), x.data(),
-                  W.data(), N, IC, OC);
+  linear_backward(MatmulPrecision::fp32,
+                  {mat(dx.data(), N, IC), mat(dW.data(), OC, IC), vec(db.data(), OC),
+                   mat(R.data(), N, OC), mat(x.data(), N, IC), mat(W.data(), OC, IC)});
   expect_fd("dx", loss, x.data(), x.size(), dx.data());
   expect_fd("dW", loss, W.data(), W.size(), dW.data());
   expect_fd("db", loss, b.data(), b.size(), db.data());
@@ -37,13 +40,16 @@ TEST(Layers, LayerNormBackwardMatchesFiniteDifferences) {
     auto x = randn(N * C, 11), w = randn(C, 12), b = randn(C, 13), R = randn(N * C, 14);
     std::vector<float> out(N * C), mean(N), rstd(N), dx(N * C, 0.f), dw(C, 0.f), db(C, 0.f);
     auto loss = [&] {
-      layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(),
-                        bias ? b.data() : nullptr, N, C, eps);
+      layernorm_forward({mat(out.data(), N, C), vec(mean.data(), N), vec(rstd.data(), N),
+                         mat(x.data(), N, C), vec(w.data(), C), vec(bias ? b.data() : nullptr, C),
+                         eps});
       return dot(out.data(), R.data(), out.size());
     };
     loss();
-    layernorm_backward(dx.data(), dw.data(), bias ? db.data() : nullptr, R.data(), x.data(),
-                       w.data(), mean.data(), rstd.data(), N, C);
+    layernorm_backward({mat(dx.data(), N, C), vec(dw.data(), C),
+                        vec(bias ? db.data() : nullptr, C), mat(R.data(), N, C),
+                        mat(x.data(), N, C), vec(w.data(), C), vec(mean.data(), N),
+                        vec(rstd.data(), N)});
     expect_fd("dx", loss, x.data(), x.size(), dx.data());
     expect_fd("dw", loss, w.data(), w.size(), dw.data());
     if (bias) expect_fd("db", loss, b.data(), b.size(), db.data());

@@ -125,10 +125,12 @@ TEST(HalfWeights, LinearEqualsFp32OnTheWidenedMatrix) {
         const std::vector<float> W = widened(Wh, t), x = normals(size_t(s.N * s.IC), 2),
                                  b = normals(size_t(s.OC), 3);
         std::vector<float> want(size_t(s.N * s.OC)), got(want.size());
-        cpu::linear_forward(MatmulPrecision::fp32, want.data(), x.data(), W.data(),
-                            bias ? b.data() : nullptr, s.N, s.IC, s.OC);
-        default_backend()->linear_forward(got.data(), x.data(), WeightView(Wh.data(), t),
-                                          bias ? b.data() : nullptr, s.N, s.IC, s.OC);
+        const CTensor bv = vec<const float*>(bias ? b.data() : nullptr, s.OC);
+        cpu::linear_forward(MatmulPrecision::fp32,
+                            {mat(want.data(), s.N, s.OC), mat(x.data(), s.N, s.IC),
+                             mat(W.data(), s.OC, s.IC), bv});
+        default_backend()->run(LinearForward{mat(got.data(), s.N, s.OC), mat(x.data(), s.N, s.IC),
+                                             mat(WeightView(Wh.data(), t), s.OC, s.IC), bv});
         for (int64_t n = 0; n < s.N; ++n)
           for (int64_t o = 0; o < s.OC; ++o) {
             double mag = bias ? std::fabs(b[size_t(o)]) : 0.0;
@@ -158,12 +160,12 @@ TEST(HalfWeights, Bf16PrecisionMultipliesStoredBf16WeightsAsTheyAre) {
     const std::vector<float> W = widened(Wh, WeightType::bf16),
                              x = normals(size_t(s.N * s.IC), 2), b = normals(size_t(s.OC), 3);
     std::vector<float> want(size_t(s.N * s.OC)), exact(want.size()), got(want.size(), NAN);
-    cpu::linear_forward(MatmulPrecision::bf16, want.data(), x.data(), W.data(), b.data(), s.N,
-                        s.IC, s.OC);
-    cpu::linear_forward(MatmulPrecision::fp32, exact.data(), x.data(), W.data(), b.data(), s.N,
-                        s.IC, s.OC);
-    be->linear_forward(got.data(), x.data(), WeightView(Wh.data(), WeightType::bf16), b.data(),
-                       s.N, s.IC, s.OC);
+    const CTensor xv = mat(x.data(), s.N, s.IC), bv = vec(b.data(), s.OC);
+    const WTensor Wv = mat(W.data(), s.OC, s.IC);
+    cpu::linear_forward(MatmulPrecision::bf16, {mat(want.data(), s.N, s.OC), xv, Wv, bv});
+    cpu::linear_forward(MatmulPrecision::fp32, {mat(exact.data(), s.N, s.OC), xv, Wv, bv});
+    be->run(LinearForward{mat(got.data(), s.N, s.OC), xv,
+                          mat(WeightView(Wh.data(), WeightType::bf16), s.OC, s.IC), bv});
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t o = 0; o < s.OC; ++o) {
         const size_t k = size_t(n * s.OC + o);

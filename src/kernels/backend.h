@@ -17,6 +17,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/layer_kinds.h"
+#include "kernels/layer_ops.h"
 #include "kernels/precision.h"
 #include "kernels/weights.h"
 
@@ -56,26 +57,21 @@ class Backend {
   // lie (a checkpoint file's mapping) instead of being copied in.
   virtual bool host_memory() const = 0;
 
-  // ---- dense layers --------------------------------------------------------------------------
+  // ---- the dense layers and the attention (kernels/layer_ops.h) -------------------------------
+  // Runs op after checking its operands' shapes against each other, the one place they are
+  // checked (a bug in the caller is an internal error naming the op and the shapes):
+  // LinearForward / Backward, LayerNormForward / Backward, AttentionForward / Backward.
+  template <class Op>
+  void run(const Op& op) {
+    op.check();
+    compute(op);
+  }
+
+  // ---- other dense ops -----------------------------------------------------------------------
   // C (M,N) = alpha op(A) op(B) + beta C, row-major, op = transpose where the flag is set.
   virtual void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                     float* C, int64_t ldc) = 0;
-  // out (N,OC) = inp (N,IC) W^T + b; W (OC,IC) fp32, or bf16/f16 (kernels/weights.h); b (OC) or
-  // null. Backward (fp32 W): dinp = dout W (when non-null), dW += dout^T inp, db += colsum(dout).
-  virtual void linear_forward(float* out, const float* inp, WeightView W, const float* b,
-                              int64_t N, int64_t IC, int64_t OC) = 0;
-  virtual void linear_backward(float* dinp, float* dW, float* db, const float* dout,
-                               const float* inp, const float* W, int64_t N, int64_t IC,
-                               int64_t OC) = 0;
-  // out (N,C) = (inp - mean) rstd w + b, rstd = 1 / sqrt(var + eps), saving mean, rstd (N); b
-  // null: no bias. Backward: dinp (N,C) +=; db null: no bias.
-  virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                                 const float* w, const float* b, int64_t N, int64_t C,
-                                 float eps) = 0;
-  virtual void layernorm_backward(float* dinp, float* dw, float* db, const float* dout,
-                                  const float* inp, const float* w, const float* mean,
-                                  const float* rstd, int64_t N, int64_t C) = 0;
   // out = gelu(inp) in form g, n elements; dinp = dout gelu'(inp).
   virtual void gelu_forward(float* out, const float* inp, int64_t n, Gelu g) = 0;
   virtual void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n,
@@ -135,16 +131,6 @@ class Backend {
   // ---- attention (kernels/attention.h: the maths, ScoreBias, AttnShape) ----------------------
   // The scratch one call of shape s needs, planned once by the caller (data left null).
   virtual AttnWorkspace plan_attention(const AttnShape& s) const = 0;
-  virtual void attention_forward(const AttnShape& s, const float* q, const float* k,
-                                 const float* v, const ScoreBias& bias, const AttnDropout& drop,
-                                 float* out, float* lse, const AttnWorkspace& ws) = 0;
-  // dq, dk, dv overwritten; dbias (the t5 table's or the alibi slopes' gradient) += when
-  // non-null.
-  virtual void attention_backward(const AttnShape& s, const float* q, const float* k,
-                                  const float* v, const float* out, const float* lse,
-                                  const float* dout, const ScoreBias& bias,
-                                  const AttnDropout& drop, float* dq, float* dk, float* dv,
-                                  float* dbias_table, const AttnWorkspace& ws) = 0;
 
   // ---- KV cache: one block of `rows` x HS floats per (layer, head) ---------------------------
   // x (NH,T,HS) -> rows [row0, row0 + T) of the NH blocks from `cache` on.
@@ -164,6 +150,15 @@ class Backend {
   // acc += x, elementwise (the gradients of micro-batches, summed in a fixed order)
   virtual void accumulate(float* acc, const float* x, int64_t n) = 0;
   virtual void scale(float* x, float s, int64_t n) = 0;
+
+ protected:
+  // What run() computes once the shapes are checked: one override per op and device.
+  virtual void compute(const LinearForward& op) = 0;
+  virtual void compute(const LinearBackward& op) = 0;
+  virtual void compute(const LayerNormForward& op) = 0;
+  virtual void compute(const LayerNormBackward& op) = 0;
+  virtual void compute(const AttentionForward& op) = 0;
+  virtual void compute(const AttentionBackward& op) = 0;
 };
 
 // The one dispatch point: a backend for `device` ("cpu", ...) computing in precision p. An

@@ -99,9 +99,12 @@ Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<
 
   auto maybe = [&](const std::string& n) {
     const TensorInfo* t = layout.find(n);
-    return t ? t->offset : kAbsent;
+    return t ? Slot{t->offset, Shape::of(t->shape)} : Slot{};
   };
-  auto at = [&](const std::string& n) { return layout.at(n).offset; };
+  auto at = [&](const std::string& n) {
+    const TensorInfo& t = layout.at(n);
+    return Slot{t.offset, Shape::of(t.shape)};
+  };
   // Matrices are absent from the layout of a model on a file's weights (training needs them).
   for (int l = 0; l < cfg.layers; ++l) {
     const std::string p = "h." + std::to_string(l) + ".";
@@ -119,7 +122,7 @@ Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<
 }
 
 void Model::bind_matrices(const Safetensors* file) {
-  std::vector<std::pair<std::string, WeightView>> views;  // matrix name -> view
+  std::vector<std::pair<std::string, WeightView>> views;  // matrix name -> its data
   const ParamLayout full = make_param_layout(cfg);
   if (file == nullptr) {
     for (const TensorInfo& t : full.tensors)
@@ -161,9 +164,9 @@ void Model::bind_matrices(const Safetensors* file) {
   }
   auto view = [&](const std::string& n) {
     for (const auto& [name, v] : views)
-      if (name == n) return v;
+      if (name == n) return WTensor(v, Shape::of(full.at(n).shape));
     ALIBI_CHECK(false, "no weight matrix ", n);
-    return WeightView();
+    return WTensor();
   };
   mats_.clear();
   for (int l = 0; l < cfg.layers; ++l) {
@@ -178,7 +181,7 @@ void Model::bind_matrices(const Safetensors* file) {
 Model::~Model() = default;
 
 void Model::init_weights(uint64_t seed) {
-  ALIBI_CHECK(wte_ != kAbsent, "a model on a file's weights is not initialised");
+  ALIBI_CHECK(wte_.off != kAbsent, "a model on a file's weights is not initialised");
   std::vector<float> host(layout.total, 0.0f);
   for (const TensorInfo& t : layout.tensors) {
     float* w = host.data() + t.offset;
@@ -222,11 +225,17 @@ void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
                 pos_name(cfg.pos), " embeddings cannot extrapolate)");
   be.upload(acts_.tokens, tokens, size_t(N) * sizeof(int32_t));
   float* x = acts_.layer[0].x_in;
-  const WeightView wte = wte_w_;
+  const WeightView wte = wte_w_.data;
   if (cfg.embed_ln) {  // x = LN(scale wte[tokens]), before any position signal is added
-    be.embedding_forward(acts_.emb, acts_.tokens, wte, N, cfg.d_model, embed_scale(cfg));
-    be.layernorm_forward(x, acts_.emb_mean, acts_.emb_rstd, acts_.emb, param(emb_ln_w_),
-                         param(emb_ln_b_), N, cfg.d_model, cfg.ln_eps);
+    const int64_t C = cfg.d_model;
+    be.embedding_forward(acts_.emb, acts_.tokens, wte, N, C, embed_scale(cfg));
+    be.run(LayerNormForward{.out = mat(x, N, C),
+                            .mean = vec(acts_.emb_mean, N),
+                            .rstd = vec(acts_.emb_rstd, N),
+                            .inp = mat(acts_.emb, N, C),
+                            .w = param(emb_ln_w_),
+                            .b = param(emb_ln_b_),
+                            .eps = cfg.ln_eps});
   } else {
     be.embedding_forward(x, acts_.tokens, wte, N, cfg.d_model, embed_scale(cfg));
   }
@@ -239,7 +248,7 @@ void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
 void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed) {
   Backend& be = *backend_;
   Activations& a = acts_;
-  auto P = [this](size_t off) { return param(off); };
+  auto P = [this](const Slot& s) { return param(s); };
   const ModelConfig& c = cfg;
   const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
   const int HS = c.head_size();
@@ -249,6 +258,8 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
   const ScoreBias bias = pos_->score_bias(params);
   AttnShape as = full_shape(c, B, T);
   AttnWorkspace ws = a.attn_ws;
+  // (B,NH,rows,HS): q, k, v and the attention's output; k and v of a cache have its rows.
+  auto heads = [&](float* p, int64_t rows = 0) { return Tensor(p, {B, NH, rows ? rows : T, HS}); };
   if (cache) {
     as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->rows(), MatmulPrecision::fp32};
     ws = AttnWorkspace{cache->workspace.data(), cache->workspace.size(), cache->workspace_threads};
@@ -257,10 +268,10 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
   for (int l = 0; l < c.layers; ++l) {
     Activations::Layer& s = a.layer[l];
     const LayerSlots& o = slots_[l];
-    be.layernorm_forward(s.ln1, s.ln1_mean, s.ln1_rstd, s.x_in, P(o.ln1_w), P(o.ln1_b), N, C,
-                         eps);
+    be.run(LayerNormForward{mat(s.ln1, N, C), vec(s.ln1_mean, N), vec(s.ln1_rstd, N),
+                            mat(s.x_in, N, C), P(o.ln1_w), P(o.ln1_b), eps});
     finite(s.ln1, N * C, l, "ln1");
-    be.linear_forward(a.qkv, s.ln1, mats_[l].qkv, P(o.qkv_b), N, C, 3 * C);
+    be.run(LinearForward{mat(a.qkv, N, 3 * C), mat(s.ln1, N, C), mats_[l].qkv, P(o.qkv_b)});
     finite(a.qkv, N * 3 * C, l, "the qkv linear");
     be.split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
     pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0);
@@ -275,36 +286,38 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
       float* vl = cache->v.data() + layer_off;
       be.kv_append(kl, cache->rows(), cache->len, s.k, int(NH), T, HS);
       be.kv_append(vl, cache->rows(), cache->len, s.v, int(NH), T, HS);
-      be.attention_forward(as, s.q, kl, vl, bias, adrop, s.att, s.lse, ws);
+      be.run(AttentionForward{as, heads(s.q), heads(kl, cache->rows()), heads(vl, cache->rows()),
+                              bias, adrop, heads(s.att), {s.lse, {B, NH, T}}, ws});
     } else {
-      be.attention_forward(as, s.q, s.k, s.v, bias, adrop, s.att, s.lse, ws);
+      be.run(AttentionForward{as, heads(s.q), heads(s.k), heads(s.v), bias, adrop, heads(s.att),
+                              {s.lse, {B, NH, T}}, ws});
     }
     finite(s.att, N * C, l, "attention");
     be.merge_heads(s.atty, s.att, B, T, NH, HS);
-    be.linear_forward(a.branch, s.atty, mats_[l].proj, P(o.proj_b), N, C, C);
+    be.run(LinearForward{mat(a.branch, N, C), mat(s.atty, N, C), mats_[l].proj, P(o.proj_b)});
     finite(a.branch, N * C, l, "the attention's output linear");
     be.copy(s.x_mid, s.x_in, size_t(N * C) * sizeof(float));
     be.residual_forward(s.x_mid, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 1));
     finite(s.x_mid, N * C, l, "the attention's residual");
 
-    be.layernorm_forward(s.ln2, s.ln2_mean, s.ln2_rstd, s.x_mid, P(o.ln2_w), P(o.ln2_b), N, C,
-                         eps);
+    be.run(LayerNormForward{mat(s.ln2, N, C), vec(s.ln2_mean, N), vec(s.ln2_rstd, N),
+                            mat(s.x_mid, N, C), P(o.ln2_w), P(o.ln2_b), eps});
     finite(s.ln2, N * C, l, "ln2");
-    be.linear_forward(s.fch, s.ln2, mats_[l].fc, P(o.fc_b), N, C, F);
+    be.run(LinearForward{mat(s.fch, N, F), mat(s.ln2, N, C), mats_[l].fc, P(o.fc_b)});
     finite(s.fch, N * F, l, "the MLP's fc linear");
     be.gelu_forward(s.fcg, s.fch, N * F, c.gelu);
     finite(s.fcg, N * F, l, "GELU");
-    be.linear_forward(a.branch, s.fcg, mats_[l].mlp, P(o.mlp_b), N, F, C);
+    be.run(LinearForward{mat(a.branch, N, C), mat(s.fcg, N, F), mats_[l].mlp, P(o.mlp_b)});
     finite(a.branch, N * C, l, "the MLP's output linear");
     float* x_out = l + 1 < c.layers ? a.layer[l + 1].x_in : a.x_final;
     be.copy(x_out, s.x_mid, size_t(N * C) * sizeof(float));
     be.residual_forward(x_out, a.branch, N, C, p_res, hash64(dropout_seed, uint64_t(l), 2));
     finite(x_out, N * C, l, "the MLP's residual");
   }
-  be.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.x_final, P(lnf_w_), P(lnf_b_), N, C,
-                       eps);
+  be.run(LayerNormForward{mat(a.lnf, N, C), vec(a.lnf_mean, N), vec(a.lnf_rstd, N),
+                          mat(a.x_final, N, C), P(lnf_w_), P(lnf_b_), eps});
   finite(a.lnf, N * C, -1, "the final LayerNorm");
-  if (head_cols_ == 0) be.linear_forward(a.logits, a.lnf, head_w_, nullptr, N, C, V);
+  if (head_cols_ == 0) be.run(LinearForward{mat(a.logits, N, V), mat(a.lnf, N, C), head_w_, {}});
   if (head_cols_ == 0) finite(a.logits, N * V, -1, "the output head");
   host_rows_ = 0;
 }
@@ -335,7 +348,7 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   float loss = 0.0f;
   for (int64_t v0 = 0; v0 < V; v0 += head_cols_) {
     const int64_t n = std::min(head_cols_, V - v0);
-    be.linear_forward(acts_.logits, acts_.lnf, head_w_.rows_from(v0, C), nullptr, N, C, n);
+    be.run(LinearForward{mat(acts_.logits, N, n), mat(acts_.lnf, N, C), rows(head_w_, v0, n), {}});
     loss = be.crossentropy_block(acts_.ce_state, acts_.losses, acts_.logits, acts_.targets, N, n,
                                  v0, V);
   }
@@ -465,8 +478,8 @@ void Model::backward(float loss_scale) {
   ALIBI_CHECK(training_, "backward() needs a model planned with training = true");
   Backend& be = *backend_;
   Activations& a = acts_;
-  auto P = [this](size_t off) { return param(off); };
-  auto G = [this](size_t off) { return off == kAbsent ? nullptr : grads.data.data() + off; };
+  auto P = [this](const Slot& s) { return param(s); };
+  auto G = [this](const Slot& s) { return grad(s); };
   const ModelConfig& c = cfg;
   const int B = B_, T = T_;
   const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
@@ -474,17 +487,20 @@ void Model::backward(float loss_scale) {
   const float p_res = train_ ? c.dropout_resid : 0.0f;
   AttnDropout adrop{train_ ? c.dropout_attn : 0.0f, 0};
   const ScoreBias bias = pos_->score_bias(params);
-  float* dbias = pos_->score_bias_grad(grads);
+  const Tensor dbias = pos_->score_bias_grad(grads);
   const AttnShape as = full_shape(c, B, T);
+  auto heads = [&](float* p) { return Tensor(p, {B, NH, T, HS}); };  // (B,NH,T,HS)
 
   host_rows_ = 0;  // the logits become their gradient
   be.crossentropy_backward(a.logits, a.ce_lse, a.targets, N, V, loss_scale);
   finite(a.logits, N * V, -1, "the cross-entropy's backward");
-  be.linear_backward(a.dln, G(head_), nullptr, a.logits, a.lnf, P(head_), N, C, V);
+  be.run(LinearBackward{mat(a.dln, N, C), G(head_), {}, mat(a.logits, N, V), mat(a.lnf, N, C),
+                        P(head_)});
   finite(a.dln, N * C, -1, "the output head's backward");
   be.fill(a.dres, 0.0f, N * C);
-  be.layernorm_backward(a.dres, G(lnf_w_), G(lnf_b_), a.dln, a.x_final, P(lnf_w_), a.lnf_mean,
-                        a.lnf_rstd, N, C);
+  be.run(LayerNormBackward{mat(a.dres, N, C), G(lnf_w_), G(lnf_b_), mat(a.dln, N, C),
+                           mat(a.x_final, N, C), P(lnf_w_), vec(a.lnf_mean, N),
+                           vec(a.lnf_rstd, N)});
   finite(a.dres, N * C, -1, "the final LayerNorm's backward");
 
   for (int l = c.layers - 1; l >= 0; --l) {
@@ -492,34 +508,40 @@ void Model::backward(float loss_scale) {
     const LayerSlots& o = slots_[l];
     // MLP branch: x_out = x_mid + drop(gelu(ln2 Wfc^T + bfc) Wproj^T + bproj)
     be.residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 2));
-    be.linear_backward(a.dF, G(o.mlp_w), G(o.mlp_b), a.branch, s.fcg, P(o.mlp_w), N, F, C);
+    be.run(LinearBackward{mat(a.dF, N, F), G(o.mlp_w), G(o.mlp_b), mat(a.branch, N, C),
+                          mat(s.fcg, N, F), P(o.mlp_w)});
     finite(a.dF, N * F, l, "the MLP's output linear backward");
     be.gelu_backward(a.dF, s.fch, a.dF, N * F, c.gelu);
     finite(a.dF, N * F, l, "GELU's backward");
-    be.linear_backward(a.dln, G(o.fc_w), G(o.fc_b), a.dF, s.ln2, P(o.fc_w), N, C, F);
+    be.run(LinearBackward{mat(a.dln, N, C), G(o.fc_w), G(o.fc_b), mat(a.dF, N, F),
+                          mat(s.ln2, N, C), P(o.fc_w)});
     finite(a.dln, N * C, l, "the MLP's fc linear backward");
-    be.layernorm_backward(a.dres, G(o.ln2_w), G(o.ln2_b), a.dln, s.x_mid, P(o.ln2_w),
-                          s.ln2_mean, s.ln2_rstd, N, C);
+    be.run(LayerNormBackward{mat(a.dres, N, C), G(o.ln2_w), G(o.ln2_b), mat(a.dln, N, C),
+                             mat(s.x_mid, N, C), P(o.ln2_w), vec(s.ln2_mean, N),
+                             vec(s.ln2_rstd, N)});
     finite(a.dres, N * C, l, "ln2's backward");
     // attention branch: x_mid = x_in + drop(attention(ln1) Wproj^T + bproj)
     be.residual_backward(a.branch, a.dres, N, C, p_res, hash64(dropout_seed_, uint64_t(l), 1));
-    be.linear_backward(a.datty, G(o.proj_w), G(o.proj_b), a.branch, s.atty, P(o.proj_w), N, C,
-                       C);
+    be.run(LinearBackward{mat(a.datty, N, C), G(o.proj_w), G(o.proj_b), mat(a.branch, N, C),
+                          mat(s.atty, N, C), P(o.proj_w)});
     finite(a.datty, N * C, l, "the attention's output linear backward");
     be.merge_heads_backward(a.datt, a.datty, B, T, NH, HS);
     adrop.seed = hash64(dropout_seed_, uint64_t(l), 0);
-    be.attention_backward(as, s.q, s.k, s.v, s.att, s.lse, a.datt, bias, adrop, a.dq, a.dk,
-                          a.dv, dbias, a.attn_ws);
+    be.run(AttentionBackward{as, heads(s.q), heads(s.k), heads(s.v), heads(s.att),
+                             {s.lse, {B, NH, T}}, heads(a.datt), bias, adrop, heads(a.dq),
+                             heads(a.dk), heads(a.dv), dbias, a.attn_ws});
     finite(a.dq, N * C, l, "attention's backward (dq)");
     finite(a.dk, N * C, l, "attention's backward (dk)");
     finite(a.dv, N * C, l, "attention's backward (dv)");
     pos_->qk_backward(a.dq, a.dk, B, int(NH), T, HS, 0);
     be.split_heads_backward(a.qkv, a.dq, a.dk, a.dv, B, T, NH, HS);
     finite(a.qkv, N * 3 * C, l, "the position method's backward");
-    be.linear_backward(a.dln, G(o.qkv_w), G(o.qkv_b), a.qkv, s.ln1, P(o.qkv_w), N, C, 3 * C);
+    be.run(LinearBackward{mat(a.dln, N, C), G(o.qkv_w), G(o.qkv_b), mat(a.qkv, N, 3 * C),
+                          mat(s.ln1, N, C), P(o.qkv_w)});
     finite(a.dln, N * C, l, "the qkv linear backward");
-    be.layernorm_backward(a.dres, G(o.ln1_w), G(o.ln1_b), a.dln, s.x_in, P(o.ln1_w),
-                          s.ln1_mean, s.ln1_rstd, N, C);
+    be.run(LayerNormBackward{mat(a.dres, N, C), G(o.ln1_w), G(o.ln1_b), mat(a.dln, N, C),
+                             mat(s.x_in, N, C), P(o.ln1_w), vec(s.ln1_mean, N),
+                             vec(s.ln1_rstd, N)});
     finite(a.dres, N * C, l, "ln1's backward");
   }
   pos_->score_bias_backward(params, grads);
@@ -527,11 +549,12 @@ void Model::backward(float loss_scale) {
   const float* demb = a.dres;
   if (c.embed_ln) {
     be.fill(a.dln, 0.0f, N * C);
-    be.layernorm_backward(a.dln, G(emb_ln_w_), G(emb_ln_b_), a.dres, a.emb, P(emb_ln_w_),
-                          a.emb_mean, a.emb_rstd, N, C);
+    be.run(LayerNormBackward{mat(a.dln, N, C), G(emb_ln_w_), G(emb_ln_b_), mat(a.dres, N, C),
+                             mat(a.emb, N, C), P(emb_ln_w_), vec(a.emb_mean, N),
+                             vec(a.emb_rstd, N)});
     demb = a.dln;
   }
-  be.embedding_backward(G(wte_), demb, a.tokens, N, C, V, embed_scale(c));
+  be.embedding_backward(G(wte_).data, demb, a.tokens, N, C, V, embed_scale(c));
   if (check_finite_) check_finite(grads, "the gradient");
 }
 

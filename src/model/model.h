@@ -118,7 +118,7 @@ struct Model {
   void check_finite(const ParamSet& set, const char* what) const;
   // The type the weight matrices are multiplied in: fp32, or a bound file's bf16/f16 (the type
   // of wte when the file mixes types).
-  WeightType weight_type() const { return wte_w_.type; }
+  WeightType weight_type() const { return wte_w_.data.type; }
 
  private:
   Model(const ModelConfig& cfg, int B, int T, bool training, std::shared_ptr<Backend> backend,
@@ -131,23 +131,30 @@ struct Model {
   void blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed);
   const float* logits_to_host(int64_t rows) const;
 
-  // Offsets (floats) of each layer's parameters in params and grads, resolved once so that the
-  // step loop does no name lookups.
+  // A parameter tensor resolved once, so that the step loop does no name lookups: its offset
+  // (floats) in params and grads and its shape; a tensor the config lacks (a bias, emb_ln) has
+  // offset SIZE_MAX, and its views have no data.
+  struct Slot {
+    size_t off = SIZE_MAX;
+    Shape shape;
+  };
   struct LayerSlots {
-    size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
+    Slot ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
   };
   std::vector<LayerSlots> slots_;
-  // wte, the output head (wte when tied), the embedding LayerNorm, the final LayerNorm; a tensor
-  // the config lacks (a bias, emb_ln) has offset SIZE_MAX and param() gives null for it.
-  size_t wte_ = 0, head_ = 0, emb_ln_w_ = 0, emb_ln_b_ = 0, lnf_w_ = 0, lnf_b_ = 0;
-  float* param(size_t off) { return off == SIZE_MAX ? nullptr : params.data.data() + off; }
+  // wte, the output head (wte when tied), the embedding LayerNorm, the final LayerNorm.
+  Slot wte_, head_, emb_ln_w_, emb_ln_b_, lnf_w_, lnf_b_;
+  Tensor param(const Slot& s) { return {s.off == SIZE_MAX ? nullptr : params.data.data() + s.off,
+                                        s.shape}; }
+  Tensor grad(const Slot& s) { return {s.off == SIZE_MAX ? nullptr : grads.data.data() + s.off,
+                                       s.shape}; }
   // The weight matrices the forward multiplies by: views of params, or of a bound file's tensors
   // (its mapping, kept by file_, or their copies in stored_).
   struct LayerMatrices {
-    WeightView qkv, proj, fc, mlp;
+    WTensor qkv, proj, fc, mlp;
   };
   std::vector<LayerMatrices> mats_;
-  WeightView wte_w_, head_w_;
+  WTensor wte_w_, head_w_;
   Safetensors file_;
   DeviceArray<std::byte> stored_;
   std::unique_ptr<PositionMethod> pos_;  // bound to this model's layout and backend

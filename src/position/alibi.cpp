@@ -73,10 +73,10 @@ class Alibi final : public PositionMethod {
     }
     return ScoreBias::alibi(slopes_.data());
   }
-  float* score_bias_grad(ParamSet&) const override {
-    if (!trainable_) return nullptr;
+  Tensor score_bias_grad(ParamSet&) const override {
+    if (!trainable_) return {};
     be().fill(dslopes_.data(), 0.0f, int64_t(m0_.size()));
-    return dslopes_.data();
+    return vec(dslopes_.data(), int64_t(m0_.size()));
   }
   // d theta_h += dm_h * 2 m0_h sigmoid'(theta_h)
   void score_bias_backward(const ParamSet& p, ParamSet& g) const override {

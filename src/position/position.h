@@ -55,12 +55,12 @@ class PositionMethod {
                           int /*HS*/, int64_t /*pos0*/) const {}
   virtual void qk_backward(float* /*dq*/, float* /*dk*/, int /*B*/, int /*NH*/, int /*T*/,
                            int /*HS*/, int64_t /*pos0*/) const {}
-  // The bias the attention adds to the scores, and where the gradient of its table goes
-  // (null: nothing to learn).
+  // The bias the attention adds to the scores, and where the gradient of its table goes, with
+  // the table's shape (no data: nothing to learn).
   virtual ScoreBias score_bias(const ParamSet& /*params*/) const { return {}; }
   // score_bias_grad is asked once per backward, before the layers; score_bias_backward runs
   // after them (alibi: from the slopes' gradient to that of their parameters).
-  virtual float* score_bias_grad(ParamSet& /*grads*/) const { return nullptr; }
+  virtual Tensor score_bias_grad(ParamSet& /*grads*/) const { return {}; }
   virtual void score_bias_backward(const ParamSet& /*params*/, ParamSet& /*grads*/) const {}
 
  protected:

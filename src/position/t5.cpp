@@ -53,6 +53,7 @@ class T5 final : public PositionMethod {
   void bind(const ModelConfig& c, const ParamLayout& l, std::shared_ptr<Backend> be) override {
     num_buckets_ = c.t5_buckets;
     max_distance_ = c.t5_max_distance;
+    heads_ = c.heads;
     table_ = l.at("t5_bias").offset;
     const std::vector<int32_t> b =
         t5_bucket_table(c.causal ? num_buckets_ : num_buckets_ / 2, max_distance_);
@@ -63,10 +64,12 @@ class T5 final : public PositionMethod {
   ScoreBias score_bias(const ParamSet& p) const override {
     return ScoreBias::t5(p.data.data() + table_, buckets_.data(), num_buckets_, max_distance_);
   }
-  float* score_bias_grad(ParamSet& g) const override { return g.data.data() + table_; }
+  Tensor score_bias_grad(ParamSet& g) const override {
+    return mat(g.data.data() + table_, num_buckets_, heads_);
+  }
 
  private:
-  int num_buckets_ = 0, max_distance_ = 0;
+  int num_buckets_ = 0, max_distance_ = 0, heads_ = 0;
   size_t table_ = 0;                // offset of t5_bias (num_buckets, NH)
   DeviceArray<int32_t> buckets_;    // (max_distance) bucket of each distance below it
 };

@@ -47,23 +47,6 @@ class CpuBackend final : public Backend {
             int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) override {
     cpu::gemm(p_, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
-  void linear_forward(float* out, const float* inp, WeightView W, const float* b, int64_t N,
-                      int64_t IC, int64_t OC) override {
-    cpu::linear_forward(p_, out, inp, W, b, N, IC, OC);
-  }
-  void linear_backward(float* dinp, float* dW, float* db, const float* dout, const float* inp,
-                       const float* W, int64_t N, int64_t IC, int64_t OC) override {
-    cpu::linear_backward(p_, dinp, dW, db, dout, inp, W, N, IC, OC);
-  }
-  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                         const float* b, int64_t N, int64_t C, float eps) override {
-    cpu::layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps);
-  }
-  void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                          const float* w, const float* mean, const float* rstd, int64_t N,
-                          int64_t C) override {
-    cpu::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
-  }
   void gelu_forward(float* out, const float* inp, int64_t n, Gelu g) override {
     cpu::gelu_forward(out, inp, n, g);
   }
@@ -147,19 +130,23 @@ class CpuBackend final : public Backend {
     const int threads = omp_get_max_threads();
     return AttnWorkspace{nullptr, cpu::attention_workspace_floats(sp, threads), threads};
   }
-  void attention_forward(const AttnShape& s, const float* q, const float* k, const float* v,
-                         const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
-                         const AttnWorkspace& ws) override {
-    cpu::attention_forward(with_precision(s), q, k, v, bias, drop, out, lse, ws);
+
+ protected:  // Backend::run checks the shapes, then these compute
+  void compute(const LinearForward& a) override { cpu::linear_forward(p_, a); }
+  void compute(const LinearBackward& a) override { cpu::linear_backward(p_, a); }
+  void compute(const LayerNormForward& a) override { cpu::layernorm_forward(a); }
+  void compute(const LayerNormBackward& a) override { cpu::layernorm_backward(a); }
+  void compute(const AttentionForward& a) override {
+    cpu::attention_forward(with_precision(a.s), a.q.data, a.k.data, a.v.data, a.bias, a.drop,
+                           a.out.data, a.lse.data, a.ws);
   }
-  void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
-                          const float* out, const float* lse, const float* dout,
-                          const ScoreBias& bias, const AttnDropout& drop, float* dq, float* dk,
-                          float* dv, float* dbias_table, const AttnWorkspace& ws) override {
-    cpu::attention_backward(with_precision(s), q, k, v, out, lse, dout, bias, drop, dq, dk, dv,
-                            dbias_table, ws);
+  void compute(const AttentionBackward& a) override {
+    cpu::attention_backward(with_precision(a.s), a.q.data, a.k.data, a.v.data, a.out.data,
+                            a.lse.data, a.dout.data, a.bias, a.drop, a.dq.data, a.dk.data,
+                            a.dv.data, a.dbias.data, a.ws);
   }
 
+ public:
   void kv_append(float* cache, int64_t rows, int64_t row0, const float* x, int NH, int T,
                  int HS) override {
     cpu::kv_append(cache, rows, row0, x, NH, T, HS);

@@ -65,25 +65,29 @@ void add_bias(float* out, const float* b, int64_t N, int64_t OC) {
   }
 }
 
-void linear_forward(MatmulPrecision p, float* out, const float* inp, WeightView W,
-                    const float* b, int64_t N, int64_t IC, int64_t OC) {
-  if (W.type != WeightType::fp32) {
-    linear_forward_half(p, out, inp, W, b, N, IC, OC);
+void linear_forward(MatmulPrecision p, const LinearForward& a) {
+  const int64_t N = a.inp[0], IC = a.inp[1], OC = a.W[0];
+  if (a.W.data.type != WeightType::fp32) {
+    linear_forward_half(p, a.out.data, a.inp.data, a.W.data, a.b.data, N, IC, OC);
     return;
   }
-  gemm(p, false, true, N, OC, IC, 1.0f, inp, IC, W.f32(), IC, 0.0f, out, OC);
-  if (b) add_bias(out, b, N, OC);
+  gemm(p, false, true, N, OC, IC, 1.0f, a.inp.data, IC, a.W.data.f32(), IC, 0.0f, a.out.data, OC);
+  if (a.b.data) add_bias(a.out.data, a.b.data, N, OC);
 }
 
-void linear_backward(MatmulPrecision p, float* dinp, float* dW, float* db, const float* dout,
-                     const float* inp, const float* W, int64_t N, int64_t IC, int64_t OC) {
-  if (dinp) gemm(p, false, false, N, IC, OC, 1.0f, dout, OC, W, IC, 0.0f, dinp, IC);
-  gemm(p, true, false, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dW, IC);
-  if (db) colsum_add(db, dout, N, OC);
+void linear_backward(MatmulPrecision p, const LinearBackward& a) {
+  const int64_t N = a.inp[0], IC = a.inp[1], OC = a.W[0];
+  if (a.dinp.data)
+    gemm(p, false, false, N, IC, OC, 1.0f, a.dout.data, OC, a.W.data, IC, 0.0f, a.dinp.data, IC);
+  gemm(p, true, false, OC, IC, N, 1.0f, a.dout.data, OC, a.inp.data, IC, 1.0f, a.dW.data, IC);
+  if (a.db.data) colsum_add(a.db.data, a.dout.data, N, OC);
 }
 
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                       const float* b, int64_t N, int64_t C, float eps) {
+void layernorm_forward(const LayerNormForward& a) {
+  const int64_t N = a.inp[0], C = a.inp[1];
+  float *out = a.out.data, *mean = a.mean.data, *rstd = a.rstd.data;
+  const float *inp = a.inp.data, *w = a.w.data, *b = a.b.data;
+  const float eps = a.eps;
 #pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const float* x = inp + n * C;
@@ -108,9 +112,11 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
   }
 }
 
-void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                        const float* w, const float* mean, const float* rstd, int64_t N,
-                        int64_t C) {
+void layernorm_backward(const LayerNormBackward& a) {
+  const int64_t N = a.inp[0], C = a.inp[1];
+  float *dinp = a.dinp.data, *dw = a.dw.data, *db = a.db.data;
+  const float *dout = a.dout.data, *inp = a.inp.data, *w = a.w.data, *mean = a.mean.data,
+              *rstd = a.rstd.data;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     const float* x = inp + n * C;

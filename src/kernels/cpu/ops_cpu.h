@@ -21,18 +21,14 @@ void linear_bf16(float* out, const float* inp, const uint16_t* W, int64_t N, int
                  int64_t OC);
 
 // ---- ops_cpu.cpp: dense layers -----------------------------------------------------------------
-// W fp32, or bf16/f16 (weights_cpu.cpp).
-void linear_forward(MatmulPrecision p, float* out, const float* inp, WeightView W,
-                    const float* b, int64_t N, int64_t IC, int64_t OC);
-void linear_backward(MatmulPrecision p, float* dinp, float* dW, float* db, const float* dout,
-                     const float* inp, const float* W, int64_t N, int64_t IC, int64_t OC);
+// The ops of kernels/layer_ops.h (their shapes checked by Backend::run). W fp32, or bf16/f16
+// (weights_cpu.cpp).
+void linear_forward(MatmulPrecision p, const LinearForward& a);
+void linear_backward(MatmulPrecision p, const LinearBackward& a);
 // out (N,OC) += b (OC) on every row.
 void add_bias(float* out, const float* b, int64_t N, int64_t OC);
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                       const float* b, int64_t N, int64_t C, float eps);
-void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                        const float* w, const float* mean, const float* rstd, int64_t N,
-                        int64_t C);
+void layernorm_forward(const LayerNormForward& a);
+void layernorm_backward(const LayerNormBackward& a);
 void gelu_forward(float* out, const float* inp, int64_t n, Gelu g);
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, Gelu g);
 void embedding_forward(float* x, const int32_t* tokens, WeightView wte, int64_t N, int64_t C,

@@ -127,38 +127,6 @@ class CudaBackend final : public Backend {
     product(transA, transB, M, N, K, alpha, a16, CUDA_R_16BF, a_cols, b16, CUDA_R_16BF, b_cols,
             beta, C, ldc);
   }
-  void linear_forward(float* out, const float* inp, WeightView W, const float* b, int64_t N,
-                      int64_t IC, int64_t OC) override {
-    if (W.type == WeightType::fp32) {
-      gemm(false, true, N, OC, IC, 1.0f, inp, IC, W.f32(), IC, 0.0f, out, OC);
-    } else if (p_ == MatmulPrecision::bf16 && W.type == WeightType::bf16) {
-      // The stored bf16 matrix as it is; only the activations are rounded.
-      uint16_t* a16 = static_cast<uint16_t*>(a16_.get(size_t(N * IC) * 2));
-      cuda::to_bf16(st_, a16, inp, N * IC);
-      product(false, true, N, OC, IC, 1.0f, a16, CUDA_R_16BF, IC, W.half(), CUDA_R_16BF, IC,
-              0.0f, out, OC);
-    } else {  // widened to fp32 exactly, then the product in this backend's precision
-      float* wide = static_cast<float*>(wide_.get(size_t(OC * IC) * 4));
-      cuda::widen(st_, wide, W.half(), W.type, OC * IC);
-      gemm(false, true, N, OC, IC, 1.0f, inp, IC, wide, IC, 0.0f, out, OC);
-    }
-    if (b) cuda::add_bias(st_, out, b, N, OC);
-  }
-  void linear_backward(float* dinp, float* dW, float* db, const float* dout, const float* inp,
-                       const float* W, int64_t N, int64_t IC, int64_t OC) override {
-    if (dinp) gemm(false, false, N, IC, OC, 1.0f, dout, OC, W, IC, 0.0f, dinp, IC);
-    gemm(true, false, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dW, IC);
-    if (db) cuda::colsum_add(st_, db, dout, N, OC);
-  }
-  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
-                         const float* b, int64_t N, int64_t C, float eps) override {
-    cuda::layernorm_forward(st_, out, mean, rstd, inp, w, b, N, C, eps);
-  }
-  void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                          const float* w, const float* mean, const float* rstd, int64_t N,
-                          int64_t C) override {
-    cuda::layernorm_backward(st_, dinp, dw, db, dout, inp, w, mean, rstd, N, C);
-  }
   void gelu_forward(float* out, const float* inp, int64_t n, Gelu g) override {
     cuda::gelu_forward(st_, out, inp, n, g);
   }
@@ -242,21 +210,54 @@ class CudaBackend final : public Backend {
   AttnWorkspace plan_attention(const AttnShape& s) const override {
     return AttnWorkspace{nullptr, attention_workspace_floats(s), 1};
   }
-  void attention_forward(const AttnShape& s, const float* q, const float* k, const float* v,
-                         const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
-                         const AttnWorkspace&) override {
-    cuda::attention_forward(st_, with_precision(s), q, k, v, bias, drop, out, lse);
+  // ---- kernels/layer_ops.h: Backend::run checks the shapes, then these compute --------------
+ protected:
+  void compute(const LinearForward& a) override {
+    const int64_t N = a.inp[0], IC = a.inp[1], OC = a.W[0];
+    const WeightView W = a.W.data;
+    if (W.type == WeightType::fp32) {
+      gemm(false, true, N, OC, IC, 1.0f, a.inp.data, IC, W.f32(), IC, 0.0f, a.out.data, OC);
+    } else if (p_ == MatmulPrecision::bf16 && W.type == WeightType::bf16) {
+      // The stored bf16 matrix as it is; only the activations are rounded.
+      uint16_t* a16 = static_cast<uint16_t*>(a16_.get(size_t(N * IC) * 2));
+      cuda::to_bf16(st_, a16, a.inp.data, N * IC);
+      product(false, true, N, OC, IC, 1.0f, a16, CUDA_R_16BF, IC, W.half(), CUDA_R_16BF, IC,
+              0.0f, a.out.data, OC);
+    } else {  // widened to fp32 exactly, then the product in this backend's precision
+      float* wide = static_cast<float*>(wide_.get(size_t(OC * IC) * 4));
+      cuda::widen(st_, wide, W.half(), W.type, OC * IC);
+      gemm(false, true, N, OC, IC, 1.0f, a.inp.data, IC, wide, IC, 0.0f, a.out.data, OC);
+    }
+    if (a.b.data) cuda::add_bias(st_, a.out.data, a.b.data, N, OC);
   }
-  void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
-                          const float* out, const float* lse, const float* dout,
-                          const ScoreBias& bias, const AttnDropout& drop, float* dq, float* dk,
-                          float* dv, float* dbias_table, const AttnWorkspace& ws) override {
-    ALIBI_CHECK(ws.floats >= attention_workspace_floats(s), "cuda attention: workspace of ",
-                ws.floats, " floats for a shape that needs ", attention_workspace_floats(s));
-    cuda::attention_backward(st_, with_precision(s), q, k, v, out, lse, dout, bias, drop, dq, dk,
-                             dv, dbias_table, ws.data);
+  void compute(const LinearBackward& a) override {
+    const int64_t N = a.inp[0], IC = a.inp[1], OC = a.W[0];
+    if (a.dinp.data)
+      gemm(false, false, N, IC, OC, 1.0f, a.dout.data, OC, a.W.data, IC, 0.0f, a.dinp.data, IC);
+    gemm(true, false, OC, IC, N, 1.0f, a.dout.data, OC, a.inp.data, IC, 1.0f, a.dW.data, IC);
+    if (a.db.data) cuda::colsum_add(st_, a.db.data, a.dout.data, N, OC);
+  }
+  void compute(const LayerNormForward& a) override {
+    cuda::layernorm_forward(st_, a.out.data, a.mean.data, a.rstd.data, a.inp.data, a.w.data,
+                            a.b.data, a.inp[0], a.inp[1], a.eps);
+  }
+  void compute(const LayerNormBackward& a) override {
+    cuda::layernorm_backward(st_, a.dinp.data, a.dw.data, a.db.data, a.dout.data, a.inp.data,
+                             a.w.data, a.mean.data, a.rstd.data, a.inp[0], a.inp[1]);
+  }
+  void compute(const AttentionForward& a) override {
+    cuda::attention_forward(st_, with_precision(a.s), a.q.data, a.k.data, a.v.data, a.bias,
+                            a.drop, a.out.data, a.lse.data);
+  }
+  void compute(const AttentionBackward& a) override {
+    ALIBI_CHECK(a.ws.floats >= attention_workspace_floats(a.s), "cuda attention: workspace of ",
+                a.ws.floats, " floats for a shape that needs ", attention_workspace_floats(a.s));
+    cuda::attention_backward(st_, with_precision(a.s), a.q.data, a.k.data, a.v.data, a.out.data,
+                             a.lse.data, a.dout.data, a.bias, a.drop, a.dq.data, a.dk.data,
+                             a.dv.data, a.dbias.data, a.ws.data);
   }
 
+ public:
   // ---- KV cache -------------------------------------------------------------------------------
   void kv_append(float* cache, int64_t rows, int64_t row0, const float* x, int NH, int T,
                  int HS) override {
