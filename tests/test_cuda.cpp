@@ -86,7 +86,7 @@ std::vector<double> losses(const std::string& run) {
 TEST(CudaTraining, FiftyStepsFollowTheCpuLossCurve) {
   CUDA_BACKEND_OR_SKIP(gpu);
   test::TempDir dir("cuda_train");
-  test::prepare_shakespeare(dir);
+  test::prepare_bundled(dir);
   const std::string flags = " --layers 2 --d-model 32 --heads 4 --ffn 64 --seq-len 32 --batch 4"
                             " --warmup 5 --lr 3e-3 --steps 50 --log-every 1 --eval-every 0"
                             " --seed 5 --pos alibi --dropout 0 --data " + (dir / "data");

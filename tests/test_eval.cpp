@@ -67,9 +67,9 @@ std::vector<float> random_params(const ModelConfig& c, uint64_t seed) {
   return w;
 }
 
-// The first `bytes` of tiny Shakespeare from `offset`, cut at line ends.
-std::string shakespeare(size_t offset, size_t bytes) {
-  const std::string s = test::read_text(test::shakespeare_path());
+// The first `bytes` of the bundled corpus from `offset`, cut at line ends.
+std::string corpus_part(size_t offset, size_t bytes) {
+  const std::string s = test::bundled_text();
   const size_t a = s.find('\n', offset) + 1;
   return s.substr(a, s.rfind('\n', a + bytes) + 1 - a);
 }
@@ -131,9 +131,9 @@ class EvalTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir("eval");
     fs::create_directories(*dir_ / "text");
-    test::write_text(*dir_ / "text/train.txt", shakespeare(0, 60000));
-    test::write_text(*dir_ / "text/valid.txt", shakespeare(100000, 3000));
-    test::write_text(*dir_ / "text/test.txt", shakespeare(200000, 3000));
+    test::write_text(*dir_ / "text/train.txt", corpus_part(0, 60000));
+    test::write_text(*dir_ / "text/valid.txt", corpus_part(100000, 3000));
+    test::write_text(*dir_ / "text/test.txt", corpus_part(200000, 3000));
     PrepareOptions po;
     po.input = *dir_ / "text";
     po.out = *dir_ / "data";

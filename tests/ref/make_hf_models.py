@@ -24,6 +24,7 @@ The reference here uses it too (honour_alibi_bias_max), so mpt-untied-max16 is t
 config describes; every released MPT has 8, where the two agree.
 """
 import json
+import lzma
 import os
 
 import torch
@@ -35,7 +36,7 @@ from transformers.models.mpt.modeling_mpt import MptModel
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 OUT = os.path.join(REPO, "tests", "golden", "hf")
-SHAKESPEARE = os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")
+SHAKESPEARE = os.path.join(REPO, "tests", "data", "tinyshakespeare.txt.xz")
 VOCAB, ROWS_V, T, PROMPT, NEW = 300, 320, 512, 16, 32
 ROWS = sorted({0, 1, 2, 7, 31, 63, 64, 100, 200, 255, 256, 300, 400, 480, 510, 511})
 
@@ -93,7 +94,8 @@ def record(model, folder, text, ids, dtype=None):
 def main():
     torch.manual_seed(0)
     honour_alibi_bias_max()
-    text_all = open(SHAKESPEARE, encoding="utf-8").read()
+    with lzma.open(SHAKESPEARE, "rt", encoding="utf-8") as f:
+        text_all = f.read()
     tok = make_tokenizer(text_all)
     text = text_all[300_000:306_000]
     ids = tok.encode(text).ids[:T]
