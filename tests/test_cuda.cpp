@@ -17,6 +17,7 @@
 #include "kernels/backend.h"
 #include "model/model.h"
 #include "model_util.h"
+#include "positions.h"
 
 namespace alibi {
 namespace {
@@ -67,10 +68,8 @@ TEST_P(CudaModel, CachedDecodingEqualsTheFullForwardAndTheCpu) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllMethods, CudaModel,
-                         ::testing::Values(PosKind::none, PosKind::alibi, PosKind::sinusoidal,
-                                           PosKind::learned, PosKind::rotary, PosKind::t5),
-                         [](const auto& info) { return std::string(pos_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(AllMethods, CudaModel, ::testing::ValuesIn(all_positions()),
+                         test::pos_param_name);
 
 // The training loss of each of 50 steps, from log.jsonl.
 std::vector<double> losses(const std::string& run) {
