@@ -153,6 +153,9 @@ def main():
         print(json.dumps(hf_decode(hf_dir, args.hf_decode, args.threads)))
         return
 
+    if not os.path.exists(TEXT):  # before the minutes that making the model takes
+        sys.exit(f"bench/hf_bench.py: {TEXT} is missing: the benchmark reads WikiText-2 from the "
+                 "shared corpora beside the clone")
     os.makedirs(args.work, exist_ok=True)
     if not os.path.exists(os.path.join(hf_dir, "config.json")):
         make_model(hf_dir)

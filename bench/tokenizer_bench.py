@@ -17,6 +17,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 
 os.environ["RAYON_NUM_THREADS"] = "1"  # encode_batch on one thread too: a like-for-like baseline
@@ -41,6 +42,10 @@ def main():
     a = p.parse_args()
     corpora = [os.path.join(SHARED, "gutenberg", "doyle-adventures_of_sherlock_holmes.txt"),
                os.path.join(SHARED, "wikitext-2", "train.txt")]
+    for corpus in corpora:
+        if not os.path.exists(corpus):
+            sys.exit(f"bench/tokenizer_bench.py: {corpus} is missing: the benchmark reads the "
+                     "shared corpora beside the clone")
     print("| tokenizer | corpus | MB | tokens | alibi 1 thread MB/s | tokenizers encode MB/s | ratio "
           "| tokenizers encode_batch (lines) MB/s | ratio | alibi 2 threads MB/s | 2 vs 1 thread |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -13,10 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-out/slopes}
 ALIBI=${ALIBI:-build/alibi}
-SHARED=${SHARED:-../shared/data}
+source scripts/shared_data.sh
 THREADS=${THREADS:-1}
 mkdir -p "$WORK"
 DATA=${DATA:-$WORK/wt2-bpe8192}
+[ -d "$DATA" ] || require_shared wikitext-2
 [ -d "$DATA" ] || $ALIBI prepare --input "$SHARED/wikitext-2" --out "$DATA" --tokenizer bpe \
   --vocab 8192
 MODEL="--layers 2 --d-model 128 --heads 8 --ffn 512 --seed 1337 --seq-len 64 --batch 32"

@@ -21,11 +21,14 @@ WORK=${1:-out/study}
 JOBS=${JOBS:-2}
 THREADS=${THREADS:-1}
 ALIBI=${ALIBI:-build/alibi}  # a copy keeps a long study safe from rebuilds of build/
-SHARED=${SHARED:-../shared/data}
+source scripts/shared_data.sh
 mkdir -p "$WORK"
 t0=$(date +%s)
 RECORD=${RECORD:-}
 [ -z "$RECORD" ] || python3 scripts/study_record.py restore "$RECORD" "$WORK"
+# Both corpora are checked now, not hours later when the second part starts.
+[ -d "$WORK/wt2-bpe8192" ] || require_shared wikitext-2
+[ -d "$WORK/gutenberg-bytes" ] || require_shared gutenberg
 save() { [ -z "$RECORD" ] || python3 scripts/study_record.py save "$WORK" "$RECORD"; }
 
 # Same model for every run: 2 layers, d_model 128, 8 heads, ffn 512, the default (fairseq)

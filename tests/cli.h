@@ -134,38 +134,35 @@ inline void expect_cli_error(const CliResult& r, const std::string& needle) {
   EXPECT_TRUE(line.ends_with("\n")) << r.err;
 }
 
-// Public-domain text from ../shared for tests that need a corpus.
-inline std::string shakespeare_path() {
-  return std::string(ALIBI_SOURCE_DIR) + "/../shared/data/tinyshakespeare.txt";
-}
-
-// The first 200 KB of tiny Shakespeare (enough for random windows and a validation split) as
-// DIR/corpus.txt, prepared as bytes into DIR/data.
-inline void prepare_shakespeare(const TempDir& dir) {
-  std::ifstream src(shakespeare_path(), std::ios::binary);
-  std::string text(200000, '\0');
-  src.read(text.data(), std::streamsize(text.size()));
-  text.resize(size_t(src.gcount()));
-  write_text(dir / "corpus.txt", text);
-  const CliResult r = run_cli(
-      "prepare --input " + dir / "corpus.txt" + " --out " + dir / "data" + " --tokenizer bytes",
-      dir / "prep.err");
-  ASSERT_EQ(r.code, 0) << r.err;
-}
-
-// The first `bytes` of the bundled corpus (data/default-corpus.txt.xz: Pride and Prejudice, in
-// the repository, so the suite needs nothing beside it), cut after a line.
-inline std::string bundled_text(size_t bytes) {
-  const std::string cmd =
-      "xz -dc " + std::string(ALIBI_SOURCE_DIR) + "/data/default-corpus.txt.xz | head -c " +
-      std::to_string(bytes);
+// The text of an xz file in the repository (REL, a path under its root), or its first `bytes`:
+// the suite reads only what the clone holds (xz-utils comes with scripts/setup.sh).
+inline std::string repo_xz_text(const std::string& rel, size_t bytes = std::string::npos) {
+  std::string cmd = "xz -dc " + std::string(ALIBI_SOURCE_DIR) + "/" + rel;
+  if (bytes != std::string::npos) cmd += " | head -c " + std::to_string(bytes);
   std::string text;
-  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  if (p) {
     char buf[65536];
     for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) text.append(buf, n);
-    ::pclose(p);
   }
-  EXPECT_GT(text.size(), bytes / 2) << "could not read " << cmd;
+  const int status = p ? ::pclose(p) : -1;
+  EXPECT_TRUE(status == 0 && !text.empty()) << "could not read " << cmd;
+  return text;
+}
+
+// The texts under tests/data (tests/data/README.md says where each comes from and why).
+inline std::string test_data_text(const std::string& name) {
+  return repo_xz_text("tests/data/" + name);
+}
+
+// The bundled corpus: Pride and Prejudice (data/README.md).
+inline const std::string kBundledCorpus = "data/default-corpus.txt.xz";
+
+inline std::string bundled_text() { return repo_xz_text(kBundledCorpus); }
+
+// The first `bytes` of the bundled corpus, cut after a line.
+inline std::string bundled_text(size_t bytes) {
+  std::string text = repo_xz_text(kBundledCorpus, bytes);
   text.resize(text.rfind('\n') + 1);
   return text;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "position/pos_kind.h"
 
 namespace alibi {
 namespace {
@@ -35,8 +36,10 @@ TEST(BenchCli, PrintsOneRowPerMethodAndLengthWithRatiosToNone) {
   std::stringstream ss(r.out);
   for (std::string line; std::getline(ss, line);)
     if (line.rfind("| ", 0) == 0 && line.find("| method") != 0) rows.push_back(cells_of(line));
-  const std::vector<std::string> methods = {"none",   "alibi", "sinusoidal",
-                                            "rotary", "t5",    "learned"};
+  // none first (the baseline of the ratios), then every other method in the registry's order.
+  std::vector<std::string> methods = {pos_name(PosKind::none)};
+  for (PosKind p : all_positions())
+    if (p != PosKind::none) methods.push_back(pos_name(p));
   ASSERT_EQ(rows.size(), 2 * methods.size()) << r.out;
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& c = rows[i];

@@ -4,7 +4,6 @@
 #include <omp.h>
 
 #include <cmath>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -245,14 +244,8 @@ TEST(Bf16Cli, DtypeIsCheckedAndStoredInTheCheckpoint) {
   EXPECT_NE(r.err.find("--dtype 'fp16'"), std::string::npos) << r.err;
   if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
 
-  std::ifstream src(test::shakespeare_path(), std::ios::binary);
-  std::string text(20000, '\0');
-  src.read(text.data(), std::streamsize(text.size()));
-  test::write_text(dir / "corpus.txt", text);
-  r = test::run_cli("prepare --input " + dir / "corpus.txt" + " --out " + dir / "data" +
-                        " --tokenizer bytes",
-                    dir / "b.err");
-  ASSERT_EQ(r.code, 0) << r.err;
+  constexpr size_t kCorpusBytes = 20000;  // a few 16-token windows in every split
+  test::prepare_bundled(dir, kCorpusBytes);
   r = test::run_cli("train --data " + dir / "data" + " --out " + dir / "run" +
                         " --layers 1 --d-model 32 --heads 2 --ffn 64 --seq-len 16 --batch 2"
                         " --steps 2 --eval-windows 2 --dtype bf16",

@@ -9,6 +9,7 @@
 #include "core/rng.h"
 #include "model/model.h"
 #include "model_util.h"
+#include "positions.h"
 
 namespace alibi {
 namespace {
@@ -51,10 +52,8 @@ TEST_P(CacheTest, CachedLogitsEqualFullForward) {
   EXPECT_EQ(kv.pos, T);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllMethods, CacheTest,
-                         ::testing::Values(PosKind::none, PosKind::alibi, PosKind::sinusoidal,
-                                           PosKind::learned, PosKind::rotary, PosKind::t5),
-                         [](const auto& info) { return std::string(pos_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(AllMethods, CacheTest, ::testing::ValuesIn(all_positions()),
+                         test::pos_param_name);
 
 // A sliding window of W keeps the last W tokens' keys and values: for a relative method each
 // decode step equals the last row of a full forward over exactly those W tokens, however far the
@@ -87,9 +86,7 @@ TEST_P(WindowTest, SlidingWindowEqualsFullForwardOverTheWindow) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RelativeMethods, WindowTest,
-                         ::testing::Values(PosKind::alibi, PosKind::rotary, PosKind::t5,
-                                           PosKind::none),
-                         [](const auto& info) { return std::string(pos_name(info.param)); });
+                         ::testing::ValuesIn(test::relative_positions()), test::pos_param_name);
 
 TEST(Cache, LearnedRefusesPastItsTable) {
   ModelConfig c = tiny(PosKind::learned);

@@ -77,7 +77,7 @@ TEST(CheckFinite, NamesTheBackwardOpAndTheGradientTensor) {
 // Through the CLI: an update that makes the weights huge is found at the op it overflows.
 TEST(CheckFinite, TrainStopsAtTheStepAndOp) {
   test::TempDir dir("check_finite");
-  test::prepare_shakespeare(dir);
+  test::prepare_bundled(dir);
   const auto r = test::run_cli(
       "--threads 1 train --data " + dir / "data" + " --out " + dir / "run" +
           " --layers 2 --d-model 32 --heads 4 --ffn 64 --seq-len 32 --batch 4 --steps 5"

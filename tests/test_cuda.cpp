@@ -17,6 +17,7 @@
 #include "kernels/backend.h"
 #include "model/model.h"
 #include "model_util.h"
+#include "positions.h"
 
 namespace alibi {
 namespace {
@@ -67,10 +68,8 @@ TEST_P(CudaModel, CachedDecodingEqualsTheFullForwardAndTheCpu) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllMethods, CudaModel,
-                         ::testing::Values(PosKind::none, PosKind::alibi, PosKind::sinusoidal,
-                                           PosKind::learned, PosKind::rotary, PosKind::t5),
-                         [](const auto& info) { return std::string(pos_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(AllMethods, CudaModel, ::testing::ValuesIn(all_positions()),
+                         test::pos_param_name);
 
 // The training loss of each of 50 steps, from log.jsonl.
 std::vector<double> losses(const std::string& run) {
@@ -86,7 +85,7 @@ std::vector<double> losses(const std::string& run) {
 TEST(CudaTraining, FiftyStepsFollowTheCpuLossCurve) {
   CUDA_BACKEND_OR_SKIP(gpu);
   test::TempDir dir("cuda_train");
-  test::prepare_shakespeare(dir);
+  test::prepare_bundled(dir);
   const std::string flags = " --layers 2 --d-model 32 --heads 4 --ffn 64 --seq-len 32 --batch 4"
                             " --warmup 5 --lr 3e-3 --steps 50 --log-every 1 --eval-every 0"
                             " --seed 5 --pos alibi --dropout 0 --data " + (dir / "data");

@@ -3,12 +3,11 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli.h"
 #include "data/dataset.h"
 #include "data/tokenizer.h"
 #include "usage_error.h"
@@ -16,22 +15,10 @@
 namespace fs = std::filesystem;
 using namespace alibi;
 using alibi::test::expect_usage_error;
+using alibi::test::read_text;
+using alibi::test::write_text;
 
 namespace {
-
-const std::string kShakespeare = ALIBI_SOURCE_DIR "/../shared/data/tinyshakespeare.txt";
-
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void write_text(const fs::path& p, std::string_view s) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f.write(s.data(), std::streamsize(s.size()));
-}
 
 // Text with the whitespace that tokenizers like to lose.
 const std::string kTricky =
@@ -49,13 +36,6 @@ class DataTest : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
-
-  // The first `bytes` of tiny Shakespeare, cut at a line end.
-  std::string shakespeare(size_t bytes) {
-    std::string s = read_text(kShakespeare);
-    if (s.size() > bytes) s.resize(s.rfind('\n', bytes) + 1);
-    return s;
-  }
 
   // No OUT and no OUT.tmp-* left next to it.
   void expect_nothing_at(const fs::path& out) {
@@ -101,8 +81,8 @@ TEST_F(DataTest, BytesRoundTrip) {
 }
 
 TEST_F(DataTest, BpeTrainRoundTrip) {
-  const fs::path corpus = dir_ / "shakespeare.txt";
-  write_text(corpus, shakespeare(200'000));
+  const fs::path corpus = dir_ / "corpus.txt";
+  write_text(corpus, test::bundled_text(200'000));
   Tokenizer t = Tokenizer::train_bpe(corpus.string(), 500, 2);
   EXPECT_EQ(t.kind(), TokenizerKind::bpe);
   EXPECT_EQ(t.vocab(), 500);
@@ -147,7 +127,7 @@ TEST_F(DataTest, BpeTrainRoundTrip) {
 }
 
 TEST_F(DataTest, PrepareSingleFile) {
-  const std::string text = shakespeare(200'000);
+  const std::string text = test::bundled_text(200'000);
   const fs::path corpus = dir_ / "corpus.txt", out = dir_ / "out";
   write_text(corpus, text);
   prepare(options(corpus, out));
@@ -186,12 +166,13 @@ TEST_F(DataTest, PrepareSingleFile) {
 }
 
 TEST_F(DataTest, PrepareBpeParallelMatchesSequential) {
-  // Full tiny Shakespeare: the train split is several parallel chunks.
-  const fs::path out = dir_ / "out";
-  prepare(options(kShakespeare, out, "bpe"));
+  // The whole bundled corpus: the train split is several parallel chunks.
+  const std::string text = test::bundled_text();
+  const fs::path corpus = dir_ / "corpus.txt", out = dir_ / "out";
+  write_text(corpus, text);
+  prepare(options(corpus, out, "bpe"));
   const Tokenizer tok = Tokenizer::load_dir(out.string());
   EXPECT_EQ(tok.vocab(), 500);
-  const std::string text = read_text(kShakespeare);
   size_t pos = 0;
   for (const char* name : {"train", "valid", "test"}) {
     TokenSplit s = load_split(out.string(), name);
@@ -205,7 +186,7 @@ TEST_F(DataTest, PrepareBpeParallelMatchesSequential) {
 }
 
 TEST_F(DataTest, PrepareFolder) {
-  const std::string text = shakespeare(120'000);
+  const std::string text = test::bundled_text(120'000);
   const fs::path in = dir_ / "in", out = dir_ / "out";
   fs::create_directories(in);
   const size_t a = text.rfind('\n', 80'000) + 1, b = text.rfind('\n', 100'000) + 1;
@@ -267,7 +248,7 @@ TEST_F(DataTest, PrepareBadInputLeavesNothing) {
   expect_nothing_at(out);
 
   const fs::path good = dir_ / "good.txt";
-  write_text(good, shakespeare(50'000));
+  write_text(good, test::bundled_text(50'000));
   expect_usage_error([&] { prepare(options(good, out, "wordpiece")); },
                      {"--tokenizer", "wordpiece"});
   auto o = options(good, out, "bpe");

@@ -65,7 +65,7 @@ class DiskFull : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir("diskfull");
-    test::prepare_shakespeare(*dir_);
+    test::prepare_bundled(*dir_);
     // stderr files an unprivileged child can create.
     fs::create_directories(dir_->path / "logs");
     fs::permissions(dir_->path / "logs", fs::perms::all);

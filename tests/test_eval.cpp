@@ -24,6 +24,7 @@
 #include "eval/eval.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
+#include "positions.h"
 
 namespace alibi {
 namespace {
@@ -39,9 +40,6 @@ constexpr int kStride = 12;
 // the reference takes a double log-softmax of the same fp32 logits. Their means agree to ~1e-7
 // relative; a wrong window, row or target moves them by far more than 1e-5.
 constexpr double kLossRelTol = 1e-5;
-
-const PosKind kAllPos[] = {PosKind::alibi, PosKind::sinusoidal, PosKind::learned,
-                           PosKind::rotary, PosKind::t5, PosKind::none};
 
 ModelConfig tiny(PosKind pos, int vocab = 256) {
   ModelConfig c;
@@ -67,9 +65,9 @@ std::vector<float> random_params(const ModelConfig& c, uint64_t seed) {
   return w;
 }
 
-// The first `bytes` of tiny Shakespeare from `offset`, cut at line ends.
-std::string shakespeare(size_t offset, size_t bytes) {
-  const std::string s = test::read_text(test::shakespeare_path());
+// The first `bytes` of the bundled corpus from `offset`, cut at line ends.
+std::string corpus_part(size_t offset, size_t bytes) {
+  const std::string s = test::bundled_text();
   const size_t a = s.find('\n', offset) + 1;
   return s.substr(a, s.rfind('\n', a + bytes) + 1 - a);
 }
@@ -131,9 +129,9 @@ class EvalTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir("eval");
     fs::create_directories(*dir_ / "text");
-    test::write_text(*dir_ / "text/train.txt", shakespeare(0, 60000));
-    test::write_text(*dir_ / "text/valid.txt", shakespeare(100000, 3000));
-    test::write_text(*dir_ / "text/test.txt", shakespeare(200000, 3000));
+    test::write_text(*dir_ / "text/train.txt", corpus_part(0, 60000));
+    test::write_text(*dir_ / "text/valid.txt", corpus_part(100000, 3000));
+    test::write_text(*dir_ / "text/test.txt", corpus_part(200000, 3000));
     PrepareOptions po;
     po.input = *dir_ / "text";
     po.out = *dir_ / "data";
@@ -145,7 +143,7 @@ class EvalTest : public ::testing::Test {
     prepare(po);
 
     const nlohmann::json train = {{"seq_len", kTrainLen}};
-    for (PosKind p : kAllPos) {
+    for (PosKind p : all_positions()) {
       const ModelConfig c = tiny(p);
       const ParamLayout layout = make_param_layout(c);
       ParamSet ps(layout);
@@ -265,9 +263,9 @@ TEST_F(EvalTest, SigintKeepsTheLengthsFinished) {
 }
 
 TEST_F(EvalTest, LibraryEqualsIndependentComputationForEveryMethod) {
-  for (PosKind p : kAllPos) {
+  for (PosKind p : all_positions()) {
     const Loaded l = load(p);
-    const int L = p == PosKind::learned ? kTrainLen : kLen;  // learned cannot go past its table
+    const int L = test::runs_any_length(p) ? kLen : kTrainLen;  // a table ends at kTrainLen
     for (int S : {0, 5}) {
       const double ref = reference_loss(l.cfg, l.params, l.tokens, L, S);
       const EvalResult r =
@@ -351,24 +349,25 @@ TEST_F(EvalTest, PerPositionCurvesAverageToTheLoss) {
 TEST_F(EvalTest, PastTheTrainingLengthEveryMethodButLearnedRuns) {
   const std::string lengths = " --lengths " + std::to_string(kTrainLen) + "," +
                               std::to_string(4 * kTrainLen) + "," + std::to_string(32 * kTrainLen);
-  for (PosKind p : kAllPos) {
-    if (p == PosKind::learned) continue;
+  for (PosKind p : test::positions_where(test::runs_any_length)) {
     const auto j = eval_json(run(p) + " --data " + path("data") + lengths);
     ASSERT_EQ(j["results"].size(), 3u) << pos_name(p);
     for (const auto& r : j["results"]) EXPECT_TRUE(std::isfinite(r["ppl"].get<double>()));
   }
-  const auto r =
-      run_cli(kOneThread + "eval " + run(PosKind::learned) + " --data " + path("data") + lengths,
-              path("learned.err"));
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_NE(r.err.find("learned"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(std::to_string(4 * kTrainLen)), std::string::npos) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  // The library refuses too, before any work.
-  const Loaded l = load(PosKind::learned);
-  EXPECT_THROW(lib_eval(l, kTrainLen + 1, EvalMode::nonoverlapping, 0), UsageError);
-  EXPECT_EQ(lib_eval(l, kTrainLen, EvalMode::nonoverlapping, 0).tokens_scored,
-            int64_t(l.tokens.size()) - 1);
+  // A method with a table (learned) is refused past it, by name, in one line.
+  for (PosKind p : test::positions_where([](PosKind p) { return !test::runs_any_length(p); })) {
+    const auto r = run_cli(kOneThread + "eval " + run(p) + " --data " + path("data") + lengths,
+                           path("table.err"));
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_NE(r.err.find(pos_name(p)), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(std::to_string(4 * kTrainLen)), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    // The library refuses too, before any work.
+    const Loaded l = load(p);
+    EXPECT_THROW(lib_eval(l, kTrainLen + 1, EvalMode::nonoverlapping, 0), UsageError);
+    EXPECT_EQ(lib_eval(l, kTrainLen, EvalMode::nonoverlapping, 0).tokens_scored,
+              int64_t(l.tokens.size()) - 1);
+  }
 }
 
 TEST_F(EvalTest, TextFileScoresLikeThePreparedSplit) {

@@ -17,6 +17,7 @@
 #include "generate/generate.h"
 #include "model/checkpoint.h"
 #include "model_util.h"
+#include "positions.h"
 
 namespace alibi {
 namespace {
@@ -203,10 +204,8 @@ TEST_P(GenerateMethods, CachedGenerationEqualsFullForwardPastTrainingLength) {
   EXPECT_EQ(gen.cache().pos, 109);  // the last sampled token waits for the next turn
 }
 
-INSTANTIATE_TEST_SUITE_P(AllMethods, GenerateMethods,
-                         ::testing::Values(PosKind::none, PosKind::alibi, PosKind::sinusoidal,
-                                           PosKind::learned, PosKind::rotary, PosKind::t5),
-                         [](const auto& info) { return std::string(pos_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(AllMethods, GenerateMethods, ::testing::ValuesIn(all_positions()),
+                         test::pos_param_name);
 
 class WindowGenerate : public ::testing::TestWithParam<PosKind> {};
 
@@ -244,15 +243,13 @@ TEST_P(WindowGenerate, EqualsFullForwardOverTheLastWTokensWithFlatMemory) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RelativeMethods, WindowGenerate,
-                         ::testing::Values(PosKind::alibi, PosKind::rotary, PosKind::t5,
-                                           PosKind::none),
-                         [](const auto& info) { return std::string(pos_name(info.param)); });
+                         ::testing::ValuesIn(test::relative_positions()), test::pos_param_name);
 
 // An endless stream: a window whose absolute positions start past 2^31. Rotary keys were rotated
 // once at their own position when cached and each query at its own (angles in fp64), so scores
 // depend on the distance alone and still equal a forward over the window at positions 0..W-1.
 TEST(Generate, WindowFarIntoAStreamEqualsAForwardAtPositionZero) {
-  for (PosKind pos : {PosKind::alibi, PosKind::rotary, PosKind::t5}) {
+  for (PosKind pos : test::relative_positions()) {
     const ModelConfig c = small_config(pos, 1);
     const int V = c.vocab, W = 10;
     Model dec(c, 1, 4, false), full(c, 1, W, false);

@@ -4,12 +4,13 @@
     python3 tests/test_hf_export.py ALIBI_BINARY
 
 For every family `alibi export --help` lists (model/hf/registry.cpp), its reference model
-(tests/golden/hf/NAME) imported; and two tiny models trained 10 steps on tiny Shakespeare with
-the MPT test folder's tokenizer, one with MPT's options and one with BLOOM's (docs/hf.md,
-"Export"). Each is exported with `alibi export --to-hf` and scored on 50 lines of the King James
-Bible in 32-token windows: by `alibi eval --json` and by transformers itself
-(tests/ref/hf_loss.py, fp32, eager attention). The losses must agree within 1e-4 nats (fp32 sums
-over about 1,900 targets, two implementations).
+(tests/golden/hf/NAME) imported; and two tiny models trained 10 steps on the start of the bundled
+corpus (data/default-corpus.txt.xz) with the MPT test folder's tokenizer, one with MPT's options
+and one with BLOOM's (docs/hf.md, "Export"). Each is exported with `alibi export --to-hf` and
+scored on SCORED_LINES lines from later in the corpus, which training did not see, in 32-token
+windows: by `alibi eval --json` and by transformers itself (tests/ref/hf_loss.py, fp32, eager
+attention). The losses must agree within 1e-4 nats (fp32 sums over about 1,800 targets, two
+implementations).
 
 Needs torch, transformers and tokenizers in the Python named by $ALIBI_HF_PYTHON (default:
 python3). Exits 77 (skipped, by name) where they are missing: CI has no torch, so there the
@@ -17,6 +18,7 @@ export is checked by the byte-for-byte round trip
 (HfImportCli.ExportGivesBackTheFolderTransformersSaved).
 """
 import json
+import lzma
 import os
 import re
 import subprocess
@@ -24,7 +26,9 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+CORPUS = os.path.join(REPO, "data", "default-corpus.txt.xz")
+TRAIN_CHARS = 60000
+SCORED_FROM, SCORED_LINES = 100000, 50  # a character offset past the training text; whole lines
 SKIP = 77
 TOLERANCE = 1e-4
 MODEL = ["--layers", "1", "--d-model", "24", "--heads", "3", "--ffn", "96", "--seq-len", "32",
@@ -79,10 +83,11 @@ def main():
         sys.exit(SKIP)
     with tempfile.TemporaryDirectory() as tmp:
         corpus, text = os.path.join(tmp, "corpus.txt"), os.path.join(tmp, "text.txt")
-        with open(os.path.join(DATA, "tinyshakespeare.txt"), encoding="utf-8") as f:
-            open(corpus, "w", encoding="utf-8").write(f.read()[:60000])
-        with open(os.path.join(DATA, "kjv.txt"), encoding="utf-8") as f:
-            open(text, "w", encoding="utf-8").write("".join(f.readlines()[:50]))
+        with lzma.open(CORPUS, "rt", encoding="utf-8") as f:
+            whole = f.read()
+        open(corpus, "w", encoding="utf-8").write(whole[:TRAIN_CHARS])
+        lines = whole[SCORED_FROM:].splitlines(keepends=True)[1:SCORED_LINES + 1]
+        open(text, "w", encoding="utf-8").write("".join(lines))
         families = registered_families(alibi)
         if not set(TRAINED) <= set(families):
             sys.exit(f"FAIL: TRAINED names {sorted(set(TRAINED) - set(families))}, which "

@@ -419,7 +419,7 @@ TEST_F(HfImportCli, FalconOptionsAlibiCannotRunAreRefused) {
 TEST_F(HfImportCli, TrainInitFromAnImportStartsFromItsWeights) {
   const std::string run = dir_ / "bloom-run", data = dir_ / "data", tuned = dir_ / "tuned";
   ASSERT_EQ(run_cli("import " + golden_dir("bloom") + " --out " + run, dir_ / "i").code, 0);
-  test::write_text(dir_ / "corpus.txt", test::read_text(test::shakespeare_path()).substr(0, 60000));
+  test::write_text(dir_ / "corpus.txt", test::bundled_text(60000));
   ASSERT_EQ(run_cli("prepare --input " + (dir_ / "corpus.txt") + " --out " + data +
                         " --tokenizer-from " + run,
                     dir_ / "p")

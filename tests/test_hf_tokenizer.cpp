@@ -19,8 +19,9 @@ namespace {
 using test::read_text;
 
 const std::string kDir = ALIBI_SOURCE_DIR "/tests/golden/tokenizer/";
-const std::string kNovel =
-    ALIBI_SOURCE_DIR "/../shared/data/gutenberg/doyle-adventures_of_sherlock_holmes.txt";
+// The novel the *.novel.u16 goldens were made from, and a slice of WikiText (tests/data).
+const std::string kNovel = "sherlock-holmes.txt.xz";
+const std::string kWikiText = "wikitext-2-test-head.txt.xz";
 
 std::shared_ptr<const HfTokenizer> load(const std::string& name) {
   const std::string path = kDir + name + ".tokenizer.json";
@@ -71,7 +72,7 @@ class HfNovel : public ::testing::TestWithParam<const char*> {};
 
 // A whole novel, encoded whole and in the parts a parallel prepare cuts it into.
 TEST_P(HfNovel, WholeNovelIdForIdAndInParts) {
-  const std::string text = read_text(kNovel);
+  const std::string text = test::test_data_text(kNovel);
   ASSERT_GT(text.size(), 500000u) << kNovel;
   const std::string raw = read_text(kDir + GetParam() + ".novel.u16");
   std::vector<int32_t> want(raw.size() / 2);
@@ -89,7 +90,7 @@ TEST_P(HfNovel, WholeNovelIdForIdAndInParts) {
 
 // WikiText's lines start with a space: the cuts before " word" keep the ids too.
 TEST_P(HfNovel, WikiTextInPartsEqualsWhole) {
-  const std::string text = read_text(ALIBI_SOURCE_DIR "/../shared/data/wikitext-2/valid.txt");
+  const std::string text = test::test_data_text(kWikiText);
   ASSERT_GT(text.size(), 100000u);
   const auto tok = load(GetParam());
   const auto whole = tok->encode(text, false);

@@ -140,7 +140,7 @@ TEST(MlmAccuracy, HitsAreTheArgmaxOfTheLogitsWholeOrBlocked) {
   EXPECT_EQ(got, want) << "blocks of 16 columns";
 }
 
-// A tiny encoder trained through the CLI on 200 KB of Shakespeare.
+// A tiny encoder trained through the CLI on 200 KB of the bundled corpus.
 const std::string kTinyMlm =
     " --objective mlm --layers 2 --d-model 32 --heads 4 --ffn 64 --seq-len 32 --batch 4"
     " --warmup 5 --lr 3e-3 --eval-every 10 --eval-windows 8 --log-every 10 --seed 5";
@@ -149,7 +149,7 @@ class MlmCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir("mlm");
-    test::prepare_shakespeare(*dir_);
+    test::prepare_bundled(*dir_);
     auto r = run_cli("train --data " + *dir_ / "data" + " --out " + *dir_ / "run" + kTinyMlm +
                     " --steps 40",
                 *dir_ / "train.err");

@@ -10,6 +10,7 @@
 #include "fd.h"
 #include "model/model.h"
 #include "position/position.h"
+#include "positions.h"
 #include "usage_error.h"
 
 namespace alibi {
@@ -109,8 +110,7 @@ TEST(T5Buckets, EqualTransformersCausalAndBidirectional) {
 
 TEST(Position, UnknownNameIsAUsageError) {
   EXPECT_THROW(parse_pos("wavelet"), UsageError);
-  for (const char* n : {"alibi", "sinusoidal", "learned", "rotary", "t5", "none"})
-    EXPECT_STREQ(pos_name(parse_pos(n)), n);
+  for (PosKind p : all_positions()) EXPECT_EQ(parse_pos(pos_name(p)), p) << pos_name(p);
 }
 
 // The model's full backward, dropout included, against finite differences of its loss.
@@ -312,10 +312,8 @@ TEST(IgnoredTargets, LossIsTheMeanOverScoredPositions) {
                            {"target id -2", "position 4"});
 }
 
-INSTANTIATE_TEST_SUITE_P(AllMethods, ModelFd,
-                         ::testing::Values(PosKind::none, PosKind::alibi, PosKind::sinusoidal,
-                                           PosKind::learned, PosKind::rotary, PosKind::t5),
-                         [](const auto& info) { return std::string(pos_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(AllMethods, ModelFd, ::testing::ValuesIn(all_positions()),
+                         test::pos_param_name);
 
 }  // namespace
 }  // namespace alibi

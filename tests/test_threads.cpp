@@ -8,6 +8,7 @@
 
 #include "core/rng.h"
 #include "model/model.h"
+#include "positions.h"
 
 namespace alibi {
 namespace {
@@ -62,10 +63,8 @@ TEST_P(ThreadsTest, OneAndTwoThreadsAgree) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllMethods, ThreadsTest,
-                         ::testing::Values(PosKind::none, PosKind::alibi, PosKind::sinusoidal,
-                                           PosKind::learned, PosKind::rotary, PosKind::t5),
-                         [](const auto& info) { return std::string(pos_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(AllMethods, ThreadsTest, ::testing::ValuesIn(all_positions()),
+                         test::pos_param_name);
 
 }  // namespace
 }  // namespace alibi

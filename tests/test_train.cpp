@@ -33,7 +33,7 @@ class TrainCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir("train");
-    test::prepare_shakespeare(*dir_);
+    test::prepare_bundled(*dir_);
   }
   static void TearDownTestSuite() { delete dir_; }
   static std::string data() { return *dir_ / "data"; }

@@ -40,6 +40,7 @@ far transformers' own bf16 bias moves the logits and the loss from it.
 import argparse
 import inspect
 import json
+import lzma
 import os
 
 import torch
@@ -52,7 +53,7 @@ from transformers.models.falcon import modeling_falcon
 from transformers.models.mpt.modeling_mpt import MptModel
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-SHAKESPEARE = os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")
+SHAKESPEARE = os.path.join(REPO, "tests", "data", "tinyshakespeare.txt.xz")
 VOCAB, ROWS_V, T, PROMPT, NEW = 300, 320, 512, 16, 32
 ROWS = sorted({0, 1, 2, 7, 31, 63, 64, 100, 200, 255, 256, 300, 400, 480, 510, 511})
 
@@ -159,7 +160,8 @@ def main():
     torch.manual_seed(0)
     honour_alibi_bias_max()
     falcon_alibi = exact_falcon_alibi()
-    text_all = open(SHAKESPEARE, encoding="utf-8").read()
+    with lzma.open(SHAKESPEARE, "rt", encoding="utf-8") as f:
+        text_all = f.read()
     tok = make_tokenizer(text_all)
     text = text_all[300_000:306_000]
     ids = tok.encode(text).ids[:T]

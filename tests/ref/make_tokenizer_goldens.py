@@ -5,18 +5,20 @@
     /tmp/tok/bin/python tests/ref/make_tokenizer_goldens.py      # from the repo root
 
 For each configuration below it trains a small byte-level (or character) BPE on a public-domain
-novel from ../shared/data plus the stress texts, and writes into tests/golden/tokenizer/:
+novel from ../shared/data (TRAIN: Pride and Prejudice as shared/data has it, with a credit line
+the bundled corpus lacks) plus the stress texts, and writes into tests/golden/tokenizer/:
 
   <name>.tokenizer.json   the tokenizer, as tokenizers saves it
   <name>.expected.json    for each stress text (texts/<text>.txt, raw bytes): "ids" =
                           encode(text, add_special_tokens=False), "ids_special" = encode(text)
                           (the post-processor's BOS/EOS), "decoded" = decode(ids) with special
                           tokens skipped, "roundtrip" = whether decode(ids) gives the text back
-  <name>.novel.u16        (bloom, neox) the ids of a whole novel (NOVEL below), uint16 LE
+  <name>.novel.u16        (bloom, neox) the ids of a whole novel (NOVEL below, in tests/data),
+                          uint16 LE
 
 and "bytebpe": the tokenizer.json that `alibi prepare --tokenizer bytebpe --vocab 1000` trains
-on tiny Shakespeare (the alibi binary: ALIBI, default build/alibi), with the ids Python's
-`tokenizers` gives for it: a file alibi writes must load there and encode identically.
+on tiny Shakespeare (tests/data; the alibi binary: ALIBI, default build/alibi), with the ids
+Python's `tokenizers` gives for it: a file alibi writes must load there and encode identically.
 
 Texts with ill-formed UTF-8 are encoded as Python reads them with errors="replace" (one U+FFFD
 per maximal subpart), which is what alibi does with such bytes.
@@ -27,6 +29,7 @@ single_word, TemplateProcessing, ignore_merges; a character BPE with unk, fuse_u
 continuing_subword_prefix and end_of_word_suffix and no decoder).
 """
 import json
+import lzma
 import os
 import shutil
 import struct
@@ -38,9 +41,10 @@ from tokenizers import (AddedToken, Regex, Tokenizer, decoders, models, normaliz
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(REPO, "tests", "golden", "tokenizer")
-SHARED = os.path.join(REPO, "..", "shared", "data", "gutenberg")
-TRAIN = "austen-pride_and_prejudice.txt"
-NOVEL = "doyle-adventures_of_sherlock_holmes.txt"
+TRAIN = os.path.join(REPO, "..", "shared", "data", "gutenberg", "austen-pride_and_prejudice.txt")
+TEST_DATA = os.path.join(REPO, "tests", "data")  # tests/ref/make_test_data.sh
+NOVEL = os.path.join(TEST_DATA, "sherlock-holmes.txt.xz")
+SHAKESPEARE = os.path.join(TEST_DATA, "tinyshakespeare.txt.xz")
 VOCAB = 3000
 
 TEXTS = {
@@ -145,8 +149,10 @@ def alibi_bytebpe():
     """The byte-level BPE alibi trains, loaded by tokenizers (the file is written as alibi wrote it)."""
     alibi = os.environ.get("ALIBI", os.path.join(REPO, "build", "alibi"))
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([alibi, "--threads", "1", "prepare", "--input",
-                        os.path.join(SHARED, "..", "tinyshakespeare.txt"), "--out",
+        corpus = os.path.join(tmp, "shakespeare.txt")
+        with lzma.open(SHAKESPEARE) as src, open(corpus, "wb") as dst:
+            dst.write(src.read())
+        subprocess.run([alibi, "--threads", "1", "prepare", "--input", corpus, "--out",
                         os.path.join(tmp, "data"), "--tokenizer", "bytebpe", "--vocab", "1000"],
                        check=True, stdout=subprocess.DEVNULL)
         shutil.copy(os.path.join(tmp, "data", "hf-tokenizer.json"),
@@ -174,9 +180,9 @@ def main():
     for k, raw in texts.items():
         with open(os.path.join(OUT, "texts", k + ".txt"), "wb") as f:
             f.write(raw)
-    with open(os.path.join(SHARED, TRAIN), encoding="utf-8") as f:
+    with open(TRAIN, encoding="utf-8") as f:
         corpus = f.read().split("\n") + list(TEXTS.values()) * 3
-    with open(os.path.join(SHARED, NOVEL), encoding="utf-8") as f:
+    with lzma.open(NOVEL, "rt", encoding="utf-8") as f:
         novel = f.read()
     for name, make in [("bloom", bloom), ("neox", neox), ("kitchen", kitchen), ("chars", chars)]:
         t = train(name, make, corpus)
