@@ -22,6 +22,7 @@ def shorten(text, binary):
     text = text.replace(binary, "alibi")
     text = re.sub(r"/tmp/alibi_[A-Za-z0-9_]+?_\d+", "T", text)
     text = re.sub(r"/tmp/tmp[A-Za-z0-9_]+", "T", text)
+    text = re.sub(r"pid \d+ on host \S+?\)", "pid PID on host HOST)", text)  # a run's holder
     return text.replace(REPO + "/", "").replace("|", "\\|")
 
 
