@@ -255,7 +255,6 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
   const float eps = c.ln_eps;
   const float p_res = train_ ? c.dropout_resid : 0.0f;
   AttnDropout adrop{train_ ? c.dropout_attn : 0.0f, 0};
-  const ScoreBias bias = pos_->score_bias(params);
   AttnShape as = full_shape(c, B, T);
   AttnWorkspace ws = a.attn_ws;
   // (B,NH,rows,HS): q, k, v and the attention's output; k and v of a cache have its rows.
@@ -275,6 +274,7 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
     finite(a.qkv, N * 3 * C, l, "the qkv linear");
     be.split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
     pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0);
+    const ScoreBias bias = pos_->score_bias(params, l, as);
     finite(s.q, N * C, l, "the position method on q");
     finite(s.k, N * C, l, "the position method on k");
     adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
@@ -486,8 +486,6 @@ void Model::backward(float loss_scale) {
   const int HS = c.head_size();
   const float p_res = train_ ? c.dropout_resid : 0.0f;
   AttnDropout adrop{train_ ? c.dropout_attn : 0.0f, 0};
-  const ScoreBias bias = pos_->score_bias(params);
-  const Tensor dbias = pos_->score_bias_grad(grads);
   const AttnShape as = full_shape(c, B, T);
   auto heads = [&](float* p) { return Tensor(p, {B, NH, T, HS}); };  // (B,NH,T,HS)
 
@@ -527,6 +525,8 @@ void Model::backward(float loss_scale) {
     finite(a.datty, N * C, l, "the attention's output linear backward");
     be.merge_heads_backward(a.datt, a.datty, B, T, NH, HS);
     adrop.seed = hash64(dropout_seed_, uint64_t(l), 0);
+    const ScoreBias bias = pos_->score_bias(params, l, as);
+    const Tensor dbias = pos_->score_bias_grad(grads, l);
     be.run(AttentionBackward{as, heads(s.q), heads(s.k), heads(s.v), heads(s.att),
                              {s.lse, {B, NH, T}}, heads(a.datt), bias, adrop, heads(a.dq),
                              heads(a.dk), heads(a.dv), dbias, a.attn_ws});

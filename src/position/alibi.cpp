@@ -60,22 +60,25 @@ class Alibi final : public PositionMethod {
     slopes_ = DeviceArray<float>(be, m0_.size());
     be->upload(slopes_.data(), m0_.data(), m0_.size() * sizeof(float));
     trainable_ = c.slopes == Slopes::trainable;
+    layers_ = c.layers;
     if (trainable_) {
       theta_ = l.at("alibi_theta").offset;
       dslopes_ = DeviceArray<float>(be, m0_.size());
     }
     PositionMethod::bind(c, l, std::move(be));
   }
-  ScoreBias score_bias(const ParamSet& p) const override {
-    if (trainable_) {  // NH values: computed on the host from theta, every forward
+  ScoreBias score_bias(const ParamSet& p, int layer, const AttnShape&) const override {
+    if (trainable_ && layer == 0) {  // NH values: from theta on the host, once per forward
       const std::vector<float> m = alibi_trainable_slopes(m0_, host_theta(p).data());
       be().upload(slopes_.data(), m.data(), m.size() * sizeof(float));
     }
     return ScoreBias::alibi(slopes_.data());
   }
-  Tensor score_bias_grad(ParamSet&) const override {
+  // One slope gradient for every layer (the slopes are shared): zeroed by the first layer asked,
+  // the last.
+  Tensor score_bias_grad(ParamSet&, int layer) const override {
     if (!trainable_) return {};
-    be().fill(dslopes_.data(), 0.0f, int64_t(m0_.size()));
+    if (layer == layers_ - 1) be().fill(dslopes_.data(), 0.0f, int64_t(m0_.size()));
     return vec(dslopes_.data(), int64_t(m0_.size()));
   }
   // d theta_h += dm_h * 2 m0_h sigmoid'(theta_h)
@@ -101,6 +104,7 @@ class Alibi final : public PositionMethod {
   }
   std::vector<float> m0_;            // the fixed slopes (NH)
   bool trainable_ = false;
+  int layers_ = 0;
   size_t theta_ = 0;                 // offset of alibi_theta (NH) when trainable
   mutable DeviceArray<float> slopes_;   // (NH) what the kernel reads: fixed, or from theta
   mutable DeviceArray<float> dslopes_;  // (NH) the kernel's d(loss)/d(m_h), when trainable

@@ -55,12 +55,17 @@ class PositionMethod {
                           int /*HS*/, int64_t /*pos0*/) const {}
   virtual void qk_backward(float* /*dq*/, float* /*dk*/, int /*B*/, int /*NH*/, int /*T*/,
                            int /*HS*/, int64_t /*pos0*/) const {}
-  // The bias the attention adds to the scores, and where the gradient of its table goes, with
-  // the table's shape (no data: nothing to learn).
-  virtual ScoreBias score_bias(const ParamSet& /*params*/) const { return {}; }
-  // score_bias_grad is asked once per backward, before the layers; score_bias_backward runs
-  // after them (alibi: from the slopes' gradient to that of their parameters).
-  virtual Tensor score_bias_grad(ParamSet& /*grads*/) const { return {}; }
+  // The bias the attention of `layer` adds to the scores of a call of shape s (its queries are
+  // the last s.Tq of s.Tk positions; a method may make a table for the distances it spans), and
+  // where the gradient of the bias's table goes, with the table's shape (no data: nothing to
+  // learn). Each forward asks score_bias of every layer in order; each backward asks
+  // score_bias_grad of every layer, the last first, then score_bias_backward once (from the
+  // tables' gradients to their parameters': alibi's slopes to theta).
+  virtual ScoreBias score_bias(const ParamSet& /*params*/, int /*layer*/,
+                               const AttnShape& /*s*/) const {
+    return {};
+  }
+  virtual Tensor score_bias_grad(ParamSet& /*grads*/, int /*layer*/) const { return {}; }
   virtual void score_bias_backward(const ParamSet& /*params*/, ParamSet& /*grads*/) const {}
 
  protected:
