@@ -89,8 +89,7 @@ class BackendTest : public ::testing::TestWithParam<BackendParam> {
 };
 
 // Views of attention operands of shape s (kernels/layer_ops.h): q and the output (B,NH,Tq,HS),
-// k and v (B,NH,kv_rows,HS), lse (B,NH,Tq), and the bias gradient of `kind` (the t5 table of
-// num_buckets rows, or the NH alibi slopes).
+// k and v (B,NH,kv_rows,HS), lse (B,NH,Tq), and the gradient of a bias (ScoreBias::grad_shape).
 template <class P>
 View<P> q_of(const AttnShape& s, P p) {
   return {p, {s.B, s.NH, s.Tq, s.HS}};
@@ -103,9 +102,9 @@ template <class P>
 View<P> lse_of(const AttnShape& s, P p) {
   return {p, {s.B, s.NH, s.Tq}};
 }
-inline Tensor dbias_of(const AttnShape& s, BiasKind kind, float* p, int num_buckets) {
-  if (kind == BiasKind::none) return {};
-  return kind == BiasKind::t5 ? Tensor(p, {num_buckets, s.NH}) : Tensor(p, {s.NH});
+inline Tensor dbias_of(const AttnShape& s, const ScoreBias& bias, float* p) {
+  if (bias.kind == BiasKind::none) return {};
+  return {p, bias.grad_shape(s.NH)};
 }
 
 // A host vector's copy in a backend's memory.

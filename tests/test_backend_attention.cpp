@@ -25,11 +25,20 @@ struct AttnOut {
   std::vector<float> out, lse, dq, dk, dv, dt5;
 };
 
+// FIRE's tables of a case (kernels/attention.h, FireBias): kFireKnots ascending knots, random
+// segment lines per head, psi(|d|) = log(c |d| + 1) and random positive row scales, so that x
+// spans the knots.
+constexpr int kFireKnots = 6;
+constexpr float kFireC = 0.1f;
+
 // Inputs of one case, on the host; the bias tables point into them.
 struct AttnInputs {
   AttnShape s;
-  std::vector<float> q, k, v, dout, slopes, table;
+  std::vector<float> q, k, v, dout, slopes, table, dist_table;
   std::vector<int32_t> buckets;
+  // fire: knots, slope, icept, psi, dpsi, row_scale, row_dc, row_dthr
+  std::vector<float> fire[8];
+  int len = 0;  // distances the table and fire biases cover
   AttnDropout drop;
   explicit AttnInputs(const AttnCase& c, uint64_t seed) {
     s = AttnShape{c.B, c.NH, c.Tq, c.Tk, c.HS, c.ldk, MatmulPrecision::fp32};
@@ -42,29 +51,73 @@ struct AttnInputs {
     slopes = alibi_slopes(c.NH);
     table = randn(size_t(kNumBuckets) * c.NH, seed + 4, 0.5f);
     buckets = t5_bucket_table(kNumBuckets, kT5MaxDistance);
+    len = std::max(c.Tk, c.Tq) + 3;  // a table may be longer than the call needs
+    dist_table = randn(size_t(c.NH) * len, seed + 5, 0.5f);
+    make_fire(seed + 6);
     drop = AttnDropout{c.p, seed * 31 + 5};
+  }
+  void make_fire(uint64_t seed) {
+    const int S = kFireKnots + 1, NH = s.NH;
+    std::vector<float>& knots = fire[0];
+    for (int k = 0; k < kFireKnots; ++k) knots.push_back(0.15f * float(k + 1));  // 0.15 .. 0.9
+    fire[1] = randn(size_t(NH) * S, seed, 1.0f);
+    fire[2] = randn(size_t(NH) * S, seed + 1, 0.3f);
+    for (int d = 0; d < len; ++d) {
+      fire[3].push_back(std::log(kFireC * float(d) + 1.0f));
+      fire[4].push_back(float(d) / (kFireC * float(d) + 1.0f));
+    }
+    const std::vector<float> u = randn(size_t(s.Tq), seed + 2, 0.2f);
+    for (int i = 0; i < s.Tq; ++i) {
+      const float r = 0.3f + std::fabs(u[size_t(i)]);  // x up to psi(len) r: across the knots
+      fire[5].push_back(r);
+      fire[6].push_back(0.5f * r * r);
+      fire[7].push_back(i % 3 == 0 ? 0.2f * r : 0.0f);
+    }
   }
 };
 
-ScoreBias bias_of(BiasKind kind, const float* slopes, const float* table,
-                  const int32_t* buckets) {
-  if (kind == BiasKind::alibi) return ScoreBias::alibi(slopes);
-  if (kind == BiasKind::t5) return ScoreBias::t5(table, buckets, kNumBuckets, kT5MaxDistance);
+// The bias of `kind` on the tables at `t` (device or host copies of AttnInputs' vectors, in the
+// order slopes, t5 table, buckets, distance table, fire[0..7]).
+struct BiasTables {
+  const float* slopes;
+  const float* t5;
+  const int32_t* buckets;
+  const float* dist;
+  const float* fire[8];
+};
+ScoreBias bias_of(BiasKind kind, const BiasTables& t, const AttnInputs& in) {
+  switch (kind) {
+    case BiasKind::alibi: return ScoreBias::alibi(t.slopes);
+    case BiasKind::t5: return ScoreBias::t5(t.t5, t.buckets, kNumBuckets, kT5MaxDistance);
+    case BiasKind::table: return ScoreBias::distance_table(t.dist, in.len);
+    case BiasKind::fire: {
+      FireBias f;
+      f.segments = kFireKnots + 1;
+      f.knots = t.fire[0], f.slope = t.fire[1], f.icept = t.fire[2], f.psi = t.fire[3];
+      f.dpsi = t.fire[4], f.row_scale = t.fire[5], f.row_dc = t.fire[6], f.row_dthr = t.fire[7];
+      return ScoreBias::fire_bias(f, in.len);
+    }
+    case BiasKind::none: break;
+  }
   return {};
 }
 
-// Uploads the inputs, runs forward (and backward) on `be` and downloads everything. The t5
-// table's gradient starts at 0.25 to show it is accumulated into.
+// Uploads the inputs, runs forward (and backward) on `be` and downloads everything. The bias's
+// gradient starts at 0.25 to show it is accumulated into.
 AttnOut run_attention(const std::shared_ptr<Backend>& be, const AttnInputs& in, BiasKind kind,
                       bool backward = true) {
   Backend& b = *be;
   auto q = to_device(b, in.q, be), k = to_device(b, in.k, be), v = to_device(b, in.v, be);
   auto dout = to_device(b, in.dout, be), slopes = to_device(b, in.slopes, be);
-  auto table = to_device(b, in.table, be);
+  auto table = to_device(b, in.table, be), dist = to_device(b, in.dist_table, be);
   auto buckets = to_device(b, in.buckets, be);
-  auto dt5 = to_device(b, std::vector<float>(in.table.size(), 0.25f), be);
-  const ScoreBias bias = bias_of(kind, slopes.data(), table.data(), buckets.data());
+  std::vector<DeviceArray<float>> fire;
+  for (const auto& f : in.fire) fire.push_back(to_device(b, f, be));
+  BiasTables t{slopes.data(), table.data(), buckets.data(), dist.data(), {}};
+  for (int i = 0; i < 8; ++i) t.fire[i] = fire[size_t(i)].data();
+  const ScoreBias bias = bias_of(kind, t, in);
   const size_t nq = in.q.size(), nk = in.k.size(), nl = nq / size_t(in.s.HS);
+  auto dbias = to_device(b, std::vector<float>(size_t(bias.grad_shape(in.s.NH).numel()), 0.25f), be);
   DeviceArray<float> out(be, nq), lse(be, nl), dq(be, nq), dk(be, nk), dv(be, nk);
   AttnWorkspace ws = b.plan_attention(in.s);
   DeviceArray<float> scratch(be, ws.floats);
@@ -76,16 +129,19 @@ AttnOut run_attention(const std::shared_ptr<Backend>& be, const AttnInputs& in, 
   b.run(AttentionBackward{s, q_of(s, q.data()), kv_of(s, k.data()), kv_of(s, v.data()),
                           q_of(s, out.data()), lse_of(s, lse.data()), q_of(s, dout.data()), bias,
                           in.drop, q_of(s, dq.data()), kv_of(s, dk.data()), kv_of(s, dv.data()),
-                          dbias_of(s, kind, dt5.data(), bias.num_buckets), ws});
+                          dbias_of(s, bias, dbias.data()), ws});
   return {to_host(b, out), to_host(b, lse), to_host(b, dq), to_host(b, dk), to_host(b, dv),
-          to_host(b, dt5)};
+          to_host(b, dbias)};
 }
 
 AttnOut run_naive(const AttnInputs& in, BiasKind kind, bool backward = true) {
-  const ScoreBias bias = bias_of(kind, in.slopes.data(), in.table.data(), in.buckets.data());
+  BiasTables t{in.slopes.data(), in.table.data(), in.buckets.data(), in.dist_table.data(), {}};
+  for (int i = 0; i < 8; ++i) t.fire[i] = in.fire[i].data();
+  const ScoreBias bias = bias_of(kind, t, in);
   AttnOut r{std::vector<float>(in.q.size()), std::vector<float>(in.q.size() / in.s.HS),
             std::vector<float>(in.q.size()), std::vector<float>(in.k.size()),
-            std::vector<float>(in.k.size()), std::vector<float>(in.table.size(), 0.25f)};
+            std::vector<float>(in.k.size()),
+            std::vector<float>(size_t(bias.grad_shape(in.s.NH).numel()), 0.25f)};
   ref::attention_forward_naive(in.s, in.q.data(), in.k.data(), in.v.data(), bias, in.drop,
                                r.out.data(), r.lse.data());
   if (!backward) return r;
@@ -126,6 +182,9 @@ TEST_P(BackendAttention, FusedAgainstNaiveAndCpu) {
       {BiasKind::alibi, 1, 3, 130, 130, 80, 0, 0.0f}, {BiasKind::t5, 2, 3, 100, 100, 32, 0, 0.1f},
       {BiasKind::t5, 1, 2, 1, 130, 64, 0, 0.0f},    {BiasKind::alibi, 2, 3, 37, 200, 64, 203, 0.1f},
       {BiasKind::t5, 2, 3, 37, 200, 64, 203, 0.0f}, {BiasKind::alibi, 1, 2, 1, 1, 32, 0, 0.0f},
+      {BiasKind::table, 2, 3, 100, 100, 32, 0, 0.1f}, {BiasKind::table, 2, 3, 37, 200, 64, 203, 0.0f},
+      {BiasKind::fire, 2, 3, 100, 100, 32, 0, 0.1f}, {BiasKind::fire, 1, 2, 37, 200, 64, 203, 0.0f},
+      {BiasKind::fire, 1, 2, 1, 130, 32, 0, 0.0f},
   };
   uint64_t seed = 1;
   for (const AttnCase& c : cases) {
@@ -135,6 +194,7 @@ TEST_P(BackendAttention, FusedAgainstNaiveAndCpu) {
     AttnInputs in(c, seed += 10);
     if (bf16())
       for (auto* x : {&in.q, &in.k, &in.v, &in.dout}) round_to_bf16(*x);
+    if (!is_cpu() && (c.kind == BiasKind::table || c.kind == BiasKind::fire)) continue;  // CPU only
     const AttnOut got = run_attention(be_, in, c.kind);
     const AttnOut on_cpu = run_attention(cpu_, in, c.kind);
     const double cross = is_cpu() ? 0.0 : bf16() ? kBf16AttnCrossTol : kAttnBwdTol;

@@ -240,7 +240,7 @@ TEST_P(BackendGrads, Attention) {
                                kv_of(s, d.v.data()), q_of(s, out.data()), lse_of(s, lse.data()),
                                q_of(s, dR.data()), bias_of(d), drop, q_of(s, gq.data()),
                                kv_of(s, gk.data()), kv_of(s, gv.data()),
-                               dbias_of(s, kind, gt.data(), 4), ws});
+                               dbias_of(s, bias_of(d), gt.data()), ws});
     const auto loss = loss_of(fwd, R);
     expect_fd("dq", loss, q.data(), nq, to_host(be(), gq).data());
     expect_fd("dk", loss, k.data(), nk, to_host(be(), gk).data());

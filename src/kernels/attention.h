@@ -12,7 +12,10 @@
 //
 // Query row i sits at absolute position Tk - Tq + i, so Tq == Tk is training / full forward and
 // Tq < Tk is a chunk of new tokens attending to a cache. The bias never exists as a T x T
-// tensor: alibi needs the NH slopes, t5 a (num_buckets, NH) table and a bucket rule.
+// tensor: alibi needs the NH slopes, t5 a (num_buckets, NH) table and a bucket rule, a distance
+// table (KERPLE, Sandwich) NH values per distance the call spans, and fire a piecewise-linear
+// function of x = psi(|d|) * row_scale(i) (FIRE's one-input MLP; position/fire.cpp) with O(T)
+// tables. Distance biases are symmetric: a bidirectional call reads them at |d|.
 //
 // This header is the contract every implementation shares: the maths above and the types below.
 //   kernels/cpu/attention_cpu.h            cpu::attention_forward / _backward: fused, tiled,
@@ -28,16 +31,37 @@
 // overwrites out (B,NH,Tq,HS) and lse (B,NH,Tq), the log-sum-exp of each score row; the
 // backward, given dout (B,NH,Tq,HS), overwrites dq, dk, dv (the shapes of q, k, v) and, when the
 // dbias is non-null, accumulates the gradient of the bias's parameters into it (+=): the t5
-// table (num_buckets, NH), or the alibi slopes (NH), d(loss)/d(m_h) = -sum over (i, j) of
-// dS(i, j) (i - j); both reduced in a fixed order, the same for any thread count.
+// table (num_buckets, NH), the alibi slopes (NH), d(loss)/d(m_h) = -sum over (i, j) of
+// dS(i, j) |i - j|, a distance table (NH, table_len): the sum of dS at each |d|, or fire's
+// statistics (NH, segments, 4) (FireBias); all reduced in a fixed order, the same for any
+// thread count.
 #include <cstddef>
 #include <cstdint>
 
 #include "kernels/precision.h"
+#include "kernels/tensor.h"
 
 namespace alibi {
 
-enum class BiasKind { none, alibi, t5 };
+enum class BiasKind { none, alibi, t5, table, fire };
+
+// FIRE's bias of head h at query row i and distance d (Li et al. 2024): f_h(x), x = psi[|d|] *
+// row_scale[i], where f_h, a one-input MLP with ReLU, is piecewise linear: a_h[s] x + c_h[s] on
+// segment s of x, between knots[s - 1] and knots[s] (segments - 1 knots, ascending). The
+// backward's gradient is, per head and segment, four sums over the elements whose x falls there:
+// [dS, dS x, dS dx/dc, dS dx/dthr], from which the method gets every parameter's (the chain rule
+// through x = psi(|d|) / (psi(max(thr, pos)) + eps), psi(t) = log(c t + 1)).
+struct FireBias {
+  int segments = 0;
+  const float* knots = nullptr;      // (segments - 1) ascending
+  const float* slope = nullptr;      // (NH, segments) a_h[s]
+  const float* icept = nullptr;      // (NH, segments) c_h[s]
+  const float* psi = nullptr;        // (len) psi(|d|) for |d| < len
+  const float* dpsi = nullptr;       // (len) d psi(|d|) / dc = |d| / (c |d| + 1)
+  const float* row_scale = nullptr;  // (Tq) r_i = 1 / (psi(max(thr, pos_i)) + eps)
+  const float* row_dc = nullptr;     // (Tq) r_i^2 n_i / (c n_i + 1), n_i = max(thr, pos_i)
+  const float* row_dthr = nullptr;   // (Tq) r_i^2 c / (c thr + 1) where thr > pos_i, else 0
+};
 
 struct ScoreBias {
   BiasKind kind = BiasKind::none;
@@ -47,15 +71,48 @@ struct ScoreBias {
                                       // d >= t5_max_distance maps to num_buckets - 1
   int num_buckets = 0;
   int t5_max_distance = 0;
+  // table: bias = table[h * table_len + |d|] (NH, table_len); fire: the psi tables' length. Both
+  // cover every |d| of the call: table_len >= Tk (and >= Tq bidirectional).
+  const float* table = nullptr;
+  int table_len = 0;
+  FireBias fire;
 
   static ScoreBias alibi(const float* slopes) {
-    return {BiasKind::alibi, slopes, nullptr, nullptr, 0, 0};
+    ScoreBias b;
+    b.kind = BiasKind::alibi;
+    b.slopes = slopes;
+    return b;
   }
   static ScoreBias t5(const float* table, const int32_t* bucket, int num_buckets,
                       int max_distance) {
-    return {BiasKind::t5, nullptr, table, bucket, num_buckets, max_distance};
+    ScoreBias b;
+    b.kind = BiasKind::t5;
+    b.t5_table = table;
+    b.t5_bucket = bucket;
+    b.num_buckets = num_buckets;
+    b.t5_max_distance = max_distance;
+    return b;
   }
+  static ScoreBias distance_table(const float* table, int len) {
+    ScoreBias b;
+    b.kind = BiasKind::table;
+    b.table = table;
+    b.table_len = len;
+    return b;
+  }
+  static ScoreBias fire_bias(const FireBias& f, int len) {
+    ScoreBias b;
+    b.kind = BiasKind::fire;
+    b.fire = f;
+    b.table_len = len;
+    return b;
+  }
+  // The shape of the bias's gradient for NH heads (the dbias an AttentionBackward takes): (NH)
+  // alibi, (num_buckets, NH) t5, (NH, table_len) table, (NH, segments, kFireStats) fire.
+  Shape grad_shape(int NH) const;
 };
+
+constexpr int kFireStats = 4;  // per head and segment: dS, dS x, dS dx/dc, dS dx/dthr
 
 // Attention-probability dropout. keep(b,h,i,j) = u01(hash64(seed, b*NH+h, i, j)) >= p, kept
 // probabilities scaled by 1/(1-p); softmax statistics (lse) are those of the undropped p.

@@ -1,5 +1,7 @@
 #pragma once
 // The argument checks of kernels/attention.h's contract, made by every implementation of it.
+#include <algorithm>
+
 #include "core/error.h"
 #include "kernels/attention.h"
 
@@ -22,6 +24,19 @@ inline void check_attention_args(const AttnShape& s, const ScoreBias& bias,
     ALIBI_CHECK(s.causal || (bias.num_buckets >= 2 && bias.num_buckets % 2 == 0),
                 "bidirectional t5 needs an even bucket count (half per direction), not ",
                 bias.num_buckets);
+  }
+  if (bias.kind == BiasKind::table || bias.kind == BiasKind::fire) {
+    // every |d| of the call: up to Tk - 1, and Tq - 1 before the first query (bidirectional)
+    const int need = s.causal ? s.Tk : std::max(s.Tk, s.Tq);
+    ALIBI_CHECK(bias.table_len >= need, "a distance bias of ", bias.table_len,
+                " distances for a call that spans ", need);
+  }
+  if (bias.kind == BiasKind::table) ALIBI_CHECK(bias.table != nullptr, "table bias without a table");
+  if (bias.kind == BiasKind::fire) {
+    const FireBias& f = bias.fire;
+    ALIBI_CHECK(f.segments >= 1 && (f.segments == 1 || f.knots) && f.slope && f.icept && f.psi &&
+                    f.dpsi && f.row_scale && f.row_dc && f.row_dthr,
+                "fire bias with ", f.segments, " segments or a missing table");
   }
 }
 

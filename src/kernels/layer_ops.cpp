@@ -102,10 +102,20 @@ void AttentionBackward::check() const {
   expect(op, "dk", dk, ks);
   expect(op, "dv", dv, ks);
   if (given(dbias)) {
-    const Shape table = bias.kind == BiasKind::t5 ? Shape{bias.num_buckets, s.NH} : Shape{s.NH};
     ALIBI_CHECK(bias.kind != BiasKind::none, op, ": dbias given for no bias");
-    expect(op, "dbias", dbias, table);
+    expect(op, "dbias", dbias, bias.grad_shape(s.NH));
   }
+}
+
+Shape ScoreBias::grad_shape(int NH) const {
+  switch (kind) {
+    case BiasKind::alibi: return {NH};
+    case BiasKind::t5: return {num_buckets, NH};
+    case BiasKind::table: return {NH, table_len};
+    case BiasKind::fire: return {NH, fire.segments, kFireStats};
+    case BiasKind::none: break;
+  }
+  return {};
 }
 
 }  // namespace alibi

@@ -43,9 +43,15 @@ template <class P>
 size_t per_thread_floats(const AttnShape& s) {
   return std::max(layout_floats<ForwardScratch<P>>(s), layout_floats<BackwardScratch<P>>(s));
 }
+// fire's gradient statistics of one (b,h), in doubles: at most one segment per hidden unit and
+// the one below them all (position/fire.cpp plans its MLP within this).
+constexpr size_t kMaxFireSegments = 257;
+
 template <class P>
 size_t shared_floats(const AttnShape& s) {
-  const size_t dist = padded(size_t(s.B) * s.NH * s.distances());  // backward: bias gradient
+  // backward: the bias's gradient, as sums of dS per (b,h, distance) or fire's statistics
+  const size_t dist = padded(size_t(s.B) * s.NH *
+                             std::max(size_t(s.distances()), 2 * kMaxFireSegments * kFireStats));
   return std::max(dist, size_t(s.B) * s.NH * layout_floats<typename P::ForwardPack>(s));
 }
 template <class P>
@@ -74,6 +80,38 @@ void check_call(const AttnShape& s, const ScoreBias& bias, const AttnDropout& dr
   ALIBI_CHECK(ws.floats >= need && ws.data != nullptr, "the attention workspace has ", ws.floats,
               " floats at ", ws.data, "; B=", s.B, " NH=", s.NH, " Tq=", s.Tq, " Tk=", s.Tk,
               " HS=", s.HS, " on ", threads, " threads needs ", need);
+}
+
+// One (b,h)'s share of the bias's gradient, added into dbias: from the sums of dS per distance
+// (dist, slot Tk - 1 - d).
+void reduce_bias_grad(const AttnShape& s, const ScoreBias& bias, int h, const float* dist,
+                      float* dbias) {
+  const int d_min = s.Tk - s.distances();  // 1 - Tq bidirectional, 0 causal; slot Tk - 1 - d
+  switch (bias.kind) {
+    case BiasKind::t5: {
+      auto add = [&](int d) {
+        dbias[size_t(t5_bucket_of(bias, d, s.causal)) * s.NH + h] += dist[s.Tk - 1 - d];
+      };
+      for (int d = 0; d < s.Tk; ++d) add(d);  // the causal order first, then keys after
+      for (int d = -1; d >= d_min; --d) add(d);
+      break;
+    }
+    case BiasKind::table: {  // the table's entry at |d|: the causal order, then keys after
+      float* row = dbias + size_t(h) * bias.table_len;
+      for (int d = 0; d < s.Tk; ++d) row[d] += dist[s.Tk - 1 - d];
+      for (int d = -1; d >= d_min; --d) row[-d] += dist[s.Tk - 1 - d];
+      break;
+    }
+    case BiasKind::alibi: {  // d(bias)/d(m_h) = -|d|, so dm_h = -sum_d |d| (sum of dS at d)
+      double acc = 0.0;
+      for (int d = 1; d < s.Tk; ++d) acc += double(d) * double(dist[s.Tk - 1 - d]);
+      for (int d = -1; d >= d_min; --d) acc -= double(d) * double(dist[s.Tk - 1 - d]);
+      dbias[h] -= float(acc);
+      break;
+    }
+    case BiasKind::fire:  // summed over the batch in double first: backward_pass
+    case BiasKind::none: break;
+  }
 }
 
 template <class P>
@@ -113,32 +151,32 @@ void backward_pass(const AttnShape& s, const float* q, const float* k, const flo
   const size_t per_thread = per_thread_floats<P>(s);
   const int nbh = s.B * s.NH;
   const bool bias_grad = bias.kind != BiasKind::none && dbias != nullptr;
+  const bool fire = bias.kind == BiasKind::fire;
   const size_t nd = size_t(s.distances());
+  const size_t nf = size_t(bias.fire.segments) * kFireStats;  // fire: doubles per (b,h)
+  ALIBI_CHECK(!fire || bias.fire.segments <= int(kMaxFireSegments), "fire with ",
+              bias.fire.segments, " segments");
   float* dist_all = base + size_t(omp_get_max_threads()) * per_thread;  // (B*NH, nd)
+  double* fire_all = reinterpret_cast<double*>(dist_all);               // (B*NH, nf)
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < nbh; ++bh) {
-    float* dist = bias_grad ? dist_all + size_t(bh) * nd : nullptr;
+    float* dist = bias_grad && !fire ? dist_all + size_t(bh) * nd : nullptr;
+    double* fstats = bias_grad && fire ? fire_all + size_t(bh) * nf : nullptr;
     float* ws = base + size_t(omp_get_thread_num()) * per_thread;
-    backward_head<P>(s, bh, q, k, v, out, lse, dout, bias, drop, dq, dk, dv, dist, ws);
+    backward_head<P>(s, bh, q, k, v, out, lse, dout, bias, drop, dq, dk, dv, dist, fstats, ws);
   }
   if (!bias_grad) return;
-  for (int bh = 0; bh < nbh; ++bh) {  // fixed order: bit-identical for any thread count
-    const int h = bh % s.NH;
-    const float* dist = dist_all + size_t(bh) * nd;
-    const int d_min = s.Tk - int(nd);  // 1 - Tq bidirectional, 0 causal; slot Tk - 1 - d
-    if (bias.kind == BiasKind::t5) {
-      auto add = [&](int d) {
-        dbias[size_t(t5_bucket_of(bias, d, s.causal)) * s.NH + h] += dist[s.Tk - 1 - d];
-      };
-      for (int d = 0; d < s.Tk; ++d) add(d);  // the causal order first, then keys after
-      for (int d = -1; d >= d_min; --d) add(d);
-    } else {  // alibi: d(bias)/d(m_h) = -|d|, so dm_h = -sum_d |d| (sum of dS at distance d)
-      double acc = 0.0;
-      for (int d = 1; d < s.Tk; ++d) acc += double(d) * double(dist[s.Tk - 1 - d]);
-      for (int d = -1; d >= d_min; --d) acc -= double(d) * double(dist[s.Tk - 1 - d]);
-      dbias[h] -= float(acc);
-    }
+  if (fire) {  // per head, the batch's statistics in double, b in order, then added to dbias
+    for (int h = 0; h < s.NH; ++h)
+      for (size_t i = 0; i < nf; ++i) {
+        double acc = 0.0;
+        for (int b = 0; b < s.B; ++b) acc += fire_all[size_t(b * s.NH + h) * nf + i];
+        dbias[size_t(h) * nf + i] += float(acc);
+      }
+    return;
   }
+  for (int bh = 0; bh < nbh; ++bh)  // fixed order: bit-identical for any thread count
+    reduce_bias_grad(s, bias, bh % s.NH, dist_all + size_t(bh) * nd, dbias);
 }
 
 }  // namespace

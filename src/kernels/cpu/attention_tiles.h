@@ -72,14 +72,63 @@ inline int t5_bucket_of(const ScoreBias& b, int d, bool causal) {
   return d < 0 ? nb + bucket : bucket;
 }
 
-// Bias of head h at distance d, in fp32 (alibi: -m_h * |d|; float(d) is exact below 2^24).
+// Bias of head h at distance d, in fp32 (alibi: -m_h * |d|; float(d) is exact below 2^24). fire
+// depends on the query row too: fire_row below.
 inline float bias_at(const ScoreBias& b, int h, int NH, int d, bool causal) {
+  const int a = d < 0 ? -d : d;
   switch (b.kind) {
-    case BiasKind::alibi: return -b.slopes[h] * float(d < 0 ? -d : d);
+    case BiasKind::alibi: return -b.slopes[h] * float(a);
     case BiasKind::t5: return b.t5_table[size_t(t5_bucket_of(b, d, causal)) * NH + h];
+    case BiasKind::table: return b.table[size_t(h) * b.table_len + a];
+    case BiasKind::fire:
     case BiasKind::none: break;
   }
   return 0.0f;
+}
+
+// FIRE's segment of x: knots[s - 1] <= x < knots[s], found by walking from the last one (x moves
+// monotonically along a row, by one |d| step at a time).
+inline int fire_segment(const FireBias& f, float x, int s) {
+  const int last = f.segments - 1;
+  while (s > 0 && x < f.knots[s - 1]) --s;
+  while (s < last && x >= f.knots[s]) ++s;
+  return s;
+}
+
+// row[jj], jj < nj: FIRE's bias of head h for query row i (scale r_i) against the keys at
+// distances d0, d0 - 1, ... (causal: d0 - jj >= 0).
+inline void fire_row(const ScoreBias& b, int h, int i, int d0, int nj, float* row) {
+  const FireBias& f = b.fire;
+  const float r = f.row_scale[i];
+  const float* a = f.slope + size_t(h) * f.segments;
+  const float* c = f.icept + size_t(h) * f.segments;
+  int s = 0;
+  for (int jj = 0; jj < nj; ++jj) {
+    const int d = d0 - jj;
+    const float x = f.psi[d < 0 ? -d : d] * r;
+    s = fire_segment(f, x, s);
+    row[jj] = a[s] * x + c[s];
+  }
+}
+
+// FIRE's gradient statistics (FireBias) of query row i: g[jj] the dS of the keys at distances
+// d0, d0 - 1, ... into st (segments, kFireStats), in double, in the order of jj.
+inline void fire_row_stats(const ScoreBias& b, int i, int d0, int nj, const float* g,
+                           double* st) {
+  const FireBias& f = b.fire;
+  const double r = f.row_scale[i], rc = f.row_dc[i], rt = f.row_dthr[i];
+  int s = 0;
+  for (int jj = 0; jj < nj; ++jj) {
+    const int d = d0 - jj, a = d < 0 ? -d : d;
+    const float x = f.psi[a] * f.row_scale[i];
+    s = fire_segment(f, x, s);
+    const double dS = g[jj], p = f.psi[a];
+    double* t = st + size_t(s) * kFireStats;
+    t[0] += dS;
+    t[1] += dS * double(x);
+    t[2] += dS * (double(f.dpsi[a]) * r - p * rc);
+    t[3] -= dS * p * rt;
+  }
 }
 
 // band[k] = bias at distance base + kBr - 1 - k; causal distances < 0 are masked, never read.
@@ -147,6 +196,8 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
   float* const scores = t.w.scores;
   float* const out_acc = t.w.out_acc;
   float m[kBr], l[kBr], band[kBand];  // running max, running sum, bias band
+  float fire_buf[kBc];                 // a row's bias when it depends on the row (fire)
+  const bool fire = bias.kind == BiasKind::fire;
   uint64_t col_mix[kBc];
 
   std::fill(out_acc, out_acc + size_t(rows) * HS, 0.0f);
@@ -174,6 +225,10 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
         continue;
       }
       const float* brow = band + (kBr - 1 - ii);
+      if (fire) {
+        fire_row(bias, h, i0 + ii, off + i0 + ii - j0, nj, fire_buf);
+        brow = fire_buf;
+      }
       float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
       for (int jj = 0; jj < nj; ++jj) {
@@ -253,12 +308,12 @@ struct BackwardHead {
 // Outer loop over key tiles, inner over the query tiles that see them. The task owns its dq, dk,
 // dv rows, so it accumulates into them directly. dist (s.distances()), when non-null, receives
 // the sum of dS at distance d in slot Tk - 1 - d (so a row's run of keys maps to a contiguous
-// run).
+// run); fire's gradient statistics go to fstats (segments, kFireStats) instead.
 template <class P>
 void backward_head(const AttnShape& s, int bh, const float* q, const float* k, const float* v,
                    const float* out, const float* lse, const float* dout, const ScoreBias& bias,
                    const AttnDropout& drop, float* dq, float* dk, float* dv, float* dist,
-                   float* ws) {
+                   double* fstats, float* ws) {
   const int HS = s.HS, NH = s.NH, Tq = s.Tq, Tk = s.Tk;
   const int off = Tk - Tq;
   const int h = bh % NH;
@@ -282,13 +337,15 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
   float* const dscores = t.w.dscores;
   float* const delta = t.w.delta;
   P::pack_backward_head(t);
-  float band[kBand];
+  float band[kBand], fire_buf[kBc];
+  const bool fire = bias.kind == BiasKind::fire;
   uint64_t col_mix[kBc];
 
   std::fill(t.dq, t.dq + size_t(Tq) * HS, 0.0f);
   std::fill(t.dk, t.dk + ldk * HS, 0.0f);
   std::fill(t.dv, t.dv + ldk * HS, 0.0f);
   if (dist) std::fill(dist, dist + s.distances(), 0.0f);
+  if (fstats) std::fill(fstats, fstats + size_t(bias.fire.segments) * kFireStats, 0.0);
   for (int i = 0; i < Tq; ++i) {
     const float* a = t.dout + size_t(i) * HS;
     const float* b = ob + size_t(i) * HS;
@@ -319,6 +376,10 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
         float* prow = probs + ii * kBc;
         const int nj = visible_cols(s, off + i0 + ii, j0, cols);
         const float* brow = band + (kBr - 1 - ii);
+        if (fire) {
+          fire_row(bias, h, i0 + ii, off + i0 + ii - j0, nj, fire_buf);
+          brow = fire_buf;
+        }
         const float li = lb[i0 + ii];
 #pragma omp simd
         for (int jj = 0; jj < nj; ++jj)
@@ -358,6 +419,9 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
 #pragma omp simd
           for (int jj = 0; jj < nj; ++jj) drow[jj] += yrow[jj];
         }
+        if (fstats)
+          fire_row_stats(bias, i0 + ii, off + i0 + ii - j0,
+                         visible_cols(s, off + i0 + ii, j0, cols), yrow, fstats);
 #pragma omp simd
         for (int jj = 0; jj < kBc; ++jj) yrow[jj] *= scale;
       }

@@ -246,10 +246,12 @@ class CudaBackend final : public Backend {
                              a.w.data, a.mean.data, a.rstd.data, a.inp[0], a.inp[1]);
   }
   void compute(const AttentionForward& a) override {
+    refuse_bias(a.bias);
     cuda::attention_forward(st_, with_precision(a.s), a.q.data, a.k.data, a.v.data, a.bias,
                             a.drop, a.out.data, a.lse.data);
   }
   void compute(const AttentionBackward& a) override {
+    refuse_bias(a.bias);
     ALIBI_CHECK(a.ws.floats >= attention_workspace_floats(a.s), "cuda attention: workspace of ",
                 a.ws.floats, " floats for a shape that needs ", attention_workspace_floats(a.s));
     cuda::attention_backward(st_, with_precision(a.s), a.q.data, a.k.data, a.v.data, a.out.data,
@@ -308,6 +310,14 @@ class CudaBackend final : public Backend {
     float m = 0.0f;
     download(&m, mean(), sizeof(m));
     return m;
+  }
+  // The biases the CUDA attention computes: alibi and t5 (docs/cuda.md); the distance tables
+  // (KERPLE, Sandwich) and FIRE run on the CPU for now.
+  static void refuse_bias(const ScoreBias& b) {
+    if (b.kind == BiasKind::table || b.kind == BiasKind::fire)
+      usage_error("--device cuda: the attention has no ",
+                  b.kind == BiasKind::fire ? "FIRE" : "distance-table (KERPLE, Sandwich)",
+                  " bias yet; use --device cpu (docs/cuda.md)");
   }
   AttnShape with_precision(AttnShape s) const {
     s.precision = p_;

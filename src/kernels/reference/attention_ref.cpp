@@ -23,17 +23,56 @@ int t5_bucket(const ScoreBias& b, int d, bool causal) {
 // The last key query row i sees: its own position (causal), or the last key.
 int last_key(const AttnShape& s, int i) { return s.causal ? s.Tk - s.Tq + i : s.Tk - 1; }
 
-// bias_h of attention.h for query position i_pos and key j, in double: written out here rather
-// than taken from a fused kernel, so that a wrong formula there shows up as a difference.
-// alibi: -m_h |i_pos - j|; t5: the table entry of head h for the bucket of d = i_pos - j.
-double bias_of(const ScoreBias& b, bool causal, int h, int NH, int i_pos, int j) {
+// fire's x for query row i and distance d, and its segment: the number of knots at or below x
+// (a binary search, where the kernel walks).
+double fire_x(const FireBias& f, int i, int d) { return double(f.psi[std::abs(d)] * f.row_scale[i]); }
+int fire_segment(const FireBias& f, double x) {
+  return int(std::upper_bound(f.knots, f.knots + f.segments - 1, x,
+                              [](double a, float k) { return a < double(k); }) -
+             f.knots);
+}
+
+// bias_h of attention.h for query row i (at position i_pos) and key j, in double: written out
+// here rather than taken from a fused kernel, so that a wrong formula there shows up as a
+// difference. alibi: -m_h |i_pos - j|; t5: the table entry of head h for the bucket of
+// d = i_pos - j; table: its entry at |d|; fire: a_h[s] x + c_h[s].
+double bias_of(const ScoreBias& b, bool causal, int h, int NH, int i, int i_pos, int j) {
+  const int d = i_pos - j;
   switch (b.kind) {
-    case BiasKind::alibi: return -double(b.slopes[h]) * std::abs(double(i_pos - j));
-    case BiasKind::t5:
-      return double(b.t5_table[size_t(t5_bucket(b, i_pos - j, causal)) * NH + h]);
+    case BiasKind::alibi: return -double(b.slopes[h]) * std::abs(double(d));
+    case BiasKind::t5: return double(b.t5_table[size_t(t5_bucket(b, d, causal)) * NH + h]);
+    case BiasKind::table: return double(b.table[size_t(h) * b.table_len + std::abs(d)]);
+    case BiasKind::fire: {
+      const FireBias& f = b.fire;
+      const double x = fire_x(f, i, d);
+      const size_t at = size_t(h) * f.segments + size_t(fire_segment(f, x));
+      return double(f.slope[at]) * x + double(f.icept[at]);
+    }
     case BiasKind::none: break;
   }
   return 0.0;
+}
+
+// What dS(i, j) of head h adds to the bias's gradient (the layout of attention.h's dbias).
+void add_bias_grad(const ScoreBias& b, bool causal, int h, int NH, int i, int d, double g,
+                   double* grad) {
+  switch (b.kind) {
+    case BiasKind::alibi: grad[h] -= g * std::abs(double(d)); break;  // -m_h |d|
+    case BiasKind::t5: grad[size_t(t5_bucket(b, d, causal)) * NH + h] += g; break;
+    case BiasKind::table: grad[size_t(h) * b.table_len + std::abs(d)] += g; break;
+    case BiasKind::fire: {
+      const FireBias& f = b.fire;
+      const int a = std::abs(d);
+      const double x = fire_x(f, i, d), p = f.psi[a];
+      double* t = grad + (size_t(h) * f.segments + size_t(fire_segment(f, x))) * kFireStats;
+      t[0] += g;
+      t[1] += g * x;
+      t[2] += g * (double(f.dpsi[a]) * f.row_scale[i] - p * f.row_dc[i]);
+      t[3] -= g * p * f.row_dthr[i];
+      break;
+    }
+    case BiasKind::none: break;
+  }
 }
 
 // The dropout factor of attention.h: 1/(1-p) if u01(hash64(seed, bh, i, j)) >= p, else 0.
@@ -56,7 +95,7 @@ double score_row(const AttnShape& s, int bh, int i, const float* q, const float*
     const float* kj = k + (size_t(bh) * ldk + j) * HS;
     double dot = 0.0;
     for (int d = 0; d < HS; ++d) dot += double(qi[d]) * double(kj[d]);
-    row[j] = dot * scale + bias_of(bias, s.causal, bh % s.NH, s.NH, off + i, j);
+    row[j] = dot * scale + bias_of(bias, s.causal, bh % s.NH, s.NH, i, off + i, j);
     mx = std::max(mx, row[j]);
   }
   return mx;
@@ -95,12 +134,11 @@ void attention_backward_naive(const AttnShape& s, const float* q, const float* k
   const int HS = s.HS, Tq = s.Tq, Tk = s.Tk, NH = s.NH, off = Tk - Tq;
   const size_t ldk = size_t(s.kv_rows());
   const double scale = 1.0 / std::sqrt(double(HS));
-  const bool t5_grad = bias.kind == BiasKind::t5 && dbias != nullptr;
-  const bool slope_grad = bias.kind == BiasKind::alibi && dbias != nullptr;
-  // P (Tq, Tk), dS (Tq, Tk), a dq row (HS), dk then dv (2, Tk, HS), the bias's gradient: the t5
-  // table (NB, NH) or the alibi slopes (NH)
+  const bool bias_grad = bias.kind != BiasKind::none && dbias != nullptr;
+  // P (Tq, Tk), dS (Tq, Tk), a dq row (HS), dk then dv (2, Tk, HS), the bias's gradient in
+  // attention.h's layout
   std::vector<double> P(size_t(Tq) * Tk), dS(size_t(Tq) * Tk), gq(HS), gkv(size_t(Tk) * HS * 2);
-  std::vector<double> dt5(t5_grad ? size_t(bias.num_buckets) * NH : slope_grad ? NH : 0, 0.0);
+  std::vector<double> dbias_d(bias_grad ? size_t(bias.grad_shape(NH).numel()) : 0, 0.0);
   for (int bh = 0; bh < s.B * NH; ++bh) {
     const int h = bh % NH;
     for (int i = 0; i < Tq; ++i) {  // P row i = softmax of the score row
@@ -131,8 +169,7 @@ void attention_backward_naive(const AttnShape& s, const float* q, const float* k
       for (int j = 0; j <= last_key(s, i); ++j) {
         double& g = dS[size_t(i) * Tk + j];
         g = P[size_t(i) * Tk + j] * (g - rowdot);
-        if (t5_grad) dt5[size_t(t5_bucket(bias, off + i - j, s.causal)) * NH + h] += g;
-        if (slope_grad) dt5[size_t(h)] -= g * std::abs(double(off + i - j));  // -m_h |d|
+        if (bias_grad) add_bias_grad(bias, s.causal, h, NH, i, off + i - j, g, dbias_d.data());
       }
     }
     for (int i = 0; i < Tq; ++i) {
@@ -155,7 +192,7 @@ void attention_backward_naive(const AttnShape& s, const float* q, const float* k
         dv[(size_t(bh) * ldk + j) * HS + d] = used ? float(gv[j * HS + d]) : 0.0f;
       }
   }
-  for (size_t n = 0; n < dt5.size(); ++n) dbias[n] += float(dt5[n]);
+  for (size_t n = 0; n < dbias_d.size(); ++n) dbias[n] += float(dbias_d[n]);
 }
 
 }  // namespace alibi::ref
