@@ -49,7 +49,16 @@ import time
 from study_record import final_loss
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ALL_METHODS = ["alibi", "sinusoidal", "rotary", "t5", "learned", "none"]
+PAPER_METHODS = ["alibi", "sinusoidal", "rotary", "t5", "learned", "none"]  # the default
+
+
+def registry_methods(alibi: str) -> list[str]:
+    """Every position method the binary has: its registry, as `train --help` lists --pos."""
+    out = subprocess.run([alibi, "train", "--help"], capture_output=True, text=True).stdout
+    m = re.search(r"--pos ([a-z0-9|-]+)=", out)
+    if not m:
+        sys.exit(f"experiment.py: '{alibi} train --help' lists no --pos choices; build alibi first")
+    return m.group(1).split("|")
 CSV_FIELDS = ["method", "run", "role", "train_len", "eval_len", "factor", "mode", "stride", "max_tokens",
               "tokens_scored", "loss", "ppl", "bits_per_token", "bits_per_byte", "tokens_per_s",
               "peak_rss_mb", "eval_seconds", "train_seconds", "status", "note"]
@@ -61,7 +70,7 @@ def parse_args():
     p.add_argument("--data", required=True, help="prepared data folder (alibi prepare)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--alibi", default=os.path.join(REPO, "build", "alibi"), help="the alibi binary")
-    p.add_argument("--methods", default=",".join(ALL_METHODS), help="position methods to train")
+    p.add_argument("--methods", default=",".join(PAPER_METHODS), help="position methods to train")
     p.add_argument("--seq-len", type=int, default=64, help="training length L")
     p.add_argument("--factors", default="1,2,4,8,16,32", help="evaluation lengths, as multiples of L")
     p.add_argument("--modes", default="nonoverlapping", help="nonoverlapping and/or sliding")
@@ -102,9 +111,10 @@ def parse_args():
     p.add_argument("--no-plot", action="store_true", help="write no plot.png")
     a = p.parse_args()
     a.methods = [m for m in a.methods.split(",") if m]
+    known = registry_methods(a.alibi)
     for m in a.methods:
-        if m not in ALL_METHODS:
-            p.error(f"--methods: unknown method '{m}'; expected some of {','.join(ALL_METHODS)}")
+        if m not in known:
+            p.error(f"--methods: unknown method '{m}'; expected some of {','.join(known)}")
     def positive_list(flag, text):
         try:
             vals = [float(x) for x in text.split(",") if x]

@@ -27,6 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 STYLE = {  # colours and markers kept fixed so that panels and figures compare at a glance
     "alibi": ("tab:blue", "o"), "sinusoidal": ("tab:orange", "s"), "rotary": ("tab:green", "D"),
     "t5": ("tab:red", "v"), "learned": ("tab:purple", "P"), "none": ("tab:gray", "X"),
+    "kerple-log": ("tab:brown", "<"), "kerple-power": ("tab:pink", ">"),
+    "sandwich": ("tab:olive", "h"), "fire": ("tab:cyan", "*"), "xpos": ("gold", "d"),
 }
 ORDER = list(STYLE)
 CLIP = 2.0  # the y axis ends at CLIP x the worst perplexity at the training length

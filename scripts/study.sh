@@ -60,15 +60,7 @@ python3 scripts/experiment.py --data "$WORK/wt2-bpe8192" --out "$WORK/wt2-L256" 
 save
 
 # 2. Gutenberg: 15 novels to train on, two held-out novels for valid and test; bytes.
-G="$SHARED/gutenberg"
-if [ ! -d "$WORK/gutenberg-bytes" ]; then
-  mkdir -p "$WORK/gutenberg-text"
-  ls "$G"/*.txt | grep -v -e tale_of_two_cities -e huckleberry_finn | xargs cat \
-    > "$WORK/gutenberg-text/train.txt"
-  cp "$G/dickens-tale_of_two_cities.txt" "$WORK/gutenberg-text/valid.txt"
-  cp "$G/twain-huckleberry_finn.txt" "$WORK/gutenberg-text/test.txt"
-  $ALIBI prepare --input "$WORK/gutenberg-text" --out "$WORK/gutenberg-bytes" --tokenizer bytes
-fi
+prepare_gutenberg "$WORK" "$ALIBI"
 # GSTEPS x 2048 bytes per run; settings from the WikiText-2 sweep (test: Huckleberry Finn).
 GSTEPS=${GSTEPS:-1000}
 python3 scripts/experiment.py --data "$WORK/gutenberg-bytes" --out "$WORK/gutenberg-L128" \

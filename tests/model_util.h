@@ -29,6 +29,7 @@ inline ModelConfig small_model(PosKind pos, int layers = 2, int vocab = 23) {
   c.max_positions = 128;
   c.t5_buckets = 8;
   c.t5_max_distance = 20;
+  c.fire_length = 16;  // fire's threshold: tests past 16 positions normalise by the position
   return c;
 }
 
@@ -39,6 +40,7 @@ inline void randomise(Model& m, uint64_t seed) {
   std::vector<float> w = m.params.to_host();
   for (float& x : w) x += 0.2f * r.normal();
   m.params.from_host(w);
+  m.project_params();  // back in the method's domain, as training keeps them
 }
 
 inline std::vector<int32_t> random_tokens(int n, int V, uint64_t seed) {

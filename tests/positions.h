@@ -50,12 +50,22 @@ std::vector<PosKind> positions_where(F keep) {
 // The methods whose attention sees only distances: a sliding window over the last W tokens
 // computes what a forward over those W tokens from position 0 does.
 inline std::vector<PosKind> relative_positions() {
-  return positions_where([](PosKind p) { return !adds_to_embeddings(p); });
+  return positions_where([](PosKind p) {
+    return !adds_to_embeddings(p) && !position_method(p).bias_sees_position();
+  });
+}
+
+// A method's name as a test (and golden file) names it: gtest's names take [A-Za-z0-9_], so
+// kerple-log is kerple_log.
+inline std::string pos_test_name(PosKind p) {
+  std::string s = pos_name(p);
+  std::replace(s.begin(), s.end(), '-', '_');
+  return s;
 }
 
 // gtest's name for a method parameter: the method's own (".../alibi").
 inline std::string pos_param_name(const ::testing::TestParamInfo<PosKind>& info) {
-  return pos_name(info.param);
+  return pos_test_name(info.param);
 }
 
 }  // namespace alibi::test

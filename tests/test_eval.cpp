@@ -62,7 +62,9 @@ std::vector<float> random_params(const ModelConfig& c, uint64_t seed) {
   Rng r(seed + 1);
   std::vector<float> w = m.params.to_host();
   for (float& x : w) x += 0.1f * r.normal();
-  return w;
+  m.params.from_host(w);
+  m.project_params();  // back into each method's range (KERPLE's r >= 0.01), as training keeps it
+  return m.params.to_host();
 }
 
 // The first `bytes` of the bundled corpus from `offset`, cut at line ends.

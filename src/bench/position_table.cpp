@@ -11,6 +11,7 @@
 
 #include "bench/bench_util.h"
 #include "core/error.h"
+#include "position/position.h"
 #include "core/format.h"
 #include "kernels/backend.h"
 #include "model/model.h"
@@ -89,7 +90,8 @@ void print_position_table(const PositionTableOptions& o) {
       for (int round = 0; round < o.rounds; ++round)
         for (size_t i = 0; i < kMethods; ++i) {
           c.pos = methods[i];
-          c.max_positions = T;
+          c.max_positions = c.fire_length = 0;
+          position_method(c.pos).fill_defaults(c, T);  // as a run trained at T has them
           Cell cell;
           for (const bool train : {true, false}) {
             const double el = std::chrono::duration<double>(clk::now() - start).count();

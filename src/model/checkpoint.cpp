@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/io.h"
+#include "position/position.h"
 
 namespace fs = std::filesystem;
 
@@ -106,6 +107,9 @@ Checkpoint read_checkpoint(const std::string& path_or_run) {
       usage_error("checkpoint '", ck.path, "' tensor '", ti.name, "' has the wrong shape");
     if (ti.name == "wte") ck.weights = wt;
   }
+  position_method(ck.config.pos)
+      .check_params(ck.config, [&](const std::string& n) { return ck.st.at(n).f32(); },
+                    str_cat("checkpoint '", ck.path, "'"));
   return ck;
 }
 

@@ -42,6 +42,9 @@ struct ModelConfig {
   int t5_buckets = 32;    // t5: T5's defaults
   int t5_max_distance = 128;
   float t5_lr_scale = 1.0f;  // t5: the table's learning rate as a multiple of --lr
+  int sandwich_dim = 128;    // sandwich: d', the width of the sinusoids whose inner product it is
+  int fire_width = 32;       // fire: hidden units of the MLP f_theta (FIRE's 32)
+  int fire_length = 0;       // fire: L of the threshold |L_mult L| (0: --seq-len)
   float dropout_resid = 0.0f;
   float dropout_attn = 0.0f;
   // Architecture options (docs/model.md, "Architecture options"): the defaults are this

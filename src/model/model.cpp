@@ -96,6 +96,7 @@ Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<
   ArenaPlanner carve(arena_.data(), training);
   describe_activations(carve, cfg, B, T, attn, acts_, head_cols_);
   pos_->bind(cfg, layout, backend_);
+  pos_->plan(T);
 
   auto maybe = [&](const std::string& n) {
     const TensorInfo* t = layout.find(n);
@@ -180,6 +181,8 @@ void Model::bind_matrices(const Safetensors* file) {
 
 Model::~Model() = default;
 
+void Model::project_params() { pos_->project(params); }
+
 void Model::init_weights(uint64_t seed) {
   ALIBI_CHECK(wte_.off != kAbsent, "a model on a file's weights is not initialised");
   std::vector<float> host(layout.total, 0.0f);
@@ -192,8 +195,11 @@ void Model::init_weights(uint64_t seed) {
       for (size_t i = 0; i < t.numel; ++i) w[i] = t.init.scale * rng.normal();
     if (t.init.kind == Init::uniform)
       for (size_t i = 0; i < t.numel; ++i) w[i] = t.init.scale * (2.0f * rng.uniform() - 1.0f);
+    if (t.init.offset != 0.0f)
+      for (size_t i = 0; i < t.numel; ++i) w[i] += t.init.offset;
   }
   params.from_host(host);
+  project_params();
 }
 
 void Model::finite(const float* x, int64_t n, int layer, const char* op) const {
@@ -274,7 +280,7 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
     finite(a.qkv, N * 3 * C, l, "the qkv linear");
     be.split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
     pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0);
-    const ScoreBias bias = pos_->score_bias(params, l, as);
+    const ScoreBias bias = pos_->score_bias(params, l, as, pos0);
     finite(s.q, N * C, l, "the position method on q");
     finite(s.k, N * C, l, "the position method on k");
     adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
@@ -426,6 +432,7 @@ KVCache Model::make_cache(int capacity, bool sliding) const {
   const AttnWorkspace ws = backend_->plan_attention(s);
   kv.workspace = DeviceArray<float>(backend_, ws.floats);
   kv.workspace_threads = ws.threads;
+  pos_->plan(capacity);
   return kv;
 }
 
@@ -525,7 +532,7 @@ void Model::backward(float loss_scale) {
     finite(a.datty, N * C, l, "the attention's output linear backward");
     be.merge_heads_backward(a.datt, a.datty, B, T, NH, HS);
     adrop.seed = hash64(dropout_seed_, uint64_t(l), 0);
-    const ScoreBias bias = pos_->score_bias(params, l, as);
+    const ScoreBias bias = pos_->score_bias(params, l, as, 0);
     const Tensor dbias = pos_->score_bias_grad(grads, l);
     be.run(AttentionBackward{as, heads(s.q), heads(s.k), heads(s.v), heads(s.att),
                              {s.lse, {B, NH, T}}, heads(a.datt), bias, adrop, heads(a.dq),

@@ -79,6 +79,9 @@ struct Model {
   // The initialisation of the parameter table (docs/model.md), drawn on the host: the same
   // numbers on every device. Not for a model on a checkpoint file's weights.
   void init_weights(uint64_t seed);
+  // Puts the position method's parameters back in their domain (KERPLE's clamp): after the
+  // initialisation and after every optimizer update.
+  void project_params();
 
   // tokens (B,T) on the host. Computes logits (B,T,V). With targets (B,T), also the mean
   // cross-entropy and whatever the backward needs; returns the loss (0 without targets). Dropout

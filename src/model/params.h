@@ -14,11 +14,12 @@
 
 namespace alibi {
 
-// How a tensor starts: zeros, ones, N(0, scale^2) or U(-scale, scale), drawn from a stream keyed
-// by the tensor's name.
+// How a tensor starts: offset + (zeros, ones, N(0, scale^2) or U(-scale, scale)), drawn from a
+// stream keyed by the tensor's name.
 struct Init {
   enum Kind { zeros, ones, normal, uniform } kind = zeros;
-  float scale = 0.0f;  // the standard deviation of normal, the bound of uniform
+  float scale = 0.0f;   // the standard deviation of normal, the bound of uniform
+  float offset = 0.0f;  // added to every value (KERPLE's U(0, 2) is 1 + U(-1, 1))
 };
 
 // An embedding table of width C (wte, wpe) under cfg.init: N(0, 0.02^2) for gpt2, N(0, 1/C) for

@@ -67,7 +67,8 @@ class Alibi final : public PositionMethod {
     }
     PositionMethod::bind(c, l, std::move(be));
   }
-  ScoreBias score_bias(const ParamSet& p, int layer, const AttnShape&) const override {
+  ScoreBias score_bias(const ParamSet& p, int layer, const AttnShape&,
+                       int64_t) const override {
     if (trainable_ && layer == 0) {  // NH values: from theta on the host, once per forward
       const std::vector<float> m = alibi_trainable_slopes(m0_, host_theta(p).data());
       be().upload(slopes_.data(), m.data(), m.size() * sizeof(float));

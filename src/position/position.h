@@ -4,12 +4,15 @@
 // A method declares its parameters and acts at the hooks it needs, doing nothing at the others:
 //   embeddings   x (B,T,C) after the token embedding         sinusoidal, learned
 //   q and k      (B,NH,T,HS) after the qkv projection          rotary
-//   scores       the ScoreBias the attention kernel adds       alibi, t5
+//   scores       the ScoreBias the attention kernel adds       alibi, t5, kerple-log,
+//                                                               kerple-power, sandwich, fire
 // and at the backward of each. Positions are absolute: the hooks take pos0, the position of the
 // first row, so a KV cache or a window that starts later in a stream gets the same numbers as a
 // full forward.
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -39,12 +42,29 @@ class PositionMethod {
   virtual void add_params(const ModelConfig&, ParamLayout&) const {}
   // Positions it can run: learned ends with its table, the others go on (kAnyLength).
   virtual int64_t max_positions(const ModelConfig&) const { return kAnyLength; }
+  // Whether a query's score bias depends on its position too, not on distances alone (fire
+  // normalises by psi(max(thr, i))): a window far into a stream then differs from the same
+  // tokens at position 0.
+  virtual bool bias_sees_position() const { return false; }
+  // A stored parameter outside the method's domain (KERPLE's r below its clamp): UsageError
+  // naming `where` (the file), the tensor, the element and the range. tensor(name) gives a
+  // tensor of the layout, fp32, on the host.
+  virtual void check_params(const ModelConfig& /*c*/,
+                            const std::function<const float*(const std::string&)>& /*tensor*/,
+                            const std::string& /*where*/) const {}
 
   // ---- the hooks, on the backend of the model that bound it ----------------------------------
   // Resolves its tensors in the layout and puts its tables (slopes, buckets) on the backend.
   virtual void bind(const ModelConfig&, const ParamLayout&, std::shared_ptr<Backend> be) {
     be_ = std::move(be);
   }
+  // Plans what it keeps for calls spanning up to `distances` positions (a model's T, a cache's
+  // capacity), after bind: when a model or a cache is planned, never in a step loop. A larger
+  // plan replaces a smaller one.
+  virtual void plan(int64_t /*distances*/) {}
+  // Puts its parameters back in their domain (KERPLE's clamp), after initialisation and after
+  // every optimizer update: the same on every rank.
+  virtual void project(ParamSet& /*params*/) const {}
   // x (B,T,C) at positions pos0..; dx (B,T,C) -> grads (+=).
   virtual void embed_forward(float* /*x*/, int /*B*/, int /*T*/, int64_t /*pos0*/,
                              const ParamSet& /*params*/) const {}
@@ -56,13 +76,14 @@ class PositionMethod {
   virtual void qk_backward(float* /*dq*/, float* /*dk*/, int /*B*/, int /*NH*/, int /*T*/,
                            int /*HS*/, int64_t /*pos0*/) const {}
   // The bias the attention of `layer` adds to the scores of a call of shape s (its queries are
-  // the last s.Tq of s.Tk positions; a method may make a table for the distances it spans), and
+  // the last s.Tq of s.Tk positions, the first at absolute position pos0; a method may make a
+  // table for the distances it spans, planned by plan()), and
   // where the gradient of the bias's table goes, with the table's shape (no data: nothing to
   // learn). Each forward asks score_bias of every layer in order; each backward asks
   // score_bias_grad of every layer, the last first, then score_bias_backward once (from the
   // tables' gradients to their parameters': alibi's slopes to theta).
-  virtual ScoreBias score_bias(const ParamSet& /*params*/, int /*layer*/,
-                               const AttnShape& /*s*/) const {
+  virtual ScoreBias score_bias(const ParamSet& /*params*/, int /*layer*/, const AttnShape& /*s*/,
+                               int64_t /*pos0*/) const {
     return {};
   }
   virtual Tensor score_bias_grad(ParamSet& /*grads*/, int /*layer*/) const { return {}; }
@@ -70,6 +91,7 @@ class PositionMethod {
 
  protected:
   Backend& be() const { return *be_; }
+  const std::shared_ptr<Backend>& backend_ptr() const { return be_; }
 
  private:
   std::shared_ptr<Backend> be_;

@@ -11,6 +11,10 @@ std::unique_ptr<PositionMethod> make_rotary();
 std::unique_ptr<PositionMethod> make_t5();
 std::unique_ptr<PositionMethod> make_learned();
 std::unique_ptr<PositionMethod> make_none();
+std::unique_ptr<PositionMethod> make_kerple_log();
+std::unique_ptr<PositionMethod> make_kerple_power();
+std::unique_ptr<PositionMethod> make_sandwich();
+std::unique_ptr<PositionMethod> make_fire();
 
 namespace {
 
@@ -27,6 +31,10 @@ constexpr Entry kMethods[] = {
     {PosKind::t5, "t5", make_t5},
     {PosKind::learned, "learned", make_learned},
     {PosKind::none, "none", make_none},
+    {PosKind::kerple_log, "kerple-log", make_kerple_log},
+    {PosKind::kerple_power, "kerple-power", make_kerple_power},
+    {PosKind::sandwich, "sandwich", make_sandwich},
+    {PosKind::fire, "fire", make_fire},
 };
 
 const Entry& entry(PosKind kind) {

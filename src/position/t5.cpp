@@ -61,7 +61,7 @@ class T5 final : public PositionMethod {
     be->upload(buckets_.data(), b.data(), b.size() * sizeof(int32_t));
     PositionMethod::bind(c, l, std::move(be));
   }
-  ScoreBias score_bias(const ParamSet& p, int, const AttnShape&) const override {
+  ScoreBias score_bias(const ParamSet& p, int, const AttnShape&, int64_t) const override {
     return ScoreBias::t5(p.data.data() + table_, buckets_.data(), num_buckets_, max_distance_);
   }
   Tensor score_bias_grad(ParamSet& g, int) const override {

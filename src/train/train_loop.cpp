@@ -121,6 +121,7 @@ TrainResult TrainLoop::run() {
                   " (try a lower --lr than ", o_.lr, ")");
     const float lr = sched_.at(step_);
     const float gnorm = r_.opt.step(r_.model.params, lr, step_ + 1, o_.clip, o_.adamw);
+    r_.model.project_params();
     if (o_.check_finite)
       r_.model.check_finite(r_.model.params, str_cat("step ", step_ + 1, ": after the AdamW "
                                                      "update, parameter").c_str());

@@ -37,6 +37,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import twin_bias  # noqa: E402
 from twin import Config, TrainConfig, Twin, alibi_slopes, make_optimizer, t5_bucket_table, train_step  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -61,6 +62,15 @@ CASES = {
     "alibi_bidirectional": Config(**TINY, pos="alibi", causal=False, slopes="trainable"),
     "t5_bidirectional": Config(**TINY, pos="t5", t5_buckets=8, t5_max_distance=16, causal=False),
     "rotary_bidirectional": Config(**TINY, pos="rotary", causal=False),
+    # The methods after ALiBi (twin_bias.py). sandwich_dim 16: T=20 spans several periods of its
+    # fastest cosines. fire_length 8: rows 8..19 are normalised by their own position, rows
+    # 0..7 by the threshold (whose gradient reaches lmult).
+    "kerple_log": Config(**TINY, pos="kerple-log"),
+    "kerple_power": Config(**TINY, pos="kerple-power"),
+    "sandwich": Config(**TINY, pos="sandwich", sandwich_dim=16),
+    "fire": Config(**TINY, pos="fire", fire_width=8, fire_length=8),
+    "kerple_log_bidirectional": Config(**TINY, pos="kerple-log", causal=False),
+    "fire_bidirectional": Config(**TINY, pos="fire", causal=False, fire_width=8, fire_length=8),
 }
 
 # lr 1e-2 moves the loss visibly in 10 steps. clip 1.2 (not the default 1.0, which nearly every step of
@@ -78,6 +88,10 @@ def random_params(model: Twin, seed: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     out = {}
     for name, p in model.named_parameters():
+        own = twin_bias.random_values(name, p.shape, g)
+        if own is not None:
+            out[name] = own.contiguous()
+            continue
         noise = torch.randn(p.shape, generator=g, dtype=torch.float32)
         if name.endswith(("ln1.w", "ln2.w")) or name == "lnf.w":
             v = 1.0 + 0.1 * noise
@@ -124,11 +138,20 @@ def make_case(name: str, cfg: Config, seed: int) -> tuple[dict, dict, list[float
     load_into(model, params)
     opt = make_optimizer(model, TRAIN)
     batches = torch.randint(0, cfg.vocab, (TRAIN.steps, B, T + 1), generator=g, dtype=torch.int32)
-    losses, norms = [], []
+    losses, norms, clamped = [], [], 0
     for s in range(TRAIN.steps):
         loss_s, norm_s = train_step(model, opt, batches[s, :, :T], batches[s, :, 1:], s, TRAIN)
         losses.append(loss_s)
         norms.append(norm_s)
+        if cfg.pos.startswith("kerple"):
+            clamped += int((model.kerple_r2 == twin_bias.KERPLE_MIN).sum())
+    if cfg.pos.startswith("kerple"):
+        assert clamped > 0, f"{name}: no step clamped kerple_r2; the projection is untested"
+        print(f"  {name}: kerple_r2 at the clamp {clamped} times over {TRAIN.steps} steps")
+    if cfg.pos == "fire":
+        inside = [twin_bias.fire_knots_in_range(model, l) for l in range(cfg.layers)]
+        assert min(inside) > 0, f"{name}: a layer without a knot in (0, 1): {inside}"
+        print(f"  {name}: knots in (0, 1) per layer {inside}")
     tensors["train.batches"] = batches
     tensors["train.losses"] = torch.tensor(losses, dtype=torch.float32)
     tensors["train.grad_norms"] = torch.tensor(norms, dtype=torch.float32)

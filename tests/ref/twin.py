@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-POS_METHODS = ("none", "alibi", "sinusoidal", "learned", "rotary", "t5")
+import twin_bias
+
+POS_METHODS = ("none", "alibi", "sinusoidal", "learned", "rotary", "t5") + twin_bias.METHODS
 LN_EPS = 1e-5  # docs/model.md: LayerNorm eps, biased variance
 ROPE_BASE = 10000.0
 SINUSOID_BASE = 10000.0
@@ -45,6 +47,9 @@ class Config:
     t5_max_distance: int = 128
     causal: bool = True  # False: bidirectional attention (an encoder)
     slopes: str = "fixed"  # alibi: "trainable" learns m_h = 2 m0_h sigmoid(alibi_theta_h)
+    sandwich_dim: int = 128  # sandwich: d'
+    fire_width: int = 32  # fire: hidden units
+    fire_length: int = 0  # fire: L of the threshold |lmult L|
 
     @property
     def head_size(self) -> int:
@@ -59,6 +64,8 @@ class Config:
             assert self.d_model % 2 == 0, f"sinusoidal needs an even d_model, got {self.d_model}"
         if self.pos == "learned":
             assert self.max_positions > 0, "learned needs max_positions > 0"
+        if self.pos == "fire":
+            assert self.fire_length > 0, "fire needs fire_length > 0"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -264,6 +271,7 @@ class Twin(nn.Module):
             self.register_buffer("slopes", slopes.to(dtype), persistent=False)
             if cfg.slopes == "trainable":
                 self.alibi_theta = nn.Parameter(torch.zeros(NH, dtype=dtype))  # (NH)
+        twin_bias.add_params(self, cfg, dtype)
         self.to(device)
 
     @staticmethod
@@ -285,10 +293,13 @@ class Twin(nn.Module):
                     std = proj_std if name.endswith(".proj.w") else 0.02
                     p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * std)
 
-    def score_bias(self, T: int) -> torch.Tensor | None:
-        """(NH,T,T) additive bias_h(i - j) for alibi / t5; None otherwise. Causal: entries above
-        the diagonal are masked later, whatever they hold; bidirectional: alibi -m_h |i - j|,
-        t5 with half the buckets per direction."""
+    def score_bias(self, T: int, layer: int) -> torch.Tensor | None:
+        """(NH,T,T) additive bias_h(i - j) of `layer` for alibi / t5 / the methods of
+        twin_bias.py; None otherwise. Causal: entries above the diagonal are masked later,
+        whatever they hold; bidirectional: alibi -m_h |i - j|, t5 with half the buckets per
+        direction, the others of |i - j|."""
+        if self.cfg.pos in twin_bias.METHODS:
+            return twin_bias.score_bias(self, self.cfg, T, layer, self.dtype)
         dev = self.wte.device
         d = torch.arange(T, device=dev)[:, None] - torch.arange(T, device=dev)[None, :]  # (T,T) i-j
         if self.cfg.pos == "alibi":
@@ -316,9 +327,8 @@ class Twin(nn.Module):
         rope = None
         if cfg.pos == "rotary":
             rope = tuple(t.to(dev, self.dtype) for t in rotary_tables(T, cfg.head_size))
-        bias = self.score_bias(T)
-        for block in self.h:
-            x = block(x, bias, rope)
+        for layer, block in enumerate(self.h):
+            x = block(x, self.score_bias(T, layer), rope)
         logits = self.lnf(x) @ self.wte.T  # (B,T,V), tied output
         loss = None
         if targets is not None:
@@ -362,6 +372,7 @@ def train_step(model: Twin, opt: torch.optim.Optimizer, tokens, targets, step: i
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
     opt.step()
+    twin_bias.project(model, model.cfg)
     return loss.item(), norm.item()
 
 

@@ -131,11 +131,13 @@ inline void fire_row_stats(const ScoreBias& b, int i, int d0, int nj, const floa
   }
 }
 
-// band[k] = bias at distance base + kBr - 1 - k; causal distances < 0 are masked, never read.
+// band[k] = bias at distance base + kBr - 1 - k. Causal distances < 0 are masked, and a table's
+// distances past table_len are those of a tile's padding rows or columns: both are never read.
 inline void fill_band(const ScoreBias& b, int h, int NH, int base, bool causal, float* band) {
   for (int k = 0; k < kBand; ++k) {
-    const int d = base + kBr - 1 - k;
-    band[k] = d >= 0 || !causal ? bias_at(b, h, NH, d, causal) : 0.0f;
+    const int d = base + kBr - 1 - k, a = d < 0 ? -d : d;
+    const bool read = (d >= 0 || !causal) && (b.kind != BiasKind::table || a < b.table_len);
+    band[k] = read ? bias_at(b, h, NH, d, causal) : 0.0f;
   }
 }
 
