@@ -43,7 +43,8 @@ std::vector<std::string> golden_cases() {
   std::vector<std::string> cases;
   for (PosKind p : all_positions()) cases.push_back(pos_name(p));
   for (const char* v : {"alibi_nh8", "alibi_trainable", "alibi_bidirectional", "t5_bidirectional",
-                        "rotary_bidirectional"})
+                        "rotary_bidirectional", "rotary_pi", "rotary_ntk", "rotary_yarn",
+                        "alibi_interpolate"})
     cases.push_back(v);
   return cases;
 }
@@ -77,18 +78,9 @@ Golden load_golden(const std::string& name) {
   Golden g;
   g.path = std::string(ALIBI_SOURCE_DIR) + "/tests/golden/" + name + ".safetensors";
   g.st = Safetensors::read(g.path);
-  const nlohmann::json c = nlohmann::json::parse(g.st.metadata.at("config"));
-  g.cfg.vocab = c.at("vocab").get<int>();
-  g.cfg.layers = c.at("layers").get<int>();
-  g.cfg.d_model = c.at("d_model").get<int>();
-  g.cfg.heads = c.at("heads").get<int>();
-  g.cfg.ffn = c.at("ffn").get<int>();
-  g.cfg.pos = parse_pos(c.at("pos").get<std::string>(), "golden config pos");
-  g.cfg.max_positions = c.at("max_positions").get<int>();
-  g.cfg.t5_buckets = c.at("t5_buckets").get<int>();
-  g.cfg.t5_max_distance = c.at("t5_max_distance").get<int>();
-  g.cfg.causal = c.value("causal", true);
-  g.cfg.slopes = parse_slopes(c.value("slopes", std::string("fixed")), "golden config slopes");
+  // The twin's Config names ModelConfig's keys (ModelFields.TheTwinsConfigAgreesWithTheTable);
+  // files written before a field existed take its legacy value.
+  g.cfg = ModelConfig::from_json(nlohmann::json::parse(g.st.metadata.at("config")));
   g.cfg.validate();
   g.train = nlohmann::json::parse(g.st.metadata.at("train"));
   const StTensor& tokens = g.st.at("input.tokens");

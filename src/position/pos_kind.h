@@ -5,12 +5,12 @@
 
 namespace alibi {
 
-enum class PosKind { none, alibi, sinusoidal, learned, rotary, t5 };
+enum class PosKind { none, alibi, sinusoidal, learned, rotary, t5, xpos };
 
 // Throws UsageError naming `flag` for an unknown name.
 PosKind parse_pos(const std::string& name, const std::string& flag = "--pos");
 const char* pos_name(PosKind kind);
-std::string pos_names();             // "alibi|sinusoidal|rotary|t5|learned|none"
+std::string pos_names();             // "alibi|sinusoidal|rotary|xpos|t5|learned|none"
 std::vector<PosKind> all_positions();  // in that order
 
 }  // namespace alibi
