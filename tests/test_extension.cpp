@@ -82,11 +82,10 @@ TEST(XPos, RefusesSpansPastFp32sRange) {
   test::randomise(m, 3);
   const auto tok = test::random_tokens(104, c.vocab, 4);
   m.forward(tok.data(), nullptr, 1, 102);
-  for (size_t i = 0; i < size_t(102) * c.vocab; ++i)
-    ASSERT_TRUE(std::isfinite(m.logits()[i])) << i;
-  test::expect_usage_error([&] { m.forward(tok.data(), nullptr, 1, 104); },
-                           {"--pos xpos", "52 positions", "fp32", "--xpos-scale-base 1",
-                            "at most 102 tokens"});
+  for (size_t i = 0; i < size_t(102) * c.vocab; ++i) ASSERT_TRUE(std::isfinite(m.logits()[i])) << i;
+  test::expect_usage_error(
+      [&] { m.forward(tok.data(), nullptr, 1, 104); },
+      {"--pos xpos", "52 positions", "fp32", "--xpos-scale-base 1", "at most 102 tokens"});
 }
 
 ModelConfig interpolating(int layers, int train_len) {
@@ -127,8 +126,8 @@ TEST(AlibiInterpolation, SlopesAreTimesLOverLPrimePastL) {
 TEST(AlibiInterpolation, GenerationEqualsAFullForwardOverItsContext) {
   const ModelConfig c = interpolating(3, 16);
   const int prompt = 9, max_new = 40, n = prompt + max_new - 1, V = c.vocab;
-  Model dec(c, 1, 4, false), full(c, 1, n, false), plain(test::small_model(PosKind::alibi, 3), 1,
-                                                          n, false);
+  Model dec(c, 1, 4, false), full(c, 1, n, false),
+      plain(test::small_model(PosKind::alibi, 3), 1, n, false);
   test::randomise(dec, 8);
   full.params.copy_from(dec.params);
   plain.params.copy_from(dec.params);
@@ -149,8 +148,8 @@ TEST(AlibiInterpolation, GenerationEqualsAFullForwardOverItsContext) {
     for (int v = 0; v < V; ++v) {
       ASSERT_NEAR(sampled_from[size_t(k)][size_t(v)], ref[v], kCacheRelTol * scale)
           << "new token " << k << ", id " << v;
-      moved = std::max(moved, double(std::abs(plain.logits()[size_t(prompt - 1 + k) * V + v] -
-                                              ref[v]) / scale));
+      moved = std::max(
+          moved, double(std::abs(plain.logits()[size_t(prompt - 1 + k) * V + v] - ref[v]) / scale));
     }
   }
   EXPECT_GT(moved, 1e-3) << "interpolating the slopes should change the logits past L";
@@ -165,22 +164,29 @@ TEST(ExtensionFields, RefusedByFlagWhereTheyCannotApply) {
     std::vector<std::string> needles;
   };
   const std::vector<Case> cases = {
-      {PosKind::alibi, [](ModelConfig& c) { c.rope_scaling = RopeScaling::pi; },
+      {PosKind::alibi,
+       [](ModelConfig& c) { c.rope_scaling = RopeScaling::pi; },
        {"--rope-scaling pi", "--pos alibi", "applies to --pos rotary"}},
-      {PosKind::xpos, [](ModelConfig& c) { c.rope_scaling = RopeScaling::yarn; },
+      {PosKind::xpos,
+       [](ModelConfig& c) { c.rope_scaling = RopeScaling::yarn; },
        {"--rope-scaling yarn", "--pos xpos", "applies to --pos rotary"}},
-      {PosKind::t5, [](ModelConfig& c) { c.rope_factor = 2.0f; },
+      {PosKind::t5,
+       [](ModelConfig& c) { c.rope_factor = 2.0f; },
        {"--rope-factor 2", "--pos t5", "applies to --pos rotary"}},
-      {PosKind::rotary, [](ModelConfig& c) { c.alibi_interpolate = true; },
+      {PosKind::rotary,
+       [](ModelConfig& c) { c.alibi_interpolate = true; },
        {"--alibi-interpolate true", "--pos rotary", "applies to --pos alibi"}},
-      {PosKind::rotary, [](ModelConfig& c) { c.rope_factor = 2.0f; },
+      {PosKind::rotary,
+       [](ModelConfig& c) { c.rope_factor = 2.0f; },
        {"--rope-factor 2", "needs --rope-scaling"}},
       {PosKind::rotary,
        [](ModelConfig& c) { c.rope_scaling = RopeScaling::pi, c.rope_factor = 0.0f; },
        {"--rope-factor 0", "positive"}},
-      {PosKind::rotary, [](ModelConfig& c) { c.rope_scaling = RopeScaling::yarn; },
+      {PosKind::rotary,
+       [](ModelConfig& c) { c.rope_scaling = RopeScaling::yarn; },
        {"--rope-scaling yarn", "train_len 0"}},
-      {PosKind::alibi, [](ModelConfig& c) { c.alibi_interpolate = true; },
+      {PosKind::alibi,
+       [](ModelConfig& c) { c.alibi_interpolate = true; },
        {"--alibi-interpolate", "train_len 0"}},
   };
   for (const Case& k : cases) {

@@ -75,8 +75,10 @@ TEST_F(ExtensionCli, EvalRecordsTheExtensionAndAppliesItPastTheTrainingLength) {
 TEST_F(ExtensionCli, GenerateRunsAndSaysSo) {
   for (const auto& [p, args] : {std::pair{PosKind::rotary, "--rope-scaling ntk --rope-factor 2"},
                                 {PosKind::alibi, "--alibi-interpolate --window 24"}}) {
-    const auto r = run_cli("--threads 1 generate " + ck(p) + " --prompt 'It is a truth' "
-                               "--max-new-tokens 40 --seed 1 " + args,
+    const auto r = run_cli("--threads 1 generate " + ck(p) +
+                               " --prompt 'It is a truth' "
+                               "--max-new-tokens 40 --seed 1 " +
+                               args,
                            path("gen.err"));
     EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
     EXPECT_NE(r.err.find("context extension {"), std::string::npos) << r.err;
@@ -87,8 +89,8 @@ TEST_F(ExtensionCli, GenerateRunsAndSaysSo) {
 // length it extends from from the checkpoint; a resume keeps the extension.
 TEST_F(ExtensionCli, FineTuneKeepsTheLengthItExtendsFrom) {
   const std::string run = path("finetune");
-  auto r = run_cli("--threads 1 train --data " + path("data") + " --out " + run +
-                       " --init-from " + ck(PosKind::rotary) +
+  auto r = run_cli("--threads 1 train --data " + path("data") + " --out " + run + " --init-from " +
+                       ck(PosKind::rotary) +
                        " --seq-len 48 --batch 2 --steps 1 --eval-every 0 --rope-scaling yarn "
                        "--rope-factor 3",
                    path("ft.err"));
@@ -97,8 +99,9 @@ TEST_F(ExtensionCli, FineTuneKeepsTheLengthItExtendsFrom) {
   EXPECT_EQ(c.rope_scaling, RopeScaling::yarn);
   EXPECT_EQ(c.rope_factor, 3.0f);
   EXPECT_EQ(c.train_len, kTrainLen);
-  test::expect_cli_error(run_cli("--threads 1 train --resume " + run + " --steps 2 "
-                                 "--rope-factor 4",
+  test::expect_cli_error(run_cli("--threads 1 train --resume " + run +
+                                     " --steps 2 "
+                                     "--rope-factor 4",
                                  path("resume.err")),
                          "--rope-factor 4.0 contradicts --resume");
 }
@@ -124,13 +127,13 @@ TEST_F(ExtensionCli, BadInputIsOneLineNamingTheFlag) {
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(k.args);
-    test::expect_cli_error(run_cli("--threads 1 eval " + ck(k.pos) + " --data " + path("data") +
-                                       " " + k.args,
-                                   path("bad.err")),
-                           k.needle);
-    test::expect_cli_error(run_cli("--threads 1 generate " + ck(k.pos) + " --prompt x " + k.args,
-                                   path("bad.err")),
-                           k.needle);
+    test::expect_cli_error(
+        run_cli("--threads 1 eval " + ck(k.pos) + " --data " + path("data") + " " + k.args,
+                path("bad.err")),
+        k.needle);
+    test::expect_cli_error(
+        run_cli("--threads 1 generate " + ck(k.pos) + " --prompt x " + k.args, path("bad.err")),
+        k.needle);
   }
   test::expect_cli_error(run_cli("--threads 1 train --data " + path("data") + " --out " +
                                      path("bad_run") + " --pos alibi --rope-scaling pi",

@@ -50,9 +50,10 @@ class Rotary final : public RotaryFamily {
     rows.push_back(F::of_enum(ALIBI_MEMBER(ModelConfig, rope_scaling), "rope_scaling",
                               rope_scaling_name, parse_rope_scaling, "none|pi|ntk|yarn")
                        .flag_help("--rope-scaling",
-                                  "rotary: context extension by --rope-factor s: pi (positions / "
-                                  "s) | ntk (base b s^(HS/(HS-2))) | yarn (NTK-by-parts over the "
-                                  "training length, attention temperature); docs/rope-family.md")
+                                  "rotary: context extension by a factor s (--rope-factor): pi "
+                                  "(positions / s) | ntk (base b s^(HS/(HS-2))) | yarn "
+                                  "(NTK-by-parts over the training length, attention "
+                                  "temperature); docs/rope-family.md")
                        .run_option()
                        .only_if(is_rotary));
     rows.push_back(F::of(ALIBI_MEMBER(ModelConfig, rope_factor), "rope_factor")
@@ -71,11 +72,15 @@ class Rotary final : public RotaryFamily {
     if (c.rope_scaling == RopeScaling::none && c.rope_factor != 1.0f)
       usage_error("--rope-factor ", c.rope_factor, " needs --rope-scaling pi|ntk|yarn");
     if (c.rope_scaling == RopeScaling::ntk && c.head_size() <= 2)
-      usage_error("--rope-scaling ntk needs a head size above 2 (its base goes to the power "
-                  "HS/(HS-2)); this model's is ", c.head_size());
+      usage_error(
+          "--rope-scaling ntk needs a head size above 2 (its base goes to the power "
+          "HS/(HS-2)); this model's is ",
+          c.head_size());
     if (c.rope_scaling == RopeScaling::yarn && c.train_len < 1)
-      usage_error("--rope-scaling yarn is relative to the length the model was trained at, and "
-                  "this model records none (config train_len ", c.train_len, ")");
+      usage_error(
+          "--rope-scaling yarn is relative to the length the model was trained at, and "
+          "this model records none (config train_len ",
+          c.train_len, ")");
   }
 };
 

@@ -50,8 +50,9 @@ class RotaryFamily : public PositionMethod {
     return d;
   }
   Rotation rotation(int64_t pos0, int64_t anchor, int power, bool backward) const {
-    return Rotation{freq_.data(), decay_.size() > 0 ? decay_.data() : nullptr, mscale_, pos0,
-                    anchor, power, backward};
+    return Rotation{
+        freq_.data(), decay_.size() > 0 ? decay_.data() : nullptr, mscale_, pos0, anchor, power,
+        backward};
   }
   DeviceArray<double> freq_;   // (HS/2)
   DeviceArray<double> decay_;  // (HS/2) xpos; empty otherwise

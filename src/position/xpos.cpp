@@ -23,15 +23,15 @@ class XPos final : public RotaryFamily {
   PosKind kind() const override { return PosKind::xpos; }
   // Checkpoints from before the field hold torchscale's default.
   void add_fields(Fields<ModelConfig>& rows) const override {
-    rows.push_back(Field<ModelConfig>::of(ALIBI_MEMBER(ModelConfig, xpos_scale_base),
-                                          "xpos_scale_base")
-                       .flag_help("--xpos-scale-base",
-                                  "xpos: gamma, the positions over which each pair decays by one "
-                                  "power of its zeta_i (torchscale's scale_base)")
-                       .as_role(Role::shape)
-                       .legacy_default()
-                       .only_if([](const ModelConfig& c) { return c.pos == PosKind::xpos; })
-                       .positive());
+    rows.push_back(
+        Field<ModelConfig>::of(ALIBI_MEMBER(ModelConfig, xpos_scale_base), "xpos_scale_base")
+            .flag_help("--xpos-scale-base",
+                       "xpos: gamma, the positions over which each pair decays by one "
+                       "power of its zeta_i (torchscale's scale_base)")
+            .as_role(Role::shape)
+            .legacy_default()
+            .only_if([](const ModelConfig& c) { return c.pos == PosKind::xpos; })
+            .positive());
   }
   void bind(const ModelConfig& c, const ParamLayout& l, std::shared_ptr<Backend> be) override {
     max_from_anchor_ = int64_t(kMaxExponent / std::abs(xpos_decay(c).front()));
@@ -43,11 +43,12 @@ class XPos final : public RotaryFamily {
                   int64_t anchor) const override {
     const int64_t far = std::max(std::abs(pos0 - anchor), std::abs(pos0 + T - 1 - anchor));
     if (far > max_from_anchor_)
-      usage_error("--pos xpos: position ", far > std::abs(pos0 - anchor) ? pos0 + T - 1 : pos0,
-                  " is ", far, " positions from the middle of its attention span, past the ",
-                  max_from_anchor_, " where zeta^(n/gamma) leaves fp32's range at "
-                  "--xpos-scale-base ", gamma_, "; use windows or a KV cache of at most ",
-                  2 * max_from_anchor_, " tokens");
+      usage_error(
+          "--pos xpos: position ", far > std::abs(pos0 - anchor) ? pos0 + T - 1 : pos0, " is ", far,
+          " positions from the middle of its attention span, past the ", max_from_anchor_,
+          " where zeta^(n/gamma) leaves fp32's range at "
+          "--xpos-scale-base ",
+          gamma_, "; use windows or a KV cache of at most ", 2 * max_from_anchor_, " tokens");
     RotaryFamily::qk_forward(q, k, B, NH, T, HS, pos0, anchor);
   }
 

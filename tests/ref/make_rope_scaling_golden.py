@@ -1,5 +1,6 @@
 """Writes tests/golden/rope/rope_scaling.json: rotary's scaled frequencies and attention factor
-as transformers computes them (tests/test_rope.cpp compares rotary_tables with them).
+as transformers computes them (RopeScaling.TablesAgreeWithTransformers, tests/test_extension.cpp,
+compares rotary_tables with them).
 
     python3 tests/ref/make_rope_scaling_golden.py     # from the repo root; needs torch, transformers
 
