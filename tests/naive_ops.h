@@ -8,6 +8,7 @@
 
 #include "core/rng.h"
 #include "kernels/layer_kinds.h"
+#include "position/position.h"
 
 namespace alibi::test::naive {
 
@@ -104,14 +105,31 @@ inline double sinusoid(int64_t p, int64_t c, int64_t C) {
   return c % 2 == 0 ? std::sin(a) : std::cos(a);
 }
 
-// Rotary (rotate-half) of one row r (HS) at position p, by sign * theta.
-inline Vec rotate(const float* r, int HS, int64_t p, double sign) {
+// Tables with every term of the rotary family's op: xpos' frequencies and decay for one head of
+// HS, and the attention temperature YaRN gives s = 4 (0.1 ln 4 + 1).
+inline RotaryTables every_rotary_term(int HS) {
+  ModelConfig c;
+  c.pos = PosKind::xpos;
+  c.heads = 1;
+  c.d_model = HS;
+  RotaryTables t = rotary_tables(c);
+  t.mscale = 0.1 * std::log(4.0) + 1.0;
+  return t;
+}
+
+// The rotary family's op (Backend::rotary, rotate-half) on one row r (HS) at position p: pair i
+// rotated by sign * p * freq[i] and scaled by mscale * exp(power * (p - anchor) * decay[i]).
+inline Vec rotate(const float* r, int HS, int64_t p, double sign, const RotaryTables& t,
+                  int power = 1, int64_t anchor = 0) {
   Vec out(static_cast<size_t>(HS));
   const int half = HS / 2;
   for (int i = 0; i < half; ++i) {
-    const double a = sign * double(p) * std::pow(10000.0, -2.0 * i / HS);
-    out[size_t(i)] = r[i] * std::cos(a) - r[i + half] * std::sin(a);
-    out[size_t(i + half)] = r[i + half] * std::cos(a) + r[i] * std::sin(a);
+    const double a = sign * double(p) * t.freq[size_t(i)];
+    const double m =
+        t.mscale *
+        (t.decay.empty() ? 1.0 : std::exp(power * double(p - anchor) * t.decay[size_t(i)]));
+    out[size_t(i)] = m * (r[i] * std::cos(a) - r[i + half] * std::sin(a));
+    out[size_t(i + half)] = m * (r[i + half] * std::cos(a) + r[i] * std::sin(a));
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "backend_harness.h"
+#include "naive_ops.h"
 #include "position/position.h"
 
 namespace alibi::test {
@@ -184,18 +185,27 @@ TEST_P(BackendGrads, CrossEntropy) {
             logits.size());
 }
 
+// The rotary family's op with every term (rotation, xpos' decay on q and on k, temperature).
 TEST_P(BackendGrads, Rotary) {
   const int B = 1, NH = 2, T = 5, HS = 8;
-  auto x = randn(size_t(B) * NH * T * HS, 71);
-  const auto R = randn(x.size(), 72);
-  auto fwd = [&] {
-    auto d = to_device(be(), x, be_);
-    be().rotary_forward(d.data(), B, NH, T, HS, 3);
-    return to_host(be(), d);
-  };
-  auto dR = to_device(be(), R, be_);
-  be().rotary_backward(dR.data(), B, NH, T, HS, 3);
-  expect_fd("dx", loss_of(fwd, R), x.data(), x.size(), to_host(be(), dR).data(), x.size());
+  const RotaryTables tab = naive::every_rotary_term(HS);
+  auto freq = to_device(be(), tab.freq, be_), decay = to_device(be(), tab.decay, be_);
+  for (int power : {1, -1}) {
+    SCOPED_TRACE(power);
+    auto x = randn(size_t(B) * NH * T * HS, 71);
+    const auto R = randn(x.size(), 72);
+    Rotation r{freq.data(), decay.data(), float(tab.mscale), 3, 6, power, false};
+    auto fwd = [&] {
+      auto d = to_device(be(), x, be_);
+      be().rotary(d.data(), B, NH, T, HS, r);
+      return to_host(be(), d);
+    };
+    auto dR = to_device(be(), R, be_);
+    Rotation back = r;
+    back.backward = true;
+    be().rotary(dR.data(), B, NH, T, HS, back);
+    expect_fd("dx", loss_of(fwd, R), x.data(), x.size(), to_host(be(), dR).data(), x.size());
+  }
 }
 
 // dq, dk, dv and the t5 table's gradient, with dropout, Tq < Tk and padded key rows.

@@ -361,15 +361,23 @@ TEST_P(BackendOps, PositionKernelsAgainstDouble) {
   const int64_t pos0 = 1000003;  // absolute positions far into a stream
   const auto x0 = randn(size_t(B) * T * C, 91), wpe = randn(size_t(T + 5) * C, 92);
   const auto dwpe0 = randn(wpe.size(), 93), r0 = randn(size_t(B) * NH * T * HS, 94);
+  // The rotary family with every term: q forward, k backward, about a mid-window anchor.
+  const RotaryTables tab = naive::every_rotary_term(HS);
+  const int64_t anchor = pos0 + T / 2;
   const Outs got = run(
       [&](const Be& be) {
         auto x = to_device(*be, x0, be), s = to_device(*be, x0, be), w = to_device(*be, wpe, be);
         auto g = to_device(*be, dwpe0, be), r = to_device(*be, r0, be), rb = to_device(*be, r0, be);
+        auto freq = to_device(*be, tab.freq, be), decay = to_device(*be, tab.decay, be);
         be->posemb_forward(x.data(), w.data(), B, T, C, 5);
         be->posemb_backward(g.data(), s.data(), B, T, C, 5);  // dx = x0
         be->sinusoidal_add(s.data(), B, T, C, pos0);
-        be->rotary_forward(r.data(), B, NH, T, HS, pos0);
-        be->rotary_backward(rb.data(), B, NH, T, HS, pos0);
+        const Rotation q{freq.data(), decay.data(), float(tab.mscale), pos0, anchor, 1, false};
+        Rotation dk = q;
+        dk.power = -1;
+        dk.backward = true;
+        be->rotary(r.data(), B, NH, T, HS, q);
+        be->rotary(rb.data(), B, NH, T, HS, dk);
         return Outs{to_host(*be, x), to_host(*be, g), to_host(*be, s), to_host(*be, r),
                     to_host(*be, rb)};
       },
@@ -385,15 +393,15 @@ TEST_P(BackendOps, PositionKernelsAgainstDouble) {
       }
   for (size_t row = 0; row < r0.size() / HS; ++row) {
     const int64_t p = pos0 + int64_t(row % T);
-    const Vec f = naive::rotate(&r0[row * HS], HS, p, 1.0),
-              i = naive::rotate(&r0[row * HS], HS, p, -1.0);
+    const Vec f = naive::rotate(&r0[row * HS], HS, p, 1.0, tab, 1, anchor),
+              i = naive::rotate(&r0[row * HS], HS, p, -1.0, tab, -1, anchor);
     std::copy(f.begin(), f.end(), r.begin() + row * HS);
     std::copy(i.begin(), i.end(), rb.begin() + row * HS);
   }
   EXPECT_REL(got[0], x, kElementTol);
   EXPECT_REL(got[1], g, kElementTol);
-  // The sinusoids and rotary angles are evaluated in double and rounded to fp32 before the add
-  // or the rotation: one more rounding than the reference.
+  // The sinusoids and rotary angles (with their scale) are evaluated in double and rounded to
+  // fp32 before the add or the rotation: one more rounding than the reference.
   EXPECT_REL(got[2], s, kElementTol);
   EXPECT_REL(got[3], r, kElementTol);
   EXPECT_REL(got[4], rb, kElementTol);

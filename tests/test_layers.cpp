@@ -5,6 +5,7 @@
 
 #include "fd.h"
 #include "kernels/cpu/ops_cpu.h"
+#include "naive_ops.h"
 
 namespace alibi {
 namespace {
@@ -197,18 +198,26 @@ TEST(Layers, CrossEntropyIgnoresNegativeTargets) {
   EXPECT_EQ(crossentropy_forward(lse.data(), logits.data(), none.data(), N, V), 0.0f);
 }
 
+// The CPU kernel's backward (the inverse rotation, scaled the same) for q and k, every term on.
 TEST(Layers, RotaryBackwardMatchesFiniteDifferences) {
   const int B = 1, NH = 2, T = 5, HS = 8;
-  auto x = randn(B * NH * T * HS, 71), R = randn(B * NH * T * HS, 72);
-  std::vector<float> y;
-  auto loss = [&] {
-    y = x;
-    rotary_forward(y.data(), B, NH, T, HS, 3);
-    return dot(y.data(), R.data(), y.size());
-  };
-  std::vector<float> dx = R;
-  rotary_backward(dx.data(), B, NH, T, HS, 3);
-  expect_fd("dx", loss, x.data(), x.size(), dx.data(), x.size());
+  const RotaryTables tab = test::naive::every_rotary_term(HS);
+  for (int power : {1, -1}) {
+    SCOPED_TRACE(power);
+    auto x = randn(B * NH * T * HS, 71), R = randn(B * NH * T * HS, 72);
+    const Rotation r{tab.freq.data(), tab.decay.data(), float(tab.mscale), 3, 6, power, false};
+    std::vector<float> y;
+    auto loss = [&] {
+      y = x;
+      rotary(y.data(), B, NH, T, HS, r);
+      return dot(y.data(), R.data(), y.size());
+    };
+    std::vector<float> dx = R;
+    Rotation back = r;
+    back.backward = true;
+    rotary(dx.data(), B, NH, T, HS, back);
+    expect_fd("dx", loss, x.data(), x.size(), dx.data(), x.size());
+  }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "extension_flags.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "core/io.h"
@@ -169,8 +170,7 @@ void check_lengths(const EvalCliOptions& o, EvalMode mode, const ModelConfig& cf
 }
 
 void print_header(FILE* table, const EvalCliOptions& o, EvalMode mode, const Checkpoint& ck,
-                  const EvalText& t, const std::vector<float>& slopes) {
-  const ModelConfig& cfg = ck.config;
+                  const ModelConfig& cfg, const EvalText& t, const std::vector<float>& slopes) {
   const bool mlm = cfg.objective == Objective::mlm;
   std::fprintf(table,
                "eval %s (%s%s, trained at %d, step %lld, %s weights) on %s: %s tokens, %s bytes, "
@@ -183,6 +183,8 @@ void print_header(FILE* table, const EvalCliOptions& o, EvalMode mode, const Che
                t.what.c_str(), with_commas(t.tokens.size()).c_str(),
                with_commas(t.source_bytes).c_str(), eval_mode_name(mode),
                mode == EvalMode::sliding ? str_cat(" stride ", o.stride).c_str() : "");
+  if (const nlohmann::json ext = extension_of(cfg); !ext.empty())
+    std::fprintf(table, "context extension: %s\n", ext.dump().c_str());
   if (!slopes.empty()) {
     const std::vector<float> m0 = alibi_slopes(cfg);
     std::fprintf(table, "learned slopes by head (fixed ones in brackets):");
@@ -239,9 +241,8 @@ void append_positions(std::string& csv, const EvalResult& r) {
 
 // What the JSON says besides the results.
 nlohmann::json json_head(const EvalCliOptions& o, EvalMode mode, const Checkpoint& ck,
-                         const Backend& backend, const EvalText& t,
+                         const ModelConfig& cfg, const Backend& backend, const EvalText& t,
                          const std::vector<float>& slopes) {
-  const ModelConfig& cfg = ck.config;
   nlohmann::json j = {{"checkpoint", ck.path},
                       {"step", ck.step},
                       {"weights", weight_type_name(ck.weights)},
@@ -249,6 +250,7 @@ nlohmann::json json_head(const EvalCliOptions& o, EvalMode mode, const Checkpoin
                       {"pos", pos_name(cfg.pos)},
                       {"objective", objective_name(cfg.objective)},
                       {"train_seq_len", ck.train.value("seq_len", 0)},
+                      {"extension", extension_of(cfg)},
                       {"source", t.what},
                       {"tokens", t.tokens.size()},
                       {"source_bytes", t.source_bytes},
@@ -276,13 +278,13 @@ void emit_json(const EvalCliOptions& o, nlohmann::json j) {
     write_output("--json", o.json, j.dump(2) + "\n");
 }
 
-void run_eval(const EvalCliOptions& o, const CLI::App& app) {
+void run_eval(const EvalCliOptions& o, const CLI::App& app, const ExtensionFlags& ext) {
   const EvalMode mode = parse_eval_mode(o.mode);
   check_flags(o, app, mode);
   const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(o.dtype));
   const Checkpoint ck = read_checkpoint(o.checkpoint);
   check_against(o, app, mode, ck);
-  const ModelConfig& cfg = ck.config;
+  const ModelConfig cfg = ext.apply(ck);
   const bool mlm = cfg.objective == Objective::mlm;
   const int train_len = ck.train.value("seq_len", 0);
   const std::vector<int> lengths =
@@ -293,8 +295,8 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app) {
   // Shortest length first, on the checkpoint's weights as stored (read in place).
   FILE* table = o.json == "-" ? stderr : stdout;
   const std::vector<float> slopes = learned_slopes(ck);
-  print_header(table, o, mode, ck, text, slopes);
-  nlohmann::json j = json_head(o, mode, ck, *backend, text, slopes);
+  print_header(table, o, mode, ck, cfg, text, slopes);
+  nlohmann::json j = json_head(o, mode, ck, cfg, *backend, text, slopes);
   j["results"] = nlohmann::json::array();
   // The whole CSV is kept and rewritten after each length: a run stopped part way leaves a
   // complete CSV of the lengths it finished. Writing the header now checks the path early.
@@ -370,7 +372,8 @@ Command add_eval(CLI::App& app) {
   c->add_option("--per-position", o->per_position,
                 "write the mean loss at each position inside the window as CSV "
                 "(length,position,count,mean_loss; loss in nats)");
-  Command cmd{c, [o, c] { run_eval(*o, *c); }};
+  const auto ext = std::make_shared<ExtensionFlags>(c);
+  Command cmd{c, [o, c, ext] { run_eval(*o, *c, *ext); }};
   cmd.stop = [] {
     return std::optional<std::string>(
         "stopping after this batch of windows; the lengths finished are kept");

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "commands.h"
+#include "extension_flags.h"
 #include "core/error.h"
 #include "core/io.h"
 #include "core/signals.h"
@@ -49,7 +50,8 @@ struct Loaded {
   int train_len = 0;
 };
 
-Loaded load(const GenerateFlags& f, const std::shared_ptr<Backend>& backend) {
+Loaded load(const GenerateFlags& f, const ExtensionFlags& ext,
+            const std::shared_ptr<Backend>& backend) {
   const Checkpoint ck = read_checkpoint(f.checkpoint);
   if (!ck.config.causal)
     usage_error("checkpoint '", ck.path, "' is an encoder (bidirectional attention, config "
@@ -60,19 +62,21 @@ Loaded load(const GenerateFlags& f, const std::shared_ptr<Backend>& backend) {
                 " tokens, more than its model's vocabulary of ", ck.config.vocab);
   // The model is planned for one prefill chunk; a window never needs a bigger one.
   const int chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
-  return {std::make_unique<Model>(ck.config, 1, chunk, ck.st, backend), ck.tokenizer, ck.path,
-          ck.step, ck.train.value("seq_len", 0)};
+  return {std::make_unique<Model>(ext.apply(ck), 1, chunk, ck.st, backend), ck.tokenizer,
+          ck.path, ck.step, ck.train.value("seq_len", 0)};
 }
 
 void print_banner(const Loaded& m, int window) {
   const ModelConfig& c = m.model->cfg;
+  const nlohmann::json ext = extension_of(c);
   std::fprintf(stderr,
                "%s: %s, %d layers, d_model %d, %d heads, vocab %d, trained at seq-len %d "
-               "(step %lld); %s\n",
+               "(step %lld); %s%s\n",
                m.path.c_str(), pos_name(c.pos), c.layers, c.d_model, c.heads, c.vocab,
                m.train_len, static_cast<long long>(m.step),
                window > 0 ? ("sliding KV window of " + std::to_string(window)).c_str()
-                          : "full KV cache");
+                          : "full KV cache",
+               ext.empty() ? "" : ("; context extension " + ext.dump()).c_str());
 }
 
 void print_stats(const GenerateStats& total, const Generator& gen) {
@@ -116,7 +120,7 @@ void interactive(const GenerateFlags& f, const Loaded& m, Generator& gen,
   }
 }
 
-void run(const GenerateFlags& f) {
+void run(const GenerateFlags& f, const ExtensionFlags& ext) {
   f.sampling.validate();
   if (f.max_new_tokens < 0) usage_error("--max-new-tokens ", f.max_new_tokens, " must be >= 0");
   if (f.window < 0) usage_error("--window ", f.window, " must be >= 0 (0: no window)");
@@ -126,7 +130,7 @@ void run(const GenerateFlags& f) {
   const std::string text =
       f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file, "--prompt-file");
   const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
-  const Loaded m = load(f, backend);
+  const Loaded m = load(f, ext, backend);
   std::vector<int32_t> ids = m.tok.encode(text);
   if (ids.empty() && !f.interactive)
     usage_error(
@@ -186,7 +190,8 @@ Command add_generate(CLI::App& app) {
               "prompt loop on stdin keeping the cache between turns (ends on EOF)");
   // --interactive takes stop requests per reply (at its prompt one ends the program); without
   // it a stop request ends the generation at the next token.
-  Command cmd{c, [f] { run(*f); }};
+  const auto ext = std::make_shared<ExtensionFlags>(c);
+  Command cmd{c, [f, ext] { run(*f, *ext); }};
   cmd.stop = [f] {
     return f->interactive ? std::nullopt : std::optional<std::string>("stopping the generation");
   };

@@ -47,6 +47,9 @@ struct Field {
   std::string type;   // in --help: INT, FLOAT, BOOL, TEXT, or the choices "a|b|c"
   Role role = Role::free;
   bool is_switch = false;  // a flag that takes no value (--check-finite)
+  // An option of how a model runs rather than what it is (context extension): eval and
+  // generate take its flag too, and set it on the checkpoint's settings.
+  bool at_inference = false;
   // The value stored settings without the key take; none: the key is required.
   std::optional<nlohmann::json> legacy;
   // For a position method's own fields: whether they mean anything for these settings (t5's
@@ -89,6 +92,14 @@ struct Field {
   Field& as_switch() {
     is_switch = true;
     return *this;
+  }
+  // An option of how a model runs rather than what it is (context extension): a resume keeps it
+  // and a fine-tune (--init-from) takes the flag's (Role::fixed), eval and generate set it too,
+  // and stored settings from before it ran without it (its default).
+  Field& run_option() {
+    role = Role::fixed;
+    at_inference = true;
+    return legacy_default();
   }
   // Stored settings from before the field take its default (the struct's initialiser)...
   Field& legacy_default() {
@@ -254,6 +265,7 @@ Field<Outer> lift(const Field<Inner>& f, Inner& (*ref)(Outer&)) {
   o.type = f.type;
   o.role = f.role;
   o.is_switch = f.is_switch;
+  o.at_inference = f.at_inference;
   o.legacy = f.legacy;
   auto in = [ref](const Outer& s) -> const Inner& { return ref(const_cast<Outer&>(s)); };
   if (f.applies) o.applies = [f, in](const Outer& s) { return f.applies(in(s)); };

@@ -130,7 +130,11 @@ struct AttnShape {
   // every output stay fp32. The naive kernels ignore it (always double).
   MatmulPrecision precision = MatmulPrecision::fp32;
   bool causal = true;  // false: every query sees every key (encoders)
+  // The length of the sequence the call is part of, for a bias that depends on it (alibi's
+  // --alibi-interpolate): a cached call's is its KV cache's capacity; 0: Tk. Kernels ignore it.
+  int context = 0;
   int kv_rows() const { return ldk > 0 ? ldk : Tk; }
+  int context_len() const { return context > 0 ? context : Tk; }
   // Distances d = pos(i) - j a call can see: 0..Tk-1, and down to -(Tq-1) if bidirectional.
   int distances() const { return causal ? Tk : Tk + Tq - 1; }
 };

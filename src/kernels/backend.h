@@ -36,6 +36,20 @@ struct AdamWUpdate {
   float bc2_sqrt;   // sqrt(1 - beta2^t)
 };
 
+// One application of the rotary family's op (Backend::rotary) to q or k (B,NH,T,HS): pair i
+// (dimensions i and i + HS/2) of the row at position p = pos0 + t is rotated by
+// sign * p * freq[i] radians and scaled by mscale * exp(power * (p - anchor) * decay[i]), where
+// sign is -1 for the backward (the inverse rotation; the scale is its own transpose).
+struct Rotation {
+  const double* freq = nullptr;   // (HS/2) in the backend's memory
+  const double* decay = nullptr;  // (HS/2) xpos' ln(zeta_i)/gamma; null: no decay
+  float mscale = 1.0f;            // YaRN's attention temperature on q and k; 1 otherwise
+  int64_t pos0 = 0;
+  int64_t anchor = 0;             // the position where the decay's factor is 1
+  int power = 1;                  // +1 for q, -1 for k: their product decays with i - j
+  bool backward = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -124,9 +138,8 @@ class Backend {
                                int64_t pos0) = 0;
   // x (B,T,C) += PE(pos0 + t), the fixed sinusoids.
   virtual void sinusoidal_add(float* x, int B, int T, int C, int64_t pos0) = 0;
-  // x (B,NH,T,HS) rotated in place by the angles of positions pos0 + t; backward: the inverse.
-  virtual void rotary_forward(float* x, int B, int NH, int T, int HS, int64_t pos0) = 0;
-  virtual void rotary_backward(float* dx, int B, int NH, int T, int HS, int64_t pos0) = 0;
+  // x (B,NH,T,HS) rotated (and scaled) in place as r says; with r.backward, dx of the same op.
+  virtual void rotary(float* x, int B, int NH, int T, int HS, const Rotation& r) = 0;
 
   // ---- attention (kernels/attention.h: the maths, ScoreBias, AttnShape) ----------------------
   // The scratch one call of shape s needs, planned once by the caller (data left null).
@@ -140,6 +153,10 @@ class Backend {
   // [0, len) of the destination blocks of dst_rows rows; dst may be src (compaction).
   virtual void kv_move(float* dst, int64_t dst_rows, const float* src, int64_t src_rows,
                        int64_t start, int64_t len, int64_t blocks, int HS) = 0;
+  // Rows [0, len) of each of `blocks` blocks of `rows` rows: columns i and i + HS/2 times
+  // exp(delta * decay[i]), decay (HS/2) in the backend's memory (xpos keys re-anchored).
+  virtual void kv_rescale(float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
+                          const double* decay, int64_t delta) = 0;
 
   // ---- optimizer -----------------------------------------------------------------------------
   virtual void adamw_update(float* p, const float* g, float* m, float* v, int64_t n,

@@ -34,6 +34,22 @@ Slopes parse_slopes(const std::string& name, const std::string& flag) {
   usage_error(flag, " '", name, "' is not a kind of slopes; expected fixed|trainable");
 }
 
+const char* rope_scaling_name(RopeScaling s) {
+  switch (s) {
+    case RopeScaling::pi: return "pi";
+    case RopeScaling::ntk: return "ntk";
+    case RopeScaling::yarn: return "yarn";
+    case RopeScaling::none: break;
+  }
+  return "none";
+}
+
+RopeScaling parse_rope_scaling(const std::string& name, const std::string& flag) {
+  for (RopeScaling s : {RopeScaling::none, RopeScaling::pi, RopeScaling::ntk, RopeScaling::yarn})
+    if (name == rope_scaling_name(s)) return s;
+  usage_error(flag, " '", name, "' is not a rotary scaling; expected none|pi|ntk|yarn");
+}
+
 const char* objective_name(Objective o) { return o == Objective::clm ? "clm" : "mlm"; }
 
 Objective parse_objective(const std::string& name, const std::string& flag) {
@@ -134,7 +150,34 @@ Fields<ModelConfig> common_fields() {
                      "lm_head.w")
           .as_role(Role::shape)
           .legacy_default(),
+      // The length a context extension is relative to: it comes with the weights, so a model
+      // fine-tuned at a longer length with an extension keeps its first training length.
+      F::of(ALIBI_MEMBER(ModelConfig, train_len), "train_len")
+          .as_role(Role::model)
+          .legacy_default()
+          .at_least(0),
   };
+}
+
+// The methods a position method's field means something for ("rotary").
+std::string methods_of(const F& f) {
+  std::string names;
+  for (PosKind p : all_positions()) {
+    ModelConfig c;
+    c.pos = p;
+    if (f.applies_to(c)) names += std::string(names.empty() ? "" : "|") + pos_name(p);
+  }
+  return names;
+}
+
+// An evaluation-time option of another method (--rope-scaling on an alibi model) is refused
+// rather than ignored: the user asked for an extension the model cannot make.
+void check_inference_fields(const ModelConfig& c) {
+  const ModelConfig defaults;
+  for (const F& f : model_fields())
+    if (f.at_inference && !f.applies_to(c) && f.get(c) != f.get(defaults))
+      usage_error(f.flag, " ", f.show(c), " does not apply to this --pos ", pos_name(c.pos),
+                  " model; it applies to --pos ", methods_of(f));
 }
 
 }  // namespace
@@ -157,6 +200,7 @@ void ModelConfig::validate() const {
     usage_error("head size --d-model/--heads = ", head_size(), " exceeds ", kMaxHeadSize);
   if (slopes == Slopes::trainable && pos != PosKind::alibi)
     usage_error("--slopes trainable needs --pos alibi, not --pos ", pos_name(pos));
+  check_inference_fields(*this);
   // (A causal LM with bidirectional attention is a model, used to test attention both ways;
   // training one is refused by train().)
   if (objective == Objective::mlm && causal)

@@ -23,6 +23,12 @@ Gelu parse_gelu(const std::string& name, const std::string& flag = "--gelu");
 enum class Slopes { fixed, trainable };
 const char* slopes_name(Slopes s);
 Slopes parse_slopes(const std::string& name, const std::string& flag = "--slopes");
+// Rotary's context extension (position/rotary.cpp, docs/rope-family.md): none, Position
+// Interpolation, NTK-aware scaling of the base, or YaRN. Checkpoints from before the field: none.
+enum class RopeScaling { none, pi, ntk, yarn };
+const char* rope_scaling_name(RopeScaling s);
+RopeScaling parse_rope_scaling(const std::string& name,
+                               const std::string& flag = "--rope-scaling");
 // What the model is trained to predict: the next token (a causal LM, a decoder) or BERT's
 // masked tokens (an encoder; data/masking.h). Checkpoints from before the field are clm.
 enum class Objective { clm, mlm };
@@ -45,6 +51,15 @@ struct ModelConfig {
   int sandwich_dim = 128;    // sandwich: d', the width of the sinusoids whose inner product it is
   int fire_width = 32;       // fire: hidden units of the MLP f_theta (FIRE's 32)
   int fire_length = 0;       // fire: L of the threshold |L_mult L| (0: --seq-len)
+  float xpos_scale_base = 512.0f;  // xpos: gamma of zeta_i^(n / gamma) (torchscale's default)
+  // Context extension (docs/rope-family.md), options of how a model runs that eval, generate
+  // and a fine-tune set: rotary's scaling by rope_factor s, alibi's slopes times L / L'. Both
+  // are relative to train_len L, the length the weights were first trained at (0: none yet;
+  // filled from the checkpoint's training length when an extension that needs it is set).
+  RopeScaling rope_scaling = RopeScaling::none;
+  float rope_factor = 1.0f;
+  bool alibi_interpolate = false;
+  int train_len = 0;
   float dropout_resid = 0.0f;
   float dropout_attn = 0.0f;
   // Architecture options (docs/model.md, "Architecture options"): the defaults are this

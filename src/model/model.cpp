@@ -267,8 +267,10 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
   auto heads = [&](float* p, int64_t rows = 0) { return Tensor(p, {B, NH, rows ? rows : T, HS}); };
   if (cache) {
     as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->rows(), MatmulPrecision::fp32};
+    as.context = cache->capacity;
     ws = AttnWorkspace{cache->workspace.data(), cache->workspace.size(), cache->workspace_threads};
   }
+  const int64_t anchor = cache ? cache->anchor() : attention_anchor(pos0, T);
 
   for (int l = 0; l < c.layers; ++l) {
     Activations::Layer& s = a.layer[l];
@@ -279,7 +281,7 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
     be.run(LinearForward{mat(a.qkv, N, 3 * C), mat(s.ln1, N, C), mats_[l].qkv, P(o.qkv_b)});
     finite(a.qkv, N * 3 * C, l, "the qkv linear");
     be.split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
-    pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0);
+    pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0, anchor);
     const ScoreBias bias = pos_->score_bias(params, l, as, pos0);
     finite(s.q, N * C, l, "the position method on q");
     finite(s.k, N * C, l, "the position method on k");
@@ -445,6 +447,8 @@ void Model::grow_cache(KVCache& cache, int capacity) const {
                     cache.len, blocks, cfg.head_size());
   bigger.len = cache.len;
   bigger.pos = cache.pos;
+  pos_->rebase_keys(bigger.k.data(), bigger.rows(), bigger.len, blocks, cfg.head_size(),
+                    bigger.anchor() - cache.anchor());
   cache = std::move(bigger);
 }
 
@@ -469,7 +473,10 @@ const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache)
     for (DeviceArray<float>* kv : {&cache.k, &cache.v})
       backend_->kv_move(kv->data(), cache.rows(), kv->data(), cache.rows(), cache.start,
                         cache.len, blocks, cfg.head_size());
+    const int64_t was = cache.anchor();
     cache.start = 0;
+    pos_->rebase_keys(cache.k.data(), cache.rows(), cache.len, blocks, cfg.head_size(),
+                      cache.anchor() - was);
   }
   B_ = 1;
   T_ = n;
@@ -540,7 +547,7 @@ void Model::backward(float loss_scale) {
     finite(a.dq, N * C, l, "attention's backward (dq)");
     finite(a.dk, N * C, l, "attention's backward (dk)");
     finite(a.dv, N * C, l, "attention's backward (dv)");
-    pos_->qk_backward(a.dq, a.dk, B, int(NH), T, HS, 0);
+    pos_->qk_backward(a.dq, a.dk, B, int(NH), T, HS, 0, attention_anchor(0, T));
     be.split_heads_backward(a.qkv, a.dq, a.dk, a.dv, B, T, NH, HS);
     finite(a.qkv, N * 3 * C, l, "the position method's backward");
     be.run(LinearBackward{mat(a.dln, N, C), G(o.qkv_w), G(o.qkv_b), mat(a.qkv, N, 3 * C),

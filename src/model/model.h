@@ -36,6 +36,10 @@ struct KVCache {
   // dropping old rows only moves `start` on, and the live rows move back to the front only once
   // every ~capacity tokens.
   int rows() const { return sliding ? 2 * capacity : capacity; }
+  // The anchor (position/position.h) of the keys cached here: the middle of the positions the
+  // rows of a block hold or will hold. It moves when the rows do (kv_move), and the cached keys
+  // are re-anchored with it (PositionMethod::rebase_keys).
+  int64_t anchor() const { return attention_anchor(pos - len - start, rows()); }
 };
 
 struct Model {

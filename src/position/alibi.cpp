@@ -49,6 +49,22 @@ class Alibi final : public PositionMethod {
                        .as_role(Role::shape)
                        .legacy_default()
                        .only_if(is_alibi));
+    rows.push_back(F::of(ALIBI_MEMBER(ModelConfig, alibi_interpolate), "alibi_interpolate")
+                       .flag_help("--alibi-interpolate",
+                                  "alibi: over a context L' longer than the training length L, "
+                                  "every slope times L/L' (L': a forward's length; in generate, "
+                                  "the KV cache's: docs/rope-family.md)")
+                       .as_switch()
+                       .run_option()
+                       .only_if(is_alibi));
+  }
+  void fill_defaults(ModelConfig& c, int trained_len) const override {
+    if (c.alibi_interpolate && c.train_len == 0) c.train_len = trained_len;
+  }
+  void validate(const ModelConfig& c) const override {
+    if (c.alibi_interpolate && c.train_len < 1)
+      usage_error("--alibi-interpolate scales the slopes by L/L', L the length the model was "
+                  "trained at, and this model records none (config train_len ", c.train_len, ")");
   }
   // Trainable slopes: one theta per head, shared by every layer, no weight decay; zero at the
   // start (Init{}), which is exactly the fixed slopes.
@@ -61,17 +77,23 @@ class Alibi final : public PositionMethod {
     be->upload(slopes_.data(), m0_.data(), m0_.size() * sizeof(float));
     trainable_ = c.slopes == Slopes::trainable;
     layers_ = c.layers;
+    interpolate_from_ = c.alibi_interpolate ? c.train_len : 0;
     if (trainable_) {
       theta_ = l.at("alibi_theta").offset;
       dslopes_ = DeviceArray<float>(be, m0_.size());
     }
     PositionMethod::bind(c, l, std::move(be));
   }
-  ScoreBias score_bias(const ParamSet& p, int layer, const AttnShape&,
+  // NH values, made on the host by the first layer asked: from theta once per forward, and
+  // times the interpolation's L/L' when the context length changes it.
+  ScoreBias score_bias(const ParamSet& p, int layer, const AttnShape& s,
                        int64_t) const override {
-    if (trainable_ && layer == 0) {  // NH values: from theta on the host, once per forward
-      const std::vector<float> m = alibi_trainable_slopes(m0_, host_theta(p).data());
+    const double ratio = interpolation(s);
+    if (layer == 0 && (trainable_ || ratio != ratio_)) {
+      std::vector<float> m = trainable_ ? alibi_trainable_slopes(m0_, host_theta(p).data()) : m0_;
+      for (float& x : m) x = float(double(x) * ratio);
       be().upload(slopes_.data(), m.data(), m.size() * sizeof(float));
+      ratio_ = ratio;
     }
     return ScoreBias::alibi(slopes_.data());
   }
@@ -82,7 +104,7 @@ class Alibi final : public PositionMethod {
     if (layer == layers_ - 1) be().fill(dslopes_.data(), 0.0f, int64_t(m0_.size()));
     return vec(dslopes_.data(), int64_t(m0_.size()));
   }
-  // d theta_h += dm_h * 2 m0_h sigmoid'(theta_h)
+  // d theta_h += dm_h * ratio * 2 m0_h sigmoid'(theta_h), dm_h the gradient of the slope used
   void score_bias_backward(const ParamSet& p, ParamSet& g) const override {
     if (!trainable_) return;
     const size_t NH = m0_.size();
@@ -92,12 +114,18 @@ class Alibi final : public PositionMethod {
     be().download(dtheta.data(), g.data.data() + theta_, NH * sizeof(float));
     for (size_t h = 0; h < NH; ++h) {
       const double s = sigmoid(double(theta[h]));
-      dtheta[h] += float(double(dm[h]) * 2.0 * double(m0_[h]) * s * (1.0 - s));
+      dtheta[h] += float(double(dm[h]) * ratio_ * 2.0 * double(m0_[h]) * s * (1.0 - s));
     }
     be().upload(g.data.data() + theta_, dtheta.data(), NH * sizeof(float));
   }
 
  private:
+  // Al-Khateeb et al. 2023: over a context L' longer than the training length L, the slopes
+  // times L/L'. L' is the sequence the call belongs to (AttnShape::context_len).
+  double interpolation(const AttnShape& s) const {
+    const int L1 = s.context_len();
+    return interpolate_from_ > 0 && L1 > interpolate_from_ ? double(interpolate_from_) / L1 : 1.0;
+  }
   std::vector<float> host_theta(const ParamSet& p) const {
     std::vector<float> t(m0_.size());
     be().download(t.data(), p.data.data() + theta_, t.size() * sizeof(float));
@@ -106,6 +134,8 @@ class Alibi final : public PositionMethod {
   std::vector<float> m0_;            // the fixed slopes (NH)
   bool trainable_ = false;
   int layers_ = 0;
+  int interpolate_from_ = 0;         // L of --alibi-interpolate; 0: off
+  mutable double ratio_ = 1.0;       // the L/L' slopes_ holds (1: none)
   size_t theta_ = 0;                 // offset of alibi_theta (NH) when trainable
   mutable DeviceArray<float> slopes_;   // (NH) what the kernel reads: fixed, or from theta
   mutable DeviceArray<float> dslopes_;  // (NH) the kernel's d(loss)/d(m_h), when trainable

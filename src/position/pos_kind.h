@@ -5,7 +5,9 @@
 
 namespace alibi {
 
-enum class PosKind { none, alibi, sinusoidal, learned, rotary, t5, kerple_log, kerple_power, sandwich, fire };
+enum class PosKind {
+  none, alibi, sinusoidal, learned, rotary, t5, kerple_log, kerple_power, sandwich, fire, xpos
+};
 
 // Throws UsageError naming `flag` for an unknown name.
 PosKind parse_pos(const std::string& name, const std::string& flag = "--pos");

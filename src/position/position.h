@@ -3,12 +3,14 @@
 // and one line in registry.cpp; the model calls the hooks and never asks which method it runs.
 // A method declares its parameters and acts at the hooks it needs, doing nothing at the others:
 //   embeddings   x (B,T,C) after the token embedding         sinusoidal, learned
-//   q and k      (B,NH,T,HS) after the qkv projection          rotary
+//   q and k      (B,NH,T,HS) after the qkv projection          rotary, xpos
 //   scores       the ScoreBias the attention kernel adds       alibi, t5, kerple-log,
 //                                                               kerple-power, sandwich, fire
 // and at the backward of each. Positions are absolute: the hooks take pos0, the position of the
 // first row, so a KV cache or a window that starts later in a stream gets the same numbers as a
-// full forward.
+// full forward. A method that scales q and k by a power of the position (xpos) measures it from
+// an anchor that every query and key meeting in one attention share (attention_anchor), so the
+// numbers stay in range however far a stream has run; only distances reach the scores.
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -25,6 +27,11 @@ namespace alibi {
 
 constexpr int64_t kAnyLength = std::numeric_limits<int64_t>::max();
 
+// The anchor of n positions from `first`: their middle, first + ceil(n/2), as torchscale's xPos
+// centres its positions. A full forward's is that of its T rows; a KV cache's that of its rows
+// (KVCache::anchor), moved with them (PositionMethod::rebase_keys).
+inline int64_t attention_anchor(int64_t first, int64_t n) { return first + (n + 1) / 2; }
+
 class PositionMethod {
  public:
   virtual ~PositionMethod() = default;
@@ -34,8 +41,9 @@ class PositionMethod {
   // Its own fields of ModelConfig, as rows of model_fields() (model/config.h): key, flag, role,
   // range, and only_if(pos == this method), so they are compared and checked for its models.
   virtual void add_fields(Fields<ModelConfig>& /*rows*/) const {}
-  // Fills the fields a training run leaves at 0 (learned: the table covers --seq-len).
-  virtual void fill_defaults(ModelConfig& /*c*/, int /*seq_len*/) const {}
+  // Fills the fields left at 0 from the length the weights were trained at (the run's --seq-len,
+  // or the checkpoint's): learned's table, the length a context extension is relative to.
+  virtual void fill_defaults(ModelConfig& /*c*/, int /*trained_len*/) const {}
   // The rules between its fields and the rest of the config: UsageError naming the flag.
   virtual void validate(const ModelConfig&) const {}
   // Its parameters, added to the table right after the token embeddings.
@@ -70,11 +78,16 @@ class PositionMethod {
                              const ParamSet& /*params*/) const {}
   virtual void embed_backward(const float* /*dx*/, int /*B*/, int /*T*/, int64_t /*pos0*/,
                               ParamSet& /*grads*/) const {}
-  // q, k (B,NH,T,HS) in place; dq, dk in place.
+  // q, k (B,NH,T,HS) in place at positions pos0..pos0+T-1, measured from `anchor` where a
+  // method needs one (attention_anchor); dq, dk in place.
   virtual void qk_forward(float* /*q*/, float* /*k*/, int /*B*/, int /*NH*/, int /*T*/,
-                          int /*HS*/, int64_t /*pos0*/) const {}
+                          int /*HS*/, int64_t /*pos0*/, int64_t /*anchor*/) const {}
   virtual void qk_backward(float* /*dq*/, float* /*dk*/, int /*B*/, int /*NH*/, int /*T*/,
-                           int /*HS*/, int64_t /*pos0*/) const {}
+                           int /*HS*/, int64_t /*pos0*/, int64_t /*anchor*/) const {}
+  // Keys qk_forward left in a KV cache, rows [0, len) of `blocks` blocks of `rows` x HS, are
+  // measured from an anchor `delta` positions later from now on (the cache moved its rows).
+  virtual void rebase_keys(float* /*k*/, int64_t /*rows*/, int64_t /*len*/, int64_t /*blocks*/,
+                           int /*HS*/, int64_t /*delta*/) const {}
   // The bias the attention of `layer` adds to the scores of a call of shape s (its queries are
   // the last s.Tq of s.Tk positions, the first at absolute position pos0; a method may make a
   // table for the distances it spans, planned by plan()), and
@@ -111,6 +124,16 @@ std::vector<float> alibi_slopes(const ModelConfig& c);
 // Trainable slopes (--slopes trainable): m_h = 2 m0_h sigmoid(theta_h), m0 the fixed slopes, so
 // theta = 0 is exactly the fixed series and each slope stays in (0, 2 m0_h).
 std::vector<float> alibi_trainable_slopes(const std::vector<float>& m0, const float* theta);
+// The rotary family's per-pair tables (rotary with its --rope-scaling, xpos) for model `c`:
+// pair i of a head (dimensions i and i + HS/2) turns by freq[i] radians per position and, for
+// xpos, is scaled by exp(decay[i] n) at n positions from the anchor (q; k by exp(-decay[i] n));
+// q and k each times mscale (YaRN's attention temperature, sqrt(1/t)). docs/rope-family.md.
+struct RotaryTables {
+  std::vector<double> freq;   // (HS/2)
+  std::vector<double> decay;  // (HS/2) ln(zeta_i) / gamma; empty: none
+  double mscale = 1.0;
+};
+RotaryTables rotary_tables(const ModelConfig& c);
 // Causal T5 bucket of relative distance d >= 0.
 int t5_bucket(int d, int num_buckets, int max_distance);
 // t5_bucket(d) for d = 0..max_distance-1 (the attention kernel saturates past it).

@@ -8,6 +8,7 @@ namespace alibi {
 std::unique_ptr<PositionMethod> make_alibi();
 std::unique_ptr<PositionMethod> make_sinusoidal();
 std::unique_ptr<PositionMethod> make_rotary();
+std::unique_ptr<PositionMethod> make_xpos();
 std::unique_ptr<PositionMethod> make_t5();
 std::unique_ptr<PositionMethod> make_learned();
 std::unique_ptr<PositionMethod> make_none();
@@ -28,6 +29,7 @@ constexpr Entry kMethods[] = {
     {PosKind::alibi, "alibi", make_alibi},
     {PosKind::sinusoidal, "sinusoidal", make_sinusoidal},
     {PosKind::rotary, "rotary", make_rotary},
+    {PosKind::xpos, "xpos", make_xpos},
     {PosKind::t5, "t5", make_t5},
     {PosKind::learned, "learned", make_learned},
     {PosKind::none, "none", make_none},

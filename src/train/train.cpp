@@ -98,7 +98,10 @@ Plan plan_model(const TrainOptions& o, const Tokenizer& tok) {
       p.cfg.mask_token = p.from->config.mask_token;
     }
   }
-  position_method(p.cfg.pos).fill_defaults(p.cfg, o.seq_len);
+  // The length the weights were trained at: the checkpoint's (a fine-tune's context extension
+  // is relative to it), or this run's.
+  position_method(p.cfg.pos)
+      .fill_defaults(p.cfg, p.from ? p.from->train.value("seq_len", o.seq_len) : o.seq_len);
   if (p.cfg.objective == Objective::clm && !p.cfg.causal)
     usage_error("--causal false with --objective clm would let every position see the token it "
                 "predicts; use --objective mlm for an encoder");

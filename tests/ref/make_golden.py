@@ -4,9 +4,8 @@
     python3 tests/ref/make_golden.py --check    # also reload each file and print a summary
 
 Each file holds, for one tiny model (docs/model.md):
-  metadata  "config" (JSON: vocab, layers, d_model, heads, ffn, pos, max_positions, t5_buckets,
-            t5_max_distance, causal, slopes) and "train" (JSON: lr, warmup, steps, min_lr_ratio, beta1, beta2,
-            eps, weight_decay, clip)
+  metadata  "config" (JSON: the twin's Config, keys as C++ ModelConfig's) and "train" (JSON: lr,
+            warmup, steps, min_lr_ratio, beta1, beta2, eps, weight_decay, clip)
   <name>            F32   the initial parameters, under their docs/model.md names
   input.tokens      I32   (B,T)
   input.targets     I32   (B,T)
@@ -62,6 +61,18 @@ CASES = {
     "alibi_bidirectional": Config(**TINY, pos="alibi", causal=False, slopes="trainable"),
     "t5_bidirectional": Config(**TINY, pos="t5", t5_buckets=8, t5_max_distance=16, causal=False),
     "rotary_bidirectional": Config(**TINY, pos="rotary", causal=False),
+    # (New cases go last: each case's seed is its index here.)
+    # gamma 16, not torchscale's 512: over T = 20 the scales then reach zeta_0^(+-10/16) (x0.46 to
+    # x2.2) instead of +-2.5%, so every term of the decay moves the logits well past tolerance.
+    "xpos": Config(**TINY, pos="xpos", xpos_scale_base=16.0),
+    # Context extension (docs/rope-family.md). yarn's L = 256 puts its ramp over pairs 0..2 of
+    # HS = 8 (pair 1 half interpolated); alibi's L = 8 < T = 20 scales the (trainable) slopes by
+    # 8/20, so the gradient through the scale is checked too.
+    "rotary_pi": Config(**TINY, pos="rotary", rope_scaling="pi", rope_factor=2.5),
+    "rotary_ntk": Config(**TINY, pos="rotary", rope_scaling="ntk", rope_factor=4.0),
+    "rotary_yarn": Config(**TINY, pos="rotary", rope_scaling="yarn", rope_factor=4.0, train_len=256),
+    "alibi_interpolate": Config(**TINY, pos="alibi", slopes="trainable", alibi_interpolate=True,
+                                train_len=8),
     # The methods after ALiBi (twin_bias.py). sandwich_dim 16: T=20 spans several periods of its
     # fastest cosines. fire_length 8: rows 8..19 are normalised by their own position, rows
     # 0..7 by the threshold (whose gradient reaches lmult).

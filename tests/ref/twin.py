@@ -26,10 +26,15 @@ from torch import nn
 
 import twin_bias
 
-POS_METHODS = ("none", "alibi", "sinusoidal", "learned", "rotary", "t5") + twin_bias.METHODS
+POS_METHODS = ("none", "alibi", "sinusoidal", "learned", "rotary", "xpos", "t5") + twin_bias.METHODS
 LN_EPS = 1e-5  # docs/model.md: LayerNorm eps, biased variance
 ROPE_BASE = 10000.0
 SINUSOID_BASE = 10000.0
+# docs/rope-family.md: xpos' zeta_i = (i / (HS/2) + 0.4) / 1.4 (torchscale's XPOS); YaRN's ramp
+# between the pairs turning beta = 32 and alpha = 1 times over the training length, its minimum
+# width, and its attention temperature sqrt(1/t) = 0.1 ln(s) + 1.
+XPOS_ZETA_OFFSET = 0.4
+YARN_ALPHA, YARN_BETA, YARN_MIN_RAMP, YARN_TEMPERATURE = 1.0, 32.0, 0.001, 0.1
 
 
 @dataclass
@@ -50,6 +55,11 @@ class Config:
     sandwich_dim: int = 128  # sandwich: d'
     fire_width: int = 32  # fire: hidden units
     fire_length: int = 0  # fire: L of the threshold |lmult L|
+    xpos_scale_base: float = 512.0  # xpos: gamma
+    rope_scaling: str = "none"  # rotary: none | pi | ntk | yarn, by rope_factor s
+    rope_factor: float = 1.0
+    alibi_interpolate: bool = False  # alibi: slopes times train_len / T past train_len
+    train_len: int = 0  # L of yarn and alibi_interpolate
 
     @property
     def head_size(self) -> int:
@@ -58,8 +68,11 @@ class Config:
     def validate(self) -> None:
         assert self.pos in POS_METHODS, f"pos '{self.pos}' is not one of {POS_METHODS}"
         assert self.d_model % self.heads == 0, f"d_model {self.d_model} % heads {self.heads} != 0"
-        if self.pos == "rotary":
-            assert self.head_size % 2 == 0, f"rotary needs an even head size, got {self.head_size}"
+        if self.pos in ("rotary", "xpos"):
+            assert self.head_size % 2 == 0, f"{self.pos} needs an even head size, got {self.head_size}"
+        assert self.rope_scaling == "none" or self.pos == "rotary", "rope_scaling is rotary's"
+        if self.rope_scaling == "yarn" or self.alibi_interpolate:
+            assert self.train_len > 0, "yarn and alibi_interpolate need train_len"
         if self.pos == "sinusoidal":
             assert self.d_model % 2 == 0, f"sinusoidal needs an even d_model, got {self.d_model}"
         if self.pos == "learned":
@@ -147,16 +160,51 @@ def sinusoidal_table(T: int, C: int) -> torch.Tensor:
     return pe.to(torch.float32)
 
 
-def rotary_tables(T: int, HS: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin (T, HS/2) fp32 of theta_i = p * 10000^(-2i/HS); fp64 then rounded."""
+def rope_frequencies(cfg: Config) -> tuple[torch.Tensor, float]:
+    """The rotary family's (HS/2) float64 frequencies theta_i = b^(-2i/HS), scaled as
+    cfg.rope_scaling says by s = cfg.rope_factor, and the factor on q and k (docs/rope-family.md):
+    pi theta_i / s; ntk b -> b s^(HS/(HS-2)); yarn theta_i / s * ramp_i + theta_i (1 - ramp_i), the
+    ramp linear in i between the pairs turning YARN_BETA and YARN_ALPHA times over train_len
+    (rounded outwards), with the factor 0.1 ln(s) + 1."""
+    HS, s = cfg.head_size, cfg.rope_factor
+    i = torch.arange(HS // 2, dtype=torch.float64)
+    base = ROPE_BASE * s ** (HS / (HS - 2)) if cfg.rope_scaling == "ntk" else ROPE_BASE
+    freq = base ** (-2.0 * i / HS)
+    mscale = 1.0
+    if cfg.rope_scaling == "pi":
+        freq = freq / s
+    if cfg.rope_scaling == "yarn":
+        def pair(rotations: float) -> float:  # the i with train_len theta_i = 2 pi rotations
+            return HS * math.log(cfg.train_len / (rotations * 2 * math.pi)) / (2 * math.log(ROPE_BASE))
+        low, high = max(math.floor(pair(YARN_BETA)), 0), min(math.ceil(pair(YARN_ALPHA)), HS - 1)
+        if low == high:
+            high += YARN_MIN_RAMP
+        ramp = ((i - low) / (high - low)).clamp(0.0, 1.0)
+        freq = freq / s * ramp + freq * (1.0 - ramp)
+        if s > 1:
+            mscale = YARN_TEMPERATURE * math.log(s) + 1.0
+    return freq, mscale
+
+
+def rotary_tables(cfg: Config, T: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """(cos, sin) of q and of k, each (T, HS/2) fp32: theta = p * freq_i, times the factor on q
+    and k, and for xpos times zeta_i^(n / gamma) on q and zeta_i^(-n / gamma) on k, n = p - ceil(T/2)
+    (torchscale centres the positions of a sequence); fp64 then rounded."""
+    freq, mscale = rope_frequencies(cfg)
     p = torch.arange(T, dtype=torch.float64)[:, None]  # (T,1)
-    i = torch.arange(HS // 2, dtype=torch.float64)[None, :]  # (1,HS/2)
-    theta = p * ROPE_BASE ** (-2.0 * i / HS)  # (T,HS/2)
-    return torch.cos(theta).to(torch.float32), torch.sin(theta).to(torch.float32)
+    theta = p * freq[None, :]  # (T,HS/2)
+    q_scale = k_scale = torch.full_like(theta, mscale)
+    if cfg.pos == "xpos":
+        half = cfg.head_size // 2
+        zeta = (torch.arange(half, dtype=torch.float64) / half + XPOS_ZETA_OFFSET) / (1 + XPOS_ZETA_OFFSET)
+        n = (p - (T + 1) // 2) / cfg.xpos_scale_base  # (T,1)
+        q_scale, k_scale = mscale * zeta**n, mscale * zeta ** (-n)
+    return tuple(tuple((f(theta) * m).to(torch.float32) for f in (torch.cos, torch.sin))
+                 for m in (q_scale, k_scale))
 
 
 def rotate_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x (B,NH,T,HS); cos, sin (T,HS/2). out[i] = x[i] cos - x[i+HS/2] sin,
+    """x (B,NH,T,HS); cos, sin (T,HS/2) (each may carry a scale). out[i] = x[i] cos - x[i+HS/2] sin,
     out[i+HS/2] = x[i+HS/2] cos + x[i] sin."""
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
@@ -211,7 +259,7 @@ class Attention(nn.Module):
         # head h takes channels h*HS .. h*HS+HS-1
         q, k, v = (t.view(B, T, self.NH, self.HS).transpose(1, 2) for t in (q, k, v))  # (B,NH,T,HS)
         if rope is not None:
-            q, k = rotate_half(q, *rope), rotate_half(k, *rope)
+            q, k = rotate_half(q, *rope[0]), rotate_half(k, *rope[1])
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.HS)  # (B,NH,T,T)
         if score_bias is not None:
             scores = scores + score_bias  # (NH,T,T)
@@ -306,6 +354,8 @@ class Twin(nn.Module):
             m = self.slopes
             if self.cfg.slopes == "trainable":
                 m = 2.0 * self.slopes * torch.sigmoid(self.alibi_theta)
+            if self.cfg.alibi_interpolate and T > self.cfg.train_len:  # Al-Khateeb et al. 2023
+                m = m * (self.cfg.train_len / T)
             dist = d if self.cfg.causal else d.abs()
             return -m[:, None, None] * dist.to(self.dtype)  # (NH,T,T)
         if self.cfg.pos == "t5":
@@ -325,8 +375,8 @@ class Twin(nn.Module):
             assert T <= cfg.max_positions, f"T {T} > max_positions {cfg.max_positions}"
             x = x + self.wpe[:T]
         rope = None
-        if cfg.pos == "rotary":
-            rope = tuple(t.to(dev, self.dtype) for t in rotary_tables(T, cfg.head_size))
+        if cfg.pos in ("rotary", "xpos"):
+            rope = tuple(tuple(t.to(dev, self.dtype) for t in qk) for qk in rotary_tables(cfg, T))
         for layer, block in enumerate(self.h):
             x = block(x, self.score_bias(T, layer), rope)
         logits = self.lnf(x) @ self.wte.T  # (B,T,V), tied output

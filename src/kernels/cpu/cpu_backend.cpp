@@ -115,11 +115,8 @@ class CpuBackend final : public Backend {
   void sinusoidal_add(float* x, int B, int T, int C, int64_t pos0) override {
     cpu::sinusoidal_add(x, B, T, C, pos0);
   }
-  void rotary_forward(float* x, int B, int NH, int T, int HS, int64_t pos0) override {
-    cpu::rotary_forward(x, B, NH, T, HS, pos0);
-  }
-  void rotary_backward(float* dx, int B, int NH, int T, int HS, int64_t pos0) override {
-    cpu::rotary_backward(dx, B, NH, T, HS, pos0);
+  void rotary(float* x, int B, int NH, int T, int HS, const Rotation& r) override {
+    cpu::rotary(x, B, NH, T, HS, r);
   }
 
   // The scratch is per OpenMP thread: planned for the threads of this moment, and the kernels
@@ -154,6 +151,10 @@ class CpuBackend final : public Backend {
   void kv_move(float* dst, int64_t dst_rows, const float* src, int64_t src_rows, int64_t start,
                int64_t len, int64_t blocks, int HS) override {
     cpu::kv_move(dst, dst_rows, src, src_rows, start, len, blocks, HS);
+  }
+  void kv_rescale(float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
+                  const double* decay, int64_t delta) override {
+    cpu::kv_rescale(cache, rows, len, blocks, HS, decay, delta);
   }
 
   void adamw_update(float* p, const float* g, float* m, float* v, int64_t n,

@@ -70,8 +70,10 @@ void widen(float* dst, const uint16_t* src, WeightType t, int64_t n);
 void posemb_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C, int64_t pos0);
 void posemb_backward(float* dwpe, const float* dx, int64_t B, int64_t T, int64_t C, int64_t pos0);
 void sinusoidal_add(float* x, int B, int T, int C, int64_t pos0);
-void rotary_forward(float* x, int B, int NH, int T, int HS, int64_t pos0);
-void rotary_backward(float* dx, int B, int NH, int T, int HS, int64_t pos0);
+void rotary(float* x, int B, int NH, int T, int HS, const Rotation& r);
+// Rows [0, len) of `blocks` blocks of `rows` rows: columns i, i + HS/2 times exp(delta decay[i]).
+void kv_rescale(float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
+                const double* decay, int64_t delta);
 
 // ---- state_cpu.cpp: KV cache rows and the optimizer -------------------------------------------
 void kv_append(float* cache, int64_t rows, int64_t row0, const float* x, int NH, int T, int HS);

@@ -1,4 +1,4 @@
-// The CPU position kernels: the learned table, the sinusoids and the rotary rotation
+// The CPU position kernels: the learned table, the sinusoids and the rotary family's rotation
 // (kernels/cpu/ops_cpu.h). ALiBi and T5 act inside the fused attention (attention_cpu.cpp).
 #include <cmath>
 #include <cstddef>
@@ -8,7 +8,6 @@
 namespace alibi::cpu {
 namespace {
 
-constexpr double kRopeBase = 10000.0;      // RoFormer's base
 constexpr double kSinusoidBase = 10000.0;  // Vaswani et al.
 // Fewer rows than this (decoding) run on one thread: a team wake-up costs more than the work.
 constexpr int kParallelRows = 16;
@@ -16,31 +15,6 @@ constexpr int kParallelRows = 16;
 constexpr int64_t kParallelMin = 1 << 15;
 // Rotary keeps per-row angle tables of HS/2 floats on the stack; the config caps HS at 1024.
 constexpr int kMaxHalfHead = 512;
-
-// sign = +1 rotates by +theta (forward), -1 by -theta (its inverse, used in the backward).
-void rotary_apply(float* x, int B, int NH, int T, int HS, int64_t pos0, float sign) {
-  const int half = HS / 2;
-#pragma omp parallel for schedule(static) if (T >= kParallelRows)
-  for (int t = 0; t < T; ++t) {
-    float cs[kMaxHalfHead], sn[kMaxHalfHead];
-    const double p = double(pos0 + t);
-    for (int i = 0; i < half; ++i) {
-      const double a = p * std::pow(kRopeBase, -2.0 * i / HS);
-      cs[i] = float(std::cos(a));
-      sn[i] = sign * float(std::sin(a));
-    }
-    for (int b = 0; b < B; ++b)
-      for (int h = 0; h < NH; ++h) {
-        float* r = x + ((size_t(b) * NH + h) * T + t) * HS;
-#pragma omp simd
-        for (int i = 0; i < half; ++i) {
-          const float x1 = r[i], x2 = r[i + half];
-          r[i] = x1 * cs[i] - x2 * sn[i];
-          r[i + half] = x2 * cs[i] + x1 * sn[i];
-        }
-      }
-  }
-}
 
 }  // namespace
 
@@ -85,12 +59,47 @@ void sinusoidal_add(float* x, int B, int T, int C, int64_t pos0) {
   }
 }
 
-void rotary_forward(float* x, int B, int NH, int T, int HS, int64_t pos0) {
-  rotary_apply(x, B, NH, T, HS, pos0, 1.0f);
+// Per row, the HS/2 cosines and sines are evaluated in double (positions far into a stream
+// keep their precision) with the row's scale folded in, rounded to fp32 once.
+void rotary(float* x, int B, int NH, int T, int HS, const Rotation& r) {
+  const int half = HS / 2;
+  const double sign = r.backward ? -1.0 : 1.0;
+#pragma omp parallel for schedule(static) if (T >= kParallelRows)
+  for (int t = 0; t < T; ++t) {
+    float cs[kMaxHalfHead], sn[kMaxHalfHead];
+    const int64_t p = r.pos0 + t;
+    for (int i = 0; i < half; ++i) {
+      const double a = double(p) * r.freq[i];
+      const double m =
+          r.decay ? r.mscale * std::exp(double(r.power) * double(p - r.anchor) * r.decay[i])
+                  : double(r.mscale);
+      cs[i] = float(std::cos(a) * m);
+      sn[i] = float(sign * std::sin(a) * m);
+    }
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < NH; ++h) {
+        float* row = x + ((size_t(b) * NH + h) * T + t) * HS;
+#pragma omp simd
+        for (int i = 0; i < half; ++i) {
+          const float x1 = row[i], x2 = row[i + half];
+          row[i] = x1 * cs[i] - x2 * sn[i];
+          row[i + half] = x2 * cs[i] + x1 * sn[i];
+        }
+      }
+  }
 }
 
-void rotary_backward(float* dx, int B, int NH, int T, int HS, int64_t pos0) {
-  rotary_apply(dx, B, NH, T, HS, pos0, -1.0f);
+void kv_rescale(float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
+                const double* decay, int64_t delta) {
+  const int half = HS / 2;
+  float f[kMaxHalfHead];
+  for (int i = 0; i < half; ++i) f[i] = float(std::exp(double(delta) * decay[i]));
+#pragma omp parallel for schedule(static) if (blocks * len >= kParallelRows)
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t t = 0; t < len; ++t) {
+      float* row = cache + (b * rows + t) * HS;
+      for (int i = 0; i < half; ++i) row[i] *= f[i], row[i + half] *= f[i];
+    }
 }
 
 }  // namespace alibi::cpu

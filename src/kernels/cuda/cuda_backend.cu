@@ -199,11 +199,8 @@ class CudaBackend final : public Backend {
   void sinusoidal_add(float* x, int B, int T, int C, int64_t pos0) override {
     cuda::sinusoidal_add(st_, x, B, T, C, pos0);
   }
-  void rotary_forward(float* x, int B, int NH, int T, int HS, int64_t pos0) override {
-    cuda::rotary(st_, x, B, NH, T, HS, pos0, 1.0f);
-  }
-  void rotary_backward(float* dx, int B, int NH, int T, int HS, int64_t pos0) override {
-    cuda::rotary(st_, dx, B, NH, T, HS, pos0, -1.0f);
+  void rotary(float* x, int B, int NH, int T, int HS, const Rotation& r) override {
+    cuda::rotary(st_, x, B, NH, T, HS, r);
   }
 
   // ---- attention ------------------------------------------------------------------------------
@@ -279,6 +276,11 @@ class CudaBackend final : public Backend {
                                        size_t(blocks), cudaMemcpyDeviceToDevice, st_));
     ALIBI_CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(dst_rows) * HS * sizeof(float), tmp, width,
                                        width, size_t(blocks), cudaMemcpyDeviceToDevice, st_));
+  }
+
+  void kv_rescale(float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
+                  const double* decay, int64_t delta) override {
+    if (len > 0 && blocks > 0) cuda::kv_rescale(st_, cache, rows, len, blocks, HS, decay, delta);
   }
 
   // ---- optimizer ------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
 constexpr float kGeluA = 0.044715f;
 constexpr float kInvSqrt2 = 0.7071067811865476f;
 constexpr float kInvSqrt2Pi = 0.3989422804014327f;
-constexpr double kRopeBase = 10000.0;
 constexpr double kSinusoidBase = 10000.0;
 
 #define GRID_STRIDE(i, n) \
@@ -343,18 +342,35 @@ __global__ void sinusoidal_k(float* x, int B, int T, int C, int64_t pos0) {
   }
 }
 
-__global__ void rotary_k(float* x, int B, int NH, int T, int HS, int64_t pos0, float sign) {
+// One thread per (b, h, t, pair). Angles and scales in double, as the CPU's.
+__global__ void rotary_k(float* x, int B, int NH, int T, int HS, Rotation r) {
   const int half = HS / 2;
   GRID_STRIDE(e, int64_t(B) * NH * T * half) {
     const int i = int(e % half);
     const int64_t row = e / half;  // (b, h, t)
-    const int t = int(row % T);
-    const double a = double(pos0 + t) * pow(kRopeBase, -2.0 * i / HS);
-    const float cs = float(cos(a)), sn = sign * float(sin(a));
-    float* r = x + row * HS;
-    const float x1 = r[i], x2 = r[i + half];
-    r[i] = x1 * cs - x2 * sn;
-    r[i + half] = x2 * cs + x1 * sn;
+    const int64_t p = r.pos0 + row % T;
+    const double a = double(p) * r.freq[i];
+    const double m = r.decay ? r.mscale * exp(double(r.power) * double(p - r.anchor) * r.decay[i])
+                             : double(r.mscale);
+    const float cs = float(cos(a) * m), sn = float((r.backward ? -1.0 : 1.0) * sin(a) * m);
+    float* v = x + row * HS;
+    const float x1 = v[i], x2 = v[i + half];
+    v[i] = x1 * cs - x2 * sn;
+    v[i + half] = x2 * cs + x1 * sn;
+  }
+}
+
+// One thread per (block, row, pair) of the rows in use.
+__global__ void kv_rescale_k(float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
+                             const double* decay, int64_t delta) {
+  const int half = HS / 2;
+  GRID_STRIDE(e, blocks * len * half) {
+    const int i = int(e % half);
+    const int64_t r = e / half, b = r / len, t = r % len;
+    const float f = float(exp(double(delta) * decay[i]));
+    float* v = cache + (b * rows + t) * HS;
+    v[i] *= f;
+    v[i + half] *= f;
   }
 }
 
@@ -532,8 +548,14 @@ void sinusoidal_add(Stream st, float* x, int B, int T, int C, int64_t pos0) {
   LAUNCH(sinusoidal_k, blocks_for(int64_t(T) * ((C + 1) / 2)), st, x, B, T, C, pos0);
 }
 
-void rotary(Stream st, float* x, int B, int NH, int T, int HS, int64_t pos0, float sign) {
-  LAUNCH(rotary_k, blocks_for(int64_t(B) * NH * T * (HS / 2)), st, x, B, NH, T, HS, pos0, sign);
+void rotary(Stream st, float* x, int B, int NH, int T, int HS, const Rotation& r) {
+  LAUNCH(rotary_k, blocks_for(int64_t(B) * NH * T * (HS / 2)), st, x, B, NH, T, HS, r);
+}
+
+void kv_rescale(Stream st, float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
+                const double* decay, int64_t delta) {
+  LAUNCH(kv_rescale_k, blocks_for(blocks * len * (HS / 2)), st, cache, rows, len, blocks, HS,
+         decay, delta);
 }
 
 void adamw_update(Stream st, float* p, const float* g, float* m, float* v, int64_t n,

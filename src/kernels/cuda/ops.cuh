@@ -58,7 +58,9 @@ void posemb_forward(Stream st, float* x, const float* wpe, int64_t B, int64_t T,
 void posemb_backward(Stream st, float* dwpe, const float* dx, int64_t B, int64_t T, int64_t C,
                      int64_t pos0);
 void sinusoidal_add(Stream st, float* x, int B, int T, int C, int64_t pos0);
-void rotary(Stream st, float* x, int B, int NH, int T, int HS, int64_t pos0, float sign);
+void rotary(Stream st, float* x, int B, int NH, int T, int HS, const Rotation& r);
+void kv_rescale(Stream st, float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
+                const double* decay, int64_t delta);
 void adamw_update(Stream st, float* p, const float* g, float* m, float* v, int64_t n,
                   const AdamWUpdate& u);
 // *out = start + the sum of x^2 in double, in a fixed tree order.
