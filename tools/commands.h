@@ -51,5 +51,6 @@ Command add_bench(CLI::App& app);
 Command add_tokenize(CLI::App& app);
 Command add_import(CLI::App& app);
 Command add_export(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 }  // namespace alibi::cli
