@@ -3,6 +3,7 @@
 // 127.0.0.1, cpp-httplib's client for whole requests, and a raw socket for what a well-behaved
 // client would not do (stop reading, vanish mid-stream) and for reading a stream as it comes.
 #include <arpa/inet.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -10,7 +11,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
@@ -81,9 +81,10 @@ struct RawClient {
     fd = -1;
   }
   bool post(const std::string& path, const std::string& body) {
-    const std::string req = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                            "application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                            "\r\n\r\n" + body;
+    const std::string req = "POST " + path +
+                            " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                            "application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
     return ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size());
   }
   // Reads what arrives until `needle` is in everything read on this connection so far, the

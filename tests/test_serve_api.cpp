@@ -59,15 +59,16 @@ TEST(ServeRequest, ParsesEveryField) {
   EXPECT_TRUE(r.stream && r.include_usage);
   EXPECT_EQ(r.logprobs, 2);
   // Defaults: OpenAI's (max_tokens 16, temperature 1), nulls as absent; ids as prompts.
-  const CompletionRequest d = parse_completion(R"({"prompt":[[1,2],[3]],"max_tokens":null})",
-                                               limits());
+  const CompletionRequest d =
+      parse_completion(R"({"prompt":[[1,2],[3]],"max_tokens":null})", limits());
   EXPECT_EQ(d.max_tokens, 16);
   EXPECT_FLOAT_EQ(d.temperature, 1.0f);
   ASSERT_EQ(d.prompts.size(), 2u);
   EXPECT_TRUE(d.prompts[0].is_ids);
   EXPECT_EQ(d.prompts[0].ids, (std::vector<int32_t>{1, 2}));
   EXPECT_EQ(parse_completion(R"({"prompt":[5,6,7]})", limits()).prompts[0].ids.size(), 3u);
-  EXPECT_EQ(parse_completion(R"({"prompt":"x","top_p":0})", limits()).top_k, 1);  // top_p 0: top token
+  EXPECT_EQ(parse_completion(R"({"prompt":"x","top_p":0})", limits()).top_k,
+            1);  // top_p 0: top token
 }
 
 TEST(ServeRequest, BadBodiesNameTheField) {
@@ -129,8 +130,8 @@ TEST(ServeRequest, TokenizeAndDetokenize) {
   EXPECT_EQ(parse_detokenize(R"({"tokens":[104,105]})", 256), (std::vector<int32_t>{104, 105}));
   for (const char* bad : {R"({"content":5})", R"({})", "nope"})
     EXPECT_THROW(parse_tokenize(bad), ApiError) << bad;
-  for (const char* bad : {R"({"tokens":[256]})", R"({"tokens":[-1]})", R"({"tokens":"ab"})",
-                          R"({"tokens":[1.5]})"})
+  for (const char* bad :
+       {R"({"tokens":[256]})", R"({"tokens":[-1]})", R"({"tokens":"ab"})", R"({"tokens":[1.5]})"})
     EXPECT_THROW(parse_detokenize(bad, 256), ApiError) << bad;
 }
 

@@ -1,7 +1,7 @@
-// `alibi serve` as users meet it: a process on a free port of 127.0.0.1, real sockets, cpp-httplib's
-// client, curl -N for the stream, and raw connections for misbehaving clients. The model is a
-// random byte-level one stored as if trained at seq-len 16, so every request here runs far past
-// its training length. (The openai Python client: tests/test_serve_openai.py.)
+// `alibi serve` as users meet it: a process on a free port of 127.0.0.1, real sockets,
+// cpp-httplib's client, curl -N for the stream, and raw connections for misbehaving clients. The
+// model is a random byte-level one stored as if trained at seq-len 16, so every request here runs
+// far past its training length. (The openai Python client: tests/test_serve_openai.py.)
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -49,10 +49,10 @@ class ServeCli : public ::testing::Test {
     return s;
   }
   static std::string generate(const std::string& prompt, int tokens) {
-    const test::CliResult r = test::run_cli(
-        "--threads 1 generate " + path("run") + " --temperature 0 --max-new-tokens " +
-            std::to_string(tokens) + " --prompt '" + prompt + "'",
-        path("gen.err"));
+    const test::CliResult r =
+        test::run_cli("--threads 1 generate " + path("run") + " --temperature 0 --max-new-tokens " +
+                          std::to_string(tokens) + " --prompt '" + prompt + "'",
+                      path("gen.err"));
     EXPECT_EQ(r.code, 0) << r.err;
     return r.out;
   }
@@ -226,8 +226,8 @@ TEST_F(ServeCli, ApiKeyIsRequiredButForHealth) {
   const auto h = c.Get("/health");
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
-  const auto r = c.Post("/v1/completions", {{"Authorization", "Bearer s3cret-key"}}, body,
-                        "application/json");
+  const auto r =
+      c.Post("/v1/completions", {{"Authorization", "Bearer s3cret-key"}}, body, "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(s.stop().code, 0);

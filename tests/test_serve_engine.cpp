@@ -39,9 +39,11 @@ TEST_P(BatchMethods, EachSequenceGetsTheLogitsItWouldGetAlone) {
   }
   const std::vector<int32_t> toks = random_tokens(300, V, 8);
   // Steps of (sequence, tokens fed) pairs; sequence 2 starts late, sequence 0 leaves early.
-  const std::vector<std::vector<std::pair<int, int>>> steps = {
-      {{0, 7}, {1, 3}}, {{0, 1}, {1, 5}}, {{0, 1}, {1, 1}, {2, 9}},
-      {{1, 1}, {2, 1}, {0, 4}}, {{2, 1}, {1, 1}}};
+  const std::vector<std::vector<std::pair<int, int>>> steps = {{{0, 7}, {1, 3}},
+                                                               {{0, 1}, {1, 5}},
+                                                               {{0, 1}, {1, 1}, {2, 9}},
+                                                               {{1, 1}, {2, 1}, {0, 4}},
+                                                               {{2, 1}, {1, 1}}};
   std::vector<size_t> at(3, 0);  // tokens fed per sequence
   for (int round = 0; round < 12; ++round)
     for (const auto& step : steps) {
@@ -122,8 +124,8 @@ std::vector<std::vector<int32_t>> engine_tokens(Model& m, const serve::EngineOpt
   return out;
 }
 
-std::vector<int32_t> generator_tokens(Model& m, const std::vector<int32_t>& prompt,
-                                      int max_tokens, const SamplingOptions& s, int window) {
+std::vector<int32_t> generator_tokens(Model& m, const std::vector<int32_t>& prompt, int max_tokens,
+                                      const SamplingOptions& s, int window) {
   Generator gen(m, GenerateOptions{s, window, 0});
   std::vector<int32_t> ids;
   gen.generate(prompt, max_tokens, [&](int32_t t, const float*) { ids.push_back(t); });
@@ -147,8 +149,8 @@ TEST(ServeEngine, TokensEqualTheGeneratorsForEveryMethod) {
     alone.params.copy_from(batch.params);
     std::vector<std::vector<int32_t>> prompts;
     for (int i = 0; i < 5; ++i) prompts.push_back(random_tokens(3 + 11 * i, c.vocab, 20 + i));
-    for (const SamplingOptions& s : {SamplingOptions{0.0f, 0, 1.0f, 0},
-                                     SamplingOptions{0.8f, 20, 0.9f, 77}}) {
+    for (const SamplingOptions& s :
+         {SamplingOptions{0.0f, 0, 1.0f, 0}, SamplingOptions{0.8f, 20, 0.9f, 77}}) {
       const auto got = engine_tokens(batch, o, prompts, 120, s);
       for (size_t i = 0; i < prompts.size(); ++i)
         ASSERT_EQ(got[i], generator_tokens(alone, prompts[i], 120, s, 0))
@@ -168,9 +170,8 @@ TEST(ServeEngine, WindowTokensEqualTheGenerators) {
     Model batch(c, 1, o.step_rows(), false), alone(c, 1, 5, false);
     randomise(batch, 13);
     alone.params.copy_from(batch.params);
-    const std::vector<std::vector<int32_t>> prompts = {random_tokens(40, c.vocab, 1),
-                                                       random_tokens(7, c.vocab, 2),
-                                                       random_tokens(23, c.vocab, 3)};
+    const std::vector<std::vector<int32_t>> prompts = {
+        random_tokens(40, c.vocab, 1), random_tokens(7, c.vocab, 2), random_tokens(23, c.vocab, 3)};
     const SamplingOptions greedy{0.0f, 0, 1.0f, 0};
     const auto got = engine_tokens(batch, o, prompts, 100, greedy);
     for (size_t i = 0; i < prompts.size(); ++i)

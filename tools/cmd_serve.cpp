@@ -69,15 +69,18 @@ void check_flags(const ServeFlags& f) {
     usage_error("--api-key and --api-key-file '", f.api_key_file, "' are both given; use one");
   if (f.host != "127.0.0.1" && f.host != "localhost" && f.host != "::1" && f.api_key.empty() &&
       f.api_key_file.empty())
-    std::fprintf(stderr, "alibi: warning: --host %s without --api-key: anyone who can reach this "
-                         "port can use the model\n", f.host.c_str());
+    std::fprintf(stderr,
+                 "alibi: warning: --host %s without --api-key: anyone who can reach this "
+                 "port can use the model\n",
+                 f.host.c_str());
 }
 
 std::string read_key(const ServeFlags& f) {
   if (f.api_key_file.empty()) return f.api_key;
   std::string key = read_file(f.api_key_file, "--api-key-file");
   key = key.substr(0, key.find_first_of("\r\n"));
-  if (key.empty()) usage_error("--api-key-file '", f.api_key_file, "' holds no key on its first line");
+  if (key.empty())
+    usage_error("--api-key-file '", f.api_key_file, "' holds no key on its first line");
   return key;
 }
 
@@ -95,8 +98,8 @@ struct Progress {
     last = Clock::now();
     const serve::EngineGauges g = engine.gauges();
     if (g.running + g.queued == 0) return;
-    std::fprintf(stderr, "alibi serve: %d sequences running, %d queued, RSS %.1f MiB\n",
-                 g.running, g.queued, current_rss_mb());
+    std::fprintf(stderr, "alibi serve: %d sequences running, %d queued, RSS %.1f MiB\n", g.running,
+                 g.queued, current_rss_mb());
   }
 };
 
@@ -162,8 +165,7 @@ void run(const ServeFlags& f) {
   if (stop_signal() == 0) throw std::runtime_error("the HTTP listener ended by itself");
 
   http.drain();
-  const auto deadline =
-      Clock::now() + std::chrono::milliseconds(int64_t(f.grace * 1000.0));
+  const auto deadline = Clock::now() + std::chrono::milliseconds(int64_t(f.grace * 1000.0));
   const serve::EngineGauges g = engine.gauges();
   const bool finished = engine.wait_idle(deadline);
   if (!finished) engine.cancel_all();
@@ -173,8 +175,8 @@ void run(const ServeFlags& f) {
   std::fprintf(stderr,
                "alibi serve: stopped; %d running and %d queued sequences at the signal %s; peak "
                "RSS %.1f MiB\n",
-               g.running, g.queued,
-               finished ? "finished" : "were cancelled after --grace", peak_rss_mb());
+               g.running, g.queued, finished ? "finished" : "were cancelled after --grace",
+               peak_rss_mb());
 }
 
 }  // namespace

@@ -35,7 +35,8 @@ inline CLI::App* add_subcommand(CLI::App& parent, const std::string& name,
   sub->option_defaults()->always_capture_default()->multi_option_policy(
       CLI::MultiOptionPolicy::TakeLast);
   sub->footer("Global options, before or after the subcommand (alibi --help): --threads N "
-              "(OpenMP threads; 0: all cores), --device cpu|cuda (train, eval, generate, serve, bench)");
+              "(OpenMP threads; 0: all cores), --device cpu|cuda (train, eval, generate, serve, "
+              "bench)");
   return sub;
 }
 

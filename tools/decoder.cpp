@@ -9,14 +9,15 @@ Decoder load_decoder(const std::string& checkpoint, int B, int T,
                      const std::shared_ptr<Backend>& backend) {
   const Checkpoint ck = read_checkpoint(checkpoint);
   if (!ck.config.causal)
-    usage_error("checkpoint '", ck.path, "' is an encoder (bidirectional attention, config "
+    usage_error("checkpoint '", ck.path,
+                "' is an encoder (bidirectional attention, config "
                 "causal false): it sees the tokens after each position, so it cannot generate; "
                 "evaluate it with alibi eval");
   if (ck.tokenizer.vocab() > ck.config.vocab)  // fewer is normal: padded embeddings (BLOOM)
     usage_error("checkpoint '", ck.path, "' has a tokenizer of ", ck.tokenizer.vocab(),
                 " tokens, more than its model's vocabulary of ", ck.config.vocab);
-  return {std::make_unique<Model>(ck.config, B, T, ck.st, backend), ck.tokenizer, ck.path,
-          ck.step, ck.train.value("seq_len", 0)};
+  return {std::make_unique<Model>(ck.config, B, T, ck.st, backend), ck.tokenizer, ck.path, ck.step,
+          ck.train.value("seq_len", 0)};
 }
 
 }  // namespace alibi::cli

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -10,7 +11,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -57,15 +57,15 @@ int connection_fd(const Request& req) {
         ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0)
       continue;
     auto port = [](const sockaddr_storage& a) {
-      return a.ss_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port)
-             : a.ss_family == AF_INET6
-                 ? ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port)
-                 : 0;
+      return a.ss_family == AF_INET    ? ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port)
+             : a.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port)
+                                       : 0;
     };
     char host[INET6_ADDRSTRLEN] = "";
-    const void* addr = peer.ss_family == AF_INET
-                           ? static_cast<const void*>(&reinterpret_cast<sockaddr_in&>(peer).sin_addr)
-                           : static_cast<const void*>(&reinterpret_cast<sockaddr_in6&>(peer).sin6_addr);
+    const void* addr =
+        peer.ss_family == AF_INET
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in&>(peer).sin_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6&>(peer).sin6_addr);
     ::inet_ntop(peer.ss_family, addr, host, sizeof host);
     if (port(local) == req.local_port && port(peer) == req.remote_port && req.remote_addr == host) {
       found = fd;
@@ -133,28 +133,29 @@ void HttpServer::Impl::routes() {
     if (o.api_key.empty() || req.path == "/health") return HandlerResponse::Unhandled;
     const std::string h = req.get_header_value("Authorization");
     constexpr std::string_view kBearer = "Bearer ";
-    if (h.starts_with(kBearer) && serve::same_key(std::string_view(h).substr(kBearer.size()),
-                                                  o.api_key))
+    if (h.starts_with(kBearer) &&
+        serve::same_key(std::string_view(h).substr(kBearer.size()), o.api_key))
       return HandlerResponse::Unhandled;
-    answer(res, ApiError(401, h.empty() ? "no API key: send the header Authorization: Bearer KEY"
-                                        : "incorrect API key provided",
+    answer(res, ApiError(401,
+                         h.empty() ? "no API key: send the header Authorization: Bearer KEY"
+                                   : "incorrect API key provided",
                          "", "invalid_request_error", "invalid_api_key"));
     return HandlerResponse::Handled;
   });
   // httplib's own refusals (no route, a body over --max-body, a malformed request) get an
   // OpenAI error object too.
-  svr.set_error_handler(httplib::Server::HandlerWithResponse([this](const Request& req,
-                                                                    Response& res) {
-    if (!res.body.empty()) return HandlerResponse::Unhandled;
-    const std::string msg =
-        res.status == 404   ? str_cat("no route ", req.method, " ", req.path)
-        : res.status == 413 ? str_cat("the request body is larger than ", o.max_body,
-                                      " bytes (--max-body)")
-        : res.status == 400 ? std::string("malformed HTTP request")
-                            : str_cat("the HTTP request was refused (status ", res.status, ")");
-    answer(res, ApiError(res.status, msg));
-    return HandlerResponse::Handled;
-  }));
+  svr.set_error_handler(
+      httplib::Server::HandlerWithResponse([this](const Request& req, Response& res) {
+        if (!res.body.empty()) return HandlerResponse::Unhandled;
+        const std::string msg =
+            res.status == 404 ? str_cat("no route ", req.method, " ", req.path)
+            : res.status == 413
+                ? str_cat("the request body is larger than ", o.max_body, " bytes (--max-body)")
+            : res.status == 400 ? std::string("malformed HTTP request")
+                                : str_cat("the HTTP request was refused (status ", res.status, ")");
+        answer(res, ApiError(res.status, msg));
+        return HandlerResponse::Handled;
+      }));
   svr.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
     try {
       std::rethrow_exception(ep);
@@ -188,8 +189,8 @@ void HttpServer::Impl::routes() {
   });
   svr.Post("/detokenize", [this](const Request& req, Response& res) {
     const std::vector<int32_t> ids = serve::parse_detokenize(req.body, ctx.tok->vocab());
-    res.set_content(json{{"content", ctx.tok->decode(ids)}}.dump(
-                        -1, ' ', false, json::error_handler_t::replace),
+    res.set_content(json{{"content", ctx.tok->decode(ids)}}.dump(-1, ' ', false,
+                                                                 json::error_handler_t::replace),
                     "application/json");
   });
   svr.Post("/v1/completions", [this](const Request& req, Response& res) {
@@ -210,8 +211,9 @@ void HttpServer::Impl::completions(const Request& req, Response& res) {
   auto c = std::make_shared<serve::Completion>(parsed, ctx);
   if (!c->submit(engine)) {
     const serve::EngineGauges g = engine.gauges();
-    throw ApiError(429, str_cat("the server is busy: ", g.running, " sequences run and ",
-                                g.queued, " wait (--max-batch, --max-queue); retry later"),
+    throw ApiError(429,
+                   str_cat("the server is busy: ", g.running, " sequences run and ", g.queued,
+                           " wait (--max-batch, --max-queue); retry later"),
                    "", "requests", "rate_limit_exceeded");
   }
   const int fd = connection_fd(req);
@@ -229,7 +231,7 @@ void HttpServer::Impl::completions(const Request& req, Response& res) {
     seen = wait_change(*c, seen);
     if (peer_gone(fd)) {  // nobody to answer: free the rows now
       c->cancel();
-      res.status = 499;   // for the metrics; the client does not see it
+      res.status = 499;  // for the metrics; the client does not see it
       return;
     }
   }
@@ -256,8 +258,8 @@ bool HttpServer::Impl::stream(serve::Completion& c, int fd, httplib::DataSink& s
   }
 }
 
-HttpServer::HttpServer(const HttpOptions& o, const serve::ServeContext& ctx,
-                       serve::Engine& engine, serve::Metrics& metrics)
+HttpServer::HttpServer(const HttpOptions& o, const serve::ServeContext& ctx, serve::Engine& engine,
+                       serve::Metrics& metrics)
     : impl_(std::make_unique<Impl>(o, ctx, engine, metrics, draining_)) {
   impl_->routes();
 }

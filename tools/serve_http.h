@@ -19,11 +19,11 @@ namespace alibi::cli {
 
 struct HttpOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;           // 0: any free port
-  std::string api_key;       // empty: no key needed
-  size_t max_body = 1 << 20; // bytes of a request body; more: 413
-  int timeout_s = 30;        // read and write timeout of a connection
-  int threads = 16;          // connections served at once
+  int port = 8080;            // 0: any free port
+  std::string api_key;        // empty: no key needed
+  size_t max_body = 1 << 20;  // bytes of a request body; more: 413
+  int timeout_s = 30;         // read and write timeout of a connection
+  int threads = 16;           // connections served at once
 };
 
 class HttpServer {

@@ -22,8 +22,8 @@ const float* Model::forward_batch(std::span<const CachedChunk> chunks) {
                   " tokens holding ", c.cache->len);
     rows += c.n;
   }
-  ALIBI_CHECK(rows <= int64_t(maxB_) * maxT_, "a batch of ", rows, " rows exceeds the plan ",
-              maxB_, "x", maxT_);
+  ALIBI_CHECK(rows <= int64_t(maxB_) * maxT_, "a batch of ", rows, " rows exceeds the plan ", maxB_,
+              "x", maxT_);
   segs_.clear();
   batch_tokens_.clear();
   int64_t row0 = 0;

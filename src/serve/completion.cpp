@@ -41,7 +41,9 @@ json logprobs_json(const Tokenizer& tok, const std::vector<TokenLogprob>& lps,
     for (const auto& [id, v] : lp.top) top[tok.decode_one(id)] = v;
     tops.push_back(std::move(top));
   }
-  return {{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops},
+  return {{"tokens", tokens},
+          {"token_logprobs", values},
+          {"top_logprobs", tops},
           {"text_offset", offsets}};
 }
 
@@ -63,20 +65,23 @@ Completion::Completion(const CompletionRequest& req, const ServeContext& ctx)
     const int64_t P = int64_t(ids.size());
     prompt_tokens_ += int(P);  // each prompt once, whatever n (as OpenAI counts)
     if (P > ctx.max_prompt_tokens)
-      throw ApiError(400, str_cat(which, " has ", P, " tokens; this server takes at most ",
-                                  ctx.max_prompt_tokens, " (--max-prompt-tokens)"), "prompt");
+      throw ApiError(400,
+                     str_cat(which, " has ", P, " tokens; this server takes at most ",
+                             ctx.max_prompt_tokens, " (--max-prompt-tokens)"),
+                     "prompt");
     // The last token is sampled, never fed: P + M - 1 rows and positions.
     const int64_t rows = P + std::max(M, 1) - 1;
     if (ctx.window == 0 && rows > ctx.max_context)
-      throw ApiError(400, str_cat("the context of a sequence is at most ", ctx.max_context,
-                                  " tokens (--max-context; --window runs past it), but ", which,
-                                  " has ", P, " tokens and max_tokens asks for ", M, " more"),
+      throw ApiError(400,
+                     str_cat("the context of a sequence is at most ", ctx.max_context,
+                             " tokens (--max-context; --window runs past it), but ", which, " has ",
+                             P, " tokens and max_tokens asks for ", M, " more"),
                      P > ctx.max_context ? "prompt" : "max_tokens");
     if (rows > ctx.max_positions)
-      throw ApiError(400, str_cat("this --pos ", pos_name(ctx.cfg.pos), " model has positions ",
-                                  "for ", ctx.max_positions, " tokens (a table cannot ",
-                                  "extrapolate), but ", which, " has ", P,
-                                  " tokens and max_tokens asks for ", M, " more"),
+      throw ApiError(400,
+                     str_cat("this --pos ", pos_name(ctx.cfg.pos), " model has positions ", "for ",
+                             ctx.max_positions, " tokens (a table cannot ", "extrapolate), but ",
+                             which, " has ", P, " tokens and max_tokens asks for ", M, " more"),
                      "max_tokens");
     const std::string echo = req.echo ? (pr.is_ids ? ctx.tok->decode(ids) : pr.text) : "";
     for (int c = 0; c < req.n; ++c) {
@@ -84,8 +89,8 @@ Completion::Completion(const CompletionRequest& req, const ServeContext& ctx)
       ch.echo = echo;
       ch.offset = echo.size();
       if (M > 0) {
-        Job::Spec spec{ids, M, SamplingOptions{req.temperature, req.top_k, req.top_p,
-                                               seed + uint64_t(c)},
+        Job::Spec spec{ids, M,
+                       SamplingOptions{req.temperature, req.top_k, req.top_p, seed + uint64_t(c)},
                        req.stop, req.logprobs};
         ch.job = std::make_shared<Job>(std::move(spec), waiter_);
         jobs_.push_back(ch.job);
@@ -130,8 +135,11 @@ std::string Completion::usage_json() const {
 std::string Completion::chunk(size_t index, const std::string& text,
                               const std::vector<TokenLogprob>& lp, size_t first_offset,
                               Finish finish) const {
-  json choice = {{"text", text}, {"index", index}, {"logprobs", nullptr},
-                 {"finish_reason", finish == Finish::none ? json(nullptr) : json(finish_name(finish))}};
+  json choice = {
+      {"text", text},
+      {"index", index},
+      {"logprobs", nullptr},
+      {"finish_reason", finish == Finish::none ? json(nullptr) : json(finish_name(finish))}};
   if (req_.logprobs >= 0) {
     std::vector<size_t> offsets;
     size_t at = first_offset;
@@ -141,8 +149,11 @@ std::string Completion::chunk(size_t index, const std::string& text,
     }
     choice["logprobs"] = logprobs_json(*ctx_.tok, lp, offsets);
   }
-  json j = {{"id", id_},           {"object", "text_completion"}, {"created", created_},
-            {"model", ctx_.model_name}, {"choices", json::array({choice})}};
+  json j = {{"id", id_},
+            {"object", "text_completion"},
+            {"created", created_},
+            {"model", ctx_.model_name},
+            {"choices", json::array({choice})}};
   if (req_.include_usage) j["usage"] = nullptr;
   return "data: " + dump(j) + "\n\n";
 }
@@ -171,7 +182,8 @@ std::string Completion::events() {
     for (size_t k = 0; k < o.pieces.size(); ++k) {
       std::vector<TokenLogprob> lp;
       if (k < o.logprobs.size()) lp.push_back(std::move(o.logprobs[k]));
-      if (!o.pieces[k].empty() || !lp.empty()) out += chunk(i, o.pieces[k], lp, c.offset, Finish::none);
+      if (!o.pieces[k].empty() || !lp.empty())
+        out += chunk(i, o.pieces[k], lp, c.offset, Finish::none);
       if (!lp.empty()) c.offset += ctx_.tok->decode_one(lp[0].token).size();
     }
     if (o.finish != Finish::none) out += chunk(i, "", {}, c.offset, o.finish);
@@ -186,8 +198,11 @@ std::string Completion::events() {
   }
   if (all_done) {
     if (req_.include_usage) {
-      const json j = {{"id", id_}, {"object", "text_completion"}, {"created", created_},
-                      {"model", ctx_.model_name}, {"choices", json::array()},
+      const json j = {{"id", id_},
+                      {"object", "text_completion"},
+                      {"created", created_},
+                      {"model", ctx_.model_name},
+                      {"choices", json::array()},
                       {"usage", json::parse(usage_json())}};
       out += "data: " + dump(j) + "\n\n";
     }
@@ -218,15 +233,14 @@ std::string Completion::response() {
     if (c.finish == Finish::error)
       throw ApiError(500, "the request failed: " + c.error, "", "server_error");
     json lp = req_.logprobs >= 0 ? logprobs_json(*ctx_.tok, c.logprobs, c.offsets) : json(nullptr);
-    choices.push_back({{"text", c.echo + c.text}, {"index", i}, {"logprobs", lp},
+    choices.push_back({{"text", c.echo + c.text},
+                       {"index", i},
+                       {"logprobs", lp},
                        {"finish_reason", finish_name(c.finish)}});
   }
-  const json j = {{"id", id_},
-                  {"object", "text_completion"},
-                  {"created", created_},
-                  {"model", ctx_.model_name},
-                  {"choices", choices},
-                  {"usage", json::parse(usage_json())}};
+  const json j = {{"id", id_},           {"object", "text_completion"},
+                  {"created", created_}, {"model", ctx_.model_name},
+                  {"choices", choices},  {"usage", json::parse(usage_json())}};
   return dump(j);
 }
 

@@ -24,7 +24,7 @@ struct ServeContext {
   ModelConfig cfg;
   int64_t max_positions = 0;  // the position method's limit (kAnyLength: none)
   int max_prompt_tokens = 0;
-  int max_context = 0;        // a sequence's rows without a window
+  int max_context = 0;  // a sequence's rows without a window
   int window = 0;
   RequestLimits limits;
 };
@@ -58,7 +58,7 @@ class Completion {
     std::string echo;          // the prompt's text, with echo
     std::string text;          // everything so far (response())
     std::vector<TokenLogprob> logprobs;
-    size_t offset = 0;         // bytes of text and echo before the next token (text_offset)
+    size_t offset = 0;  // bytes of text and echo before the next token (text_offset)
     std::vector<size_t> offsets;
     Finish finish = Finish::none;
     std::string error;

@@ -17,11 +17,16 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 
 const char* finish_name(Finish f) {
   switch (f) {
-    case Finish::length: return "length";
-    case Finish::stop: return "stop";
-    case Finish::cancelled: return "cancelled";
-    case Finish::error: return "error";
-    case Finish::none: break;
+    case Finish::length:
+      return "length";
+    case Finish::stop:
+      return "stop";
+    case Finish::cancelled:
+      return "cancelled";
+    case Finish::error:
+      return "error";
+    case Finish::none:
+      break;
   }
   return "none";
 }

@@ -64,7 +64,7 @@ class Job {
     int max_tokens = 16;          // >= 1
     SamplingOptions sampling;
     std::vector<std::string> stop;
-    int logprobs = -1;            // -1: none
+    int logprobs = -1;  // -1: none
   };
   // What the sequence made since the last take(): per token its text as it may be sent (maybe
   // empty: held back; the last one holds what was held back) and, when asked, its logprobs.
@@ -151,7 +151,7 @@ class Engine {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;
   std::vector<std::shared_ptr<Job>> admitted_;  // from the queue, for the engine to start
-  std::vector<int> free_;                        // free slots
+  std::vector<int> free_;                       // free slots
   int running_count_ = 0;
   bool cancel_all_ = false, stopping_ = false;
   std::thread thread_;

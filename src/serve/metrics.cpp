@@ -61,8 +61,7 @@ double Histogram::quantile_bound(double q) const {
   return std::numeric_limits<double>::infinity();
 }
 
-Metrics::Metrics()
-    : ttft_(latency_bounds()), itl_(latency_bounds()), step_(latency_bounds()) {}
+Metrics::Metrics() : ttft_(latency_bounds()), itl_(latency_bounds()), step_(latency_bounds()) {}
 
 void Metrics::request_done(int status) {
   std::lock_guard lock(mu_);
@@ -103,8 +102,8 @@ std::string Metrics::prometheus(const EngineGauges& g) const {
   std::string out;
   header(out, "alibi_requests_total", "counter", "Completion requests answered, by HTTP status.");
   for (const auto& [status, n] : requests_)
-    out += "alibi_requests_total{status=\"" + std::to_string(status) + "\"} " +
-           std::to_string(n) + "\n";
+    out += "alibi_requests_total{status=\"" + std::to_string(status) + "\"} " + std::to_string(n) +
+           "\n";
   header(out, "alibi_sequences_total", "counter",
          "Sequences (choices) ended, by finish reason: length, stop, cancelled, error.");
   for (const auto& [reason, n] : sequences_)

@@ -41,9 +41,9 @@ struct EngineGauges {
 class Metrics {
  public:
   Metrics();
-  void request_done(int status);             // every completion request's answer
+  void request_done(int status);  // every completion request's answer
   void tokens(int64_t prompt, int64_t generated);
-  void sequence_done(const char* finish);    // length | stop | cancelled | error
+  void sequence_done(const char* finish);  // length | stop | cancelled | error
   void time_to_first_token(double seconds);
   void inter_token_latency(double seconds);
   void step(int rows, int sequences, double seconds);
@@ -51,8 +51,8 @@ class Metrics {
 
  private:
   mutable std::mutex mu_;
-  std::map<int, uint64_t> requests_;            // by HTTP status
-  std::map<std::string, uint64_t> sequences_;   // by finish reason
+  std::map<int, uint64_t> requests_;           // by HTTP status
+  std::map<std::string, uint64_t> sequences_;  // by finish reason
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0, steps_ = 0, step_rows_ = 0;
   uint64_t step_sequences_ = 0;
   Histogram ttft_, itl_, step_;

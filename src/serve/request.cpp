@@ -11,22 +11,24 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kMaxDepth = 32;         // JSON nesting a body may have (ours need 3)
-constexpr size_t kMaxStops = 4;       // OpenAI's limit
+constexpr int kMaxDepth = 32;    // JSON nesting a body may have (ours need 3)
+constexpr size_t kMaxStops = 4;  // OpenAI's limit
 constexpr size_t kMaxStopBytes = 256;
-constexpr int kMaxLogprobs = 5;       // OpenAI's limit
+constexpr int kMaxLogprobs = 5;  // OpenAI's limit
 
 // A value as the error message shows it: its JSON, cut to 40 bytes, and its type.
 std::string shown(const json& v) {
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   if (s.size() > 40) s = s.substr(0, 37) + "...";
-  return s + " (" + (v.is_number_integer() ? "an integer"
-                     : v.is_number()       ? "a number"
-                     : v.is_string()       ? "a string"
-                     : v.is_boolean()      ? "a boolean"
-                     : v.is_array()        ? "an array"
-                     : v.is_object()       ? "an object"
-                                           : "null") + ")";
+  return s + " (" +
+         (v.is_number_integer() ? "an integer"
+          : v.is_number()       ? "a number"
+          : v.is_string()       ? "a string"
+          : v.is_boolean()      ? "a boolean"
+          : v.is_array()        ? "an array"
+          : v.is_object()       ? "an object"
+                                : "null") +
+         ")";
 }
 
 [[noreturn]] void bad_field(const std::string& name, const json& v, const std::string& expected) {
@@ -45,7 +47,8 @@ json parse_body(std::string_view body) {
   } catch (const json::exception& e) {
     throw ApiError(400, str_cat("the request body is not valid JSON: ", e.what()));
   }
-  if (!j.is_object()) throw ApiError(400, "the request body is " + shown(j) + "; expected an object");
+  if (!j.is_object())
+    throw ApiError(400, "the request body is " + shown(j) + "; expected an object");
   return j;
 }
 
@@ -91,7 +94,8 @@ bool get_bool(const json& o, const char* name, bool def) {
 // A token id of a prompt given as ids; `where` names it ("prompt[1][3]").
 int32_t get_id(const json& v, const std::string& where, int vocab) {
   const std::string range = str_cat("a token id in 0..", vocab - 1);
-  if (v.is_number_unsigned() && v.get<uint64_t>() < uint64_t(vocab)) return int32_t(v.get<uint64_t>());
+  if (v.is_number_unsigned() && v.get<uint64_t>() < uint64_t(vocab))
+    return int32_t(v.get<uint64_t>());
   if (v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < vocab)
     return int32_t(v.get<int64_t>());
   throw ApiError(400, str_cat("'", where, "' is ", shown(v), "; expected ", range), "prompt");
@@ -99,10 +103,11 @@ int32_t get_id(const json& v, const std::string& where, int vocab) {
 
 std::vector<Prompt> get_prompts(const json& o, const RequestLimits& lim) {
   const json* v = field(o, "prompt");
-  if (!v) throw ApiError(400, "'prompt' is missing; expected a string or a list of strings",
-                         "prompt");
-  const std::string expected = "a string, a list of strings, a list of token ids or a list of "
-                               "lists of token ids";
+  if (!v)
+    throw ApiError(400, "'prompt' is missing; expected a string or a list of strings", "prompt");
+  const std::string expected =
+      "a string, a list of strings, a list of token ids or a list of "
+      "lists of token ids";
   std::vector<Prompt> out;
   if (v->is_string()) {
     out.push_back({v->get<std::string>(), {}, false});
@@ -118,8 +123,9 @@ std::vector<Prompt> get_prompts(const json& o, const RequestLimits& lim) {
     return out;
   }
   if (v->size() > size_t(lim.max_sequences))
-    throw ApiError(400, str_cat("'prompt' holds ", v->size(), " prompts; this server runs at most ",
-                                lim.max_sequences, " sequences of one request (--max-batch)"),
+    throw ApiError(400,
+                   str_cat("'prompt' holds ", v->size(), " prompts; this server runs at most ",
+                           lim.max_sequences, " sequences of one request (--max-batch)"),
                    "prompt");
   for (size_t i = 0; i < v->size(); ++i) {
     const json& e = (*v)[i];
@@ -216,9 +222,12 @@ CompletionRequest parse_completion(std::string_view body, const RequestLimits& l
                               std::numeric_limits<int64_t>::max()));
   r.n = int(get_int(o, "n", 1, 1, lim.max_sequences));
   if (r.prompts.size() * size_t(r.n) > size_t(lim.max_sequences))
-    throw ApiError(400, str_cat("'n' is ", r.n, " for ", r.prompts.size(), " prompts: ",
-                                r.prompts.size() * size_t(r.n), " sequences; this server runs at "
-                                "most ", lim.max_sequences, " of one request (--max-batch)"),
+    throw ApiError(400,
+                   str_cat("'n' is ", r.n, " for ", r.prompts.size(),
+                           " prompts: ", r.prompts.size() * size_t(r.n),
+                           " sequences; this server runs at "
+                           "most ",
+                           lim.max_sequences, " of one request (--max-batch)"),
                    "n");
   r.stop = get_stop(o);
   r.stream = get_bool(o, "stream", false);
@@ -229,8 +238,10 @@ CompletionRequest parse_completion(std::string_view body, const RequestLimits& l
   r.echo = get_bool(o, "echo", false);
   r.logprobs = int(get_int(o, "logprobs", -1, 0, kMaxLogprobs));
   if (r.echo && r.logprobs >= 0)
-    throw ApiError(400, "'logprobs' with 'echo' is not supported by this server (the prompt's "
-                        "tokens are not scored)", "logprobs");
+    throw ApiError(400,
+                   "'logprobs' with 'echo' is not supported by this server (the prompt's "
+                   "tokens are not scored)",
+                   "logprobs");
   refuse_unsupported(o, r.n);
   return r;
 }
@@ -249,15 +260,18 @@ std::vector<int32_t> parse_detokenize(std::string_view body, int vocab) {
   const json o = parse_body(body);
   const json* v = field(o, "tokens");
   if (!v || !v->is_array())
-    throw ApiError(400, str_cat("'tokens' is ", v ? shown(*v) : "missing",
-                                "; expected a list of token ids"), "tokens");
+    throw ApiError(
+        400, str_cat("'tokens' is ", v ? shown(*v) : "missing", "; expected a list of token ids"),
+        "tokens");
   std::vector<int32_t> ids;
   for (size_t i = 0; i < v->size(); ++i) {
     const json& e = (*v)[i];
     if (!(e.is_number_integer() && e.get<int64_t>() >= 0 && e.get<int64_t>() < vocab) &&
         !(e.is_number_unsigned() && e.get<uint64_t>() < uint64_t(vocab)))
-      throw ApiError(400, str_cat("'tokens[", i, "]' is ", shown(e), "; expected a token id in 0..",
-                                  vocab - 1), "tokens");
+      throw ApiError(
+          400,
+          str_cat("'tokens[", i, "]' is ", shown(e), "; expected a token id in 0..", vocab - 1),
+          "tokens");
     ids.push_back(int32_t(e.get<int64_t>()));
   }
   return ids;

@@ -2,8 +2,9 @@
 // The bodies `alibi serve` accepts (docs/serve.md), parsed into structs before anything else
 // looks at them: POST /v1/completions (OpenAI's legacy completions API), /tokenize and
 // /detokenize (llama-server's). Everything a body can get wrong is an ApiError naming the field,
-// which the server answers with OpenAI's error object; the fuzz target tests/fuzz/fuzz_serve_request
-// feeds these parsers arbitrary bytes, and ApiError is the only way they may refuse them.
+// which the server answers with OpenAI's error object; the fuzz target
+// tests/fuzz/fuzz_serve_request feeds these parsers arbitrary bytes, and ApiError is the only way
+// they may refuse them.
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -16,11 +17,11 @@ namespace alibi::serve {
 // An answer other than success, as OpenAI's error object:
 //   {"error": {"message": ..., "type": ..., "param": ... | null, "code": ... | null}}
 struct ApiError : std::exception {
-  int status = 400;      // HTTP status
+  int status = 400;  // HTTP status
   std::string message;
   std::string type = "invalid_request_error";
-  std::string param;     // the request field at fault ("" -> null)
-  std::string code;      // "" -> null
+  std::string param;  // the request field at fault ("" -> null)
+  std::string code;   // "" -> null
   ApiError(int status, std::string message, std::string param = "", std::string type = "",
            std::string code = "");
   const char* what() const noexcept override { return message.c_str(); }
@@ -29,9 +30,9 @@ struct ApiError : std::exception {
 
 // What one request may ask for (the server's flags; docs/serve.md).
 struct RequestLimits {
-  int vocab = 256;              // token ids in a prompt given as ids are below it
-  int max_tokens = 4096;        // largest max_tokens
-  int max_sequences = 8;        // prompts x n at most (the batch: all of a request runs at once)
+  int vocab = 256;        // token ids in a prompt given as ids are below it
+  int max_tokens = 4096;  // largest max_tokens
+  int max_sequences = 8;  // prompts x n at most (the batch: all of a request runs at once)
   int max_prompt_bytes = 1 << 20;
 };
 
@@ -43,19 +44,19 @@ struct Prompt {
 };
 
 struct CompletionRequest {
-  std::string model;             // as given (any name is accepted: one model is served)
-  std::vector<Prompt> prompts;   // at least one
-  int max_tokens = 16;           // OpenAI's default
-  float temperature = 1.0f;      // 0: greedy
+  std::string model;            // as given (any name is accepted: one model is served)
+  std::vector<Prompt> prompts;  // at least one
+  int max_tokens = 16;          // OpenAI's default
+  float temperature = 1.0f;     // 0: greedy
   float top_p = 1.0f;
-  int top_k = 0;                 // not OpenAI's; llama-server's and ours (0: all)
-  std::optional<uint64_t> seed;  // none: the server draws one
-  int n = 1;                     // choices per prompt
-  std::vector<std::string> stop; // up to 4 non-empty strings
+  int top_k = 0;                  // not OpenAI's; llama-server's and ours (0: all)
+  std::optional<uint64_t> seed;   // none: the server draws one
+  int n = 1;                      // choices per prompt
+  std::vector<std::string> stop;  // up to 4 non-empty strings
   bool stream = false;
-  bool include_usage = false;    // stream_options.include_usage
+  bool include_usage = false;  // stream_options.include_usage
   bool echo = false;
-  int logprobs = -1;             // -1: none; 0..5: the chosen token's and this many others'
+  int logprobs = -1;  // -1: none; 0..5: the chosen token's and this many others'
 };
 
 CompletionRequest parse_completion(std::string_view body, const RequestLimits& limits);

@@ -20,8 +20,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const CompletionRequest r = parse_completion(body, lim);
     // What the engine relies on: at least one prompt, sequences and tokens within the limits,
     // token ids of the vocabulary.
-    if (r.prompts.empty() || r.n < 1 || r.prompts.size() * size_t(r.n) > size_t(lim.max_sequences) ||
-        r.max_tokens < 0 || r.max_tokens > lim.max_tokens)
+    if (r.prompts.empty() || r.n < 1 ||
+        r.prompts.size() * size_t(r.n) > size_t(lim.max_sequences) || r.max_tokens < 0 ||
+        r.max_tokens > lim.max_tokens)
       std::abort();
     for (const Prompt& p : r.prompts)
       for (const int32_t id : p.ids)
