@@ -1,7 +1,7 @@
 // `alibi serve` as users meet it: a process on a free port of 127.0.0.1, real sockets,
 // cpp-httplib's client, curl -N for the stream, and raw connections for misbehaving clients. The
 // model is a random byte-level one stored as if trained at seq-len 16, so every request here runs
-// far past its training length. (The openai Python client: tests/test_serve_openai.py.)
+// far past its training length.
 #include <gtest/gtest.h>
 
 #include <csignal>
