@@ -1,8 +1,11 @@
 #pragma once
 // Small models with random weights for tests that compare two ways of computing the same thing.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
@@ -15,6 +18,15 @@ namespace alibi::test {
 // ~1e-6; 1e-4 leaves room and still catches a wrong bias, rotation or window, which move logits
 // by 1e-2 or more.
 constexpr float kCacheRelTol = 1e-4f;
+
+// Logits (V) against a reference within kCacheRelTol of the reference's largest magnitude (at
+// least 1); `what` names the place in a failure.
+inline void expect_logits_near(const float* got, const float* ref, int V, const std::string& what) {
+  float scale = 1.0f;
+  for (int v = 0; v < V; ++v) scale = std::max(scale, std::abs(ref[v]));
+  for (int v = 0; v < V; ++v)
+    ASSERT_NEAR(got[v], ref[v], kCacheRelTol * scale) << what << ", token id " << v;
+}
 
 // A few layers of width 24 with 3 heads (not a power of two); positions and buckets small enough
 // that tests of a few dozen tokens reach the t5 log buckets and saturation.

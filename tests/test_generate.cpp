@@ -24,7 +24,7 @@ namespace {
 
 using test::TempDir;
 
-using test::kCacheRelTol;
+using test::expect_logits_near;
 
 std::vector<float> random_logits(int V, uint64_t seed, float scale) {
   Rng r(seed);
@@ -163,13 +163,6 @@ using test::random_tokens;
 using test::randomise;
 
 ModelConfig small_config(PosKind pos, int layers) { return test::small_model(pos, layers, 29); }
-
-void expect_logits_near(const float* got, const float* ref, int V, const std::string& what) {
-  float scale = 1.0f;
-  for (int v = 0; v < V; ++v) scale = std::max(scale, std::abs(ref[v]));
-  for (int v = 0; v < V; ++v)
-    ASSERT_NEAR(got[v], ref[v], kCacheRelTol * scale) << what << ", token id " << v;
-}
 
 class GenerateMethods : public ::testing::TestWithParam<PosKind> {};
 

@@ -1,5 +1,5 @@
 // alibi: train, evaluate and run transformer language models with ALiBi and its baselines.
-//   alibi prepare | train | eval | generate | bench | tokenize | import | export
+//   alibi prepare | train | eval | generate | bench | tokenize | import | export | serve
 //   (each subcommand in tools/cmd_*.cpp)
 // Bad input exits with code 2 and one line naming the flag or file, the value and what is expected.
 #include <omp.h>
@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
   const std::vector<cli::Command> commands = {cli::add_prepare(app), cli::add_train(app),
                                               cli::add_eval(app), cli::add_generate(app),
                                               cli::add_bench(app), cli::add_tokenize(app),
-                                              cli::add_import(app), cli::add_export(app)};
+                                              cli::add_import(app), cli::add_export(app),
+                                              cli::add_serve(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -11,13 +11,13 @@
 #include <string>
 
 #include "commands.h"
+#include "decoder.h"
 #include "extension_flags.h"
 #include "core/error.h"
 #include "core/io.h"
 #include "core/signals.h"
 #include "core/rss.h"
 #include "generate/generate.h"
-#include "model/checkpoint.h"
 
 namespace alibi::cli {
 namespace {
@@ -40,33 +40,14 @@ void write_out(const std::string& s) {
   std::fflush(stdout);
 }
 
-// A checkpoint's model, read where it lies in the file (the weights as stored: fp32, bf16 or
-// f16; its AdamW moments are never touched), with what the banner says of it.
-struct Loaded {
-  std::unique_ptr<Model> model;
-  Tokenizer tok;
-  std::string path;
-  int64_t step = 0;
-  int train_len = 0;
-};
-
-Loaded load(const GenerateFlags& f, const ExtensionFlags& ext,
-            const std::shared_ptr<Backend>& backend) {
-  const Checkpoint ck = read_checkpoint(f.checkpoint);
-  if (!ck.config.causal)
-    usage_error("checkpoint '", ck.path, "' is an encoder (bidirectional attention, config "
-                "causal false): it sees the tokens after each position, so it cannot generate; "
-                "evaluate it with alibi eval");
-  if (ck.tokenizer.vocab() > ck.config.vocab)  // fewer is normal: padded embeddings (BLOOM)
-    usage_error("checkpoint '", ck.path, "' has a tokenizer of ", ck.tokenizer.vocab(),
-                " tokens, more than its model's vocabulary of ", ck.config.vocab);
-  // The model is planned for one prefill chunk; a window never needs a bigger one.
-  const int chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
-  return {std::make_unique<Model>(ext.apply(ck), 1, chunk, ck.st, backend), ck.tokenizer,
-          ck.path, ck.step, ck.train.value("seq_len", 0)};
+// The model is planned for one prefill chunk; a window never needs a bigger one.
+Decoder load(const GenerateFlags& f, const ExtensionFlags& ext,
+             const std::shared_ptr<Backend>& backend) {
+  return load_decoder(f.checkpoint, 1, f.window > 0 ? std::min(f.chunk, f.window) : f.chunk,
+                      backend, &ext);
 }
 
-void print_banner(const Loaded& m, int window) {
+void print_banner(const Decoder& m, int window) {
   const ModelConfig& c = m.model->cfg;
   const nlohmann::json ext = extension_of(c);
   std::fprintf(stderr,
@@ -94,7 +75,7 @@ void print_stats(const GenerateStats& total, const Generator& gen) {
 // --max-new-tokens; an empty line continues the text so far. The cache is kept between turns.
 // A stop signal ends the turn under way (its text stays in the context); at the prompt it ends
 // the program.
-void interactive(const GenerateFlags& f, const Loaded& m, Generator& gen,
+void interactive(const GenerateFlags& f, const Decoder& m, Generator& gen,
                  std::vector<int32_t> ids, const std::function<void()>& new_turn,
                  const Generator::OnToken& on_token, Utf8Stream& out, GenerateStats& total) {
   const bool tty = isatty(STDIN_FILENO);
@@ -130,7 +111,7 @@ void run(const GenerateFlags& f, const ExtensionFlags& ext) {
   const std::string text =
       f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file, "--prompt-file");
   const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
-  const Loaded m = load(f, ext, backend);
+  const Decoder m = load(f, ext, backend);
   std::vector<int32_t> ids = m.tok.encode(text);
   if (ids.empty() && !f.interactive)
     usage_error(

@@ -35,7 +35,8 @@ inline CLI::App* add_subcommand(CLI::App& parent, const std::string& name,
   sub->option_defaults()->always_capture_default()->multi_option_policy(
       CLI::MultiOptionPolicy::TakeLast);
   sub->footer("Global options, before or after the subcommand (alibi --help): --threads N "
-              "(OpenMP threads; 0: all cores), --device cpu|cuda (train, eval, generate, bench)");
+              "(OpenMP threads; 0: all cores), --device cpu|cuda (train, eval, generate, serve, "
+              "bench)");
   return sub;
 }
 
@@ -51,5 +52,6 @@ Command add_bench(CLI::App& app);
 Command add_tokenize(CLI::App& app);
 Command add_import(CLI::App& app);
 Command add_export(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 }  // namespace alibi::cli

@@ -221,14 +221,19 @@ void Model::check_finite(const ParamSet& set, const char* what) const {
   }
 }
 
-void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
+void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0,
+                  std::span<const Segment> segs) {
   Backend& be = *backend_;
   const int64_t N = int64_t(B) * T;
   check_ids(tokens, N, cfg.vocab, "token");
-  if (pos0 + T > max_positions_)
-    usage_error("--pos ", pos_name(cfg.pos), " has a table of ", max_positions_,
-                " positions; position ", pos0 + T - 1, " is past it (",
-                pos_name(cfg.pos), " embeddings cannot extrapolate)");
+  auto check_positions = [&](int64_t p0, int n) {
+    if (p0 + n > max_positions_)
+      usage_error("--pos ", pos_name(cfg.pos), " has a table of ", max_positions_,
+                  " positions; position ", p0 + n - 1, " is past it (",
+                  pos_name(cfg.pos), " embeddings cannot extrapolate)");
+  };
+  if (segs.empty()) check_positions(pos0, T);
+  for (const Segment& g : segs) check_positions(g.cache->pos, g.n);
   be.upload(acts_.tokens, tokens, size_t(N) * sizeof(int32_t));
   float* x = acts_.layer[0].x_in;
   const WeightView wte = wte_w_.data;
@@ -245,32 +250,28 @@ void Model::embed(const int32_t* tokens, int B, int T, int64_t pos0) {
   } else {
     be.embedding_forward(x, acts_.tokens, wte, N, cfg.d_model, embed_scale(cfg));
   }
-  pos_->embed_forward(x, B, T, pos0, params);
+  if (segs.empty()) pos_->embed_forward(x, B, T, pos0, params);
+  for (const Segment& g : segs)
+    pos_->embed_forward(x + g.row0 * cfg.d_model, 1, g.n, g.cache->pos, params);
   finite(x, N * cfg.d_model, -1, "the embedding");
 }
 
-// The blocks and the final LayerNorm + tied projection: layer[0].x_in (B,T,C) -> logits.
-// With a cache (B = 1), keys and values go into it and queries attend to everything cached.
-void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed) {
+// The blocks and the final LayerNorm: layer[0].x_in (B,T,C) -> lnf. With segments (B = 1), each
+// one's keys and values go into its cache and its queries attend to everything cached there.
+void Model::blocks_forward(int B, int T, int64_t pos0, std::span<const Segment> segs,
+                           uint64_t dropout_seed) {
   Backend& be = *backend_;
   Activations& a = acts_;
   auto P = [this](const Slot& s) { return param(s); };
   const ModelConfig& c = cfg;
-  const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab, NH = c.heads;
+  const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, NH = c.heads;
   const int HS = c.head_size();
   const float eps = c.ln_eps;
   const float p_res = train_ ? c.dropout_resid : 0.0f;
   AttnDropout adrop{train_ ? c.dropout_attn : 0.0f, 0};
-  AttnShape as = full_shape(c, B, T);
-  AttnWorkspace ws = a.attn_ws;
-  // (B,NH,rows,HS): q, k, v and the attention's output; k and v of a cache have its rows.
-  auto heads = [&](float* p, int64_t rows = 0) { return Tensor(p, {B, NH, rows ? rows : T, HS}); };
-  if (cache) {
-    as = AttnShape{1, int(NH), T, cache->len + T, HS, cache->rows(), MatmulPrecision::fp32};
-    as.context = cache->capacity;
-    ws = AttnWorkspace{cache->workspace.data(), cache->workspace.size(), cache->workspace_threads};
-  }
-  const int64_t anchor = cache ? cache->anchor() : attention_anchor(pos0, T);
+  const AttnShape as = full_shape(c, B, T);
+  auto heads = [&](float* p) { return Tensor(p, {B, NH, T, HS}); };  // (B,NH,T,HS)
+  const int64_t anchor = attention_anchor(pos0, T);  // the rotary family's (segments: their caches')
 
   for (int l = 0; l < c.layers; ++l) {
     Activations::Layer& s = a.layer[l];
@@ -280,28 +281,22 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
     finite(s.ln1, N * C, l, "ln1");
     be.run(LinearForward{mat(a.qkv, N, 3 * C), mat(s.ln1, N, C), mats_[l].qkv, P(o.qkv_b)});
     finite(a.qkv, N * 3 * C, l, "the qkv linear");
-    be.split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
-    pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0, anchor);
-    const ScoreBias bias = pos_->score_bias(params, l, as, pos0);
-    finite(s.q, N * C, l, "the position method on q");
-    finite(s.k, N * C, l, "the position method on k");
-    adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
-    if (cache) {
-      // (1,NH,T,HS) rows appended after the rows in use of each head's (rows, HS) block; the
-      // attention sees each head's rows from `start` on.
-      const size_t layer_off = (size_t(l) * NH * cache->rows() + cache->start) * HS;
-      float* kl = cache->k.data() + layer_off;
-      float* vl = cache->v.data() + layer_off;
-      be.kv_append(kl, cache->rows(), cache->len, s.k, int(NH), T, HS);
-      be.kv_append(vl, cache->rows(), cache->len, s.v, int(NH), T, HS);
-      be.run(AttentionForward{as, heads(s.q), heads(kl, cache->rows()), heads(vl, cache->rows()),
-                              bias, adrop, heads(s.att), {s.lse, {B, NH, T}}, ws});
-    } else {
+    if (segs.empty()) {
+      be.split_heads(s.q, s.k, s.v, a.qkv, B, T, NH, HS);
+      pos_->qk_forward(s.q, s.k, B, int(NH), T, HS, pos0, anchor);
+      const ScoreBias bias = pos_->score_bias(params, l, as, pos0);
+      finite(s.q, N * C, l, "the position method on q");
+      finite(s.k, N * C, l, "the position method on k");
+      adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
       be.run(AttentionForward{as, heads(s.q), heads(s.k), heads(s.v), bias, adrop, heads(s.att),
-                              {s.lse, {B, NH, T}}, ws});
+                              {s.lse, {B, NH, T}}, a.attn_ws});
+      be.merge_heads(s.atty, s.att, B, T, NH, HS);
+    } else {
+      for (const Segment& g : segs) attend_segment(l, g);
+      finite(s.q, N * C, l, "the position method on q");
+      finite(s.k, N * C, l, "the position method on k");
     }
     finite(s.att, N * C, l, "attention");
-    be.merge_heads(s.atty, s.att, B, T, NH, HS);
     be.run(LinearForward{mat(a.branch, N, C), mat(s.atty, N, C), mats_[l].proj, P(o.proj_b)});
     finite(a.branch, N * C, l, "the attention's output linear");
     be.copy(s.x_mid, s.x_in, size_t(N * C) * sizeof(float));
@@ -325,8 +320,41 @@ void Model::blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t 
   be.run(LayerNormForward{mat(a.lnf, N, C), vec(a.lnf_mean, N), vec(a.lnf_rstd, N),
                           mat(a.x_final, N, C), P(lnf_w_), P(lnf_b_), eps});
   finite(a.lnf, N * C, -1, "the final LayerNorm");
-  if (head_cols_ == 0) be.run(LinearForward{mat(a.logits, N, V), mat(a.lnf, N, C), head_w_, {}});
-  if (head_cols_ == 0) finite(a.logits, N * V, -1, "the output head");
+  host_rows_ = 0;
+}
+
+// A cached segment's attention: (1,NH,n,HS) keys and values appended after the rows in use of
+// each head's (rows, HS) block of its cache; the attention sees each head's rows from `start` on.
+void Model::attend_segment(int l, const Segment& g) {
+  Backend& be = *backend_;
+  Activations::Layer& s = acts_.layer[l];
+  const int NH = cfg.heads, HS = cfg.head_size();
+  const int64_t off = g.row0 * cfg.d_model;  // the segment's (1,NH,n,HS) blocks start here
+  KVCache& kv = *g.cache;
+  float *q = s.q + off, *k = s.k + off, *v = s.v + off;
+  be.split_heads(q, k, v, acts_.qkv + 3 * off, 1, g.n, NH, HS);
+  pos_->qk_forward(q, k, 1, NH, g.n, HS, kv.pos, kv.anchor());
+  AttnShape as{1, NH, g.n, kv.len + g.n, HS, kv.rows(), MatmulPrecision::fp32};
+  as.context = kv.capacity;
+  const ScoreBias bias = pos_->score_bias(params, l, as, kv.pos);
+  const size_t layer_off = (size_t(l) * NH * kv.rows() + kv.start) * HS;
+  float* kl = kv.k.data() + layer_off;
+  float* vl = kv.v.data() + layer_off;
+  be.kv_append(kl, kv.rows(), kv.len, k, NH, g.n, HS);
+  be.kv_append(vl, kv.rows(), kv.len, v, NH, g.n, HS);
+  auto heads = [&](float* p, int64_t rows) { return Tensor(p, {1, NH, rows, HS}); };
+  const AttnWorkspace ws{kv.workspace.data(), kv.workspace.size(), kv.workspace_threads};
+  be.run(AttentionForward{as, heads(q, g.n), heads(kl, kv.rows()), heads(vl, kv.rows()), bias,
+                          AttnDropout{}, heads(s.att + off, g.n),
+                          {s.lse + g.row0 * NH, {1, NH, g.n}}, ws});
+  be.merge_heads(s.atty + off, s.att + off, 1, g.n, NH, HS);
+}
+
+void Model::head_forward(int64_t rows) {
+  if (head_cols_ > 0) return;  // a chunked head runs with the loss, block by block
+  const int64_t C = cfg.d_model, V = cfg.vocab;
+  backend_->run(LinearForward{mat(acts_.logits, rows, V), mat(acts_.lnf, rows, C), head_w_, {}});
+  finite(acts_.logits, rows * V, -1, "the output head");
   host_rows_ = 0;
 }
 
@@ -344,7 +372,8 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
   if (targets) check_ids(targets, N, cfg.vocab, "target", /*may_ignore=*/true);
   if (check_finite_) check_finite(params, "parameter");  // then each op's inputs are finite
   embed(tokens, B, T, 0);
-  blocks_forward(B, T, 0, nullptr, dropout_seed);
+  blocks_forward(B, T, 0, {}, dropout_seed);
+  head_forward(N);
   if (targets == nullptr) return 0.0f;
   Backend& be = *backend_;
   be.upload(acts_.targets, targets, size_t(N) * sizeof(int32_t));
@@ -452,8 +481,7 @@ void Model::grow_cache(KVCache& cache, int capacity) const {
   cache = std::move(bigger);
 }
 
-const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache) {
-  ALIBI_CHECK(n > 0 && n <= maxT_, "chunk of ", n, " tokens; the plan allows ", maxT_);
+void Model::make_room(KVCache& cache, int n) const {
   if (n > cache.capacity)
     usage_error("a chunk of ", n, " tokens does not fit a KV cache of ", cache.capacity);
   const int over = cache.len + n - cache.capacity;
@@ -478,11 +506,18 @@ const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache)
     pos_->rebase_keys(cache.k.data(), cache.rows(), cache.len, blocks, cfg.head_size(),
                       cache.anchor() - was);
   }
+}
+
+const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache) {
+  ALIBI_CHECK(n > 0 && n <= maxT_, "chunk of ", n, " tokens; the plan allows ", maxT_);
+  make_room(cache, n);
+  const Segment seg{0, n, &cache};
   B_ = 1;
   T_ = n;
   train_ = false;
-  embed(tokens, 1, n, cache.pos);
-  blocks_forward(1, n, cache.pos, &cache, 0);
+  embed(tokens, 1, n, cache.pos, {&seg, 1});
+  blocks_forward(1, n, cache.pos, {&seg, 1}, 0);
+  head_forward(n);
   cache.len += n;
   cache.pos += n;
   return logits_to_host(n);

@@ -7,6 +7,7 @@
 // (position/position.h).
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/safetensors.h"
@@ -40,6 +41,14 @@ struct KVCache {
   // rows of a block hold or will hold. It moves when the rows do (kv_move), and the cached keys
   // are re-anchored with it (PositionMethod::rebase_keys).
   int64_t anchor() const { return attention_anchor(pos - len - start, rows()); }
+};
+
+// One sequence's new tokens in a batched cached step (Model::forward_batch): n tokens fed after
+// what `cache` holds, at positions cache->pos, cache->pos + 1, ...
+struct CachedChunk {
+  const int32_t* tokens = nullptr;
+  int n = 0;
+  KVCache* cache = nullptr;
 };
 
 struct Model {
@@ -103,6 +112,13 @@ struct Model {
   const float* forward_cached(const int32_t* tokens, int n, KVCache& cache);
   // A cache of `capacity` rows holding cache's rows and position: room for a longer request.
   void grow_cache(KVCache& cache, int capacity) const;
+  // Continuous batching: the new tokens of several sequences, each with its own cache and
+  // positions, in one step (model_batch.cpp). The rows of all chunks (at most B x T of the plan
+  // together; each chunk as forward_cached allows for its cache) go through the dense layers at
+  // once; each sequence's queries attend to its own cache only. Returns the logits of each
+  // chunk's last token (chunks.size(), V) on the host: what forward_cached gives that sequence
+  // alone, to fp32 summation order (other matrix shapes).
+  const float* forward_batch(std::span<const CachedChunk> chunks);
 
   // Logits (B,T,V) of the last forward, copied to the host when first asked for; or only row r
   // of them (V), a copy of V floats.
@@ -134,8 +150,23 @@ struct Model {
   // With check_finite_: UsageError if x (n) holds a non-finite value, naming op and layer
   // (-1: outside the blocks).
   void finite(const float* x, int64_t n, int layer, const char* op) const;
-  void embed(const int32_t* tokens, int B, int T, int64_t pos0);
-  void blocks_forward(int B, int T, int64_t pos0, KVCache* cache, uint64_t dropout_seed);
+  // The rows [row0, row0 + n) of a cached step: one sequence's new tokens against its cache.
+  struct Segment {
+    int64_t row0 = 0;
+    int n = 0;
+    KVCache* cache = nullptr;
+  };
+  // Without segments, B sequences of T tokens at positions pos0..; with them (B = 1), each
+  // segment's rows at its cache's positions.
+  void embed(const int32_t* tokens, int B, int T, int64_t pos0, std::span<const Segment> segs = {});
+  void blocks_forward(int B, int T, int64_t pos0, std::span<const Segment> segs,
+                      uint64_t dropout_seed);
+  // Layer `layer`'s attention for one segment: its q, k, v from the qkv rows, its keys and
+  // values appended to its cache, its queries against them, merged into atty's rows.
+  void attend_segment(int layer, const Segment& g);
+  void head_forward(int64_t rows);  // logits (rows, V) from the first rows of lnf
+  // Drops or compacts a cache's rows so that n more fit (UsageError where they cannot).
+  void make_room(KVCache& cache, int n) const;
   const float* logits_to_host(int64_t rows) const;
 
   // A parameter tensor resolved once, so that the step loop does no name lookups: its offset
@@ -178,6 +209,8 @@ struct Model {
   mutable std::vector<float> host_logits_;  // the logits() copy
   mutable int64_t host_rows_ = 0;           // rows of the last forward in it (0: stale)
   mutable std::vector<float> host_row_;     // (V) the logits_row() copy
+  std::vector<Segment> segs_;               // forward_batch's, kept for their capacity
+  std::vector<int32_t> batch_tokens_;
 };
 
 }  // namespace alibi

@@ -25,7 +25,7 @@ for tok in bytes bpe bytebpe; do
 done
 
 rm -rf "$OUT"
-mkdir -p "$OUT"/{safetensors,checkpoint,token_split,tokenizer,hf_config,cli_lengths}
+mkdir -p "$OUT"/{safetensors,checkpoint,token_split,tokenizer,hf_config,cli_lengths,serve_request}
 cp "$work"/run-bytes/ckpt-*.safetensors "$OUT/safetensors/run-bytes.safetensors"
 for tok in bytes bpe bytebpe; do
   cp "$work"/run-$tok/ckpt-*.safetensors "$OUT/checkpoint/run-$tok.safetensors"
@@ -42,6 +42,12 @@ done
 printf '128,256,512' > "$OUT/cli_lengths/ascending"
 printf '1024,32,32,1' > "$OUT/cli_lengths/repeats"
 printf '1073741824' > "$OUT/cli_lengths/largest"
+# alibi serve's bodies: every completions field, prompts as ids, tokenize and detokenize.
+printf '{"model":"m","prompt":["a","bc"],"max_tokens":7,"temperature":0.5,"top_p":0.9,"top_k":3,"seed":-1,"n":2,"stop":["x","yz"],"stream":true,"stream_options":{"include_usage":true},"logprobs":2,"echo":false}' \
+  > "$OUT/serve_request/completion"
+printf '{"prompt":[[1,2],[3]],"max_tokens":null}' > "$OUT/serve_request/ids"
+printf '{"content":"hello","add_special":true,"with_pieces":true}' > "$OUT/serve_request/tokenize"
+printf '{"tokens":[104,105,33]}' > "$OUT/serve_request/detokenize"
 # Inputs that once broke a loader stay in its corpus (tests/fuzz/regressions/<target>/).
 for d in tests/fuzz/regressions/*/; do
   [ -d "$d" ] && cp "$d"* "$OUT/$(basename "$d")/" 2>/dev/null || true

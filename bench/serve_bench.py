@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Load benchmark of `alibi serve` (docs/serve.md): C clients, each sending requests one after
+another, streaming, greedy; the tokens/s of the whole run and each request's time to first token
+and inter-token latencies. Concurrency 1 is the baseline (the requests served one at a time);
+every other level is reported as a ratio against it, measured against the same server in the same
+run. Python's standard library only (a comparison benchmark, never a product dependency).
+
+  flock /tmp/alibi-bench.lock python3 bench/serve_bench.py --alibi build/alibi --run RUN \
+      [--clients 1,4,16] [--requests 32] [--max-tokens 64] [--threads 2] [--max-batch 16]
+"""
+import argparse
+import http.client
+import json
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+
+
+def start_server(args):
+    cmd = [args.alibi, "--threads", str(args.threads), "serve", args.run, "--port", "0",
+           "--max-batch", str(args.max_batch), "--max-queue", str(4 * args.max_batch),
+           "--chunk", str(args.chunk), "--max-context", str(args.max_context)]
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    for line in p.stderr:
+        sys.stderr.write(line)
+        m = re.search(r"listening on http://[^:]+:(\d+)", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+            return p, int(m.group(1))
+    raise SystemExit("serve_bench: the server did not start")
+
+
+def one_request(port, prompt, max_tokens):
+    """Streams one completion; returns (tokens, ttft, [inter-token gaps])."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
+                       "stream": True})
+    t0 = time.perf_counter()
+    c.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+    r = c.getresponse()
+    if r.status != 200:
+        raise SystemExit(f"serve_bench: status {r.status}: {r.read()[:200]}")
+    times = []
+    for raw in r:  # one SSE line per iteration
+        line = raw.decode("utf-8", "replace").strip()
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        ev = json.loads(line[6:])
+        if ev["choices"] and ev["choices"][0]["finish_reason"] is None:
+            times.append(time.perf_counter())
+    c.close()
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return len(times), (times[0] - t0) if times else 0.0, gaps
+
+
+def level(port, clients, requests, max_tokens, prompts):
+    results, lock = [], threading.Lock()
+    todo = list(range(requests))
+
+    def client():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i = todo.pop()
+            r = one_request(port, prompts[i % len(prompts)], max_tokens)
+            with lock:
+                results.append(r)
+
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=client) for _ in range(clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wall = time.perf_counter() - t0
+    tokens = sum(r[0] for r in results)
+    ttft = sorted(r[1] for r in results)
+    gaps = sorted(g for r in results for g in r[2])
+    p = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+    return tokens / wall, p(ttft, 0.5), p(ttft, 0.99), p(gaps, 0.5), p(gaps, 0.99)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--alibi", default="build/alibi")
+    ap.add_argument("--run", required=True, help="run folder or checkpoint to serve")
+    ap.add_argument("--clients", default="1,4,16")
+    ap.add_argument("--requests", type=int, default=32, help="requests per level")
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-batch", type=int, default=16)
+    ap.add_argument("--chunk", type=int, default=64)
+    ap.add_argument("--max-context", type=int, default=512)
+    args = ap.parse_args()
+    rnd = random.Random(1)
+    words = "the of and to a in that it was he his with as for had you not be her".split()
+    prompts = [" ".join(rnd.choice(words) for _ in range(rnd.randint(4, 40))) for _ in range(64)]
+    server, port = start_server(args)
+    try:
+        one_request(port, prompts[0], 8)  # warm-up
+        base = None
+        print(f"clients  tokens/s  vs 1 client  TTFT p50/p99 (ms)  ITL p50/p99 (ms)")
+        for c in [int(x) for x in args.clients.split(",")]:
+            tps, t50, t99, i50, i99 = level(port, c, max(args.requests, c), args.max_tokens,
+                                            prompts)
+            base = base or tps
+            print(f"{c:7d}  {tps:8.1f}  {tps / base:10.2f}x  {1e3 * t50:7.1f} / {1e3 * t99:7.1f}"
+                  f"  {1e3 * i50:6.1f} / {1e3 * i99:6.1f}", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+// Continuous batching (src/serve, docs/serve.md) against decoding one sequence at a time:
+// Model::forward_batch's logits against forward_cached's per sequence, and the engine's tokens
+// against the Generator's (`alibi generate`'s loop), for every registered position method.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "generate/generate.h"
+#include "model_util.h"
+#include "positions.h"
+#include "serve/engine.h"
+
+namespace alibi {
+namespace {
+
+using test::expect_logits_near;
+using test::random_tokens;
+using test::randomise;
+
+class BatchMethods : public ::testing::TestWithParam<PosKind> {};
+
+// Three sequences join and leave a running batch: prefill chunks of different sizes next to
+// single decode rows, each against its own cache at its own positions (up to 90, past the
+// learned table's nothing; a learned model stays inside its 128). Every chunk's last-row logits
+// equal forward_cached's for that sequence alone, run on its own model and cache.
+TEST_P(BatchMethods, EachSequenceGetsTheLogitsItWouldGetAlone) {
+  const ModelConfig c = test::small_model(GetParam(), 2);
+  const int V = c.vocab;
+  Model batch(c, 1, 16, false), alone(c, 1, 16, false);
+  randomise(batch, 5);
+  alone.params.copy_from(batch.params);
+  std::vector<KVCache> bc, ac;
+  for (int s = 0; s < 3; ++s) {
+    bc.push_back(batch.make_cache(100, false));
+    ac.push_back(alone.make_cache(100, false));
+  }
+  const std::vector<int32_t> toks = random_tokens(300, V, 8);
+  // Steps of (sequence, tokens fed) pairs; sequence 2 starts late, sequence 0 leaves early.
+  const std::vector<std::vector<std::pair<int, int>>> steps = {{{0, 7}, {1, 3}},
+                                                               {{0, 1}, {1, 5}},
+                                                               {{0, 1}, {1, 1}, {2, 9}},
+                                                               {{1, 1}, {2, 1}, {0, 4}},
+                                                               {{2, 1}, {1, 1}}};
+  std::vector<size_t> at(3, 0);  // tokens fed per sequence
+  for (int round = 0; round < 12; ++round)
+    for (const auto& step : steps) {
+      std::vector<CachedChunk> chunks;
+      for (const auto& [s, n] : step) {
+        chunks.push_back({&toks[size_t(s) * 100 + at[size_t(s)] % 90], n, &bc[size_t(s)]});
+        at[size_t(s)] += size_t(n);
+      }
+      if (bc[0].len + 8 > 95 || bc[1].len + 8 > 95 || bc[2].len + 10 > 95) break;
+      const float* lg = batch.forward_batch(chunks);
+      std::vector<float> got(lg, lg + chunks.size() * size_t(V));
+      for (size_t i = 0; i < chunks.size(); ++i) {
+        const int s = step[i].first;
+        const float* ref = alone.forward_cached(chunks[i].tokens, chunks[i].n, ac[size_t(s)]);
+        expect_logits_near(got.data() + i * size_t(V), ref + size_t(chunks[i].n - 1) * V, V,
+                           "sequence " + std::to_string(s) + " at position " +
+                               std::to_string(ac[size_t(s)].pos - 1));
+        ASSERT_EQ(bc[size_t(s)].pos, ac[size_t(s)].pos);
+      }
+    }
+  EXPECT_GT(bc[1].pos, 40);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMethods, BatchMethods, ::testing::ValuesIn(all_positions()),
+                         test::pos_param_name);
+
+// Sliding windows in a batch: two sequences of one window each, decoded past 3W together.
+TEST(Batch, SlidingWindowsMatchTheirOwnDecoding) {
+  for (PosKind pos : test::relative_positions()) {
+    const ModelConfig c = test::small_model(pos, 2);
+    const int V = c.vocab, W = 9;
+    Model batch(c, 1, 8, false), alone(c, 1, 8, false);
+    randomise(batch, 6);
+    alone.params.copy_from(batch.params);
+    KVCache b0 = batch.make_cache(W, true), b1 = batch.make_cache(W, true);
+    KVCache a0 = alone.make_cache(W, true), a1 = alone.make_cache(W, true);
+    const auto toks = random_tokens(60, V, 9);
+    for (int t = 0; t < 30; ++t) {
+      const std::vector<CachedChunk> chunks = {{&toks[size_t(t)], 1, &b0},
+                                               {&toks[size_t(30 + t)], 1, &b1}};
+      const float* lg = batch.forward_batch(chunks);
+      std::vector<float> got(lg, lg + 2 * size_t(V));
+      expect_logits_near(got.data(), alone.forward_cached(&toks[size_t(t)], 1, a0), V,
+                         pos_name(pos));
+      expect_logits_near(got.data() + V, alone.forward_cached(&toks[size_t(30 + t)], 1, a1), V,
+                         pos_name(pos));
+    }
+    EXPECT_EQ(b0.len, W);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine against the Generator
+
+// Runs `prompts` through an engine (all submitted at once) and returns each job's tokens.
+std::vector<std::vector<int32_t>> engine_tokens(Model& m, const serve::EngineOptions& o,
+                                                const std::vector<std::vector<int32_t>>& prompts,
+                                                int max_tokens, const SamplingOptions& s) {
+  serve::Metrics metrics;
+  const Tokenizer tok = Tokenizer::bytes();
+  serve::Engine engine(m, tok, o, metrics);
+  auto waiter = std::make_shared<serve::Waiter>();
+  std::vector<std::shared_ptr<serve::Job>> jobs;
+  for (const auto& p : prompts)
+    jobs.push_back(std::make_shared<serve::Job>(
+        serve::Job::Spec{p, max_tokens, s, {}, /*logprobs=*/0}, waiter));
+  EXPECT_TRUE(engine.submit(jobs));
+  EXPECT_TRUE(engine.wait_idle(std::chrono::steady_clock::now() + std::chrono::seconds(60)));
+  std::vector<std::vector<int32_t>> out;
+  for (const auto& j : jobs) {
+    EXPECT_TRUE(j->done());
+    const serve::Job::Output o = j->take();
+    EXPECT_EQ(o.finish, serve::Finish::length);
+    std::vector<int32_t> ids;
+    for (const serve::TokenLogprob& lp : o.logprobs) ids.push_back(lp.token);
+    out.push_back(std::move(ids));
+  }
+  return out;
+}
+
+std::vector<int32_t> generator_tokens(Model& m, const std::vector<int32_t>& prompt, int max_tokens,
+                                      const SamplingOptions& s, int window) {
+  Generator gen(m, GenerateOptions{s, window, 0});
+  std::vector<int32_t> ids;
+  gen.generate(prompt, max_tokens, [&](int32_t t, const float*) { ids.push_back(t); });
+  return ids;
+}
+
+// Five sequences of different prompt lengths on three slots with a prefill chunk of 6: prompts
+// are prefilled in pieces next to decoding sequences, and the last two wait for a free slot.
+// Greedy and seeded sampling give the Generator's tokens, token for token, for every method,
+// 120 tokens each (a byte model: 256 ids).
+TEST(ServeEngine, TokensEqualTheGeneratorsForEveryMethod) {
+  for (PosKind pos : all_positions()) {
+    ModelConfig c = test::small_model(pos, 2, 256);
+    c.max_positions = 256;
+    serve::EngineOptions o;
+    o.max_batch = 3;
+    o.max_context = 200;
+    o.chunk = 6;
+    Model batch(c, 1, o.step_rows(), false), alone(c, 1, 6, false);
+    randomise(batch, 12);
+    alone.params.copy_from(batch.params);
+    std::vector<std::vector<int32_t>> prompts;
+    for (int i = 0; i < 5; ++i) prompts.push_back(random_tokens(3 + 11 * i, c.vocab, 20 + i));
+    for (const SamplingOptions& s :
+         {SamplingOptions{0.0f, 0, 1.0f, 0}, SamplingOptions{0.8f, 20, 0.9f, 77}}) {
+      const auto got = engine_tokens(batch, o, prompts, 120, s);
+      for (size_t i = 0; i < prompts.size(); ++i)
+        ASSERT_EQ(got[i], generator_tokens(alone, prompts[i], 120, s, 0))
+            << pos_name(pos) << ", sequence " << i << ", temperature " << s.temperature;
+    }
+  }
+}
+
+// With --window: each slot a sliding window of 16; prompts longer than the window.
+TEST(ServeEngine, WindowTokensEqualTheGenerators) {
+  for (PosKind pos : test::relative_positions()) {
+    const ModelConfig c = test::small_model(pos, 2, 256);
+    serve::EngineOptions o;
+    o.max_batch = 2;
+    o.window = 16;
+    o.chunk = 5;
+    Model batch(c, 1, o.step_rows(), false), alone(c, 1, 5, false);
+    randomise(batch, 13);
+    alone.params.copy_from(batch.params);
+    const std::vector<std::vector<int32_t>> prompts = {
+        random_tokens(40, c.vocab, 1), random_tokens(7, c.vocab, 2), random_tokens(23, c.vocab, 3)};
+    const SamplingOptions greedy{0.0f, 0, 1.0f, 0};
+    const auto got = engine_tokens(batch, o, prompts, 100, greedy);
+    for (size_t i = 0; i < prompts.size(); ++i)
+      ASSERT_EQ(got[i], generator_tokens(alone, prompts[i], 100, greedy, 16))
+          << pos_name(pos) << ", sequence " << i;
+  }
+}
+
+// Cancelling a running sequence frees its slot at the next step; a full queue refuses a request
+// (all of its sequences or none); a stop string ends a sequence early.
+TEST(ServeEngine, CancelQueueLimitAndStop) {
+  const ModelConfig c = test::small_model(PosKind::alibi, 1, 256);
+  serve::EngineOptions o;
+  o.max_batch = 1;
+  o.max_queue = 1;
+  o.max_context = 5000;
+  Model m(c, 1, o.step_rows(), false);
+  randomise(m, 3);
+  serve::Metrics metrics;
+  const Tokenizer tok = Tokenizer::bytes();
+  serve::Engine engine(m, tok, o, metrics);
+  auto w = std::make_shared<serve::Waiter>();
+  const SamplingOptions greedy{0.0f, 0, 1.0f, 0};
+  auto job = [&](int max_tokens, std::vector<std::string> stop = {}) {
+    return std::make_shared<serve::Job>(
+        serve::Job::Spec{{1, 2, 3}, max_tokens, greedy, std::move(stop), -1}, w);
+  };
+  const auto long_job = job(4000);
+  ASSERT_TRUE(engine.submit({long_job}));
+  const auto queued = job(3);
+  ASSERT_TRUE(engine.submit({queued}));
+  EXPECT_FALSE(engine.submit({job(3)}));  // one slot, one place in the queue
+  long_job->cancel();
+  ASSERT_TRUE(engine.wait_idle(std::chrono::steady_clock::now() + std::chrono::seconds(30)));
+  EXPECT_EQ(long_job->take().finish, serve::Finish::cancelled);
+  EXPECT_LT(long_job->completion_tokens(), 4000);
+  EXPECT_EQ(queued->take().finish, serve::Finish::length);
+  EXPECT_EQ(queued->completion_tokens(), 3);
+
+  // The greedy text of 40 tokens, then the same request stopped at a piece of it.
+  const auto full = job(40);
+  ASSERT_TRUE(engine.submit({full}));
+  engine.wait_idle(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  const std::string text = full->take().text();
+  ASSERT_GE(text.size(), 30u);
+  const std::string stop = text.substr(20, 3);
+  const auto stopped = job(40, {stop});
+  ASSERT_TRUE(engine.submit({stopped}));
+  engine.wait_idle(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  const serve::Job::Output out = stopped->take();
+  EXPECT_EQ(out.finish, serve::Finish::stop);
+  EXPECT_EQ(out.text(), text.substr(0, text.find(stop)));
+  EXPECT_LE(stopped->completion_tokens(), 23);
+  const serve::EngineGauges g = engine.gauges();
+  EXPECT_EQ(g.running + g.queued, 0);
+}
+
+}  // namespace
+}  // namespace alibi

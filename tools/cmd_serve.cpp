@@ -1,0 +1,224 @@
+// alibi serve: an OpenAI-compatible HTTP server with continuous batching (docs/serve.md). The
+// model runs in the engine's thread (src/serve/engine.h), cpp-httplib's threads parse and answer
+// requests (serve_http.cpp), and this file reads the flags, loads the model and stops gracefully
+// on SIGTERM / SIGINT: no new connections, the requests under way finish within --grace
+// seconds (those that do not are cancelled), exit 0.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/io.h"
+#include "core/rss.h"
+#include "core/signals.h"
+#include "decoder.h"
+#include "serve/completion.h"
+#include "serve/engine.h"
+#include "serve/metrics.h"
+#include "serve_http.h"
+
+namespace alibi::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct ServeFlags {
+  std::string checkpoint;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string model_name;
+  int max_batch = 8;
+  int max_context = 2048;
+  int window = 0;
+  int chunk = 64;
+  int max_queue = 32;
+  int max_tokens = 2048;
+  int max_prompt_tokens = 0;
+  int max_body = 1 << 20;
+  int timeout = 30;
+  double grace = 10;
+  std::string api_key;
+  std::string api_key_file;
+  std::string dtype = "fp32";
+};
+
+void check_flags(const ServeFlags& f) {
+  if (f.port < 0 || f.port > 65535) usage_error("--port ", f.port, " must be in 0..65535 (0: any)");
+  if (f.max_batch < 1 || f.max_batch > 4096)
+    usage_error("--max-batch ", f.max_batch, " must be in 1..4096");
+  if (f.max_context < 2) usage_error("--max-context ", f.max_context, " must be >= 2");
+  if (f.window < 0) usage_error("--window ", f.window, " must be >= 0 (0: no window)");
+  if (f.chunk < 1 || f.chunk > 65536) usage_error("--chunk ", f.chunk, " must be in 1..65536");
+  if (f.max_queue < 0) usage_error("--max-queue ", f.max_queue, " must be >= 0");
+  if (f.max_tokens < 1) usage_error("--max-tokens ", f.max_tokens, " must be >= 1");
+  if (f.max_prompt_tokens < 0)
+    usage_error("--max-prompt-tokens ", f.max_prompt_tokens, " must be >= 0 (0: the default)");
+  if (f.max_body < 1024) usage_error("--max-body ", f.max_body, " must be >= 1024 bytes");
+  if (f.timeout < 1) usage_error("--timeout ", f.timeout, " must be >= 1 second");
+  if (!(f.grace >= 0)) usage_error("--grace ", f.grace, " must be >= 0 seconds");
+  if (!f.api_key.empty() && !f.api_key_file.empty())
+    usage_error("--api-key and --api-key-file '", f.api_key_file, "' are both given; use one");
+  if (f.host != "127.0.0.1" && f.host != "localhost" && f.host != "::1" && f.api_key.empty() &&
+      f.api_key_file.empty())
+    std::fprintf(stderr,
+                 "alibi: warning: --host %s without --api-key: anyone who can reach this "
+                 "port can use the model\n",
+                 f.host.c_str());
+}
+
+std::string read_key(const ServeFlags& f) {
+  if (f.api_key_file.empty()) return f.api_key;
+  std::string key = read_file(f.api_key_file, "--api-key-file");
+  key = key.substr(0, key.find_first_of("\r\n"));
+  if (key.empty())
+    usage_error("--api-key-file '", f.api_key_file, "' holds no key on its first line");
+  return key;
+}
+
+std::string default_name(const std::string& path) {
+  std::filesystem::path p(path);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path();  // a trailing slash
+  return p.extension() == ".safetensors" ? p.stem().string() : p.filename().string();
+}
+
+// Every 10 s while there is work: what ran since the last line.
+struct Progress {
+  Clock::time_point last = Clock::now();
+  void tick(const serve::Engine& engine) {
+    if (Clock::now() - last < std::chrono::seconds(10)) return;
+    last = Clock::now();
+    const serve::EngineGauges g = engine.gauges();
+    if (g.running + g.queued == 0) return;
+    std::fprintf(stderr, "alibi serve: %d sequences running, %d queued, RSS %.1f MiB\n", g.running,
+                 g.queued, current_rss_mb());
+  }
+};
+
+void run(const ServeFlags& f) {
+  check_flags(f);
+  const std::string key = read_key(f);
+  serve::EngineOptions eo;
+  eo.max_batch = f.max_batch;
+  eo.max_context = f.max_context;
+  eo.window = f.window;
+  eo.chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
+  eo.max_queue = f.max_queue;
+  const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
+  const Decoder m = load_decoder(f.checkpoint, 1, eo.step_rows(), backend);
+  eo.sample_vocab = m.tok.vocab();
+  serve::Metrics metrics;
+  serve::Engine engine(*m.model, m.tok, eo, metrics);
+
+  serve::ServeContext ctx;
+  ctx.model_name = f.model_name.empty() ? default_name(f.checkpoint) : f.model_name;
+  ctx.created = int64_t(std::time(nullptr));
+  ctx.tok = &m.tok;
+  ctx.cfg = m.model->cfg;
+  ctx.max_positions = position_method(ctx.cfg.pos).max_positions(ctx.cfg);
+  ctx.max_context = f.max_context;
+  ctx.window = f.window;
+  ctx.max_prompt_tokens =
+      f.max_prompt_tokens > 0 ? f.max_prompt_tokens : (f.window > 0 ? 1 << 16 : f.max_context - 1);
+  ctx.limits.vocab = m.tok.vocab();
+  ctx.limits.max_tokens = f.max_tokens;
+  ctx.limits.max_sequences = f.max_batch;
+
+  HttpOptions ho;
+  ho.host = f.host;
+  ho.port = f.port;
+  ho.api_key = key;
+  ho.max_body = size_t(f.max_body);
+  ho.timeout_s = f.timeout;
+  ho.threads = f.max_batch + f.max_queue + 16;  // the running, the waiting, and room to refuse
+  HttpServer http(ho, ctx, engine, metrics);
+  const int port = http.bind();
+
+  const ModelConfig& c = m.model->cfg;
+  const int rows = f.window > 0 ? 2 * f.window : f.max_context;
+  const double kv_mib = 2.0 * c.layers * c.d_model * double(rows) * f.max_batch * 4 / (1 << 20);
+  std::fprintf(stderr,
+               "alibi serve: %s (%s: %s, %d layers, d_model %d, %d heads, vocab %d, trained at "
+               "seq-len %d); %d slots of %s, KV cache %.1f MiB; prefill chunk %d; queue %d\n",
+               ctx.model_name.c_str(), m.path.c_str(), pos_name(c.pos), c.layers, c.d_model,
+               c.heads, c.vocab, m.train_len, f.max_batch,
+               (f.window > 0 ? "a sliding window of " + std::to_string(f.window) + " tokens"
+                             : std::to_string(f.max_context) + " tokens")
+                   .c_str(),
+               kv_mib, eo.chunk, f.max_queue);
+  http.start();
+  std::fprintf(stderr, "alibi serve: listening on http://%s:%d%s\n", f.host.c_str(), port,
+               key.empty() ? "" : " (API key required)");
+  Progress progress;
+  while (stop_signal() == 0 && http.running()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    progress.tick(engine);
+  }
+  if (stop_signal() == 0) throw std::runtime_error("the HTTP listener ended by itself");
+
+  http.drain();
+  const auto deadline = Clock::now() + std::chrono::milliseconds(int64_t(f.grace * 1000.0));
+  const serve::EngineGauges g = engine.gauges();
+  const bool finished = engine.wait_idle(deadline);
+  if (!finished) engine.cancel_all();
+  engine.wait_idle(Clock::now() + std::chrono::seconds(30));
+  http.join();
+  engine.stop();
+  std::fprintf(stderr,
+               "alibi serve: stopped; %d running and %d queued sequences at the signal %s; peak "
+               "RSS %.1f MiB\n",
+               g.running, g.queued, finished ? "finished" : "were cancelled after --grace",
+               peak_rss_mb());
+}
+
+}  // namespace
+
+Command add_serve(CLI::App& app) {
+  auto f = std::make_shared<ServeFlags>();
+  CLI::App* c = add_subcommand(
+      app, "serve", "OpenAI-compatible HTTP server with continuous batching (docs/serve.md)");
+  c->add_option("checkpoint", f->checkpoint, "run folder (its latest checkpoint) or file")
+      ->required();
+  c->add_option("--host", f->host, "address to listen on (loopback by default)");
+  c->add_option("--port", f->port, "port to listen on (0: any free port, said on stderr)");
+  c->add_option("--model-name", f->model_name,
+                "the model's id in /v1/models and answers (default: the run folder's name)");
+  c->add_option("--max-batch", f->max_batch,
+                "sequences decoded together: KV cache slots, allocated at start-up");
+  c->add_option("--max-context", f->max_context,
+                "tokens of one sequence (prompt + completion) without --window: rows per slot");
+  c->add_option("--window", f->window,
+                "sliding KV window of W tokens per sequence: flat memory, any length (0: off)");
+  c->add_option("--chunk", f->chunk, "prompt tokens prefilled per step (over all sequences)");
+  c->add_option("--max-queue", f->max_queue,
+                "sequences waiting for a slot; a request beyond it gets 429 with Retry-After");
+  c->add_option("--max-tokens", f->max_tokens, "the largest max_tokens a request may ask for");
+  c->add_option("--max-prompt-tokens", f->max_prompt_tokens,
+                "the longest prompt in tokens (0: --max-context - 1, or 65536 with --window)");
+  c->add_option("--max-body", f->max_body, "the largest request body in bytes (more: 413)");
+  c->add_option("--timeout", f->timeout,
+                "seconds a connection may stall reading a request or taking an answer");
+  c->add_option("--grace", f->grace,
+                "seconds the requests under way get to finish after SIGTERM / SIGINT");
+  c->add_option("--api-key", f->api_key,
+                "require Authorization: Bearer KEY on every route but /health (empty: none)");
+  c->add_option("--api-key-file", f->api_key_file, "read the key from the file's first line");
+  c->add_option("--dtype", f->dtype, "matrix-product operands: fp32 | bf16 (as generate)");
+  Command cmd{c, [f] { run(*f); }};
+  cmd.stop = [] {
+    return std::optional<std::string>(
+        "stopping the server: no new connections; the requests under way get --grace seconds");
+  };
+  cmd.uses_device = true;
+  return cmd;
+}
+
+}  // namespace alibi::cli

@@ -1,0 +1,24 @@
+#include "decoder.h"
+
+#include "core/error.h"
+#include "model/checkpoint.h"
+
+namespace alibi::cli {
+
+Decoder load_decoder(const std::string& checkpoint, int B, int T,
+                     const std::shared_ptr<Backend>& backend, const ExtensionFlags* ext) {
+  const Checkpoint ck = read_checkpoint(checkpoint);
+  if (!ck.config.causal)
+    usage_error("checkpoint '", ck.path,
+                "' is an encoder (bidirectional attention, config "
+                "causal false): it sees the tokens after each position, so it cannot generate; "
+                "evaluate it with alibi eval");
+  if (ck.tokenizer.vocab() > ck.config.vocab)  // fewer is normal: padded embeddings (BLOOM)
+    usage_error("checkpoint '", ck.path, "' has a tokenizer of ", ck.tokenizer.vocab(),
+                " tokens, more than its model's vocabulary of ", ck.config.vocab);
+  const ModelConfig cfg = ext ? ext->apply(ck) : ck.config;
+  return {std::make_unique<Model>(cfg, B, T, ck.st, backend), ck.tokenizer, ck.path, ck.step,
+          ck.train.value("seq_len", 0)};
+}
+
+}  // namespace alibi::cli
