@@ -53,6 +53,8 @@ std::string training_advice(const TrainOptions& o, const ModelConfig& cfg, const
   TrainOptions one = o;
   one.batch = one.seq_len = 1;
   const MemoryPlan least = training_memory(one, cfg, be, rank, ranks);
+  if (least.of(kInUse) >= budget.bytes)
+    return str_cat("alibi holds ", format_bytes(least.of(kInUse)), " before planning");
   return str_cat("the model alone (weights, gradients, optimizer) needs ",
                  format_bytes(least.of("weights") + least.of("gradients") +
                               least.of("optimizer")),
