@@ -42,6 +42,8 @@ done
 printf '128,256,512' > "$OUT/cli_lengths/ascending"
 printf '1024,32,32,1' > "$OUT/cli_lengths/repeats"
 printf '1073741824' > "$OUT/cli_lengths/largest"
+printf '1000000,128,0,2000000000' > "$OUT/cli_lengths/memory_flags"  # --batch .. --max-new-tokens
+printf '3,40,100,300' > "$OUT/cli_lengths/memory_fits"
 # Inputs that once broke a loader stay in its corpus (tests/fuzz/regressions/<target>/).
 for d in tests/fuzz/regressions/*/; do
   [ -d "$d" ] && cp "$d"* "$OUT/$(basename "$d")/" 2>/dev/null || true
