@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "fuzz_util.h"
 #include "generate/generate.h"
+#include "model_util.h"
 #include "model/model.h"
 #include "train/train_plan.h"
 
@@ -38,13 +39,7 @@ std::vector<int> numbers(const std::string& s) {
 
 void plan_and_allocate(const std::vector<int>& v) {
   using namespace alibi;
-  ModelConfig c;
-  c.vocab = 64;
-  c.layers = 2;
-  c.d_model = 16;
-  c.heads = 2;
-  c.ffn = 32;
-  c.pos = PosKind::alibi;
+  const ModelConfig c = test::small_model(PosKind::alibi, 2, 64);
   const std::shared_ptr<Backend> be = default_backend();
   const int batch = v[0], seq_len = v[1], window = v[2], max_new = v[3];
   if (batch >= 1 && seq_len >= 1) {
