@@ -130,5 +130,15 @@ TEST_F(MemoryPlanCli, EvalPrintsItsPlanAndRefusesWhatCannotFit) {
   EXPECT_TRUE(std::regex_search(r.err, std::regex("--batch [0-9]+ would fit"))) << r.err;
 }
 
+// bench plans the cell that needs the most before any cell runs.
+TEST_F(MemoryPlanCli, BenchPlansItsLargestCell) {
+  auto r = alibi("--dry-run bench --configs tiny,small --lengths 64,128 --tokens 256");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("memory of the largest cell, small at T 128: process")) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "no cell runs: " << r.out;
+  r = alibi("--max-memory 10M bench --configs tiny --lengths 64 --tokens 256");
+  test::expect_cli_error(r, "--configs tiny at --lengths 64 with --tokens 256 needs ");
+}
+
 }  // namespace
 }  // namespace alibi
