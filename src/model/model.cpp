@@ -54,11 +54,6 @@ Model::PlanBytes Model::plan(const ModelConfig& c, int B, int T, bool training,
   return b;
 }
 
-void add_activations(MemoryPlan& plan, const Model::PlanBytes& b) {
-  const bool over = b.total == SIZE_MAX;  // saturated: the whole of it is "activations"
-  plan.add("activations", over ? b.total : b.total - b.logits).add("logits", over ? 0 : b.logits);
-}
-
 int64_t Model::default_head_cols(int V, int64_t rows) {
   constexpr int64_t kChunkFloats = int64_t(1) << 24;  // 64 MiB of logits
   const int64_t cols = std::max<int64_t>(64, kChunkFloats / std::max<int64_t>(rows, 1));
@@ -171,36 +166,6 @@ void Model::bind_matrices(const Safetensors* file) {
   }
   wte_w_ = view("wte");
   head_w_ = cfg.tied_head ? wte_w_ : view("lm_head.w");
-}
-
-// In place where the backend reads host memory and the data is aligned to its element;
-// otherwise copied into one allocation, each matrix on a 64-byte boundary.
-bool Model::in_place(const StTensor& st, WeightType wt, const Backend& backend) {
-  return backend.host_memory() && reinterpret_cast<uintptr_t>(st.bytes()) % weight_bytes(wt) == 0;
-}
-
-Model::MatrixBytes Model::matrix_bytes(const ModelConfig& c, const Safetensors& file,
-                                       const Backend& backend) {
-  MatrixBytes mb;
-  for (const TensorInfo& t : make_param_layout(c).tensors) {
-    if (!t.matrix) continue;
-    const StTensor& st = file.at(t.name);
-    WeightType wt;
-    ALIBI_CHECK(weight_type_of_dtype(st.dtype, wt) && size_t(st.numel()) == t.numel, "tensor ",
-                t.name);
-    if (in_place(st, wt, backend))
-      mb.mapped += st.nbytes();
-    else
-      mb.copied += (st.nbytes() + 63) / 64 * 64;
-  }
-  return mb;
-}
-
-size_t Model::file_weight_bytes(const ModelConfig& c, const Safetensors& file,
-                                const Backend& backend) {
-  const MatrixBytes mb = matrix_bytes(c, file, backend);
-  const size_t others = make_param_layout(c).without_matrices().total * sizeof(float);
-  return mb.mapped + mb.copied + 2 * others;  // the others: the file's pages and params
 }
 
 Model::~Model() = default;
@@ -453,23 +418,6 @@ KVCache Model::make_cache(int capacity, bool sliding) const {
   kv.workspace = DeviceArray<float>(backend_, sz.ws.floats);
   kv.workspace_threads = sz.ws.threads;
   return kv;
-}
-
-size_t Model::cache_bytes(const ModelConfig& c, int T, int capacity, bool sliding,
-                          const Backend& backend) {
-  const CacheSizes sz = cache_sizes(c, T, capacity, sliding, backend);
-  return sat_mul(sat_add(sat_mul(2, sz.kv_floats), sz.ws.floats), sizeof(float));
-}
-
-Model::CacheSizes Model::cache_sizes(const ModelConfig& c, int T, int capacity, bool sliding,
-                                     const Backend& backend) {
-  KVCache kv;
-  kv.capacity = capacity;
-  kv.sliding = sliding;
-  const AttnShape s{1, c.heads, T, capacity, c.head_size(), kv.rows(), MatmulPrecision::fp32};
-  return {sat_mul(uint64_t(c.layers) * uint64_t(c.heads) * uint64_t(c.head_size()),
-                  uint64_t(kv.rows())),
-          backend.plan_attention(s)};
 }
 
 void Model::grow_cache(KVCache& cache, int capacity) const {
