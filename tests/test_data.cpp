@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "data/dataset.h"
 #include "data/tokenizer.h"
+#include <sentencepiece_trainer.h>
 #include "usage_error.h"
 
 namespace fs = std::filesystem;
@@ -124,6 +125,35 @@ TEST_F(DataTest, BpeTrainRoundTrip) {
   EXPECT_EQ(Tokenizer::train_bpe(corpus.string(), 500, 1).fingerprint(), t.fingerprint());
 
   expect_usage_error([&] { Tokenizer::train_bpe(corpus.string(), 100, 2); }, {"--vocab", "100"});
+}
+
+// A SentencePiece model with <s> and </s> (as imported ones have; alibi's own reserve only
+// <unk>): decode drops the control symbols, as SentencePiece and HF's skip_special_tokens=True
+// do; keep_special writes each as its piece between the decoded runs around it.
+TEST_F(DataTest, BpeKeepSpecialWritesControlSymbols) {
+  const fs::path corpus = dir_ / "corpus.txt";
+  write_text(corpus, test::bundled_text(50'000));
+  std::string model;
+  ASSERT_TRUE(sentencepiece::SentencePieceTrainer::Train(
+                  {{"input", corpus.string()}, {"model_type", "bpe"}, {"vocab_size", "300"},
+                   {"add_dummy_prefix", "false"}, {"unk_id", "0"}, {"bos_id", "1"}, {"eos_id", "2"},
+                   {"minloglevel", "2"}},
+                  nullptr, &model)
+                  .ok());
+  const Tokenizer t = Tokenizer::bpe_from_model(model);
+  const std::vector<int32_t> a = t.encode("It is a truth"), b = t.encode("universally");
+  ASSERT_FALSE(a.empty() || b.empty());
+  std::vector<int32_t> ids = {1};
+  ids.insert(ids.end(), a.begin(), a.end());
+  ids.push_back(2);
+  ids.insert(ids.end(), b.begin(), b.end());
+  ids.push_back(2);
+  std::vector<int32_t> ab = a;
+  ab.insert(ab.end(), b.begin(), b.end());
+  EXPECT_EQ(t.decode(ids), t.decode(ab));
+  EXPECT_EQ(t.decode(ids, /*keep_special=*/true), "<s>" + t.decode(a) + "</s>" + t.decode(b) +
+                                                      "</s>");
+  EXPECT_EQ(t.decode(a, true), t.decode(a)) << "no control symbol: nothing changes";
 }
 
 TEST_F(DataTest, PrepareSingleFile) {

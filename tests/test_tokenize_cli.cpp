@@ -51,6 +51,32 @@ TEST(TokenizeCli, EncodesAndDecodesAsTheGoldens) {
   EXPECT_EQ(r.out.substr(0, 4), "49\t1");
 }
 
+// --decode --keep-special writes the special tokens as Hugging Face's decode does with
+// skip_special_tokens=False, and without it drops them as skip_special_tokens=True does
+// (tests/ref/make_decode_special_goldens.py); --keep-special without --decode is refused.
+TEST(TokenizeCli, KeepSpecialDecodesAsHuggingFaceKeepsThem) {
+  test::TempDir dir("tokenize_keep");
+  const auto golden = nlohmann::json::parse(read_text(kGolden + "decode_special.json"));
+  for (const auto& [name, texts] : golden.items())
+    for (const auto& [text, g] : texts.items()) {
+      SCOPED_TRACE(name + " " + text);
+      std::string ids;
+      for (const auto& id : g["ids"]) ids += (ids.empty() ? "" : " ") + id.dump();
+      write_text(dir / "ids.txt", ids);
+      const std::string cmd = "tokenize --tokenizer " + kGolden + name + ".tokenizer.json" +
+                              " --decode --text " + dir / "ids.txt";
+      auto r = run_cli(cmd + " --keep-special", dir / "kept");
+      ASSERT_EQ(r.code, 0) << r.err;
+      EXPECT_EQ(r.out, g["kept"].get<std::string>());
+      r = run_cli(cmd, dir / "skipped");
+      ASSERT_EQ(r.code, 0) << r.err;
+      EXPECT_EQ(r.out, g["skipped"].get<std::string>());
+    }
+  const auto r = run_cli("tokenize --tokenizer bytes --keep-special --text " + kGolden +
+                         "texts/digits.txt", dir / "enc");
+  test::expect_cli_error(r, "--keep-special applies to --decode");
+}
+
 TEST(TokenizeCli, BadInputIsOneLineExitTwo) {
   test::TempDir dir("tokenize_bad");
   write_text(dir / "trunc.json", read_text(kGolden + "bloom.tokenizer.json").substr(0, 5000));

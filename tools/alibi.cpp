@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "commands.h"
@@ -59,6 +60,12 @@ int main(int argc, char** argv) {
                  "ranks)");
   app.add_option("--device", g_globals.device,
                  "where train, eval, generate and bench compute: " + device_names());
+  app.add_option("--max-memory", g_globals.max_memory,
+                 "memory train, eval, generate and bench may plan for, e.g. 8G, 512M, 1.5GiB "
+                 "(auto: MemAvailable plus what alibi holds, or less under a cgroup's limit); a "
+                 "plan over it is refused before anything is allocated");
+  app.add_flag("--dry-run", g_globals.memory.dry_run,
+               "train, eval, generate, bench: print the memory plan and stop");
   const std::vector<cli::Command> commands = {cli::add_prepare(app), cli::add_train(app),
                                               cli::add_eval(app), cli::add_generate(app),
                                               cli::add_bench(app), cli::add_tokenize(app),
@@ -85,12 +92,19 @@ int main(int argc, char** argv) {
   const cli::Command* chosen = nullptr;
   for (const cli::Command& c : commands)
     if (c.app->parsed()) chosen = &c;
-  if (app.count("--device") > 0 && !chosen->uses_device) {
+  // The global options of the commands that compute and plan their memory, as given.
+  const std::pair<std::string, std::string> compute_flags[] = {
+      {"--device", " " + g_globals.device},
+      {"--max-memory", " " + g_globals.max_memory},
+      {"--dry-run", ""}};
+  for (const auto& [flag, value] : compute_flags) {
+    if (app.count(flag) == 0 || chosen->uses_device) continue;
     if (!quiet_rank())
-      std::fprintf(stderr, "alibi: error: --device %s applies to train, eval, generate and bench, "
-                   "not %s\n", g_globals.device.c_str(), chosen->app->get_name().c_str());
+      std::fprintf(stderr, "alibi: error: %s%s applies to train, eval, generate and bench, not "
+                   "%s\n", flag.c_str(), value.c_str(), chosen->app->get_name().c_str());
     return kExitUsage;
   }
+  g_globals.memory.ranks_on_host = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1);
   // A command that stops gracefully takes stop requests from its start to the process's exit:
   // they are requests before the thread that takes the signals starts, so one sent while alibi
   // starts up (held blocked since preinit) is a request like any other, and one sent as alibi
@@ -99,6 +113,7 @@ int main(int argc, char** argv) {
     if (const std::optional<std::string> what = chosen->stop()) take_stop_requests(*what);
   start_stop_thread();
   try {
+    g_globals.memory.max_memory = parse_memory_size(g_globals.max_memory);
     chosen->run();
   } catch (const UsageError& e) {
     if (!quiet_rank()) std::fprintf(stderr, "alibi: error: %s\n", e.what());

@@ -57,6 +57,7 @@ Command add_bench(CLI::App& app) {
             t.tokens = o->tokens;
             t.steps = o->steps;
             t.rounds = o->rounds;
+            t.memory = globals().memory;
             print_position_table(t);
           }};
   c.uses_device = true;

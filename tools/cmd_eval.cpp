@@ -278,6 +278,59 @@ void emit_json(const EvalCliOptions& o, nlohmann::json j) {
     write_output("--json", o.json, j.dump(2) + "\n");
 }
 
+EvalOptions eval_options(const EvalCliOptions& o, EvalMode mode, int L) {
+  EvalOptions eo;
+  eo.length = L;
+  eo.mode = mode;
+  eo.stride = o.stride;
+  eo.batch = o.batch;
+  eo.per_position = !o.per_position.empty();
+  eo.mask_rate = o.mask_rate;
+  eo.mask_seed = o.mask_seed;
+  return eo;
+}
+
+// 5. The memory of the length that needs the most (each length's model is made and freed in
+// turn), printed, and refused where it does not fit: the line names --lengths (and --batch) and
+// the largest length, or batch, that would fit. Returns false for --dry-run.
+bool check_memory_plan(const EvalCliOptions& o, EvalMode mode, const Checkpoint& ck,
+                       const Backend& backend, const EvalText& t, const std::vector<int>& lengths) {
+  const int64_t n = int64_t(t.tokens.size());
+  auto plan_at = [&](int L, int batch) {
+    EvalOptions eo = eval_options(o, mode, L);
+    eo.batch = batch;
+    return eval_memory(ck.config, ck.st, backend, n, eo);
+  };
+  int worst = lengths.front();
+  MemoryPlan plan = plan_at(worst, o.batch);
+  for (int L : lengths)
+    if (MemoryPlan p = plan_at(L, o.batch); p.total() > plan.total()) {
+      plan = p;
+      worst = L;
+    }
+  const MemoryBudget budget = memory_budget(globals().memory);
+  const std::string at = lengths.size() > 1 ? str_cat("at length ", worst) : "";
+  if (globals().memory.dry_run) std::printf("%s\n", memory_line(plan, budget, at).c_str());
+  std::fflush(stdout);
+  const std::string what =
+      str_cat("--lengths ", worst, o.batch > 0 ? str_cat(" x --batch ", o.batch) : "");
+  check_memory(plan, budget, what, [&]() -> std::string {
+    auto fits = [&](int L, int batch) { return plan_at(L, batch).total() <= budget.bytes; };
+    if (o.batch > 1)
+      if (const int64_t b = largest_fitting(1, o.batch - 1, [&](int64_t v) {
+            return fits(worst, int(v));
+          }); b >= 1)
+        return str_cat("--batch ", b, " would fit");
+    const int64_t L = largest_fitting(1, worst - 1, [&](int64_t v) { return fits(int(v), 1); });
+    if (L >= 1) return str_cat("--lengths up to ", L, o.batch > 1 ? " with --batch 1" : "",
+                               " would fit");
+    return "the weights alone need " + format_bytes(plan.of("weights"));
+  });
+  if (!globals().memory.dry_run)
+    std::fprintf(stderr, "%s\n", memory_line(plan, budget, at).c_str());
+  return !globals().memory.dry_run;
+}
+
 void run_eval(const EvalCliOptions& o, const CLI::App& app, const ExtensionFlags& ext) {
   const EvalMode mode = parse_eval_mode(o.mode);
   check_flags(o, app, mode);
@@ -291,6 +344,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app, const ExtensionFlags
       o.lengths.empty() ? std::vector<int>{train_len} : parse_lengths("--lengths", o.lengths);
   const EvalText text = load_text(o, ck);
   check_lengths(o, mode, cfg, text, lengths);
+  if (!check_memory_plan(o, mode, ck, *backend, text, lengths)) return;
 
   // Shortest length first, on the checkpoint's weights as stored (read in place).
   FILE* table = o.json == "-" ? stderr : stdout;
@@ -304,14 +358,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app, const ExtensionFlags
   if (!o.per_position.empty()) write_output("--per-position", o.per_position, pos_csv);
   for (int L : lengths) {
     test_pause_point("ALIBI_TEST_PAUSE_IN_EVAL", str_cat("eval at length ", L));
-    EvalOptions eo;
-    eo.length = L;
-    eo.mode = mode;
-    eo.stride = o.stride;
-    eo.batch = o.batch;
-    eo.per_position = !o.per_position.empty();
-    eo.mask_rate = o.mask_rate;
-    eo.mask_seed = o.mask_seed;
+    const EvalOptions eo = eval_options(o, mode, L);
     EvalResult r;
     try {
       r = evaluate(cfg, ck.st, backend, text.tokens, text.source_bytes, eo, text.what);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <functional>
 #include <iostream>
@@ -41,10 +42,56 @@ void write_out(const std::string& s) {
 }
 
 // The model is planned for one prefill chunk; a window never needs a bigger one.
-Decoder load(const GenerateFlags& f, const ExtensionFlags& ext,
-             const std::shared_ptr<Backend>& backend) {
-  return load_decoder(f.checkpoint, 1, f.window > 0 ? std::min(f.chunk, f.window) : f.chunk,
-                      backend, &ext);
+int chunk_rows(const GenerateFlags& f, int window) {
+  return window > 0 ? std::min(f.chunk, window) : f.chunk;
+}
+
+// A window longer than the sequence can grow (prompt and new tokens, one turn) never slides: it
+// is cut to that length, which gives the same tokens with a cache of that size, and said so.
+int effective_window(const GenerateFlags& f, int64_t prompt_tokens) {
+  const int64_t reach = Generator::cache_tokens(prompt_tokens, f.max_new_tokens);
+  if (f.window == 0 || f.interactive || f.window <= reach) return f.window;
+  std::fprintf(stderr, "note: --window %d is more than the %lld tokens this generation reaches "
+               "(prompt and --max-new-tokens); the KV cache holds %lld\n", f.window,
+               (long long)reach, (long long)reach);
+  return int(std::max<int64_t>(reach, 1));
+}
+
+// The memory plan (core/memory_plan.h): printed, or refused where it does not fit, naming the
+// flag that sizes the cache (--window, else --max-new-tokens) and the largest value that fits.
+// Returns false for --dry-run.
+bool check_memory_plan(const GenerateFlags& f, const Checkpoint& ck, const Backend& backend,
+                       int64_t prompt_tokens, int window) {
+  const int64_t full = Generator::cache_tokens(prompt_tokens, f.max_new_tokens);
+  if (window > INT_MAX / 2)  // a sliding cache keeps room for twice its window
+    usage_error("--window ", window, " is more than a sliding KV cache holds (", INT_MAX / 2,
+                " tokens)");
+  if (window == 0 && full > INT_MAX)
+    usage_error("--max-new-tokens ", f.max_new_tokens, " with a prompt of ", prompt_tokens,
+                " tokens makes a context of ", full, " tokens, more than one KV cache holds (",
+                INT_MAX, "); use --window");
+  auto plan_for = [&](int64_t capacity) {
+    return generate_memory(ck.config, ck.st, backend, chunk_rows(f, window),
+                           int(std::max<int64_t>(capacity, 1)), window > 0);
+  };
+  const MemoryPlan plan = plan_for(window > 0 ? window : full);
+  const MemoryBudget budget = memory_budget(globals().memory);
+  if (globals().memory.dry_run) std::printf("%s\n", memory_line(plan, budget).c_str());
+  std::fflush(stdout);
+  auto fits = [&](int64_t capacity) { return plan_for(capacity).total() <= budget.bytes; };
+  const std::string what =
+      window > 0 ? str_cat("--window ", window)
+                 : str_cat("a prompt of ", prompt_tokens, prompt_tokens == 1 ? " token" : " tokens",
+                           " and --max-new-tokens ", f.max_new_tokens);
+  check_memory(plan, budget, what, [&]() -> std::string {
+    const int64_t w = largest_fitting(1, window > 0 ? window - 1 : full - 1, fits);
+    if (window > 0 || w < prompt_tokens)
+      return w >= 1 ? str_cat("--window ", w, " would fit") : "the weights alone do not fit";
+    return str_cat("--max-new-tokens ", w - prompt_tokens + 1, " would fit, or --window ", w,
+                   " bounds the cache");
+  });
+  if (!globals().memory.dry_run) std::fprintf(stderr, "%s\n", memory_line(plan, budget).c_str());
+  return !globals().memory.dry_run;
 }
 
 void print_banner(const Decoder& m, int window) {
@@ -111,19 +158,23 @@ void run(const GenerateFlags& f, const ExtensionFlags& ext) {
   const std::string text =
       f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file, "--prompt-file");
   const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
-  const Decoder m = load(f, ext, backend);
-  std::vector<int32_t> ids = m.tok.encode(text);
+  const Checkpoint ck = read_decoder_checkpoint(f.checkpoint);
+  std::vector<int32_t> ids = ck.tokenizer.encode(text);
   if (ids.empty() && !f.interactive)
     usage_error(
         f.prompt_file.empty() ? "--prompt '" + text + "'" : "--prompt-file '" + f.prompt_file + "'",
         " gives no tokens; give some text to continue (or use --interactive)");
+  if (!f.interactive)  // fail before any output
+    Generator::check_request(ck.config, 0, int64_t(ids.size()), false, f.max_new_tokens);
+  const int window = effective_window(f, int64_t(ids.size()));
+  if (!check_memory_plan(f, ck, *backend, int64_t(ids.size()), window)) return;
+  const Decoder m = make_decoder(ck, 1, chunk_rows(f, window), backend, &ext);
   GenerateOptions go;
   go.sampling = f.sampling;
-  go.window = f.window;
+  go.window = window;
   go.sample_vocab = m.tok.vocab();
   Generator gen(*m.model, go);
-  if (!f.interactive) gen.check(int64_t(ids.size()), f.max_new_tokens);  // fail before any output
-  print_banner(m, f.window);
+  print_banner(m, window);
 
   Utf8Stream out;
   int turn_tokens = 0;  // of the generation under way

@@ -25,7 +25,7 @@ namespace {
 struct TokenizeOptions {
   std::string tokenizer;
   std::string text;  // empty: stdin
-  bool decode = false, pieces = false, json = false, no_special = false;
+  bool decode = false, pieces = false, json = false, no_special = false, keep_special = false;
 };
 
 std::string read_input(const std::string& path) {
@@ -93,7 +93,7 @@ void run_tokenize(const TokenizeOptions& o) {
   const std::string input = read_input(o.text);
   const std::string where = o.text.empty() ? "stdin" : str_cat("--text '", o.text, "'");
   if (o.decode) {
-    const std::string text = tok.decode(parse_ids(input, where));
+    const std::string text = tok.decode(parse_ids(input, where), o.keep_special);
     if (o.json)
       std::cout << nlohmann::json{{"text", text}}.dump(-1, ' ', false,
                                                        nlohmann::json::error_handler_t::replace)
@@ -137,7 +137,15 @@ Command add_tokenize(CLI::App& app) {
               "encode_seconds, tokenizer_rss_mb[, pieces]} or {text}");
   c->add_flag("--no-special", o->no_special,
               "do not add the tokenizer's BOS/EOS (a tokenizer.json's post-processor)");
-  return {c, [o] { run_tokenize(*o); }};
+  c->add_flag("--keep-special", o->keep_special,
+              "--decode: write special tokens (<s>, </s>, added special tokens) as they are "
+              "spelt instead of dropping them (Hugging Face's skip_special_tokens=False)");
+  return {c, [o] {
+            if (o->keep_special && !o->decode)
+              usage_error("--keep-special applies to --decode (encoding keeps the special "
+                          "tokens the text spells; --no-special drops the added BOS/EOS)");
+            run_tokenize(*o);
+          }};
 }
 
 }  // namespace alibi::cli

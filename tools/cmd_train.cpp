@@ -106,7 +106,7 @@ void run_train(const Flags& flags) {
     usage_error("--mask-rate ", o.mask_rate, " applies to --objective mlm; this run is "
                 "--objective clm");
   if (o.data.empty()) usage_error("--data is required: a folder made by 'alibi prepare'");
-  train(o, comm.get());
+  train(o, comm.get(), globals().memory);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/memory_plan.h"
+
 namespace alibi::cli {
 
 struct Command {
@@ -17,7 +19,7 @@ struct Command {
   // Set for a command that stops gracefully on SIGINT/SIGTERM/SIGUSR1 for its whole run (after
   // parsing): what it says when asked to (core/signals.h; empty: nothing, nullopt: no scope).
   std::function<std::optional<std::string>()> stop;
-  bool uses_device = false;  // computes on the global --device
+  bool uses_device = false;  // computes on the global --device, plans its memory (--dry-run)
 };
 
 // The global options: given before or after the subcommand (alibi --threads 2 train or alibi
@@ -25,6 +27,10 @@ struct Command {
 struct GlobalOptions {
   int threads = 0;             // OpenMP threads; 0: all cores
   std::string device = "cpu";  // where train, eval, generate and bench compute
+  // Their memory plan (core/memory_plan.h): --max-memory (parsed into memory.max_memory),
+  // --dry-run.
+  std::string max_memory = "auto";
+  MemoryOptions memory;
 };
 const GlobalOptions& globals();
 
@@ -36,7 +42,7 @@ inline CLI::App* add_subcommand(CLI::App& parent, const std::string& name,
       CLI::MultiOptionPolicy::TakeLast);
   sub->footer("Global options, before or after the subcommand (alibi --help): --threads N "
               "(OpenMP threads; 0: all cores), --device cpu|cuda (train, eval, generate, serve, "
-              "bench)");
+              "bench), --max-memory SIZE, --dry-run (these two: train, eval, generate, bench)");
   return sub;
 }
 

@@ -9,6 +9,7 @@
 #include "data/tokenizer.h"
 #include "extension_flags.h"
 #include "kernels/backend.h"
+#include "model/checkpoint.h"
 #include "model/model.h"
 
 namespace alibi::cli {
@@ -23,9 +24,16 @@ struct Decoder {
   int train_len = 0;  // the run's seq_len (0: not recorded)
 };
 
-// Plans the model for batches of B x T tokens, with the evaluation-time options of `ext` (none:
-// as stored). UsageError naming the checkpoint for an encoder (it cannot generate) or a
-// tokenizer larger than the model's vocabulary.
+// A checkpoint that can generate: UsageError naming it for an encoder (it sees the tokens after
+// each position) or a tokenizer larger than the model's vocabulary.
+Checkpoint read_decoder_checkpoint(const std::string& checkpoint);
+
+// ck's model planned for batches of B x T tokens, with the evaluation-time options of `ext`
+// (none: as stored).
+Decoder make_decoder(const Checkpoint& ck, int B, int T, const std::shared_ptr<Backend>& backend,
+                     const ExtensionFlags* ext = nullptr);
+
+// Both of the above.
 Decoder load_decoder(const std::string& checkpoint, int B, int T,
                      const std::shared_ptr<Backend>& backend,
                      const ExtensionFlags* ext = nullptr);

@@ -64,6 +64,15 @@ double gemm_gflops(Backend& be) {
   return 2.0 * double(n) * n * n / best / 1e9;
 }
 
+MemoryPlan step_memory(const ModelConfig& c, int B, int T, bool train, const Backend& backend) {
+  const uint64_t set = sat_mul(param_floats(c), sizeof(float));  // a ParamSet
+  MemoryPlan p;
+  p.add("weights", set).add("gradients", train ? set : 0).add("optimizer", train ? sat_mul(2, set) : 0);
+  add_activations(p, Model::plan(c, B, T, train, backend));
+  p.add("activations", sat_mul(sat_mul(2 * sizeof(int32_t), uint64_t(B)), uint64_t(T)));
+  return p;
+}
+
 double median_step_seconds(const ModelConfig& c, int B, int T, int steps, bool train,
                            uint64_t token_seed, const std::shared_ptr<Backend>& backend) {
   Model m(c, B, T, train, backend);

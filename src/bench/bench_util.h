@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "core/memory_plan.h"
 #include "kernels/backend.h"
 #include "model/config.h"
 
@@ -29,5 +30,8 @@ double gemm_gflops(Backend& backend);
 // of a model built on `backend` (init_weights(1)).
 double median_step_seconds(const ModelConfig& c, int B, int T, int steps, bool train,
                            uint64_t token_seed, const std::shared_ptr<Backend>& backend);
+// The memory median_step_seconds holds besides what the process holds now (core/memory_plan.h):
+// the weights, and for training their gradients and AdamW moments; the activations; the tokens.
+MemoryPlan step_memory(const ModelConfig& c, int B, int T, bool train, const Backend& backend);
 
 }  // namespace alibi

@@ -59,6 +59,54 @@ std::pair<double, double> in_child(const ModelConfig& c, int B, int T, int steps
   return {tps, double(ru.ru_maxrss) / 1024.0};
 }
 
+// The plan of the cell that needs the most: a cell's child holds what this process holds and
+// its model, and every method's model has the same arrays but its position tables; each cell is
+// planned for its own method.
+struct WorstCell {
+  MemoryPlan plan;
+  std::string name;
+  int T = 0;
+};
+
+WorstCell worst_cell(const PositionTableOptions& o, const std::vector<PosKind>& methods,
+                     int tokens) {
+  const auto backend = make_backend(o.device, o.precision);
+  const MemoryPlan in_use = plan_in_use();
+  WorstCell w;
+  for (const std::string& name : o.configs)
+    for (int T : o.lengths)
+      for (PosKind pos : methods)
+        for (const bool train : {true, false}) {
+          ModelConfig c = bench_config(name, "--configs");
+          c.pos = pos;
+          c.max_positions = T;
+          MemoryPlan p = in_use;
+          p.add(step_memory(c, std::max(1, tokens / T), T, train, *backend));
+          if (w.name.empty() || p.total() > w.plan.total()) w = {p, name, T};
+        }
+  return w;
+}
+
+// Prints the plan of the cell that needs the most, and refuses it where it does not fit, before
+// any cell runs. Returns false for --dry-run.
+bool check_memory_plan(const PositionTableOptions& o, const std::vector<PosKind>& methods) {
+  const WorstCell w = worst_cell(o, methods, o.tokens);
+  const MemoryBudget budget = memory_budget(o.memory);
+  const std::string at = str_cat("of the largest cell, ", w.name, " at T ", w.T);
+  std::printf("%s\n", memory_line(w.plan, budget, at).c_str());
+  std::fflush(stdout);
+  check_memory(w.plan, budget, str_cat("--configs ", w.name, " at --lengths ", w.T,
+                                       " with --tokens ", o.tokens),
+               [&] {
+                 const int64_t t = largest_fitting(1, o.tokens - 1, [&](int64_t v) {
+                   return worst_cell(o, methods, int(v)).plan.total() <= budget.bytes;
+                 });
+                 return t >= 1 ? str_cat("--tokens ", t, " would fit")
+                               : std::string("shorter --lengths or --configs tiny might fit");
+               });
+  return !o.memory.dry_run;
+}
+
 }  // namespace
 
 void print_position_table(const PositionTableOptions& o) {
@@ -66,6 +114,7 @@ void print_position_table(const PositionTableOptions& o) {
   for (PosKind p : all_positions())
     if (p != PosKind::none) methods.push_back(p);
   const size_t kMethods = methods.size();
+  if (!check_memory_plan(o, methods)) return;
   std::printf("%s, threads %d, %s operands, %d tokens per step, median of %d steps after a "
               "warm-up, best of %d interleaved rounds\n",
               o.device.c_str(), omp_get_max_threads(), precision_name(o.precision), o.tokens,

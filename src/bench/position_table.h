@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory_plan.h"
 #include "kernels/precision.h"
 
 namespace alibi {
@@ -16,9 +17,12 @@ struct PositionTableOptions {
   int rounds = 3;     // rounds interleave the methods; each cell keeps its best round
   std::string device = "cpu";  // each cell makes its own backend (make_backend)
   MatmulPrecision precision = MatmulPrecision::fp32;
+  MemoryOptions memory;  // the largest cell's plan is checked (and, dry_run, only printed)
 };
 
-// Prints one Markdown table per config to stdout, progress (cell, ETA) to stderr. Every cell
+// Prints the memory plan of the cell that needs the most (refused, before any cell runs, where
+// it does not fit: UsageError naming --tokens and the length), then one Markdown table per
+// config to stdout, progress (cell, ETA) to stderr. Every cell
 // (method, T, train or eval) runs in its own forked process, so its peak RSS is its own.
 // Must be called before this process runs any OpenMP parallel region (fork and a live OpenMP
 // thread pool do not mix). The method order: none first (the baseline of the ratios), then the

@@ -348,8 +348,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
   return ids;
 }
 
-std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
-  if (kind_ == TokenizerKind::hf) return hf_->decode(ids, true);
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool keep_special) const {
+  if (kind_ == TokenizerKind::hf) return hf_->decode(ids, !keep_special);
   const int V = vocab();
   for (int32_t id : ids)
     if (id < 0 || id >= V)
@@ -359,10 +359,24 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
     for (size_t i = 0; i < ids.size(); ++i) s[i] = char(uint8_t(ids[i]));
     return s;
   }
-  std::string s;
-  auto st = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &s);
-  ALIBI_CHECK(st.ok(), "sentencepiece decode: ", st.ToString());
-  return s;
+  // SentencePiece decodes control symbols to nothing: kept, each is its piece, and the runs of
+  // other ids between them are decoded as runs.
+  std::string out;
+  auto run = [&](size_t a, size_t b) {
+    std::string s;
+    auto st = sp_->Decode(std::vector<int>(ids.begin() + a, ids.begin() + b), &s);
+    ALIBI_CHECK(st.ok(), "sentencepiece decode: ", st.ToString());
+    out += s;
+  };
+  size_t from = 0;
+  for (size_t i = 0; keep_special && i < ids.size(); ++i) {
+    if (!sp_->IsControl(ids[i])) continue;
+    run(from, i);
+    out += sp_->IdToPiece(ids[i]);
+    from = i + 1;
+  }
+  run(from, ids.size());
+  return out;
 }
 
 std::string Tokenizer::decode_one(int32_t id) const {

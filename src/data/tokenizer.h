@@ -50,8 +50,10 @@ class Tokenizer {
   int vocab() const;
   // The ids of `text`; `add_special` applies an hf tokenizer's post-processor (BOS/EOS).
   std::vector<int32_t> encode(std::string_view text, bool add_special = false) const;
-  // Throws UsageError for an id outside the vocab; hf skips special tokens, as HF's decode.
-  std::string decode(const std::vector<int32_t>& ids) const;
+  // Throws UsageError for an id outside the vocab. Special tokens (hf: the added special ones;
+  // bpe: SentencePiece's control symbols, <s> and </s>) are skipped, as HF's decode does, or
+  // with keep_special written as they are spelt (HF's skip_special_tokens=False).
+  std::string decode(const std::vector<int32_t>& ids, bool keep_special = false) const;
   // Text of one token, for streaming output (bytes: the byte; bpe: the piece, '▁' as space;
   // hf: the decoder's bytes, "" for a special token).
   std::string decode_one(int32_t id) const;

@@ -48,7 +48,7 @@ std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mod
   if (mode == EvalMode::sliding && (S < 1 || S > length))
     usage_error("stride ", stride, " must be between 1 and the length ", length);
   std::vector<EvalWindow> w;
-  w.reserve(size_t((n_targets - length) / S + 2));
+  w.reserve(size_t(eval_window_count(n_targets, length, mode, stride)));
   // Window 0 scores rows [0, L); window k >= 1 starts at kS and scores rows [L - S, L), i.e.
   // targets from kS + L - S on, which continue exactly where window k - 1 stopped.
   for (int64_t k = 0;; ++k) {
@@ -58,7 +58,14 @@ std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mod
     const int len = int(std::min<int64_t>(length, n_targets - start));
     w.push_back({start, len, int(first - start)});
   }
+  ALIBI_CHECK(int64_t(w.size()) == eval_window_count(n_targets, length, mode, stride));
   return w;
+}
+
+int64_t eval_window_count(int64_t n_targets, int length, EvalMode mode, int stride) {
+  // Window 0, and window k >= 1 while its first scored position kS + L - S < n_targets.
+  const int64_t S = mode == EvalMode::sliding ? stride : length;
+  return 1 + (n_targets - length + S - 1) / S;
 }
 
 int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backend) {
@@ -68,6 +75,12 @@ int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backen
              kEvalPlanBytes)
     b /= 2;
   return int(std::min<int64_t>(b, std::numeric_limits<int>::max()));
+}
+
+int eval_batch(const ModelConfig& cfg, const EvalOptions& opts, int64_t n_windows,
+               const Backend& backend) {
+  const int b = opts.batch > 0 ? opts.batch : default_eval_batch(cfg, opts.length, backend);
+  return int(std::min<int64_t>(b, n_windows));
 }
 
 void check_eval_length(const ModelConfig& cfg, int64_t n_tokens, int L, const std::string& what,
@@ -110,8 +123,7 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
   r.length = L;
   r.mode = opts.mode;
   r.stride = opts.mode == EvalMode::sliding ? opts.stride : L;
-  r.batch = opts.batch > 0 ? opts.batch : default_eval_batch(cfg, L, backend);
-  r.batch = int(std::min<int64_t>(r.batch, int64_t(windows.size())));
+  r.batch = eval_batch(cfg, opts, int64_t(windows.size()), backend);
   r.windows = int64_t(windows.size());
   if (opts.per_position) {
     r.position_count.assign(size_t(L), 0);
@@ -121,6 +133,7 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
   const auto t0 = std::chrono::steady_clock::now();
   const std::unique_ptr<Model> made = make(r.batch);
   Model& model = *made;
+  // eval_memory counts these as host_bytes().
   std::vector<int32_t> in(size_t(r.batch) * L), tg(size_t(r.batch) * L);  // (B,L)
   std::vector<float> losses(size_t(r.batch) * L);                           // (B,L)
   std::vector<float> hits(mlm ? size_t(r.batch) * L : 0);                   // (B,L)
@@ -190,7 +203,30 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
   return r;
 }
 
+// run_eval's host memory for batches of B windows of L tokens: its inputs, targets, losses and
+// (mlm) hits, the windows, and the per-position sums.
+uint64_t host_bytes(int64_t B, int L, bool mlm, int64_t n_windows, bool per_position) {
+  const uint64_t batch = sat_mul(sat_mul(uint64_t(B), uint64_t(L)), mlm ? 16 : 12);
+  return sat_add(sat_add(batch, sat_mul(uint64_t(n_windows), sizeof(EvalWindow))),
+                 per_position ? uint64_t(L) * (sizeof(int64_t) + sizeof(double)) : 0);
+}
+
 }  // namespace
+
+MemoryPlan eval_memory(const ModelConfig& cfg, const Safetensors& weights,
+                       const Backend& backend, int64_t n_tokens, const EvalOptions& opts) {
+  const int L = opts.length;
+  const bool mlm = cfg.objective == Objective::mlm;
+  const int64_t n_windows = eval_window_count(n_tokens - (mlm ? 0 : 1), L, opts.mode,
+                                              opts.stride);
+  const int B = eval_batch(cfg, opts, n_windows, backend);
+  MemoryPlan p = plan_in_use();
+  p.add("weights", Model::file_weight_bytes(cfg, weights, backend));
+  add_activations(p, Model::plan(cfg, B, L, /*training=*/false, backend,
+                                 Model::default_head_cols(cfg.vocab, int64_t(B) * L)));
+  p.add("activations", host_bytes(B, L, mlm, n_windows, opts.per_position));
+  return p;
+}
 
 EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
                     const std::vector<int32_t>& tokens, uint64_t source_bytes,

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory_plan.h"
 #include "core/safetensors.h"
 #include "kernels/backend.h"
 #include "model/config.h"
@@ -83,9 +84,22 @@ struct EvalWindow {
 // arguments (UsageError): 1 <= length <= n_targets, sliding 1 <= stride <= length.
 std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mode, int stride);
 
+// How many windows eval_windows() gives, without making them.
+int64_t eval_window_count(int64_t n_targets, int length, EvalMode mode, int stride);
+
 // Windows per forward when EvalOptions::batch is 0: as many as fit kEvalBatchTokens tokens and
 // kEvalPlanBytes of activations planned on `backend`, at least one.
 int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backend);
+// Windows per forward evaluate() runs for opts on a text of n_windows windows.
+int eval_batch(const ModelConfig& cfg, const EvalOptions& opts, int64_t n_windows,
+               const Backend& backend);
+
+// The memory evaluate() on a checkpoint file's weights (its `weights` on `backend`) holds for
+// opts on a text of n_tokens tokens (core/memory_plan.h): what the process holds now, the
+// weights, the activations of one batch of windows with the host's copies of its tokens and
+// losses, the logits' block. Checks nothing: call it on lengths check_eval_length accepted.
+MemoryPlan eval_memory(const ModelConfig& cfg, const Safetensors& weights,
+                       const Backend& backend, int64_t n_tokens, const EvalOptions& opts);
 
 // Whether a model of `cfg` can score windows of L tokens of a text of n_tokens tokens (`what`
 // names it): UsageError naming `flag` and L for a length of 0, one longer than the text has

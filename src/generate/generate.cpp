@@ -165,21 +165,38 @@ void Generator::reserve(int64_t more) {
 }
 
 void Generator::check(int64_t prompt_tokens, int max_new) const {
-  const ModelConfig& c = model_.cfg;
+  check_request(model_.cfg, cache_.pos, prompt_tokens + (has_pending_ ? 1 : 0), has_logits_,
+                max_new);
+}
+
+void Generator::check_request(const ModelConfig& c, int64_t pos, int64_t to_feed,
+                              bool has_logits, int max_new) {
   if (max_new < 0) usage_error("--max-new-tokens ", max_new, " must be >= 0");
-  const int64_t to_feed = prompt_tokens + (has_pending_ ? 1 : 0);
-  if (to_feed == 0 && !has_logits_)
+  if (to_feed == 0 && !has_logits)
     usage_error("the prompt is empty and there is no context to continue; give some text");
   // Positions the model will have seen at the end: the last sampled token is only fed by the
   // next call, so it needs no position yet.
-  const int64_t end = cache_.pos + to_feed + std::max(0, max_new - 1);
+  const int64_t end = pos + cache_tokens(to_feed, max_new);
   const int64_t limit = position_method(c.pos).max_positions(c);
   if (end > limit)
-    usage_error("--max-new-tokens ", max_new, ": a context of ", cache_.pos + to_feed,
+    usage_error("--max-new-tokens ", max_new, ": a context of ", pos + to_feed,
                 " tokens plus ", max_new, " new ones needs ", end, " positions, but this --pos ",
                 pos_name(c.pos), " model has a table of ", limit, " (", pos_name(c.pos),
                 " embeddings cannot extrapolate; a method without a table runs past the training",
                 " length)");
+}
+
+MemoryPlan generate_memory(const ModelConfig& cfg, const Safetensors& weights,
+                           const Backend& backend, int chunk, int capacity, bool sliding) {
+  MemoryPlan p = plan_in_use();
+  p.add("weights", Model::file_weight_bytes(cfg, weights, backend));
+  add_activations(p, Model::plan(cfg, 1, chunk, /*training=*/false, backend));
+  p.add("KV cache", Model::cache_bytes(cfg, chunk, capacity, sliding, backend));
+  // A chunk's logits on the host, the Generator's last_logits_, the Sampler's idx_ and p_.
+  const uint64_t V = uint64_t(cfg.vocab);
+  p.add("logits", Model::host_logits_bytes(cfg, chunk) +
+                      V * (sizeof(float) + sizeof(int32_t) + sizeof(double)));
+  return p;
 }
 
 GenerateStats Generator::generate(const std::vector<int32_t>& prompt, int max_new,
@@ -192,8 +209,7 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, int max_ne
   if (has_pending_) feed_buf_.push_back(pending_);
   feed_buf_.insert(feed_buf_.end(), prompt.begin(), prompt.end());
   check(int64_t(prompt.size()), max_new);
-  const int64_t fed = int64_t(feed_buf_.size()) + std::max(0, max_new - 1);
-  if (!cache_.sliding) reserve(fed);
+  if (!cache_.sliding) reserve(cache_tokens(int64_t(feed_buf_.size()), max_new));
 
   GenerateStats st;
   const auto t0 = Clock::now();

@@ -102,6 +102,15 @@ class Generator {
   // Throws the UsageError generate() would throw before doing any work: a learned-position
   // model asked for positions past its table, or nothing to continue.
   void check(int64_t prompt_tokens, int max_new) const;
+  // The same for a sequence at position `pos` with `to_feed` tokens to feed and, with
+  // has_logits, the logits of its last token to continue from (a new sequence: 0, n, false).
+  static void check_request(const ModelConfig& cfg, int64_t pos, int64_t to_feed,
+                            bool has_logits, int max_new);
+  // Tokens a call that feeds `to_feed` tokens and samples max_new puts into the cache: the last
+  // sample is only fed by the next call.
+  static int64_t cache_tokens(int64_t to_feed, int max_new) {
+    return to_feed + (max_new > 1 ? max_new - 1 : 0);
+  }
 
   // Tokens of the sequence so far (fed to the model or sampled and pending).
   int64_t length() const { return cache_.pos + (has_pending_ ? 1 : 0); }
@@ -120,5 +129,12 @@ class Generator {
   bool has_logits_ = false;
   std::vector<int32_t> feed_buf_;
 };
+
+// The memory generation holds (core/memory_plan.h): what the process holds now, the model on a
+// checkpoint's `weights` planned for chunks of `chunk` rows (Model's file constructor), a KV
+// cache for `capacity` tokens (sliding: a window of them), and the logits on the host (a chunk's,
+// the last token's and the sampler's).
+MemoryPlan generate_memory(const ModelConfig& cfg, const Safetensors& weights,
+                           const Backend& backend, int chunk, int capacity, bool sliding);
 
 }  // namespace alibi

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory_plan.h"
 #include "kernels/attention.h"
 #include "model/config.h"
 
@@ -27,16 +28,17 @@ class ArenaPlanner {
   // base null: count only.
   ArenaPlanner(std::byte* base, bool training) : base_(base), training_(training) {}
 
-  // A buffer of `shape` elements of T, or null if `pass` is not planned.
+  // A buffer of `shape` elements of T, or null if `pass` is not planned. Counting saturates at
+  // SIZE_MAX (a plan for any flags; an arena of that size is never made).
   template <class T>
   T* take(std::string name, std::vector<int64_t> shape, Pass pass) {
     if (pass == Pass::backward && !training_) return nullptr;
-    size_t n = 1;
-    for (int64_t d : shape) n *= size_t(d);
-    used_ = (used_ + alignof(T) - 1) / alignof(T) * alignof(T);
-    entries_.push_back({std::move(name), std::move(shape), pass, used_, n * sizeof(T)});
+    uint64_t n = sizeof(T);
+    for (int64_t d : shape) n = sat_mul(n, uint64_t(d));
+    used_ = sat_add(used_, alignof(T) - 1) / alignof(T) * alignof(T);
+    entries_.push_back({std::move(name), std::move(shape), pass, used_, n});
     T* p = base_ ? reinterpret_cast<T*>(base_ + used_) : nullptr;
-    used_ += n * sizeof(T);
+    used_ = sat_add(used_, n);
     return p;
   }
   bool training() const { return training_; }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/memory_plan.h"
 #include "core/half.h"
 #include "core/io.h"
 #include "position/position.h"
@@ -133,15 +134,24 @@ void Checkpoint::load_params(ParamSet& set, const std::string& prefix) const {
   }
 }
 
+uint64_t checkpoint_copy_bytes(uint64_t floats, const Backend& backend, int sets) {
+  return backend.host_memory() ? 0 : sat_mul(sat_mul(uint64_t(sets), floats), sizeof(float));
+}
+
 std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
                              const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                              const ParamSet& params, const ParamSet* m, const ParamSet* v,
                              int keep, WeightType matrices) {
-  const std::vector<float> hp = params.to_host();
-  const std::vector<float> hm = m ? m->to_host() : std::vector<float>();
-  const std::vector<float> hv = v ? v->to_host() : std::vector<float>();
-  return write_checkpoint_host(run_dir, cfg, train, step, tok, *params.layout, hp.data(),
-                               m ? hm.data() : nullptr, v ? hv.data() : nullptr, keep, matrices);
+  const bool copy = checkpoint_copy_bytes(params.layout->total, params.backend(), 1) > 0;
+  auto host = [copy](const ParamSet* set, std::vector<float>& buf) -> const float* {
+    if (!set) return nullptr;
+    if (!copy) return set->data.data();
+    buf = set->to_host();
+    return buf.data();
+  };
+  std::vector<float> hp, hm, hv;
+  return write_checkpoint_host(run_dir, cfg, train, step, tok, *params.layout, host(&params, hp),
+                               host(m, hm), host(v, hv), keep, matrices);
 }
 
 namespace {

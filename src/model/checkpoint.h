@@ -53,6 +53,9 @@ Tokenizer load_tokenizer(const std::string& path);
 // m and v may be null (weights only). `matrices`: the type the weight matrices are stored in,
 // rounded to nearest even from fp32 (bf16/f16 for inference; a run resumed from it would lose
 // its fp32 master weights, so training writes fp32). Returns the path written.
+// The sets are written from where they are when the backend's memory is the host's; otherwise
+// each is downloaded first, and this many bytes of host memory hold the copies while it writes.
+uint64_t checkpoint_copy_bytes(uint64_t floats, const Backend& backend, int sets);
 std::string write_checkpoint(const std::string& run_dir, const ModelConfig& cfg,
                              const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                              const ParamSet& params, const ParamSet* m, const ParamSet* v,

@@ -41,13 +41,17 @@ AttnShape full_shape(const ModelConfig& c, int B, int T) {
 
 }  // namespace
 
-size_t Model::plan_bytes(const ModelConfig& c, int B, int T, bool training,
-                         const Backend& backend, int64_t head_cols) {
+Model::PlanBytes Model::plan(const ModelConfig& c, int B, int T, bool training,
+                             const Backend& backend, int64_t head_cols) {
+  if (int64_t(B) * T > kMaxPlannedTokens) return {SIZE_MAX, SIZE_MAX};
   ArenaPlanner p(nullptr, training);
   Activations a;
   describe_activations(p, c, B, T, backend.plan_attention(full_shape(c, B, T)), a,
                        head_cols > 0 && head_cols < c.vocab ? head_cols : 0);
-  return p.bytes();
+  PlanBytes b{p.bytes(), 0};
+  for (const ArenaPlanner::Entry& e : p.entries())
+    if (e.name == "logits") b.logits = e.bytes;
+  return b;
 }
 
 int64_t Model::default_head_cols(int V, int64_t rows) {
@@ -130,29 +134,15 @@ void Model::bind_matrices(const Safetensors* file) {
       if (t.matrix) views.emplace_back(t.name, params.data.data() + t.offset);
   } else {
     file_ = *file;  // shares the mapping: it stays while the model reads from it
-    // In place where the backend reads host memory and the data is aligned to its element;
-    // otherwise copied into one allocation, each matrix on a 64-byte boundary.
-    auto in_place = [&](const StTensor& st, WeightType wt) {
-      return backend_->host_memory() &&
-             reinterpret_cast<uintptr_t>(st.bytes()) % weight_bytes(wt) == 0;
-    };
-    size_t copy_bytes = 0;
-    for (const TensorInfo& t : full.tensors) {
-      if (!t.matrix) continue;
-      const StTensor& st = file_.at(t.name);
-      WeightType wt;
-      ALIBI_CHECK(weight_type_of_dtype(st.dtype, wt) && size_t(st.numel()) == t.numel,
-                  "tensor ", t.name);
-      if (!in_place(st, wt)) copy_bytes += (st.nbytes() + 63) / 64 * 64;
-    }
-    if (copy_bytes > 0) stored_ = DeviceArray<std::byte>(backend_, copy_bytes);
+    const MatrixBytes mb = matrix_bytes(cfg, file_, *backend_);
+    if (mb.copied > 0) stored_ = DeviceArray<std::byte>(backend_, mb.copied);
     size_t used = 0;
     for (const TensorInfo& t : full.tensors) {
       if (!t.matrix) continue;
       const StTensor& st = file_.at(t.name);
       WeightType wt;
       weight_type_of_dtype(st.dtype, wt);
-      if (in_place(st, wt)) {
+      if (in_place(st, wt, *backend_)) {
         views.emplace_back(t.name, WeightView(st.bytes(), wt));
         continue;
       }
@@ -185,11 +175,15 @@ void Model::project_params() { pos_->project(params); }
 
 void Model::init_weights(uint64_t seed) {
   ALIBI_CHECK(wte_.off != kAbsent, "a model on a file's weights is not initialised");
-  std::vector<float> host(layout.total, 0.0f);
+  // Drawn where the parameters are when the backend's memory is the host's, so no second copy
+  // of them exists; otherwise on the host, then uploaded.
+  std::vector<float> host(backend_->host_memory() ? 0 : layout.total, 0.0f);
+  float* const base = backend_->host_memory() ? params.data.data() : host.data();
   for (const TensorInfo& t : layout.tensors) {
-    float* w = host.data() + t.offset;
+    float* w = base + t.offset;
     // One independent stream per tensor, keyed by its name: adding a tensor changes no other.
     Rng rng(hash64(seed, std::hash<std::string>{}(t.name)));
+    if (t.init.kind == Init::zeros) std::fill(w, w + t.numel, 0.0f);
     if (t.init.kind == Init::ones) std::fill(w, w + t.numel, 1.0f);
     if (t.init.kind == Init::normal)
       for (size_t i = 0; i < t.numel; ++i) w[i] = t.init.scale * rng.normal();
@@ -198,7 +192,7 @@ void Model::init_weights(uint64_t seed) {
     if (t.init.offset != 0.0f)
       for (size_t i = 0; i < t.numel; ++i) w[i] += t.init.offset;
   }
-  params.from_host(host);
+  if (!backend_->host_memory()) params.from_host(host);
   project_params();
 }
 
@@ -394,7 +388,7 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
 
 const float* Model::logits_to_host(int64_t rows) const {
   if (host_rows_ != rows) {
-    const size_t n = size_t(rows) * size_t(cfg.vocab);
+    const size_t n = host_logits_bytes(cfg, rows) / sizeof(float);
     if (host_logits_.size() < n) host_logits_.resize(n);  // grows once, to the largest batch
     backend_->download(host_logits_.data(), acts_.logits, n * sizeof(float));
     host_rows_ = rows;
@@ -453,16 +447,13 @@ KVCache Model::make_cache(int capacity, bool sliding) const {
   ALIBI_CHECK(head_cols_ == 0, "a chunked head gives losses only; decoding needs logits");
   ALIBI_CHECK(!sliding || capacity <= INT_MAX / 2, "window ", capacity);
   KVCache kv;
+  const CacheSizes sz = cache_sizes(cfg, maxT_, capacity, sliding, *backend_);
   kv.capacity = capacity;
   kv.sliding = sliding;
-  const size_t n = size_t(cfg.layers) * cfg.heads * kv.rows() * cfg.head_size();
-  kv.k = DeviceArray<float>(backend_, n);
-  kv.v = DeviceArray<float>(backend_, n);
-  const AttnShape s{1, cfg.heads, maxT_, capacity, cfg.head_size(), kv.rows(),
-                    MatmulPrecision::fp32};
-  const AttnWorkspace ws = backend_->plan_attention(s);
-  kv.workspace = DeviceArray<float>(backend_, ws.floats);
-  kv.workspace_threads = ws.threads;
+  kv.k = DeviceArray<float>(backend_, sz.kv_floats);
+  kv.v = DeviceArray<float>(backend_, sz.kv_floats);
+  kv.workspace = DeviceArray<float>(backend_, sz.ws.floats);
+  kv.workspace_threads = sz.ws.threads;
   pos_->plan(capacity);
   return kv;
 }

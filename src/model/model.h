@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "core/memory_plan.h"
 #include "core/safetensors.h"
 #include "kernels/backend.h"
 #include "model/activations.h"
@@ -79,9 +80,32 @@ struct Model {
   // make_param_layout(cfg).without_matrices().
   Model(const ModelConfig& cfg, int B, int T, const Safetensors& weights,
         std::shared_ptr<Backend> backend = default_backend(), int64_t head_cols = 0);
-  // Bytes of activation memory that Model(cfg, B, T, training, backend, head_cols) plans.
+  // Bytes of activation memory that Model(cfg, B, T, training, backend, head_cols) plans
+  // (SIZE_MAX for more than kMaxPlannedTokens rows: no machine has that memory), and of them the
+  // logits (or a chunked head's block of them).
+  struct PlanBytes {
+    size_t total = 0, logits = 0;
+  };
+  static PlanBytes plan(const ModelConfig& cfg, int B, int T, bool training,
+                        const Backend& backend, int64_t head_cols = 0);
   static size_t plan_bytes(const ModelConfig& cfg, int B, int T, bool training,
-                           const Backend& backend, int64_t head_cols = 0);
+                           const Backend& backend, int64_t head_cols = 0) {
+    return plan(cfg, B, T, training, backend, head_cols).total;
+  }
+  static constexpr int64_t kMaxPlannedTokens = int64_t(1) << 40;
+  // Bytes of the KV cache make_cache(capacity, sliding) makes for a model planned for chunks of
+  // T rows: keys, values and the attention scratch.
+  static size_t cache_bytes(const ModelConfig& cfg, int T, int capacity, bool sliding,
+                            const Backend& backend);
+  // Bytes the weights of Model(cfg, B, T, file, backend) take: the matrices as stored (read in
+  // place from the mapping, or copied where the backend cannot), the other tensors in fp32 as
+  // the file has them and as copied into `params`.
+  static size_t file_weight_bytes(const ModelConfig& cfg, const Safetensors& file,
+                                  const Backend& backend);
+  // Bytes of the host copy of `rows` rows of logits (logits(), forward_cached()).
+  static size_t host_logits_bytes(const ModelConfig& cfg, int64_t rows) {
+    return size_t(rows) * size_t(cfg.vocab) * sizeof(float);
+  }
   // Columns of one head block that keep the logits of `rows` rows near 64 MiB (at least 64), or
   // 0 where the whole head fits that: at V = 250,880 and 1,024 rows, 16,384 columns.
   static int64_t default_head_cols(int V, int64_t rows);
@@ -147,6 +171,20 @@ struct Model {
   Model(const ModelConfig& cfg, int B, int T, bool training, std::shared_ptr<Backend> backend,
         int64_t head_cols, ParamLayout layout);
   void bind_matrices(const Safetensors* file);
+  // The sizes the KV cache and the weights are made with, and what the plans above add up.
+  struct CacheSizes {
+    size_t kv_floats;  // of k, and of v
+    AttnWorkspace ws;
+  };
+  static CacheSizes cache_sizes(const ModelConfig& cfg, int T, int capacity, bool sliding,
+                                const Backend& backend);
+  struct MatrixBytes {
+    size_t mapped = 0;  // read in place from the file's mapping
+    size_t copied = 0;  // copied into stored_
+  };
+  static MatrixBytes matrix_bytes(const ModelConfig& cfg, const Safetensors& file,
+                                  const Backend& backend);
+  static bool in_place(const StTensor& st, WeightType wt, const Backend& backend);
   // With check_finite_: UsageError if x (n) holds a non-finite value, naming op and layer
   // (-1: outside the blocks).
   void finite(const float* x, int64_t n, int layer, const char* op) const;
@@ -212,5 +250,9 @@ struct Model {
   std::vector<Segment> segs_;               // forward_batch's, kept for their capacity
   std::vector<int32_t> batch_tokens_;
 };
+
+// Adds a model's planned activations to a memory plan as its parts "activations" and
+// "logits".
+void add_activations(MemoryPlan& plan, const Model::PlanBytes& b);
 
 }  // namespace alibi

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/memory_plan.h"
 #include "position/position.h"
 
 namespace alibi {
@@ -49,6 +50,19 @@ Init xavier(int64_t out, int64_t in, float gain) {
 Init embedding_init(const ModelConfig& c) {
   if (c.init == InitScheme::gpt2) return {Init::normal, kGpt2Std};
   return {Init::normal, 1.0f / std::sqrt(float(c.d_model))};
+}
+
+uint64_t param_floats(const ModelConfig& c) {
+  // Exact up to a depth whose layout is cheap to build; past it (a plan that will be refused),
+  // linear in the layers from 1 and 2, which a tensor of shape (layers, ...) (a position
+  // method's) misses by its rounding to 16 floats.
+  constexpr int kExactLayers = 4096;
+  if (c.layers <= kExactLayers) return make_param_layout(c).total;
+  ModelConfig one = c, two = c;
+  one.layers = 1;
+  two.layers = 2;
+  const uint64_t t1 = make_param_layout(one).total, t2 = make_param_layout(two).total;
+  return sat_add(t1 - (t2 - t1), sat_mul(t2 - t1, uint64_t(c.layers)));
 }
 
 ParamLayout make_param_layout(const ModelConfig& c) {

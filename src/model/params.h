@@ -53,6 +53,9 @@ struct ParamLayout {
 // The parameter table of a config: token embeddings, the position method's tensors
 // (src/position), the blocks, the final LayerNorm; names, shapes, order, init, decay and lr scale.
 ParamLayout make_param_layout(const ModelConfig& cfg);
+// make_param_layout(cfg).total, exactly up to 4096 layers; deeper, without a table of every
+// layer's tensors (a plan for 10^9 layers costs two layers' tables; saturates at UINT64_MAX).
+uint64_t param_floats(const ModelConfig& cfg);
 
 // One float per parameter in a backend's memory, zero-filled; the pointers are device pointers.
 struct ParamSet {

@@ -22,27 +22,39 @@ ShardedAdamW::ShardedAdamW(const ParamLayout& layout, std::shared_ptr<Backend> b
     : layout_(layout), be_(std::move(be)), comm_(comm),
       parts_(split_ranges(layout.total, comm.size())), sums_(layout.tensors.size()) {
   const int N = comm_.size();
+  const Sizes sz = sizes(layout.total, N, comm_.rank(), accum);
   if (N > 1) {
     ALIBI_CHECK(be_->host_memory(), "training on several ranks needs a host-memory backend");
     for (const Range& r : parts_)
       if (r.size() == 0)
         usage_error("the model's ", layout.total, " parameters are too few to split among ", N,
                     " ranks (16 floats at least each); use fewer ranks");
-    m_part_ = DeviceArray<float>(be_, mine().size());
-    v_part_ = DeviceArray<float>(be_, mine().size());
+    m_part_ = DeviceArray<float>(be_, sz.moment);
+    v_part_ = DeviceArray<float>(be_, sz.moment);
     m_ = m_part_.data();
     v_ = v_part_.data();
-    recv_ = DeviceArray<float>(be_, mine().size() * size_t(N));
+    recv_ = DeviceArray<float>(be_, sz.recv);
   } else {
     m_full_ = ParamSet(layout, be_);
     v_full_ = ParamSet(layout, be_);
     m_ = m_full_.data.data();
     v_ = v_full_.data.data();
   }
-  if (N > 1 || accum > 1) {
-    acc_buf_ = DeviceArray<float>(be_, mine().size());
+  if (sz.acc > 0) {
+    acc_buf_ = DeviceArray<float>(be_, sz.acc);
     acc_ = acc_buf_.data();
   }
+}
+
+ShardedAdamW::Sizes ShardedAdamW::sizes(size_t total, int N, int rank, int accum) {
+  const size_t part = split_ranges(total, N)[size_t(rank)].size();
+  Sizes s;
+  s.moment = N > 1 ? part : total;
+  s.recv = N > 1 ? part * size_t(N) : 0;
+  s.acc = N > 1 || accum > 1 ? part : 0;
+  s.gathered = N > 1 && rank == 0 ? 2 * total : 0;
+  s.loaded = N > 1 ? total : 0;
+  return s;
 }
 
 void ShardedAdamW::reduce(ParamSet& grads, int round) {

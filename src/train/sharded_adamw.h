@@ -15,6 +15,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/memory_plan.h"
 #include "dist/comm.h"
 #include "model/params.h"
 #include "train/optim.h"
@@ -27,6 +28,18 @@ class ShardedAdamW {
  public:
   // accum: micro-batches per rank per step (rounds).
   ShardedAdamW(const ParamLayout& layout, std::shared_ptr<Backend> be, Comm& comm, int accum);
+
+  // What the optimizer of `total` parameters holds on rank `rank` of N with `accum` rounds, in
+  // floats: each moment (whole on one rank, else this rank's part), the parts received per
+  // round and the step's gradient part; and, for a moment (N > 1), the whole moments rank 0
+  // gathers while it writes a checkpoint, and the one whole moment each rank reads on resuming.
+  struct Sizes {
+    size_t moment = 0, recv = 0, acc = 0, gathered = 0, loaded = 0;
+    uint64_t bytes() const {
+      return sat_mul(sat_add(sat_mul(2, moment), sat_add(recv, acc)), sizeof(float));
+    }
+  };
+  static Sizes sizes(size_t total, int N, int rank, int accum);
 
   // After round k's backward: grads holds this rank's micro-batch gradient alone.
   void reduce(ParamSet& grads, int round);

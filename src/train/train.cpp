@@ -21,6 +21,7 @@
 #include "train/run_folder.h"
 #include "train/sharded_adamw.h"
 #include "train/train_loop.h"
+#include "train/train_plan.h"
 
 namespace fs = std::filesystem;
 
@@ -152,6 +153,23 @@ int64_t start_weights(const TrainOptions& o, Plan& p, Model& model, ShardedAdamW
   return step;
 }
 
+// Validation scores windows the valid split can fill: refused at the start where it fills none,
+// said once where they are shorter than --seq-len.
+void check_validation(const TrainOptions& o, const TokenSplit& valid, bool root) {
+  const int T = validation_length(valid, o.seq_len);
+  const int64_t n = int64_t(valid.tokens.size());
+  if (T < 1)
+    usage_error("valid split '", valid.path, "' has ", n, n == 1 ? " token" : " tokens",
+                "; validation needs at least 2 (a window of 1 and its target; --seq-len ",
+                o.seq_len, " would use ", int64_t(o.seq_len) + 1,
+                "): prepare more text or a larger --valid-fraction");
+  if (T < o.seq_len && root)
+    std::fprintf(stderr,
+                 "note: valid split '%s' has %lld tokens, fewer than --seq-len + 1 = %lld: "
+                 "validation scores one window of its first %d tokens\n",
+                 valid.path.c_str(), (long long)n, (long long)o.seq_len + 1, T);
+}
+
 void print_banner(const TrainOptions& o, const ModelConfig& cfg, const Model& model, int ranks,
                   const Backend& backend) {
   size_t n_params = 0;
@@ -171,13 +189,16 @@ void print_banner(const TrainOptions& o, const ModelConfig& cfg, const Model& mo
 
 }  // namespace
 
-TrainResult train(const TrainOptions& o, Comm* job) {
+TrainResult train(const TrainOptions& o, Comm* job, const MemoryOptions& mem) {
   const std::shared_ptr<Comm> one = job ? nullptr : single_process_comm();
   Comm& comm = job ? *job : *one;
   const std::shared_ptr<Backend> backend = check_job(o, comm);
   const Data data = load_data(o);
   Plan plan = plan_model(o, data.tok);
   const ModelConfig& cfg = plan.cfg;
+  check_validation(o, data.valid, comm.root());
+  // Before the run folder is taken and anything is allocated (core/memory_plan.h).
+  if (!check_training_memory(o, cfg, *backend, comm, mem)) return TrainResult{};
   const MaskSpec mask_spec{o.mask_rate, cfg.mask_token};
   std::optional<RunFolder> folder;
   take_folder(o, comm, folder);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/fields.h"
+#include "core/memory_plan.h"
 #include "dist/comm.h"
 #include "model/config.h"
 #include "train/optim.h"
@@ -66,9 +67,11 @@ struct TrainResult {
   std::string checkpoint;   // the last checkpoint written
 };
 
-// Throws UsageError for bad input (missing data, corpus too short, non-finite loss...). Every
-// rank of comm calls it with the same options (checked); a null comm is a job of one.
-TrainResult train(const TrainOptions& opts, Comm* comm = nullptr);
+// Throws UsageError for bad input (missing data, corpus too short, non-finite loss...) and for a
+// memory plan over the budget `mem` gives (train_plan.h); with mem.dry_run it prints the plan
+// and returns before anything else. Every rank of comm calls it with the same options (checked);
+// a null comm is a job of one.
+TrainResult train(const TrainOptions& opts, Comm* comm = nullptr, const MemoryOptions& mem = {});
 
 // Micro-batches per step over all ranks: the global batch is this x batch windows.
 inline int global_accum(const TrainOptions& o) { return o.grad_accum * o.ranks; }

@@ -16,18 +16,22 @@
 #include "core/rss.h"
 #include "core/signals.h"
 #include "model/checkpoint.h"
+#include "train/train_plan.h"
 
 namespace fs = std::filesystem;
 
 namespace alibi {
 namespace {
 
-// Mean loss over up to n_windows nonoverlapping windows of the valid split, batched by B. A
-// masked LM (mlm non-null) scores the masked tokens of a fixed masking (kEvalMaskSeed) of the
-// split, the same at every validation.
-float validation_loss(Model& model, const TokenSplit& valid, int B, int T, int n_windows,
+// Mean loss over up to n_windows nonoverlapping windows of the valid split, batched by B, of
+// --seq-len tokens, or shorter where the split is (validation_length; train() refuses a split
+// that fills none). A masked LM (mlm non-null) scores the masked tokens of a fixed masking
+// (kEvalMaskSeed) of the split, the same at every validation.
+float validation_loss(Model& model, const TokenSplit& valid, int B, int seq_len, int n_windows,
                       std::vector<int32_t>& tok, std::vector<int32_t>& tgt,
                       const MaskSpec* mlm) {
+  const int T = validation_length(valid, seq_len);
+  ALIBI_CHECK(T >= 1, "valid split ", valid.path, " fills no window");
   const int64_t avail = (int64_t(valid.tokens.size()) - 1) / T;
   const int64_t W = std::min<int64_t>(n_windows, avail);
   double sum = 0.0, scored = 0.0;

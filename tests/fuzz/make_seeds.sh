@@ -48,6 +48,8 @@ printf '{"model":"m","prompt":["a","bc"],"max_tokens":7,"temperature":0.5,"top_p
 printf '{"prompt":[[1,2],[3]],"max_tokens":null}' > "$OUT/serve_request/ids"
 printf '{"content":"hello","add_special":true,"with_pieces":true}' > "$OUT/serve_request/tokenize"
 printf '{"tokens":[104,105,33]}' > "$OUT/serve_request/detokenize"
+printf '1000000,128,0,2000000000' > "$OUT/cli_lengths/memory_flags"  # --batch .. --max-new-tokens
+printf '3,40,100,300' > "$OUT/cli_lengths/memory_fits"
 # Inputs that once broke a loader stay in its corpus (tests/fuzz/regressions/<target>/).
 for d in tests/fuzz/regressions/*/; do
   [ -d "$d" ] && cp "$d"* "$OUT/$(basename "$d")/" 2>/dev/null || true
