@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/io.h"
+#include "kernels/quant.h"
 
 namespace fs = std::filesystem;
 
@@ -101,7 +102,9 @@ Checkpoint read_checkpoint(const std::string& path_or_run) {
     const bool dtype_ok = ti.matrix ? weight_type_of_dtype(t.dtype, wt) : t.dtype == "F32";
     if (!dtype_ok)
       usage_error("checkpoint '", ck.path, "' tensor '", ti.name, "' has dtype ", t.dtype,
-                  ti.matrix ? "; expected F32, BF16 or F16" : "; expected F32");
+                  ti.matrix ? "; expected F32, BF16, F16 or a GGUF block type (" +
+                                  supported_ggml_names() + ")"
+                            : std::string("; expected F32"));
     if (t.shape != ti.shape)
       usage_error("checkpoint '", ck.path, "' tensor '", ti.name, "' has the wrong shape");
     if (ti.name == "wte") ck.weights = wt;
@@ -122,7 +125,10 @@ void Checkpoint::load_params(ParamSet& set, const std::string& prefix) const {
       set.upload(ti, t.f32());
     } else {
       std::vector<float> wide(ti.numel);
-      widen_stored(wide.data(), t.bytes(), ti.numel, wt == WeightType::bf16);
+      if (is_quantized(wt))
+        dequantize(wide.data(), t.bytes(), wt, int64_t(ti.numel));
+      else
+        widen_stored(wide.data(), t.bytes(), ti.numel, wt == WeightType::bf16);
       set.upload(ti, wide.data());
     }
     st.release(t);  // copied: its pages need not stay in memory

@@ -133,7 +133,7 @@ void Model::bind_matrices(const Safetensors* file) {
     // otherwise copied into one allocation, each matrix on a 64-byte boundary.
     auto in_place = [&](const StTensor& st, WeightType wt) {
       return backend_->host_memory() &&
-             reinterpret_cast<uintptr_t>(st.bytes()) % weight_bytes(wt) == 0;
+             reinterpret_cast<uintptr_t>(st.bytes()) % weight_align(wt) == 0;
     };
     size_t copy_bytes = 0;
     for (const TensorInfo& t : full.tensors) {
