@@ -178,9 +178,13 @@ std::string finish_checkpoint(Safetensors& st, const std::string& run_dir, int64
   return path;
 }
 
-void narrow(uint16_t* dst, const float* x, size_t n, WeightType t) {
-  for (size_t i = 0; i < n; ++i)
-    dst[i] = t == WeightType::bf16 ? float_to_bf16(x[i]) : float_to_f16(x[i]);
+// Bytes of matrix `ti` stored in type t; a UsageError where its rows are not whole blocks.
+size_t stored_bytes(const TensorInfo& ti, WeightType t) {
+  const int64_t rows = ti.shape.empty() ? 1 : ti.shape[0], cols = int64_t(ti.numel) / rows;
+  if (ggml_row_bytes(ggml_of(t), cols) < 0)
+    usage_error("tensor '", ti.name, "' has rows of ", cols, " elements; ", weight_type_name(t),
+                " stores rows of a multiple of ", ggml_of(t).block);
+  return weight_row_bytes(t, cols) * size_t(rows);
 }
 
 }  // namespace
@@ -200,9 +204,8 @@ std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig&
         st.add_view(prefix + ti.name, "F32", ti.shape, x, ti.numel * sizeof(float));
         continue;
       }
-      st.add_lazy(ti.name, weight_dtype(matrices), ti.shape, ti.numel * 2, [=](uint8_t* dst) {
-        narrow(reinterpret_cast<uint16_t*>(dst), x, ti.numel, matrices);
-      });
+      st.add_lazy(ti.name, weight_dtype(matrices), ti.shape, stored_bytes(ti, matrices),
+                  [=](uint8_t* dst) { quantize(dst, x, matrices, int64_t(ti.numel)); });
     }
   };
   add_set(params, "");
@@ -220,9 +223,10 @@ std::string write_checkpoint_rows(const std::string& run_dir, const ModelConfig&
   for (const TensorInfo& ti : layout.tensors) {
     const int64_t rows = ti.shape.empty() ? 1 : ti.shape[0], cols = int64_t(ti.numel) / rows;
     const WeightType wt = ti.matrix ? matrices : WeightType::fp32;
-    const size_t bytes = ti.numel * (wt == WeightType::fp32 ? 4 : 2);
+    const size_t row_bytes = stored_bytes(ti, wt) / size_t(rows);
     st.add_lazy(
-        ti.name, weight_dtype(wt), ti.shape, bytes, [&read, &ti, rows, cols, wt](uint8_t* dst) {
+        ti.name, weight_dtype(wt), ti.shape, row_bytes * size_t(rows),
+        [&read, &ti, rows, cols, wt, row_bytes](uint8_t* dst) {
           if (wt == WeightType::fp32) return read(ti, 0, rows, reinterpret_cast<float*>(dst));
           // Narrowed a block of rows at a time: no fp32 copy of the whole tensor.
           const int64_t block =
@@ -231,9 +235,23 @@ std::string write_checkpoint_rows(const std::string& run_dir, const ModelConfig&
           for (int64_t r = 0; r < rows; r += block) {
             const int64_t n = std::min(block, rows - r);
             read(ti, r, n, buf.data());
-            narrow(reinterpret_cast<uint16_t*>(dst) + r * cols, buf.data(), size_t(n * cols), wt);
+            quantize(dst + size_t(r) * row_bytes, buf.data(), wt, n * cols);
           }
         });
+  }
+  return finish_checkpoint(st, run_dir, step, tok, keep);
+}
+
+std::string write_checkpoint_stored(const std::string& run_dir, const ModelConfig& cfg,
+                                    const nlohmann::json& train, int64_t step, const Tokenizer& tok,
+                                    const ParamLayout& layout,
+                                    const std::function<StoredTensor(const TensorInfo&)>& get,
+                                    int keep) {
+  fs::create_directories(run_dir);
+  Safetensors st = checkpoint_header(cfg, train, step, tok);
+  for (const TensorInfo& ti : layout.tensors) {
+    const StoredTensor t = get(ti);
+    st.add_view(ti.name, t.dtype, ti.shape, t.data, t.bytes);
   }
   return finish_checkpoint(st, run_dir, step, tok, keep);
 }
