@@ -202,6 +202,8 @@ GgufImport import_gguf(const std::string& path) {
   const int64_t vocab = wte->shape()[0];
   if (vocab > INT32_MAX) usage_error("GGUF file '", path, "': token_embd.weight has ", vocab, " rows");
   const hf::ConfigJson c = config_json(g, *arch);
+  if (g.has(A + "attention.max_alibi_bias") && g.get_float(A + "attention.max_alibi_bias") <= 0)
+    g.refuse(A + "attention.max_alibi_bias", "is not positive: the model has no ALiBi");
   const hf::Family& family = hf::family_named(arch->family, "");
   // Before a layout of that many layers is planned: each layer has tensors in the file.
   if (c.get<int>(family.layers_key) > int64_t(g.tensors().size()))

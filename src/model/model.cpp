@@ -142,6 +142,10 @@ void Model::bind_matrices(const Safetensors* file) {
       WeightType wt;
       ALIBI_CHECK(weight_type_of_dtype(st.dtype, wt) && size_t(st.numel()) == t.numel,
                   "tensor ", t.name);
+      if (is_quantized(wt) && std::string(backend_->device()) != "cpu")
+        usage_error("tensor '", t.name, "' is ", st.dtype, "; the ", backend_->device(),
+                    " backend computes on fp32, bf16 and f16 matrices only (GGUF's block formats "
+                    "run on --device cpu)");
       if (!in_place(st, wt)) copy_bytes += (st.nbytes() + 63) / 64 * 64;
     }
     if (copy_bytes > 0) stored_ = DeviceArray<std::byte>(backend_, copy_bytes);
