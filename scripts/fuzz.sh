@@ -17,7 +17,7 @@ case "$MODE" in
   campaign) SECONDS_EACH=${2:?usage: scripts/fuzz.sh campaign SECONDS_PER_TARGET} ;;
   *) echo "usage: scripts/fuzz.sh smoke | campaign SECONDS_PER_TARGET" >&2; exit 2 ;;
 esac
-TARGETS=(${FUZZ_TARGETS:-safetensors checkpoint token_split tokenizer hf_config cli_lengths})
+TARGETS=(${FUZZ_TARGETS:-safetensors checkpoint token_split tokenizer hf_config cli_lengths gguf})
 BUILD=build-asan
 bash scripts/build_sanitize.sh > /dev/null
 

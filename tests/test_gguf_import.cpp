@@ -1,9 +1,9 @@
-// alibi import of GGUF files (model/gguf_import.h) against files made by llama.cpp's own tools:
-// a tiny BLOOM and a tiny MPT converted by convert_hf_to_gguf.py and quantized by llama-quantize
-// (BLOOM to Q8_0, Q4_0 and Q4_K_M, MPT to Q8_0: tests/golden/gguf/{bloom,mpt}-*.gguf,
-// bloom.json, mpt.json; tests/ref/make_gguf_models.py), with the
-// logits of a double-precision transformers reference on gguf-py's dequantisation of each file
-// and those of llama.cpp itself.
+// alibi import of GGUF files (model/gguf_import.h) and export --to-gguf (model/gguf_export.h)
+// against files made by llama.cpp's own tools: a tiny BLOOM and a tiny MPT converted by
+// convert_hf_to_gguf.py and quantized by llama-quantize (BLOOM to Q8_0, Q4_0 and Q4_K_M, MPT to
+// Q8_0: tests/golden/gguf/{bloom,mpt}-*.gguf, bloom.json, mpt.json;
+// tests/ref/make_gguf_models.py), with the logits of a double-precision transformers reference on
+// gguf-py's dequantisation of each file and those of llama.cpp itself.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -292,6 +292,82 @@ TEST(GgufImportCli, ImportThenGenerateAndEval) {
   test::expect_cli_error(
       run_cli("import " + kDir + "bloom-q4_k_m.gguf --dtype q8_0 --out " + (dir / "x"), dir / "d"),
       "--dtype 'q8_0'");
+}
+
+
+// ---- export --to-gguf ------------------------------------------------------------------------
+
+class GgufExport : public ::testing::Test {
+ protected:
+  // RUN folder of `alibi import SRC`.
+  std::string imported(const std::string& src, const std::string& name) {
+    const std::string run = dir_ / name;
+    const test::CliResult r = run_cli("import " + src + " --out " + run, dir_ / "e");
+    EXPECT_EQ(r.code, 0) << r.err;
+    return run;
+  }
+  // Every tensor of `ours` has the name, type, shape and bytes of `theirs`'s, and no other.
+  static void expect_same_tensors(const std::string& ours, const std::string& theirs) {
+    const Gguf a = Gguf::read(ours), b = Gguf::read(theirs);
+    ASSERT_EQ(a.tensors().size(), b.tensors().size());
+    for (const GgufTensor& t : b.tensors()) {
+      const GgufTensor* o = a.find(t.name);
+      ASSERT_TRUE(o) << t.name;
+      EXPECT_EQ(o->type, t.type) << t.name;
+      EXPECT_EQ(o->dims, t.dims) << t.name;
+      ASSERT_EQ(o->bytes, t.bytes) << t.name;
+      EXPECT_EQ(std::memcmp(o->data, t.data, t.bytes), 0) << t.name;
+    }
+  }
+  TempDir dir_{"gguf_export"};
+};
+
+// An import written back out holds the file's blocks; the metadata reads back as the same model
+// and tokenizer (llama.cpp's logits on such a file equal those on the original: docs/gguf.md).
+TEST_F(GgufExport, AnImportWrittenBackHoldsTheFilesTensors) {
+  for (const char* name : {"bloom-q4_k_m.gguf", "mpt-q8_0.gguf"}) {
+    const std::string run = imported(kDir + name, std::string("run-") + name);
+    const std::string out = dir_ / (std::string("again-") + name);
+    const test::CliResult r =
+        run_cli("export " + run + " --to-gguf " + out + " --max-seq-len 128", dir_ / "x");
+    ASSERT_EQ(r.code, 0) << r.err;
+    expect_same_tensors(out, kDir + name);
+    const GgufImport a = import_gguf(out), b = import_gguf(kDir + name);
+    EXPECT_EQ(a.config.to_json(), b.config.to_json()) << name;
+    EXPECT_EQ(a.trained_len, b.trained_len) << name;
+    const std::string text = golden(family_of(name)).at("text");
+    EXPECT_EQ(a.tokenizer.encode(text), b.tokenizer.encode(text)) << name;
+    EXPECT_EQ(Gguf::read(out).get_strings("tokenizer.ggml.tokens"),
+              Gguf::read(kDir + name).get_strings("tokenizer.ggml.tokens"));
+  }
+}
+
+// Quantized to Q8_0 from the F16 file's values, the export equals llama-quantize's Q8_0 file
+// tensor for tensor, byte for byte.
+TEST_F(GgufExport, Q8_0FromF16EqualsLlamaQuantize) {
+  const std::string run = imported(kDir + "bloom-f16.gguf", "run");
+  const std::string out = dir_ / "q8.gguf";
+  const test::CliResult r = run_cli(
+      "export " + run + " --to-gguf " + out + " --dtype q8_0 --max-seq-len 128", dir_ / "x");
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_same_tensors(out, kDir + "bloom-q8_0.gguf");
+}
+
+TEST_F(GgufExport, RefusalsNameTheReasonAndWriteNothing) {
+  const std::string hf = std::string(ALIBI_SOURCE_DIR) + "/tests/golden/hf/";
+  const std::string out = dir_ / "x.gguf";
+  const std::string falcon = imported(hf + "falcon", "falcon");
+  test::expect_cli_error(run_cli("export " + falcon + " --to-gguf " + out, dir_ / "e"),
+                         "llama.cpp runs no Falcon with ALiBi");
+  const std::string bloom48 = imported(hf + "bloom", "bloom48");  // rows of 48
+  test::expect_cli_error(
+      run_cli("export " + bloom48 + " --to-gguf " + out + " --dtype q4_0", dir_ / "e"),
+      "rows of 48 elements; Q4_0 stores rows of a multiple of 32");
+  test::expect_cli_error(
+      run_cli("export " + bloom48 + " --to-gguf " + out + " --dtype q4_k", dir_ / "e"),
+      "--dtype 'q4_k'");
+  test::expect_cli_error(run_cli("export " + bloom48, dir_ / "e"), "one of --to-hf");
+  EXPECT_FALSE(fs::exists(out));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "model/hf_export.h"
+#include "model/gguf_export.h"
 #include "model/gguf_import.h"
 #include "model/hf_import.h"
 
@@ -100,25 +101,54 @@ Command add_import(CLI::App& app) {
 Command add_export(CLI::App& app) {
   auto ckpt = std::make_shared<std::string>();
   auto dir = std::make_shared<std::string>();
+  auto gguf = std::make_shared<std::string>();
+  auto dtype = std::make_shared<std::string>("stored");
   auto family = std::make_shared<std::string>();
   auto max_seq_len = std::make_shared<int>(8192);
   CLI::App* ce = add_subcommand(
       app, "export",
       "a checkpoint whose architecture options are a Hugging Face family's (" + architectures() +
-          ") as a folder that transformers loads with from_pretrained");
+          ") as a folder that transformers loads with from_pretrained, or (bloom, mpt) as a GGUF "
+          "file that llama.cpp loads");
   ce->add_option("checkpoint", *ckpt, "run folder (its latest checkpoint) or file")->required();
-  ce->add_option("--to-hf", *dir, "new folder: config.json, model.safetensors, tokenizer.json")
-      ->required();
+  ce->add_option("--to-hf", *dir, "new folder: config.json, model.safetensors, tokenizer.json");
+  ce->add_option("--to-gguf", *gguf, "GGUF file to write instead (llama.cpp's bloom or mpt)");
+  ce->add_option("--dtype", *dtype,
+                 "--to-gguf's weight matrices: stored (each as the checkpoint holds it) | fp32 | "
+                 "bf16 | f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 (quantized from fp32)");
   ce->add_option("--family", *family,
                  hf::family_names() + " (empty: the first whose options the model has)");
   ce->add_option("--max-seq-len", *max_seq_len,
-                 "the training length config.json gives, where the family has the field "
-                 "(transformers cannot run some families past it)");
+                 "the training length config.json (or the GGUF context_length) gives, where the "
+                 "family has the field (transformers cannot run some families past it)");
   return {ce, [=] {
             if (*max_seq_len < 1)
               usage_error("--max-seq-len ", *max_seq_len, " must be at least 1");
+            if (dir->empty() == gguf->empty())
+              usage_error("export needs one of --to-hf DIR and --to-gguf FILE");
+            GgufExportType type;
+            if (*dtype != "stored") {
+              if (!gguf->empty()) {
+                type.as_stored = false;
+                type.type = parse_weight_type(*dtype, "--dtype",
+                                              "fp32|bf16|f16|q8_0|q4_0|q4_1|q5_0|q5_1");
+              } else {
+                usage_error("--dtype '", *dtype, "' applies to --to-gguf; --to-hf writes F32");
+              }
+            }
             const Checkpoint ck = read_checkpoint(*ckpt);
             const hf::Family& f = hf_family(ck.config, *family);
+            if (!gguf->empty()) {
+              std::error_code ec;
+              if (fs::exists(*gguf, ec))
+                usage_error("--to-gguf '", *gguf, "' already exists; expected a new file");
+              export_gguf(ck, f, type, *max_seq_len, *gguf);
+              std::printf("export: %s (step %lld) -> %s (GGUF %s, matrices %s)\n",
+                          ck.path.c_str(), static_cast<long long>(ck.step), gguf->c_str(),
+                          gguf_architecture(f).c_str(),
+                          type.as_stored ? "as stored" : weight_type_name(type.type));
+              return;
+            }
             const ParamLayout layout = make_param_layout(ck.config);
             ParamSet set(layout);
             ck.load_params(set);

@@ -70,8 +70,9 @@ const std::vector<std::pair<const char*, const char*>>& tensor_names() {
   return kNames;
 }
 
-// The file's name of our tensor `ours` ("h.3.ln1.w" -> "blk.3.attn_norm.weight"); "" for none.
-std::string their_name(const std::string& ours) {
+}  // namespace
+
+std::string gguf_tensor_name(const std::string& ours) {
   std::string layer, pattern = ours;
   if (ours.starts_with("h.")) {
     const size_t dot = ours.find('.', 2);
@@ -86,6 +87,42 @@ std::string their_name(const std::string& ours) {
     }
   return "";
 }
+
+std::string gguf_architecture(const hf::Family& f) {
+  for (const Arch& a : archs())
+    if (f.name == std::string(a.family)) return a.name;
+  return "";
+}
+
+void add_gguf_metadata(GgufWriter& w, const hf::Family& f, const ModelConfig& cfg,
+                       int context_length) {
+  const std::string arch = gguf_architecture(f);
+  const Arch* a = nullptr;
+  for (const Arch& x : archs())
+    if (arch == x.name) a = &x;
+  ALIBI_CHECK(a != nullptr, f.name);
+  const json j = hf::write_config(f, cfg, context_length);
+  const std::string A = arch + ".";
+  w.add_u32(A + "context_length", uint32_t(context_length));
+  w.add_u32(A + "feed_forward_length", uint32_t(cfg.ffn));
+  w.add_u32(A + "attention.head_count_kv", uint32_t(cfg.heads));
+  for (const auto& [key, field] : a->fields) {
+    const std::string k = A + key, fd = field;
+    if (key[0] == '=' || k == A + "context_length") continue;
+    const size_t dot = fd.find('.');
+    const json::json_pointer p(
+        "/" + (dot == std::string::npos ? fd : fd.substr(0, dot) + "/" + fd.substr(dot + 1)));
+    if (!j.contains(p) || !j.at(p).is_number()) continue;  // a field the family leaves out
+    // llama.cpp reads these three as f32, every other as u32 (gguf-py's writer's types).
+    const std::string kk = key;
+    if (kk.ends_with("epsilon") || kk.ends_with("max_alibi_bias") || kk.ends_with("clamp_kqv"))
+      w.add_f32(k, j.at(p).get<float>());
+    else
+      w.add_u32(k, j.at(p).get<uint32_t>());
+  }
+}
+
+namespace {
 
 // The metadata as the family's config.json: the fields Arch lists, where the file has them.
 hf::ConfigJson config_json(const Gguf& g, const Arch& a) {
@@ -222,7 +259,7 @@ GgufImport import_gguf(const std::string& path) {
   const ParamLayout layout = make_param_layout(m.config);
   std::set<std::string> used;
   for (const TensorInfo& ti : layout.tensors) {
-    const std::string theirs = their_name(ti.name);
+    const std::string theirs = gguf_tensor_name(ti.name);
     const GgufTensor* t = theirs.empty() ? nullptr : g.find(theirs);
     if (!t)
       usage_error("GGUF file '", path, "': tensor '", theirs.empty() ? ti.name : theirs,

@@ -14,6 +14,7 @@
 #include "core/gguf.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
+#include "model/hf/family.h"
 
 namespace alibi {
 
@@ -37,5 +38,15 @@ GgufImport import_gguf(const std::string& path);
 // bytes as the file holds them; every other tensor fp32. Returns the path written.
 std::string write_gguf_checkpoint(const GgufImport& m, const std::string& run_dir,
                                   const nlohmann::json& train);
+
+// For model/gguf_export.h, the inverse:
+// llama.cpp's name of our tensor ("h.3.ln1.w" -> "blk.3.attn_norm.weight"); "" for none.
+std::string gguf_tensor_name(const std::string& ours);
+// The architecture of llama.cpp's that runs family f ("bloom", "mpt"); "" for none (falcon:
+// llama.cpp's falcon has no ALiBi).
+std::string gguf_architecture(const hf::Family& f);
+// ARCH.* metadata for cfg in family f, as import_gguf reads it back.
+void add_gguf_metadata(GgufWriter& w, const hf::Family& f, const ModelConfig& cfg,
+                       int context_length);
 
 }  // namespace alibi
