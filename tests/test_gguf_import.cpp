@@ -368,6 +368,10 @@ TEST_F(GgufExport, RefusalsNameTheReasonAndWriteNothing) {
       "--dtype 'q4_k'");
   test::expect_cli_error(run_cli("export " + bloom48, dir_ / "e"), "one of --to-hf");
   EXPECT_FALSE(fs::exists(out));
+  test::expect_cli_error(
+      run_cli("import " + hf + "bloom --dtype q8_0 --out " + (dir_ / "q8"), dir_ / "e"),
+      "rows of 48 elements; q8_0 stores rows of a multiple of 32");
+  EXPECT_FALSE(fs::exists(dir_ / "q8"));
 }
 
 }  // namespace

@@ -173,6 +173,7 @@ std::string finish_checkpoint(Safetensors& st, const std::string& run_dir, int64
   char name[64];
   std::snprintf(name, sizeof(name), "%s%09lld%s", kPrefix, static_cast<long long>(step), kSuffix);
   const std::string path = (fs::path(run_dir) / name).string();
+  fs::create_directories(run_dir);  // once every tensor is known to fit its dtype
   st.write_atomic(path);
   tidy_run_folder(run_dir, keep);
   return path;
@@ -193,7 +194,6 @@ std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig&
                                   const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                                   const ParamLayout& layout, const float* params, const float* m,
                                   const float* v, int keep, WeightType matrices) {
-  fs::create_directories(run_dir);
   Safetensors st = checkpoint_header(cfg, train, step, tok);
   // fp32 tensors are written from the caller's memory as they are; narrowed ones are made one at
   // a time as the file is written.
@@ -218,7 +218,6 @@ std::string write_checkpoint_rows(const std::string& run_dir, const ModelConfig&
                                   const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                                   const ParamLayout& layout, const ReadRows& read, int keep,
                                   WeightType matrices) {
-  fs::create_directories(run_dir);
   Safetensors st = checkpoint_header(cfg, train, step, tok);
   for (const TensorInfo& ti : layout.tensors) {
     const int64_t rows = ti.shape.empty() ? 1 : ti.shape[0], cols = int64_t(ti.numel) / rows;
@@ -247,7 +246,6 @@ std::string write_checkpoint_stored(const std::string& run_dir, const ModelConfi
                                     const ParamLayout& layout,
                                     const std::function<StoredTensor(const TensorInfo&)>& get,
                                     int keep) {
-  fs::create_directories(run_dir);
   Safetensors st = checkpoint_header(cfg, train, step, tok);
   for (const TensorInfo& ti : layout.tensors) {
     const StoredTensor t = get(ti);
