@@ -6,8 +6,10 @@
 // each output is one thread's sum in a fixed order, whatever the thread count (docs/gguf.md).
 // GCC 12's AVX-512 conversion intrinsics start from _mm512_undefined_*(), which its
 // -Wmaybe-uninitialized reports as used uninitialized at every inlined call (a false positive).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <immintrin.h>
 #include <omp.h>
 
