@@ -319,6 +319,9 @@ TEST(GgufReader, BadFieldsAreRefusedByName) {
   b.tensors[1].dims = {64, uint64_t(1) << 62};
   expect_refused(b.bytes(), {"tensor 'q'"});
   b = small_file();
+  b.tensors[1].dims = {uint64_t(1) << 61, 1};  // its row's bytes overflow int64 (a fuzz finding)
+  expect_refused(b.bytes(), {"tensor 'q'", "rows of 2305843009213693952 elements"});
+  b = small_file();
   b.tensors[1].name = "w";
   expect_refused(b.bytes(), {"tensor 'w'", "twice"});
   b = small_file();

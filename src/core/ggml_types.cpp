@@ -1,5 +1,7 @@
 #include "core/ggml_types.h"
 
+#include <cstdint>
+
 namespace alibi {
 
 const std::vector<GgmlType>& supported_ggml_types() {
@@ -45,7 +47,7 @@ std::string supported_ggml_names() {
 }
 
 int64_t ggml_row_bytes(const GgmlType& t, int64_t n) {
-  if (n < 0 || n % t.block != 0) return -1;
+  if (n < 0 || n % t.block != 0 || n / t.block > INT64_MAX / t.bytes) return -1;
   return n / t.block * t.bytes;
 }
 

@@ -26,7 +26,8 @@ const GgmlType* ggml_type(std::string_view name);
 const char* ggml_type_name(uint32_t id);
 // "F32, F16, ...": the supported names, for messages.
 std::string supported_ggml_names();
-// Bytes of a row of n elements of type t, or -1 where n is not a multiple of its block.
+// Bytes of a row of n elements of type t, or -1 where n is not a multiple of its block or the
+// bytes would pass 2^63.
 int64_t ggml_row_bytes(const GgmlType& t, int64_t n);
 
 }  // namespace alibi

@@ -250,6 +250,9 @@ Gguf Gguf::parse(const uint8_t* data, size_t size, const std::string& path) {
                                      supported_ggml_names())
                           : str_cat("has unknown type id ", infos[k].type));
     }
+    if (uint64_t(t.dims[0]) / uint64_t(t.type->block) > data_size / uint64_t(t.type->bytes))
+      c.fail(field, str_cat("has rows of ", t.dims[0], " elements, more than the file's ",
+                            data_size, " bytes of data hold"));
     const int64_t row = ggml_row_bytes(*t.type, t.dims[0]);
     if (row < 0)
       c.fail(field, str_cat("has rows of ", t.dims[0], " elements, not a multiple of ", t.type->name,
