@@ -54,6 +54,7 @@ for p in F16 $PRESETS; do
       --prompt-file "$W/prompt.txt" --max-new-tokens 128 --temperature 0 --chunk 512 2>&1 \
       | grep -o 'prompt: .*decode: [^;]*'
     flock /tmp/alibi-bench.lock "$LLAMA/build/bin/llama-bench" -m "$f" -t 2 -p 512 -n 128 \
-      -r 2 -o csv 2>/dev/null | awk -F, 'NR>1 {print "llama.cpp", $(NF-6), $(NF-5), $(NF-1)}'
+      -r 2 -o csv 2>/dev/null | tr -d '"' | awk -F, 'NR == 1 {for (i = 1; i <= NF; ++i) c[$i] = i; next}
+        {print "llama.cpp: pp", $c["n_prompt"], "tg", $c["n_gen"], $c["avg_ts"], "tokens/s"}'
   done
 done
