@@ -18,7 +18,7 @@ case "$MODE" in
   *) echo "usage: scripts/fuzz.sh smoke | campaign SECONDS_PER_TARGET" >&2; exit 2 ;;
 esac
 TARGETS=(${FUZZ_TARGETS:-safetensors checkpoint token_split tokenizer hf_config cli_lengths
-                         serve_request})
+                         serve_request gguf})
 BUILD=build-asan
 bash scripts/build_sanitize.sh > /dev/null
 

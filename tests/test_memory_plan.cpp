@@ -237,15 +237,16 @@ TEST(MemoryPlan, FileWeightsAreTheStoredMatricesAndTheOthersTwice) {
   Model m(c, 1, 8, false);
   m.init_weights(3);
   const ParamLayout full = make_param_layout(c), others = full.without_matrices();
-  size_t matrices = 0;
-  for (const TensorInfo& t : full.tensors) matrices += t.matrix ? t.numel : 0;
   for (const WeightType wt : {WeightType::fp32, WeightType::bf16}) {
+    size_t matrices = 0;  // bytes of the (out, in) matrices as stored
+    for (const TensorInfo& t : full.tensors)
+      if (t.matrix) matrices += size_t(t.shape[0]) * weight_row_bytes(wt, t.shape[1]);
     const std::string path = write_checkpoint(dir / weight_type_name(wt), c, nlohmann::json{}, 1,
                                               Tokenizer::bytes(), m.params, nullptr, nullptr, 1,
                                               wt);
     const Safetensors st = Safetensors::read(path);
     EXPECT_EQ(Model::file_weight_bytes(c, st, *default_backend()),
-              matrices * weight_bytes(wt) + 2 * others.total * sizeof(float))
+              matrices + 2 * others.total * sizeof(float))
         << weight_type_name(wt);
     if (kOwnMalloc) continue;
     const size_t before = heap_in_use();

@@ -1,5 +1,5 @@
 // alibi import and alibi export: Hugging Face folders of the families in model/hf/registry.cpp to
-// alibi checkpoints and back (docs/hf.md).
+// alibi checkpoints and back (docs/hf.md), and GGUF files into checkpoints (docs/gguf.md).
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "model/hf_export.h"
+#include "model/gguf_export.h"
+#include "model/gguf_import.h"
 #include "model/hf_import.h"
 
 namespace fs = std::filesystem;
@@ -22,6 +24,26 @@ std::string architectures() {
   return s;
 }
 
+// alibi import FILE.gguf: the file's matrices kept in their types, byte for byte.
+void import_gguf_file(const std::string& file, const std::string& out, const std::string& dtype) {
+  if (dtype != "auto")
+    usage_error("--dtype '", dtype, "' applies to Hugging Face folders; a GGUF file's matrices ",
+                "keep their types (expected auto)");
+  const GgufImport m = import_gguf(file);  // everything checked before anything is written
+  nlohmann::json train = {{"imported_from", fs::absolute(file).string()},
+                          {"architecture", m.architecture},
+                          {"dtype", "GGUF " + m.matrix_types()},
+                          {"weights", "gguf"}};
+  if (m.trained_len > 0) train["seq_len"] = m.trained_len;
+  const std::string path = write_gguf_checkpoint(m, out, train);
+  const ModelConfig& c = m.config;
+  std::printf(
+      "import: GGUF %s (matrices %s, kept as stored): %d layers, d_model %d, %d heads, ffn %d, "
+      "vocabulary %d (tokenizer %d) -> %s\n",
+      m.architecture.c_str(), m.matrix_types().c_str(), c.layers, c.d_model, c.heads, c.ffn,
+      c.vocab, m.tokenizer.vocab(), path.c_str());
+}
+
 }  // namespace
 
 Command add_import(CLI::App& app) {
@@ -31,20 +53,26 @@ Command add_import(CLI::App& app) {
   CLI::App* ci = add_subcommand(
       app, "import",
       "a Hugging Face folder of an ALiBi family (" + architectures() +
-          "; config.json, model.safetensors or its shards, tokenizer.json) as an alibi checkpoint "
-          "for eval, generate and bench");
-  ci->add_option("hf_dir", *dir, "Hugging Face model folder")->required();
+          "; config.json, model.safetensors or its shards, tokenizer.json) or a GGUF file of "
+          "llama.cpp's bloom or mpt architecture (any of its tensor types " +
+          supported_ggml_names() + ") as an alibi checkpoint for eval, generate and bench");
+  ci->add_option("model", *dir, "Hugging Face model folder, or a .gguf file")->required();
   ci->add_option("--out", *out, "new run folder; the checkpoint is OUT/ckpt-000000000.safetensors")
       ->required();
   ci->add_option("--dtype", *dtype,
-                 "type of the checkpoint's weight matrices: auto (the folder's when all its "
-                 "tensors are BF16 or F16, else fp32) | fp32 | bf16 | f16");
+                 "type of the checkpoint's weight matrices (a folder's; a GGUF file's keep "
+                 "theirs): auto (the folder's when all its tensors are BF16 or F16, else fp32) | "
+                 "fp32 | bf16 | f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 (GGUF's block formats, "
+                 "quantized as llama.cpp's reference does; rows must be whole blocks of 32)");
   return {ci, [=] {
-            const bool automatic = *dtype == "auto";
-            WeightType wt = automatic ? WeightType::fp32 : parse_weight_type(*dtype, "--dtype");
             std::error_code ec;
             if (fs::exists(*out, ec) && !(fs::is_directory(*out, ec) && fs::is_empty(*out, ec)))
               usage_error("--out '", *out, "' already exists; expected a new or empty folder");
+            if (fs::is_regular_file(*dir, ec)) return import_gguf_file(*dir, *out, *dtype);
+            const bool automatic = *dtype == "auto";
+            WeightType wt = automatic ? WeightType::fp32
+                                      : parse_weight_type(*dtype, "--dtype",
+                                                          "fp32|bf16|f16|q8_0|q4_0|q4_1|q5_0|q5_1");
             const HfImport m = import_hf(*dir);  // everything checked before anything is written
             if (automatic && m.dtype == "BF16") wt = WeightType::bf16;
             if (automatic && m.dtype == "F16") wt = WeightType::f16;
@@ -73,25 +101,54 @@ Command add_import(CLI::App& app) {
 Command add_export(CLI::App& app) {
   auto ckpt = std::make_shared<std::string>();
   auto dir = std::make_shared<std::string>();
+  auto gguf = std::make_shared<std::string>();
+  auto dtype = std::make_shared<std::string>("stored");
   auto family = std::make_shared<std::string>();
   auto max_seq_len = std::make_shared<int>(8192);
   CLI::App* ce = add_subcommand(
       app, "export",
       "a checkpoint whose architecture options are a Hugging Face family's (" + architectures() +
-          ") as a folder that transformers loads with from_pretrained");
+          ") as a folder that transformers loads with from_pretrained, or (bloom, mpt) as a GGUF "
+          "file that llama.cpp loads");
   ce->add_option("checkpoint", *ckpt, "run folder (its latest checkpoint) or file")->required();
-  ce->add_option("--to-hf", *dir, "new folder: config.json, model.safetensors, tokenizer.json")
-      ->required();
+  ce->add_option("--to-hf", *dir, "new folder: config.json, model.safetensors, tokenizer.json");
+  ce->add_option("--to-gguf", *gguf, "GGUF file to write instead (llama.cpp's bloom or mpt)");
+  ce->add_option("--dtype", *dtype,
+                 "--to-gguf's weight matrices: stored (each as the checkpoint holds it) | fp32 | "
+                 "bf16 | f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 (quantized from fp32)");
   ce->add_option("--family", *family,
                  hf::family_names() + " (empty: the first whose options the model has)");
   ce->add_option("--max-seq-len", *max_seq_len,
-                 "the training length config.json gives, where the family has the field "
-                 "(transformers cannot run some families past it)");
+                 "the training length config.json (or the GGUF context_length) gives, where the "
+                 "family has the field (transformers cannot run some families past it)");
   return {ce, [=] {
             if (*max_seq_len < 1)
               usage_error("--max-seq-len ", *max_seq_len, " must be at least 1");
+            if (dir->empty() == gguf->empty())
+              usage_error("export needs one of --to-hf DIR and --to-gguf FILE");
+            GgufExportType type;
+            if (*dtype != "stored") {
+              if (!gguf->empty()) {
+                type.as_stored = false;
+                type.type = parse_weight_type(*dtype, "--dtype",
+                                              "fp32|bf16|f16|q8_0|q4_0|q4_1|q5_0|q5_1");
+              } else {
+                usage_error("--dtype '", *dtype, "' applies to --to-gguf; --to-hf writes F32");
+              }
+            }
             const Checkpoint ck = read_checkpoint(*ckpt);
             const hf::Family& f = hf_family(ck.config, *family);
+            if (!gguf->empty()) {
+              std::error_code ec;
+              if (fs::exists(*gguf, ec))
+                usage_error("--to-gguf '", *gguf, "' already exists; expected a new file");
+              export_gguf(ck, f, type, *max_seq_len, *gguf);
+              std::printf("export: %s (step %lld) -> %s (GGUF %s, matrices %s)\n",
+                          ck.path.c_str(), static_cast<long long>(ck.step), gguf->c_str(),
+                          gguf_architecture(f).c_str(),
+                          type.as_stored ? "as stored" : weight_type_name(type.type));
+              return;
+            }
             const ParamLayout layout = make_param_layout(ck.config);
             ParamSet set(layout);
             ck.load_params(set);

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/ggml_types.h"
 #include "core/io.h"
 
 namespace alibi {
@@ -23,6 +24,22 @@ size_t dtype_size(const std::string& dtype) {
   if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16") return 2;
   if (dtype == "U8" || dtype == "I8" || dtype == "BOOL") return 1;
   return 0;
+}
+
+// The bytes of a tensor of `numel` elements whose rows have `cols`: numel times the element size,
+// or for GGUF's block formats (alibi's quantized checkpoints, docs/gguf.md) the blocks' bytes.
+// -1 for an unknown dtype or rows that are not whole blocks.
+int64_t dtype_bytes(const std::string& dtype, uint64_t numel, int64_t cols) {
+  if (const size_t es = dtype_size(dtype)) return int64_t(numel * es);
+  const GgmlType* g = ggml_type(dtype);
+  if (!g || g->block == 1 || cols <= 0 || cols % g->block) return -1;
+  return int64_t(numel / uint64_t(g->block) * uint64_t(g->bytes));
+}
+
+// Where a tensor of this dtype may start: its element size, or 2 for a block format (f16 scales).
+size_t dtype_align(const std::string& dtype) {
+  const size_t es = dtype_size(dtype);
+  return es ? es : 2;
 }
 
 // Caps the JSON header so a foreign file cannot make us allocate gigabytes.
@@ -127,9 +144,9 @@ Safetensors Safetensors::read(const std::string& path) {
       uint64_t numel = 1;
       for (uint64_t d : *dims) numel = d == 0 || numel <= data_size / d ? numel * d : data_size + 1;
       t.shape.assign(dims->begin(), dims->end());
-      const size_t es = dtype_size(t.dtype);
-      if (es == 0) bad(str_cat("tensor '", name, "' has unknown dtype ", t.dtype));
-      if (numel * es != (*off)[1] - (*off)[0])
+      const int64_t bytes = dtype_bytes(t.dtype, numel, t.shape.empty() ? 1 : t.shape.back());
+      if (bytes < 0) bad(str_cat("tensor '", name, "' has unknown dtype ", t.dtype, " for its shape"));
+      if (uint64_t(bytes) != (*off)[1] - (*off)[0])
         bad(str_cat("tensor '", name, "' has ", (*off)[1] - (*off)[0], " bytes for its shape"));
       t.view = data + (*off)[0];
       t.view_bytes = (*off)[1] - (*off)[0];
@@ -168,7 +185,9 @@ void Safetensors::add_view(const std::string& name, const std::string& dtype,
   StTensor t;
   t.dtype = dtype;
   t.shape = std::move(shape);
-  ALIBI_CHECK(uint64_t(t.numel()) * dtype_size(dtype) == bytes, name);
+  ALIBI_CHECK(dtype_bytes(dtype, uint64_t(t.numel()), t.shape.empty() ? 1 : t.shape.back()) ==
+                  int64_t(bytes),
+              name);
   t.view = static_cast<const uint8_t*>(src);
   t.view_bytes = bytes;
   tensors[name] = std::move(t);
@@ -180,7 +199,9 @@ void Safetensors::add_lazy(const std::string& name, const std::string& dtype,
   StTensor t;
   t.dtype = dtype;
   t.shape = std::move(shape);
-  ALIBI_CHECK(uint64_t(t.numel()) * dtype_size(dtype) == bytes, name);
+  ALIBI_CHECK(dtype_bytes(dtype, uint64_t(t.numel()), t.shape.empty() ? 1 : t.shape.back()) ==
+                  int64_t(bytes),
+              name);
   t.view_bytes = bytes;
   t.fill = std::move(fill);
   tensors[name] = std::move(t);
@@ -204,7 +225,7 @@ void Safetensors::write_atomic(const std::string& path) const {
   std::vector<const std::pair<const std::string, StTensor>*> order;
   for (const auto& e : tensors) order.push_back(&e);
   std::stable_sort(order.begin(), order.end(), [&](const auto* a, const auto* b) {
-    return dtype_size(a->second.dtype) > dtype_size(b->second.dtype);
+    return dtype_align(a->second.dtype) > dtype_align(b->second.dtype);
   });
   nlohmann::json j = nlohmann::json::object();
   if (!metadata.empty()) j["__metadata__"] = metadata;

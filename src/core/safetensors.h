@@ -1,7 +1,10 @@
 #pragma once
 // safetensors (https://github.com/huggingface/safetensors format): 8-byte little-endian header
 // length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__":
-// {string: string}}, then the data. Readable by Python's `safetensors` package.
+// {string: string}}, then the data. Readable by Python's `safetensors` package, except for the
+// dtypes it does not know: alibi's quantized checkpoints store GGUF's block formats ("Q4_K", ...;
+// core/ggml_types.h) under their GGUF names, a (rows, cols) shape holding rows x cols / block
+// blocks (docs/gguf.md).
 #include <cstdint>
 #include <functional>
 #include <map>

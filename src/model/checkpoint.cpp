@@ -10,6 +10,7 @@
 #include "core/half.h"
 #include "core/io.h"
 #include "position/position.h"
+#include "kernels/quant.h"
 
 namespace fs = std::filesystem;
 
@@ -103,7 +104,9 @@ Checkpoint read_checkpoint(const std::string& path_or_run) {
     const bool dtype_ok = ti.matrix ? weight_type_of_dtype(t.dtype, wt) : t.dtype == "F32";
     if (!dtype_ok)
       usage_error("checkpoint '", ck.path, "' tensor '", ti.name, "' has dtype ", t.dtype,
-                  ti.matrix ? "; expected F32, BF16 or F16" : "; expected F32");
+                  ti.matrix ? "; expected F32, BF16, F16 or a GGUF block type (" +
+                                  supported_ggml_names() + ")"
+                            : std::string("; expected F32"));
     if (t.shape != ti.shape)
       usage_error("checkpoint '", ck.path, "' tensor '", ti.name, "' has the wrong shape");
     if (ti.name == "wte") ck.weights = wt;
@@ -127,7 +130,10 @@ void Checkpoint::load_params(ParamSet& set, const std::string& prefix) const {
       set.upload(ti, t.f32());
     } else {
       std::vector<float> wide(ti.numel);
-      widen_stored(wide.data(), t.bytes(), ti.numel, wt == WeightType::bf16);
+      if (is_quantized(wt))
+        dequantize(wide.data(), t.bytes(), wt, int64_t(ti.numel));
+      else
+        widen_stored(wide.data(), t.bytes(), ti.numel, wt == WeightType::bf16);
       set.upload(ti, wide.data());
     }
     st.release(t);  // copied: its pages need not stay in memory
@@ -181,14 +187,19 @@ std::string finish_checkpoint(Safetensors& st, const std::string& run_dir, int64
   char name[64];
   std::snprintf(name, sizeof(name), "%s%09lld%s", kPrefix, static_cast<long long>(step), kSuffix);
   const std::string path = (fs::path(run_dir) / name).string();
+  fs::create_directories(run_dir);  // once every tensor is known to fit its dtype
   st.write_atomic(path);
   tidy_run_folder(run_dir, keep);
   return path;
 }
 
-void narrow(uint16_t* dst, const float* x, size_t n, WeightType t) {
-  for (size_t i = 0; i < n; ++i)
-    dst[i] = t == WeightType::bf16 ? float_to_bf16(x[i]) : float_to_f16(x[i]);
+// Bytes of matrix `ti` stored in type t; a UsageError where its rows are not whole blocks.
+size_t stored_bytes(const TensorInfo& ti, WeightType t) {
+  const int64_t rows = ti.shape.empty() ? 1 : ti.shape[0], cols = int64_t(ti.numel) / rows;
+  if (ggml_row_bytes(ggml_of(t), cols) < 0)
+    usage_error("tensor '", ti.name, "' has rows of ", cols, " elements; ", weight_type_name(t),
+                " stores rows of a multiple of ", ggml_of(t).block);
+  return weight_row_bytes(t, cols) * size_t(rows);
 }
 
 }  // namespace
@@ -197,7 +208,6 @@ std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig&
                                   const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                                   const ParamLayout& layout, const float* params, const float* m,
                                   const float* v, int keep, WeightType matrices) {
-  fs::create_directories(run_dir);
   Safetensors st = checkpoint_header(cfg, train, step, tok);
   // fp32 tensors are written from the caller's memory as they are; narrowed ones are made one at
   // a time as the file is written.
@@ -208,9 +218,8 @@ std::string write_checkpoint_host(const std::string& run_dir, const ModelConfig&
         st.add_view(prefix + ti.name, "F32", ti.shape, x, ti.numel * sizeof(float));
         continue;
       }
-      st.add_lazy(ti.name, weight_dtype(matrices), ti.shape, ti.numel * 2, [=](uint8_t* dst) {
-        narrow(reinterpret_cast<uint16_t*>(dst), x, ti.numel, matrices);
-      });
+      st.add_lazy(ti.name, weight_dtype(matrices), ti.shape, stored_bytes(ti, matrices),
+                  [=](uint8_t* dst) { quantize(dst, x, matrices, int64_t(ti.numel)); });
     }
   };
   add_set(params, "");
@@ -223,14 +232,14 @@ std::string write_checkpoint_rows(const std::string& run_dir, const ModelConfig&
                                   const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                                   const ParamLayout& layout, const ReadRows& read, int keep,
                                   WeightType matrices) {
-  fs::create_directories(run_dir);
   Safetensors st = checkpoint_header(cfg, train, step, tok);
   for (const TensorInfo& ti : layout.tensors) {
     const int64_t rows = ti.shape.empty() ? 1 : ti.shape[0], cols = int64_t(ti.numel) / rows;
     const WeightType wt = ti.matrix ? matrices : WeightType::fp32;
-    const size_t bytes = ti.numel * (wt == WeightType::fp32 ? 4 : 2);
+    const size_t row_bytes = stored_bytes(ti, wt) / size_t(rows);
     st.add_lazy(
-        ti.name, weight_dtype(wt), ti.shape, bytes, [&read, &ti, rows, cols, wt](uint8_t* dst) {
+        ti.name, weight_dtype(wt), ti.shape, row_bytes * size_t(rows),
+        [&read, &ti, rows, cols, wt, row_bytes](uint8_t* dst) {
           if (wt == WeightType::fp32) return read(ti, 0, rows, reinterpret_cast<float*>(dst));
           // Narrowed a block of rows at a time: no fp32 copy of the whole tensor.
           const int64_t block =
@@ -239,9 +248,22 @@ std::string write_checkpoint_rows(const std::string& run_dir, const ModelConfig&
           for (int64_t r = 0; r < rows; r += block) {
             const int64_t n = std::min(block, rows - r);
             read(ti, r, n, buf.data());
-            narrow(reinterpret_cast<uint16_t*>(dst) + r * cols, buf.data(), size_t(n * cols), wt);
+            quantize(dst + size_t(r) * row_bytes, buf.data(), wt, n * cols);
           }
         });
+  }
+  return finish_checkpoint(st, run_dir, step, tok, keep);
+}
+
+std::string write_checkpoint_stored(const std::string& run_dir, const ModelConfig& cfg,
+                                    const nlohmann::json& train, int64_t step, const Tokenizer& tok,
+                                    const ParamLayout& layout,
+                                    const std::function<StoredTensor(const TensorInfo&)>& get,
+                                    int keep) {
+  Safetensors st = checkpoint_header(cfg, train, step, tok);
+  for (const TensorInfo& ti : layout.tensors) {
+    const StoredTensor t = get(ti);
+    st.add_view(ti.name, t.dtype, ti.shape, t.data, t.bytes);
   }
   return finish_checkpoint(st, run_dir, step, tok, keep);
 }

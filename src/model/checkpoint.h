@@ -51,8 +51,9 @@ Tokenizer load_tokenizer(const std::string& path);
 
 // Writes RUN/ckpt-STEP.safetensors atomically and deletes all but the newest `keep`.
 // m and v may be null (weights only). `matrices`: the type the weight matrices are stored in,
-// rounded to nearest even from fp32 (bf16/f16 for inference; a run resumed from it would lose
-// its fp32 master weights, so training writes fp32). Returns the path written.
+// rounded to nearest even from fp32, or quantized as kernels/quant.h's quantize() (bf16/f16 or a
+// block format, for inference; a run resumed from it would lose its fp32 master weights, so
+// training writes fp32). Returns the path written.
 // The sets are written from where they are when the backend's memory is the host's; otherwise
 // each is downloaded first, and this many bytes of host memory hold the copies while it writes.
 uint64_t checkpoint_copy_bytes(uint64_t floats, const Backend& backend, int sets);
@@ -77,6 +78,21 @@ std::string write_checkpoint_rows(const std::string& run_dir, const ModelConfig&
                                   const nlohmann::json& train, int64_t step, const Tokenizer& tok,
                                   const ParamLayout& layout, const ReadRows& read, int keep,
                                   WeightType matrices = WeightType::fp32);
+
+// A tensor as a checkpoint stores it: its dtype (a matrix's may be any WeightType's, vectors
+// "F32") and its bytes, in the caller's memory until the write returns.
+struct StoredTensor {
+  std::string dtype;
+  const void* data;
+  size_t bytes;
+};
+// The same, weights only, each tensor as GET gives it (`alibi import` of a GGUF file keeps its
+// blocks as they are). GET is called once per tensor, in LAYOUT's order, as the file is written.
+std::string write_checkpoint_stored(const std::string& run_dir, const ModelConfig& cfg,
+                                    const nlohmann::json& train, int64_t step, const Tokenizer& tok,
+                                    const ParamLayout& layout,
+                                    const std::function<StoredTensor(const TensorInfo&)>& get,
+                                    int keep);
 
 // Deletes all but the newest `keep` checkpoints of RUN and the temporaries of writers that no
 // longer run. write_checkpoint calls it after each save; a resume that finds its run complete

@@ -16,7 +16,7 @@ void add_activations(MemoryPlan& plan, const Model::PlanBytes& b) {
 // In place where the backend reads host memory and the data is aligned to its element;
 // otherwise copied into one allocation, each matrix on a 64-byte boundary.
 bool Model::in_place(const StTensor& st, WeightType wt, const Backend& backend) {
-  return backend.host_memory() && reinterpret_cast<uintptr_t>(st.bytes()) % weight_bytes(wt) == 0;
+  return backend.host_memory() && reinterpret_cast<uintptr_t>(st.bytes()) % weight_align(wt) == 0;
 }
 
 Model::MatrixBytes Model::matrix_bytes(const ModelConfig& c, const Safetensors& file,
@@ -28,6 +28,10 @@ Model::MatrixBytes Model::matrix_bytes(const ModelConfig& c, const Safetensors& 
     WeightType wt;
     ALIBI_CHECK(weight_type_of_dtype(st.dtype, wt) && size_t(st.numel()) == t.numel, "tensor ",
                 t.name);
+    if (is_quantized(wt) && std::string(backend.device()) != "cpu")
+      usage_error("tensor '", t.name, "' is ", st.dtype, "; the ", backend.device(),
+                  " backend computes on fp32, bf16 and f16 matrices only (GGUF's block formats "
+                  "run on --device cpu)");
     if (in_place(st, wt, backend))
       mb.mapped += st.nbytes();
     else

@@ -25,7 +25,7 @@ for tok in bytes bpe bytebpe; do
 done
 
 rm -rf "$OUT"
-mkdir -p "$OUT"/{safetensors,checkpoint,token_split,tokenizer,hf_config,cli_lengths,serve_request}
+mkdir -p "$OUT"/{safetensors,checkpoint,token_split,tokenizer,hf_config,cli_lengths,serve_request,gguf}
 cp "$work"/run-bytes/ckpt-*.safetensors "$OUT/safetensors/run-bytes.safetensors"
 for tok in bytes bpe bytebpe; do
   cp "$work"/run-$tok/ckpt-*.safetensors "$OUT/checkpoint/run-$tok.safetensors"
@@ -39,6 +39,8 @@ done
 for d in tests/golden/hf/*/; do
   cp "$d/config.json" "$OUT/hf_config/$(basename "$d").json"
 done
+# The GGUF goldens (llama.cpp's converter and llama-quantize, gguf-py's block file).
+cp tests/golden/gguf/*.gguf "$OUT/gguf/"
 printf '128,256,512' > "$OUT/cli_lengths/ascending"
 printf '1024,32,32,1' > "$OUT/cli_lengths/repeats"
 printf '1073741824' > "$OUT/cli_lengths/largest"

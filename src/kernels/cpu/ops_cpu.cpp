@@ -68,7 +68,7 @@ void add_bias(float* out, const float* b, int64_t N, int64_t OC) {
 void linear_forward(MatmulPrecision p, const LinearForward& a) {
   const int64_t N = a.inp[0], IC = a.inp[1], OC = a.W[0];
   if (a.W.data.type != WeightType::fp32) {
-    linear_forward_half(p, a.out.data, a.inp.data, a.W.data, a.b.data, N, IC, OC);
+    linear_forward_stored(p, a.out.data, a.inp.data, a.W.data, a.b.data, N, IC, OC);
     return;
   }
   gemm(p, false, true, N, OC, IC, 1.0f, a.inp.data, IC, a.W.data.f32(), IC, 0.0f, a.out.data, OC);
@@ -197,7 +197,7 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, 
 void embedding_forward(float* x, const int32_t* tokens, WeightView table, int64_t N, int64_t C,
                        float scale) {
   if (table.type != WeightType::fp32) {
-    embedding_forward_half(x, tokens, table, N, C, scale);
+    embedding_forward_stored(x, tokens, table, N, C, scale);
     return;
   }
   const float* wte = table.f32();

@@ -55,16 +55,27 @@ void crossentropy_backward(float* logits, const float* lse, const int32_t* targe
 void token_losses(float* loss, const float* logits, const float* lse, const int32_t* targets,
                   int64_t N, int64_t V);
 
-// ---- weights_cpu.cpp: products and lookups on bf16/f16 weights, widened to fp32 exactly ---------
-// out (N,OC) = inp W^T + b for a bf16/f16 W. In bf16 precision a bf16 W goes to linear_bf16 as
-// it is. Otherwise a few rows (decoding) stream W once through fp32 dot products and more rows
-// widen blocks of W's rows into scratch and call gemm.
-void linear_forward_half(MatmulPrecision p, float* out, const float* inp, WeightView W,
-                         const float* b, int64_t N, int64_t IC, int64_t OC);
-void embedding_forward_half(float* x, const int32_t* tokens, WeightView wte, int64_t N,
-                            int64_t C, float scale);
+// ---- weights_cpu.cpp: products and lookups on stored weights, widened to fp32 exactly ------------
+// out (N,OC) = inp W^T + b for a bf16/f16 or block-quantized W. In bf16 precision a bf16 W goes
+// to linear_bf16 as it is. Otherwise a few rows (decoding) stream W once through fp32 dot
+// products (quant_stream_product for the block formats) and more rows widen blocks of W's rows
+// into scratch and call gemm.
+void linear_forward_stored(MatmulPrecision p, float* out, const float* inp, WeightView W,
+                           const float* b, int64_t N, int64_t IC, int64_t OC);
+void embedding_forward_stored(float* x, const int32_t* tokens, WeightView wte, int64_t N,
+                              int64_t C, float scale);
 // dst (n) = the n stored elements at src, widened to fp32.
 void widen(float* dst, const uint16_t* src, WeightType t, int64_t n);
+// dst (n) = the n elements of w in any stored type, widened or dequantized.
+void to_fp32(float* dst, WeightView w, int64_t n);
+
+// ---- quant_cpu.cpp: the block formats (kernels/quant.h's values, in registers) ------------------
+// dst (n) = the n elements at w (a block type), dequantized.
+void dequantize_rows(float* dst, WeightView w, int64_t n);
+// out (N,OC) = inp (N,IC) W^T for a block-quantized W (OC,IC), N <= 4: each output one thread's
+// fp32 sum in a fixed order.
+void quant_stream_product(float* out, const float* inp, WeightView W, int64_t N, int64_t IC,
+                          int64_t OC);
 
 // ---- position_cpu.cpp ------------------------------------------------------------------------
 void posemb_forward(float* x, const float* wpe, int64_t B, int64_t T, int64_t C, int64_t pos0);

@@ -1,10 +1,13 @@
-// Products and lookups on bf16/f16 weights (kernels/weights.h). Each stored element is widened to
-// fp32 exactly (bf16: a 16-bit shift; f16: F16C's vcvtph2ps) and every product and sum is fp32,
-// except that bf16 precision multiplies bf16 weights as they are (gemm_cpu.cpp's linear_bf16).
+// Products and lookups on stored weights (kernels/weights.h): bf16/f16, and the block formats,
+// whose decoding products are quant_cpu.cpp's. Each stored element is widened to fp32 exactly
+// (bf16: a 16-bit shift; f16: F16C's vcvtph2ps; a block: kernels/quant.h) and every product and
+// sum is fp32, except that bf16 precision multiplies bf16 weights as they are (gemm_cpu.cpp's
+// linear_bf16).
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "core/half.h"
@@ -145,9 +148,20 @@ void widen(float* dst, const uint16_t* src, WeightType t, int64_t n) {
   for (; i < n; ++i) dst[i] = widen1(src[i], t);
 }
 
-void linear_forward_half(MatmulPrecision p, float* out, const float* inp, WeightView W,
-                         const float* b, int64_t N, int64_t IC, int64_t OC) {
-  if (p == MatmulPrecision::bf16 && W.type == WeightType::bf16) {
+void to_fp32(float* dst, WeightView w, int64_t n) {
+  if (is_quantized(w.type))
+    dequantize_rows(dst, w, n);
+  else if (w.type == WeightType::fp32)
+    std::memcpy(dst, w.f32(), size_t(n) * sizeof(float));
+  else
+    widen(dst, w.half(), w.type, n);
+}
+
+void linear_forward_stored(MatmulPrecision p, float* out, const float* inp, WeightView W,
+                           const float* b, int64_t N, int64_t IC, int64_t OC) {
+  if (is_quantized(W.type) && N <= kStreamRows) {
+    quant_stream_product(out, inp, W, N, IC, OC);
+  } else if (p == MatmulPrecision::bf16 && W.type == WeightType::bf16) {
     linear_bf16(out, inp, W.half(), N, IC, OC);
   } else if (p == MatmulPrecision::fp32 && N <= kStreamRows) {
     switch (N) {
@@ -165,19 +179,19 @@ void linear_forward_half(MatmulPrecision p, float* out, const float* inp, Weight
     for (int64_t o0 = 0; o0 < OC; o0 += rows) {
       const int64_t n = std::min(rows, OC - o0);
 #pragma omp parallel for schedule(static)
-      for (int64_t r = 0; r < n; ++r) widen(blk + r * IC, W.half() + (o0 + r) * IC, W.type, IC);
+      for (int64_t r = 0; r < n; ++r) to_fp32(blk + r * IC, W.rows_from(o0 + r, IC), IC);
       gemm(p, false, true, N, n, IC, 1.0f, inp, IC, blk, IC, 0.0f, out + o0, OC);
     }
   }
   if (b) add_bias(out, b, N, OC);
 }
 
-void embedding_forward_half(float* x, const int32_t* tokens, WeightView wte, int64_t N,
-                            int64_t C, float scale) {
+void embedding_forward_stored(float* x, const int32_t* tokens, WeightView wte, int64_t N,
+                              int64_t C, float scale) {
 #pragma omp parallel for schedule(static) if (N * C >= (int64_t(1) << 15))
   for (int64_t n = 0; n < N; ++n) {
     float* r = x + n * C;
-    widen(r, wte.half() + int64_t(tokens[n]) * C, wte.type, C);
+    to_fp32(r, wte.rows_from(tokens[n], C), C);
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) r[c] *= scale;
   }
