@@ -35,10 +35,16 @@ CLIP = 2.0  # the y axis ends at CLIP x the worst perplexity at the training len
 
 
 def load(paths):
-    rows = []
+    """The rows of every file; a (method, role, lengths, mode) already read is kept from the
+    first file that has it (a study's rerun of a method draws no second line)."""
+    rows, seen = [], set()
     for p in paths:
         with open(p, newline="") as f:
             for r in csv.DictReader(f):
+                key = (r["method"], r.get("role"), r["train_len"], r["eval_len"], r["mode"])
+                if key in seen:
+                    continue
+                seen.add(key)
                 r["train_len"], r["eval_len"] = int(r["train_len"]), int(r["eval_len"])
                 r["ppl"] = float(r["ppl"]) if r["status"] == "ok" else None
                 rows.append(r)

@@ -4,30 +4,37 @@ of scripts/experiment.py (one or more per setting), nonoverlapping evaluation.
 
   python3 scripts/verdict.py SETTING=CSV[,CSV...] [SETTING=...] [--factors 1,2,4,16]
 
-Per setting: perplexity at each factor x L, and whether the method stays within 2% of its value
-at L at 16 L (`yes`, `no`, or `-` where it was not evaluated that far). Then what the method's
-paper claims against ALiBi and whether the setting where both were run reproduces it, judged
-by the rule written next to the claim (CLAIMS below); ALiBi's row of the same setting is the
-comparison. A method missing from a setting has `not run` there.
+Per setting: perplexity at each factor x L (`-` not evaluated, `refused` where the method cannot
+run), and whether the method stays within 2% of its value at L at 16 L. Then what the method's
+paper claims and whether each setting reproduces it, judged by the rule written next to the
+claim (CLAIMS below) against the row it names from the same setting. A method missing from a
+setting has `not run` there.
 """
 import argparse
 import csv
 
 STABLE = 0.02  # "within 2% of its L value at 16x"
 
-# method -> (the claim against ALiBi, as its paper states it; the test over (m, alibi)).
-# m and alibi map factor -> perplexity in one setting.
+# method -> (what its paper claims, the row it is judged against, the test over (m, base)); m and
+# base map factor -> perplexity in one setting.
 CLAIMS = {
-    "kerple-log": ("extrapolates better than ALiBi (lower ppl past L)",
-                   lambda m, a: m[16] < a[16]),
-    "kerple-power": ("extrapolates better than ALiBi (lower ppl past L)",
-                     lambda m, a: m[16] < a[16]),
-    "sandwich": ("extrapolates as ALiBi does (flat past L), parameter-free",
-                 lambda m, a: abs(m[16] - m[1]) <= STABLE * m[1]),
-    "fire": ("better zero-shot long-context LM than ALiBi and KERPLE",
-             lambda m, a: m[16] < a[16]),
-    "xpos": ("extrapolates better than ALiBi without its loss at L",
-             lambda m, a: m[16] < a[16] and m[1] <= a[1]),
+    "kerple-log": ("extrapolates better than ALiBi (lower ppl past L)", "alibi",
+                   lambda m, b: m[16] < b[16]),
+    "kerple-power": ("extrapolates better than ALiBi (lower ppl past L)", "alibi",
+                     lambda m, b: m[16] < b[16]),
+    "sandwich": ("extrapolates as ALiBi does (flat past L), parameter-free", "alibi",
+                 lambda m, b: abs(m[16] - m[1]) <= STABLE * m[1]),
+    "fire": ("better zero-shot long-context LM than ALiBi and KERPLE", "alibi",
+             lambda m, b: m[16] < b[16]),
+    "xpos": ("extrapolates better than ALiBi without its loss at L", "alibi",
+             lambda m, b: m[16] < b[16] and m[1] <= b[1]),
+    "alibi+interpolate": ("slopes x L/L' improve ALiBi past L", "alibi",
+                          lambda m, b: m[16] < b[16]),
+    "rotary+pi": ("zero-shot PI beats plain rotary past L (fine-tuned: far better)", "rotary",
+                  lambda m, b: m[16] < b[16]),
+    "rotary+ntk": ("zero-shot extension without fine-tuning: beats plain rotary past L",
+                   "rotary", lambda m, b: m[16] < b[16]),
+    "rotary+yarn": ("beats PI and NTK zero-shot", "rotary+ntk", lambda m, b: m[16] < b[16]),
 }
 
 
@@ -39,9 +46,8 @@ def load(paths):
             for r in csv.DictReader(f):
                 if r.get("role", "main") != "main" or r["mode"] != "nonoverlapping":
                     continue
-                if r["status"] != "ok":
-                    continue
-                out.setdefault(r["method"], {})[round(float(r["factor"]))] = float(r["ppl"])
+                ppl = float(r["ppl"]) if r["status"] == "ok" else None  # None: refused
+                out.setdefault(r["method"], {})[round(float(r["factor"]))] = ppl
     return out
 
 
@@ -64,7 +70,7 @@ def main():
     head = ["method"]
     for name, _ in settings:
         head += [f"{name} {f}L" for f in factors] + [f"{name} flat at 16L"]
-    head += ["paper's claim against ALiBi", "reproduced"]
+    head += ["what its paper claims", "reproduced"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for m in methods:
@@ -75,13 +81,16 @@ def main():
             if ppl is None:
                 row += ["not run"] * (len(factors) + 1)
                 continue
-            row += [f"{ppl[f]:.3g}" if f in ppl else "refused" for f in factors]
-            row.append(("yes" if abs(ppl[16] - ppl[1]) <= STABLE * ppl[1] else "no")
-                       if 16 in ppl and 1 in ppl else "-")
+            row += ["-" if f not in ppl else "refused" if ppl[f] is None else f"{ppl[f]:.3g}"
+                    for f in factors]
+            ok = {f: v for f, v in ppl.items() if v is not None}
+            row.append(("yes" if abs(ok[16] - ok[1]) <= STABLE * ok[1] else "no")
+                       if 16 in ok and 1 in ok else "-")
             claim = CLAIMS.get(m)
-            alibi = table.get("alibi", {})
-            if claim and all(f in ppl and f in alibi for f in (1, 16)):
-                verdicts.append(f"{name}: {'yes' if claim[1](ppl, alibi) else 'no'}")
+            base = {f: v for f, v in table.get(claim[1], {}).items() if v is not None} \
+                if claim else {}
+            if claim and all(f in ok and f in base for f in (1, 16)):
+                verdicts.append(f"{name}: {'yes' if claim[2](ok, base) else 'no'}")
         claim = CLAIMS.get(m)
         row.append(claim[0] if claim else "-")
         row.append("; ".join(verdicts) if claim else "-")
