@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The bad-input table of docs/reliability.md, made from what the tests try.
+"""The bad-input table of docs/bad-input.md (docs/reliability.md says how), made from what the
+tests try.
 
     python3 scripts/bad_input_table.py [BUILD] > table.md
 
