@@ -317,33 +317,6 @@ void Model::blocks_forward(int B, int T, int64_t pos0, std::span<const Segment> 
   host_rows_ = 0;
 }
 
-// A cached segment's attention: (1,NH,n,HS) keys and values appended after the rows in use of
-// each head's (rows, HS) block of its cache; the attention sees each head's rows from `start` on.
-void Model::attend_segment(int l, const Segment& g) {
-  Backend& be = *backend_;
-  Activations::Layer& s = acts_.layer[l];
-  const int NH = cfg.heads, HS = cfg.head_size();
-  const int64_t off = g.row0 * cfg.d_model;  // the segment's (1,NH,n,HS) blocks start here
-  KVCache& kv = *g.cache;
-  float *q = s.q + off, *k = s.k + off, *v = s.v + off;
-  be.split_heads(q, k, v, acts_.qkv + 3 * off, 1, g.n, NH, HS);
-  pos_->qk_forward(q, k, 1, NH, g.n, HS, kv.pos, kv.anchor());
-  AttnShape as{1, NH, g.n, kv.len + g.n, HS, kv.rows(), MatmulPrecision::fp32};
-  as.context = kv.capacity;
-  const ScoreBias bias = pos_->score_bias(params, l, as, kv.pos);
-  const size_t layer_off = (size_t(l) * NH * kv.rows() + kv.start) * HS;
-  float* kl = kv.k.data() + layer_off;
-  float* vl = kv.v.data() + layer_off;
-  be.kv_append(kl, kv.rows(), kv.len, k, NH, g.n, HS);
-  be.kv_append(vl, kv.rows(), kv.len, v, NH, g.n, HS);
-  auto heads = [&](float* p, int64_t rows) { return Tensor(p, {1, NH, rows, HS}); };
-  const AttnWorkspace ws{kv.workspace.data(), kv.workspace.size(), kv.workspace_threads};
-  be.run(AttentionForward{as, heads(q, g.n), heads(kl, kv.rows()), heads(vl, kv.rows()), bias,
-                          AttnDropout{}, heads(s.att + off, g.n),
-                          {s.lse + g.row0 * NH, {1, NH, g.n}}, ws});
-  be.merge_heads(s.atty + off, s.att + off, 1, g.n, NH, HS);
-}
-
 void Model::head_forward(int64_t rows) {
   if (head_cols_ > 0) return;  // a chunked head runs with the loss, block by block
   const int64_t C = cfg.d_model, V = cfg.vocab;

@@ -2,7 +2,8 @@
 // tokens, each against its own KV cache at its own positions, share the dense layers: the rows
 // of all chunks go through the LayerNorms, the linear layers and the MLP as one (N, C) matrix, so
 // the weights are read once per step instead of once per sequence. Only the attention (and the
-// position hooks, which take each sequence's first position) runs per sequence, on its cache.
+// position hooks, which take each sequence's first position) runs per sequence, on its cache:
+// attend_segment, which forward_cached uses too (a batch of one).
 #include <algorithm>
 
 #include "core/error.h"
@@ -54,6 +55,33 @@ const float* Model::forward_batch(std::span<const CachedChunk> chunks) {
     g.cache->pos += g.n;
   }
   return logits_to_host(k);
+}
+
+// A cached segment's attention: (1,NH,n,HS) keys and values appended after the rows in use of
+// each head's (rows, HS) block of its cache; the attention sees each head's rows from `start` on.
+void Model::attend_segment(int l, const Segment& g) {
+  Backend& be = *backend_;
+  Activations::Layer& s = acts_.layer[l];
+  const int NH = cfg.heads, HS = cfg.head_size();
+  const int64_t off = g.row0 * cfg.d_model;  // the segment's (1,NH,n,HS) blocks start here
+  KVCache& kv = *g.cache;
+  float *q = s.q + off, *k = s.k + off, *v = s.v + off;
+  be.split_heads(q, k, v, acts_.qkv + 3 * off, 1, g.n, NH, HS);
+  pos_->qk_forward(q, k, 1, NH, g.n, HS, kv.pos, kv.anchor());
+  AttnShape as{1, NH, g.n, kv.len + g.n, HS, kv.rows(), MatmulPrecision::fp32};
+  as.context = kv.capacity;
+  const ScoreBias bias = pos_->score_bias(params, l, as, kv.pos);
+  const size_t layer_off = (size_t(l) * NH * kv.rows() + kv.start) * HS;
+  float* kl = kv.k.data() + layer_off;
+  float* vl = kv.v.data() + layer_off;
+  be.kv_append(kl, kv.rows(), kv.len, k, NH, g.n, HS);
+  be.kv_append(vl, kv.rows(), kv.len, v, NH, g.n, HS);
+  auto heads = [&](float* p, int64_t rows) { return Tensor(p, {1, NH, rows, HS}); };
+  const AttnWorkspace ws{kv.workspace.data(), kv.workspace.size(), kv.workspace_threads};
+  be.run(AttentionForward{as, heads(q, g.n), heads(kl, kv.rows()), heads(vl, kv.rows()), bias,
+                          AttnDropout{}, heads(s.att + off, g.n),
+                          {s.lse + g.row0 * NH, {1, NH, g.n}}, ws});
+  be.merge_heads(s.atty + off, s.att + off, 1, g.n, NH, HS);
 }
 
 }  // namespace alibi
