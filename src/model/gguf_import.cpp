@@ -204,7 +204,12 @@ std::string tokenizer_json(const Gguf& g) {
   json t = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr},
             {"added_tokens", added}, {"normalizer", nullptr}, {"pre_tokenizer", pre_tokenizer},
             {"post_processor", nullptr}, {"decoder", decoder}, {"model", bpe}};
-  return t.dump();
+  try {
+    return t.dump();
+  } catch (const json::type_error& e) {  // a token or merge that is not UTF-8 (316)
+    usage_error("GGUF file '", g.path(), "': tokenizer.ggml.tokens or .merges holds a string that "
+                "is not UTF-8 (", e.what(), "); expected UTF-8 text");
+  }
 }
 
 }  // namespace
