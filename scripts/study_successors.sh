@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The methods after ALiBi (issue 29) in the study's Gutenberg setting (docs/results.md: bytes,
-# L = 128, 1,000 steps of 16 x 128, the same model, optimiser and test split), each trained once
-# at LR, the rate the main study's sweep chose for all six of its methods (8e-3), then evaluated
-# to 32 L on Huckleberry Finn. The six methods of the main study are in its record
-# (docs/runs/study); why this protocol is reduced is in docs/successors.md. LRS=a,b,c sweeps
-# instead, scored at L on the validation novel (many more hours).
+# The methods after ALiBi (issue 29) in the three settings of the study (docs/results.md), each
+# with the same model, optimiser, tokens and test split as the six methods of the main study:
+# - gutenberg: bytes, L = 128, 1,000 steps of 16 x 128, evaluated to 32 L on Huckleberry Finn;
+# - wt2: WikiText-2 (BPE 8192) at L = 64 (1,500 steps of 32 x 64, to 32 L) and L = 256 (1,500
+#   steps of 8 x 256, to 16 L), nonoverlapping and sliding evaluation.
+# Each method is trained once at LR, the rate the main study's sweep chose for five of its six
+# methods (8e-3); the six are in its record (docs/runs/study); why this protocol is reduced is in
+# docs/successors.md. LRS=a,b,c sweeps instead at the first length of each setting, scored at L
+# on the validation split (many more hours).
 #
 #   bash scripts/study_successors.sh [WORK]   (WORK defaults to out/study; build alibi first)
 #
-# Needs ../shared/data/gutenberg (scripts/shared_data.sh names it when it is missing). Finished
-# runs and evaluations in WORK are reused: rerunning continues an interrupted study.
+# SETTINGS=gutenberg,wt2 (the default) picks the settings. Needs ../shared/data/gutenberg and
+# ../shared/data/wikitext-2 (scripts/shared_data.sh names one when it is missing). Finished runs
+# and evaluations in WORK are reused: rerunning continues an interrupted study.
 # RECORD=DIR keeps the record as scripts/study.sh does (docs/runs/successors for the doc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,18 +23,46 @@ THREADS=${THREADS:-1}
 ALIBI=${ALIBI:-build/alibi}
 LR=${LR:-8e-3}
 LRS=${LRS:-}
-METHODS=${METHODS:-kerple-log,kerple-power,sandwich,fire}
+METHODS=${METHODS:-kerple-log,kerple-power,sandwich,fire,xpos}
 GSTEPS=${GSTEPS:-1000}
+STEPS=${STEPS:-1500}
+SETTINGS=${SETTINGS:-gutenberg,wt2}
 RECORD=${RECORD:-}
 source scripts/shared_data.sh
 mkdir -p "$WORK"
+has() { [[ ",$SETTINGS," == *",$1,"* ]]; }
+save() { [ -z "$RECORD" ] || python3 scripts/study_record.py save "$WORK" "$RECORD"; }
+# Each corpus is checked now, not hours later when its part starts.
+if has gutenberg; then [ -d "$WORK/gutenberg-bytes" ] || require_shared gutenberg; fi
+if has wt2; then [ -d "$WORK/wt2-bpe8192" ] || require_shared wikitext-2; fi
 [ -z "$RECORD" ] || python3 scripts/study_record.py restore "$RECORD" "$WORK"
-prepare_gutenberg "$WORK" "$ALIBI"
-python3 scripts/experiment.py --data "$WORK/gutenberg-bytes" --out "$WORK/gutenberg-L128-successors" \
-  --seq-len 128 --batch 16 --steps $GSTEPS --warmup $((GSTEPS / 10)) \
-  --layers 2 --d-model 128 --heads 8 --ffn 512 --seed 1337 --methods "$METHODS" \
-  --lr "$LR" ${LRS:+--lrs "$LRS" --sweep-split valid} --split test --no-compare \
-  --alibi "$ALIBI" --jobs "$JOBS" --threads "$THREADS" --factors 1,2,4,8,16,32 \
-  --modes nonoverlapping --max-tokens 65536 \
-  --title "Gutenberg novels (bytes), trained at 128: the methods after ALiBi"
-[ -z "$RECORD" ] || python3 scripts/study_record.py save "$WORK" "$RECORD"
+MODEL="--layers 2 --d-model 128 --heads 8 --ffn 512 --seed 1337 --methods $METHODS"
+RATE="--lr $LR ${LRS:+--lrs $LRS --sweep-split valid} --split test --no-compare"
+RUN="--alibi $ALIBI --jobs $JOBS --threads $THREADS"
+
+if has gutenberg; then
+  prepare_gutenberg "$WORK" "$ALIBI"
+  python3 scripts/experiment.py --data "$WORK/gutenberg-bytes" \
+    --out "$WORK/gutenberg-L128-successors" --seq-len 128 --batch 16 --steps $GSTEPS \
+    --warmup $((GSTEPS / 10)) $MODEL $RATE $RUN --factors 1,2,4,8,16,32 \
+    --modes nonoverlapping --max-tokens 65536 \
+    --title "Gutenberg novels (bytes), trained at 128: the methods after ALiBi"
+  save
+fi
+
+if has wt2; then
+  # The main study's tokenizer: its BPE training is deterministic.
+  [ -d "$WORK/wt2-bpe8192" ] || "$ALIBI" prepare --input "$SHARED/wikitext-2" \
+    --out "$WORK/wt2-bpe8192" --tokenizer bpe --vocab 8192
+  python3 scripts/experiment.py --data "$WORK/wt2-bpe8192" --out "$WORK/wt2-L64-successors" \
+    --seq-len 64 --batch 32 --steps $STEPS --warmup $((STEPS / 10)) $MODEL $RATE $RUN \
+    --factors 1,2,4,8,16,32 --modes nonoverlapping,sliding --max-tokens 16384 \
+    --sliding-max-tokens 4096 --title "WikiText-2 (BPE 8192), trained at 64: the methods after ALiBi"
+  save
+  python3 scripts/experiment.py --data "$WORK/wt2-bpe8192" --out "$WORK/wt2-L256-successors" \
+    --seq-len 256 --batch 8 --steps $STEPS --warmup $((STEPS / 10)) $MODEL $RUN \
+    --lrs-from "$WORK/wt2-L64-successors/best.json" --split test --no-compare \
+    --factors 1,2,4,8,16 --modes nonoverlapping,sliding --max-tokens 16384 \
+    --sliding-max-tokens 8192 --title "WikiText-2 (BPE 8192), trained at 256: the methods after ALiBi"
+  save
+fi

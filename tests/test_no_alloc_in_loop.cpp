@@ -1,4 +1,4 @@
-// Memory planned once (issue 35): after the first step, a training step (forward, backward, the
+// Memory planned once (issue 35): for every position method, after the first step, a training step (forward, backward, the
 // gradient reduction and AdamW) and a decode step (sampling, feeding the token to a full or a
 // sliding KV cache) allocate nothing. Counted by this binary's replacement of the global
 // operator new (every std container's allocation) and by glibc's count of bytes in use (what
@@ -14,6 +14,7 @@
 #include "model/model.h"
 #include "model/params.h"
 #include "model_util.h"
+#include "positions.h"
 #include "train/sharded_adamw.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -79,8 +80,8 @@ Allocs count(F&& f) {
 #define SKIP_UNDER_SANITIZER() (void)0
 #endif
 
-ModelConfig config() {
-  ModelConfig c = test::small_model(PosKind::alibi, 2, 64);
+ModelConfig config(PosKind pos) {
+  ModelConfig c = test::small_model(pos, 2, 64);
   c.d_model = 32;
   c.heads = 4;
   c.ffn = 64;
@@ -98,9 +99,8 @@ TEST(NoAllocInLoop, TheCounterCountsAnAllocation) {
   EXPECT_EQ(a.news, 2);
 }
 
-TEST(NoAllocInLoop, TrainingSteps) {
-  SKIP_UNDER_SANITIZER();
-  const ModelConfig c = config();
+// Four training steps after the first (forward, backward, the reduction and AdamW).
+void expect_no_alloc_in_training(const ModelConfig& c) {
   const int B = 2, T = 16;
   Model m(c, B, T, /*training=*/true, default_backend());
   m.init_weights(1);
@@ -119,6 +119,7 @@ TEST(NoAllocInLoop, TrainingSteps) {
       opt.reduce(m.grads, round);
     }
     opt.step(m.params, 1e-3f, t, 1.0f, AdamWConfig{});
+    m.project_params();
   };
   step(1);  // the first step may make what is made once (thread pools, primitive caches)
   const Allocs a = count([&] {
@@ -130,9 +131,7 @@ TEST(NoAllocInLoop, TrainingSteps) {
 
 // Decoding tokens 2.. of a generation: with a sliding window of 8 (it slides 4 times over 40
 // tokens) and with a full cache sized once for the generation.
-TEST(NoAllocInLoop, DecodeSteps) {
-  SKIP_UNDER_SANITIZER();
-  const ModelConfig c = config();
+void expect_no_alloc_in_decoding(const ModelConfig& c) {
   for (const int window : {0, 8}) {
     SCOPED_TRACE(window);
     Model m(c, 1, 4, /*training=*/false, default_backend());
@@ -158,6 +157,43 @@ TEST(NoAllocInLoop, DecodeSteps) {
     EXPECT_EQ(int64_t(h1) - int64_t(h0), 0) << "heap growth in 38 decode steps";
   }
 }
+
+// Every method of the registry, as the cache tests iterate it: each one's score bias tables,
+// parameters and their gradients are planned with the model.
+class NoAllocInLoopMethods : public ::testing::TestWithParam<PosKind> {};
+
+TEST_P(NoAllocInLoopMethods, TrainingSteps) {
+  SKIP_UNDER_SANITIZER();
+  expect_no_alloc_in_training(config(GetParam()));
+}
+
+TEST_P(NoAllocInLoopMethods, DecodeSteps) {
+  SKIP_UNDER_SANITIZER();
+  expect_no_alloc_in_decoding(config(GetParam()));
+}
+
+// The options that change what a method makes on the host per call: trainable slopes (from
+// theta every forward), ALiBi's interpolation (slopes times L/L' for every longer context) and
+// YaRN's scaled rotary tables, with L = 8 so that the 43 tokens decoded run past it.
+TEST(NoAllocInLoop, MethodOptions) {
+  SKIP_UNDER_SANITIZER();
+  ModelConfig trainable = config(PosKind::alibi);
+  trainable.slopes = Slopes::trainable;
+  expect_no_alloc_in_training(trainable);
+  expect_no_alloc_in_decoding(trainable);
+  ModelConfig interpolated = config(PosKind::alibi);
+  interpolated.alibi_interpolate = true;
+  interpolated.train_len = 8;
+  expect_no_alloc_in_decoding(interpolated);
+  ModelConfig yarn = config(PosKind::rotary);
+  yarn.rope_scaling = RopeScaling::yarn;
+  yarn.rope_factor = 4.0f;
+  yarn.train_len = 8;
+  expect_no_alloc_in_decoding(yarn);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMethods, NoAllocInLoopMethods, ::testing::ValuesIn(all_positions()),
+                         test::pos_param_name);
 
 }  // namespace
 }  // namespace alibi

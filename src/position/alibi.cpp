@@ -1,5 +1,6 @@
 // alibi: a bias -m_h * (i - j) on the scores of head h (paper.md): the fixed slopes, or slopes
 // trained from them (--slopes trainable, alibi_theta).
+#include <array>
 #include <cmath>
 
 #include "core/error.h"
@@ -76,6 +77,7 @@ class Alibi final : public PositionMethod {
     slopes_ = DeviceArray<float>(be, m0_.size());
     be->upload(slopes_.data(), m0_.data(), m0_.size() * sizeof(float));
     trainable_ = c.slopes == Slopes::trainable;
+    for (auto& v : host_) v.assign(m0_.size(), 0.0f);
     layers_ = c.layers;
     interpolate_from_ = c.alibi_interpolate ? c.train_len : 0;
     if (trainable_) {
@@ -90,9 +92,15 @@ class Alibi final : public PositionMethod {
                        int64_t) const override {
     const double ratio = interpolation(s);
     if (layer == 0 && (trainable_ || ratio != ratio_)) {
-      std::vector<float> m = trainable_ ? alibi_trainable_slopes(m0_, host_theta(p).data()) : m0_;
-      for (float& x : m) x = float(double(x) * ratio);
-      be().upload(slopes_.data(), m.data(), m.size() * sizeof(float));
+      float* m = host_[0].data();
+      if (trainable_) {
+        read_theta(p, host_[1].data());
+        alibi_trainable_slopes(m0_, host_[1].data(), m);
+      } else {
+        std::copy(m0_.begin(), m0_.end(), m);
+      }
+      for (size_t h = 0; h < m0_.size(); ++h) m[h] = float(double(m[h]) * ratio);
+      be().upload(slopes_.data(), m, m0_.size() * sizeof(float));
       ratio_ = ratio;
     }
     return ScoreBias::alibi(slopes_.data());
@@ -108,15 +116,17 @@ class Alibi final : public PositionMethod {
   void score_bias_backward(const ParamSet& p, ParamSet& g) const override {
     if (!trainable_) return;
     const size_t NH = m0_.size();
-    const std::vector<float> theta = host_theta(p);
-    std::vector<float> dm(NH), dtheta(NH);
-    be().download(dm.data(), dslopes_.data(), NH * sizeof(float));
-    be().download(dtheta.data(), g.data.data() + theta_, NH * sizeof(float));
+    float* theta = host_[0].data();
+    float* dm = host_[1].data();
+    float* dtheta = host_[2].data();
+    read_theta(p, theta);
+    be().download(dm, dslopes_.data(), NH * sizeof(float));
+    be().download(dtheta, g.data.data() + theta_, NH * sizeof(float));
     for (size_t h = 0; h < NH; ++h) {
       const double s = sigmoid(double(theta[h]));
       dtheta[h] += float(double(dm[h]) * ratio_ * 2.0 * double(m0_[h]) * s * (1.0 - s));
     }
-    be().upload(g.data.data() + theta_, dtheta.data(), NH * sizeof(float));
+    be().upload(g.data.data() + theta_, dtheta, NH * sizeof(float));
   }
 
  private:
@@ -126,12 +136,11 @@ class Alibi final : public PositionMethod {
     const int L1 = s.context_len();
     return interpolate_from_ > 0 && L1 > interpolate_from_ ? double(interpolate_from_) / L1 : 1.0;
   }
-  std::vector<float> host_theta(const ParamSet& p) const {
-    std::vector<float> t(m0_.size());
-    be().download(t.data(), p.data.data() + theta_, t.size() * sizeof(float));
-    return t;
+  void read_theta(const ParamSet& p, float* out) const {
+    be().download(out, p.data.data() + theta_, m0_.size() * sizeof(float));
   }
   std::vector<float> m0_;            // the fixed slopes (NH)
+  mutable std::array<std::vector<float>, 3> host_;  // (NH) each: slopes, theta, gradients
   bool trainable_ = false;
   int layers_ = 0;
   int interpolate_from_ = 0;         // L of --alibi-interpolate; 0: off
@@ -161,10 +170,14 @@ std::vector<float> alibi_slopes(const ModelConfig& c) {
   return s;
 }
 
+void alibi_trainable_slopes(const std::vector<float>& m0, const float* theta, float* out) {
+  for (size_t h = 0; h < m0.size(); ++h)
+    out[h] = float(2.0 * double(m0[h]) * sigmoid(double(theta[h])));  // theta = 0: exactly m0
+}
+
 std::vector<float> alibi_trainable_slopes(const std::vector<float>& m0, const float* theta) {
   std::vector<float> m(m0.size());
-  for (size_t h = 0; h < m0.size(); ++h)
-    m[h] = float(2.0 * double(m0[h]) * sigmoid(double(theta[h])));  // theta = 0: exactly m0
+  alibi_trainable_slopes(m0, theta, m.data());
   return m;
 }
 

@@ -1,5 +1,7 @@
 #include "position/distance_bias.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace alibi {
@@ -9,6 +11,15 @@ void DistanceBias::bind(const ModelConfig& c, const ParamLayout& l, std::shared_
   layers_ = c.layers;
   tables_.clear();
   tables_.resize(learned_ ? size_t(c.layers) : 1);
+  size_t most = 0;
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    key_slices(int(t), tables_[t].slices);
+    tables_[t].key.assign(tables_[t].slices.size(), 0.0f);
+    most = std::max(most, tables_[t].slices.size());
+  }
+  key_now_.assign(most, 0.0f);
+  key_scratch_.assign(most, 0.0f);
+  dkey_.assign(most, 0.0);
   n_ = 0;
   PositionMethod::bind(c, l, std::move(be));
 }
@@ -22,16 +33,17 @@ void DistanceBias::plan(int64_t distances) {
     if (learned_) t.grad = DeviceArray<float>(backend_ptr(), n);
     t.filled = false;
   }
+  host_.assign(n, 0.0f);
 }
 
 const DistanceBias::Table& DistanceBias::table(const ParamSet& params, int t) const {
   Table& tb = tables_[size_t(t)];
-  std::vector<float> k = key(params, t);
-  if (!tb.filled || k != tb.key) {
-    std::vector<float> h(size_t(heads_) * size_t(n_));
-    fill(k, n_, n_, h.data());
-    be().upload(tb.bias.data(), h.data(), h.size() * sizeof(float));
-    tb.key = std::move(k);
+  const size_t k = tb.slices.size();
+  tb.slices.gather(params, key_now_.data());
+  if (!tb.filled || !std::equal(tb.key.begin(), tb.key.end(), key_now_.begin())) {
+    fill(key_now_.data(), n_, n_, host_.data());
+    be().upload(tb.bias.data(), host_.data(), host_.size() * sizeof(float));
+    std::copy_n(key_now_.begin(), k, tb.key.begin());
     tb.filled = true;
   }
   return tb;
@@ -55,26 +67,16 @@ Tensor DistanceBias::score_bias_grad(ParamSet&, int layer) const {
 
 void DistanceBias::score_bias_backward(const ParamSet& params, ParamSet& grads) const {
   if (!learned_) return;
-  std::vector<float> g(size_t(heads_) * size_t(n_));
   for (int t = 0; t < layers_; ++t) {
     const Table& tb = tables_[size_t(t)];
-    ALIBI_CHECK(tb.filled && tb.key == key(params, t), pos_name(kind()),
-                " backward of layer ", t, " without its forward");
-    be().download(g.data(), tb.grad.data(), g.size() * sizeof(float));
-    chain(tb.key, g.data(), n_, n_, t, grads);
+    tb.slices.gather(params, key_now_.data());
+    ALIBI_CHECK(tb.filled && std::equal(tb.key.begin(), tb.key.end(), key_now_.begin()),
+                pos_name(kind()), " backward of layer ", t, " without its forward");
+    be().download(host_.data(), tb.grad.data(), host_.size() * sizeof(float));
+    std::fill(dkey_.begin(), dkey_.end(), 0.0);
+    chain(tb.key.data(), host_.data(), n_, n_, dkey_.data());
+    tb.slices.add_to(grads, dkey_.data(), key_scratch_.data());
   }
-}
-
-std::vector<float> DistanceBias::host(const ParamSet& set, size_t at, size_t n) const {
-  std::vector<float> v(n);
-  be().download(v.data(), set.data.data() + at, n * sizeof(float));
-  return v;
-}
-
-void DistanceBias::add_to(ParamSet& set, size_t at, const std::vector<double>& v) const {
-  std::vector<float> cur = host(set, at, v.size());
-  for (size_t i = 0; i < v.size(); ++i) cur[i] += float(v[i]);
-  be().upload(set.data.data() + at, cur.data(), cur.size() * sizeof(float));
 }
 
 }  // namespace alibi

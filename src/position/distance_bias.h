@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/device_array.h"
+#include "position/param_slices.h"
 #include "position/position.h"
 
 namespace alibi {
@@ -26,23 +27,22 @@ class DistanceBias : public PositionMethod {
   // learned: a table per layer, from that layer's parameters, with a gradient; fixed: one table,
   // from the config alone.
   explicit DistanceBias(bool learned) : learned_(learned) {}
-  // The parameters table t (a layer's, when learned) is made from, copied to the host.
-  virtual std::vector<float> key(const ParamSet& /*params*/, int /*t*/) const { return {}; }
+  // The parameters table t (a layer's, when learned) is made from: its key, read onto the host
+  // before each forward and compared with what the table was filled from.
+  virtual void key_slices(int /*t*/, ParamSlices& /*out*/) const {}
   // out (NH, ld): b_h(d) for d < n, h < NH, from the key.
-  virtual void fill(const std::vector<float>& key, int64_t n, int64_t ld, float* out) const = 0;
-  // grads += d(loss)/d(the parameters of table t), given g (NH, ld): d(loss)/d b_h(d), d < n,
+  virtual void fill(const float* key, int64_t n, int64_t ld, float* out) const = 0;
+  // dkey (the key's size, zeroed) = d(loss)/d(key), given g (NH, ld): d(loss)/d b_h(d), d < n,
   // summed in the order of h and d (the same for any thread count).
-  virtual void chain(const std::vector<float>& /*key*/, const float* /*g*/, int64_t /*n*/,
-                     int64_t /*ld*/, int /*t*/, ParamSet& /*grads*/) const {}
-  // n floats of a parameter set at offset `at`, on the host; and the reverse, added.
-  std::vector<float> host(const ParamSet& set, size_t at, size_t n) const;
-  void add_to(ParamSet& set, size_t at, const std::vector<double>& v) const;
+  virtual void chain(const float* /*key*/, const float* /*g*/, int64_t /*n*/, int64_t /*ld*/,
+                     double* /*dkey*/) const {}
 
   int heads_ = 0;
 
  private:
   struct Table {
     DeviceArray<float> bias, grad;  // (NH, n_)
+    ParamSlices slices;             // where its key is
     std::vector<float> key;         // what bias was filled from
     bool filled = false;
   };
@@ -51,6 +51,10 @@ class DistanceBias : public PositionMethod {
   int layers_ = 0;
   int64_t n_ = 0;  // distances planned: each table's row length
   mutable std::vector<Table> tables_;
+  // Host buffers, planned with the tables: a key as read now, a table (NH, n_) on its way to or
+  // from the backend, the key's gradient and its float partner.
+  mutable std::vector<float> key_now_, host_, key_scratch_;
+  mutable std::vector<double> dkey_;
 };
 
 }  // namespace alibi

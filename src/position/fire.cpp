@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "kernels/device_array.h"
+#include "position/param_slices.h"
 #include "position/position.h"
 
 namespace alibi {
@@ -21,24 +22,38 @@ namespace {
 constexpr double kEps = 1e-6;     // the reference's normaliser epsilon
 constexpr int kMaxWidth = 256;    // segments <= width + 1 <= the kernel's kMaxFireSegments
 
-// One layer's parameters on the host, in the order of its key.
+// One layer's parameters on the host: views of its key [w1, b1, w2, b2, c, L_mult].
 struct Mlp {
-  std::vector<float> w1, b1, w2, b2;  // (W), (W), (NH, W), (NH)
-  float c = 0, lmult = 0;
+  const float *w1, *b1, *w2, *b2;  // (W), (W), (NH, W), (NH)
+  float c, lmult;
+  Mlp(const float* key, int W, int NH)
+      : w1(key), b1(key + W), w2(key + 2 * W), b2(key + 2 * W + NH * W),
+        c(key[2 * W + NH * W + NH]), lmult(key[2 * W + NH * W + NH + 1]) {}
 };
+size_t key_size(int W, int NH) { return size_t(2 * W + NH * W + NH + 2); }
 
 // The piecewise-linear form of an MLP on x >= 0: knots where a hidden unit turns on or off,
-// each segment's active units and each head's line a x + b on it.
+// each segment's active units and each head's line a x + b on it. Sized for W units once
+// (reserve): made anew for every change of the parameters without allocating.
 struct Pieces {
-  std::vector<float> knots;               // (S - 1) ascending, > 0
-  std::vector<std::vector<int>> active;   // (S) the hidden units on in each segment
-  std::vector<double> slope, icept;       // (NH, S)
-  int segments() const { return int(active.size()); }
+  std::vector<float> knots;    // (S - 1) ascending, > 0
+  std::vector<int> active;     // (S, W): the first count[s] are the units on in segment s
+  std::vector<int> count;      // (S)
+  std::vector<double> slope, icept;  // (NH, S)
+  int S = 0;
+  int segments() const { return S; }
+  void reserve(int W, int NH) {
+    knots.reserve(size_t(W));
+    active.assign(size_t(W + 1) * size_t(W), 0);
+    count.assign(size_t(W + 1), 0);
+    slope.assign(size_t(NH) * size_t(W + 1), 0.0);
+    icept.assign(size_t(NH) * size_t(W + 1), 0.0);
+  }
+  const int* on(int s, int W) const { return active.data() + size_t(s) * size_t(W); }
 };
 
-Pieces pieces_of(const Mlp& m, int NH) {
-  const int W = int(m.w1.size());
-  Pieces p;
+void pieces_of(const Mlp& m, int W, int NH, Pieces& p) {
+  p.knots.clear();
   for (int k = 0; k < W; ++k) {
     if (m.w1[k] == 0.0f) continue;
     const double t = -double(m.b1[k]) / double(m.w1[k]);
@@ -47,27 +62,27 @@ Pieces pieces_of(const Mlp& m, int NH) {
   std::sort(p.knots.begin(), p.knots.end());
   p.knots.erase(std::unique(p.knots.begin(), p.knots.end()), p.knots.end());
   const int S = int(p.knots.size()) + 1;
-  p.active.resize(size_t(S));
-  p.slope.assign(size_t(NH) * S, 0.0);
-  p.icept.assign(size_t(NH) * S, 0.0);
+  p.S = S;
   for (int s = 0; s < S; ++s) {
     // a point inside segment s: [knots[s - 1], knots[s]); segment 0 starts at x = 0
     const double lo = s == 0 ? 0.0 : double(p.knots[size_t(s - 1)]);
     const double hi = s == S - 1 ? lo + 2.0 : double(p.knots[size_t(s)]);
     const double x = 0.5 * (lo + hi);
+    int* on = p.active.data() + size_t(s) * size_t(W);
+    int& n = p.count[size_t(s)];
+    n = 0;
     for (int k = 0; k < W; ++k)
-      if (double(m.w1[k]) * x + double(m.b1[k]) > 0.0) p.active[size_t(s)].push_back(k);
+      if (double(m.w1[k]) * x + double(m.b1[k]) > 0.0) on[n++] = k;
     for (int h = 0; h < NH; ++h) {
       double a = 0.0, b = double(m.b2[h]);
-      for (int k : p.active[size_t(s)]) {
-        a += double(m.w2[size_t(h) * W + k]) * double(m.w1[k]);
-        b += double(m.w2[size_t(h) * W + k]) * double(m.b1[k]);
+      for (int i = 0; i < n; ++i) {
+        a += double(m.w2[size_t(h) * W + on[i]]) * double(m.w1[on[i]]);
+        b += double(m.w2[size_t(h) * W + on[i]]) * double(m.b1[on[i]]);
       }
       p.slope[size_t(h) * S + s] = a;
       p.icept[size_t(h) * S + s] = b;
     }
   }
-  return p;
 }
 
 class Fire final : public PositionMethod {
@@ -110,10 +125,28 @@ class Fire final : public PositionMethod {
     NH_ = c.heads;
     W_ = c.fire_width;
     L_ = double(c.fire_length);
-    for (const char* n : {"fire_w1", "fire_b1", "fire_w2", "fire_b2", "fire_c", "fire_lmult"})
-      at_.push_back(l.at(n).offset);
+    const size_t K = key_size(W_, NH_);
     layers_.clear();
     layers_.resize(size_t(c.layers));
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      Layer& y = layers_[i];
+      const size_t W = size_t(W_), NH = size_t(NH_);
+      // the key's order: w1, b1, w2, b2, c, L_mult of layer i
+      y.slices.add(l.at("fire_w1").offset + i * W, W);
+      y.slices.add(l.at("fire_b1").offset + i * W, W);
+      y.slices.add(l.at("fire_w2").offset + i * NH * W, NH * W);
+      y.slices.add(l.at("fire_b2").offset + i * NH, NH);
+      y.slices.add(l.at("fire_c").offset + i, 1);
+      y.slices.add(l.at("fire_lmult").offset + i, 1);
+      y.key.assign(K, 0.0f);
+      y.pieces.reserve(W_, NH_);
+    }
+    const size_t S = size_t(W_) + 1;
+    key_now_.assign(K, 0.0f);
+    key_scratch_.assign(K, 0.0f);
+    dkey_.assign(K, 0.0);
+    lines_.assign(2 * size_t(NH_) * S, 0.0f);
+    stats_.assign(size_t(NH_) * S * kFireStats, 0.0f);
     n_ = 0;
     PositionMethod::bind(c, l, std::move(be));
   }
@@ -127,9 +160,10 @@ class Fire final : public PositionMethod {
       y.psi = DeviceArray<float>(backend_ptr(), 2 * n);
       y.rows = DeviceArray<float>(backend_ptr(), 3 * n);
       y.stats = DeviceArray<float>(backend_ptr(), size_t(NH_) * S * kFireStats);
-      y.key.clear();
+      y.filled = false;
       y.rows_for = {-1, -1};
     }
+    host_.assign(3 * n, 0.0f);
   }
 
   ScoreBias score_bias(const ParamSet& p, int layer, const AttnShape& s,
@@ -138,7 +172,7 @@ class Fire final : public PositionMethod {
     ALIBI_CHECK(need <= n_ && s.Tq <= n_, "a call spanning ", need, " distances; fire planned ",
                 n_);
     Layer& y = layers_[size_t(layer)];
-    refresh(p, layer, y);
+    refresh(p, y);
     if (y.rows_for != std::pair<int64_t, int64_t>{pos0, s.Tq}) fill_rows(y, pos0, s.Tq);
     FireBias f;
     f.segments = y.pieces.segments();
@@ -162,65 +196,54 @@ class Fire final : public PositionMethod {
 
  private:
   struct Layer {
+    ParamSlices slices;      // where its parameters are
     std::vector<float> key;  // the parameters the tables below come from
-    Mlp mlp;
+    bool filled = false;
     Pieces pieces;
     double c = 0, thr = 0;   // |c|, |L_mult L|
     std::pair<int64_t, int64_t> rows_for{-1, -1};  // (pos0, Tq) of the rows
     DeviceArray<float> knots, lines, psi, rows, stats;
   };
-  std::vector<float> host(const ParamSet& p, size_t at, size_t n) const {
-    std::vector<float> v(n);
-    be().download(v.data(), p.data.data() + at, n * sizeof(float));
-    return v;
-  }
   // The layer's parameters; where they changed, its pieces and psi tables anew.
-  void refresh(const ParamSet& p, int layer, Layer& y) const;
+  void refresh(const ParamSet& p, Layer& y) const;
   void fill_rows(Layer& y, int64_t pos0, int64_t Tq) const;
 
   int NH_ = 0, W_ = 0;
   double L_ = 0;
-  std::vector<size_t> at_;  // offsets of fire_w1, b1, w2, b2, c, lmult
   int64_t n_ = 0;           // distances planned
   mutable std::vector<Layer> layers_;
+  // Host buffers planned by bind and plan: a key as read now and its gradient (with a float
+  // partner), the segment lines, the psi or row tables (3 n), the gradient statistics.
+  mutable std::vector<float> key_now_, key_scratch_, lines_, host_, stats_;
+  mutable std::vector<double> dkey_;
 };
 
-void Fire::refresh(const ParamSet& p, int layer, Layer& y) const {
-  const size_t l = size_t(layer), W = size_t(W_), NH = size_t(NH_);
-  Mlp m;
-  m.w1 = host(p, at_[0] + l * W, W);
-  m.b1 = host(p, at_[1] + l * W, W);
-  m.w2 = host(p, at_[2] + l * NH * W, NH * W);
-  m.b2 = host(p, at_[3] + l * NH, NH);
-  m.c = host(p, at_[4] + l, 1)[0];
-  m.lmult = host(p, at_[5] + l, 1)[0];
-  std::vector<float> key = m.w1;
-  for (const auto* v : {&m.b1, &m.w2, &m.b2}) key.insert(key.end(), v->begin(), v->end());
-  key.push_back(m.c);
-  key.push_back(m.lmult);
-  if (key == y.key) return;
-  y.key = std::move(key);
-  y.mlp = m;
-  y.pieces = pieces_of(m, NH_);
+void Fire::refresh(const ParamSet& p, Layer& y) const {
+  const size_t NH = size_t(NH_);
+  y.slices.gather(p, key_now_.data());
+  if (y.filled && std::equal(y.key.begin(), y.key.end(), key_now_.begin())) return;
+  std::copy(key_now_.begin(), key_now_.end(), y.key.begin());
+  y.filled = true;
+  const Mlp m(y.key.data(), W_, NH_);
+  pieces_of(m, W_, NH_, y.pieces);
   y.c = std::fabs(double(m.c));
   y.thr = std::fabs(double(m.lmult) * L_);
   const Pieces& pc = y.pieces;
   const size_t S = size_t(pc.segments());
-  std::vector<float> lines(2 * NH * S);
   for (size_t i = 0; i < NH * S; ++i) {
-    lines[i] = float(pc.slope[i]);
-    lines[NH * S + i] = float(pc.icept[i]);
+    lines_[i] = float(pc.slope[i]);
+    lines_[NH * S + i] = float(pc.icept[i]);
   }
   if (!pc.knots.empty())
     be().upload(y.knots.data(), pc.knots.data(), pc.knots.size() * sizeof(float));
-  be().upload(y.lines.data(), lines.data(), lines.size() * sizeof(float));
+  be().upload(y.lines.data(), lines_.data(), 2 * NH * S * sizeof(float));
   // psi(d) = log(|c| d + 1) and d psi / d|c| = d / (|c| d + 1), d < n
-  std::vector<float> psi(2 * size_t(n_));
+  float* psi = host_.data();
   for (int64_t d = 0; d < n_; ++d) {
     psi[size_t(d)] = float(std::log1p(y.c * double(d)));
     psi[size_t(n_ + d)] = float(double(d) / (y.c * double(d) + 1.0));
   }
-  be().upload(y.psi.data(), psi.data(), psi.size() * sizeof(float));
+  be().upload(y.psi.data(), psi, 2 * size_t(n_) * sizeof(float));
   y.rows_for = {-1, -1};
 }
 
@@ -228,7 +251,8 @@ void Fire::refresh(const ParamSet& p, int layer, Layer& y) const {
 // derivatives of x = psi(|d|) r through r: d r/d|c| = -r^2 n / (|c| n + 1) (row_dc holds its
 // negation), d r/d thr = -r^2 |c| / (|c| thr + 1) where thr > pos, else 0 (row_dthr, negated).
 void Fire::fill_rows(Layer& y, int64_t pos0, int64_t Tq) const {
-  std::vector<float> r(3 * size_t(n_), 0.0f);
+  float* r = host_.data();
+  std::fill(host_.begin(), host_.end(), 0.0f);
   for (int64_t i = 0; i < Tq; ++i) {
     const double pos = double(pos0 + i), n = std::max(y.thr, pos);
     const double s = 1.0 / (std::log1p(y.c * n) + kEps);
@@ -236,7 +260,7 @@ void Fire::fill_rows(Layer& y, int64_t pos0, int64_t Tq) const {
     r[size_t(n_ + i)] = float(s * s * n / (y.c * n + 1.0));
     r[size_t(2 * n_ + i)] = y.thr > pos ? float(s * s * y.c / (y.c * y.thr + 1.0)) : 0.0f;
   }
-  be().upload(y.rows.data(), r.data(), r.size() * sizeof(float));
+  be().upload(y.rows.data(), r, host_.size() * sizeof(float));
   y.rows_for = {pos0, Tq};
 }
 
@@ -249,39 +273,38 @@ void Fire::fill_rows(Layer& y, int64_t pos0, int64_t Tq) const {
 // then dc = sign(c) d|c| and dL_mult = sign(L_mult L) L dthr; in a fixed order, in double.
 void Fire::score_bias_backward(const ParamSet&, ParamSet& grads) const {
   const size_t W = size_t(W_), NH = size_t(NH_);
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    const Layer& y = layers_[l];
+  for (Layer& y : layers_) {
+    const Mlp m(y.key.data(), W_, NH_);
     const Pieces& pc = y.pieces;
     const size_t S = size_t(pc.segments());
-    std::vector<float> st(NH * S * kFireStats);
-    be().download(st.data(), y.stats.data(), st.size() * sizeof(float));
-    std::vector<double> dw1(W, 0.0), db1(W, 0.0), dw2(NH * W, 0.0), db2(NH, 0.0), dc(1, 0.0),
-        dl(1, 0.0);
+    const float* st = stats_.data();
+    be().download(stats_.data(), y.stats.data(), NH * S * kFireStats * sizeof(float));
+    std::fill(dkey_.begin(), dkey_.end(), 0.0);
+    double* dw1 = dkey_.data();  // the key's order: w1, b1, w2, b2, c, L_mult
+    double* db1 = dw1 + W;
+    double* dw2 = db1 + W;
+    double* db2 = dw2 + NH * W;
     double dabs = 0.0, dthr = 0.0;
     for (size_t h = 0; h < NH; ++h)
       for (size_t s = 0; s < S; ++s) {
-        const float* t = st.data() + (h * S + s) * kFireStats;
+        const float* t = st + (h * S + s) * kFireStats;
         const double s0 = t[0], s1 = t[1], a = pc.slope[h * S + s];
         db2[h] += s0;
         dabs += a * double(t[2]);
         dthr += a * double(t[3]);
-        for (int k : pc.active[s]) {
-          const double w2 = y.mlp.w2[h * W + size_t(k)];
-          dw2[h * W + size_t(k)] += double(y.mlp.w1[size_t(k)]) * s1 + double(y.mlp.b1[size_t(k)]) * s0;
-          dw1[size_t(k)] += w2 * s1;
-          db1[size_t(k)] += w2 * s0;
+        const int* on = pc.on(int(s), W_);
+        for (int i = 0; i < pc.count[s]; ++i) {
+          const size_t k = size_t(on[i]);
+          const double w2 = m.w2[h * W + k];
+          dw2[h * W + k] += double(m.w1[k]) * s1 + double(m.b1[k]) * s0;
+          dw1[k] += w2 * s1;
+          db1[k] += w2 * s0;
         }
       }
-    const double c = y.mlp.c, lm = double(y.mlp.lmult) * L_;
-    dc[0] = (c > 0 ? 1.0 : c < 0 ? -1.0 : 0.0) * dabs;
-    dl[0] = (lm > 0 ? 1.0 : lm < 0 ? -1.0 : 0.0) * L_ * dthr;
-    const std::vector<double>* g[] = {&dw1, &db1, &dw2, &db2, &dc, &dl};
-    for (size_t i = 0; i < 6; ++i) {
-      const size_t at = at_[i] + l * g[i]->size();
-      std::vector<float> cur = host(grads, at, g[i]->size());
-      for (size_t j = 0; j < cur.size(); ++j) cur[j] += float((*g[i])[j]);
-      be().upload(grads.data.data() + at, cur.data(), cur.size() * sizeof(float));
-    }
+    const double c = m.c, lm = double(m.lmult) * L_;
+    db2[NH] = (c > 0 ? 1.0 : c < 0 ? -1.0 : 0.0) * dabs;
+    db2[NH + 1] = (lm > 0 ? 1.0 : lm < 0 ? -1.0 : 0.0) * L_ * dthr;
+    y.slices.add_to(grads, dkey_.data(), key_scratch_.data());
   }
 }
 

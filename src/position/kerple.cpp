@@ -45,7 +45,7 @@ class Kerple final : public DistanceBias {
   void bind(const ModelConfig& c, const ParamLayout& l, std::shared_ptr<Backend> be) override {
     r1_ = l.at("kerple_r1").offset;
     r2_ = l.at("kerple_r2").offset;
-    n_ = size_t(c.layers) * size_t(c.heads);
+    clamp_.assign(size_t(c.layers) * size_t(c.heads), 0.0f);
     DistanceBias::bind(c, l, std::move(be));
   }
   void project(ParamSet& p) const override {
@@ -55,36 +55,32 @@ class Kerple final : public DistanceBias {
 
  protected:
   // [r1 of the layer's heads, r2 of them]
-  std::vector<float> key(const ParamSet& p, int layer) const override {
+  void key_slices(int layer, ParamSlices& out) const override {
     const size_t at = size_t(layer) * size_t(heads_);
-    std::vector<float> k = host(p, r1_ + at, size_t(heads_));
-    const std::vector<float> r2 = host(p, r2_ + at, size_t(heads_));
-    k.insert(k.end(), r2.begin(), r2.end());
-    return k;
+    out.add(r1_ + at, size_t(heads_));
+    out.add(r2_ + at, size_t(heads_));
   }
-  void fill(const std::vector<float>& k, int64_t n, int64_t ld, float* out) const override {
+  void fill(const float* k, int64_t n, int64_t ld, float* out) const override {
     for (int h = 0; h < heads_; ++h) {
-      const double r1 = k[size_t(h)], r2 = k[size_t(heads_ + h)];
+      const double r1 = k[h], r2 = k[heads_ + h];
       for (int64_t d = 0; d < n; ++d)
         out[h * ld + d] = float(-r1 * shape(r2, double(d)));
     }
   }
   // log:   db/dr1 = -log(1 + r2 d),  db/dr2 = -r1 d / (1 + r2 d)
   // power: db/dr1 = -d^r2,           db/dr2 = -r1 d^r2 ln d   (0 at d = 0)
-  void chain(const std::vector<float>& k, const float* g, int64_t n, int64_t ld, int layer,
-             ParamSet& grads) const override {
-    std::vector<double> d1(size_t(heads_), 0.0), d2(size_t(heads_), 0.0);
+  void chain(const float* k, const float* g, int64_t n, int64_t ld,
+             double* dkey) const override {
+    double* d1 = dkey;
+    double* d2 = dkey + heads_;
     for (int h = 0; h < heads_; ++h) {
-      const double r1 = k[size_t(h)], r2 = k[size_t(heads_ + h)];
+      const double r1 = k[h], r2 = k[heads_ + h];
       for (int64_t d = 1; d < n; ++d) {
         const double gd = double(g[h * ld + d]), x = double(d), f = shape(r2, x);
-        d1[size_t(h)] -= gd * f;
-        d2[size_t(h)] -= gd * r1 * (power_ ? f * std::log(x) : x / (1.0 + r2 * x));
+        d1[h] -= gd * f;
+        d2[h] -= gd * r1 * (power_ ? f * std::log(x) : x / (1.0 + r2 * x));
       }
     }
-    const size_t at = size_t(layer) * size_t(heads_);
-    add_to(grads, r1_ + at, d1);
-    add_to(grads, r2_ + at, d2);
   }
 
  private:
@@ -93,18 +89,20 @@ class Kerple final : public DistanceBias {
     return power_ ? (d == 0.0 ? 0.0 : std::pow(d, r2)) : std::log1p(r2 * d);
   }
   void clamp(ParamSet& p, size_t at, float lo, float hi) const {
-    std::vector<float> v = host(p, at, n_);
+    float* v = clamp_.data();
+    const size_t n = clamp_.size();
+    be().download(v, p.data.data() + at, n * sizeof(float));
     bool changed = false;
-    for (float& x : v) {
-      const float y = std::fmin(std::fmax(x, lo), hi);
-      changed |= y != x;
-      x = y;
+    for (size_t i = 0; i < n; ++i) {
+      const float y = std::fmin(std::fmax(v[i], lo), hi);
+      changed |= y != v[i];
+      v[i] = y;
     }
-    if (changed) be().upload(p.data.data() + at, v.data(), v.size() * sizeof(float));
+    if (changed) be().upload(p.data.data() + at, v, n * sizeof(float));
   }
   bool power_;
-  size_t r1_ = 0, r2_ = 0;  // offsets of kerple_r1, kerple_r2 (layers, NH)
-  size_t n_ = 0;            // layers x NH
+  size_t r1_ = 0, r2_ = 0;              // offsets of kerple_r1, kerple_r2 (layers, NH)
+  mutable std::vector<float> clamp_;    // (layers x NH) a tensor being clamped, on the host
 };
 
 }  // namespace

@@ -124,6 +124,7 @@ std::vector<float> alibi_slopes(const ModelConfig& c);
 // Trainable slopes (--slopes trainable): m_h = 2 m0_h sigmoid(theta_h), m0 the fixed slopes, so
 // theta = 0 is exactly the fixed series and each slope stays in (0, 2 m0_h).
 std::vector<float> alibi_trainable_slopes(const std::vector<float>& m0, const float* theta);
+void alibi_trainable_slopes(const std::vector<float>& m0, const float* theta, float* out);
 // The rotary family's per-pair tables (rotary with its --rope-scaling, xpos) for model `c`:
 // pair i of a head (dimensions i and i + HS/2) turns by freq[i] radians per position and, for
 // xpos, is scaled by exp(decay[i] n) at n positions from the anchor (q; k by exp(-decay[i] n));

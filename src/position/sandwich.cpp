@@ -35,7 +35,7 @@ class Sandwich final : public DistanceBias {
   }
 
  protected:
-  void fill(const std::vector<float>&, int64_t n, int64_t ld, float* out) const override {
+  void fill(const float*, int64_t n, int64_t ld, float* out) const override {
     const int half = dim_ / 2;
     std::vector<double> inv(size_t(half) + 1);
     for (int k = 1; k <= half; ++k) inv[size_t(k)] = std::pow(10000.0, -2.0 * k / dim_);
