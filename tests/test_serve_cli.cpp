@@ -48,10 +48,11 @@ class ServeCli : public ::testing::Test {
     EXPECT_GT(s.port, 0) << test::read_text(path("serve.err"));
     return s;
   }
-  static std::string generate(const std::string& prompt, int tokens) {
+  static std::string generate(const std::string& prompt, int tokens,
+                              const std::string& flags = "--temperature 0") {
     const test::CliResult r =
-        test::run_cli("--threads 1 generate " + path("run") + " --temperature 0 --max-new-tokens " +
-                          std::to_string(tokens) + " --prompt '" + prompt + "'",
+        test::run_cli("--threads 1 generate " + path("run") + " --max-new-tokens " +
+                          std::to_string(tokens) + " --prompt '" + prompt + "' " + flags,
                       path("gen.err"));
     EXPECT_EQ(r.code, 0) << r.err;
     return r.out;
@@ -92,6 +93,31 @@ TEST_F(ServeCli, GreedyEqualsGenerateForConcurrentRequestsPastTrainingLength) {
     EXPECT_EQ(a["usage"]["completion_tokens"], 300);
   }
   EXPECT_EQ(s.stop().code, 0);
+}
+
+// --alibi-interpolate as generate runs it: each request's slopes scaled by L / L', L' its own
+// prompt + max_tokens (not the slot's --max-context), while two requests of different lengths
+// share the batch; and the flag changes the text. Sampled with a seed (greedy decoding of this
+// random model repeats one byte, with or without the flag).
+TEST_F(ServeCli, ContextExtensionIsEachRequestsAsGenerateRunsIt) {
+  ServeProcess s = serve("--max-batch 2 --chunk 8 --max-context 512 --alibi-interpolate");
+  const std::vector<std::pair<std::string, int>> asks = {{"It is a truth universally", 200},
+                                                         {"The quick brown fox", 90}};
+  std::vector<std::future<json>> answers;
+  for (const auto& [p, n] : asks)
+    answers.push_back(std::async(std::launch::async, [&, p, n] {
+      return post(s, {{"prompt", p}, {"max_tokens", n}, {"temperature", 1}, {"seed", 7}});
+    }));
+  const std::string sampled = "--temperature 1 --seed 7 ";
+  for (size_t i = 0; i < asks.size(); ++i) {
+    const auto& [p, n] = asks[i];
+    const std::string text = answers[i].get()["choices"][0]["text"].get<std::string>();
+    EXPECT_EQ(text, test::as_json_text(generate(p, n, sampled + "--alibi-interpolate"))) << p;
+    EXPECT_NE(text, test::as_json_text(generate(p, n, sampled))) << p;
+  }
+  EXPECT_EQ(s.stop().code, 0);
+  EXPECT_NE(test::read_text(path("serve.err")).find("context extension {\"alibi_interpolate\""),
+            std::string::npos);
 }
 
 // The stream as curl -N receives it: OpenAI's chunks (one per token, the same id, finish_reason

@@ -21,6 +21,7 @@
 #include "core/rss.h"
 #include "core/signals.h"
 #include "decoder.h"
+#include "extension_flags.h"
 #include "serve/completion.h"
 #include "serve/engine.h"
 #include "serve/metrics.h"
@@ -103,7 +104,7 @@ struct Progress {
   }
 };
 
-void run(const ServeFlags& f) {
+void run(const ServeFlags& f, const ExtensionFlags& ext) {
   check_flags(f);
   const std::string key = read_key(f);
   serve::EngineOptions eo;
@@ -113,7 +114,7 @@ void run(const ServeFlags& f) {
   eo.chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
   eo.max_queue = f.max_queue;
   const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
-  const Decoder m = load_decoder(f.checkpoint, 1, eo.step_rows(), backend);
+  const Decoder m = load_decoder(f.checkpoint, 1, eo.step_rows(), backend, &ext);
   eo.sample_vocab = m.tok.vocab();
   serve::Metrics metrics;
   serve::Engine engine(*m.model, m.tok, eo, metrics);
@@ -154,6 +155,8 @@ void run(const ServeFlags& f) {
                              : std::to_string(f.max_context) + " tokens")
                    .c_str(),
                kv_mib, eo.chunk, f.max_queue);
+  if (const nlohmann::json x = extension_of(c); !x.empty())
+    std::fprintf(stderr, "alibi serve: context extension %s\n", x.dump().c_str());
   http.start();
   std::fprintf(stderr, "alibi serve: listening on http://%s:%d%s\n", f.host.c_str(), port,
                key.empty() ? "" : " (API key required)");
@@ -212,7 +215,9 @@ Command add_serve(CLI::App& app) {
                 "require Authorization: Bearer KEY on every route but /health (empty: none)");
   c->add_option("--api-key-file", f->api_key_file, "read the key from the file's first line");
   c->add_option("--dtype", f->dtype, "matrix-product operands: fp32 | bf16 (as generate)");
-  Command cmd{c, [f] { run(*f); }};
+  // Context extension as generate runs it: L' is each request's prompt + max_tokens.
+  const auto ext = std::make_shared<ExtensionFlags>(c);
+  Command cmd{c, [f, ext] { run(*f, *ext); }};
   cmd.stop = [] {
     return std::optional<std::string>(
         "stopping the server: no new connections; the requests under way get --grace seconds");

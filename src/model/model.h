@@ -30,6 +30,7 @@ struct KVCache {
   int start = 0;     // first row in use; the rows in use are [start, start + len)
   int len = 0;       // rows in use
   int64_t pos = 0;   // absolute position of the next token
+  int context = 0;   // L' of a context extension: the tokens its sequence will span (0: capacity)
   DeviceArray<float> k, v;       // (L, NH, rows, HS)
   DeviceArray<float> workspace;  // attention scratch for queries against `capacity` keys
   int workspace_threads = 0;     // the threads it was planned for

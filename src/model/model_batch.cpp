@@ -69,7 +69,7 @@ void Model::attend_segment(int l, const Segment& g) {
   be.split_heads(q, k, v, acts_.qkv + 3 * off, 1, g.n, NH, HS);
   pos_->qk_forward(q, k, 1, NH, g.n, HS, kv.pos, kv.anchor());
   AttnShape as{1, NH, g.n, kv.len + g.n, HS, kv.rows(), MatmulPrecision::fp32};
-  as.context = kv.capacity;
+  as.context = kv.context > 0 ? kv.context : kv.capacity;
   const ScoreBias bias = pos_->score_bias(params, l, as, kv.pos);
   const size_t layer_off = (size_t(l) * NH * kv.rows() + kv.start) * HS;
   float* kl = kv.k.data() + layer_off;

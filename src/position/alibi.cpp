@@ -54,7 +54,8 @@ class Alibi final : public PositionMethod {
                        .flag_help("--alibi-interpolate",
                                   "alibi: over a context L' longer than the training length L, "
                                   "every slope times L/L' (L': a forward's length; in generate, "
-                                  "the KV cache's: docs/rope-family.md)")
+                                  "the KV cache's; in serve, the request's prompt + max_tokens: "
+                                  "docs/rope-family.md)")
                        .as_switch()
                        .run_option()
                        .only_if(is_alibi));
@@ -86,12 +87,13 @@ class Alibi final : public PositionMethod {
     }
     PositionMethod::bind(c, l, std::move(be));
   }
-  // NH values, made on the host by the first layer asked: from theta once per forward, and
-  // times the interpolation's L/L' when the context length changes it.
+  // NH values, made on the host: from theta by the first layer of each forward, and times the
+  // interpolation's L/L' whenever a call's context length changes it (a batch of sequences of
+  // different lengths changes it between calls of one layer).
   ScoreBias score_bias(const ParamSet& p, int layer, const AttnShape& s,
                        int64_t) const override {
     const double ratio = interpolation(s);
-    if (layer == 0 && (trainable_ || ratio != ratio_)) {
+    if ((layer == 0 && trainable_) || ratio != ratio_) {
       float* m = host_[0].data();
       if (trainable_) {
         read_theta(p, host_[1].data());
