@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake pkg-config libomp-dev libdnnl-dev libsentencepiece-dev
       libcli11-dev nlohmann-json3-dev libonig-dev libutf8proc-dev libgtest-dev libbenchmark-dev xz-utils
       libopenmpi-dev openmpi-bin libcpp-httplib-dev curl
-      python3 python3-numpy python3-matplotlib)
+      python3 python3-numpy python3-matplotlib python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
