@@ -6,6 +6,8 @@
 #   scripts/fuzz.sh campaign S     each target S seconds, one process each, corpus and artifacts
 #                                  kept in out/fuzz/<target>/; FUZZ_PARALLEL targets (default 1)
 #                                  run side by side
+#   scripts/fuzz.sh runs N         a campaign of N executions per target instead of a time (it can
+#                                  be paused with SIGSTOP, e.g. during benchmarks, and resumed)
 # Uses the sanitizer build (scripts/build_sanitize.sh, build-asan/) and makes the seeds
 # (tests/fuzz/make_seeds.sh). Prints, per target, the executions done and the findings (crash-,
 # leak-, timeout-, oom- files).
@@ -15,7 +17,8 @@ MODE=${1:-}
 case "$MODE" in
   smoke) RUNS=${FUZZ_RUNS:-20000} ;;
   campaign) SECONDS_EACH=${2:?usage: scripts/fuzz.sh campaign SECONDS_PER_TARGET} ;;
-  *) echo "usage: scripts/fuzz.sh smoke | campaign SECONDS_PER_TARGET" >&2; exit 2 ;;
+  runs) RUNS=${2:?usage: scripts/fuzz.sh runs EXECUTIONS_PER_TARGET} ;;
+  *) echo "usage: scripts/fuzz.sh smoke | campaign SECONDS_PER_TARGET | runs N" >&2; exit 2 ;;
 esac
 TARGETS=(${FUZZ_TARGETS:-safetensors checkpoint token_split tokenizer hf_config cli_lengths
                          serve_request gguf})
@@ -41,6 +44,8 @@ fuzz_one() {
   if [ "$MODE" = smoke ]; then
     limit=-runs=$RUNS
     [ "$t" = tokenizer ] && limit=-runs=$((RUNS / 5))
+  elif [ "$MODE" = runs ]; then
+    limit=-runs=$RUNS
   else
     limit=-max_total_time=$SECONDS_EACH
   fi

@@ -152,6 +152,37 @@ TEST_P(GgufImportGolden, DecodingEqualsThePrompt) {
   EXPECT_LE(row_err(got, w), kRefTol) << GetParam();
 }
 
+// The .gguf read in place (eval, generate and serve on the file itself) is the same model as its
+// import: the same config and tokenizer, logits identical to the bit. The model outlives the
+// Checkpoint it came from, so it keeps the file's mapping alive itself.
+TEST_P(GgufImportGolden, TheFileReadInPlaceIsItsImport) {
+  const Checkpoint imported = read_checkpoint(ck_path_);
+  const int T = int(ids_.size());
+  std::unique_ptr<Model> in_place;
+  {
+    const Checkpoint ck = read_checkpoint(kDir + GetParam());
+    EXPECT_EQ(ck.config.to_json(), imported.config.to_json());
+    EXPECT_EQ(ck.tokenizer.encode("And many a"), imported.tokenizer.encode("And many a"));
+    EXPECT_EQ(ck.train.at("seq_len"), m_.trained_len);
+    EXPECT_EQ(ck.weights, imported.weights);
+    for (const TensorInfo& t : make_param_layout(ck.config).tensors) {  // views, not copies
+      const StTensor& s = ck.st.at(t.name);
+      if (!t.matrix) continue;
+      EXPECT_TRUE(s.owned.empty()) << t.name;
+      ASSERT_EQ(s.nbytes(), m_.of.at(t.name)->bytes) << t.name;
+      EXPECT_EQ(std::memcmp(s.bytes(), m_.of.at(t.name)->data, s.nbytes()), 0) << t.name;
+    }
+    in_place = std::make_unique<Model>(ck.config, 1, T, ck.st);
+  }
+  Model model(imported.config, 1, T, imported.st);
+  model.forward(ids_.data(), nullptr, 1, T);
+  in_place->forward(ids_.data(), nullptr, 1, T);
+  const size_t V = size_t(imported.config.vocab);
+  for (const int64_t r : rows_)
+    EXPECT_EQ(std::memcmp(in_place->logits_row(r), model.logits_row(r), V * sizeof(float)), 0)
+        << "row " << r;
+}
+
 INSTANTIATE_TEST_SUITE_P(Files, GgufImportGolden, ::testing::ValuesIn(files()),
                          [](const auto& info) {
                            std::string n = info.param.substr(0, info.param.find('.'));
@@ -283,12 +314,25 @@ TEST(GgufImportCli, ImportThenGenerateAndEval) {
       run_cli("import " + kDir + "bloom-q4_k_m.gguf --out " + out, dir / "e");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("GGUF bloom (matrices Q4_K, Q5_0, Q6_K, Q8_0"), std::string::npos) << r.out;
-  const test::CliResult g = run_cli(
-      "generate " + out + " --prompt 'And many' --max-new-tokens 8 --temperature 0", dir / "g");
+  const std::string gen = " --prompt 'And many' --max-new-tokens 8 --temperature 0";
+  const test::CliResult g = run_cli("generate " + out + gen, dir / "g");
   EXPECT_EQ(g.code, 0) << g.err;
   test::write_text(dir / "text.txt", golden().at("text").get<std::string>());
-  const test::CliResult e = run_cli("eval " + out + " --text " + (dir / "text.txt") + " --lengths 16,32", dir / "ev");
+  const std::string ev = " --text " + (dir / "text.txt") + " --lengths 16,32 --json ";
+  const test::CliResult e = run_cli("eval " + out + ev + (dir / "a.json"), dir / "ev");
   EXPECT_EQ(e.code, 0) << e.err;
+  // The same on the file itself, not imported: the same text and the same perplexities.
+  const test::CliResult g2 = run_cli("generate " + kDir + "bloom-q4_k_m.gguf" + gen, dir / "g2");
+  EXPECT_EQ(g2.code, 0) << g2.err;
+  EXPECT_EQ(g2.out, g.out);
+  const test::CliResult e2 =
+      run_cli("eval " + kDir + "bloom-q4_k_m.gguf" + ev + (dir / "b.json"), dir / "ev2");
+  EXPECT_EQ(e2.code, 0) << e2.err;
+  const auto a = nlohmann::json::parse(test::read_text(dir / "a.json"));
+  const auto b = nlohmann::json::parse(test::read_text(dir / "b.json"));
+  ASSERT_EQ(a.at("results").size(), 2u);
+  for (size_t i = 0; i < 2; ++i)
+    EXPECT_EQ(a.at("results")[i].at("loss"), b.at("results")[i].at("loss")) << i;
   test::expect_cli_error(
       run_cli("import " + kDir + "bloom-q4_k_m.gguf --dtype q8_0 --out " + (dir / "x"), dir / "d"),
       "--dtype 'q8_0'");

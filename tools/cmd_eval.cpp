@@ -387,7 +387,8 @@ Command add_eval(CLI::App& app) {
       "shortest first), as a table on stdout (and --json); a masked LM: loss, perplexity and "
       "accuracy on a fixed masking of the text");
   c->add_option("checkpoint", o->checkpoint,
-                "run folder (its latest checkpoint) or a checkpoint file")
+                "run folder (its latest checkpoint), a checkpoint file, or a GGUF file "
+                "(read in place)")
       ->required();
   c->add_option("--data", o->data,
                 "prepared data folder (alibi prepare); its tokenizer must be the checkpoint's");

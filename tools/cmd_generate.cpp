@@ -202,7 +202,8 @@ Command add_generate(CLI::App& app) {
   auto f = std::make_shared<GenerateFlags>();
   CLI::App* c =
       add_subcommand(app, "generate", "continue a prompt from a checkpoint (KV cache, any length)");
-  c->add_option("checkpoint", f->checkpoint, "run folder (its latest checkpoint) or file")
+  c->add_option("checkpoint", f->checkpoint,
+                "run folder (its latest checkpoint), checkpoint file, or GGUF file (in place)")
       ->required();
   c->add_option("--prompt", f->prompt, "text to continue");
   c->add_option("--prompt-file", f->prompt_file, "file whose text to continue");

@@ -30,12 +30,8 @@ void import_gguf_file(const std::string& file, const std::string& out, const std
     usage_error("--dtype '", dtype, "' applies to Hugging Face folders; a GGUF file's matrices ",
                 "keep their types (expected auto)");
   const GgufImport m = import_gguf(file);  // everything checked before anything is written
-  nlohmann::json train = {{"imported_from", fs::absolute(file).string()},
-                          {"architecture", m.architecture},
-                          {"dtype", "GGUF " + m.matrix_types()},
-                          {"weights", "gguf"}};
-  if (m.trained_len > 0) train["seq_len"] = m.trained_len;
-  const std::string path = write_gguf_checkpoint(m, out, train);
+  const std::string path =
+      write_gguf_checkpoint(m, out, gguf_train_record(m, fs::absolute(file).string()));
   const ModelConfig& c = m.config;
   std::printf(
       "import: GGUF %s (matrices %s, kept as stored): %d layers, d_model %d, %d heads, ffn %d, "

@@ -88,7 +88,8 @@ std::string read_key(const ServeFlags& f) {
 std::string default_name(const std::string& path) {
   std::filesystem::path p(path);
   while (!p.empty() && p.filename().empty()) p = p.parent_path();  // a trailing slash
-  return p.extension() == ".safetensors" ? p.stem().string() : p.filename().string();
+  const auto ext = p.extension();
+  return ext == ".safetensors" || ext == ".gguf" ? p.stem().string() : p.filename().string();
 }
 
 // Every 10 s while there is work: what ran since the last line.
@@ -188,7 +189,8 @@ Command add_serve(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
   CLI::App* c = add_subcommand(
       app, "serve", "OpenAI-compatible HTTP server with continuous batching (docs/serve.md)");
-  c->add_option("checkpoint", f->checkpoint, "run folder (its latest checkpoint) or file")
+  c->add_option("checkpoint", f->checkpoint,
+                "run folder (its latest checkpoint), checkpoint file, or GGUF file (in place)")
       ->required();
   c->add_option("--host", f->host, "address to listen on (loopback by default)");
   c->add_option("--port", f->port, "port to listen on (0: any free port, said on stderr)");

@@ -56,12 +56,16 @@ struct Safetensors {
   // writer holds one such tensor at a time (alibi import streams a model this way).
   void add_lazy(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
                 size_t bytes, std::function<void(uint8_t* dst)> fill);
+  // Keeps OWNER alive as long as this or any copy of it: what add_view()s point into (a GGUF
+  // file's mapping, model/gguf_import.h).
+  void hold(std::shared_ptr<const void> owner) { owner_ = std::move(owner); }
   const StTensor& at(const std::string& name) const;  // throws UsageError if absent
   bool has(const std::string& name) const { return tensors.count(name) != 0; }
 
  private:
   struct Mapping;
   std::shared_ptr<const Mapping> mapping_;  // read(): the file, unmapped with the last copy
+  std::shared_ptr<const void> owner_;       // hold()
 };
 
 }  // namespace alibi

@@ -11,6 +11,7 @@
 #include "core/io.h"
 #include "position/position.h"
 #include "kernels/quant.h"
+#include "model/gguf_import.h"
 
 namespace fs = std::filesystem;
 
@@ -53,6 +54,7 @@ std::string resolve_checkpoint(const std::string& path) {
 }
 
 Checkpoint read_checkpoint(const std::string& path_or_run) {
+  if (is_gguf_file(path_or_run)) return read_gguf_checkpoint(path_or_run);
   Checkpoint ck;
   ck.path = resolve_checkpoint(path_or_run);
   ck.st = Safetensors::read(ck.path);

@@ -40,8 +40,9 @@ std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path&
 // A checkpoint's temporary, as an atomic write leaves it when killed (core/io.h).
 bool is_checkpoint_temporary(const std::string& name);
 
-// PATH is a .safetensors file or a run folder (meaning its latest checkpoint). Throws UsageError
-// naming the path for a missing, truncated or foreign file.
+// PATH is a .safetensors file or a run folder (meaning its latest checkpoint), or for
+// read_checkpoint a GGUF file (model/gguf_import.h, read in place, not converted). Throws
+// UsageError naming the path for a missing, truncated or foreign file.
 std::string resolve_checkpoint(const std::string& path);
 Checkpoint read_checkpoint(const std::string& path);
 

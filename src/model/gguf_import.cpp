@@ -2,6 +2,9 @@
 #include "model/gguf_import.h"
 
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "core/error.h"
@@ -291,21 +294,69 @@ GgufImport import_gguf(const std::string& path) {
   return m;
 }
 
+namespace {
+
+// The file's tensors as a checkpoint stores them: matrices in their types and F32 vectors as
+// views of the mapping, vectors stored F16/BF16 widened to fp32 (small) into `widened`.
+StoredTensor stored_tensor(const GgufImport& m, const TensorInfo& ti,
+                           std::map<std::string, std::vector<float>>& widened) {
+  const GgufTensor& t = *m.of.at(ti.name);
+  const std::string type = t.type->name;
+  if (ti.matrix || type == "F32") return StoredTensor{type, t.data, t.bytes};
+  std::vector<float>& w = widened[ti.name];
+  w.resize(ti.numel);
+  widen_stored(w.data(), t.data, ti.numel, type == "BF16");
+  return StoredTensor{"F32", w.data(), w.size() * sizeof(float)};
+}
+
+}  // namespace
+
+json gguf_train_record(const GgufImport& m, const std::string& path) {
+  json train = {{"imported_from", path},
+                {"architecture", m.architecture},
+                {"dtype", "GGUF " + m.matrix_types()},
+                {"weights", "gguf"}};
+  if (m.trained_len > 0) train["seq_len"] = m.trained_len;
+  return train;
+}
+
 std::string write_gguf_checkpoint(const GgufImport& m, const std::string& run_dir,
                                   const json& train) {
   const ParamLayout layout = make_param_layout(m.config);
-  std::map<std::string, std::vector<float>> widened;  // vectors stored F16/BF16: small
+  std::map<std::string, std::vector<float>> widened;
   return write_checkpoint_stored(
-      run_dir, m.config, train, 0, m.tokenizer, layout, [&](const TensorInfo& ti) {
-        const GgufTensor& t = *m.of.at(ti.name);
-        const std::string type = t.type->name;
-        if (ti.matrix || type == "F32") return StoredTensor{type, t.data, t.bytes};
-        std::vector<float>& w = widened[ti.name];
-        w.resize(ti.numel);
-        widen_stored(w.data(), t.data, ti.numel, type == "BF16");
-        return StoredTensor{"F32", w.data(), w.size() * sizeof(float)};
-      },
-      1);
+      run_dir, m.config, train, 0, m.tokenizer, layout,
+      [&](const TensorInfo& ti) { return stored_tensor(m, ti, widened); }, 1);
+}
+
+bool is_gguf_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  std::ifstream f(path, std::ios::binary);
+  char magic[4] = {};
+  return f.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+Checkpoint read_gguf_checkpoint(const std::string& path) {
+  struct Source {  // what the checkpoint's tensors point into
+    GgufImport m;
+    std::map<std::string, std::vector<float>> widened;
+  };
+  auto src = std::make_shared<Source>(Source{import_gguf(path), {}});
+  const GgufImport& m = src->m;
+  Checkpoint ck;
+  ck.path = path;
+  ck.config = m.config;
+  ck.train = gguf_train_record(m, std::filesystem::absolute(path).string());
+  ck.tokenizer = m.tokenizer;
+  const ParamLayout layout = make_param_layout(m.config);
+  for (const TensorInfo& ti : layout.tensors) {
+    const StoredTensor t = stored_tensor(m, ti, src->widened);
+    ck.st.add_view(ti.name, t.dtype, ti.shape, t.data, t.bytes);
+    if (ti.name == "wte") weight_type_of_dtype(t.dtype, ck.weights);
+  }
+  ck.st.hold(std::move(src));
+  return ck;
 }
 
 }  // namespace alibi

@@ -13,6 +13,7 @@
 
 #include "core/gguf.h"
 #include "data/tokenizer.h"
+#include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/hf/family.h"
 
@@ -34,10 +35,20 @@ struct GgufImport {
 // UsageError naming the file and the field.
 GgufImport import_gguf(const std::string& path);
 
+// What an import records as its run's hyper-parameters (the checkpoint's "train"): the file, the
+// architecture, the matrices' types and the training length.
+nlohmann::json gguf_train_record(const GgufImport& m, const std::string& path);
+
 // RUN/ckpt-000000000.safetensors (model/checkpoint.h): the matrices in their GGUF types, their
 // bytes as the file holds them; every other tensor fp32. Returns the path written.
 std::string write_gguf_checkpoint(const GgufImport& m, const std::string& run_dir,
                                   const nlohmann::json& train);
+
+// Whether PATH is a file that starts with GGUF's magic.
+bool is_gguf_file(const std::string& path);
+// The checkpoint an import of PATH would write, without writing it: the tensors are views of the
+// file's mapping (what eval, generate and serve run on a .gguf), which ck.st holds.
+Checkpoint read_gguf_checkpoint(const std::string& path);
 
 // For model/gguf_export.h, the inverse:
 // llama.cpp's name of our tensor ("h.3.ln1.w" -> "blk.3.attn_norm.weight"); "" for none.
