@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 
-TOP = ("results.csv", "results.md", "sweep.csv", "best.json")
+TOP = ("results.csv", "results.md", "sweep.csv", "best.json", "positions.md")
 
 
 def recorded(work):

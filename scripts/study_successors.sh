@@ -3,7 +3,8 @@
 # with the same model, optimiser, tokens and test split as the six methods of the main study:
 # - gutenberg: bytes, L = 128, 1,000 steps of 16 x 128, evaluated to 32 L on Huckleberry Finn;
 # - wt2: WikiText-2 (BPE 8192) at L = 64 (1,500 steps of 32 x 64, to 32 L) and L = 256 (1,500
-#   steps of 8 x 256, to 16 L), nonoverlapping and sliding evaluation.
+#   steps of 8 x 256, to 16 L), nonoverlapping and sliding evaluation, and at 256 the mean loss
+#   by position in the window (the main study's early-token analysis).
 # Each method is trained once at LR, the rate the main study's sweep chose for five of its six
 # methods (8e-3); the six are in its record (docs/runs/study); why this protocol is reduced is in
 # docs/successors.md. LRS=a,b,c sweeps instead at the first length of each setting, scored at L
@@ -64,5 +65,27 @@ if has wt2; then
     --lrs-from "$WORK/wt2-L64-successors/best.json" --split test --no-compare \
     --factors 1,2,4,8,16 --modes nonoverlapping,sliding --max-tokens 16384 \
     --sliding-max-tokens 8192 --title "WikiText-2 (BPE 8192), trained at 256: the methods after ALiBi"
+  save
+  # The early-token curse, as the main study measures it for ALiBi and sinusoidal (study.sh, part
+  # 3): mean loss at each position of windows of L and 4L, and of 4L sliding by L, trained at 256,
+  # on the whole test split.
+  W256="$WORK/wt2-L256-successors"
+  specs=()
+  for m in ${METHODS//,/ }; do
+    run=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]['run'])" \
+          "$W256/best.json" "$m")
+    f="$W256/positions-$m-nonoverlapping.csv"
+    g="$W256/positions-$m-sliding.csv"
+    [ -f "$f" ] && [ -f "$g" ] || \
+      python3 scripts/study_record.py weights "$run" --alibi "$ALIBI" --threads "$THREADS"
+    [ -f "$f" ] || "$ALIBI" --threads "$THREADS" eval "$run" --data "$WORK/wt2-bpe8192" \
+      --split test --lengths 256,1024 --per-position "$f" >/dev/null
+    [ -f "$g" ] || "$ALIBI" --threads "$THREADS" eval "$run" --data "$WORK/wt2-bpe8192" \
+      --split test --lengths 1024 --mode sliding --stride 256 --per-position "$g" >/dev/null
+    specs+=("$m nonoverlapping=$f" "$m sliding (stride 256)=$g")
+  done
+  python3 scripts/plot_positions.py "${specs[@]}" --out "$W256/positions.png" \
+    --table "$W256/positions.md" \
+    --title "WikiText-2 (BPE 8192), trained at 256: mean loss by position in the window (test)"
   save
 fi
