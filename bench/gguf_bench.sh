@@ -4,13 +4,16 @@
 # converted by llama.cpp's convert_hf_to_gguf.py to F16 and quantized by llama-quantize, each file
 # imported by `alibi import FILE.gguf` (its blocks kept as they are) and run by
 # `alibi generate` (a 512-token prompt, then 128 greedy tokens) and by `llama-bench -p 512 -n 128`,
-# 2 threads each, alternating, under flock /tmp/alibi-bench.lock.
+# 2 threads each, alternating, under flock /tmp/alibi-bench.lock. Each round also measures a
+# streaming read (build/bench/bench_stream, 2 threads) and states both decoders' speed as a
+# fraction of the bandwidth limit: the file's bytes read once per token.
 #
-#   LLAMA=/work/llama-build bash bench/gguf_bench.sh WORK [PRESETS]    # PRESETS: "Q8_0 Q4_0"
+#   LLAMA=/work/llama-build bash bench/gguf_bench.sh WORK [PRESETS]    # default "Q8_0 Q4_0 Q4_K_M"
+#   PREPARE_ONLY=1 ...   makes the files and imports, then stops (minutes; no timing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?usage: gguf_bench.sh WORK [PRESETS]}
-PRESETS=${2:-"Q8_0 Q4_0"}
+PRESETS=${2:-"Q8_0 Q4_0 Q4_K_M"}
 LLAMA=${LLAMA:?set LLAMA to the folder of bench/llama_build.sh}
 PY=${PYTHON:-/work/venv/bin/python}
 ALIBI=$(realpath build/alibi)
@@ -46,15 +49,27 @@ done
 (xz -dc data/default-corpus.txt.xz || true) | head -c 1300 > "$W/prompt.txt"
 for p in F16 $PRESETS; do
   name=$(echo "$p" | tr A-Z a-z)
+  [ -d "$W/run-$name" ] || "$ALIBI" import "$W/bloom-560m-$name.gguf" --out "$W/run-$name" > /dev/null
+done
+[ "${PREPARE_ONLY:-0}" = 1 ] && exit 0
+for p in F16 $PRESETS; do
+  name=$(echo "$p" | tr A-Z a-z)
   f="$W/bloom-560m-$name.gguf"
-  [ -d "$W/run-$name" ] || "$ALIBI" import "$f" --out "$W/run-$name" > /dev/null
+  gb=$(stat -c %s "$f" | awk '{print $1 / 1e9}')
   for round in 1 2; do
-    echo "== $p round $round"
+    echo "== $p round $round ($gb GB read per token)"
+    bw=$(flock /tmp/alibi-bench.lock env OMP_NUM_THREADS=2 build/bench/bench_stream --mb 2048 \
+         | grep -o '[0-9.]* GB/s' | head -1 | cut -d' ' -f1)
+    echo "streaming read: $bw GB/s, so at most $(awk -v b="$bw" -v g="$gb" 'BEGIN {printf "%.1f", b / g}') tokens/s"
     flock /tmp/alibi-bench.lock "$ALIBI" --threads 2 generate "$W/run-$name" \
       --prompt-file "$W/prompt.txt" --max-new-tokens 128 --temperature 0 --chunk 512 2>&1 \
-      | grep -o 'prompt: .*decode: [^;]*'
+      | grep -o 'prompt: .*decode: [^;]*' \
+      | awk -v b="$bw" -v g="$gb" '{print; for (i = 1; i <= NF; ++i) if ($i == "decode:") t = $(i + 6);
+          gsub(/[(]/, "", t); printf "alibi decode at %.2f of the bandwidth limit\n", t * g / b}'
     flock /tmp/alibi-bench.lock "$LLAMA/build/bin/llama-bench" -m "$f" -t 2 -p 512 -n 128 \
-      -r 2 -o csv 2>/dev/null | tr -d '"' | awk -F, 'NR == 1 {for (i = 1; i <= NF; ++i) c[$i] = i; next}
-        {print "llama.cpp: pp", $c["n_prompt"], "tg", $c["n_gen"], $c["avg_ts"], "tokens/s"}'
+      -r 2 -o csv 2>/dev/null | tr -d '"' | awk -F, -v b="$bw" -v g="$gb" '
+        NR == 1 {for (i = 1; i <= NF; ++i) c[$i] = i; next}
+        {print "llama.cpp: pp", $c["n_prompt"], "tg", $c["n_gen"], $c["avg_ts"], "tokens/s"
+         if ($c["n_gen"] > 0) printf "llama.cpp decode at %.2f of the bandwidth limit\n", $c["avg_ts"] * g / b}'
   done
 done

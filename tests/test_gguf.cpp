@@ -41,6 +41,26 @@ WeightType type_of(const GgufTensor& t) {
   return w;
 }
 
+// out = x W^T (N rows) in precision p on 1 thread, and again on 2 into `again`.
+std::vector<float> product_on_1_and_2_threads(MatmulPrecision p, const std::vector<float>& x,
+                                              const std::vector<uint8_t>& W, WeightType wt,
+                                              int64_t N, int64_t IC, int64_t OC,
+                                              std::vector<float>& again) {
+  std::vector<float> out(size_t(N * OC));
+  again.assign(out.size(), 0.0f);
+  const LinearForward op{mat(out.data(), N, OC), mat<const float*>(x.data(), N, IC),
+                         mat(WeightView(W.data(), wt), OC, IC), CTensor()};
+  LinearForward op2 = op;
+  op2.out = mat(again.data(), N, OC);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  cpu::linear_forward(p, op);
+  omp_set_num_threads(2);
+  cpu::linear_forward(p, op2);
+  omp_set_num_threads(threads);
+  return out;
+}
+
 TEST(GgufBlocks, DequantizationEqualsGgufPyBitForBit) {
   const Gguf g = Gguf::read(kBlocks);
   int checked = 0;
@@ -110,17 +130,9 @@ TEST(GgufBlocks, ProductsAgainstDoubleOnTheDequantizedWeights) {
       for (int64_t N : {1, 2, 3, 4, 5, 19}) {
         std::vector<float> x(size_t(N * IC));
         for (auto& v : x) v = float(rng.normal());
-        std::vector<float> out1(size_t(N * OC)), out2(size_t(N * OC));
-        const LinearForward op{mat(out1.data(), N, OC), mat<const float*>(x.data(), N, IC),
-                               mat(WeightView(W.data(), wt), OC, IC), CTensor()};
-        const int threads = omp_get_max_threads();
-        omp_set_num_threads(1);
-        cpu::linear_forward(MatmulPrecision::fp32, op);
-        omp_set_num_threads(2);
-        LinearForward op2 = op;
-        op2.out = mat(out2.data(), N, OC);
-        cpu::linear_forward(MatmulPrecision::fp32, op2);
-        omp_set_num_threads(threads);
+        std::vector<float> out2;
+        const std::vector<float> out1 =
+            product_on_1_and_2_threads(MatmulPrecision::fp32, x, W, wt, N, IC, OC, out2);
         EXPECT_EQ(std::memcmp(out1.data(), out2.data(), out1.size() * 4), 0)
             << weight_type_name(wt) << " N=" << N;
         for (int64_t n = 0; n < N; ++n)
@@ -134,6 +146,84 @@ TEST(GgufBlocks, ProductsAgainstDoubleOnTheDequantizedWeights) {
             ASSERT_NEAR(out1[size_t(n * OC + o)], s, double(IC) * 0x1p-24 * a + 1e-30)
                 << weight_type_name(wt) << " IC=" << IC << " N=" << N << " row " << o;
           }
+      }
+    }
+  }
+}
+
+// --dtype int8 (kernels/cpu/quant_int8_cpu.cpp): decoding's products on Q8_0, Q4_0, Q4_K and Q6_K
+// round the activations to 8 bits per block of 32. Against double sums on the dequantized
+// weights: with the activations as rounded (x^ = d q), within IC 2^-24 sum (|w| + o) |x^| (fp32
+// scale products and sums; o the offset a block's unsigned codes carry, 8 d for Q4_0 and the
+// minimum for Q4_K, whose term is summed apart); with the activations as given, within that plus
+// the rounding's own bound, sum |w| d / 2. Bit-identical on 1 and 2 threads.
+TEST(GgufBlocks, Int8ProductsAgainstDoubleWithTheActivationRounding) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "this CPU (or build) has no AVX512-VNNI";
+  Rng rng(12);
+  for (const WeightType wt :
+       {WeightType::q8_0, WeightType::q4_0, WeightType::q4_k, WeightType::q6_k}) {
+    const bool k_type = wt == WeightType::q4_k || wt == WeightType::q6_k;
+    for (const int64_t IC : k_type ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{288, 768}) {
+      const int64_t OC = 37;
+      std::vector<uint8_t> W(weight_row_bytes(wt, IC) * OC);
+      for (auto& b : W) b = uint8_t(rng.below(256));
+      const GgmlType& g = ggml_of(wt);
+      std::vector<uint8_t> zero_codes = W;  // the same scales, every code 0: -o per element
+      for (size_t k = 0; k < W.size(); k += size_t(g.bytes)) {
+        const int at = wt == WeightType::q6_k ? 208 : 0;
+        const int fields = wt == WeightType::q4_k ? 2 : 1;
+        for (int f = 0; f < fields; ++f) zero_codes[k + size_t(at + 2 * f + 1)] = W[k + size_t(at + 2 * f + 1)] &= 0x23;
+        if (wt == WeightType::q4_0) std::fill_n(zero_codes.begin() + long(k) + 2, 16, 0);
+        if (wt == WeightType::q4_k) std::fill_n(zero_codes.begin() + long(k) + 16, 128, 0);
+      }
+      std::vector<float> deq(size_t(OC * IC)), off(size_t(OC * IC), 0.0f);
+      dequantize(deq.data(), W.data(), wt, OC * IC);
+      if (wt == WeightType::q4_0 || wt == WeightType::q4_k)
+        dequantize(off.data(), zero_codes.data(), wt, OC * IC);
+      for (int64_t N : {1, 2, 3, 4}) {
+        std::vector<float> x(size_t(N * IC));
+        for (auto& v : x) v = float(rng.normal());
+        std::vector<int8_t> q(x.size());
+        std::vector<float> d(x.size() / 32);
+        std::vector<int32_t> s(d.size());
+        for (int64_t n = 0; n < N; ++n)
+          cpu::quantize_activations(x.data() + n * IC, IC, q.data() + n * IC,
+                                    d.data() + n * IC / 32, s.data() + n * IC / 32);
+        for (size_t b = 0; b < d.size(); ++b) {
+          int32_t sum = 0;
+          for (size_t i = 32 * b; i < 32 * b + 32; ++i) {
+            ASSERT_LE(std::abs(int(q[i])), 127);
+            ASSERT_LE(std::fabs(double(x[i]) - double(d[b]) * q[i]), d[b] * (0.5 + 1e-6));
+            sum += q[i];
+          }
+          ASSERT_EQ(sum, s[b]);
+        }
+        std::vector<float> out2;
+        const std::vector<float> out1 =
+            product_on_1_and_2_threads(MatmulPrecision::int8, x, W, wt, N, IC, OC, out2);
+        EXPECT_EQ(std::memcmp(out1.data(), out2.data(), out1.size() * 4), 0)
+            << weight_type_name(wt) << " N=" << N;
+        double worst_rounding = 0;  // the rounding bound over sum |w x|, for the record
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t o = 0; o < OC; ++o) {
+            double exact = 0, rounded = 0, fp = 0, rounding = 0, mag = 0;
+            for (int64_t i = 0; i < IC; ++i) {
+              const size_t wi = size_t(o * IC + i), xi = size_t(n * IC + i);
+              const double w = deq[wi], xh = double(d[xi / 32]) * q[xi];
+              exact += w * x[xi];
+              rounded += w * xh;
+              fp += (std::fabs(w) + std::fabs(double(off[wi]))) * std::fabs(xh);
+              rounding += std::fabs(w) * d[xi / 32] / 2;
+              mag += std::fabs(w * x[xi]);
+            }
+            const double got = out1[size_t(n * OC + o)], tight = double(IC) * 0x1p-24 * fp;
+            ASSERT_NEAR(got, rounded, tight + 1e-30)
+                << weight_type_name(wt) << " IC=" << IC << " N=" << N << " row " << o;
+            ASSERT_NEAR(got, exact, tight + rounding)
+                << weight_type_name(wt) << " IC=" << IC << " N=" << N << " row " << o;
+            worst_rounding = std::max(worst_rounding, rounding / mag);
+          }
+        EXPECT_LT(worst_rounding, 0.05) << weight_type_name(wt);  // the bound says something
       }
     }
   }

@@ -37,7 +37,8 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--steps", o->steps, "timed steps per cell (median), after one warm-up");
   sub->add_option("--rounds", o->rounds,
                   "rounds that interleave the methods; each cell keeps its best round");
-  sub->add_option("--dtype", o->dtype, "matrix-product operands: fp32 or bf16 (AVX512-BF16)");
+  sub->add_option("--dtype", o->dtype, "matrix-product operands: fp32 | bf16 (AVX512-BF16) | int8 (AVX512-VNNI, "
+                  "block-quantized weights only)");
   Command c{sub, [o] {
             PositionTableOptions t;
             t.configs.clear();

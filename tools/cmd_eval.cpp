@@ -406,7 +406,9 @@ Command add_eval(CLI::App& app) {
                 "windows per forward (0: as many as fit 16384 tokens and 512 MiB of activations)");
   c->add_option("--dtype", o->dtype,
                 "matrix-product operands: fp32 | bf16 (AVX512-BF16; bf16 weights are used as "
-                "stored; accumulation, softmax and LayerNorm stay fp32)");
+                "stored; accumulation, softmax and LayerNorm stay fp32) | int8 (AVX512-VNNI: "
+                "decoding's products on Q8_0/Q4_0/Q4_K/Q6_K weights take activations rounded to "
+                "8 bits per block of 32, as llama.cpp; docs/gguf.md)");
   c->add_option("--max-tokens", o->max_tokens,
                 "score only the first N tokens of the text (0: all)");
   c->add_option("--json", o->json,

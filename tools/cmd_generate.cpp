@@ -218,7 +218,9 @@ Command add_generate(CLI::App& app) {
   c->add_option("--chunk", f->chunk, "prompt tokens per prefill step");
   c->add_option("--dtype", f->dtype,
                 "matrix-product operands: fp32 | bf16 (AVX512-BF16; bf16 weights are used as "
-                "stored; accumulation, softmax and LayerNorm stay fp32)");
+                "stored; accumulation, softmax and LayerNorm stay fp32) | int8 (AVX512-VNNI: "
+                "decoding's products on Q8_0/Q4_0/Q4_K/Q6_K weights take activations rounded to "
+                "8 bits per block of 32, as llama.cpp; docs/gguf.md)");
   c->add_flag("--interactive", f->interactive,
               "prompt loop on stdin keeping the cache between turns (ends on EOF)");
   // --interactive takes stop requests per reply (at its prompt one ends the program); without

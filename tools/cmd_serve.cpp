@@ -216,7 +216,7 @@ Command add_serve(CLI::App& app) {
   c->add_option("--api-key", f->api_key,
                 "require Authorization: Bearer KEY on every route but /health (empty: none)");
   c->add_option("--api-key-file", f->api_key_file, "read the key from the file's first line");
-  c->add_option("--dtype", f->dtype, "matrix-product operands: fp32 | bf16 (as generate)");
+  c->add_option("--dtype", f->dtype, "matrix-product operands: fp32 | bf16 | int8 (as generate)");
   // Context extension as generate runs it: L' is each request's prompt + max_tokens.
   const auto ext = std::make_shared<ExtensionFlags>(c);
   Command cmd{c, [f, ext] { run(*f, *ext); }};

@@ -7,16 +7,26 @@ namespace alibi {
 MatmulPrecision parse_precision(const std::string& name, const std::string& flag) {
   if (name == "fp32") return MatmulPrecision::fp32;
   if (name == "bf16") return MatmulPrecision::bf16;
-  usage_error(flag, " '", name, "' is not one of fp32, bf16");
+  if (name == "int8") return MatmulPrecision::int8;
+  usage_error(flag, " '", name, "' is not one of fp32, bf16, int8");
 }
 
 const char* precision_name(MatmulPrecision p) {
-  return p == MatmulPrecision::bf16 ? "bf16" : "fp32";
+  return p == MatmulPrecision::bf16 ? "bf16" : p == MatmulPrecision::int8 ? "int8" : "fp32";
 }
 
 bool cpu_has_bf16() {
   static const bool has = __builtin_cpu_supports("avx512bf16");
   return has;
+}
+
+bool cpu_has_vnni() {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+  static const bool has = __builtin_cpu_supports("avx512vnni");
+  return has;
+#else
+  return false;
+#endif
 }
 
 }  // namespace alibi

@@ -181,6 +181,9 @@ std::shared_ptr<Backend> make_cpu_backend(MatmulPrecision p) {
   if (p == MatmulPrecision::bf16 && !cpu_has_bf16())
     usage_error("--dtype bf16 needs a CPU with AVX512-BF16 instructions and this one has none; "
                 "use --dtype fp32");
+  if (p == MatmulPrecision::int8 && !cpu_has_vnni())
+    usage_error("--dtype int8 needs a CPU with AVX512-VNNI instructions (and a build for it) and "
+                "this one has none; use --dtype fp32");
   return std::make_shared<CpuBackend>(p);
 }
 

@@ -160,10 +160,11 @@ void to_fp32(float* dst, WeightView w, int64_t n) {
 void linear_forward_stored(MatmulPrecision p, float* out, const float* inp, WeightView W,
                            const float* b, int64_t N, int64_t IC, int64_t OC) {
   if (is_quantized(W.type) && N <= kStreamRows) {
-    quant_stream_product(out, inp, W, N, IC, OC);
+    if (p != MatmulPrecision::int8 || !quant_int8_product(out, inp, W, N, IC, OC))
+      quant_stream_product(out, inp, W, N, IC, OC);
   } else if (p == MatmulPrecision::bf16 && W.type == WeightType::bf16) {
     linear_bf16(out, inp, W.half(), N, IC, OC);
-  } else if (p == MatmulPrecision::fp32 && N <= kStreamRows) {
+  } else if (p != MatmulPrecision::bf16 && N <= kStreamRows) {
     switch (N) {
       case 1: stream_product<1>(out, inp, W, IC, OC); break;
       case 2: stream_product<2>(out, inp, W, IC, OC); break;

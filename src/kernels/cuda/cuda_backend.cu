@@ -358,6 +358,9 @@ class CudaBackend final : public Backend {
 }  // namespace
 
 std::shared_ptr<Backend> make_cuda_backend(MatmulPrecision p) {
+  if (p == MatmulPrecision::int8)
+    usage_error("--dtype int8 is a CPU option (block-quantized weights, AVX512-VNNI); the CUDA "
+                "backend takes fp32 | bf16");
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess || count == 0)
