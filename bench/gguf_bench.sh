@@ -10,6 +10,7 @@
 #
 #   LLAMA=/work/llama-build bash bench/gguf_bench.sh WORK [PRESETS]    # default "Q8_0 Q4_0 Q4_K_M"
 #   PREPARE_ONLY=1 ...   makes the files and imports, then stops (minutes; no timing)
+#   DTYPES="fp32 int8"   alibi's --dtype values to time (the default: both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?usage: gguf_bench.sh WORK [PRESETS]}
@@ -61,11 +62,14 @@ for p in F16 $PRESETS; do
     bw=$(flock /tmp/alibi-bench.lock env OMP_NUM_THREADS=2 build/bench/bench_stream --mb 2048 \
          | grep -o '[0-9.]* GB/s' | head -1 | cut -d' ' -f1)
     echo "streaming read: $bw GB/s, so at most $(awk -v b="$bw" -v g="$gb" 'BEGIN {printf "%.1f", b / g}') tokens/s"
-    flock /tmp/alibi-bench.lock "$ALIBI" --threads 2 generate "$W/run-$name" \
-      --prompt-file "$W/prompt.txt" --max-new-tokens 128 --temperature 0 --chunk 512 2>&1 \
-      | grep -o 'prompt: .*decode: [^;]*' \
-      | awk -v b="$bw" -v g="$gb" '{print; for (i = 1; i <= NF; ++i) if ($i == "decode:") t = $(i + 6);
-          gsub(/[(]/, "", t); printf "alibi decode at %.2f of the bandwidth limit\n", t * g / b}'
+    for dt in ${DTYPES:-fp32 int8}; do
+      echo -n "alibi --dtype $dt: "
+      flock /tmp/alibi-bench.lock "$ALIBI" --threads 2 generate "$W/run-$name" --dtype "$dt" \
+        --prompt-file "$W/prompt.txt" --max-new-tokens 128 --temperature 0 --chunk 512 2>&1 \
+        | grep -o 'prompt: .*decode: [^;]*' \
+        | awk -v b="$bw" -v g="$gb" '{printf "%s", $0; for (i = 1; i <= NF; ++i) if ($i == "decode:") t = $(i + 6);
+            gsub(/[(]/, "", t); printf " (decode at %.2f of the bandwidth limit)\n", t * g / b}'
+    done
     flock /tmp/alibi-bench.lock "$LLAMA/build/bin/llama-bench" -m "$f" -t 2 -p 512 -n 128 \
       -r 2 -o csv 2>/dev/null | tr -d '"' | awk -F, -v b="$bw" -v g="$gb" '
         NR == 1 {for (i = 1; i <= NF; ++i) c[$i] = i; next}
