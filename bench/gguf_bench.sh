@@ -10,7 +10,9 @@
 #
 #   LLAMA=/work/llama-build bash bench/gguf_bench.sh WORK [PRESETS]    # default "Q8_0 Q4_0 Q4_K_M"
 #   PREPARE_ONLY=1 ...   makes the files and imports, then stops (minutes; no timing)
-#   DTYPES="fp32 int8"   alibi's --dtype values to time (the default: both)
+#   DTYPES="fp32 int8 int8+spin"   alibi's --dtype values to time (the default: these three;
+#                        +spin: OMP_WAIT_POLICY=active, threads spinning at barriers as
+#                        llama.cpp's do, for a machine whose cores are the run's alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?usage: gguf_bench.sh WORK [PRESETS]}
@@ -62,9 +64,12 @@ for p in F16 $PRESETS; do
     bw=$(flock /tmp/alibi-bench.lock env OMP_NUM_THREADS=2 build/bench/bench_stream --mb 2048 \
          | grep -o '[0-9.]* GB/s' | head -1 | cut -d' ' -f1)
     echo "streaming read: $bw GB/s, so at most $(awk -v b="$bw" -v g="$gb" 'BEGIN {printf "%.1f", b / g}') tokens/s"
-    for dt in ${DTYPES:-fp32 int8}; do
+    for dt in ${DTYPES:-fp32 int8 int8+spin}; do
       echo -n "alibi --dtype $dt: "
-      flock /tmp/alibi-bench.lock "$ALIBI" --threads 2 generate "$W/run-$name" --dtype "$dt" \
+      wait_policy=passive
+      [ "${dt#*+}" = spin ] && wait_policy=active
+      flock /tmp/alibi-bench.lock env OMP_WAIT_POLICY=$wait_policy \
+        "$ALIBI" --threads 2 generate "$W/run-$name" --dtype "${dt%+spin}" \
         --prompt-file "$W/prompt.txt" --max-new-tokens 128 --temperature 0 --chunk 512 2>&1 \
         | grep -o 'prompt: .*decode: [^;]*' \
         | awk -v b="$bw" -v g="$gb" '{printf "%s", $0; for (i = 1; i <= NF; ++i) if ($i == "decode:") t = $(i + 6);
