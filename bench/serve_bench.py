@@ -7,22 +7,51 @@ run. Python's standard library only (a comparison benchmark, never a product dep
 
   flock /tmp/alibi-bench.lock python3 bench/serve_bench.py --alibi build/alibi --run RUN \
       [--clients 1,4,16] [--requests 32] [--max-tokens 64] [--threads 2] [--max-batch 16]
+
+With --llama-server BIN --gguf FILE the same load goes to llama.cpp's llama-server on that file
+instead (--max-batch parallel slots of --max-context tokens each, the same threads), for the
+side-by-side table of docs/serve.md.
 """
 import argparse
 import http.client
 import json
 import random
 import re
+import socket
 import subprocess
 import sys
 import threading
 import time
 
 
+def start_llama_server(args):
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [args.llama_server, "-m", args.gguf, "--host", "127.0.0.1", "--port", str(port),
+           "-t", str(args.threads), "-np", str(args.max_batch),
+           "-c", str(args.max_context * args.max_batch), "-b", str(args.chunk)]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and p.poll() is None:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/health")
+            if c.getresponse().status == 200:
+                return p, port
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("serve_bench: llama-server did not start")
+
+
 def start_server(args):
+    if args.llama_server:
+        return start_llama_server(args)
     cmd = [args.alibi, "--threads", str(args.threads), "serve", args.run, "--port", "0",
            "--max-batch", str(args.max_batch), "--max-queue", str(4 * args.max_batch),
-           "--chunk", str(args.chunk), "--max-context", str(args.max_context)]
+           "--chunk", str(args.chunk), "--max-context", str(args.max_context),
+           "--dtype", args.dtype]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     for line in p.stderr:
         sys.stderr.write(line)
@@ -87,7 +116,9 @@ def level(port, clients, requests, max_tokens, prompts):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--alibi", default="build/alibi")
-    ap.add_argument("--run", required=True, help="run folder or checkpoint to serve")
+    ap.add_argument("--run", help="run folder or checkpoint to serve")
+    ap.add_argument("--llama-server", default="", help="llama.cpp's llama-server instead")
+    ap.add_argument("--gguf", default="", help="the file llama-server serves")
     ap.add_argument("--clients", default="1,4,16")
     ap.add_argument("--requests", type=int, default=32, help="requests per level")
     ap.add_argument("--max-tokens", type=int, default=64)
@@ -95,7 +126,10 @@ def main():
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument("--max-context", type=int, default=512)
+    ap.add_argument("--dtype", default="fp32", help="alibi serve's --dtype (fp32, bf16, int8)")
     args = ap.parse_args()
+    if not args.run and not (args.llama_server and args.gguf):
+        ap.error("give --run, or --llama-server and --gguf")
     rnd = random.Random(1)
     words = "the of and to a in that it was he his with as for had you not be her".split()
     prompts = [" ".join(rnd.choice(words) for _ in range(rnd.randint(4, 40))) for _ in range(64)]
