@@ -104,9 +104,10 @@ TEST_F(ServeCli, ContextExtensionIsEachRequestsAsGenerateRunsIt) {
   const std::vector<std::pair<std::string, int>> asks = {{"It is a truth universally", 200},
                                                          {"The quick brown fox", 90}};
   std::vector<std::future<json>> answers;
-  for (const auto& [p, n] : asks)
-    answers.push_back(std::async(std::launch::async, [&, p, n] {
-      return post(s, {{"prompt", p}, {"max_tokens", n}, {"temperature", 1}, {"seed", 7}});
+  for (const auto& ask : asks)
+    answers.push_back(std::async(std::launch::async, [&s, ask] {
+      return post(s, {{"prompt", ask.first}, {"max_tokens", ask.second}, {"temperature", 1},
+                      {"seed", 7}});
     }));
   const std::string sampled = "--temperature 1 --seed 7 ";
   for (size_t i = 0; i < asks.size(); ++i) {
