@@ -8,7 +8,7 @@
 # streaming read (build/bench/bench_stream, 2 threads) and states both decoders' speed as a
 # fraction of the bandwidth limit: the file's bytes read once per token.
 #
-#   LLAMA=/work/llama-build bash bench/gguf_bench.sh WORK [PRESETS]    # default "Q8_0 Q4_0 Q4_K_M"
+#   LLAMA=/work/llama-build bash bench/gguf_bench.sh WORK [PRESETS]  # default "F16 Q8_0 Q4_0 Q4_K_M"
 #   PREPARE_ONLY=1 ...   makes the files and imports, then stops (minutes; no timing)
 #   DTYPES="fp32 int8 int8+spin"   alibi's --dtype values to time (the default: these three;
 #                        +spin: OMP_WAIT_POLICY=active, threads spinning at barriers as
@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?usage: gguf_bench.sh WORK [PRESETS]}
-PRESETS=${2:-"Q8_0 Q4_0 Q4_K_M"}
+PRESETS=${2:-"F16 Q8_0 Q4_0 Q4_K_M"}
 LLAMA=${LLAMA:?set LLAMA to the folder of bench/llama_build.sh}
 PY=${PYTHON:-/work/venv/bin/python}
 ALIBI=$(realpath build/alibi)
@@ -50,12 +50,12 @@ for p in $PRESETS; do
   [ -f "$f" ] || "$LLAMA/build/bin/llama-quantize" "$W/bloom-560m-f16.gguf" "$f" "$p" > /dev/null 2>&1
 done
 (xz -dc data/default-corpus.txt.xz || true) | head -c 1300 > "$W/prompt.txt"
-for p in F16 $PRESETS; do
+for p in $PRESETS; do
   name=$(echo "$p" | tr A-Z a-z)
   [ -d "$W/run-$name" ] || "$ALIBI" import "$W/bloom-560m-$name.gguf" --out "$W/run-$name" > /dev/null
 done
 [ "${PREPARE_ONLY:-0}" = 1 ] && exit 0
-for p in F16 $PRESETS; do
+for p in $PRESETS; do
   name=$(echo "$p" | tr A-Z a-z)
   f="$W/bloom-560m-$name.gguf"
   gb=$(stat -c %s "$f" | awk '{print $1 / 1e9}')
