@@ -336,6 +336,10 @@ TEST(GgufImportCli, ImportThenGenerateAndEval) {
   test::expect_cli_error(
       run_cli("import " + kDir + "bloom-q4_k_m.gguf --dtype q8_0 --out " + (dir / "x"), dir / "d"),
       "--dtype 'q8_0'");
+  // Neither the import nor the file is a run of train: nothing to resume.
+  for (const std::string& what : {out, kDir + "bloom-q4_k_m.gguf"})
+    test::expect_cli_error(run_cli("train --resume " + what, dir / "r"),
+                           "is an import of '");
 }
 
 

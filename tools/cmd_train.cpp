@@ -63,6 +63,11 @@ void resume_steps(TrainOptions& o, const TrainOptions& was, bool given, const Ch
 // is refused; the free ones that were not given default to the run's where that is natural.
 void take_resumed(TrainOptions& o, const Flags& flags, bool root) {
   const Checkpoint ck = read_checkpoint(o.resume);
+  if (ck.train.contains("imported_from"))  // alibi import's checkpoint, or a .gguf read in place
+    usage_error("--resume '", o.resume, "' is an import of '",
+                ck.train["imported_from"].get<std::string>(),
+                "', not a run of alibi train: there is no training to resume; start one from its "
+                "weights with --init-from");
   const TrainOptions was = TrainOptions::from_json(ck.train, ck.config);
   for (const Field<TrainOptions>& f : train_cli_fields()) {
     if (f.role == Role::free) continue;
