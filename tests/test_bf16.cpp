@@ -242,6 +242,11 @@ TEST(Bf16Cli, DtypeIsCheckedAndStoredInTheCheckpoint) {
                          dir / "a.err");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--dtype 'fp16'"), std::string::npos) << r.err;
+  // int8 is an inference precision (quantized weights); training refuses it by name.
+  test::expect_cli_error(test::run_cli("train --data " + dir / "none" + " --out " + dir / "run" +
+                                           " --dtype int8",
+                                       dir / "b.err"),
+                         "--dtype int8 rounds activations");
   if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
 
   constexpr size_t kCorpusBytes = 20000;  // a few 16-token windows in every split

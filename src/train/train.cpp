@@ -43,7 +43,11 @@ std::shared_ptr<Backend> check_job(const TrainOptions& o, Comm& comm) {
                            "|" + o.init_from + "|" + std::to_string(o.time_limit_min));
   check_threads(comm, o.oversubscribe);
   // Every product of this job (training and validation) runs in this precision.
-  std::shared_ptr<Backend> backend = make_backend(o.device, parse_precision(o.dtype));
+  const MatmulPrecision precision = parse_precision(o.dtype);
+  if (precision == MatmulPrecision::int8)
+    usage_error("--dtype int8 rounds activations against block-quantized weights, for inference "
+                "(eval, generate, serve, bench); train takes fp32 | bf16");
+  std::shared_ptr<Backend> backend = make_backend(o.device, precision);
   if (N > 1 && !backend->host_memory())
     usage_error("--device ", o.device, " trains on one process only: data parallel over ", N,
                 " processes needs a host-memory backend (cpu); NCCL is not built yet "
