@@ -48,10 +48,15 @@ def start_llama_server(args):
 def start_server(args):
     if args.llama_server:
         return start_llama_server(args)
-    cmd = [args.alibi, "--threads", str(args.threads), "serve", args.run, "--port", "0",
-           "--max-batch", str(args.max_batch), "--max-queue", str(4 * args.max_batch),
-           "--chunk", str(args.chunk), "--max-context", str(args.max_context),
-           "--dtype", args.dtype]
+    return spawn_alibi_serve(
+        [args.alibi, "--threads", str(args.threads), "serve", args.run, "--port", "0",
+         "--max-batch", str(args.max_batch), "--max-queue", str(4 * args.max_batch),
+         "--chunk", str(args.chunk), "--max-context", str(args.max_context),
+         "--dtype", args.dtype])
+
+
+def spawn_alibi_serve(cmd):
+    """Starts `alibi serve` (cmd) on port 0: the process and the port it says it listens on."""
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     for line in p.stderr:
         sys.stderr.write(line)

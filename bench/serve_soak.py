@@ -12,12 +12,15 @@ was after the warm-up (no leak). Exit 1 on any failure. Python's standard librar
 import argparse
 import http.client
 import json
+import os
 import random
 import re
-import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_bench import spawn_alibi_serve  # noqa: E402
 
 
 def rss_kb(pid):
@@ -26,15 +29,8 @@ def rss_kb(pid):
 
 
 def start_server(args, extra):
-    cmd = [args.alibi, "--threads", str(args.threads), "serve", args.run, "--port", "0", *extra]
-    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    for line in p.stderr:
-        sys.stderr.write(line)
-        m = re.search(r"listening on http://[^:]+:(\d+)", line)
-        if m:
-            threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
-            return p, int(m.group(1))
-    raise SystemExit("serve_soak: the server did not start")
+    return spawn_alibi_serve([args.alibi, "--threads", str(args.threads), "serve", args.run,
+                              "--port", "0", *extra])
 
 
 def one_request(port, prompt, max_tokens, cancel_after):
