@@ -103,7 +103,7 @@ TEST(GgufBlocks, QuantizationEqualsGgufPyByteForByte) {
 }
 
 // out = inp W^T on a quantized W: decoding (1-4 rows, streamed) and prompts (more rows,
-// dequantized blocks and sgemm) against double sums over the dequantized weights, within
+// dequantized panels in register tiles) against double sums over the dequantized weights, within
 // recursive summation's worst case, IC * 2^-24 * sum |w x| (fp32 products of exact values), and
 // bit-identical on 1 and 2 threads.
 TEST(GgufBlocks, ProductsAgainstDoubleOnTheDequantizedWeights) {
@@ -127,7 +127,7 @@ TEST(GgufBlocks, ProductsAgainstDoubleOnTheDequantizedWeights) {
         for (int f = 0; f < fields; ++f) W[k + size_t(at + 2 * f + 1)] &= 0x23;
       }
       dequantize(deq.data(), W.data(), wt, OC * IC);
-      for (int64_t N : {1, 2, 3, 4, 5, 19}) {
+      for (int64_t N : {1, 2, 3, 4, 5, 19, 40}) {
         std::vector<float> x(size_t(N * IC));
         for (auto& v : x) v = float(rng.normal());
         std::vector<float> out2;
@@ -151,7 +151,7 @@ TEST(GgufBlocks, ProductsAgainstDoubleOnTheDequantizedWeights) {
   }
 }
 
-// --dtype int8 (kernels/cpu/quant_int8_cpu.cpp): decoding's products on Q8_0, Q4_0, Q4_K and Q6_K
+// --dtype int8 (kernels/cpu/quant_int8_cpu.cpp): the products on Q8_0, Q4_0, Q4_K and Q6_K
 // round the activations to 8 bits per block of 32. Against double sums on the dequantized
 // weights: with the activations as rounded (x^ = d q), within IC 2^-24 sum (|w| + o) |x^| (fp32
 // scale products and sums; o the offset a block's unsigned codes carry, 8 d for Q4_0 and the
@@ -180,7 +180,7 @@ TEST(GgufBlocks, Int8ProductsAgainstDoubleWithTheActivationRounding) {
       dequantize(deq.data(), W.data(), wt, OC * IC);
       if (wt == WeightType::q4_0 || wt == WeightType::q4_k)
         dequantize(off.data(), zero_codes.data(), wt, OC * IC);
-      for (int64_t N : {1, 2, 3, 4}) {
+      for (int64_t N : {1, 2, 3, 4, 5, 13}) {
         std::vector<float> x(size_t(N * IC));
         for (auto& v : x) v = float(rng.normal());
         std::vector<int8_t> q(x.size());

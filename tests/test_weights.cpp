@@ -3,6 +3,7 @@
 // values, and checkpoints whose matrices are bf16/f16 read in place by inference models.
 #include <gtest/gtest.h>
 #include <immintrin.h>
+#include <omp.h>
 
 #include <bit>
 #include <cmath>
@@ -108,16 +109,18 @@ std::vector<float> normals(size_t n, uint64_t seed) {
 }
 
 // A bf16/f16 product against the fp32 product of the widened matrix: the same terms summed in
-// another order (dot products for a few rows, blocks through gemm for more), so within
-// 1e-6 of sum |w x| per output. A misread element (wrong shift, row or tail) is off by O(1).
+// another order (dot products for a few rows, register tiles on widened panels for more), so
+// within 1e-6 of sum |w x| per output, and bit-identical on 1 and 2 threads. A misread element
+// (wrong shift, row or tail) is off by O(1).
 TEST(HalfWeights, LinearEqualsFp32OnTheWidenedMatrix) {
   struct Shape {
     int64_t N, IC, OC;
   };
-  // 1..4 rows stream (1 row: 8 at a time, so 19 rows leave 3); 5 and more go through blocks of
-  // 2^22 floats, and IC 256 x OC 20000 takes two of them.
+  // 1..4 rows stream (1 row: 8 at a time, so 19 rows leave 3); 5 and more go through panels of
+  // 2^14 floats in tiles of 4 rows of W by 6 input rows: IC 37 leaves a tail of 5 lanes, N 33
+  // a tile of 3 inputs, OC 19 a tile of 3 rows, and IC 256 x OC 20000 takes 313 panels.
   const Shape shapes[] = {{1, 37, 19}, {2, 64, 7}, {3, 37, 1}, {4, 130, 33},
-                          {5, 37, 19}, {33, 64, 21}, {7, 256, 20000}};
+                          {5, 37, 19}, {33, 64, 21}, {7, 256, 20000}, {64, 1040, 50}};
   for (WeightType t : {WeightType::bf16, WeightType::f16})
     for (const Shape& s : shapes)
       for (bool bias : {false, true}) {
@@ -129,8 +132,18 @@ TEST(HalfWeights, LinearEqualsFp32OnTheWidenedMatrix) {
         cpu::linear_forward(MatmulPrecision::fp32,
                             {mat(want.data(), s.N, s.OC), mat(x.data(), s.N, s.IC),
                              mat(W.data(), s.OC, s.IC), bv});
-        default_backend()->run(LinearForward{mat(got.data(), s.N, s.OC), mat(x.data(), s.N, s.IC),
-                                             mat(WeightView(Wh.data(), t), s.OC, s.IC), bv});
+        const LinearForward op{mat(got.data(), s.N, s.OC), mat(x.data(), s.N, s.IC),
+                               mat(WeightView(Wh.data(), t), s.OC, s.IC), bv};
+        default_backend()->run(op);
+        std::vector<float> one(got.size());
+        LinearForward op1 = op;
+        op1.out = mat(one.data(), s.N, s.OC);
+        const int threads = omp_get_max_threads();
+        omp_set_num_threads(1);
+        default_backend()->run(op1);
+        omp_set_num_threads(threads);
+        ASSERT_EQ(std::memcmp(one.data(), got.data(), got.size() * 4), 0)
+            << weight_type_name(t) << " N=" << s.N << " IC=" << s.IC << " OC=" << s.OC;
         for (int64_t n = 0; n < s.N; ++n)
           for (int64_t o = 0; o < s.OC; ++o) {
             double mag = bias ? std::fabs(b[size_t(o)]) : 0.0;

@@ -57,9 +57,10 @@ void token_losses(float* loss, const float* logits, const float* lse, const int3
 
 // ---- weights_cpu.cpp: products and lookups on stored weights, widened to fp32 exactly ------------
 // out (N,OC) = inp W^T + b for a bf16/f16 or block-quantized W. In bf16 precision a bf16 W goes
-// to linear_bf16 as it is. Otherwise a few rows (decoding) stream W once through fp32 dot
-// products (quant_stream_product for the block formats) and more rows widen blocks of W's rows
-// into scratch and call gemm.
+// to linear_bf16 as it is; in int8 precision a block W goes to quant_int8_product. Otherwise a
+// few rows (decoding) stream W once through fp32 dot products (quant_stream_product for the block
+// formats), more rows go to panel_product, and in bf16 precision blocks of W's rows are widened
+// into scratch for gemm.
 void linear_forward_stored(MatmulPrecision p, float* out, const float* inp, WeightView W,
                            const float* b, int64_t N, int64_t IC, int64_t OC);
 void embedding_forward_stored(float* x, const int32_t* tokens, WeightView wte, int64_t N,
@@ -68,6 +69,12 @@ void embedding_forward_stored(float* x, const int32_t* tokens, WeightView wte, i
 void widen(float* dst, const uint16_t* src, WeightType t, int64_t n);
 // dst (n) = the n elements of w in any stored type, widened or dequantized.
 void to_fp32(float* dst, WeightView w, int64_t n);
+
+// ---- panel_cpu.cpp: batches of rows on stored weights --------------------------------------------
+// out (N,OC) = inp (N,IC) W^T for a bf16/f16 or block-quantized W: panels of W's rows widened
+// (to_fp32) into per-thread scratch that stays in cache, each multiplied by every input row in
+// fp32; W read once. Each output one thread's sum in a fixed order, whatever the thread count.
+void panel_product(float* out, const float* inp, WeightView W, int64_t N, int64_t IC, int64_t OC);
 
 // ---- quant_cpu.cpp: the block formats (kernels/quant.h's values, in registers) ------------------
 // dst (n) = the n elements at w (a block type), dequantized.
@@ -81,7 +88,7 @@ void quant_stream_product(float* out, const float* inp, WeightView W, int64_t N,
 // Rounds x (n, a multiple of 32) to 8 bits per block of 32, as llama.cpp's Q8_0: d = max|x| / 127,
 // q = x / d rounded to nearest even (0 where d is 0); per block d and s = sum q.
 void quantize_activations(const float* x, int64_t n, int8_t* q, float* d, int32_t* s);
-// out (N,OC) = q8(inp) (N,IC) W^T for W in Q8_0, Q4_0, Q4_K or Q6_K, N <= 4, on AVX512-VNNI:
+// out (N,OC) = q8(inp) (N,IC) W^T for W in Q8_0, Q4_0, Q4_K or Q6_K, any N, on AVX512-VNNI:
 // integer dot products per block, scaled and summed in fp32 in a fixed order (each output one
 // thread's). False, with nothing written, for another type or without VNNI.
 bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, int64_t IC,

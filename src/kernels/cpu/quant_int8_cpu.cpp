@@ -201,18 +201,23 @@ void row_dot(float* out, int64_t ldo, const uint8_t* w, const Act* x, int64_t IC
   for (int n = 0; n < N; ++n) out[n * ldo] = _mm512_reduce_add_ps(acc[n]) - corr[n];
 }
 
-template <WeightType T, int N>
-void rows(float* out, const Act* x, const uint8_t* w, int64_t IC, int64_t OC) {
+// Every input row against each weight row in turn, 4 at a time: a weight row (at most a few KiB)
+// is read from memory once and meets the later rows from L1.
+template <WeightType T>
+void rows(float* out, const Act* x, const uint8_t* w, int64_t N, int64_t IC, int64_t OC) {
   const size_t rb = weight_row_bytes(T, IC);
 #pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < OC; ++o) row_dot<T, N>(out + o, OC, w + o * rb, x, IC);
-}
-
-template <WeightType T>
-void rows_n(float* out, const Act* x, const uint8_t* w, int64_t N, int64_t IC, int64_t OC) {
-  using F = void (*)(float*, const Act*, const uint8_t*, int64_t, int64_t);
-  static constexpr F kByRows[] = {rows<T, 1>, rows<T, 2>, rows<T, 3>, rows<T, 4>};
-  kByRows[N - 1](out, x, w, IC, OC);
+  for (int64_t o = 0; o < OC; ++o) {
+    const uint8_t* wr = w + o * rb;
+    int64_t n = 0;
+    for (; n + 4 <= N; n += 4) row_dot<T, 4>(out + n * OC + o, OC, wr, x + n, IC);
+    switch (N - n) {
+      case 1: row_dot<T, 1>(out + n * OC + o, OC, wr, x + n, IC); break;
+      case 2: row_dot<T, 2>(out + n * OC + o, OC, wr, x + n, IC); break;
+      case 3: row_dot<T, 3>(out + n * OC + o, OC, wr, x + n, IC); break;
+      default: break;
+    }
+  }
 }
 
 }  // namespace
@@ -225,28 +230,35 @@ bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, i
   const int64_t unit = t == WeightType::q4_k || t == WeightType::q6_k ? 256 : 32;
   const bool ours = t == WeightType::q8_0 || t == WeightType::q4_0 || t == WeightType::q4_k ||
                     t == WeightType::q6_k;
-  if (!ours || N < 1 || N > 4 || IC % unit != 0 || !cpu_has_vnni()) return false;
+  if (!ours || N < 1 || IC % unit != 0 || !cpu_has_vnni()) return false;
   // Grow-only in the calling thread: no allocation once warm; the team reads them.
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> d;
   thread_local std::vector<int32_t> s;
+  thread_local std::vector<Act> x;
   const int64_t nb = IC / 32;
   if (q.size() < size_t(N * IC)) q.resize(size_t(N * IC));
   if (d.size() < size_t(N * nb)) {
     d.resize(size_t(N * nb));
     s.resize(size_t(N * nb));
   }
-  Act x[4];
+  if (x.size() < size_t(N)) x.resize(size_t(N));
+  // The team's threads have thread_locals of their own: they see these through pointers.
+  int8_t* qp = q.data();
+  float* dp = d.data();
+  int32_t* sp = s.data();
+  Act* xp = x.data();
+#pragma omp parallel for schedule(static) if (N > 4)
   for (int64_t n = 0; n < N; ++n) {
-    quantize_activations(inp + n * IC, IC, q.data() + n * IC, d.data() + n * nb, s.data() + n * nb);
-    x[n] = {q.data() + n * IC, d.data() + n * nb, s.data() + n * nb};
+    quantize_activations(inp + n * IC, IC, qp + n * IC, dp + n * nb, sp + n * nb);
+    xp[n] = {qp + n * IC, dp + n * nb, sp + n * nb};
   }
   const uint8_t* w = W.bytes();
   switch (t) {
-    case WeightType::q8_0: rows_n<WeightType::q8_0>(out, x, w, N, IC, OC); break;
-    case WeightType::q4_0: rows_n<WeightType::q4_0>(out, x, w, N, IC, OC); break;
-    case WeightType::q4_k: rows_n<WeightType::q4_k>(out, x, w, N, IC, OC); break;
-    default: rows_n<WeightType::q6_k>(out, x, w, N, IC, OC); break;
+    case WeightType::q8_0: rows<WeightType::q8_0>(out, xp, w, N, IC, OC); break;
+    case WeightType::q4_0: rows<WeightType::q4_0>(out, xp, w, N, IC, OC); break;
+    case WeightType::q4_k: rows<WeightType::q4_k>(out, xp, w, N, IC, OC); break;
+    default: rows<WeightType::q6_k>(out, xp, w, N, IC, OC); break;
   }
   return true;
 #else

@@ -19,10 +19,9 @@ namespace {
 // Rows of inputs up to which a product streams W once through dot products (decoding, short
 // prefill chunks): reading W is the cost there, and each weight loaded serves every row.
 constexpr int64_t kStreamRows = 4;
-// Floats of the widened block of W a larger product multiplies at a time (16 MiB): each block is
-// one sgemm call, which packs the inputs again, so blocks must be large. At 1,024 rows of a
-// BLOOM-560m-shaped model, bf16 evaluation ran at 0.84-0.89 of fp32's tokens/s with 4 MiB blocks
-// and 0.96 with 16 MiB (alibi eval, 2 threads, alternating).
+// Floats of the widened block of W a bf16-precision product multiplies at a time (16 MiB): each
+// block is one gemm call, which packs the inputs again, so blocks must be large (at 1,024 rows
+// of a BLOOM-560m-shaped model, 4 MiB blocks ran at 0.84-0.89 of 16 MiB's tokens/s).
 constexpr int64_t kBlockFloats = int64_t(1) << 22;
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -138,6 +137,41 @@ void stream_product(float* out, const float* inp, WeightView W, int64_t IC, int6
     dot_rows<N, 1>(out + o, OC, inp, split, w + o * IC, W.type, IC);
 }
 
+// out (N,OC) = inp W^T: which kernel multiplies, by precision, type and rows.
+void product(MatmulPrecision p, float* out, const float* inp, WeightView W, int64_t N, int64_t IC,
+             int64_t OC) {
+  if (p == MatmulPrecision::int8 && is_quantized(W.type) &&
+      quant_int8_product(out, inp, W, N, IC, OC))
+    return;
+  if (is_quantized(W.type) && N <= kStreamRows) return quant_stream_product(out, inp, W, N, IC, OC);
+  if (p == MatmulPrecision::bf16 && W.type == WeightType::bf16)
+    return linear_bf16(out, inp, W.half(), N, IC, OC);
+  if (p != MatmulPrecision::bf16 && N <= kStreamRows) {
+    switch (N) {
+      case 1: return stream_product<1>(out, inp, W, IC, OC);
+      case 2: return stream_product<2>(out, inp, W, IC, OC);
+      case 3: return stream_product<3>(out, inp, W, IC, OC);
+      default: return stream_product<4>(out, inp, W, IC, OC);
+    }
+  }
+  // More rows in fp32: W widened a cache-sized panel at a time, each panel multiplied by every
+  // row; W read once and nothing widened leaves the cache. At 8 to 512 rows of a 4,096 x 1,024
+  // F16 matrix, 0.9-6x the rate of sgemm on the matrix already widened (bench/bench_batch).
+  if (p != MatmulPrecision::bf16) return panel_product(out, inp, W, N, IC, OC);
+  // bf16 precision on f16 or block weights: blocks of W's rows widened, then gemm's bf16 product.
+  // Grow-only per calling thread, like gemm's bf16 operands: no allocation once warm.
+  thread_local std::vector<float> block;
+  const int64_t rows = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(IC, 1), 1, OC);
+  if (block.size() < size_t(rows * IC)) block.resize(size_t(rows * IC));
+  float* blk = block.data();  // the team's threads have thread_locals of their own
+  for (int64_t o0 = 0; o0 < OC; o0 += rows) {
+    const int64_t n = std::min(rows, OC - o0);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; ++r) to_fp32(blk + r * IC, W.rows_from(o0 + r, IC), IC);
+    gemm(p, false, true, N, n, IC, 1.0f, inp, IC, blk, IC, 0.0f, out + o0, OC);
+  }
+}
+
 }  // namespace
 
 void widen(float* dst, const uint16_t* src, WeightType t, int64_t n) {
@@ -159,31 +193,7 @@ void to_fp32(float* dst, WeightView w, int64_t n) {
 
 void linear_forward_stored(MatmulPrecision p, float* out, const float* inp, WeightView W,
                            const float* b, int64_t N, int64_t IC, int64_t OC) {
-  if (is_quantized(W.type) && N <= kStreamRows) {
-    if (p != MatmulPrecision::int8 || !quant_int8_product(out, inp, W, N, IC, OC))
-      quant_stream_product(out, inp, W, N, IC, OC);
-  } else if (p == MatmulPrecision::bf16 && W.type == WeightType::bf16) {
-    linear_bf16(out, inp, W.half(), N, IC, OC);
-  } else if (p != MatmulPrecision::bf16 && N <= kStreamRows) {
-    switch (N) {
-      case 1: stream_product<1>(out, inp, W, IC, OC); break;
-      case 2: stream_product<2>(out, inp, W, IC, OC); break;
-      case 3: stream_product<3>(out, inp, W, IC, OC); break;
-      default: stream_product<4>(out, inp, W, IC, OC); break;
-    }
-  } else {
-    // Grow-only per calling thread, like gemm's bf16 operands: no allocation once warm.
-    thread_local std::vector<float> block;
-    const int64_t rows = std::clamp<int64_t>(kBlockFloats / std::max<int64_t>(IC, 1), 1, OC);
-    if (block.size() < size_t(rows * IC)) block.resize(size_t(rows * IC));
-    float* blk = block.data();  // the team's threads have thread_locals of their own
-    for (int64_t o0 = 0; o0 < OC; o0 += rows) {
-      const int64_t n = std::min(rows, OC - o0);
-#pragma omp parallel for schedule(static)
-      for (int64_t r = 0; r < n; ++r) to_fp32(blk + r * IC, W.rows_from(o0 + r, IC), IC);
-      gemm(p, false, true, N, n, IC, 1.0f, inp, IC, blk, IC, 0.0f, out + o0, OC);
-    }
-  }
+  product(p, out, inp, W, N, IC, OC);
   if (b) add_bias(out, b, N, OC);
 }
 

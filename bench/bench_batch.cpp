@@ -1,0 +1,88 @@
+// Products of a batch of N rows with stored weights (the steps of continuous batching, prompt
+// chunks) against the fp32 sgemm of the same rows with the same matrix widened to fp32, which
+// reads twice (f16) to four times (Q4_0) the bytes. Per N and type: rows/s of each, alternating
+// over rounds (best of each), and their ratio.
+//
+//   build/bench/bench_batch [--rows 4096] [--cols 1024] [--n 1,4,8,16,64,256,512] [--rounds 3]
+//                           (OMP_NUM_THREADS)
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/half.h"
+#include "core/rng.h"
+#include "kernels/backend.h"
+#include "kernels/quant.h"
+
+using namespace alibi;
+
+int main(int argc, char** argv) {
+  int64_t rows = 4096, cols = 1024;
+  int rounds = 3;
+  std::string ns = "1,4,8,16,64,256,512";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--rows")) rows = std::atoll(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--cols")) cols = std::atoll(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--n")) ns = argv[i + 1];
+    if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
+  }
+  std::vector<int64_t> batch;
+  std::stringstream ss(ns);
+  for (std::string t; std::getline(ss, t, ',');) batch.push_back(std::atoll(t.c_str()));
+  const int64_t maxN = *std::max_element(batch.begin(), batch.end());
+
+  Rng rng(1);
+  std::vector<float> wf(size_t(rows * cols)), x(size_t(maxN * cols)), out(size_t(maxN * rows));
+  for (float& v : wf) v = 0.05f * rng.normal();
+  for (float& v : x) v = rng.normal();
+  std::vector<uint16_t> wh(wf.size());
+  for (size_t i = 0; i < wf.size(); ++i) wh[i] = float_to_f16(wf[i]);
+  std::vector<uint8_t> q8(weight_row_bytes(WeightType::q8_0, cols) * size_t(rows)),
+      q4(weight_row_bytes(WeightType::q4_0, cols) * size_t(rows));
+  quantize(q8.data(), wf.data(), WeightType::q8_0, rows * cols);
+  quantize(q4.data(), wf.data(), WeightType::q4_0, rows * cols);
+
+  const auto fp32_be = make_backend("cpu", MatmulPrecision::fp32),
+             int8_be = make_backend("cpu", MatmulPrecision::int8);
+  auto rate = [&](WeightView w, int64_t N, MatmulPrecision p) {
+    Backend* be = p == MatmulPrecision::int8 ? int8_be.get() : fp32_be.get();
+    be->run(LinearForward{mat(out.data(), N, rows), mat(x.data(), N, cols), mat(w, rows, cols), {}});
+    const int reps = std::max<int64_t>(2, 256 / N);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int k = 0; k < reps; ++k)
+      be->run(LinearForward{mat(out.data(), N, rows), mat(x.data(), N, cols), mat(w, rows, cols),
+                            {}});
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return double(N) * reps / s;
+  };
+  struct Kind {
+    const char* name;
+    WeightView w;
+    MatmulPrecision p;
+  };
+  const Kind kinds[] = {{"f16", WeightView(wh.data(), WeightType::f16), MatmulPrecision::fp32},
+                        {"q8_0", WeightView(q8.data(), WeightType::q8_0), MatmulPrecision::fp32},
+                        {"q8_0 int8", WeightView(q8.data(), WeightType::q8_0), MatmulPrecision::int8},
+                        {"q4_0 int8", WeightView(q4.data(), WeightType::q4_0), MatmulPrecision::int8}};
+  std::printf("%lld x %lld, %d threads: rows/s of the stored product and of fp32 sgemm on the "
+              "widened matrix\n", (long long)rows, (long long)cols, omp_get_max_threads());
+  std::printf("%6s %-10s %12s %12s %7s\n", "N", "type", "stored", "fp32 sgemm", "ratio");
+  for (int64_t N : batch)
+    for (const Kind& k : kinds) {
+      double stored = 0, fp32 = 0;
+      for (int r = 0; r < rounds; ++r) {
+        stored = std::max(stored, rate(k.w, N, k.p));
+        fp32 = std::max(fp32, rate(wf.data(), N, MatmulPrecision::fp32));
+      }
+      std::printf("%6lld %-10s %12.0f %12.0f %7.2f\n", (long long)N, k.name, stored, fp32,
+                  stored / fp32);
+    }
+  return 0;
+}
