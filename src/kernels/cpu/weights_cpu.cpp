@@ -3,6 +3,12 @@
 // (bf16: a 16-bit shift; f16: F16C's vcvtph2ps; a block: kernels/quant.h) and every product and
 // sum is fp32, except that bf16 precision multiplies bf16 weights as they are (gemm_cpu.cpp's
 // linear_bf16).
+// GCC 12's AVX-512 conversion intrinsics start from _mm512_undefined_*(), which its
+// -Wmaybe-uninitialized reports as used uninitialized at every inlined call (a false positive).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <immintrin.h>
 #include <omp.h>
 
@@ -176,6 +182,14 @@ void product(MatmulPrecision p, float* out, const float* inp, WeightView W, int6
 
 void widen(float* dst, const uint16_t* src, WeightType t, int64_t n) {
   int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+    _mm512_storeu_ps(dst + i, t == WeightType::f16
+                                  ? _mm512_cvtph_ps(h)
+                                  : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+  }
+#endif
 #ifdef ALIBI_WIDEN_AVX2
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, widen8(src + i, t));
 #endif
