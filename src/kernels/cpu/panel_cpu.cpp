@@ -30,6 +30,19 @@ constexpr int64_t kPanelFloats = int64_t(1) << 14;
 // sgemm's rate on the widened matrix, 4 by 6 at 0.9; 4 by 8 spills; bench/bench_batch, 1 thread).
 constexpr int kTile = 4, kTileN = 6;
 
+// Bytes to ask for into L2 while the tiles compute: two cache lines per call of next().
+struct Ahead {
+  const char* at;
+  const char* end;
+  void next() {
+    if (at < end) {
+      _mm_prefetch(at, _MM_HINT_T1);
+      _mm_prefetch(at + 64, _MM_HINT_T1);
+      at += 128;
+    }
+  }
+};
+
 #if defined(__AVX512F__)
 // The sums of the 16 lanes of each of a, b, c and d: halves added (256, then 128 bits, the four
 // together), then the 4 lanes of each quarter. 11 operations where four reductions take ~32.
@@ -45,12 +58,13 @@ inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
 
 // out[n * ldo + r] = dot(x row n, w row r) for R rows of w and NN rows of x.
 template <int R, int NN>
-void tile(float* out, int64_t ldo, const float* x, const float* w, int64_t IC) {
+void tile(float* out, int64_t ldo, const float* x, const float* w, int64_t IC, Ahead& ahead) {
   __m512 acc[R][NN];
   for (int r = 0; r < R; ++r)
     for (int n = 0; n < NN; ++n) acc[r][n] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= IC; i += 16) {
+    ahead.next();
     __m512 wv[R];
     for (int r = 0; r < R; ++r) wv[r] = _mm512_loadu_ps(w + r * IC + i);
     for (int n = 0; n < NN; ++n) {
@@ -79,7 +93,7 @@ void tile(float* out, int64_t ldo, const float* x, const float* w, int64_t IC) {
 }
 #else
 template <int R, int NN>
-void tile(float* out, int64_t ldo, const float* x, const float* w, int64_t IC) {
+void tile(float* out, int64_t ldo, const float* x, const float* w, int64_t IC, Ahead&) {
   for (int r = 0; r < R; ++r)
     for (int n = 0; n < NN; ++n) {
       float s = 0.0f;
@@ -90,11 +104,12 @@ void tile(float* out, int64_t ldo, const float* x, const float* w, int64_t IC) {
 #endif
 
 template <int R, int NN = kTileN>
-void rows_by_all(float* out, int64_t ldo, const float* x, const float* w, int64_t N, int64_t IC) {
+void rows_by_all(float* out, int64_t ldo, const float* x, const float* w, int64_t N, int64_t IC,
+                 Ahead& ahead) {
   int64_t n = 0;
-  for (; n + NN <= N; n += NN) tile<R, NN>(out + n * ldo, ldo, x + n * IC, w, IC);
+  for (; n + NN <= N; n += NN) tile<R, NN>(out + n * ldo, ldo, x + n * IC, w, IC, ahead);
   if constexpr (NN > 1)
-    if (n < N) rows_by_all<R, NN - 1>(out + n * ldo, ldo, x + n * IC, w, N - n, IC);
+    if (n < N) rows_by_all<R, NN - 1>(out + n * ldo, ldo, x + n * IC, w, N - n, IC, ahead);
 }
 
 }  // namespace
@@ -114,23 +129,19 @@ void panel_product(float* out, const float* inp, WeightView W, int64_t N, int64_
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t o0 = p * P, rows = std::min(P, OC - o0);
       to_fp32(panel, W.rows_from(o0, IC), rows * IC);
-      // The next panel's bytes are asked for into L2 while this one is multiplied, a share
-      // before each group of rows, so that its widening does not wait for memory (at 16 input
-      // rows the head of a BLOOM-560m-shaped model ran at 1.15x with it; bench/bench_batch).
-      const char* next = reinterpret_cast<const char*>(W.bytes() + (o0 + rows) * row_bytes);
-      const int64_t next_bytes = o0 + rows < OC ? std::min(P, OC - o0 - rows) * int64_t(row_bytes) : 0;
-      const int64_t groups = (rows + kTile - 1) / kTile;
-      const int64_t share = (next_bytes + groups - 1) / groups;
-      for (int64_t r = 0, g = 0; r < rows; r += kTile, ++g) {
-        for (int64_t b = g * share; b < std::min(next_bytes, (g + 1) * share); b += 64)
-          _mm_prefetch(next + b, _MM_HINT_T1);
+      // The next panel's bytes are asked for into L2 while this one is multiplied, two cache
+      // lines per step of the tiles, so that its widening does not wait for memory.
+      const int64_t n0 = o0 + rows;
+      const char* next = reinterpret_cast<const char*>(W.bytes() + n0 * row_bytes);
+      Ahead ahead{next, next + (n0 < OC ? std::min(P, OC - n0) * int64_t(row_bytes) : 0)};
+      for (int64_t r = 0; r < rows; r += kTile) {
         float* o = out + o0 + r;
         const float* w = panel + r * IC;
         switch (std::min<int64_t>(kTile, rows - r)) {
-          case 1: rows_by_all<1>(o, OC, inp, w, N, IC); break;
-          case 2: rows_by_all<2>(o, OC, inp, w, N, IC); break;
-          case 3: rows_by_all<3>(o, OC, inp, w, N, IC); break;
-          default: rows_by_all<kTile>(o, OC, inp, w, N, IC); break;
+          case 1: rows_by_all<1>(o, OC, inp, w, N, IC, ahead); break;
+          case 2: rows_by_all<2>(o, OC, inp, w, N, IC, ahead); break;
+          case 3: rows_by_all<3>(o, OC, inp, w, N, IC, ahead); break;
+          default: rows_by_all<kTile>(o, OC, inp, w, N, IC, ahead); break;
         }
       }
     }
