@@ -70,7 +70,7 @@ void widen(float* dst, const uint16_t* src, WeightType t, int64_t n);
 // dst (n) = the n elements of w in any stored type, widened or dequantized.
 void to_fp32(float* dst, WeightView w, int64_t n);
 
-// ---- panel_cpu.cpp: batches of rows on stored weights --------------------------------------------
+// ---- panel_cpu.cpp: batches of rows on stored weights -------------------------------------------
 // out (N,OC) = inp (N,IC) W^T for a bf16/f16 or block-quantized W: panels of W's rows widened
 // (to_fp32) into per-thread scratch that stays in cache, each multiplied by every input row in
 // fp32; W read once. Each output one thread's sum in a fixed order, whatever the thread count.

@@ -47,13 +47,16 @@ struct Ahead {
 // The sums of the 16 lanes of each of a, b, c and d: halves added (256, then 128 bits, the four
 // together), then the 4 lanes of each quarter. 11 operations where four reductions take ~32.
 inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
-  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+  const __m512 ab =
+      _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  const __m512 cd =
+      _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
   // quarters: a's, b's, c's, d's (each the sum of its 4 quarters)
   __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
   q = _mm512_add_ps(q, _mm512_shuffle_ps(q, q, 0x4E));
   q = _mm512_add_ps(q, _mm512_shuffle_ps(q, q, 0xB1));
-  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), q));
+  return _mm512_castps512_ps128(
+      _mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), q));
 }
 
 // out[n * ldo + r] = dot(x row n, w row r) for R rows of w and NN rows of x.
@@ -85,7 +88,8 @@ void tile(float* out, int64_t ldo, const float* x, const float* w, int64_t IC, A
     }
   }
   if constexpr (R == 4) {
-    for (int n = 0; n < NN; ++n) _mm_storeu_ps(out + n * ldo, sum4(acc[0][n], acc[1][n], acc[2][n], acc[3][n]));
+    for (int n = 0; n < NN; ++n)
+      _mm_storeu_ps(out + n * ldo, sum4(acc[0][n], acc[1][n], acc[2][n], acc[3][n]));
   } else {
     for (int r = 0; r < R; ++r)
       for (int n = 0; n < NN; ++n) out[n * ldo + r] = _mm512_reduce_add_ps(acc[r][n]);
@@ -114,9 +118,9 @@ void rows_by_all(float* out, int64_t ldo, const float* x, const float* w, int64_
 
 }  // namespace
 
-void panel_product(float* out, const float* inp, WeightView W, int64_t N, int64_t IC,
-                   int64_t OC) {
-  const int64_t P = std::max<int64_t>(kTile, kPanelFloats / std::max<int64_t>(IC, 1) / kTile * kTile);
+void panel_product(float* out, const float* inp, WeightView W, int64_t N, int64_t IC, int64_t OC) {
+  const int64_t P =
+      std::max<int64_t>(kTile, kPanelFloats / std::max<int64_t>(IC, 1) / kTile * kTile);
   const int64_t panels = (OC + P - 1) / P;
   const size_t row_bytes = weight_row_bytes(W.type, IC);
 #pragma omp parallel

@@ -185,9 +185,8 @@ void widen(float* dst, const uint16_t* src, WeightType t, int64_t n) {
 #if defined(__AVX512F__)
   for (; i + 16 <= n; i += 16) {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
-    _mm512_storeu_ps(dst + i, t == WeightType::f16
-                                  ? _mm512_cvtph_ps(h)
-                                  : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+    const __m512 bf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    _mm512_storeu_ps(dst + i, t == WeightType::f16 ? _mm512_cvtph_ps(h) : bf);
   }
 #endif
 #ifdef ALIBI_WIDEN_AVX2
