@@ -6,13 +6,8 @@
 // widened matrix up to summation order; each output is one thread's sum in a fixed order (16
 // lanes along IC, then their sum), and panels are fixed by the shape alone, so the result does
 // not depend on the thread count.
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which its -Wmaybe-uninitialized
-// reports as used uninitialized at every inlined call (a false positive).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
+#include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
+
 #include <omp.h>
 
 #include <algorithm>

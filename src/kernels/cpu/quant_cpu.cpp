@@ -4,13 +4,8 @@
 // activations in fp32 FMAs. The activations are not rounded (llama.cpp rounds them to 8 bits per
 // block); a product equals the fp32 product on the dequantized matrix up to summation order, and
 // each output is one thread's sum in a fixed order, whatever the thread count (docs/gguf.md).
-// GCC 12's AVX-512 conversion intrinsics start from _mm512_undefined_*(), which its
-// -Wmaybe-uninitialized reports as used uninitialized at every inlined call (a false positive).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
+#include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
+
 #include <omp.h>
 
 #include <cstring>

@@ -10,11 +10,8 @@
 //   - the accumulation: fp32 fused multiply-adds per 16 lanes, then their sum.
 // The error against the exact product on the dequantized weights is bounded by
 // sum_i |w_i| d_i / 2 (the activations' rounding) plus fp32 rounding (tests/test_gguf.cpp).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
+#include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
+
 #include <omp.h>
 
 #include <algorithm>

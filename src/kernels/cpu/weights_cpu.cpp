@@ -3,13 +3,8 @@
 // (bf16: a 16-bit shift; f16: F16C's vcvtph2ps; a block: kernels/quant.h) and every product and
 // sum is fp32, except that bf16 precision multiplies bf16 weights as they are (gemm_cpu.cpp's
 // linear_bf16).
-// GCC 12's AVX-512 conversion intrinsics start from _mm512_undefined_*(), which its
-// -Wmaybe-uninitialized reports as used uninitialized at every inlined call (a false positive).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
+#include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
+
 #include <omp.h>
 
 #include <algorithm>
