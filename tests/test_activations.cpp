@@ -20,7 +20,7 @@ TEST(ActivationPlan, BuffersTileTheArenaWithoutOverlap) {
     SCOPED_TRACE(training);
     ArenaPlanner p(nullptr, training);
     Activations a;
-    describe_activations(p, c, 2, 7, attn, a);
+    describe_activations(p, c, 2, 7, attn, a, 0, 2 * 7);
     size_t end = 0;
     std::set<std::string> names;
     for (const ArenaPlanner::Entry& e : p.entries()) {

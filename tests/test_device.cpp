@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <string>
 
 #include "cli.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
@@ -59,6 +61,31 @@ TEST_F(DeviceCli, UnknownDeviceIsOneLineNamingItAndTheBuildsDevices) {
     EXPECT_NE(r.err.find(device_names()), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty()) << args << ": nothing before the error";
   }
+}
+
+// A build with the CUDA backend keeps it in a module loaded on first use (kernels/backend.cpp):
+// asking for it loads the module, which then gives a backend or, without a GPU, the one-line
+// refusal naming --device; never a module that does not load. Before the first use the process
+// has not mapped the CUDA runtime.
+TEST(Device, TheCudaModuleLoadsOnFirstUse) {
+  if (device_names().find("cuda") == std::string::npos)
+    GTEST_SKIP() << "this build has no CUDA backend (no nvcc when it was configured)";
+  auto mapped = [](const std::string& lib) {
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);)
+      if (line.find(lib) != std::string::npos) return true;
+    return false;
+  };
+  const bool before = mapped("libalibi_cuda.so");  // an earlier test may have loaded it
+  if (!before) EXPECT_FALSE(mapped("libcublas")) << "the program itself links cuBLAS";
+  try {
+    make_backend("cuda", MatmulPrecision::fp32);
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("--device cuda: no CUDA device is visible"), std::string::npos) << what;
+  }
+  EXPECT_TRUE(mapped("libalibi_cuda.so"));
+  if (!before) EXPECT_TRUE(mapped("libcublas")) << "the module brings cuBLAS with it";
 }
 
 // --device is a global option, as --threads: alibi --help lists it with its default, and every

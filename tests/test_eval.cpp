@@ -454,7 +454,7 @@ TEST(ChunkedHead, LossesEqualTheWholeHeadWithLogitsForOneBlock) {
   std::vector<float> la(B * T), lb(B * T);
   whole.token_losses(la.data());
   for (int cols : {64, 299}) {
-    Model chunked(c, B, T, false, default_backend(), cols);
+    Model chunked(c, B, T, false, default_backend(), {.cols = cols});
     chunked.params.from_host(w);
     const float b = chunked.forward(tok.data(), tgt.data(), B, T);
     EXPECT_NEAR(b, a, 1e-6 * a) << cols;
@@ -462,7 +462,7 @@ TEST(ChunkedHead, LossesEqualTheWholeHeadWithLogitsForOneBlock) {
     for (int i = 0; i < B * T; ++i)
       EXPECT_NEAR(lb[size_t(i)], la[size_t(i)], 1e-6 * la[size_t(i)]) << cols << " " << i;
     const size_t saved = Model::plan_bytes(c, B, T, false, *default_backend()) -
-                         Model::plan_bytes(c, B, T, false, *default_backend(), cols);
+                         Model::plan_bytes(c, B, T, false, *default_backend(), {.cols = cols});
     // (N, V - cols) fewer logits, 3N more floats of running state
     const size_t N = size_t(B * T), state = 3 * N * sizeof(float);
     EXPECT_EQ(saved + state, N * size_t(c.vocab - cols) * sizeof(float)) << cols;

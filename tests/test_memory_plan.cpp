@@ -217,6 +217,11 @@ TEST(MemoryPlan, PlansAreWhatIsAllocated) {
       const size_t b2 = heap_in_use();
       KVCache window = m.make_cache(300, true);
       expect_planned(b2, Model::cache_bytes(c, 64, 300, true, *be), "a sliding KV cache");
+      const size_t b3 = heap_in_use();
+      Model decoder(c, 4, 64, false, be, {.rows = 3});
+      const Model::PlanBytes pb = Model::plan(c, 4, 64, false, *be, {.rows = 3});
+      EXPECT_EQ(pb.logits, 3 * size_t(c.vocab) * sizeof(float));
+      expect_planned(b3, pb.total + set, "a decoder keeping 3 rows of logits");
     }
   }
   const auto comm = single_process_comm();

@@ -133,7 +133,7 @@ TEST(MlmAccuracy, HitsAreTheArgmaxOfTheLogitsWholeOrBlocked) {
   whole.forward(tok.data(), tgt.data(), B, T);
   whole.token_hits(got.data());
   EXPECT_EQ(got, want) << "whole head";
-  Model blocked(c, B, T, false, default_backend(), 16);
+  Model blocked(c, B, T, false, default_backend(), {.cols = 16});
   blocked.params.copy_from(whole.params);
   blocked.forward(tok.data(), tgt.data(), B, T);
   blocked.token_hits(got.data());

@@ -25,11 +25,12 @@ class BatchMethods : public ::testing::TestWithParam<PosKind> {};
 // Three sequences join and leave a running batch: prefill chunks of different sizes next to
 // single decode rows, each against its own cache at its own positions (up to 90, past the
 // learned table's nothing; a learned model stays inside its 128). Every chunk's last-row logits
-// equal forward_cached's for that sequence alone, run on its own model and cache.
+// equal forward_cached's for that sequence alone, run on its own model and cache. The batch's
+// model keeps the logits of 3 rows, as a server's keeps one per slot (LogitsPlan::rows).
 TEST_P(BatchMethods, EachSequenceGetsTheLogitsItWouldGetAlone) {
   const ModelConfig c = test::small_model(GetParam(), 2);
   const int V = c.vocab;
-  Model batch(c, 1, 16, false), alone(c, 1, 16, false);
+  Model batch(c, 1, 16, false, default_backend(), {.rows = 3}), alone(c, 1, 16, false);
   randomise(batch, 5);
   alone.params.copy_from(batch.params);
   std::vector<KVCache> bc, ac;
@@ -65,6 +66,28 @@ TEST_P(BatchMethods, EachSequenceGetsTheLogitsItWouldGetAlone) {
       }
     }
   EXPECT_GT(bc[1].pos, 40);
+}
+
+// A model that keeps the logits of k rows refuses, before any cache changes, what would need
+// more: a step of more sequences, a forward_cached chunk or a forward of more tokens.
+TEST(Batch, FewerLogitRowsRefuseWhatNeedsMore) {
+  const ModelConfig c = test::small_model(PosKind::alibi, 1);
+  Model m(c, 1, 8, false, default_backend(), {.rows = 2});
+  randomise(m, 3);
+  EXPECT_EQ(Model::plan(c, 1, 8, false, *default_backend(), {.rows = 2}).logits,
+            2 * size_t(c.vocab) * sizeof(float));
+  std::vector<KVCache> kv;
+  for (int s = 0; s < 3; ++s) kv.push_back(m.make_cache(32, false));
+  const std::vector<int32_t> toks = random_tokens(8, c.vocab, 1);
+  std::vector<CachedChunk> three;
+  for (int s = 0; s < 3; ++s) three.push_back({toks.data(), 2, &kv[size_t(s)]});
+  EXPECT_THROW(m.forward_batch(three), std::logic_error);
+  EXPECT_THROW(m.forward_cached(toks.data(), 3, kv[0]), std::logic_error);
+  EXPECT_THROW(m.forward(toks.data(), nullptr, 1, 3), std::logic_error);
+  for (const KVCache& k : kv) EXPECT_EQ(k.len, 0);
+  EXPECT_NO_THROW(m.forward_batch({three.data(), 2}));  // two sequences of 2 tokens: 4 rows
+  EXPECT_NO_THROW(m.forward_cached(toks.data(), 2, kv[2]));
+  EXPECT_EQ(kv[0].len + kv[1].len + kv[2].len, 6);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, BatchMethods, ::testing::ValuesIn(all_positions()),
@@ -144,7 +167,9 @@ TEST(ServeEngine, TokensEqualTheGeneratorsForEveryMethod) {
     o.max_batch = 3;
     o.max_context = 200;
     o.chunk = 6;
-    Model batch(c, 1, o.step_rows(), false), alone(c, 1, 6, false);
+    // As alibi serve and alibi generate plan them (make_decoder): one logits row per sequence.
+    Model batch(c, 1, o.step_rows(), false, default_backend(), {.rows = o.max_batch});
+    Model alone(c, 1, 6, false, default_backend(), {.rows = 1});
     randomise(batch, 12);
     alone.params.copy_from(batch.params);
     std::vector<std::vector<int32_t>> prompts;

@@ -115,7 +115,7 @@ void run(const ServeFlags& f, const ExtensionFlags& ext) {
   eo.chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
   eo.max_queue = f.max_queue;
   const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
-  const Decoder m = load_decoder(f.checkpoint, 1, eo.step_rows(), backend, &ext);
+  const Decoder m = load_decoder(f.checkpoint, f.max_batch, eo.step_rows(), backend, &ext);
   eo.sample_vocab = m.tok.vocab();
   serve::Metrics metrics;
   serve::Engine engine(*m.model, m.tok, eo, metrics);

@@ -18,16 +18,16 @@ Checkpoint read_decoder_checkpoint(const std::string& checkpoint) {
   return ck;
 }
 
-Decoder make_decoder(const Checkpoint& ck, int B, int T, const std::shared_ptr<Backend>& backend,
-                     const ExtensionFlags* ext) {
+Decoder make_decoder(const Checkpoint& ck, int sequences, int T,
+                     const std::shared_ptr<Backend>& backend, const ExtensionFlags* ext) {
   const ModelConfig cfg = ext ? ext->apply(ck) : ck.config;
-  return {std::make_unique<Model>(cfg, B, T, ck.st, backend), ck.tokenizer, ck.path, ck.step,
-          ck.train.value("seq_len", 0)};
+  return {std::make_unique<Model>(cfg, 1, T, ck.st, backend, LogitsPlan{.rows = sequences}),
+          ck.tokenizer, ck.path, ck.step, ck.train.value("seq_len", 0)};
 }
 
-Decoder load_decoder(const std::string& checkpoint, int B, int T,
+Decoder load_decoder(const std::string& checkpoint, int sequences, int T,
                      const std::shared_ptr<Backend>& backend, const ExtensionFlags* ext) {
-  return make_decoder(read_decoder_checkpoint(checkpoint), B, T, backend, ext);
+  return make_decoder(read_decoder_checkpoint(checkpoint), sequences, T, backend, ext);
 }
 
 }  // namespace alibi::cli

@@ -28,13 +28,13 @@ struct Decoder {
 // each position) or a tokenizer larger than the model's vocabulary.
 Checkpoint read_decoder_checkpoint(const std::string& checkpoint);
 
-// ck's model planned for batches of B x T tokens, with the evaluation-time options of `ext`
-// (none: as stored).
-Decoder make_decoder(const Checkpoint& ck, int B, int T, const std::shared_ptr<Backend>& backend,
-                     const ExtensionFlags* ext = nullptr);
+// ck's model planned for steps of up to T tokens in all, of up to `sequences` sequences (the
+// logits it keeps: one row each), with the evaluation-time options of `ext` (none: as stored).
+Decoder make_decoder(const Checkpoint& ck, int sequences, int T,
+                     const std::shared_ptr<Backend>& backend, const ExtensionFlags* ext = nullptr);
 
 // Both of the above.
-Decoder load_decoder(const std::string& checkpoint, int B, int T,
+Decoder load_decoder(const std::string& checkpoint, int sequences, int T,
                      const std::shared_ptr<Backend>& backend,
                      const ExtensionFlags* ext = nullptr);
 

@@ -70,8 +70,9 @@ int64_t eval_window_count(int64_t n_targets, int length, EvalMode mode, int stri
 
 int default_eval_batch(const ModelConfig& cfg, int length, const Backend& backend) {
   int64_t b = std::max<int64_t>(1, kEvalBatchTokens / std::max(length, 1));
-  while (b > 1 && double(Model::plan_bytes(cfg, int(b), length, /*training=*/false, backend,
-                                           Model::default_head_cols(cfg.vocab, b * length))) >
+  while (b > 1 &&
+         double(Model::plan_bytes(cfg, int(b), length, /*training=*/false, backend,
+                                  {.cols = Model::default_head_cols(cfg.vocab, b * length)})) >
              kEvalPlanBytes)
     b /= 2;
   return int(std::min<int64_t>(b, std::numeric_limits<int>::max()));
@@ -223,7 +224,7 @@ MemoryPlan eval_memory(const ModelConfig& cfg, const Safetensors& weights,
   MemoryPlan p = plan_in_use();
   p.add("weights", Model::file_weight_bytes(cfg, weights, backend));
   add_activations(p, Model::plan(cfg, B, L, /*training=*/false, backend,
-                                 Model::default_head_cols(cfg.vocab, int64_t(B) * L)));
+                                 {.cols = Model::default_head_cols(cfg.vocab, int64_t(B) * L)}));
   p.add("activations", host_bytes(B, L, mlm, n_windows, opts.per_position));
   return p;
 }
@@ -234,7 +235,7 @@ EvalResult evaluate(const ModelConfig& cfg, const ParamSet& params,
   auto make = [&](int batch) {
     auto m = std::make_unique<Model>(
         cfg, batch, opts.length, /*training=*/false, params.data.backend_ptr(),
-        Model::default_head_cols(cfg.vocab, int64_t(batch) * opts.length));
+        LogitsPlan{.cols = Model::default_head_cols(cfg.vocab, int64_t(batch) * opts.length)});
     m->params.copy_from(params);
     return m;
   };
@@ -247,7 +248,7 @@ EvalResult evaluate(const ModelConfig& cfg, const Safetensors& weights,
   auto make = [&](int batch) {
     return std::make_unique<Model>(
         cfg, batch, opts.length, weights, backend,
-        Model::default_head_cols(cfg.vocab, int64_t(batch) * opts.length));
+        LogitsPlan{.cols = Model::default_head_cols(cfg.vocab, int64_t(batch) * opts.length)});
   };
   return run_eval(cfg, *backend, make, tokens, source_bytes, opts, what);
 }

@@ -5,7 +5,8 @@
 namespace alibi {
 
 void describe_activations(ArenaPlanner& p, const ModelConfig& c, int B, int T,
-                          const AttnWorkspace& attn, Activations& a, int64_t head_cols) {
+                          const AttnWorkspace& attn, Activations& a, int64_t head_cols,
+                          int64_t logit_rows) {
   const int64_t N = int64_t(B) * T, C = c.d_model, F = c.ffn, V = c.vocab;
   const int64_t NH = c.heads, HS = c.head_size();
   const Pass fwd = Pass::forward, bwd = Pass::backward;
@@ -37,7 +38,8 @@ void describe_activations(ArenaPlanner& p, const ModelConfig& c, int B, int T,
   a.lnf_mean = p.take<float>("lnf_mean", {N}, fwd);
   a.lnf_rstd = p.take<float>("lnf_rstd", {N}, fwd);
   a.ce_lse = p.take<float>("ce_lse", {N}, fwd);
-  a.logits = p.take<float>("logits", {N, head_cols > 0 ? std::min(V, head_cols) : V}, fwd);
+  a.logits = p.take<float>(
+      "logits", {std::min(N, logit_rows), head_cols > 0 ? std::min(V, head_cols) : V}, fwd);
   if (head_cols > 0) a.ce_state = p.take<float>("ce_state", {3, N}, fwd);
   a.qkv = p.take<float>("qkv", {N, 3 * C}, fwd);
   a.branch = p.take<float>("branch", {N, C}, fwd);

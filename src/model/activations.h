@@ -72,7 +72,7 @@ struct Activations {
   float* lnf;                    // (N,C)
   float *lnf_mean, *lnf_rstd;    // (N)
   float* ce_lse;                 // (N)
-  float* logits;                 // (N,V) or, chunked head, (N,head_cols); dlogits after backward
+  float* logits;                 // (rows,V) or (rows,head_cols): LogitsPlan; dlogits in backward
   float* ce_state = nullptr;     // (3,N) a chunked head's running cross-entropy
   // scratch shared by all layers
   float* qkv;                    // (N,3C) forward; dqkv in backward
@@ -92,9 +92,11 @@ struct Activations {
 // Lays out the activations of batches of up to B x T. Training keeps every layer's activations
 // for the backward; inference keeps one layer's, which all layers reuse, so memory for long
 // evaluation windows stays a few buffers of (B*T, C). `attn` is the backend's plan for the
-// attention scratch (its floats and threads). head_cols > 0 (inference only): the logits
-// buffer holds that many vocabulary columns, the head and cross-entropy run over blocks of them.
+// attention scratch (its floats and threads). The logits buffer holds logit_rows rows (at most
+// B*T) of head_cols vocabulary columns (0: all; inference only, the head and cross-entropy then
+// run over blocks of them).
 void describe_activations(ArenaPlanner& p, const ModelConfig& c, int B, int T,
-                          const AttnWorkspace& attn, Activations& a, int64_t head_cols = 0);
+                          const AttnWorkspace& attn, Activations& a, int64_t head_cols,
+                          int64_t logit_rows);
 
 }  // namespace alibi

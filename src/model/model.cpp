@@ -33,6 +33,15 @@ void check_ids(const int32_t* ids, int64_t n, int V, const char* what, bool may_
       usage_error(what, " id ", ids[i], " at position ", i, " is outside the vocabulary of ", V);
 }
 
+int64_t head_cols_of(const ModelConfig& c, const LogitsPlan& l) {
+  return l.cols > 0 && l.cols < c.vocab ? l.cols : 0;
+}
+
+int64_t logit_rows_of(int B, int T, const LogitsPlan& l) {
+  const int64_t N = int64_t(B) * T;
+  return l.rows > 0 && l.rows < N ? l.rows : N;
+}
+
 AttnShape full_shape(const ModelConfig& c, int B, int T) {
   AttnShape s{B, c.heads, T, T, c.head_size(), 0, MatmulPrecision::fp32};
   s.causal = c.causal;
@@ -42,12 +51,12 @@ AttnShape full_shape(const ModelConfig& c, int B, int T) {
 }  // namespace
 
 Model::PlanBytes Model::plan(const ModelConfig& c, int B, int T, bool training,
-                             const Backend& backend, int64_t head_cols) {
+                             const Backend& backend, LogitsPlan logits) {
   if (int64_t(B) * T > kMaxPlannedTokens) return {SIZE_MAX, SIZE_MAX};
   ArenaPlanner p(nullptr, training);
   Activations a;
   describe_activations(p, c, B, T, backend.plan_attention(full_shape(c, B, T)), a,
-                       head_cols > 0 && head_cols < c.vocab ? head_cols : 0);
+                       head_cols_of(c, logits), logit_rows_of(B, T, logits));
   PlanBytes b{p.bytes(), 0};
   for (const ArenaPlanner::Entry& e : p.entries())
     if (e.name == "logits") b.logits = e.bytes;
@@ -61,14 +70,14 @@ int64_t Model::default_head_cols(int V, int64_t rows) {
 }
 
 Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<Backend> backend,
-             int64_t head_cols)
-    : Model(c, B, T, training, std::move(backend), head_cols, make_param_layout(validated(c))) {
+             LogitsPlan logits)
+    : Model(c, B, T, training, std::move(backend), logits, make_param_layout(validated(c))) {
   bind_matrices(nullptr);
 }
 
 Model::Model(const ModelConfig& c, int B, int T, const Safetensors& weights,
-             std::shared_ptr<Backend> backend, int64_t head_cols)
-    : Model(c, B, T, /*training=*/false, std::move(backend), head_cols,
+             std::shared_ptr<Backend> backend, LogitsPlan logits)
+    : Model(c, B, T, /*training=*/false, std::move(backend), logits,
             make_param_layout(validated(c)).without_matrices()) {
   for (const TensorInfo& t : layout.tensors) {
     const StTensor& st = weights.at(t.name);
@@ -79,7 +88,7 @@ Model::Model(const ModelConfig& c, int B, int T, const Safetensors& weights,
 }
 
 Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<Backend> backend,
-             int64_t head_cols, ParamLayout l)
+             LogitsPlan logits, ParamLayout l)
     : backend_(std::move(backend)),
       cfg(c),
       layout(std::move(l)),
@@ -87,18 +96,20 @@ Model::Model(const ModelConfig& c, int B, int T, bool training, std::shared_ptr<
       pos_(make_position_method(c.pos)),
       max_positions_(position_method(c.pos).max_positions(c)),
       training_(training),
-      head_cols_(head_cols > 0 && head_cols < c.vocab ? head_cols : 0),
+      head_cols_(head_cols_of(c, logits)),
+      logit_rows_(logit_rows_of(B, T, logits)),
       maxB_(B),
       maxT_(T) {
   ALIBI_CHECK(B > 0 && T > 0);
-  ALIBI_CHECK(!(training && head_cols_ > 0), "a chunked head is for inference only");
+  ALIBI_CHECK(!(training && (logits.cols > 0 || logits.rows > 0)),
+              "a chunked head or fewer logit rows are for inference only");
   if (training) grads = ParamSet(layout, backend_);
   const AttnWorkspace attn = backend_->plan_attention(full_shape(cfg, B, T));
   ArenaPlanner count(nullptr, training);
-  describe_activations(count, cfg, B, T, attn, acts_, head_cols_);
+  describe_activations(count, cfg, B, T, attn, acts_, head_cols_, logit_rows_);
   arena_ = DeviceArray<std::byte>(backend_, count.bytes());
   ArenaPlanner carve(arena_.data(), training);
-  describe_activations(carve, cfg, B, T, attn, acts_, head_cols_);
+  describe_activations(carve, cfg, B, T, attn, acts_, head_cols_, logit_rows_);
   pos_->bind(cfg, layout, backend_);
   pos_->plan(T);
 
@@ -319,6 +330,8 @@ void Model::blocks_forward(int B, int T, int64_t pos0, std::span<const Segment> 
 
 void Model::head_forward(int64_t rows) {
   if (head_cols_ > 0) return;  // a chunked head runs with the loss, block by block
+  ALIBI_CHECK(rows <= logit_rows_, "the logits of ", rows, " rows; this model keeps ", logit_rows_,
+              " (LogitsPlan::rows)");
   const int64_t C = cfg.d_model, V = cfg.vocab;
   backend_->run(LinearForward{mat(acts_.logits, rows, V), mat(acts_.lnf, rows, C), head_w_, {}});
   finite(acts_.logits, rows * V, -1, "the output head");
@@ -329,6 +342,8 @@ float Model::forward(const int32_t* tokens, const int32_t* targets, int B, int T
                      uint64_t dropout_seed) {
   ALIBI_CHECK(B <= maxB_ && T <= maxT_, "batch ", B, "x", T, " exceeds the plan ", maxB_, "x",
               maxT_);
+  ALIBI_CHECK(int64_t(B) * T <= logit_rows_, "batch ", B, "x", T,
+              "; this model keeps the logits of ", logit_rows_, " rows (LogitsPlan::rows)");
   ALIBI_CHECK(training_ || !train, "an inference model cannot train");
   const int64_t N = int64_t(B) * T, V = cfg.vocab;
   B_ = B;
@@ -474,6 +489,8 @@ void Model::make_room(KVCache& cache, int n) const {
 
 const float* Model::forward_cached(const int32_t* tokens, int n, KVCache& cache) {
   ALIBI_CHECK(n > 0 && n <= maxT_, "chunk of ", n, " tokens; the plan allows ", maxT_);
+  ALIBI_CHECK(n <= logit_rows_, "chunk of ", n, " tokens; this model keeps the logits of ",
+              logit_rows_, " rows (LogitsPlan::rows): use forward_batch");
   make_room(cache, n);
   const Segment seg{0, n, &cache};
   B_ = 1;

@@ -53,6 +53,21 @@ struct CachedChunk {
   KVCache* cache = nullptr;
 };
 
+// What of the (B*T, V) logits an inference model plans (Model's constructors, Model::plan).
+// - cols > 0 chunks the output head over the vocabulary: the logits of every row exist for cols
+//   columns at a time, and a forward with targets computes the loss and per-token losses block
+//   by block (an online log-sum-exp). A long window at a large vocabulary needs (B*T, cols)
+//   floats, not (B*T, V), and each block of the head's weights is read once per forward. Such a
+//   model gives losses only (no logits(), no forward without targets, no cache).
+// - rows > 0 keeps the logits of that many rows at most: a decoder's, which reads one row per
+//   sequence of a step (forward_batch). A forward, or a forward_cached step, over more rows is
+//   refused. At BLOOM's vocabulary and chunks of 512 tokens that is 1 MiB per row instead of
+//   514 MB.
+struct LogitsPlan {
+  int64_t cols = 0;  // 0: every column at once
+  int64_t rows = 0;  // 0: every row of the plan
+};
+
 struct Model {
  private:
   std::shared_ptr<Backend> backend_;  // first: everything below lives in its memory
@@ -65,14 +80,9 @@ struct Model {
   // Plans activations for batches of up to B rows of up to T tokens on `backend`. With training =
   // false only one layer's activations are kept (the layers reuse them) and backward() is
   // unavailable: memory for long evaluation windows stays a few buffers of (B*T, C).
-  // head_cols > 0 (inference only) chunks the output head over the vocabulary: the logits of
-  // every row exist for head_cols columns at a time, and a forward with targets computes the
-  // loss and per-token losses block by block (an online log-sum-exp), so a long window at a
-  // large vocabulary needs (B*T, head_cols) floats, not (B*T, V), and each block of the head's
-  // weights is read once per forward. Such a model gives losses only (no logits(), no forward
-  // without targets, no cache).
+  // `logits` (inference only) plans less than (B*T, V) floats of logits; see LogitsPlan.
   Model(const ModelConfig& cfg, int B, int T, bool training = true,
-        std::shared_ptr<Backend> backend = default_backend(), int64_t head_cols = 0);
+        std::shared_ptr<Backend> backend = default_backend(), LogitsPlan logits = {});
   // An inference model (training = false) on the weights of a checkpoint file (read_checkpoint
   // has checked its tensors): its weight matrices are used as stored, fp32, bf16 or f16, and
   // where the backend's memory is the host's they are read in place from the file's read-only
@@ -80,18 +90,18 @@ struct Model {
   // tensors (LayerNorms, biases, position tables; fp32) are copied into `params`, whose layout is
   // make_param_layout(cfg).without_matrices().
   Model(const ModelConfig& cfg, int B, int T, const Safetensors& weights,
-        std::shared_ptr<Backend> backend = default_backend(), int64_t head_cols = 0);
-  // Bytes of activation memory that Model(cfg, B, T, training, backend, head_cols) plans
+        std::shared_ptr<Backend> backend = default_backend(), LogitsPlan logits = {});
+  // Bytes of activation memory that Model(cfg, B, T, training, backend, logits) plans
   // (SIZE_MAX for more than kMaxPlannedTokens rows: no machine has that memory), and of them the
   // logits (or a chunked head's block of them).
   struct PlanBytes {
     size_t total = 0, logits = 0;
   };
   static PlanBytes plan(const ModelConfig& cfg, int B, int T, bool training,
-                        const Backend& backend, int64_t head_cols = 0);
+                        const Backend& backend, LogitsPlan logits = {});
   static size_t plan_bytes(const ModelConfig& cfg, int B, int T, bool training,
-                           const Backend& backend, int64_t head_cols = 0) {
-    return plan(cfg, B, T, training, backend, head_cols).total;
+                           const Backend& backend, LogitsPlan logits = {}) {
+    return plan(cfg, B, T, training, backend, logits).total;
   }
   static constexpr int64_t kMaxPlannedTokens = int64_t(1) << 40;
   // Bytes of the KV cache make_cache(capacity, sliding) makes for a model planned for chunks of
@@ -170,7 +180,7 @@ struct Model {
 
  private:
   Model(const ModelConfig& cfg, int B, int T, bool training, std::shared_ptr<Backend> backend,
-        int64_t head_cols, ParamLayout layout);
+        LogitsPlan logits, ParamLayout layout);
   void bind_matrices(const Safetensors* file);
   // The sizes the KV cache and the weights are made with, and what the plans above add up.
   struct CacheSizes {
@@ -240,7 +250,8 @@ struct Model {
   Activations acts_;
   bool training_;
   bool check_finite_ = false;
-  int64_t head_cols_;  // 0: the whole head at once
+  int64_t head_cols_;   // 0: the whole head at once
+  int64_t logit_rows_;  // rows the logits are planned for (B*T unless a LogitsPlan limits them)
   int maxB_, maxT_;
   int B_ = 0, T_ = 0;
   bool train_ = false;

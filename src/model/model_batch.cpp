@@ -25,6 +25,8 @@ const float* Model::forward_batch(std::span<const CachedChunk> chunks) {
   }
   ALIBI_CHECK(rows <= int64_t(maxB_) * maxT_, "a batch of ", rows, " rows exceeds the plan ", maxB_,
               "x", maxT_);
+  ALIBI_CHECK(int64_t(chunks.size()) <= logit_rows_, chunks.size(),
+              " chunks; this model keeps the logits of ", logit_rows_, " rows (LogitsPlan::rows)");
   segs_.clear();
   batch_tokens_.clear();
   int64_t row0 = 0;

@@ -370,3 +370,9 @@ std::shared_ptr<Backend> make_cuda_backend(MatmulPrecision p) {
 }
 
 }  // namespace alibi::cuda
+
+// What kernels/backend.cpp looks up in this module (dlsym): make_cuda_backend, with C linkage.
+extern "C" __attribute__((visibility("default"))) void alibi_make_cuda_backend(
+    alibi::MatmulPrecision p, std::shared_ptr<alibi::Backend>* out) {
+  *out = alibi::cuda::make_cuda_backend(p);
+}
