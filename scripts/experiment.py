@@ -269,7 +269,8 @@ def restore_weights(a, run):
                 os.remove(os.path.join(tmp, f))
         stored = list(t["command"])
         stored[stored.index("--out") + 1] = tmp
-        stored[stored.index("--data") + 1] = a.data  # the same data, wherever it is now
+        if a.data:  # the same data, wherever it is now
+            stored[stored.index("--data") + 1] = a.data
         log(f"[train] {os.path.basename(run)}: retraining the recorded run for its weights")
         with open(os.path.join(run, "train.log"), "a") as f:
             r = subprocess.run(alibi_cmd(a, *stored), stdout=f, stderr=subprocess.STDOUT)

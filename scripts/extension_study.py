@@ -5,8 +5,10 @@ and the fine-tuned recipe, on runs that scripts/experiment.py trained at L.
   python3 scripts/extension_study.py --runs DIR --data DATA --out DIR [--factors 2,4,16,32]
                                      [--finetune-steps 50] [--alibi build/alibi]
 
-From DIR/alibi-L<L> and DIR/rotary-L<L> (experiment.py's run names), each evaluated at every
-factor x L, nonoverlapping, on the first --max-tokens tokens of the test split:
+From DIR/alibi-L<L> and DIR/rotary-L<L> (experiment.py's run names; DIR/best.json, where there is
+one, names them instead: a swept experiment's), each evaluated at every factor x L,
+nonoverlapping, on the first --max-tokens tokens of the test split. A run recorded without its
+weights (scripts/study_record.py) is retrained first and checked against its recorded loss.
   alibi+interpolate     --alibi-interpolate (slopes x L/L', Al-Khateeb et al. 2023)
   rotary+pi|ntk|yarn    --rope-scaling pi|ntk|yarn --rope-factor L'/L (each length its own s)
   ... fine-tuned at 4L  train --init-from the run at 4L for --finetune-steps steps (the same
@@ -73,10 +75,17 @@ def main():
     L = a.seq_len
     factors = [int(x) for x in a.factors.split(",")]
     rows = []
-    runs = {m: os.path.join(a.runs, f"{m}-L{L}") for m in ("alibi", "rotary")}
+    best = os.path.join(os.path.dirname(os.path.normpath(a.runs)), "best.json")
+    best = json.load(open(best)) if os.path.exists(best) else {}
+    runs = {m: os.path.join(a.runs, os.path.basename(best[m]["run"]) if m in best else f"{m}-L{L}")
+            for m in ("alibi", "rotary")}
     for m, r in runs.items():
         if not os.path.isdir(r):
             sys.exit(f"extension_study.py: {r} is missing; train it with scripts/experiment.py")
+        if not any(f.startswith("ckpt-") for f in os.listdir(r)):
+            run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                              "study_record.py"), "weights", r, "--alibi",
+                 a.alibi, "--threads", str(a.threads), "--data", a.data])
     for f in factors:
         evaluate(a, "alibi+interpolate", runs["alibi"], L, f, ["--alibi-interpolate"], rows)
         for s in ("pi", "ntk", "yarn"):

@@ -80,7 +80,8 @@ for m in alibi sinusoidal; do
   f="$W256/positions-$m-nonoverlapping.csv"
   g="$W256/positions-$m-sliding.csv"
   [ -f "$f" ] && [ -f "$g" ] || \
-    python3 scripts/study_record.py weights "$run" --alibi "$ALIBI" --threads "$THREADS"
+    python3 scripts/study_record.py weights "$run" --alibi "$ALIBI" --threads "$THREADS" \
+      --data "$WORK/wt2-bpe8192"
   [ -f "$f" ] || $ALIBI --threads $THREADS eval "$run" --data "$WORK/wt2-bpe8192" --split test \
     --lengths 256,1024 --per-position "$f" >/dev/null
   [ -f "$g" ] || $ALIBI --threads $THREADS eval "$run" --data "$WORK/wt2-bpe8192" --split test \

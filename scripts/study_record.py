@@ -3,7 +3,7 @@
 
   python3 scripts/study_record.py save WORK RECORD      # WORK's results into RECORD
   python3 scripts/study_record.py restore RECORD WORK   # RECORD into WORK, where WORK lacks them
-  python3 scripts/study_record.py weights RUN --alibi BIN --threads N   # retrain a recorded run
+  python3 scripts/study_record.py weights RUN --alibi BIN --threads N [--data DIR]   # retrain a run
 
 A study (scripts/study.sh) takes longer than a machine may be kept. Its record holds, for each
 experiment folder, the tables (results.csv, results.md, sweep.csv, best.json), every evaluation
@@ -91,6 +91,8 @@ def main():
     p.add_argument("dst", nargs="?", help="save: the RECORD; restore: the study's WORK")
     p.add_argument("--alibi", default="build/alibi", help="weights: the alibi binary")
     p.add_argument("--threads", type=int, default=1, help="weights: threads (as recorded)")
+    p.add_argument("--data", default=None,
+                   help="weights: the prepared data folder (default: the recorded one)")
     a = p.parse_args()
     if a.action == "weights":
         from experiment import latest_step, restore_weights  # experiment.py imports this file

@@ -6,9 +6,11 @@
 #   steps of 8 x 256, to 16 L), nonoverlapping and sliding evaluation, and at 256 the mean loss
 #   by position in the window (the main study's early-token analysis).
 # Each method is trained once at LR, the rate the main study's sweep chose for five of its six
-# methods (8e-3); the six are in its record (docs/runs/study); why this protocol is reduced is in
-# docs/successors.md. LRS=a,b,c sweeps instead at the first length of each setting, scored at L
-# on the validation split (many more hours).
+# methods (8e-3); the six are in its record (docs/runs/study). LRS=a,b,c tunes them as the main
+# study tunes its six (scripts/study.sh): each rate on WikiText-2 at L = 64, scored at L on the
+# validation split (a best rate at the edge of LRS also tries twice or half of it), and each
+# method's best rate trains it at L = 256 and on Gutenberg. So with LRS, SETTINGS needs wt2 (or
+# WORK a finished wt2-L64-successors).
 #
 #   bash scripts/study_successors.sh [WORK]   (WORK defaults to out/study; build alibi first)
 #
@@ -39,16 +41,11 @@ if has wt2; then [ -d "$WORK/wt2-bpe8192" ] || require_shared wikitext-2; fi
 [ -z "$RECORD" ] || python3 scripts/study_record.py restore "$RECORD" "$WORK"
 MODEL="--layers 2 --d-model 128 --heads 8 --ffn 512 --seed 1337 --methods $METHODS"
 RATE="--lr $LR ${LRS:+--lrs $LRS --sweep-split valid} --split test --no-compare"
+TUNED="--lrs-from $WORK/wt2-L64-successors/best.json --split test --no-compare"
 RUN="--alibi $ALIBI --jobs $JOBS --threads $THREADS"
-
-if has gutenberg; then
-  prepare_gutenberg "$WORK" "$ALIBI"
-  python3 scripts/experiment.py --data "$WORK/gutenberg-bytes" \
-    --out "$WORK/gutenberg-L128-successors" --seq-len 128 --batch 16 --steps $GSTEPS \
-    --warmup $((GSTEPS / 10)) $MODEL $RATE $RUN --factors 1,2,4,8,16,32 \
-    --modes nonoverlapping --max-tokens 65536 \
-    --title "Gutenberg novels (bytes), trained at 128: the methods after ALiBi"
-  save
+if [ -n "$LRS" ] && ! has wt2 && [ ! -f "$WORK/wt2-L64-successors/best.json" ]; then
+  echo "study_successors: LRS tunes on WikiText-2 at L = 64; add wt2 to SETTINGS" >&2
+  exit 2
 fi
 
 if has wt2; then
@@ -60,9 +57,22 @@ if has wt2; then
     --factors 1,2,4,8,16,32 --modes nonoverlapping,sliding --max-tokens 16384 \
     --sliding-max-tokens 4096 --title "WikiText-2 (BPE 8192), trained at 64: the methods after ALiBi"
   save
+fi
+
+if has gutenberg; then
+  prepare_gutenberg "$WORK" "$ALIBI"
+  python3 scripts/experiment.py --data "$WORK/gutenberg-bytes" \
+    --out "$WORK/gutenberg-L128-successors" --seq-len 128 --batch 16 --steps $GSTEPS \
+    --warmup $((GSTEPS / 10)) $MODEL $([ -n "$LRS" ] && echo "$TUNED" || echo "$RATE") $RUN \
+    --factors 1,2,4,8,16,32 --modes nonoverlapping --max-tokens 65536 \
+    --title "Gutenberg novels (bytes), trained at 128: the methods after ALiBi"
+  save
+fi
+
+if has wt2; then
   python3 scripts/experiment.py --data "$WORK/wt2-bpe8192" --out "$WORK/wt2-L256-successors" \
     --seq-len 256 --batch 8 --steps $STEPS --warmup $((STEPS / 10)) $MODEL $RUN \
-    --lrs-from "$WORK/wt2-L64-successors/best.json" --split test --no-compare \
+    $TUNED \
     --factors 1,2,4,8,16 --modes nonoverlapping,sliding --max-tokens 16384 \
     --sliding-max-tokens 8192 --title "WikiText-2 (BPE 8192), trained at 256: the methods after ALiBi"
   save
@@ -77,7 +87,8 @@ if has wt2; then
     f="$W256/positions-$m-nonoverlapping.csv"
     g="$W256/positions-$m-sliding.csv"
     [ -f "$f" ] && [ -f "$g" ] || \
-      python3 scripts/study_record.py weights "$run" --alibi "$ALIBI" --threads "$THREADS"
+      python3 scripts/study_record.py weights "$run" --alibi "$ALIBI" --threads "$THREADS" \
+        --data "$WORK/wt2-bpe8192"
     [ -f "$f" ] || "$ALIBI" --threads "$THREADS" eval "$run" --data "$WORK/wt2-bpe8192" \
       --split test --lengths 256,1024 --per-position "$f" >/dev/null
     [ -f "$g" ] || "$ALIBI" --threads "$THREADS" eval "$run" --data "$WORK/wt2-bpe8192" \
