@@ -37,6 +37,7 @@ Example (the README's quickstart does this on the bundled corpus):
 import argparse
 import concurrent.futures
 import csv
+import fcntl
 import json
 import math
 import os
@@ -256,7 +257,12 @@ def restore_weights(a, run):
     """A run recorded without its checkpoint (scripts/study_record.py): retrain it from its
     recorded command and check that it ends at the recorded loss (training is deterministic
     for a given thread count), so the evaluations come from the recorded run's weights."""
-    with RETRAIN_LOCKS.setdefault(run, threading.Lock()):
+    # One retraining per run: threads of this process wait on a lock, other processes (another
+    # script on the same study) on a file lock beside the run; whoever comes second finds the
+    # weights there.
+    with RETRAIN_LOCKS.setdefault(run, threading.Lock()), \
+            open(os.path.normpath(run) + ".retrain.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if run in RETRAIN_FAILED:
             sys.exit(RETRAIN_FAILED[run])
         t = json.load(open(os.path.join(run, "timing.json")))

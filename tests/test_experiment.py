@@ -114,6 +114,16 @@ def check_record(alibi, data, tmp):
         old = {(x["eval_len"], x["ppl"]) for x in csv.DictReader(open(os.path.join(work, "off", "results.csv")))}
         new = {(x["eval_len"], x["ppl"]) for x in csv.DictReader(open(os.path.join(out, "results.csv")))}
         assert old < new and len(new) == 2, (old, new)
+        # Any recorded run's weights on request, from the data where it lies now (the
+        # recorded --data path is gone), checked against the recorded loss; a second request
+        # finds them there.
+        run = os.path.join(out, "runs", "alibi-L16-lr1e-05")
+        for _ in range(2):
+            w = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "study_record.py"),
+                                "weights", run, "--alibi", alibi, "--threads", "1", "--data",
+                                data], capture_output=True, text=True)
+            assert w.returncode == 0, w.stdout + w.stderr
+            assert any(f.endswith(".safetensors") for f in os.listdir(run)), os.listdir(run)
 
 
 if __name__ == "__main__":
