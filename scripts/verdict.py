@@ -13,6 +13,7 @@ setting has `not run` there.
 """
 import argparse
 import csv
+import re
 
 STABLE = 0.02  # "within 2% of its L value at 16x": no more than 2% above it
 
@@ -52,7 +53,13 @@ def load(paths):
                 if r.get("role", "main") != "main" or r["mode"] != "nonoverlapping":
                     continue
                 ppl = float(r["ppl"]) if r["status"] == "ok" else None  # None: refused
-                out.setdefault(r["method"], {})[round(float(r["factor"]))] = ppl
+                # A fine-tune's row names its length (extension_study.py); one row per recipe
+                # across settings names it by the training length: "(fine-tuned at 4L)".
+                L = int(float(r["train_len"])) if r.get("train_len") else 0
+                method = re.sub(r"\(fine-tuned at (\d+)\)",
+                                lambda g: f"(fine-tuned at {int(g[1]) // L}L)"
+                                if L and int(g[1]) % L == 0 else g[0], r["method"])
+                out.setdefault(method, {})[round(float(r["factor"]))] = ppl
     return out
 
 
