@@ -84,7 +84,7 @@ struct FusedTimes {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ensure_passive_omp_wait(argv);
+  ensure_omp_wait_policy(argv);
   bool torch = true, naive = true;
   std::vector<int> Ts;
   for (int a = 1; a < argc; ++a) {

@@ -38,7 +38,7 @@ double median(std::vector<double> x) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ensure_passive_omp_wait(argv);
+  ensure_omp_wait_policy(argv);
   int rounds = 5;
   std::vector<int> Ts;
   for (int a = 1; a < argc; ++a) {

@@ -117,7 +117,7 @@ Row measure(const ModelConfig& c, int ctx) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ensure_passive_omp_wait(argv);
+  ensure_omp_wait_policy(argv);
   std::vector<std::string> configs = {"tiny", "small"};
   std::vector<int> contexts = {128, 1024, 8192};
   for (int i = 1; i < argc; ++i) {

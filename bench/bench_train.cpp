@@ -120,7 +120,7 @@ int print_scaling(const std::vector<BenchConfig>& configs,
 }  // namespace
 
 int main(int argc, char** argv) {
-  ensure_passive_omp_wait(argv);
+  ensure_omp_wait_policy(argv);
   std::string which = "all";
   int steps = 5, threads = 0;
   bool torch = true, scaling = false;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <numeric>
 #include <regex>
 #include <set>
@@ -357,6 +358,32 @@ TEST_F(GenerateCli, SigintEndsTheGenerationWithItsTextAndStatistics) {
   EXPECT_EQ(i.code, 0) << i.err;
   EXPECT_NE(i.err.find("decode: 41 tokens"), std::string::npos) << i.err;  // 1 + 40
   EXPECT_EQ(i.out.size(), 1u + 1 + 40 + 1) << i.out;  // each reply and its newline
+}
+
+// How the CLI's OpenMP threads wait (core/threads.h): alibi re-executes itself with
+// GOMP_SPINCOUNT=1000 unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, which it keeps.
+// Read from the running process's environment (the re-exec keeps its pid).
+TEST_F(GenerateCli, OpenMpThreadsSpinAThousandTimesUnlessTold) {
+  const std::string ck = checkpoint("alibi_spin", PosKind::alibi, 16);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"-u OMP_WAIT_POLICY -u GOMP_SPINCOUNT", "GOMP_SPINCOUNT=1000"},
+      {"-u OMP_WAIT_POLICY GOMP_SPINCOUNT=7", "GOMP_SPINCOUNT=7"},
+      {"-u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive", "OMP_WAIT_POLICY=passive"}};
+  for (const auto& [env, want] : cases) {
+    const std::string err = path("spin-" + want + ".err");
+    test::BackgroundCli b = test::start_cli(
+        "--threads 1 generate " + ck + " --prompt 'Once' --max-new-tokens 50", err,
+        env + " ALIBI_TEST_PAUSE_IN_DECODE=1");
+    ASSERT_TRUE(b.wait_for("paused in decoding")) << test::read_text(err);
+    std::ifstream f("/proc/" + std::to_string(b.pid) + "/environ", std::ios::binary);
+    std::set<std::string> vars;
+    for (std::string v; std::getline(f, v, '\0');) vars.insert(v);
+    b.finish(SIGKILL);
+    EXPECT_EQ(vars.count(want), 1u) << env;
+    const bool spins = std::any_of(vars.begin(), vars.end(),
+                                   [](const std::string& v) { return v.starts_with("GOMP_"); });
+    EXPECT_EQ(spins, want.starts_with("GOMP_")) << env << ": a user's policy is left alone";
+  }
 }
 
 TEST_F(GenerateCli, LearnedRefusesPastItsTableWithOneLine) {

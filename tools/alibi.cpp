@@ -45,7 +45,7 @@ const alibi::cli::GlobalOptions& alibi::cli::globals() { return g_globals; }
 
 int main(int argc, char** argv) {
   using namespace alibi;
-  ensure_passive_omp_wait(argv);  // the re-executed process keeps the signals blocked
+  ensure_omp_wait_policy(argv);  // the re-executed process keeps the signals blocked
   // A write past the file-size limit (ulimit -f) would otherwise kill us with SIGXFSZ and no
   // word; ignored, write() fails with EFBIG and the error names the file (docs/reliability.md).
   std::signal(SIGXFSZ, SIG_IGN);

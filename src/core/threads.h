@@ -1,13 +1,16 @@
 #pragma once
-// OpenMP threads that sleep at barriers instead of spinning. alibi runs many short parallel
-// regions per step; on a machine whose cores are shared with other work (a laptop, CI, this
-// project's 2-core VMs), a spinning thread steals the core its descheduled partner needs and a
-// training step gets ~3x slower (bench_train under load: 1.2-1.6k vs 0.4-0.5k tok/s, tiny config).
-// libgomp reads OMP_WAIT_POLICY once at load time, so the only way to set it for ourselves is to
-// re-execute with it set. A user's own OMP_WAIT_POLICY is always respected.
+// How OpenMP threads wait at barriers: a short spin, then sleep. alibi runs many short parallel
+// regions per step (~100 per decoded token). Sleeping at once (OMP_WAIT_POLICY=passive) costs a
+// wake-up at each: decoding BLOOM-560m-shaped Q8_0 ran at 18.0-20.5 tokens/s against
+// 22.6-23.7 with 1,000 spins first (2 threads, alternating rounds; docs/gguf.md). Spinning
+// without limit (active) steals the core a descheduled partner needs on a shared machine: a
+// tiny training step beside a busy process ran at 0.77-0.80 of passive's tokens/s, 1,000 spins
+// at 0.97-0.98. So GOMP_SPINCOUNT=1000 (libgomp drops it to 100 where threads outnumber cores).
+// libgomp reads its environment once at load time, so the only way to set it for ourselves is to
+// re-execute with it set. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is always respected.
 namespace alibi {
 
 // Call first thing in main(); returns only if no re-exec was needed or it failed.
-void ensure_passive_omp_wait(char** argv);
+void ensure_omp_wait_policy(char** argv);
 
 }  // namespace alibi
