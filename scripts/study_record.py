@@ -98,6 +98,9 @@ def main():
         from experiment import latest_step, restore_weights  # experiment.py imports this file
         if not os.path.exists(os.path.join(a.src, "timing.json")):
             p.error(f"'{a.src}' is not a recorded run (no timing.json)")
+        if a.data is not None and not os.path.isdir(a.data):
+            p.error(f"--data '{a.data}' is not a folder; expected the prepared data the run "
+                    "was trained on (alibi prepare)")
         if latest_step(a.src) < 0:
             restore_weights(a, a.src)
         return

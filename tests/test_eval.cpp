@@ -1,5 +1,5 @@
-// alibi eval: perplexity against an independent computation from full-forward logits (both
-// modes, library and CLI), sliding with stride == length against nonoverlapping, per-position
+// alibi eval: perplexity against an independent computation from full-forward logits (every
+// mode, library and CLI; second-half against llama-perplexity's protocol written out), sliding with stride == length against nonoverlapping, per-position
 // curves, every position method past the training length, prepare --tokenizer-from, --text,
 // and the bad input that must exit 2 with one line.
 #include <gtest/gtest.h>
@@ -74,14 +74,14 @@ std::string corpus_part(size_t offset, size_t bytes) {
   return s.substr(a, s.rfind('\n', a + bytes) + 1 - a);
 }
 
-// Sum of -log p(target) over rows [from, len) of the window tokens[start, start + len), from
-// the logits of one full forward, with a double log-softmax.
+// Sum of -log p(target) over rows [from, to) (to < 0: len) of the window tokens[start,
+// start + len), from the logits of one full forward, with a double log-softmax.
 double window_nats(Model& m, const std::vector<int32_t>& toks, int64_t start, int len,
-                   int from) {
+                   int from, int to = -1) {
   m.forward(toks.data() + start, nullptr, 1, len);
   const int V = m.cfg.vocab;
   double nats = 0;
-  for (int t = from; t < len; ++t) {
+  for (int t = from; t < (to < 0 ? len : to); ++t) {
     const float* row = m.logits() + size_t(t) * V;
     double mx = row[0];
     for (int v = 1; v < V; ++v) mx = std::max(mx, double(row[v]));
@@ -118,6 +118,21 @@ double reference_loss(const ModelConfig& c, const std::vector<float>& params,
   }
   EXPECT_EQ(scored, M);
   return nats / double(M);
+}
+
+// llama-perplexity's protocol (tools/perplexity/perplexity.cpp, no BOS), written out here: the
+// floor(n / L) whole chunks of L tokens, each scoring the targets of rows L/2 .. L - 2.
+double reference_second_half(const ModelConfig& c, const std::vector<float>& params,
+                             const std::vector<int32_t>& toks, int L) {
+  Model m(c, 1, L, false);
+  m.params.from_host(params);
+  double nats = 0;
+  int64_t scored = 0;
+  for (int64_t s = 0; s + L <= int64_t(toks.size()); s += L) {
+    nats += window_nats(m, toks, s, L, L / 2, L - 1);
+    scored += L - 1 - L / 2;
+  }
+  return nats / double(scored);
 }
 
 std::string pos_tag(PosKind p) { return pos_name(p); }
@@ -277,6 +292,30 @@ TEST_F(EvalTest, LibraryEqualsIndependentComputationForEveryMethod) {
   }
 }
 
+// Also where the text is whole chunks exactly, so the last chunk's last row has no target.
+TEST_F(EvalTest, SecondHalfIsLlamaPerplexitysProtocol) {
+  for (PosKind p : {PosKind::alibi, PosKind::rotary, PosKind::learned}) {
+    Loaded l = load(p);
+    const int L = p == PosKind::learned ? kTrainLen : kLen;
+    for (const bool whole : {false, true}) {
+      if (whole) l.tokens.resize(l.tokens.size() / size_t(L) * size_t(L));
+      const int64_t chunks = int64_t(l.tokens.size()) / L;
+      ASSERT_EQ(whole, int64_t(l.tokens.size()) == chunks * L);
+      const double ref = reference_second_half(l.cfg, l.params, l.tokens, L);
+      for (int batch : {1, 0}) {
+        const EvalResult r = lib_eval(l, L, EvalMode::second_half, 0, batch, true);
+        EXPECT_EQ(r.windows, chunks);
+        EXPECT_EQ(r.tokens_scored, chunks * (L - 1 - L / 2));
+        EXPECT_EQ(r.tokens_forwarded, chunks * L);
+        EXPECT_NEAR(r.loss, ref, kLossRelTol * ref) << pos_name(p) << " batch " << batch;
+        EXPECT_EQ(r.position_count[size_t(L / 2 - 1)], 0);
+        EXPECT_EQ(r.position_count[size_t(L / 2)], chunks);
+        EXPECT_EQ(r.position_count[size_t(L - 1)], 0);
+      }
+    }
+  }
+}
+
 TEST_F(EvalTest, SlidingWithStrideEqualToLengthIsNonoverlapping) {
   const Loaded l = load(PosKind::t5);
   for (int L : {kTrainLen, kLen, 97}) {
@@ -417,6 +456,8 @@ TEST_F(EvalTest, BadInputIsOneLineAndExitCode2) {
       {ck + data + " --lengths 40 --mode sliding", {"--stride"}},
       {ck + data + " --lengths 40 --stride 8", {"--stride", "sliding"}},
       {ck + data + " --mode rolling", {"--mode", "rolling"}},
+      {ck + data + " --mode second-half --stride 8", {"--stride", "sliding"}},
+      {ck + data + " --mode second-half --lengths 2", {"--lengths", "2", "second-half"}},
       {ck + data + " --split dev", {"--split", "dev"}},
       {ck, {"--data", "--text"}},
       {ck + " --text " + path("missing.txt"), {"--text", "missing.txt"}},
@@ -484,6 +525,7 @@ TEST(EvalWindows, CoverEveryTargetOnce) {
         for (const EvalWindow& w : eval_windows(M, L, mode, S)) {
           ASSERT_LE(w.len, L);
           ASSERT_LE(w.start + w.len, M);
+          ASSERT_EQ(w.score_end, w.len);
           for (int t = w.score_from; t < w.len; ++t) seen[size_t(w.start + t)] += 1;
           if (w.start > 0 && mode == EvalMode::sliding) EXPECT_GE(w.score_from, L - S);
         }
@@ -495,6 +537,27 @@ TEST(EvalWindows, CoverEveryTargetOnce) {
   EXPECT_THROW(eval_windows(10, 11, EvalMode::nonoverlapping, 0), UsageError);
   EXPECT_THROW(eval_windows(10, 5, EvalMode::sliding, 6), UsageError);
   EXPECT_THROW(eval_windows(10, 5, EvalMode::sliding, 0), UsageError);
+  EXPECT_THROW(eval_windows(10, 2, EvalMode::second_half, 0), UsageError);
+}
+
+// n tokens (M + 1) in floor(n / L) whole chunks; each scores rows [L/2, L - 1), whose targets
+// all exist, and chunk k scores the targets of tokens kL + L/2 + 1 .. kL + L - 1.
+TEST(EvalWindows, SecondHalfScoresTheWholeChunksSecondHalves) {
+  for (int64_t M : {3, 39, 40, 79, 80, 1000}) {
+    for (int L : {3, 4, 7, 40}) {
+      if (L > M) continue;
+      const std::vector<EvalWindow> w = eval_windows(M, L, EvalMode::second_half, 0);
+      ASSERT_EQ(int64_t(w.size()), (M + 1) / L) << M << " " << L;
+      ASSERT_EQ(int64_t(w.size()), eval_window_count(M, L, EvalMode::second_half, 0));
+      for (size_t k = 0; k < w.size(); ++k) {
+        EXPECT_EQ(w[k].start, int64_t(k) * L);
+        EXPECT_EQ(w[k].len, L);
+        EXPECT_EQ(w[k].score_from, L / 2);
+        EXPECT_EQ(w[k].score_end, L - 1);
+        EXPECT_LE(w[k].start + w[k].score_end, M) << "a scored target past the text";
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -124,6 +124,12 @@ def check_record(alibi, data, tmp):
                                 data], capture_output=True, text=True)
             assert w.returncode == 0, w.stdout + w.stderr
             assert any(f.endswith(".safetensors") for f in os.listdir(run)), os.listdir(run)
+        # A --data that is not there: one line naming the flag and the path, exit 2.
+        w = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "study_record.py"),
+                            "weights", run, "--data", os.path.join(tmp, "gone")],
+                           capture_output=True, text=True)
+        assert w.returncode == 2 and w.stderr.count("\n") == 1, w.stderr
+        assert "--data" in w.stderr and "gone" in w.stderr, w.stderr
 
 
 if __name__ == "__main__":

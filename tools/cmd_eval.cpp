@@ -77,7 +77,7 @@ nlohmann::json num_or_null(double v) { return std::isfinite(v) ? nlohmann::json(
 
 // 1. Flags, checked before the (possibly long) work.
 void check_flags(const EvalCliOptions& o, const CLI::App& app, EvalMode mode) {
-  if (mode == EvalMode::nonoverlapping && app.count("--stride") > 0)
+  if (mode != EvalMode::sliding && app.count("--stride") > 0)
     usage_error("--stride ", o.stride, " applies to --mode sliding only (got --mode ", o.mode,
                 ")");
   if (mode == EvalMode::sliding && o.stride < 1)
@@ -110,9 +110,9 @@ void check_against(const EvalCliOptions& o, const CLI::App& app, EvalMode mode,
       usage_error(flag, " applies to masked LMs; checkpoint '", ck.path, "' is a causal LM "
                   "(objective clm), scored on every next token");
   if (mlm) check_mask_rate(o.mask_rate);
-  if (mlm && mode == EvalMode::sliding)
-    usage_error("--mode sliding is for causal LMs; checkpoint '", ck.path, "' is a masked LM "
-                "(objective mlm), which sees both sides of every token: use nonoverlapping");
+  if (mlm && mode != EvalMode::nonoverlapping)
+    usage_error("--mode ", o.mode, " is for causal LMs; checkpoint '", ck.path, "' is a masked "
+                "LM (objective mlm), which sees both sides of every token: use nonoverlapping");
 }
 
 // The text scored, as tokens of the checkpoint's tokenizer.
@@ -166,6 +166,9 @@ void check_lengths(const EvalCliOptions& o, EvalMode mode, const ModelConfig& cf
     if (mode == EvalMode::sliding && o.stride >= L)
       usage_error("--stride ", o.stride, " must be smaller than every length (got --lengths ",
                   L, "); a sliding window scores its last S tokens and keeps L - S as context");
+    if (mode == EvalMode::second_half && L < 3)
+      usage_error("--lengths ", L, " is too short for --mode second-half, which scores rows L/2 "
+                  "to L - 2 of each chunk; expected lengths >= 3");
   }
 }
 
@@ -400,7 +403,8 @@ Command add_eval(CLI::App& app) {
                 "training length)");
   c->add_option("--mode", o->mode,
                 "nonoverlapping (chunks of L, every token scored) | sliding (windows of L moved "
-                "by --stride, each scores its last S tokens)");
+                "by --stride, each scores its last S tokens) | second-half (llama-perplexity's: "
+                "whole chunks of L only, each scoring rows L/2 to L - 2; no BOS in front)");
   c->add_option("--stride", o->stride, "sliding: tokens scored per window, 1 <= S < every length");
   c->add_option("--batch", o->batch,
                 "windows per forward (0: as many as fit 16384 tokens and 512 MiB of activations)");

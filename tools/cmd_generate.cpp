@@ -168,7 +168,7 @@ void run(const GenerateFlags& f, const ExtensionFlags& ext) {
     Generator::check_request(ck.config, 0, int64_t(ids.size()), false, f.max_new_tokens);
   const int window = effective_window(f, int64_t(ids.size()));
   if (!check_memory_plan(f, ck, *backend, int64_t(ids.size()), window)) return;
-  const Decoder m = make_decoder(ck, 1, chunk_rows(f, window), backend, &ext);
+  const Decoder m = make_decoder(ck, kGenerateSequences, chunk_rows(f, window), backend, &ext);
   GenerateOptions go;
   go.sampling = f.sampling;
   go.window = window;

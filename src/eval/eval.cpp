@@ -32,11 +32,17 @@ constexpr double kEvalPlanBytes = 512.0 * (1 << 20);
 EvalMode parse_eval_mode(const std::string& name, const std::string& flag) {
   if (name == "nonoverlapping") return EvalMode::nonoverlapping;
   if (name == "sliding") return EvalMode::sliding;
-  usage_error("unknown ", flag, " '", name, "'; expected nonoverlapping or sliding");
+  if (name == "second-half") return EvalMode::second_half;
+  usage_error("unknown ", flag, " '", name, "'; expected nonoverlapping, sliding or second-half");
 }
 
 const char* eval_mode_name(EvalMode mode) {
-  return mode == EvalMode::sliding ? "sliding" : "nonoverlapping";
+  switch (mode) {
+    case EvalMode::sliding: return "sliding";
+    case EvalMode::second_half: return "second-half";
+    case EvalMode::nonoverlapping: break;
+  }
+  return "nonoverlapping";
 }
 
 std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mode, int stride) {
@@ -47,8 +53,16 @@ std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mod
   const int S = mode == EvalMode::sliding ? stride : length;
   if (mode == EvalMode::sliding && (S < 1 || S > length))
     usage_error("stride ", stride, " must be between 1 and the length ", length);
+  if (mode == EvalMode::second_half && length < 3)
+    usage_error("length ", length, " is too short for mode second-half: a chunk of L tokens "
+                "scores rows L/2 to L - 2; expected L >= 3");
   std::vector<EvalWindow> w;
   w.reserve(size_t(eval_window_count(n_targets, length, mode, stride)));
+  if (mode == EvalMode::second_half) {
+    for (int64_t k = 0; k < (n_targets + 1) / length; ++k)
+      w.push_back({k * length, length, length / 2, length - 1});
+    return w;
+  }
   // Window 0 scores rows [0, L); window k >= 1 starts at kS and scores rows [L - S, L), i.e.
   // targets from kS + L - S on, which continue exactly where window k - 1 stopped.
   for (int64_t k = 0;; ++k) {
@@ -56,13 +70,14 @@ std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mod
     const int64_t first = k == 0 ? 0 : start + length - S;  // first scored input position
     if (first >= n_targets) break;
     const int len = int(std::min<int64_t>(length, n_targets - start));
-    w.push_back({start, len, int(first - start)});
+    w.push_back({start, len, int(first - start), len});
   }
   ALIBI_CHECK(int64_t(w.size()) == eval_window_count(n_targets, length, mode, stride));
   return w;
 }
 
 int64_t eval_window_count(int64_t n_targets, int length, EvalMode mode, int stride) {
+  if (mode == EvalMode::second_half) return (n_targets + 1) / length;  // whole chunks
   // Window 0, and window k >= 1 while its first scored position kS + L - S < n_targets.
   const int64_t S = mode == EvalMode::sliding ? stride : length;
   return 1 + (n_targets - length + S - 1) / S;
@@ -112,9 +127,10 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
   const int64_t n_targets = int64_t(tokens.size()) - (mlm ? 0 : 1);
   check_eval_length(cfg, int64_t(tokens.size()), L, what);
   if (opts.batch < 0) usage_error("batch ", opts.batch, " must be >= 1 (or 0 for the default)");
-  if (mlm && opts.mode == EvalMode::sliding)
-    usage_error("mode sliding gives each next-token target more left context; a masked LM (",
-                what, " scored by an mlm model) sees both sides and is evaluated nonoverlapping");
+  if (mlm && opts.mode != EvalMode::nonoverlapping)
+    usage_error("mode ", eval_mode_name(opts.mode), " gives each next-token target more left "
+                "context; a masked LM (", what, " scored by an mlm model) sees both sides and is "
+                "evaluated nonoverlapping");
   if (mlm) check_mask_rate(opts.mask_rate, "mask rate");
   const MaskSpec spec{opts.mask_rate, cfg.mask_token};
   const uint64_t mask_seed = opts.mask_seed ? opts.mask_seed : kEvalMaskSeed;
@@ -152,10 +168,14 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
       int32_t* win = in.data() + size_t(b) * T;
       int32_t* tgt = tg.data() + size_t(b) * T;
       std::memcpy(win, src, sizeof(int32_t) * size_t(T));
-      if (mlm)  // keyed by position in the stream: the same masking at every length
+      if (mlm) {  // keyed by position in the stream: the same masking at every length
         mask_tokens(win, tgt, T, spec, mask_seed, windows[w0 + b].start);
-      else
-        std::memcpy(tgt, src + 1, sizeof(int32_t) * size_t(T));
+      } else {
+        // The rows past the stream's last target are not scored (second-half's last row).
+        const int64_t have = std::min<int64_t>(T, n_targets - windows[w0 + b].start);
+        std::memcpy(tgt, src + 1, sizeof(int32_t) * size_t(have));
+        std::fill(tgt + have, tgt + T, 0);
+      }
     }
     model.forward(in.data(), tg.data(), B, T);
     model.token_losses(losses.data());
@@ -165,7 +185,7 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
       const float* row = losses.data() + size_t(b) * T;
       const int32_t* tgt = tg.data() + size_t(b) * T;
       double sum = 0;
-      for (int t = w.score_from; t < T; ++t) {
+      for (int t = w.score_from; t < w.score_end; ++t) {
         if (tgt[t] < 0) continue;  // an mlm position not masked
         sum += double(row[t]);
         r.tokens_scored += 1;
@@ -181,8 +201,10 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
     w0 = w1;
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  ALIBI_CHECK(mlm || r.tokens_scored == n_targets, "scored ", r.tokens_scored, " of ",
-              n_targets);
+  const int64_t expected = opts.mode == EvalMode::second_half
+                               ? r.windows * (L - 1 - L / 2)
+                               : n_targets;
+  ALIBI_CHECK(mlm || r.tokens_scored == expected, "scored ", r.tokens_scored, " of ", expected);
   if (mlm && r.tokens_scored == 0)
     usage_error(what, " has no masked token at mask rate ", opts.mask_rate,
                 "; use more text or a higher rate");
@@ -190,8 +212,8 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
   r.loss = r.nats / double(r.tokens_scored);
   r.ppl = std::exp(r.loss);
   r.bits_per_token = r.loss / std::log(2.0);
-  // Bits per byte: every target is scored, i.e. all tokens but the first, so the bytes they
-  // stand for are that share of the source (for a byte tokenizer, exactly n - 1 bytes).
+  // Bits per byte: the scored targets stand for their share of the source's bytes (every
+  // target but second-half's: all tokens but the first; for a byte tokenizer, n - 1 bytes).
   const double bytes_scored =
       double(source_bytes) * double(r.tokens_scored) / double(tokens.size());
   // A masked LM's loss is over a sample of the tokens, not a code length of the text.

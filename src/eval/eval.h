@@ -3,13 +3,19 @@
 // L tokens (paper.md, "Evaluation protocols").
 //
 // A stream of n tokens has n - 1 targets: input tokens[i] predicts tokens[i+1]. Windows cover
-// input positions [start, start + len) and score the targets of rows [score_from, len):
+// input positions [start, start + len) and score the targets of rows [score_from, score_end):
 //   nonoverlapping  windows [kL, kL + L), every row scored; the last window is shorter if the
 //                   stream does not divide evenly, so every target is scored exactly once.
 //   sliding, S      window k covers [kS, kS + L) and scores its last S rows (the first window
 //                   scores all of its rows); the last window is cut at the end of the stream.
 //                   Every target is scored exactly once, each with at least L - S tokens of
 //                   context (except the first window's). S == L is the nonoverlapping split.
+//   second-half     llama-perplexity's protocol: the whole chunks [kL, kL + L) of the n tokens
+//                   only (floor(n / L) of them), each scoring rows [L/2, L - 1), so every scored
+//                   target has at least L/2 tokens of context and a chunk's last row, whose
+//                   target starts the next chunk, is not scored. Not every target is scored.
+//                   No BOS is put in front of a chunk: this is llama-perplexity on a vocabulary
+//                   whose add_bos_token is false, as BLOOM's, MPT's and Falcon's are.
 // Windows of equal length run together in batches; the batching changes neither which tokens
 // are scored nor (up to fp32 rounding) their losses.
 //
@@ -30,7 +36,7 @@
 
 namespace alibi {
 
-enum class EvalMode { nonoverlapping, sliding };
+enum class EvalMode { nonoverlapping, sliding, second_half };
 
 // Throws UsageError naming `flag` for an unknown name.
 EvalMode parse_eval_mode(const std::string& name, const std::string& flag = "--mode");
@@ -50,10 +56,11 @@ struct EvalOptions {
 struct EvalResult {
   int length = 0;
   EvalMode mode = EvalMode::nonoverlapping;
-  int stride = 0;  // sliding: S; nonoverlapping: L
+  int stride = 0;  // sliding: S; nonoverlapping and second-half: L
   int batch = 0;   // windows per forward used
   int64_t windows = 0;
-  int64_t tokens_scored = 0;     // targets scored (n - 1 for a stream of n tokens)
+  int64_t tokens_scored = 0;     // targets scored (n - 1 for a stream of n tokens, but in
+                                 // second-half)
   int64_t tokens_forwarded = 0;  // rows run through the model (> scored for sliding)
   double nats = 0;               // sum of the scored targets' cross-entropy
   double loss = 0;               // nats / tokens_scored
@@ -73,15 +80,17 @@ struct EvalResult {
 };
 
 // One window: inputs tokens[start, start + len), targets tokens[start + 1, start + len + 1),
-// rows [score_from, len) scored.
+// rows [score_from, score_end) scored. Only the scored rows' targets need to exist.
 struct EvalWindow {
   int64_t start = 0;
   int len = 0;
   int score_from = 0;
+  int score_end = 0;
 };
 
 // The windows of a stream with n_targets targets (n - 1 for n tokens), in order. Checks its
-// arguments (UsageError): 1 <= length <= n_targets, sliding 1 <= stride <= length.
+// arguments (UsageError): 1 <= length <= n_targets, sliding 1 <= stride <= length, second-half
+// length >= 3 (a chunk scores L - 1 - L/2 rows).
 std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mode, int stride);
 
 // How many windows eval_windows() gives, without making them.

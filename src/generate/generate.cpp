@@ -193,8 +193,8 @@ MemoryPlan generate_memory(const ModelConfig& cfg, const Safetensors& weights,
                            const Backend& backend, int chunk, int capacity, bool sliding) {
   MemoryPlan p = plan_in_use();
   p.add("weights", Model::file_weight_bytes(cfg, weights, backend));
-  // One sequence: the model keeps the logits of one row (make_decoder).
-  add_activations(p, Model::plan(cfg, 1, chunk, /*training=*/false, backend, {.rows = 1}));
+  add_activations(p, Model::plan(cfg, 1, chunk, /*training=*/false, backend,
+                                 {.rows = kGenerateSequences}));
   p.add("KV cache", Model::cache_bytes(cfg, chunk, capacity, sliding, backend));
   // That row on the host, the Generator's last_logits_, the Sampler's idx_ and p_.
   const uint64_t V = uint64_t(cfg.vocab);

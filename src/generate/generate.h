@@ -130,6 +130,10 @@ class Generator {
   std::vector<int32_t> feed_buf_;
 };
 
+// The sequences `alibi generate` decodes at once: one, so its model keeps the logits of one row
+// (LogitsPlan::rows).
+inline constexpr int kGenerateSequences = 1;
+
 // The memory generation holds (core/memory_plan.h): what the process holds now, the model on a
 // checkpoint's `weights` planned for chunks of `chunk` rows (Model's file constructor), a KV
 // cache for `capacity` tokens (sliding: a window of them), and the logits on the host (a chunk's,

@@ -213,7 +213,8 @@ struct Model {
   // Layer `layer`'s attention for one segment: its q, k, v from the qkv rows, its keys and
   // values appended to its cache, its queries against them, merged into atty's rows.
   void attend_segment(int layer, const Segment& g);
-  void head_forward(int64_t rows);  // logits (rows, V) from the first rows of lnf
+  // Logits (rows, V) from the first rows of lnf; callers check rows <= logit_rows_ first.
+  void head_forward(int64_t rows);
   // Drops or compacts a cache's rows so that n more fit (UsageError where they cannot).
   void make_room(KVCache& cache, int n) const;
   const float* logits_to_host(int64_t rows) const;
