@@ -413,7 +413,10 @@ TEST_F(GgufExport, RefusalsNameTheReasonAndWriteNothing) {
       "rows of 48 elements; Q4_0 stores rows of a multiple of 32");
   test::expect_cli_error(
       run_cli("export " + bloom48 + " --to-gguf " + out + " --dtype q4_k", dir_ / "e"),
-      "--dtype 'q4_k'");
+      "rows of 48 elements; Q4_K stores rows of a multiple of 256");
+  test::expect_cli_error(
+      run_cli("export " + bloom48 + " --to-gguf " + out + " --dtype q3_k", dir_ / "e"),
+      "--dtype 'q3_k'");
   test::expect_cli_error(run_cli("export " + bloom48, dir_ / "e"), "one of --to-hf");
   EXPECT_FALSE(fs::exists(out));
   test::expect_cli_error(

@@ -57,9 +57,10 @@ Command add_import(CLI::App& app) {
       ->required();
   ci->add_option("--dtype", *dtype,
                  "type of the checkpoint's weight matrices (a folder's; a GGUF file's keep "
-                 "theirs): auto (the folder's when all its tensors are BF16 or F16, else fp32) | "
-                 "fp32 | bf16 | f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 (GGUF's block formats, "
-                 "quantized as llama.cpp's reference does; rows must be whole blocks of 32)");
+                 "theirs): auto (the folder's when all its tensors are BF16 or F16, else fp32) | " +
+                     weight_type_names() + " (GGUF's block formats from q8_0 on, quantized byte for "
+                 "byte as llama.cpp's reference quantisers do; rows must be whole blocks: 32 "
+                 "elements, the K types 256)");
   return {ci, [=] {
             std::error_code ec;
             if (fs::exists(*out, ec) && !(fs::is_directory(*out, ec) && fs::is_empty(*out, ec)))
@@ -67,8 +68,7 @@ Command add_import(CLI::App& app) {
             if (fs::is_regular_file(*dir, ec)) return import_gguf_file(*dir, *out, *dtype);
             const bool automatic = *dtype == "auto";
             WeightType wt = automatic ? WeightType::fp32
-                                      : parse_weight_type(*dtype, "--dtype",
-                                                          "fp32|bf16|f16|q8_0|q4_0|q4_1|q5_0|q5_1");
+                                      : parse_weight_type(*dtype, "--dtype");
             const HfImport m = import_hf(*dir);  // everything checked before anything is written
             if (automatic && m.dtype == "BF16") wt = WeightType::bf16;
             if (automatic && m.dtype == "F16") wt = WeightType::f16;
@@ -110,8 +110,8 @@ Command add_export(CLI::App& app) {
   ce->add_option("--to-hf", *dir, "new folder: config.json, model.safetensors, tokenizer.json");
   ce->add_option("--to-gguf", *gguf, "GGUF file to write instead (llama.cpp's bloom or mpt)");
   ce->add_option("--dtype", *dtype,
-                 "--to-gguf's weight matrices: stored (each as the checkpoint holds it) | fp32 | "
-                 "bf16 | f16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 (quantized from fp32)");
+                 "--to-gguf's weight matrices: stored (each as the checkpoint holds it) | " +
+                     weight_type_names() + " (quantized from fp32, as alibi import)");
   ce->add_option("--family", *family,
                  hf::family_names() + " (empty: the first whose options the model has)");
   ce->add_option("--max-seq-len", *max_seq_len,
@@ -126,8 +126,7 @@ Command add_export(CLI::App& app) {
             if (*dtype != "stored") {
               if (!gguf->empty()) {
                 type.as_stored = false;
-                type.type = parse_weight_type(*dtype, "--dtype",
-                                              "fp32|bf16|f16|q8_0|q4_0|q4_1|q5_0|q5_1");
+                type.type = parse_weight_type(*dtype, "--dtype");
               } else {
                 usage_error("--dtype '", *dtype, "' applies to --to-gguf; --to-hf writes F32");
               }

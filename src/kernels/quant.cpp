@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "kernels/quant_k.h"
 
 namespace alibi {
 namespace {
@@ -196,12 +197,7 @@ void dequantize(float* dst, const void* src, WeightType t, int64_t n) {
   }
 }
 
-bool can_quantize(WeightType t) {
-  return t != WeightType::q4_k && t != WeightType::q5_k && t != WeightType::q6_k;
-}
-
 void quantize(void* dst, const float* x, WeightType t, int64_t n) {
-  ALIBI_CHECK(can_quantize(t), weight_type_name(t));
   uint8_t* d = static_cast<uint8_t*>(dst);
   const GgmlType& g = ggml_of(t);
   ALIBI_CHECK(n % g.block == 0, weight_type_name(t), " of ", n);
@@ -221,7 +217,9 @@ void quantize(void* dst, const float* x, WeightType t, int64_t n) {
       case WeightType::q5_0: quant_sym(b, v, 32); break;
       case WeightType::q4_1: quant_affine(b, v, 16); break;
       case WeightType::q5_1: quant_affine(b, v, 32); break;
-      default: break;
+      case WeightType::q4_k:
+      case WeightType::q5_k:
+      case WeightType::q6_k: quantize_k_block(b, v, t); break;
     }
   }
 }

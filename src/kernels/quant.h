@@ -1,8 +1,8 @@
 #pragma once
 // GGUF's block formats element by element (core/ggml_types.h has their layouts): dequantisation
 // of every type alibi reads, bit for bit as gguf-py's reference (gguf/quants.py) computes it in
-// float32, and quantisation into the 32-element formats, byte for byte as its quantize_blocks
-// (and ggml's *_ref functions) make them. These are the definitions; the CPU kernels
+// float32, and quantisation into every one of them, byte for byte as gguf-py's quantize_blocks
+// and ggml's *_ref functions make them (the K types: kernels/quant_k.h). These are the definitions; the CPU kernels
 // (kernels/cpu/quant_cpu.cpp) compute the same values vectorised and are tested against them.
 //
 // Dequantisation, per element (d, m, dmin: the block's f16 scales widened; q: its integer):
@@ -20,8 +20,6 @@ namespace alibi {
 
 // dst (n) = the n elements stored at src in type t (n a multiple of its block).
 void dequantize(float* dst, const void* src, WeightType t, int64_t n);
-// Which types quantize() makes: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (and the plain bf16/f16/fp32).
-bool can_quantize(WeightType t);
 // dst (weight_row_bytes(t, n)) = x (n) in type t, n a multiple of its block.
 void quantize(void* dst, const float* x, WeightType t, int64_t n);
 

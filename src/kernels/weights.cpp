@@ -34,6 +34,12 @@ size_t weight_align(WeightType t) { return t == WeightType::fp32 ? 4 : 2; }
 
 const char* weight_type_name(WeightType t) { return kNames[int(t)]; }
 
+std::string weight_type_names(const std::string& sep) {
+  std::string all;
+  for (const char* n : kNames) all += (all.empty() ? "" : sep) + n;
+  return all;
+}
+
 const char* weight_dtype(WeightType t) { return kDtypes[int(t)]; }
 
 bool weight_type_of_dtype(const std::string& dtype, WeightType& out) {
@@ -47,9 +53,7 @@ bool weight_type_of_dtype(const std::string& dtype, WeightType& out) {
 
 WeightType parse_weight_type(const std::string& name, const std::string& flag,
                              const std::string& allowed) {
-  std::string all;
-  for (const char* n : kNames) all += std::string(all.empty() ? "" : "|") + n;
-  const std::string list = allowed.empty() ? all : allowed;
+  const std::string list = allowed.empty() ? weight_type_names("|") : allowed;
   for (int i = 0; i < kWeightTypes; ++i)
     if (name == kNames[i] && ("|" + list + "|").find("|" + name + "|") != std::string::npos)
       return WeightType(i);

@@ -39,6 +39,8 @@ size_t weight_row_bytes(WeightType t, int64_t cols);
 size_t weight_align(WeightType t);
 // "fp32", "bf16", "f16", "q8_0", ...; the checkpoint dtypes "F32", "BF16", "F16", "Q8_0", ...
 const char* weight_type_name(WeightType t);
+// Every weight_type_name(), in order, joined by sep: "fp32 | bf16 | ... | q6_k".
+std::string weight_type_names(const std::string& sep = " | ");
 const char* weight_dtype(WeightType t);
 // A checkpoint (or GGUF) dtype as a weight type; false for any other dtype.
 bool weight_type_of_dtype(const std::string& dtype, WeightType& out);
