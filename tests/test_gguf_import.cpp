@@ -333,6 +333,20 @@ TEST(GgufImportCli, ImportThenGenerateAndEval) {
   ASSERT_EQ(a.at("results").size(), 2u);
   for (size_t i = 0; i < 2; ++i)
     EXPECT_EQ(a.at("results")[i].at("loss"), b.at("results")[i].at("loss")) << i;
+  // prepare --tokenizer-from the file: the ids of the import's tokenizer.
+  fs::create_directories(dir / "text");
+  for (const char* split : {"train", "valid", "test"})
+    test::write_text(dir / ("text/" + std::string(split) + ".txt"),
+                     golden().at("text").get<std::string>());
+  for (const std::string& from : {kDir + "bloom-q4_k_m.gguf", out}) {
+    const std::string data = dir / (from == out ? "data_run" : "data_file");
+    const test::CliResult p = run_cli(
+        "prepare --input " + (dir / "text") + " --out " + data + " --tokenizer-from " + from,
+        dir / "p");
+    ASSERT_EQ(p.code, 0) << p.err;
+  }
+  EXPECT_EQ(test::read_text(dir / "data_file/test.tok"),
+            test::read_text(dir / "data_run/test.tok"));
   test::expect_cli_error(
       run_cli("import " + kDir + "bloom-q4_k_m.gguf --dtype q8_0 --out " + (dir / "x"), dir / "d"),
       "--dtype 'q8_0'");

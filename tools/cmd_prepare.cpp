@@ -24,7 +24,8 @@ Command add_prepare(CLI::App& app) {
   cp->add_option(
       "--tokenizer-from", o->tokenizer_from,
       "use this tokenizer instead of --tokenizer: a Hugging Face tokenizer.json or model "
-      "folder, a SentencePiece .model, a data folder, a run folder or checkpoint");
+      "folder, a SentencePiece .model, a data folder, a run folder or checkpoint, a GGUF file "
+      "(its tokenizer.ggml.*)");
   cp->add_option("--valid-fraction", o->valid_fraction, "single-file input: share for valid");
   cp->add_option("--test-fraction", o->test_fraction, "single-file input: share for test");
   return {cp, [o, cp] {

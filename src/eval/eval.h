@@ -15,7 +15,8 @@
 //                   target has at least L/2 tokens of context and a chunk's last row, whose
 //                   target starts the next chunk, is not scored. Not every target is scored.
 //                   No BOS is put in front of a chunk: this is llama-perplexity on a vocabulary
-//                   whose add_bos_token is false, as BLOOM's, MPT's and Falcon's are.
+//                   whose add_bos_token is false (llama.cpp's default for the gpt-2, bloom and
+//                   mpt pre-tokenizers).
 // Windows of equal length run together in batches; the batching changes neither which tokens
 // are scored nor (up to fp32 rounding) their losses.
 //

@@ -279,6 +279,7 @@ void tidy_run_folder(const std::string& run_dir, int keep) {
 }
 
 Tokenizer load_tokenizer(const std::string& path) {
+  if (is_gguf_file(path)) return read_gguf_checkpoint(path).tokenizer;
   if (auto t = Tokenizer::from_path(path)) return *t;
   return read_checkpoint(path).tokenizer;
 }

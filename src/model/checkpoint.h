@@ -47,7 +47,7 @@ std::string resolve_checkpoint(const std::string& path);
 Checkpoint read_checkpoint(const std::string& path);
 
 // The tokenizer a path names: Tokenizer::from_path's files and folders, or the tokenizer a run
-// folder or checkpoint carries. UsageError naming the path for anything else.
+// folder, checkpoint or GGUF file carries. UsageError naming the path for anything else.
 Tokenizer load_tokenizer(const std::string& path);
 
 // Writes RUN/ckpt-STEP.safetensors atomically and deletes all but the newest `keep`.
