@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <utility>
 
 #include "core/error.h"
 #include "core/format.h"
@@ -29,20 +30,29 @@ constexpr double kEvalPlanBytes = 512.0 * (1 << 20);
 
 }  // namespace
 
+namespace {
+
+constexpr std::pair<EvalMode, const char*> kEvalModes[] = {
+    {EvalMode::nonoverlapping, "nonoverlapping"},
+    {EvalMode::sliding, "sliding"},
+    {EvalMode::second_half, "second-half"}};
+
+}  // namespace
+
 EvalMode parse_eval_mode(const std::string& name, const std::string& flag) {
-  if (name == "nonoverlapping") return EvalMode::nonoverlapping;
-  if (name == "sliding") return EvalMode::sliding;
-  if (name == "second-half") return EvalMode::second_half;
-  usage_error("unknown ", flag, " '", name, "'; expected nonoverlapping, sliding or second-half");
+  std::string names;
+  for (const auto& [mode, n] : kEvalModes) {
+    if (name == n) return mode;
+    names += str_cat(names.empty() ? "" : ", ", n);
+  }
+  usage_error("unknown ", flag, " '", name, "'; expected one of ", names);
 }
 
 const char* eval_mode_name(EvalMode mode) {
-  switch (mode) {
-    case EvalMode::sliding: return "sliding";
-    case EvalMode::second_half: return "second-half";
-    case EvalMode::nonoverlapping: break;
-  }
-  return "nonoverlapping";
+  for (const auto& [m, n] : kEvalModes)
+    if (m == mode) return n;
+  ALIBI_CHECK(false, "eval mode ", int(mode));
+  return "";
 }
 
 std::vector<EvalWindow> eval_windows(int64_t n_targets, int length, EvalMode mode, int stride) {
