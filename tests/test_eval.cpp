@@ -1,7 +1,8 @@
 // alibi eval: perplexity against an independent computation from full-forward logits (every
-// mode, library and CLI; second-half against llama-perplexity's protocol written out), sliding with stride == length against nonoverlapping, per-position
-// curves, every position method past the training length, prepare --tokenizer-from, --text,
-// and the bad input that must exit 2 with one line.
+// mode, library and CLI; second-half against llama-perplexity's protocol written out), sliding
+// with stride == length against nonoverlapping, per-position curves, every position method past
+// the training length, prepare --tokenizer-from, --text, and the bad input that must exit 2 with
+// one line.
 #include <gtest/gtest.h>
 
 #include <csignal>

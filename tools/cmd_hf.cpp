@@ -58,9 +58,10 @@ Command add_import(CLI::App& app) {
   ci->add_option("--dtype", *dtype,
                  "type of the checkpoint's weight matrices (a folder's; a GGUF file's keep "
                  "theirs): auto (the folder's when all its tensors are BF16 or F16, else fp32) | " +
-                     weight_type_names() + " (GGUF's block formats from q8_0 on, quantized byte for "
-                 "byte as llama.cpp's reference quantisers do; rows must be whole blocks: 32 "
-                 "elements, the K types 256)");
+                     weight_type_names() +
+                     " (GGUF's block formats from q8_0 on, quantized byte for byte as "
+                     "llama.cpp's reference quantisers do; rows must be whole blocks: 32 "
+                     "elements, the K types 256)");
   return {ci, [=] {
             std::error_code ec;
             if (fs::exists(*out, ec) && !(fs::is_directory(*out, ec) && fs::is_empty(*out, ec)))

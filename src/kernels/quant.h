@@ -2,8 +2,9 @@
 // GGUF's block formats element by element (core/ggml_types.h has their layouts): dequantisation
 // of every type alibi reads, bit for bit as gguf-py's reference (gguf/quants.py) computes it in
 // float32, and quantisation into every one of them, byte for byte as gguf-py's quantize_blocks
-// and ggml's *_ref functions make them (the K types: kernels/quant_k.h). These are the definitions; the CPU kernels
-// (kernels/cpu/quant_cpu.cpp) compute the same values vectorised and are tested against them.
+// and ggml's *_ref functions make them (the K types: kernels/quant_k.h). These are the
+// definitions; the CPU kernels (kernels/cpu/quant_cpu.cpp) compute the same values vectorised and
+// are tested against them.
 //
 // Dequantisation, per element (d, m, dmin: the block's f16 scales widened; q: its integer):
 //   Q8_0 q d;  Q4_0 d (q - 8);  Q5_0 d (q - 16);  Q4_1, Q5_1 (d q) + m;
