@@ -45,6 +45,17 @@ inline uint16_t float_to_f16(float x) {
   return uint16_t(sign | ((r - 0x38000000u) >> 13));
 }
 
+// The f16 stored at p (2 bytes, little-endian, any alignment), and x stored there as f16.
+inline float load_f16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_float(h);
+}
+inline void store_f16(uint8_t* p, float x) {
+  const uint16_t h = float_to_f16(x);
+  std::memcpy(p, &h, 2);
+}
+
 // dst (n) = the n bf16 (or, with bf16 false, f16) values stored at src, which need not be
 // aligned (a tensor in a file's mapping).
 inline void widen_stored(float* dst, const uint8_t* src, size_t n, bool bf16) {

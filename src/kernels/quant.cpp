@@ -12,17 +12,6 @@
 namespace alibi {
 namespace {
 
-float f16_at(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_float(h);
-}
-
-void put_f16(uint8_t* p, float x) {
-  const uint16_t h = float_to_f16(x);
-  std::memcpy(p, &h, 2);
-}
-
 // The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block's 12 scale bytes.
 void scale_min_k4(const uint8_t* s, int j, uint8_t& sc, uint8_t& mn) {
   if (j < 4) {
@@ -35,12 +24,12 @@ void scale_min_k4(const uint8_t* s, int j, uint8_t& sc, uint8_t& mn) {
 }
 
 void block_q8_0(float* y, const uint8_t* b) {
-  const float d = f16_at(b);
+  const float d = load_f16(b);
   for (int j = 0; j < 32; ++j) y[j] = float(int8_t(b[2 + j])) * d;
 }
 
 void block_q4_0(float* y, const uint8_t* b) {
-  const float d = f16_at(b);
+  const float d = load_f16(b);
   const uint8_t* q = b + 2;
   for (int j = 0; j < 16; ++j) {
     y[j] = d * float(int(q[j] & 0xF) - 8);
@@ -49,7 +38,7 @@ void block_q4_0(float* y, const uint8_t* b) {
 }
 
 void block_q4_1(float* y, const uint8_t* b) {
-  const float d = f16_at(b), m = f16_at(b + 2);
+  const float d = load_f16(b), m = load_f16(b + 2);
   const uint8_t* q = b + 4;
   for (int j = 0; j < 16; ++j) {
     y[j] = d * float(q[j] & 0xF) + m;
@@ -59,7 +48,7 @@ void block_q4_1(float* y, const uint8_t* b) {
 
 // Q5_0 (offset 16, no min) and Q5_1 (offset 0, min m).
 void block_q5(float* y, const uint8_t* b, bool with_min) {
-  const float d = f16_at(b), m = with_min ? f16_at(b + 2) : 0.0f;
+  const float d = load_f16(b), m = with_min ? load_f16(b + 2) : 0.0f;
   const uint8_t* p = b + (with_min ? 4 : 2);
   uint32_t qh;
   std::memcpy(&qh, p, 4);
@@ -80,7 +69,7 @@ void block_q5(float* y, const uint8_t* b, bool with_min) {
 
 // Q4_K (no qh) and Q5_K.
 void block_k(float* y, const uint8_t* b, bool five) {
-  const float d = f16_at(b), dmin = f16_at(b + 2);
+  const float d = load_f16(b), dmin = load_f16(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* qh = five ? b + 16 : nullptr;
   const uint8_t* qs = b + (five ? 48 : 16);
@@ -101,7 +90,7 @@ void block_k(float* y, const uint8_t* b, bool five) {
 void block_q6_k(float* y, const uint8_t* b) {
   const uint8_t *ql = b, *qh = b + 128;
   const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
-  const float d = f16_at(b + 208);
+  const float d = load_f16(b + 208);
   for (int h = 0; h < 2; ++h)
     for (int t = 0; t < 4; ++t)
       for (int e = 0; e < 32; ++e) {
@@ -124,7 +113,7 @@ void quant_q8_0(uint8_t* b, const float* x) {
   float amax = 0.0f;
   for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
   const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-  put_f16(b, d);
+  store_f16(b, d);
   for (int j = 0; j < 32; ++j) b[2 + j] = uint8_t(int8_t(std::round(x[j] * id)));
 }
 
@@ -150,7 +139,7 @@ void quant_sym(uint8_t* b, const float* x, int levels) {
     const float v = std::trunc(x[j] * id + off);
     q[j] = uint8_t(std::fmin(std::fmax(v, 0.0f), float(levels - 1)));
   }
-  put_f16(b, d);
+  store_f16(b, d);
   pack(b + 2, q, levels);
 }
 
@@ -167,8 +156,8 @@ void quant_affine(uint8_t* b, const float* x, int levels) {
     const float v = std::trunc((x[j] - mn) * id + 0.5f);
     q[j] = uint8_t(std::fmin(std::fmax(v, 0.0f), float(levels - 1)));
   }
-  put_f16(b, d);
-  put_f16(b + 2, mn);
+  store_f16(b, d);
+  store_f16(b + 2, mn);
   pack(b + 4, q, levels);
 }
 
@@ -184,7 +173,7 @@ void dequantize(float* dst, const void* src, WeightType t, int64_t n) {
     switch (t) {
       case WeightType::fp32: std::memcpy(y, b, 4); break;
       case WeightType::bf16: y[0] = bf16_to_float(uint16_t(b[0] | (b[1] << 8))); break;
-      case WeightType::f16: y[0] = f16_at(b); break;
+      case WeightType::f16: y[0] = load_f16(b); break;
       case WeightType::q8_0: block_q8_0(y, b); break;
       case WeightType::q4_0: block_q4_0(y, b); break;
       case WeightType::q4_1: block_q4_1(y, b); break;
@@ -211,7 +200,7 @@ void quantize(void* dst, const float* x, WeightType t, int64_t n) {
         std::memcpy(b, &h, 2);
         break;
       }
-      case WeightType::f16: put_f16(b, *v); break;
+      case WeightType::f16: store_f16(b, *v); break;
       case WeightType::q8_0: quant_q8_0(b, v); break;
       case WeightType::q4_0: quant_sym(b, v, 16); break;
       case WeightType::q5_0: quant_sym(b, v, 32); break;

@@ -30,9 +30,8 @@ int nearest(float v) {
 }
 
 float f16_round(uint8_t* p, float x) {  // stores x as f16 at p and returns the stored value
-  const uint16_t h = float_to_f16(x);
-  std::memcpy(p, &h, 2);
-  return f16_to_float(h);
+  store_f16(p, x);
+  return load_f16(p);
 }
 
 // Fits x (32) ~ scale L - min, L in 0..nmax, minimising sum w (scale L - min - x)^2: the plain

@@ -21,11 +21,6 @@ namespace {
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 #define ALIBI_QUANT_AVX512 1
 
-inline float f16_at(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_float(h);
-}
 // 16 bytes at p as 16 int32 lanes, unsigned or signed.
 inline __m512i u8x16(const uint8_t* p) {
   return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -45,7 +40,7 @@ struct Blocks<WeightType::q8_0> {
   static constexpr int kElems = 32, kBytes = 34;
   template <class F>
   static void each(const uint8_t* b, F&& f) {
-    const __m512 d = _mm512_set1_ps(f16_at(b));
+    const __m512 d = _mm512_set1_ps(load_f16(b));
     f(0, _mm512_mul_ps(ps(i8x16(b + 2)), d));
     f(1, _mm512_mul_ps(ps(i8x16(b + 18)), d));
   }
@@ -54,12 +49,12 @@ struct Blocks<WeightType::q8_0> {
 // Q4_0 and Q4_1: 16 bytes of nibbles, low nibbles the first 16 elements.
 template <bool kMin, class F>
 void each_q4(const uint8_t* b, F&& f) {
-  const __m512 d = _mm512_set1_ps(f16_at(b));
+  const __m512 d = _mm512_set1_ps(load_f16(b));
   const uint8_t* q = b + (kMin ? 4 : 2);
   const __m512i all = u8x16(q), low = _mm512_set1_epi32(0xF);
   const __m512i lo = _mm512_and_si512(all, low), hi = _mm512_srli_epi32(all, 4);
   if constexpr (kMin) {
-    const __m512 m = _mm512_set1_ps(f16_at(b + 2));
+    const __m512 m = _mm512_set1_ps(load_f16(b + 2));
     f(0, _mm512_add_ps(_mm512_mul_ps(d, ps(lo)), m));
     f(1, _mm512_add_ps(_mm512_mul_ps(d, ps(hi)), m));
   } else {
@@ -84,7 +79,7 @@ struct Blocks<WeightType::q4_1> {
 // Q5_0 and Q5_1: bit j of qh is element j's fifth bit.
 template <bool kMin, class F>
 void each_q5(const uint8_t* b, F&& f) {
-  const __m512 d = _mm512_set1_ps(f16_at(b));
+  const __m512 d = _mm512_set1_ps(load_f16(b));
   const uint8_t* p = b + (kMin ? 4 : 2);
   uint32_t qh;
   std::memcpy(&qh, p, 4);
@@ -93,7 +88,7 @@ void each_q5(const uint8_t* b, F&& f) {
   lo = _mm512_mask_or_epi32(lo, __mmask16(qh & 0xFFFF), lo, sixteen);
   hi = _mm512_mask_or_epi32(hi, __mmask16(qh >> 16), hi, sixteen);
   if constexpr (kMin) {
-    const __m512 m = _mm512_set1_ps(f16_at(b + 2));
+    const __m512 m = _mm512_set1_ps(load_f16(b + 2));
     f(0, _mm512_add_ps(_mm512_mul_ps(d, ps(lo)), m));
     f(1, _mm512_add_ps(_mm512_mul_ps(d, ps(hi)), m));
   } else {
@@ -117,7 +112,7 @@ struct Blocks<WeightType::q5_1> {
 // Q4_K and Q5_K: 8 sub-blocks of 32, each (d sc) q - (dmin mn).
 template <bool kFive, class F>
 void each_k(const uint8_t* b, F&& f) {
-  const float d = f16_at(b), dmin = f16_at(b + 2);
+  const float d = load_f16(b), dmin = load_f16(b + 2);
   const uint8_t* s = b + 4;
   const uint8_t* qh = b + 16;
   const uint8_t* qs = b + (kFive ? 48 : 16);
@@ -163,7 +158,7 @@ struct Blocks<WeightType::q6_k> {
   static void each(const uint8_t* b, F&& f) {
     const uint8_t *ql = b, *qh = b + 128;
     const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
-    const float d = f16_at(b + 208);
+    const float d = load_f16(b + 208);
     const __m512i low = _mm512_set1_epi32(0xF), three = _mm512_set1_epi32(3),
                   off = _mm512_set1_epi32(32);
     for (int h = 0; h < 2; ++h)
