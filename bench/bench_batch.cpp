@@ -4,7 +4,8 @@
 // over rounds (best of each), and their ratio.
 //
 //   build/bench/bench_batch [--rows 4096] [--cols 1024] [--n 1,4,8,16,64,256,512] [--rounds 3]
-//                           (OMP_NUM_THREADS)
+//                           [--types f16,q8_0,q8_0-int8,q4_0-int8,q4_k-int8,q6_k-int8]
+//                           (OMP_NUM_THREADS; --cols a multiple of 256 for the K types)
 #include <omp.h>
 
 #include <algorithm>
@@ -26,12 +27,13 @@ using namespace alibi;
 int main(int argc, char** argv) {
   int64_t rows = 4096, cols = 1024;
   int rounds = 3;
-  std::string ns = "1,4,8,16,64,256,512";
+  std::string ns = "1,4,8,16,64,256,512", types = "f16,q8_0,q8_0-int8,q4_0-int8";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--rows")) rows = std::atoll(argv[i + 1]);
     if (!std::strcmp(argv[i], "--cols")) cols = std::atoll(argv[i + 1]);
     if (!std::strcmp(argv[i], "--n")) ns = argv[i + 1];
     if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--types")) types = argv[i + 1];
   }
   std::vector<int64_t> batch;
   std::stringstream ss(ns);
@@ -44,10 +46,15 @@ int main(int argc, char** argv) {
   for (float& v : x) v = rng.normal();
   std::vector<uint16_t> wh(wf.size());
   for (size_t i = 0; i < wf.size(); ++i) wh[i] = float_to_f16(wf[i]);
-  std::vector<uint8_t> q8(weight_row_bytes(WeightType::q8_0, cols) * size_t(rows)),
-      q4(weight_row_bytes(WeightType::q4_0, cols) * size_t(rows));
-  quantize(q8.data(), wf.data(), WeightType::q8_0, rows * cols);
-  quantize(q4.data(), wf.data(), WeightType::q4_0, rows * cols);
+  auto blocks = [&](WeightType t) {
+    std::vector<uint8_t> b(weight_row_bytes(t, cols) * size_t(rows));
+    quantize(b.data(), wf.data(), t, rows * cols);
+    return b;
+  };
+  const bool k_types = cols % 256 == 0;
+  const std::vector<uint8_t> q8 = blocks(WeightType::q8_0), q4 = blocks(WeightType::q4_0),
+                             q4k = k_types ? blocks(WeightType::q4_k) : std::vector<uint8_t>{},
+                             q6k = k_types ? blocks(WeightType::q6_k) : std::vector<uint8_t>{};
 
   const auto fp32_be = make_backend("cpu", MatmulPrecision::fp32),
              int8_be = make_backend("cpu", MatmulPrecision::int8);
@@ -66,12 +73,15 @@ int main(int argc, char** argv) {
     const char* name;
     WeightView w;
     MatmulPrecision p;
+    bool k_type = false;
   };
   const Kind kinds[] = {
       {"f16", WeightView(wh.data(), WeightType::f16), MatmulPrecision::fp32},
       {"q8_0", WeightView(q8.data(), WeightType::q8_0), MatmulPrecision::fp32},
-      {"q8_0 int8", WeightView(q8.data(), WeightType::q8_0), MatmulPrecision::int8},
-      {"q4_0 int8", WeightView(q4.data(), WeightType::q4_0), MatmulPrecision::int8}};
+      {"q8_0-int8", WeightView(q8.data(), WeightType::q8_0), MatmulPrecision::int8},
+      {"q4_0-int8", WeightView(q4.data(), WeightType::q4_0), MatmulPrecision::int8},
+      {"q4_k-int8", WeightView(q4k.data(), WeightType::q4_k), MatmulPrecision::int8, true},
+      {"q6_k-int8", WeightView(q6k.data(), WeightType::q6_k), MatmulPrecision::int8, true}};
   std::printf(
       "%lld x %lld, %d threads: rows/s of the stored product and of fp32 sgemm on the "
       "widened matrix\n",
@@ -79,6 +89,8 @@ int main(int argc, char** argv) {
   std::printf("%6s %-10s %12s %12s %7s\n", "N", "type", "stored", "fp32 sgemm", "ratio");
   for (int64_t N : batch)
     for (const Kind& k : kinds) {
+      if (("," + types + ",").find("," + std::string(k.name) + ",") == std::string::npos) continue;
+      if (k.k_type && !k_types) continue;  // --cols not a multiple of 256
       double stored = 0, fp32 = 0;
       for (int r = 0; r < rounds; ++r) {
         stored = std::max(stored, rate(k.w, N, k.p));

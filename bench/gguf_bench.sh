@@ -2,17 +2,21 @@
 # Decode and prompt speed of alibi against llama.cpp on the same GGUF files (docs/gguf.md): a
 # BLOOM-560m-shaped model (transformers' random initialisation: speed only, no perplexity)
 # converted by llama.cpp's convert_hf_to_gguf.py to F16 and quantized by llama-quantize, each file
-# imported by `alibi import FILE.gguf` (its blocks kept as they are) and run by
-# `alibi generate` (a 512-token prompt, then 128 greedy tokens) and by `llama-bench -p 512 -n 128`,
-# 2 threads each, alternating, under flock /tmp/alibi-bench.lock. Each round also measures a
-# streaming read (build/bench/bench_stream, 2 threads) and states both decoders' speed as a
-# fraction of the bandwidth limit: the file's bytes read once per token.
+# imported by `alibi import FILE.gguf` (its blocks kept as they are). The same work on both sides,
+# 2 threads each, alternating, under flock /tmp/alibi-bench.lock:
+#   - pp512 and tg128 at depth 512: `alibi generate` on a prompt of exactly 512 tokens, then 128
+#     greedy tokens; `llama-bench -p 512` and `llama-bench -n 128 -d 512`;
+#   - tg128 at depth 1: `alibi generate --prompt The`, 128 tokens; `llama-bench -n 128` (its
+#     first token starts from an empty cache).
+# Each round also measures a streaming read (build/bench/bench_stream, 2 threads) and states the
+# depth-1 decoders' speed as a fraction of the bandwidth limit: the file's bytes read per token.
 #
 #   LLAMA=/work/llama-build bash bench/gguf_bench.sh WORK [PRESETS]  # default "F16 Q8_0 Q4_0 Q4_K_M"
 #   PREPARE_ONLY=1 ...   makes the files and imports, then stops (minutes; no timing)
 #   DTYPES="fp32 int8 int8+spin"   alibi's --dtype values to time (the default: these three;
 #                        +spin: OMP_WAIT_POLICY=active, threads spinning at barriers as
-#                        llama.cpp's do, for a machine whose cores are the run's alone)
+#                        llama.cpp's do, for a machine whose cores are the run's alone; without
+#                        it, alibi's own default, 1,000 spins then sleep)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?usage: gguf_bench.sh WORK [PRESETS]}
@@ -49,12 +53,27 @@ for p in $PRESETS; do
   f="$W/bloom-560m-$(echo "$p" | tr A-Z a-z).gguf"
   [ -f "$f" ] || "$LLAMA/build/bin/llama-quantize" "$W/bloom-560m-f16.gguf" "$f" "$p" > /dev/null 2>&1
 done
-(xz -dc data/default-corpus.txt.xz || true) | head -c 1300 > "$W/prompt.txt"
 for p in $PRESETS; do
   name=$(echo "$p" | tr A-Z a-z)
   [ -d "$W/run-$name" ] || "$ALIBI" import "$W/bloom-560m-$name.gguf" --out "$W/run-$name" > /dev/null
 done
+# The prompt: the first 512 tokens of the bundled corpus, as text (generate reports the count).
+first=$(echo "$PRESETS" | awk '{print tolower($1)}')
+(xz -dc data/default-corpus.txt.xz || true) | head -c 4000 > "$W/corpus-head.txt"
+"$ALIBI" tokenize --tokenizer "$W/run-$first" --no-special --text "$W/corpus-head.txt" \
+  | tr ' ' '\n' | head -n 512 | tr '\n' ' ' \
+  | "$ALIBI" tokenize --tokenizer "$W/run-$first" --decode > "$W/prompt512.txt"
 [ "${PREPARE_ONLY:-0}" = 1 ] && exit 0
+rate() {  # "prompt: N tokens in ... (R tokens/s); decode: ..." -> the rate after $1
+  awk -v key="$1" '{for (i = 1; i <= NF; ++i) if ($i == key) {t = $(i + 6); n = $(i + 1)}
+                    gsub(/[(]/, "", t); print t, n}'
+}
+llama() {  # llama-bench's rows: test, depth, tokens/s
+  flock /tmp/alibi-bench.lock "$LLAMA/build/bin/llama-bench" -m "$1" -t 2 -r 2 -o csv "${@:2}" \
+    2>/dev/null | tr -d '"' | awk -F, 'NR == 1 {for (i = 1; i <= NF; ++i) c[$i] = i; next}
+      {t = $c["n_prompt"] > 0 ? "pp" $c["n_prompt"] : "tg" $c["n_gen"]
+       print t, "@ d" ($c["n_depth"] == "" ? 0 : $c["n_depth"]), $c["avg_ts"]}'
+}
 for p in $PRESETS; do
   name=$(echo "$p" | tr A-Z a-z)
   f="$W/bloom-560m-$name.gguf"
@@ -65,20 +84,25 @@ for p in $PRESETS; do
          | grep -o '[0-9.]* GB/s' | head -1 | cut -d' ' -f1)
     echo "streaming read: $bw GB/s, so at most $(awk -v b="$bw" -v g="$gb" 'BEGIN {printf "%.1f", b / g}') tokens/s"
     for dt in ${DTYPES:-fp32 int8 int8+spin}; do
-      echo -n "alibi --dtype $dt: "
-      wait_policy=passive
-      [ "${dt#*+}" = spin ] && wait_policy=active
-      flock /tmp/alibi-bench.lock env OMP_WAIT_POLICY=$wait_policy \
-        "$ALIBI" --threads 2 generate "$W/run-$name" --dtype "${dt%+spin}" \
-        --prompt-file "$W/prompt.txt" --max-new-tokens 128 --temperature 0 --chunk 512 2>&1 \
-        | grep -o 'prompt: .*decode: [^;]*' \
-        | awk -v b="$bw" -v g="$gb" '{printf "%s", $0; for (i = 1; i <= NF; ++i) if ($i == "decode:") t = $(i + 6);
-            gsub(/[(]/, "", t); printf " (decode at %.2f of the bandwidth limit)\n", t * g / b}'
+      policy=()
+      [ "${dt#*+}" = spin ] && policy=(OMP_WAIT_POLICY=active)
+      run() {
+        flock /tmp/alibi-bench.lock env "${policy[@]}" "$ALIBI" --threads 2 generate "$W/run-$name" \
+          --dtype "${dt%+spin}" --max-new-tokens 128 --temperature 0 --chunk 512 "$@" 2>&1 \
+          | grep -o 'prompt: .*decode: [^;]*'
+      }
+      long=$(run --prompt-file "$W/prompt512.txt")
+      short=$(run --prompt The)
+      read -r pp n <<< "$(rate prompt: <<< "$long")"
+      read -r tg_deep _ <<< "$(rate decode: <<< "$long")"
+      read -r tg _ <<< "$(rate decode: <<< "$short")"
+      echo "alibi --dtype $dt: pp$n $pp, tg128 @ d$n $tg_deep, tg128 @ d1 $tg tokens/s" \
+        "(tg128 @ d1 at $(awk -v t="$tg" -v b="$bw" -v g="$gb" 'BEGIN {printf "%.2f", t * g / b}') of the bandwidth limit)"
     done
-    flock /tmp/alibi-bench.lock "$LLAMA/build/bin/llama-bench" -m "$f" -t 2 -p 512 -n 128 \
-      -r 2 -o csv 2>/dev/null | tr -d '"' | awk -F, -v b="$bw" -v g="$gb" '
-        NR == 1 {for (i = 1; i <= NF; ++i) c[$i] = i; next}
-        {print "llama.cpp: pp", $c["n_prompt"], "tg", $c["n_gen"], $c["avg_ts"], "tokens/s"
-         if ($c["n_gen"] > 0) printf "llama.cpp decode at %.2f of the bandwidth limit\n", $c["avg_ts"] * g / b}'
+    { llama "$f" -p 512 -n 128; llama "$f" -p 0 -n 128 -d 512; } | while read -r t at d r; do
+      extra=""
+      [ "$t $d" = "tg128 d0" ] && extra=" (at $(awk -v t="$r" -v b="$bw" -v g="$gb" 'BEGIN {printf "%.2f", t * g / b}') of the bandwidth limit)"
+      echo "llama.cpp: $t $at $d $r tokens/s$extra"
+    done
   done
 done

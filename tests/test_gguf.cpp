@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "cli.h"
@@ -238,6 +240,45 @@ TEST(GgufBlocks, Int8ProductsAgainstDoubleWithTheActivationRounding) {
         EXPECT_LT(worst_rounding, 0.05) << weight_type_name(wt);  // the bound says something
       }
     }
+  }
+}
+
+// The activations' rounding (cpu::quantize_activations, AVX-512 in this build) against its
+// definition written out in scalar code: d = max |x| / 127 over the block, ignoring NaN; q = x
+// (1/d) rounded to nearest even, within +-127, 0 where that is NaN. Bit for bit, on normal
+// values, exact ties, zeros, denormals, NaN and infinities.
+TEST(GgufBlocks, ActivationRoundingEqualsItsDefinition) {
+  Rng rng(5);
+  const int64_t n = 32 * 64;
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = float(rng.normal()) * std::ldexp(1.0f, int(rng.below(40)) - 20);
+  for (int i = 0; i < 32; ++i) x[size_t(32 + i)] = 0.0f;                  // block 1: all zero
+  for (int i = 0; i < 32; ++i) x[size_t(64 + i)] = float(i - 16) + 0.5f;  // ties once scaled
+  x[64] = 127.0f;
+  x[100] = std::nanf("");                            // block 3: a NaN
+  x[130] = std::numeric_limits<float>::infinity();   // block 4: +inf
+  x[170] = -std::numeric_limits<float>::infinity();  // block 5: -inf
+  for (int i = 0; i < 32; ++i) x[size_t(192 + i)] = std::ldexp(float(i + 1), -140);  // denormals
+  std::vector<int8_t> q(static_cast<size_t>(n));
+  std::vector<float> d(size_t(n / 32));
+  std::vector<int32_t> s(d.size());
+  cpu::quantize_activations(x.data(), n, q.data(), d.data(), s.data());
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) {
+      const float a = std::fabs(x[size_t(32 * b + i)]);
+      if (a > amax) amax = a;
+    }
+    const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+    ASSERT_EQ(std::memcmp(&d[size_t(b)], &db, 4), 0) << "block " << b;
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const float t = x[size_t(32 * b + i)] * id;
+      const int want = std::isnan(t) ? 0 : int(std::nearbyint(std::clamp(t, -127.0f, 127.0f)));
+      ASSERT_EQ(int(q[size_t(32 * b + i)]), want) << "block " << b << " element " << i;
+      sum += want;
+    }
+    ASSERT_EQ(s[size_t(b)], sum) << "block " << b;
   }
 }
 

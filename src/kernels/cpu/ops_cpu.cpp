@@ -19,7 +19,9 @@ namespace {
 constexpr int64_t kColBlock = 64;
 
 // Below this many elements a loop runs on one thread: waking a team costs more than the work
-// (single-token decoding runs ~20 such loops per layer).
+// (single-token decoding runs ~20 such loops per layer). On `parallel for simd` the condition is
+// `if (parallel : ...)`: without the modifier it applies to the simd too (OpenMP 5.0), and GCC
+// then runs the loop scalar below the threshold.
 constexpr int64_t kParallelMin = 1 << 15;
 
 // dst (C) += sum over rows of src (N,C).
@@ -162,11 +164,11 @@ void layernorm_backward(const LayerNormBackward& a) {
 
 void gelu_forward(float* out, const float* inp, int64_t n, Gelu g) {
   if (g == Gelu::erf) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) out[i] = inp[i] * normal_cdf(inp[i]);
     return;
   }
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];
     out[i] = 0.5f * x * (1.0f + fast_tanh(kGeluC * (x + kGeluA * x * x * x)));
@@ -175,14 +177,14 @@ void gelu_forward(float* out, const float* inp, int64_t n, Gelu g) {
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, Gelu g) {
   if (g == Gelu::erf) {  // d/dx x Phi(x) = Phi(x) + x phi(x)
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) {
       const float x = inp[i];
       dinp[i] = (normal_cdf(x) + x * kInvSqrt2Pi * fast_exp(-0.5f * x * x)) * dout[i];
     }
     return;
   }
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];
     const float u = kGeluC * (x + kGeluA * x * x * x);
@@ -283,7 +285,7 @@ void merge_heads_backward(float* do_, const float* dy, int64_t B, int64_t T, int
 void residual_forward(float* x, const float* branch, int64_t N, int64_t C, float p,
                       uint64_t seed) {
   if (p == 0.0f) {
-#pragma omp parallel for simd schedule(static) if (N * C >= kParallelMin)
+#pragma omp parallel for simd schedule(static) if (parallel : N * C >= kParallelMin)
     for (int64_t i = 0; i < N * C; ++i) x[i] += branch[i];
     return;
   }
