@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Decode and prompt speed of alibi against llama.cpp on the same GGUF files (docs/gguf.md): a
-# BLOOM-560m-shaped model (transformers' random initialisation: speed only, no perplexity)
-# converted by llama.cpp's convert_hf_to_gguf.py to F16 and quantized by llama-quantize, each file
+# BLOOM-560m-shaped model, or with SHAPE=mpt-1b an MPT-1B-shaped one (mosaicml's
+# mpt-1b-redpajama-200b: d_model 2048, 24 layers, 1.3B parameters), both transformers' random
+# initialisation (speed only, no perplexity), converted by llama.cpp's convert_hf_to_gguf.py to F16 and quantized by llama-quantize, each file
 # imported by `alibi import FILE.gguf` (its blocks kept as they are). The same work on both sides,
 # 2 threads each, alternating, under flock /tmp/alibi-bench.lock:
 #   - pp512 and tg128 at depth 512: `alibi generate` on a prompt of exactly 512 tokens, then 128
@@ -20,49 +21,57 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?usage: gguf_bench.sh WORK [PRESETS]}
+SHAPE=${SHAPE:-bloom-560m}
+case "$SHAPE" in bloom-560m | mpt-1b) ;; *) echo "gguf_bench.sh: SHAPE=$SHAPE: expected bloom-560m or mpt-1b" >&2; exit 2 ;; esac
 PRESETS=${2:-"F16 Q8_0 Q4_0 Q4_K_M"}
 LLAMA=${LLAMA:?set LLAMA to the folder of bench/llama_build.sh}
 PY=${PYTHON:-/work/venv/bin/python}
 ALIBI=$(realpath build/alibi)
 mkdir -p "$W"
-if [ ! -f "$W/bloom-560m-f16.gguf" ]; then
-  "$PY" - "$W" <<'PY'
+if [ ! -f "$W/$SHAPE-f16.gguf" ]; then
+  "$PY" - "$W" "$SHAPE" <<'PY'
 import json, os, sys, torch
-from transformers import BloomConfig, BloomForCausalLM
-w = sys.argv[1]
+from transformers import BloomConfig, BloomForCausalLM, MptConfig, MptForCausalLM
+w, shape = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)
-m = BloomForCausalLM(BloomConfig(vocab_size=250880, hidden_size=1024, n_layer=24, n_head=16,
-                                 seq_length=2048)).to(torch.bfloat16)
-m.save_pretrained(os.path.join(w, "hf"), safe_serialization=True)
-tok = open("tests/golden/hf/bloom/tokenizer.json").read()
-open(os.path.join(w, "hf", "tokenizer.json"), "w").write(tok)
+if shape == "bloom-560m":
+    m = BloomForCausalLM(BloomConfig(vocab_size=250880, hidden_size=1024, n_layer=24, n_head=16,
+                                     seq_length=2048))
+else:  # mpt-1b: mosaicml/mpt-1b-redpajama-200b's shape, 1.3B parameters
+    m = MptForCausalLM(MptConfig(vocab_size=50432, d_model=2048, n_layers=24, n_heads=16,
+                                 expansion_ratio=4, max_seq_len=2048))
+family = "bloom" if shape == "bloom-560m" else "mpt"
+hf = os.path.join(w, "hf-" + shape)
+m.to(torch.bfloat16).save_pretrained(hf, safe_serialization=True)
+tok = open(f"tests/golden/hf/{family}/tokenizer.json").read()
+open(os.path.join(hf, "tokenizer.json"), "w").write(tok)
 json.dump({"tokenizer_class": "PreTrainedTokenizerFast"},
-          open(os.path.join(w, "hf", "tokenizer_config.json"), "w"))
+          open(os.path.join(hf, "tokenizer_config.json"), "w"))
 PY
-  PYTHONPATH="$LLAMA/src/vendor/llama.cpp:$LLAMA/src/vendor/llama.cpp/gguf-py" "$PY" - "$W" <<'PY'
+  PYTHONPATH="$LLAMA/src/vendor/llama.cpp:$LLAMA/src/vendor/llama.cpp/gguf-py" "$PY" - "$W" "$SHAPE" <<'PY'
 import sys
 import conversion.base, convert_hf_to_gguf
 conversion.base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
-w = sys.argv[1]
-sys.argv = ["convert_hf_to_gguf.py", w + "/hf", "--outtype", "f16", "--outfile",
-            w + "/bloom-560m-f16.gguf", "--model-name", "bloom-560m-shape"]
+w, shape = sys.argv[1], sys.argv[2]
+sys.argv = ["convert_hf_to_gguf.py", f"{w}/hf-{shape}", "--outtype", "f16", "--outfile",
+            f"{w}/{shape}-f16.gguf", "--model-name", shape + "-shape"]
 convert_hf_to_gguf.main()
 PY
 fi
 for p in $PRESETS; do
-  f="$W/bloom-560m-$(echo "$p" | tr A-Z a-z).gguf"
-  [ -f "$f" ] || "$LLAMA/build/bin/llama-quantize" "$W/bloom-560m-f16.gguf" "$f" "$p" > /dev/null 2>&1
+  f="$W/$SHAPE-$(echo "$p" | tr A-Z a-z).gguf"
+  [ -f "$f" ] || "$LLAMA/build/bin/llama-quantize" "$W/$SHAPE-f16.gguf" "$f" "$p" > /dev/null 2>&1
 done
 for p in $PRESETS; do
   name=$(echo "$p" | tr A-Z a-z)
-  [ -d "$W/run-$name" ] || "$ALIBI" import "$W/bloom-560m-$name.gguf" --out "$W/run-$name" > /dev/null
+  [ -d "$W/run-$SHAPE-$name" ] || "$ALIBI" import "$W/$SHAPE-$name.gguf" --out "$W/run-$SHAPE-$name" > /dev/null
 done
 # The prompt: the first 512 tokens of the bundled corpus, as text (generate reports the count).
 first=$(echo "$PRESETS" | awk '{print tolower($1)}')
 (xz -dc data/default-corpus.txt.xz || true) | head -c 4000 > "$W/corpus-head.txt"
-"$ALIBI" tokenize --tokenizer "$W/run-$first" --no-special --text "$W/corpus-head.txt" \
-  | tr ' ' '\n' | head -n 512 | tr '\n' ' ' \
-  | "$ALIBI" tokenize --tokenizer "$W/run-$first" --decode > "$W/prompt512.txt"
+"$ALIBI" tokenize --tokenizer "$W/run-$SHAPE-$first" --no-special --text "$W/corpus-head.txt" \
+  | awk '{for (i = 1; i <= NF && n < 512; ++i) {printf "%s ", $i; ++n}}' \
+  | "$ALIBI" tokenize --tokenizer "$W/run-$SHAPE-$first" --decode > "$W/$SHAPE-prompt512.txt"
 [ "${PREPARE_ONLY:-0}" = 1 ] && exit 0
 rate() {  # "prompt: N tokens in ... (R tokens/s); decode: ..." -> the rate after $1
   awk -v key="$1" '{for (i = 1; i <= NF; ++i) if ($i == key) {t = $(i + 6); n = $(i + 1)}
@@ -76,7 +85,7 @@ llama() {  # llama-bench's rows: test, depth, tokens/s
 }
 for p in $PRESETS; do
   name=$(echo "$p" | tr A-Z a-z)
-  f="$W/bloom-560m-$name.gguf"
+  f="$W/$SHAPE-$name.gguf"
   gb=$(stat -c %s "$f" | awk '{print $1 / 1e9}')
   for round in 1 2; do
     echo "== $p round $round ($gb GB read per token)"
@@ -87,11 +96,11 @@ for p in $PRESETS; do
       policy=()
       [ "${dt#*+}" = spin ] && policy=(OMP_WAIT_POLICY=active)
       run() {
-        flock /tmp/alibi-bench.lock env "${policy[@]}" "$ALIBI" --threads 2 generate "$W/run-$name" \
+        flock /tmp/alibi-bench.lock env "${policy[@]}" "$ALIBI" --threads 2 generate "$W/run-$SHAPE-$name" \
           --dtype "${dt%+spin}" --max-new-tokens 128 --temperature 0 --chunk 512 "$@" 2>&1 \
           | grep -o 'prompt: .*decode: [^;]*'
       }
-      long=$(run --prompt-file "$W/prompt512.txt")
+      long=$(run --prompt-file "$W/$SHAPE-prompt512.txt")
       short=$(run --prompt The)
       read -r pp n <<< "$(rate prompt: <<< "$long")"
       read -r tg_deep _ <<< "$(rate decode: <<< "$long")"

@@ -160,6 +160,39 @@ inline __m128i q4k_scales(const uint8_t* s) {
   return _mm_set_epi32(int(mn_hi), int(mn_lo), int(sc_hi), int(sc_lo));
 }
 
+// Q4_K super-block w: (d sc) u - (dmin mn) per sub-block of 32, u unsigned; bytes 32j..32j+31
+// of qs hold sub-block 2j in their low nibbles and 2j+1 in their high ones. Its codes of
+// sub-blocks 2j and 2j+1, in element order; d sc (lanes 0-7) and dmin mn (lanes 8-15).
+inline __m512i q4k_codes(const uint8_t* w, int j) {
+  const int64_t b4 = 4 * 0x0001000100010001;
+  const __m512i by = _mm512_set_epi64(b4, b4, b4, b4, 0, 0, 0, 0);
+  return _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(load256(w + 16 + 32 * j)), by),
+                          _mm512_set1_epi8(0xF));
+}
+inline __m512 q4k_scale_min(const uint8_t* w) {
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q4k_scales(w + 4))),
+                       spread_pair(f16_pair(w, w + 2)));
+}
+// Q6_K super-block w: d sc (u - 32), a 6-bit u from ql's nibble and qh's 2 bits, an int8 sc per
+// 16. Elements 128h + 64p + [0, 64) take ql bytes 64h.. shifted by 4p and qh bytes 32h.. shifted
+// by 4p (the first 32) and 4p + 2 (the next 32); their scales are sc[8h + 4p + g], g < 4. qh's
+// 2 bits are moved to bits 4-5: left by 4 and 2 (p = 0), right by 0 and 2 (p = 1). Those 64
+// codes u in element order; d sc per 16 elements.
+inline __m512i q6k_codes(const uint8_t* w, int h, int p) {
+  const int64_t b4 = 4 * 0x0001000100010001, b2 = 2 * 0x0001000100010001;
+  const __m512i l = load512(w + 64 * h), hq = _mm512_broadcast_i64x4(load256(w + 128 + 32 * h));
+  const __m512i lo = p ? _mm512_srli_epi16(l, 4) : l;
+  const __m512i hi = p ? _mm512_srlv_epi16(hq, _mm512_set_epi64(b2, b2, b2, b2, 0, 0, 0, 0))
+                       : _mm512_sllv_epi16(hq, _mm512_set_epi64(b2, b2, b2, b2, b4, b4, b4, b4));
+  // (lo & 0xF) | (hi & 0x30)
+  return _mm512_ternarylogic_epi32(lo, _mm512_and_si512(hi, _mm512_set1_epi8(0x30)),
+                                   _mm512_set1_epi8(0xF), 0xEC);
+}
+inline __m512 q6k_scales(const uint8_t* w) {
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load128(w + 192))),
+                       _mm512_set1_ps(_cvtsh_ss(uint16_t(w[208] | w[209] << 8))));
+}
+
 // out[n * ldo] = dot(q8(x row n), w row) for N input rows: one weight row's every block.
 template <WeightType T, int N>
 void row_dot(float* out, int64_t ldo, const uint8_t* w, const Act* x, int64_t IC) {
@@ -193,15 +226,8 @@ void row_dot(float* out, int64_t ldo, const uint8_t* w, const Act* x, int64_t IC
       }
     }
   } else if constexpr (T == WeightType::q4_k) {
-    // 8 sub-blocks of 32: (d sc) u - (dmin mn), u unsigned; bytes 32j..32j+31 of qs hold
-    // sub-block 2j in their low nibbles and 2j+1 in their high ones.
-    const __m512i by = _mm512_set_epi64(4 * 0x0001000100010001, 4 * 0x0001000100010001,
-                                        4 * 0x0001000100010001, 4 * 0x0001000100010001, 0, 0, 0, 0);
-    const __m512i m4 = _mm512_set1_epi8(0xF);
     for (int64_t k = 0; k < IC / 256; ++k, w += 144) {
-      // d sc (lanes 0-7) and dmin mn (lanes 8-15) of the 8 sub-blocks
-      const __m512 sm = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q4k_scales(w + 4))),
-                                      spread_pair(f16_pair(w, w + 2)));
+      const __m512 sm = q4k_scale_min(w);
       const __m256 mins = _mm512_extractf32x8_ps(sm, 1);
       __m512 da[N];  // per sub-block: d sc d_x (lanes 0-7)
       for (int n = 0; n < N; ++n) {
@@ -210,8 +236,7 @@ void row_dot(float* out, int64_t ldo, const uint8_t* w, const Act* x, int64_t IC
         corr[n] = _mm256_fmadd_ps(mins, _mm256_loadu_ps(x[n].ds + 8 * k), corr[n]);
       }
       for (int j = 0; j < 4; ++j) {
-        const __m512i wv = _mm512_and_si512(
-            _mm512_srlv_epi16(_mm512_broadcast_i64x4(load256(w + 16 + 32 * j)), by), m4);
+        const __m512i wv = q4k_codes(w, j);
         const __m512i pick = _mm512_set_epi32(2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1,
                                               2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j, 2 * j, 2 * j,
                                               2 * j, 2 * j, 2 * j, 2 * j, 2 * j);
@@ -225,32 +250,18 @@ void row_dot(float* out, int64_t ldo, const uint8_t* w, const Act* x, int64_t IC
     }
   } else {
     static_assert(T == WeightType::q6_k);
-    // d sc (u - 32), a 6-bit u from ql's nibble and qh's 2 bits, an int8 sc per 16. Elements
-    // 128h + 64p + [0, 64) take ql bytes 64h.. shifted by 4p and qh bytes 32h.. shifted by 4p
-    // (the first 32) and 4p + 2 (the next 32); their scales are sc[8h + 4p + g], g < 4. qh's
-    // 2 bits are moved to bits 4-5: left by 4 and 2 (p = 0), right by 0 and 2 (p = 1).
-    const __m512i m4 = _mm512_set1_epi8(0xF), m2 = _mm512_set1_epi8(0x30);
-    const int64_t b4 = 4 * 0x0001000100010001, b2 = 2 * 0x0001000100010001;
-    const __m512i left = _mm512_set_epi64(b2, b2, b2, b2, b4, b4, b4, b4);
-    const __m512i right = _mm512_set_epi64(b2, b2, b2, b2, 0, 0, 0, 0);
     // per 16 elements (lane l of a product's sums: elements 4l..4l+3), its activation block
     const __m512i block_of = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     for (int64_t k = 0; k < IC / 256; ++k, w += 210) {
-      const uint8_t *ql = w, *qh = w + 128;
-      const __m512 scd = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load128(w + 192))),
-                                       _mm512_set1_ps(_cvtsh_ss(uint16_t(w[208] | w[209] << 8))));
+      const __m512 scd = q6k_scales(w);
       __m512 da[N];  // per 16 elements: d sc d_x
       for (int n = 0; n < N; ++n)
         da[n] = _mm512_mul_ps(
             scd, _mm512_permutexvar_ps(block_of,
                                        _mm512_castps256_ps512(_mm256_loadu_ps(x[n].d + 8 * k))));
-      for (int h = 0; h < 2; ++h) {
-        const __m512i l = load512(ql + 64 * h), hq = _mm512_broadcast_i64x4(load256(qh + 32 * h));
+      for (int h = 0; h < 2; ++h)
         for (int p = 0; p < 2; ++p) {
-          const __m512i lo = p ? _mm512_srli_epi16(l, 4) : l;
-          const __m512i hi = p ? _mm512_srlv_epi16(hq, right) : _mm512_sllv_epi16(hq, left);
-          // (lo & 0xF) | (hi & 0x30)
-          const __m512i u = _mm512_ternarylogic_epi32(lo, _mm512_and_si512(hi, m2), m4, 0xEC);
+          const __m512i u = q6k_codes(w, h, p);
           const int g = 8 * h + 4 * p;  // the chunk's first scale
           const __m512i pick = _mm512_set_epi32(g + 3, g + 3, g + 3, g + 3, g + 2, g + 2, g + 2,
                                                 g + 2, g + 1, g + 1, g + 1, g + 1, g, g, g, g);
@@ -261,7 +272,6 @@ void row_dot(float* out, int64_t ldo, const uint8_t* w, const Act* x, int64_t IC
             acc[n] = add_scaled(acc[n], sums, _mm512_permutexvar_ps(pick, da[n]));
           }
         }
-      }
     }
   }
   for (int n = 0; n < N; ++n)
@@ -272,14 +282,15 @@ void row_dot(float* out, int64_t ldo, const uint8_t* w, const Act* x, int64_t IC
 // Every input row against each weight row in turn, 4 at a time: a weight row (at most a few KiB)
 // is read from memory once and meets the later rows from L1.
 template <WeightType T>
-void rows(float* out, const Act* x, const uint8_t* w, int64_t N, int64_t IC, int64_t OC) {
+void rows(float* out, const Act* x, const uint8_t* w, int64_t N, int64_t IC, int64_t OC,
+          int64_t o0 = 0) {
   const size_t rb = weight_row_bytes(T, IC);
   // Each row's lines are asked for 2 KiB before their turn (a prefetch past the end is dropped):
   // decoding Q4_0 and Q4_K_M files 4-7% faster, a Q6_K product streamed from memory 10-25%;
   // on Q8_0, whose rows are twice as long, 1-2% slower (docs/gguf.md).
   constexpr size_t kAhead = T == WeightType::q8_0 ? 0 : 2048;
 #pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < OC; ++o) {
+  for (int64_t o = o0; o < OC; ++o) {
     const uint8_t* wr = w + o * rb;
     if constexpr (kAhead > 0)
       for (size_t c = 0; c < rb; c += 64)
@@ -293,6 +304,146 @@ void rows(float* out, const Act* x, const uint8_t* w, int64_t N, int64_t IC, int
       default: break;
     }
   }
+}
+
+// ---- Many input rows (prompts, eval): 16 weight rows at a time, unpacked once ----------------
+// A tile holds 16 weight rows as signed codes w = u - K, interleaved by 4 bytes (elements
+// 4g..4g+3 of row r at codes[64 g + 4 r]): one 64-byte load holds the same 4 elements of all 16
+// rows, vpdpbusd meets it with 4 activation bytes broadcast, and the 16 rows' sums land in the
+// 16 lanes. The activations enter unsigned (q + 128): each sum starts from -128 times the row's
+// sum of codes over the sub-block (32 elements; Q6_K's 16), so it is exactly sum w q. Then per
+// sub-block one fused multiply-add scales all 16 by their scales times the activation's d (and
+// Q4_K's minimums, one more). The tile is unpacked once for every input row.
+constexpr int kTile = 16;
+// From this many input rows; below, the row kernels (each weight row against 4 input rows at a
+// time) are as fast or faster (bench/bench_batch: at 16 rows 0.8-1.2x, at 32 1.4-1.9x).
+constexpr int64_t kTileRows = 16;
+template <WeightType T>
+constexpr int kSub = T == WeightType::q6_k ? 16 : 32;
+
+struct Tile {
+  int8_t* codes;   // 16 IC
+  float* scale;    // per sub-block, the 16 rows'
+  int32_t* start;  // per sub-block, the 16 rows' -128 sum w
+  float* mins;     // Q4_K: per sub-block, the 16 rows' dmin mn
+};
+
+// Weight row w into row r of the tile; line: IC bytes of scratch.
+template <WeightType T>
+void unpack(const uint8_t* w, int64_t IC, const Tile& t, int r, int8_t* line) {
+  const __m512i K = _mm512_set1_epi8(char(code_offset(T)));
+  auto put = [&](int64_t e, __m512i u) {  // 64 codes u from element e
+    _mm512_storeu_si512(line + e, _mm512_sub_epi8(u, K));
+  };
+  if constexpr (T == WeightType::q8_0 || T == WeightType::q4_0) {
+    using B = Blocks32<T>;
+    for (int64_t b = 0; b < IC / 32; ++b, w += B::kBytes) {
+      const __m256i u = B::one(w);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(line + 32 * b),
+                          _mm256_sub_epi8(u, _mm512_castsi512_si256(K)));
+      t.scale[kTile * b + r] = _cvtsh_ss(uint16_t(w[0] | w[1] << 8));
+    }
+  } else if constexpr (T == WeightType::q4_k) {
+    for (int64_t k = 0; k < IC / 256; ++k, w += 144) {
+      alignas(64) float sm[16];
+      _mm512_store_ps(sm, q4k_scale_min(w));
+      for (int i = 0; i < 8; ++i) {
+        t.scale[kTile * (8 * k + i) + r] = sm[i];
+        t.mins[kTile * (8 * k + i) + r] = sm[8 + i];
+      }
+      for (int j = 0; j < 4; ++j) put(256 * k + 64 * j, q4k_codes(w, j));
+    }
+  } else {
+    static_assert(T == WeightType::q6_k);
+    for (int64_t k = 0; k < IC / 256; ++k, w += 210) {
+      alignas(64) float sc[16];
+      _mm512_store_ps(sc, q6k_scales(w));
+      for (int g = 0; g < 16; ++g) t.scale[kTile * (16 * k + g) + r] = sc[g];
+      for (int h = 0; h < 2; ++h)
+        for (int p = 0; p < 2; ++p) put(256 * k + 128 * h + 64 * p, q6k_codes(w, h, p));
+    }
+  }
+  for (int64_t sb = 0; sb < IC / kSub<T>; ++sb) {
+    int32_t sum = 0;
+    for (int i = 0; i < kSub<T>; ++i) sum += line[kSub<T> * sb + i];
+    t.start[kTile * sb + r] = -128 * sum;
+  }
+  for (int64_t g = 0; g < IC / 4; ++g) std::memcpy(t.codes + 64 * g + 4 * r, line + 4 * g, 4);
+}
+
+// out[m * OC + r] for the tile's 16 rows r and M input rows (xu: unsigned codes, stride IC).
+template <WeightType T, int M>
+void tile_dot(float* out, int64_t OC, const Tile& t, const uint8_t* xu, const Act* x, int64_t IC) {
+  constexpr int S = kSub<T>;
+  __m512 acc[M];
+  for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < IC / S; ++sb) {
+    __m512i sum[M];
+    for (int m = 0; m < M; ++m) sum[m] = load512(t.start + kTile * sb);
+    for (int g = 0; g < S / 4; ++g) {
+      const __m512i wv = load512(t.codes + 64 * (sb * S / 4 + g));
+      for (int m = 0; m < M; ++m) {
+        int32_t a;
+        std::memcpy(&a, xu + m * IC + S * sb + 4 * g, 4);
+        sum[m] = _mm512_dpbusd_epi32(sum[m], _mm512_set1_epi32(a), wv);
+      }
+    }
+    const int64_t b = S * sb / 32;
+    const __m512 sc = _mm512_loadu_ps(t.scale + kTile * sb);
+    for (int m = 0; m < M; ++m)
+      acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[m]),
+                               _mm512_mul_ps(sc, _mm512_set1_ps(x[m].d[b])), acc[m]);
+    if constexpr (T == WeightType::q4_k) {
+      const __m512 mn = _mm512_loadu_ps(t.mins + kTile * sb);
+      for (int m = 0; m < M; ++m) acc[m] = _mm512_fnmadd_ps(mn, _mm512_set1_ps(x[m].ds[b]), acc[m]);
+    }
+  }
+  for (int m = 0; m < M; ++m) _mm512_storeu_ps(out + m * OC, acc[m]);
+}
+
+template <WeightType T>
+void tiles(float* out, const Act* x, const uint8_t* xu, const uint8_t* w, int64_t N, int64_t IC,
+           int64_t OC) {
+  const size_t rb = weight_row_bytes(T, IC);
+  const int64_t nt = OC / kTile, nsub = IC / kSub<T>;
+#pragma omp parallel
+  {
+    // Grow-only, each thread's own: nothing allocated once warm.
+    thread_local std::vector<int8_t> codes, line;
+    thread_local std::vector<float> scale, mins;
+    thread_local std::vector<int32_t> start;
+    if (codes.size() < size_t(kTile * IC)) {
+      codes.resize(size_t(kTile * IC));
+      line.resize(size_t(IC));
+    }
+    if (scale.size() < size_t(kTile * nsub)) {
+      scale.resize(size_t(kTile * nsub));
+      mins.resize(size_t(kTile * nsub));
+      start.resize(size_t(kTile * nsub));
+    }
+    const Tile t{codes.data(), scale.data(), start.data(), mins.data()};
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < nt; ++i) {
+      for (int r = 0; r < kTile; ++r) unpack<T>(w + (kTile * i + r) * rb, IC, t, r, line.data());
+      float* o = out + kTile * i;
+      int64_t n = 0;
+      for (; n + 4 <= N; n += 4) tile_dot<T, 4>(o + n * OC, OC, t, xu + n * IC, x + n, IC);
+      switch (N - n) {
+        case 1:
+          tile_dot<T, 1>(o + n * OC, OC, t, xu + n * IC, x + n, IC);
+          break;
+        case 2:
+          tile_dot<T, 2>(o + n * OC, OC, t, xu + n * IC, x + n, IC);
+          break;
+        case 3:
+          tile_dot<T, 3>(o + n * OC, OC, t, xu + n * IC, x + n, IC);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  if (nt * kTile < OC) rows<T>(out, x, w, N, IC, OC, nt * kTile);  // the last OC % 16 rows
 }
 
 }  // namespace
@@ -340,6 +491,28 @@ bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, i
     xp[n] = {qn, dp + n * nb, dsp + n * nb, cp + n * IC / 4};
   }
   const uint8_t* w = W.bytes();
+  if (N >= kTileRows) {
+    thread_local std::vector<uint8_t> u;  // the activations as unsigned codes, q + 128
+    if (u.size() < size_t(N * IC)) u.resize(size_t(N * IC));
+    uint8_t* up = u.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N * IC; ++i) up[i] = uint8_t(qp[i]) ^ 0x80;
+    switch (t) {
+      case WeightType::q8_0:
+        tiles<WeightType::q8_0>(out, xp, up, w, N, IC, OC);
+        break;
+      case WeightType::q4_0:
+        tiles<WeightType::q4_0>(out, xp, up, w, N, IC, OC);
+        break;
+      case WeightType::q4_k:
+        tiles<WeightType::q4_k>(out, xp, up, w, N, IC, OC);
+        break;
+      default:
+        tiles<WeightType::q6_k>(out, xp, up, w, N, IC, OC);
+        break;
+    }
+    return true;
+  }
   switch (t) {
     case WeightType::q8_0: rows<WeightType::q8_0>(out, xp, w, N, IC, OC); break;
     case WeightType::q4_0: rows<WeightType::q4_0>(out, xp, w, N, IC, OC); break;
