@@ -2,7 +2,8 @@
 # Decode and prompt speed of alibi against llama.cpp on the same GGUF files (docs/gguf.md): a
 # BLOOM-560m-shaped model, or with SHAPE=mpt-1b an MPT-1B-shaped one (mosaicml's
 # mpt-1b-redpajama-200b: d_model 2048, 24 layers, 1.3B parameters), both transformers' random
-# initialisation (speed only, no perplexity), converted by llama.cpp's convert_hf_to_gguf.py to F16 and quantized by llama-quantize, each file
+# initialisation (speed only, no perplexity), converted by llama.cpp's convert_hf_to_gguf.py to
+# F16 and quantized by llama-quantize, each file
 # imported by `alibi import FILE.gguf` (its blocks kept as they are). The same work on both sides,
 # 2 threads each, alternating, under flock /tmp/alibi-bench.lock:
 #   - pp512 and tg128 at depth 512: `alibi generate` on a prompt of exactly 512 tokens, then 128
@@ -22,7 +23,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?usage: gguf_bench.sh WORK [PRESETS]}
 SHAPE=${SHAPE:-bloom-560m}
-case "$SHAPE" in bloom-560m | mpt-1b) ;; *) echo "gguf_bench.sh: SHAPE=$SHAPE: expected bloom-560m or mpt-1b" >&2; exit 2 ;; esac
+case "$SHAPE" in
+  bloom-560m | mpt-1b) ;;
+  *) echo "gguf_bench.sh: SHAPE=$SHAPE: expected bloom-560m or mpt-1b" >&2; exit 2 ;;
+esac
 PRESETS=${2:-"F16 Q8_0 Q4_0 Q4_K_M"}
 LLAMA=${LLAMA:?set LLAMA to the folder of bench/llama_build.sh}
 PY=${PYTHON:-/work/venv/bin/python}
@@ -47,8 +51,13 @@ tok = open(f"tests/golden/hf/{family}/tokenizer.json").read()
 open(os.path.join(hf, "tokenizer.json"), "w").write(tok)
 json.dump({"tokenizer_class": "PreTrainedTokenizerFast"},
           open(os.path.join(hf, "tokenizer_config.json"), "w"))
+if family == "mpt":  # the converter knows MPT by MosaicML's own class name
+    cfg = json.load(open(os.path.join(hf, "config.json")))
+    cfg["architectures"] = ["MPTForCausalLM"]
+    json.dump(cfg, open(os.path.join(hf, "config.json"), "w"))
 PY
-  PYTHONPATH="$LLAMA/src/vendor/llama.cpp:$LLAMA/src/vendor/llama.cpp/gguf-py" "$PY" - "$W" "$SHAPE" <<'PY'
+  PYTHONPATH="$LLAMA/src/vendor/llama.cpp:$LLAMA/src/vendor/llama.cpp/gguf-py" \
+    "$PY" - "$W" "$SHAPE" <<'PY'
 import sys
 import conversion.base, convert_hf_to_gguf
 conversion.base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
@@ -64,7 +73,8 @@ for p in $PRESETS; do
 done
 for p in $PRESETS; do
   name=$(echo "$p" | tr A-Z a-z)
-  [ -d "$W/run-$SHAPE-$name" ] || "$ALIBI" import "$W/$SHAPE-$name.gguf" --out "$W/run-$SHAPE-$name" > /dev/null
+  [ -d "$W/run-$SHAPE-$name" ] \
+    || "$ALIBI" import "$W/$SHAPE-$name.gguf" --out "$W/run-$SHAPE-$name" > /dev/null
 done
 # The prompt: the first 512 tokens of the bundled corpus, as text (generate reports the count).
 first=$(echo "$PRESETS" | awk '{print tolower($1)}')
@@ -91,12 +101,15 @@ for p in $PRESETS; do
     echo "== $p round $round ($gb GB read per token)"
     bw=$(flock /tmp/alibi-bench.lock env OMP_NUM_THREADS=2 build/bench/bench_stream --mb 2048 \
          | grep -o '[0-9.]* GB/s' | head -1 | cut -d' ' -f1)
-    echo "streaming read: $bw GB/s, so at most $(awk -v b="$bw" -v g="$gb" 'BEGIN {printf "%.1f", b / g}') tokens/s"
+    fraction() { awk -v t="$1" -v b="$bw" -v g="$gb" 'BEGIN {printf "%.2f", t * g / b}'; }
+    limit=$(awk -v b="$bw" -v g="$gb" 'BEGIN {printf "%.1f", b / g}')
+    echo "streaming read: $bw GB/s, so at most $limit tokens/s"
     for dt in ${DTYPES:-fp32 int8 int8+spin}; do
       policy=()
       [ "${dt#*+}" = spin ] && policy=(OMP_WAIT_POLICY=active)
       run() {
-        flock /tmp/alibi-bench.lock env "${policy[@]}" "$ALIBI" --threads 2 generate "$W/run-$SHAPE-$name" \
+        flock /tmp/alibi-bench.lock env "${policy[@]}" "$ALIBI" --threads 2 generate \
+          "$W/run-$SHAPE-$name" \
           --dtype "${dt%+spin}" --max-new-tokens 128 --temperature 0 --chunk 512 "$@" 2>&1 \
           | grep -o 'prompt: .*decode: [^;]*'
       }
@@ -106,11 +119,11 @@ for p in $PRESETS; do
       read -r tg_deep _ <<< "$(rate decode: <<< "$long")"
       read -r tg _ <<< "$(rate decode: <<< "$short")"
       echo "alibi --dtype $dt: pp$n $pp, tg128 @ d$n $tg_deep, tg128 @ d1 $tg tokens/s" \
-        "(tg128 @ d1 at $(awk -v t="$tg" -v b="$bw" -v g="$gb" 'BEGIN {printf "%.2f", t * g / b}') of the bandwidth limit)"
+        "(tg128 @ d1 at $(fraction "$tg") of the bandwidth limit)"
     done
     { llama "$f" -p 512 -n 128; llama "$f" -p 0 -n 128 -d 512; } | while read -r t at d r; do
       extra=""
-      [ "$t $d" = "tg128 d0" ] && extra=" (at $(awk -v t="$r" -v b="$bw" -v g="$gb" 'BEGIN {printf "%.2f", t * g / b}') of the bandwidth limit)"
+      [ "$t $d" = "tg128 d0" ] && extra=" (at $(fraction "$r") of the bandwidth limit)"
       echo "llama.cpp: $t $at $d $r tokens/s$extra"
     done
   done

@@ -78,6 +78,10 @@ struct Act {
   const float* d;
   const float* ds;
   const int32_t* c;
+  // Q4_0, per 4 blocks (128 elements): elements 0-15 of each block, then 16-31 of each, as its
+  // nibbles lie (low, then high); -8 times the sum of each lane's 8 (its 4 and the 4 64 later).
+  const int8_t* q4;
+  const int32_t* c4;
 };
 
 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
@@ -204,6 +208,33 @@ void row_dot(float* out, int64_t ldo, const uint8_t* w, const Act* x, int64_t IC
     using B = Blocks32<T>;
     const int64_t nb = IC / 32;
     int64_t b = 0;
+    if constexpr (T == WeightType::q4_0) {
+      // 4 blocks at a time as they lie: their 64 bytes, low nibbles and high nibbles, meet the
+      // activations in Act::q4's order, and the 16 lanes (4 per block) take one scale vector.
+      const __m512i m4 = _mm512_set1_epi8(0xF);
+      const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+      for (; b + 4 <= nb; b += 4) {
+        const uint8_t* b0 = w + b * B::kBytes;
+        __m512i v = _mm512_castsi128_si512(load128(b0 + 2));
+        v = _mm512_inserti32x4(v, load128(b0 + 20), 1);
+        v = _mm512_inserti32x4(v, load128(b0 + 38), 2);
+        v = _mm512_inserti32x4(v, load128(b0 + 56), 3);
+        const __m512i lo = _mm512_and_si512(v, m4),
+                      hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        uint16_t h[4];
+        for (int i = 0; i < 4; ++i) std::memcpy(&h[i], b0 + i * B::kBytes, 2);
+        const __m128 dw = _mm_cvtph_ps(
+            _mm_setr_epi16(short(h[0]), short(h[1]), short(h[2]), short(h[3]), 0, 0, 0, 0));
+        for (int n = 0; n < N; ++n) {
+          const int8_t* xq = x[n].q4 + 32 * b;
+          const __m512i sums = _mm512_dpbusd_epi32(
+              _mm512_dpbusd_epi32(load512(x[n].c4 + 4 * b), lo, load512(xq)), hi, load512(xq + 64));
+          const __m512 scale = _mm512_permutexvar_ps(
+              spread, _mm512_castps128_ps512(_mm_mul_ps(dw, _mm_loadu_ps(x[n].d + b))));
+          acc[n] = add_scaled(acc[n], sums, scale);
+        }
+      }
+    }
     for (; b + 2 <= nb; b += 2) {
       const uint8_t *b0 = w + b * B::kBytes, *b1 = b0 + B::kBytes;
       const __m512i wv = B::pair(b0, b1);
@@ -460,12 +491,15 @@ bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, i
   // Grow-only in the calling thread: no allocation once warm; the team reads them.
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> d, ds;
-  thread_local std::vector<int32_t> s, c;
+  thread_local std::vector<int32_t> s, c, c4;
+  thread_local std::vector<int8_t> q4;
   thread_local std::vector<Act> x;
   const int64_t nb = IC / 32;
   if (q.size() < size_t(N * IC)) {
     q.resize(size_t(N * IC));
+    q4.resize(size_t(N * IC));
     c.resize(size_t(N * IC / 4));
+    c4.resize(size_t(N * IC / 8));
   }
   if (d.size() < size_t(N * nb)) {
     d.resize(size_t(N * nb));
@@ -476,7 +510,8 @@ bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, i
   // The team's threads have thread_locals of their own: they see these through pointers.
   int8_t* qp = q.data();
   float *dp = d.data(), *dsp = ds.data();
-  int32_t *sp = s.data(), *cp = c.data();
+  int32_t *sp = s.data(), *cp = c.data(), *c4p = c4.data();
+  int8_t* q4p = q4.data();
   Act* xp = x.data();
   const int32_t K = code_offset(t);
 #pragma omp parallel for schedule(static) if (N > 4)
@@ -488,7 +523,18 @@ bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, i
     else
       for (int64_t i = 0; i < IC / 4; ++i)
         cp[n * IC / 4 + i] = -K * (qn[4 * i] + qn[4 * i + 1] + qn[4 * i + 2] + qn[4 * i + 3]);
-    xp[n] = {qn, dp + n * nb, dsp + n * nb, cp + n * IC / 4};
+    int8_t* q4n = q4p + n * IC;
+    int32_t* c4n = c4p + n * IC / 8;
+    if (t == WeightType::q4_0)
+      for (int64_t g = 0; g < IC / 128; ++g)
+        for (int i = 0; i < 4; ++i) {
+          std::memcpy(q4n + 128 * g + 16 * i, qn + 128 * g + 32 * i, 16);
+          std::memcpy(q4n + 128 * g + 64 + 16 * i, qn + 128 * g + 32 * i + 16, 16);
+          for (int l = 0; l < 4; ++l)
+            c4n[16 * g + 4 * i + l] =
+                cp[n * IC / 4 + 32 * g + 8 * i + l] + cp[n * IC / 4 + 32 * g + 8 * i + 4 + l];
+        }
+    xp[n] = {qn, dp + n * nb, dsp + n * nb, cp + n * IC / 4, q4n, c4n};
   }
   const uint8_t* w = W.bytes();
   if (N >= kTileRows) {
