@@ -1,13 +1,13 @@
 // Products of GGUF's block-quantized weights with int8 activations (MatmulPrecision::int8), as
 // llama.cpp computes them: each input row is rounded to 8 bits per block of 32 (Q8_0's scheme,
-// quantize_activations), each pair of blocks of weights meets its activations in one AVX512-VNNI
-// integer dot product (vpdpbusd: 64 bytes, 16 sums of 4), and the sums are scaled by the weight
-// block's (or sub-block's) scale times the activation block's and added in fp32, in a fixed
-// order, one output per thread. vpdpbusd multiplies unsigned bytes by signed ones: the weights
-// enter as unsigned codes u = w + K (Q8_0 flipped in its top bit, K = 128; Q4_0's nibbles, K = 8;
-// Q6_K's 6 bits, K = 32; Q4_K's nibbles, K = 0, its minimums summed apart) and each sum starts
-// from -K times the activations' sum of 4, so the offsets leave the integer sums exact.
-// Exactly what is rounded where (docs/gguf.md):
+// quantize_activations), weights meet activations in AVX512-VNNI integer dot products (vpdpbusd:
+// 64 bytes, 16 sums of 4; up to 15 input rows a weight row at a time, from 16 in tiles of 16
+// weight rows, below), and the sums are scaled by the weight block's (or sub-block's) scale
+// times the activation block's and added in fp32, in a fixed order, one output per thread. vpdpbusd
+// multiplies unsigned bytes by signed ones: the weights enter as unsigned codes u = w + K (Q8_0
+// flipped in its top bit, K = 128; Q4_0's nibbles, K = 8; Q6_K's 6 bits, K = 32; Q4_K's nibbles, K
+// = 0, its minimums summed apart) and each sum starts from -K times the activations' sum of 4, so
+// the offsets leave the integer sums exact. Exactly what is rounded where (docs/gguf.md):
 //   - the activations: q = x / d rounded to nearest even, d = max|x| / 127 per block of 32;
 //   - the integer sums: exact;
 //   - each scale product (the weight's scale, its sub-block scale, the activation's d): fp32;
@@ -481,6 +481,14 @@ void tiles(float* out, const Act* x, const uint8_t* xu, const uint8_t* w, int64_
   if (nt * kTile < OC) rows<T>(out, x, w, N, IC, OC, nt * kTile);  // the last OC % 16 rows
 }
 
+// The tiles from kTileRows input rows (xu their unsigned codes), the row kernels below.
+template <WeightType T>
+void product(float* out, const Act* x, const uint8_t* xu, const uint8_t* w, int64_t N, int64_t IC,
+             int64_t OC) {
+  if (N >= kTileRows) return tiles<T>(out, x, xu, w, N, IC, OC);
+  rows<T>(out, x, w, N, IC, OC);
+}
+
 }  // namespace
 #endif
 
@@ -541,33 +549,27 @@ bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, i
     xp[n] = {qn, dp + n * nb, dsp + n * nb, cp + n * IC / 4, q4n, c4n};
   }
   const uint8_t* w = W.bytes();
+  uint8_t* up = nullptr;
   if (N >= kTileRows) {
     thread_local std::vector<uint8_t> u;  // the activations as unsigned codes, q + 128
     if (u.size() < size_t(N * IC)) u.resize(size_t(N * IC));
-    uint8_t* up = u.data();
+    up = u.data();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N * IC; ++i) up[i] = uint8_t(qp[i]) ^ 0x80;
-    switch (t) {
-      case WeightType::q8_0:
-        tiles<WeightType::q8_0>(out, xp, up, w, N, IC, OC);
-        break;
-      case WeightType::q4_0:
-        tiles<WeightType::q4_0>(out, xp, up, w, N, IC, OC);
-        break;
-      case WeightType::q4_k:
-        tiles<WeightType::q4_k>(out, xp, up, w, N, IC, OC);
-        break;
-      default:
-        tiles<WeightType::q6_k>(out, xp, up, w, N, IC, OC);
-        break;
-    }
-    return true;
   }
   switch (t) {
-    case WeightType::q8_0: rows<WeightType::q8_0>(out, xp, w, N, IC, OC); break;
-    case WeightType::q4_0: rows<WeightType::q4_0>(out, xp, w, N, IC, OC); break;
-    case WeightType::q4_k: rows<WeightType::q4_k>(out, xp, w, N, IC, OC); break;
-    default: rows<WeightType::q6_k>(out, xp, w, N, IC, OC); break;
+    case WeightType::q8_0:
+      product<WeightType::q8_0>(out, xp, up, w, N, IC, OC);
+      break;
+    case WeightType::q4_0:
+      product<WeightType::q4_0>(out, xp, up, w, N, IC, OC);
+      break;
+    case WeightType::q4_k:
+      product<WeightType::q4_k>(out, xp, up, w, N, IC, OC);
+      break;
+    default:
+      product<WeightType::q6_k>(out, xp, up, w, N, IC, OC);
+      break;
   }
   return true;
 #else
