@@ -73,15 +73,14 @@ int main(int argc, char** argv) {
     const char* name;
     WeightView w;
     MatmulPrecision p;
-    bool k_type = false;
   };
   const Kind kinds[] = {
       {"f16", WeightView(wh.data(), WeightType::f16), MatmulPrecision::fp32},
       {"q8_0", WeightView(q8.data(), WeightType::q8_0), MatmulPrecision::fp32},
       {"q8_0-int8", WeightView(q8.data(), WeightType::q8_0), MatmulPrecision::int8},
       {"q4_0-int8", WeightView(q4.data(), WeightType::q4_0), MatmulPrecision::int8},
-      {"q4_k-int8", WeightView(q4k.data(), WeightType::q4_k), MatmulPrecision::int8, true},
-      {"q6_k-int8", WeightView(q6k.data(), WeightType::q6_k), MatmulPrecision::int8, true}};
+      {"q4_k-int8", WeightView(q4k.data(), WeightType::q4_k), MatmulPrecision::int8},
+      {"q6_k-int8", WeightView(q6k.data(), WeightType::q6_k), MatmulPrecision::int8}};
   std::printf(
       "%lld x %lld, %d threads: rows/s of the stored product and of fp32 sgemm on the "
       "widened matrix\n",
@@ -90,7 +89,8 @@ int main(int argc, char** argv) {
   for (int64_t N : batch)
     for (const Kind& k : kinds) {
       if (("," + types + ",").find("," + std::string(k.name) + ",") == std::string::npos) continue;
-      if (k.k_type && !k_types) continue;  // --cols not a multiple of 256
+      const bool k_type = k.w.type == WeightType::q4_k || k.w.type == WeightType::q6_k;
+      if (k_type && !k_types) continue;  // --cols not a multiple of 256
       double stored = 0, fp32 = 0;
       for (int r = 0; r < rounds; ++r) {
         stored = std::max(stored, rate(k.w, N, k.p));

@@ -19,6 +19,7 @@
 #                        +spin: OMP_WAIT_POLICY=active, threads spinning at barriers as
 #                        llama.cpp's do, for a machine whose cores are the run's alone; without
 #                        it, alibi's own default, 1,000 spins then sleep)
+#   ALIBI=PATH           the alibi binary to time (default build/alibi), e.g. an older build's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?usage: gguf_bench.sh WORK [PRESETS]}
@@ -30,7 +31,7 @@ esac
 PRESETS=${2:-"F16 Q8_0 Q4_0 Q4_K_M"}
 LLAMA=${LLAMA:?set LLAMA to the folder of bench/llama_build.sh}
 PY=${PYTHON:-/work/venv/bin/python}
-ALIBI=$(realpath build/alibi)
+ALIBI=$(realpath "${ALIBI:-build/alibi}")
 mkdir -p "$W"
 if [ ! -f "$W/$SHAPE-f16.gguf" ]; then
   "$PY" - "$W" "$SHAPE" <<'PY'

@@ -8,7 +8,8 @@
 // flipped in its top bit, K = 128; Q4_0's nibbles, K = 8; Q6_K's 6 bits, K = 32; Q4_K's nibbles, K
 // = 0, its minimums summed apart) and each sum starts from -K times the activations' sum of 4, so
 // the offsets leave the integer sums exact. Exactly what is rounded where (docs/gguf.md):
-//   - the activations: q = x / d rounded to nearest even, d = max|x| / 127 per block of 32;
+//   - the activations: q = x times fl(1 / d), rounded to nearest even, d = max|x| / 127 per
+//     block of 32;
 //   - the integer sums: exact;
 //   - each scale product (the weight's scale, its sub-block scale, the activation's d): fp32;
 //   - the accumulation: fp32 fused multiply-adds per 16 lanes, then their sum.
@@ -78,8 +79,9 @@ struct Act {
   const float* d;
   const float* ds;
   const int32_t* c;
-  // Q4_0, per 4 blocks (128 elements): elements 0-15 of each block, then 16-31 of each, as its
-  // nibbles lie (low, then high); -8 times the sum of each lane's 8 (its 4 and the 4 64 later).
+  // Q8_0 and Q4_0, per 4 blocks (128 elements): elements 0-15 of each block, then 16-31 of
+  // each (as Q4_0's nibbles lie, low then high); -K times the sum of each lane's 8 (its 4 and
+  // the 4 64 later).
   const int8_t* q4;
   const int32_t* c4;
 };
@@ -87,6 +89,12 @@ struct Act {
 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
+// The f16 at p, widened.
+inline float f16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
 // The f16 at a and at b, widened, in lanes 0 and 1.
 inline __m128 f16_pair(const uint8_t* a, const uint8_t* b) {
   uint16_t ha, hb;
@@ -119,6 +127,13 @@ struct Blocks32;
 template <>
 struct Blocks32<WeightType::q8_0> {
   static constexpr int kBytes = 34;
+  static constexpr int kQuadLines = 3;  // 136 bytes a step
+  // Blocks b0..b0+3: [b0 | b1] and [b2 | b3] as loaded, their halves regrouped by 16 bytes.
+  static void quad(const uint8_t* b0, __m512i& lo, __m512i& hi) {
+    const __m512i p = pair(b0, b0 + kBytes), q = pair(b0 + 2 * kBytes, b0 + 3 * kBytes);
+    lo = _mm512_shuffle_i64x2(p, q, 0x88);
+    hi = _mm512_shuffle_i64x2(p, q, 0xDD);
+  }
   static __m512i pair(const uint8_t* b0, const uint8_t* b1) {
     const __m512i w =
         _mm512_inserti64x4(_mm512_castsi256_si512(load256(b0 + 2)), load256(b1 + 2), 1);
@@ -131,6 +146,17 @@ struct Blocks32<WeightType::q8_0> {
 template <>
 struct Blocks32<WeightType::q4_0> {
   static constexpr int kBytes = 18;
+  static constexpr int kQuadLines = 2;  // 72 bytes a step
+  // Blocks b0..b0+3 as they lie: their 64 bytes of nibbles, low and high.
+  static void quad(const uint8_t* b0, __m512i& lo, __m512i& hi) {
+    __m512i v = _mm512_castsi128_si512(load128(b0 + 2));
+    v = _mm512_inserti32x4(v, load128(b0 + 20), 1);
+    v = _mm512_inserti32x4(v, load128(b0 + 38), 2);
+    v = _mm512_inserti32x4(v, load128(b0 + 56), 3);
+    const __m512i m4 = _mm512_set1_epi8(0xF);
+    lo = _mm512_and_si512(v, m4);
+    hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+  }
   static __m512i pair(const uint8_t* b0, const uint8_t* b1) {
     // [b0 | b1] -> [b0, b0, b1, b1] by 16 bytes, the second copy of each shifted by 4: its high
     // nibbles.
@@ -194,13 +220,13 @@ inline __m512i q6k_codes(const uint8_t* w, int h, int p) {
 }
 inline __m512 q6k_scales(const uint8_t* w) {
   return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load128(w + 192))),
-                       _mm512_set1_ps(_cvtsh_ss(uint16_t(w[208] | w[209] << 8))));
+                       _mm512_set1_ps(f16_at(w + 208)));
 }
 
 // Asks for the `lines` cache lines 2 KiB past p, as a row kernel reaches p: the 4- and 6-bit
 // types decoded 5-15% faster on the MPT-1B and BLOOM-560m shapes than with none, and than asking
-// for each row's lines at once as the row starts (docs/gguf.md). Q8_0, twice the bytes per
-// element, gained nothing measurable and asks for none. A prefetch past the end is dropped.
+// for each row's lines at once as the row starts; Q8_0, 4 blocks at a time with them, 1.1-1.7x
+// faster than 2 at a time without (docs/gguf.md). A prefetch past the end is dropped.
 inline void prefetch_ahead(const uint8_t* p, int lines) {
   for (int i = 0; i < lines; ++i)
     _mm_prefetch(reinterpret_cast<const char*>(p + 2048 + 64 * i), _MM_HINT_T0);
@@ -216,32 +242,26 @@ void row_dot(float* out, int64_t ldo, const uint8_t* w, const Act* x, int64_t IC
     using B = Blocks32<T>;
     const int64_t nb = IC / 32;
     int64_t b = 0;
-    if constexpr (T == WeightType::q4_0) {
-      // 4 blocks at a time as they lie: their 64 bytes, low nibbles and high nibbles, meet the
-      // activations in Act::q4's order, and the 16 lanes (4 per block) take one scale vector.
-      const __m512i m4 = _mm512_set1_epi8(0xF);
-      const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-      for (; b + 4 <= nb; b += 4) {
-        const uint8_t* b0 = w + b * B::kBytes;
-        prefetch_ahead(b0, 2);  // 72 bytes a step
-        __m512i v = _mm512_castsi128_si512(load128(b0 + 2));
-        v = _mm512_inserti32x4(v, load128(b0 + 20), 1);
-        v = _mm512_inserti32x4(v, load128(b0 + 38), 2);
-        v = _mm512_inserti32x4(v, load128(b0 + 56), 3);
-        const __m512i lo = _mm512_and_si512(v, m4),
-                      hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-        uint16_t h[4];
-        for (int i = 0; i < 4; ++i) std::memcpy(&h[i], b0 + i * B::kBytes, 2);
-        const __m128 dw = _mm_cvtph_ps(
-            _mm_setr_epi16(short(h[0]), short(h[1]), short(h[2]), short(h[3]), 0, 0, 0, 0));
-        for (int n = 0; n < N; ++n) {
-          const int8_t* xq = x[n].q4 + 32 * b;
-          const __m512i sums = _mm512_dpbusd_epi32(
-              _mm512_dpbusd_epi32(load512(x[n].c4 + 4 * b), lo, load512(xq)), hi, load512(xq + 64));
-          const __m512 scale = _mm512_permutexvar_ps(
-              spread, _mm512_castps128_ps512(_mm_mul_ps(dw, _mm_loadu_ps(x[n].d + b))));
-          acc[n] = add_scaled(acc[n], sums, scale);
-        }
+    // 4 blocks at a time: each block's elements 0-15 in one vector and 16-31 in another, 4
+    // lanes a block in both, meet the activations in Act::q4's order, and the 16 lanes take one
+    // scale vector. Then 2 at a time, 8 lanes a block, and an odd last one.
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    for (; b + 4 <= nb; b += 4) {
+      const uint8_t* b0 = w + b * B::kBytes;
+      prefetch_ahead(b0, B::kQuadLines);
+      __m512i lo, hi;
+      B::quad(b0, lo, hi);
+      uint16_t h[4];
+      for (int i = 0; i < 4; ++i) std::memcpy(&h[i], b0 + i * B::kBytes, 2);
+      const __m128 dw = _mm_cvtph_ps(
+          _mm_setr_epi16(short(h[0]), short(h[1]), short(h[2]), short(h[3]), 0, 0, 0, 0));
+      for (int n = 0; n < N; ++n) {
+        const int8_t* xq = x[n].q4 + 32 * b;
+        const __m512i sums = _mm512_dpbusd_epi32(
+            _mm512_dpbusd_epi32(load512(x[n].c4 + 4 * b), lo, load512(xq)), hi, load512(xq + 64));
+        const __m512 scale = _mm512_permutexvar_ps(
+            spread, _mm512_castps128_ps512(_mm_mul_ps(dw, _mm_loadu_ps(x[n].d + b))));
+        acc[n] = add_scaled(acc[n], sums, scale);
       }
     }
     for (; b + 2 <= nb; b += 2) {
@@ -257,7 +277,7 @@ void row_dot(float* out, int64_t ldo, const uint8_t* w, const Act* x, int64_t IC
     if (b < nb) {  // an odd last block, in the lower 8 lanes
       const uint8_t* b0 = w + b * B::kBytes;
       const __m256i wv = B::one(b0);
-      const float dw = _cvtsh_ss(uint16_t(b0[0] | b0[1] << 8));
+      const float dw = f16_at(b0);
       for (int n = 0; n < N; ++n) {
         const __m256i sums =
             _mm256_dpbusd_epi32(load256(x[n].c + 8 * b), wv, load256(x[n].q + 32 * b));
@@ -376,7 +396,7 @@ void unpack(const uint8_t* w, int64_t IC, const Tile& t, int r, int8_t* line) {
       const __m256i u = B::one(w);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(line + 32 * b),
                           _mm256_sub_epi8(u, _mm512_castsi512_si256(K)));
-      t.scale[kTile * b + r] = _cvtsh_ss(uint16_t(w[0] | w[1] << 8));
+      t.scale[kTile * b + r] = f16_at(w);
     }
   } else if constexpr (T == WeightType::q4_k) {
     for (int64_t k = 0; k < IC / 256; ++k, w += 144) {
@@ -507,10 +527,15 @@ bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, i
   thread_local std::vector<int8_t> q4;
   thread_local std::vector<Act> x;
   const int64_t nb = IC / 32;
-  if (q.size() < size_t(N * IC)) {
-    q.resize(size_t(N * IC));
+  // The row kernels read each sum of 4 times -K (c), Q4_0's also its reordered copy (q4, c4);
+  // the tiles only q, d and ds, and leave the rows past the last 16 to the row kernels.
+  const bool tiled = N >= kTileRows, by_rows = !tiled || OC % kTile != 0;
+  const bool reorder = by_rows && (t == WeightType::q4_0 || t == WeightType::q8_0);
+  const int32_t K = code_offset(t);
+  if (q.size() < size_t(N * IC)) q.resize(size_t(N * IC));
+  if (by_rows && K != 0 && c.size() < size_t(N * IC / 4)) c.resize(size_t(N * IC / 4));
+  if (reorder && q4.size() < size_t(N * IC)) {
     q4.resize(size_t(N * IC));
-    c.resize(size_t(N * IC / 4));
     c4.resize(size_t(N * IC / 8));
   }
   if (d.size() < size_t(N * nb)) {
@@ -525,19 +550,18 @@ bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, i
   int32_t *sp = s.data(), *cp = c.data(), *c4p = c4.data();
   int8_t* q4p = q4.data();
   Act* xp = x.data();
-  const int32_t K = code_offset(t);
 #pragma omp parallel for schedule(static) if (N > 4)
   for (int64_t n = 0; n < N; ++n) {
     int8_t* qn = qp + n * IC;
     quantize_activations(inp + n * IC, IC, qn, dp + n * nb, sp + n * nb);
-    if (K == 0)  // Q4_K: d s per block, for its minimums; the others: -K times each sum of 4
+    if (K == 0)  // Q4_K: d s per block, for its minimums
       for (int64_t b = 0; b < nb; ++b) dsp[n * nb + b] = dp[n * nb + b] * float(sp[n * nb + b]);
-    else
+    else if (by_rows)
       for (int64_t i = 0; i < IC / 4; ++i)
         cp[n * IC / 4 + i] = -K * (qn[4 * i] + qn[4 * i + 1] + qn[4 * i + 2] + qn[4 * i + 3]);
-    int8_t* q4n = q4p + n * IC;
-    int32_t* c4n = c4p + n * IC / 8;
-    if (t == WeightType::q4_0)
+    int8_t* q4n = reorder ? q4p + n * IC : nullptr;
+    int32_t* c4n = reorder ? c4p + n * IC / 8 : nullptr;
+    if (reorder)
       for (int64_t g = 0; g < IC / 128; ++g)
         for (int i = 0; i < 4; ++i) {
           std::memcpy(q4n + 128 * g + 16 * i, qn + 128 * g + 32 * i, 16);
@@ -546,11 +570,12 @@ bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, i
             c4n[16 * g + 4 * i + l] =
                 cp[n * IC / 4 + 32 * g + 8 * i + l] + cp[n * IC / 4 + 32 * g + 8 * i + 4 + l];
         }
-    xp[n] = {qn, dp + n * nb, dsp + n * nb, cp + n * IC / 4, q4n, c4n};
+    int32_t* cn = by_rows && K != 0 ? cp + n * IC / 4 : nullptr;
+    xp[n] = {qn, dp + n * nb, dsp + n * nb, cn, q4n, c4n};
   }
   const uint8_t* w = W.bytes();
   uint8_t* up = nullptr;
-  if (N >= kTileRows) {
+  if (tiled) {
     thread_local std::vector<uint8_t> u;  // the activations as unsigned codes, q + 128
     if (u.size() < size_t(N * IC)) u.resize(size_t(N * IC));
     up = u.data();
