@@ -527,8 +527,8 @@ bool quant_int8_product(float* out, const float* inp, WeightView W, int64_t N, i
   thread_local std::vector<int8_t> q4;
   thread_local std::vector<Act> x;
   const int64_t nb = IC / 32;
-  // The row kernels read each sum of 4 times -K (c), Q4_0's also its reordered copy (q4, c4);
-  // the tiles only q, d and ds, and leave the rows past the last 16 to the row kernels.
+  // The row kernels read each sum of 4 times -K (c), Q8_0's and Q4_0's also the reordered copy
+  // (q4, c4); the tiles only q, d and ds, and leave the rows past the last 16 to the rows.
   const bool tiled = N >= kTileRows, by_rows = !tiled || OC % kTile != 0;
   const bool reorder = by_rows && (t == WeightType::q4_0 || t == WeightType::q8_0);
   const int32_t K = code_offset(t);
