@@ -32,6 +32,7 @@ PRESETS=${2:-"F16 Q8_0 Q4_0 Q4_K_M"}
 LLAMA=${LLAMA:?set LLAMA to the folder of bench/llama_build.sh}
 PY=${PYTHON:-/work/venv/bin/python}
 ALIBI=$(realpath "${ALIBI:-build/alibi}")
+[ -x "$ALIBI" ] || { echo "gguf_bench.sh: ALIBI=$ALIBI: not an executable file" >&2; exit 2; }
 mkdir -p "$W"
 if [ ! -f "$W/$SHAPE-f16.gguf" ]; then
   "$PY" - "$W" "$SHAPE" <<'PY'
