@@ -85,8 +85,9 @@ void quant_stream_product(float* out, const float* inp, WeightView W, int64_t N,
                           int64_t OC);
 
 // ---- quant_int8_cpu.cpp: int8 activations against the block formats (MatmulPrecision::int8) -----
-// Rounds x (n, a multiple of 32) to 8 bits per block of 32, as llama.cpp's Q8_0: d = max|x| / 127,
-// q = x / d rounded to nearest even (0 where d is 0); per block d and s = sum q.
+// quant_act_cpu.cpp: rounds x (n, a multiple of 32) to 8 bits per block of 32, as llama.cpp's
+// Q8_0: d = max|x| / 127, q = x times fl(1 / d) rounded to nearest even (0 where d is 0); per
+// block d and s = sum q.
 void quantize_activations(const float* x, int64_t n, int8_t* q, float* d, int32_t* s);
 // out (N,OC) = q8(inp) (N,IC) W^T for W in Q8_0, Q4_0, Q4_K or Q6_K, any N, on AVX512-VNNI:
 // integer dot products per block, scaled and summed in fp32 in a fixed order (each output one

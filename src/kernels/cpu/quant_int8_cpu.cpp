@@ -8,65 +8,23 @@
 // flipped in its top bit, K = 128; Q4_0's nibbles, K = 8; Q6_K's 6 bits, K = 32; Q4_K's nibbles, K
 // = 0, its minimums summed apart) and each sum starts from -K times the activations' sum of 4, so
 // the offsets leave the integer sums exact. Exactly what is rounded where (docs/gguf.md):
-//   - the activations: q = x times fl(1 / d), rounded to nearest even, d = max|x| / 127 per
-//     block of 32;
+//   - the activations: quantize_activations (quant_act_cpu.cpp);
 //   - the integer sums: exact;
 //   - each scale product (the weight's scale, its sub-block scale, the activation's d): fp32;
 //   - the accumulation: fp32 fused multiply-adds per 16 lanes, then their sum.
 // The error against the exact product on the dequantized weights is bounded by
 // sum_i |w_i| d_i / 2 (the activations' rounding) plus fp32 rounding (tests/test_gguf.cpp).
-#include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
-
 #include <omp.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "core/half.h"
 #include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
 #include "kernels/quant.h"
 
 namespace alibi::cpu {
-
-void quantize_activations(const float* x, int64_t n, int8_t* q, float* d, int32_t* s) {
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const float* xb = x + 32 * b;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-    // The loop below in 16 lanes, the same operations: max(|x|, amax) keeps amax where x is NaN,
-    // as std::max does; vcvtps2dq rounds to nearest even, as nearbyint in the default mode.
-    const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
-    const float amax = _mm512_reduce_max_ps(
-        _mm512_max_ps(_mm512_abs_ps(x1), _mm512_max_ps(_mm512_abs_ps(x0), _mm512_setzero_ps())));
-    const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
-    auto codes = [&](__m512 v) {
-      const __m512 t = _mm512_mul_ps(v, _mm512_set1_ps(id));
-      const __m512 c =
-          _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
-      return _mm512_maskz_cvtps_epi32(_mm512_cmp_ps_mask(t, t, _CMP_ORD_Q), c);
-    };
-    const __m512i c0 = codes(x0), c1 = codes(x1);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b), _mm512_cvtepi32_epi8(c0));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b + 16), _mm512_cvtepi32_epi8(c1));
-    d[b] = db;
-    s[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(c0, c1));
-#else
-    float amax = 0.0f;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
-    const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
-    int32_t sum = 0;
-    for (int i = 0; i < 32; ++i) {
-      const float t = xb[i] * id;  // |t| <= 127 up to rounding; NaN (a non-finite input) -> 0
-      const int v = t >= 127.0f ? 127 : t <= -127.0f ? -127 : t == t ? int(std::nearbyint(t)) : 0;
-      q[32 * b + i] = int8_t(v);
-      sum += v;
-    }
-    d[b] = db;
-    s[b] = sum;
-#endif
-  }
-}
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 namespace {
