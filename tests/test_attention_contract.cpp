@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <vector>
@@ -14,6 +15,8 @@
 #include "attention_problem.h"
 #include "kernels/attention.h"
 #include "kernels/cpu/attention_cpu.h"
+#include "kernels/layer_ops.h"
+#include "kernels/precision.h"
 #include "kernels/reference/attention_ref.h"
 
 namespace alibi {
@@ -117,6 +120,75 @@ TEST(AttentionWorkspace, RefusesAWorkspaceTooSmallForTheShape) {
   const AttnWorkspace enough{buf.data(), need, threads};
   EXPECT_NO_THROW(forward_with(P, enough));
   EXPECT_NO_THROW(backward_with(P, enough));
+}
+
+// ---- several calls at once -----------------------------------------------------------------
+// attention_forward_all (a batched serving step: each sequence against its own cache, in one
+// parallel region) gives every call exactly what attention_forward gives it alone, on 2 threads:
+// decode rows against padded caches, a prefill chunk, a call of one key and a long causal call,
+// with alibi, t5 and no bias. Bit for bit: the tiles are the same, only their threads differ.
+void expect_each_call_as_alone(MatmulPrecision precision) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const Problem calls[] = {Problem(BiasKind::alibi, 1, 3, 1, 45, 16, 0.0f, 47, 1),
+                           Problem(BiasKind::t5, 1, 3, 37, 45, 16, 0.0f, 47, 2),
+                           Problem(BiasKind::none, 1, 3, 1, 1, 16, 0.0f, 0, 3),
+                           Problem(BiasKind::alibi, 1, 3, 130, 130, 32, 0.0f, 0, 4),
+                           Problem(BiasKind::alibi, 1, 3, 1, 46, 16, 0.0f, 47, 5)};
+  struct Result {
+    std::vector<float> ws, out, lse;
+  };
+  std::vector<Result> alone, together;
+  std::vector<AttentionForward> ops;
+  for (const Problem& P : calls) {
+    AttnShape s = P.s;
+    s.precision = precision;
+    const size_t n = cpu::attention_workspace_floats(s, 2);
+    Result& a = alone.emplace_back(
+        Result{std::vector<float>(n), std::vector<float>(P.nq()), std::vector<float>(P.nlse())});
+    cpu::attention_forward(s, P.q.data(), P.k.data(), P.v.data(), P.bias, P.drop, a.out.data(),
+                           a.lse.data(), {a.ws.data(), n, 2});
+  }
+  together.reserve(std::size(calls));
+  for (const Problem& P : calls) {
+    AttnShape s = P.s;  // the op keeps P's precision: attention_forward_all sets its own
+    s.precision = precision;
+    const size_t n = cpu::attention_workspace_floats(s, 2);
+    Result& t = together.emplace_back(Result{std::vector<float>(n), std::vector<float>(P.nq(), 7.f),
+                                             std::vector<float>(P.nlse(), 7.f)});
+    auto heads = [&](const float* p, int64_t rows) {
+      return CTensor(p, {P.s.B, P.s.NH, rows, P.s.HS});
+    };
+    ops.push_back(AttentionForward{P.s,
+                                   heads(P.q.data(), P.s.Tq),
+                                   heads(P.k.data(), P.s.kv_rows()),
+                                   heads(P.v.data(), P.s.kv_rows()),
+                                   P.bias,
+                                   P.drop,
+                                   Tensor(t.out.data(), {P.s.B, P.s.NH, P.s.Tq, P.s.HS}),
+                                   Tensor(t.lse.data(), {P.s.B, P.s.NH, P.s.Tq}),
+                                   {t.ws.data(), n, 2}});
+  }
+  cpu::attention_forward_all(ops, precision);
+  for (size_t i = 0; i < std::size(calls); ++i) {
+    EXPECT_EQ(0, std::memcmp(alone[i].out.data(), together[i].out.data(),
+                             alone[i].out.size() * sizeof(float)))
+        << "out of call " << i;
+    EXPECT_EQ(0, std::memcmp(alone[i].lse.data(), together[i].lse.data(),
+                             alone[i].lse.size() * sizeof(float)))
+        << "lse of call " << i;
+  }
+  cpu::attention_forward_all({}, precision);  // no calls: nothing to do
+  omp_set_num_threads(threads);
+}
+
+TEST(AttentionForwardAll, EachCallGetsWhatItGetsAloneInFp32) {
+  expect_each_call_as_alone(MatmulPrecision::fp32);
+}
+
+TEST(AttentionForwardAll, EachCallGetsWhatItGetsAloneInBf16) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU lacks AVX512-BF16";
+  expect_each_call_as_alone(MatmulPrecision::bf16);
 }
 
 }  // namespace

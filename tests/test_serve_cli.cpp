@@ -3,6 +3,7 @@
 // model is a random byte-level one stored as if trained at seq-len 16, so every request here runs
 // far past its training length.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -348,6 +349,36 @@ TEST_F(ServeCli, SigtermFinishesOrCancelsWithinTheGraceAndExitsZero) {
   const test::CliResult r = s.stop(0);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("cancelled after --grace"), std::string::npos) << r.err;
+}
+
+// GOMP_SPINCOUNT in process pid's environment once alibi has re-executed itself with it; "" if
+// the process ended or 10 s passed first.
+std::string spin_count_of(pid_t pid) {
+  const std::string key = std::string("GOMP_SPINCOUNT=");
+  for (int i = 0; i < 1000; ++i) {
+    const std::string env = test::read_text("/proc/" + std::to_string(pid) + "/environ");
+    const size_t at = env.find(key);
+    if (at != std::string::npos)
+      return env.substr(at + key.size(), env.find('\0', at) - at - key.size());
+    ::usleep(10000);
+  }
+  return "";
+}
+
+// Without the user's OMP_WAIT_POLICY or GOMP_SPINCOUNT, serve re-executes itself with 300,000
+// spins and every other command with 1,000 (core/threads.h).
+TEST_F(ServeCli, SpinsLongerThanTheOtherCommands) {
+  const std::string env = "-u OMP_WAIT_POLICY -u GOMP_SPINCOUNT";
+  test::BackgroundCli s =
+      test::start_cli("--threads 1 serve " + path("run") + " --port 0", path("spin.err"), env);
+  ASSERT_TRUE(s.wait_for("listening on http://")) << test::read_text(path("spin.err"));
+  EXPECT_EQ(spin_count_of(s.pid), "300000");
+  EXPECT_EQ(s.finish(SIGTERM).code, 0);
+  test::BackgroundCli g = test::start_cli(
+      "--threads 1 generate " + path("run") + " --max-new-tokens 100000 --prompt x --window 16",
+      path("spin_gen.err"), env);
+  EXPECT_EQ(spin_count_of(g.pid), "1000");
+  g.finish(SIGKILL);
 }
 
 TEST_F(ServeCli, BadFlagsExitTwoWithOneLine) {

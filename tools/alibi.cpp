@@ -39,13 +39,29 @@ __attribute__((section(".preinit_array"), used)) void (*kPreinit)(int, char**, c
 
 alibi::cli::GlobalOptions g_globals;
 
+// Whether the subcommand is serve: the first argument that is neither an option nor the value of
+// a global option that takes one.
+bool serving(char** argv) {
+  for (int i = 1; argv[i] != nullptr; ++i) {
+    const std::string a = argv[i];
+    if (a == "--threads" || a == "--device" || a == "--max-memory") {
+      if (argv[i + 1] == nullptr) return false;
+      ++i;
+    } else if (a.empty() || a[0] != '-') {
+      return a == "serve";
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 const alibi::cli::GlobalOptions& alibi::cli::globals() { return g_globals; }
 
 int main(int argc, char** argv) {
   using namespace alibi;
-  ensure_omp_wait_policy(argv);  // the re-executed process keeps the signals blocked
+  // The re-executed process keeps the signals blocked.
+  ensure_omp_wait_policy(argv, serving(argv) ? kServeSpinCount : kSpinCount);
   // A write past the file-size limit (ulimit -f) would otherwise kill us with SIGXFSZ and no
   // word; ignored, write() fails with EFBIG and the error names the file (docs/reliability.md).
   std::signal(SIGXFSZ, SIG_IGN);

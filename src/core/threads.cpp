@@ -6,10 +6,10 @@
 
 namespace alibi {
 
-void ensure_omp_wait_policy(char** argv) {
+void ensure_omp_wait_policy(char** argv, const char* spin_count) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr)
     return;
-  setenv("GOMP_SPINCOUNT", "1000", 1);
+  setenv("GOMP_SPINCOUNT", spin_count, 1);
   execv("/proc/self/exe", argv);  // only returns on failure: carry on with the default policy
 }
 

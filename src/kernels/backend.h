@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "kernels/attention.h"
@@ -79,6 +80,13 @@ class Backend {
   void run(const Op& op) {
     op.check();
     compute(op);
+  }
+  // Independent attentions (one batched step's sequences, each on its own KV cache), checked,
+  // then computed with the results each would give alone: one after another, or together where
+  // the device can (the CPU: one parallel region for all).
+  void run_all(std::span<const AttentionForward> ops) {
+    for (const AttentionForward& op : ops) op.check();
+    compute(ops);
   }
 
   // ---- other dense ops -----------------------------------------------------------------------
@@ -176,6 +184,9 @@ class Backend {
   virtual void compute(const LayerNormBackward& op) = 0;
   virtual void compute(const AttentionForward& op) = 0;
   virtual void compute(const AttentionBackward& op) = 0;
+  virtual void compute(std::span<const AttentionForward> ops) {
+    for (const AttentionForward& op : ops) compute(op);
+  }
 };
 
 // The one dispatch point: a backend for `device` ("cpu", ...) computing in precision p. An

@@ -297,7 +297,7 @@ void Model::blocks_forward(int B, int T, int64_t pos0, std::span<const Segment> 
                               {s.lse, {B, NH, T}}, a.attn_ws});
       be.merge_heads(s.atty, s.att, B, T, NH, HS);
     } else {
-      for (const Segment& g : segs) attend_segment(l, g);
+      attend_segments(l, segs);
       finite(s.q, N * C, l, "the position method on q");
       finite(s.k, N * C, l, "the position method on k");
     }

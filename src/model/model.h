@@ -210,9 +210,12 @@ struct Model {
   void embed(const int32_t* tokens, int B, int T, int64_t pos0, std::span<const Segment> segs = {});
   void blocks_forward(int B, int T, int64_t pos0, std::span<const Segment> segs,
                       uint64_t dropout_seed);
-  // Layer `layer`'s attention for one segment: its q, k, v from the qkv rows, its keys and
-  // values appended to its cache, its queries against them, merged into atty's rows.
-  void attend_segment(int layer, const Segment& g);
+  // Layer `layer`'s attention for the segments: each one's q, k, v from the qkv rows, its keys
+  // and values appended to its cache, its queries against them (all in one Backend::run_all
+  // where the position method allows), merged into atty's rows.
+  void attend_segments(int layer, std::span<const Segment> segs);
+  // One segment's q, k, v split and its cache appended: the attention op that remains.
+  AttentionForward segment_attention(int layer, const Segment& g);
   // Logits (rows, V) from the first rows of lnf; callers check rows <= logit_rows_ first.
   void head_forward(int64_t rows);
   // Drops or compacts a cache's rows so that n more fit (UsageError where they cannot).
@@ -261,6 +264,7 @@ struct Model {
   mutable int64_t host_rows_ = 0;           // rows of the last forward in it (0: stale)
   mutable std::vector<float> host_row_;     // (V) the logits_row() copy
   std::vector<Segment> segs_;               // forward_batch's, kept for their capacity
+  std::vector<AttentionForward> seg_attn_;  // attend_segments', kept for their capacity
   std::vector<int32_t> batch_tokens_;
 };
 

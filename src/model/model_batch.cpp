@@ -3,7 +3,8 @@
 // of all chunks go through the LayerNorms, the linear layers and the MLP as one (N, C) matrix, so
 // the weights are read once per step instead of once per sequence. Only the attention (and the
 // position hooks, which take each sequence's first position) runs per sequence, on its cache:
-// attend_segment, which forward_cached uses too (a batch of one).
+// attend_segments, which forward_cached uses too (a batch of one), runs the sequences'
+// attentions together where it can.
 #include <algorithm>
 
 #include "core/error.h"
@@ -59,9 +60,9 @@ const float* Model::forward_batch(std::span<const CachedChunk> chunks) {
   return logits_to_host(k);
 }
 
-// A cached segment's attention: (1,NH,n,HS) keys and values appended after the rows in use of
-// each head's (rows, HS) block of its cache; the attention sees each head's rows from `start` on.
-void Model::attend_segment(int l, const Segment& g) {
+// A cached segment's (1,NH,n,HS) keys and values appended after the rows in use of each head's
+// (rows, HS) block of its cache; the attention sees each head's rows from `start` on.
+AttentionForward Model::segment_attention(int l, const Segment& g) {
   Backend& be = *backend_;
   Activations::Layer& s = acts_.layer[l];
   const int NH = cfg.heads, HS = cfg.head_size();
@@ -80,10 +81,36 @@ void Model::attend_segment(int l, const Segment& g) {
   be.kv_append(vl, kv.rows(), kv.len, v, NH, g.n, HS);
   auto heads = [&](float* p, int64_t rows) { return Tensor(p, {1, NH, rows, HS}); };
   const AttnWorkspace ws{kv.workspace.data(), kv.workspace.size(), kv.workspace_threads};
-  be.run(AttentionForward{as, heads(q, g.n), heads(kl, kv.rows()), heads(vl, kv.rows()), bias,
-                          AttnDropout{}, heads(s.att + off, g.n),
-                          {s.lse + g.row0 * NH, {1, NH, g.n}}, ws});
-  be.merge_heads(s.atty + off, s.att + off, 1, g.n, NH, HS);
+  return AttentionForward{.s = as,
+                          .q = heads(q, g.n),
+                          .k = heads(kl, kv.rows()),
+                          .v = heads(vl, kv.rows()),
+                          .bias = bias,
+                          .drop = AttnDropout{},
+                          .out = heads(s.att + off, g.n),
+                          .lse = {s.lse + g.row0 * NH, {1, NH, g.n}},
+                          .ws = ws};
+}
+
+void Model::attend_segments(int l, std::span<const Segment> segs) {
+  Backend& be = *backend_;
+  Activations::Layer& s = acts_.layer[l];
+  const int NH = cfg.heads, HS = cfg.head_size();
+  // The sequences' attentions together: one parallel region on the CPU instead of one each
+  // (docs/serve.md). A bias valid for one call only runs each before the next is asked for.
+  seg_attn_.clear();
+  for (const Segment& g : segs) {
+    seg_attn_.push_back(segment_attention(l, g));
+    if (pos_->bias_per_call()) {
+      be.run_all(seg_attn_);
+      seg_attn_.clear();
+    }
+  }
+  be.run_all(seg_attn_);
+  for (const Segment& g : segs) {
+    const int64_t off = g.row0 * cfg.d_model;
+    be.merge_heads(s.atty + off, s.att + off, 1, g.n, NH, HS);
+  }
 }
 
 }  // namespace alibi

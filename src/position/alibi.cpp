@@ -87,6 +87,7 @@ class Alibi final : public PositionMethod {
     }
     PositionMethod::bind(c, l, std::move(be));
   }
+  bool bias_per_call() const override { return interpolate_from_ > 0; }
   // NH values, made on the host: from theta by the first layer of each forward, and times the
   // interpolation's L/L' whenever a call's context length changes it (a batch of sequences of
   // different lengths changes it between calls of one layer).

@@ -109,6 +109,7 @@ class Fire final : public PositionMethod {
                        .at_least(0));
   }
   bool bias_sees_position() const override { return true; }
+  bool bias_per_call() const override { return true; }
   void fill_defaults(ModelConfig& c, int seq_len) const override {
     if (c.fire_length == 0) c.fire_length = seq_len;
   }

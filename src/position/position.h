@@ -54,6 +54,10 @@ class PositionMethod {
   // normalises by psi(max(thr, i))): a window far into a stream then differs from the same
   // tokens at position 0.
   virtual bool bias_sees_position() const { return false; }
+  // Whether score_bias's result holds only until its next call, which may rewrite what it points
+  // to for another call's positions or context (fire's rows, alibi's interpolated slopes): a
+  // batched step then runs each sequence's attention before asking for the next one's bias.
+  virtual bool bias_per_call() const { return false; }
   // A stored parameter outside the method's domain (KERPLE's r below its clamp): UsageError
   // naming `where` (the file), the tensor, the element and the range. tensor(name) gives a
   // tensor of the layout, fp32, on the host.

@@ -23,6 +23,7 @@
 #include "kernels/cpu/attention_bf16.h"
 #include "kernels/cpu/attention_fp32.h"
 #include "kernels/cpu/attention_tiles.h"
+#include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
 
 namespace alibi::cpu {
 namespace {
@@ -114,33 +115,45 @@ void reduce_bias_grad(const AttnShape& s, const ScoreBias& bias, int h, const fl
   }
 }
 
+// One call's forward as worksharing loops of the team that runs it: the heads packed (bf16),
+// then the query tiles, without a barrier after them (the team's region ends in one). `threads`
+// is the team's size, which places the packed heads after the per-thread scratch.
 template <class P>
-void forward_pass(const AttnShape& s, const float* q, const float* k, const float* v,
+void forward_work(const AttnShape& s, const float* q, const float* k, const float* v,
                   const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
-                  float* base) {
+                  float* base, int threads) {
   const size_t per_thread = per_thread_floats<P>(s);
-  float* packed = base + size_t(omp_get_max_threads()) * per_thread;  // the heads' ForwardPacks
+  float* packed = base + size_t(threads) * per_thread;  // the heads' ForwardPacks
   const size_t per_head = layout_floats<typename P::ForwardPack>(s);
   const int tiles = (s.Tq + kBr - 1) / kBr;
   const int tasks = s.B * s.NH * tiles;
-#pragma omp parallel
-  {
-    float* ws = base + size_t(omp_get_thread_num()) * per_thread;
-    if constexpr (P::kPacksForwardHeads) {
+  float* ws = base + size_t(omp_get_thread_num()) * per_thread;
+  if constexpr (P::kPacksForwardHeads) {
 #pragma omp for schedule(static)
-      for (int bh = 0; bh < s.B * s.NH; ++bh)
-        P::pack_forward_head(s, bh, q, k, v, packed + size_t(bh) * per_head, ws);
-    }
-    // Within a head, tasks alternate the costliest and the cheapest remaining tile (causal
-    // cost grows with the tile index), and chunks of two keep each thread's share even.
-#pragma omp for schedule(static, 2)
-    for (int t = 0; t < tasks; ++t) {
-      const int bh = t / tiles, r = t % tiles;
-      const int tile = (r % 2 == 0) ? tiles - 1 - r / 2 : r / 2;
-      forward_tile<P>(s, bh, tile * kBr, q, k, v, bias, drop, out, lse,
-                      packed + size_t(bh) * per_head, ws);
-    }
+    for (int bh = 0; bh < s.B * s.NH; ++bh)
+      P::pack_forward_head(s, bh, q, k, v, packed + size_t(bh) * per_head, ws);
   }
+  // Within a head, tasks alternate the costliest and the cheapest remaining tile (causal
+  // cost grows with the tile index), and chunks of two keep each thread's share even.
+#pragma omp for schedule(static, 2) nowait
+  for (int t = 0; t < tasks; ++t) {
+    const int bh = t / tiles, r = t % tiles;
+    const int tile = (r % 2 == 0) ? tiles - 1 - r / 2 : r / 2;
+    forward_tile<P>(s, bh, tile * kBr, q, k, v, bias, drop, out, lse,
+                    packed + size_t(bh) * per_head, ws);
+  }
+}
+
+// One call of the shape's precision, on the team of omp_get_max_threads().
+void forward_call(const AttnShape& s, const float* q, const float* k, const float* v,
+                  const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
+                  const AttnWorkspace& ws, int threads) {
+  if (s.B == 0 || s.NH == 0 || s.Tq == 0 || s.HS == 0) return;
+  float* base = aligned_base(ws.data);
+  if (s.precision == MatmulPrecision::bf16)
+    forward_work<Bf16Tiles>(s, q, k, v, bias, drop, out, lse, base, threads);
+  else
+    forward_work<Fp32Tiles>(s, q, k, v, bias, drop, out, lse, base, threads);
 }
 
 template <class P>
@@ -190,12 +203,24 @@ void attention_forward(const AttnShape& s, const float* q, const float* k, const
                        const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
                        const AttnWorkspace& ws) {
   check_call(s, bias, drop, ws);
-  if (s.B == 0 || s.NH == 0 || s.Tq == 0 || s.HS == 0) return;
-  float* base = aligned_base(ws.data);
-  if (s.precision == MatmulPrecision::bf16)
-    forward_pass<Bf16Tiles>(s, q, k, v, bias, drop, out, lse, base);
-  else
-    forward_pass<Fp32Tiles>(s, q, k, v, bias, drop, out, lse, base);
+  const int threads = omp_get_max_threads();
+#pragma omp parallel
+  forward_call(s, q, k, v, bias, drop, out, lse, ws, threads);
+}
+
+void attention_forward_all(std::span<const AttentionForward> calls, MatmulPrecision p) {
+  auto shape = [p](AttnShape s) {
+    s.precision = p;
+    return s;
+  };
+  for (const AttentionForward& c : calls) check_call(shape(c.s), c.bias, c.drop, c.ws);
+  const int threads = omp_get_max_threads();
+  // Every thread meets the calls' loops in the same order; one moves on to the next call's
+  // tiles as soon as its share of this one's is done.
+#pragma omp parallel
+  for (const AttentionForward& c : calls)
+    forward_call(shape(c.s), c.q.data, c.k.data, c.v.data, c.bias, c.drop, c.out.data, c.lse.data,
+                 c.ws, threads);
 }
 
 void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,

@@ -3,8 +3,10 @@
 // bias computed on the fly, memory O(T). Maths, tensor shapes and types: kernels/attention.h.
 // AttnShape::precision picks fp32 tile products or bf16 operands (AVX512-BF16).
 #include <cstddef>
+#include <span>
 
 #include "kernels/attention.h"
+#include "kernels/layer_ops.h"
 
 namespace alibi::cpu {
 
@@ -18,6 +20,13 @@ size_t attention_workspace_floats(const AttnShape& s, int threads);
 void attention_forward(const AttnShape& s, const float* q, const float* k, const float* v,
                        const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
                        const AttnWorkspace& ws);
+
+// Independent forwards (each its own shape, operands and workspace, all in precision p) in one
+// parallel region instead of one region each: continuous batching's step, where each sequence
+// attends to its own KV cache (Model::forward_batch). Each call's results equal
+// attention_forward's on it alone, bit for bit: a tile's sums do not depend on the thread that
+// computes it.
+void attention_forward_all(std::span<const AttentionForward> calls, MatmulPrecision p);
 
 void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
                         const float* out, const float* lse, const float* dout,

@@ -131,10 +131,13 @@ inline void fire_row_stats(const ScoreBias& b, int i, int d0, int nj, const floa
   }
 }
 
-// band[k] = bias at distance base + kBr - 1 - k. Causal distances < 0 are masked, and a table's
-// distances past table_len are those of a tile's padding rows or columns: both are never read.
-inline void fill_band(const ScoreBias& b, int h, int NH, int base, bool causal, float* band) {
-  for (int k = 0; k < kBand; ++k) {
+// band[k] = bias at distance base + kBr - 1 - k, for the k that a tile of `rows` query rows reads
+// (row ii reads from kBr - 1 - ii on: one decoded row, half the band). Causal distances < 0 are
+// masked, and a table's distances past table_len are those of a tile's padding rows or columns:
+// both are never read.
+inline void fill_band(const ScoreBias& b, int h, int NH, int base, bool causal, int rows,
+                      float* band) {
+  for (int k = kBr - rows; k < kBand; ++k) {
     const int d = base + kBr - 1 - k, a = d < 0 ? -d : d;
     const bool read = (d >= 0 || !causal) && (b.kind != BiasKind::table || a < b.table_len);
     band[k] = read ? bias_at(b, h, NH, d, causal) : 0.0f;
@@ -214,7 +217,7 @@ void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const floa
   for (int j0 = 0; j0 <= last_key; j0 += kBc) {
     const Tile x{i0, rows, j0, std::min(kBc, Tk - j0)};
     const int cols = x.cols;
-    fill_band(bias, h, NH, off + i0 - j0, s.causal, band);
+    fill_band(bias, h, NH, off + i0 - j0, s.causal, rows, band);
     P::scores(t, x);
     if (dropout)
       for (int jj = 0; jj < cols; ++jj) col_mix[jj] = mix64(uint64_t(j0 + jj));
@@ -371,7 +374,7 @@ void backward_head(const AttnShape& s, int bh, const float* q, const float* k, c
     for (int i0 = P::first_query_row(first_row); i0 < Tq; i0 += kBr) {
       const Tile x{i0, std::min(kBr, Tq - i0), j0, cols};
       const int rows = x.rows;
-      fill_band(bias, h, NH, off + i0 - j0, s.causal, band);
+      fill_band(bias, h, NH, off + i0 - j0, s.causal, rows, band);
       P::scores(t, x);  // into probs
 
       for (int ii = 0; ii < rows; ++ii) {  // P = exp(S + bias - lse), 0 where masked

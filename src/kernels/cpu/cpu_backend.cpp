@@ -137,6 +137,9 @@ class CpuBackend final : public Backend {
     cpu::attention_forward(with_precision(a.s), a.q.data, a.k.data, a.v.data, a.bias, a.drop,
                            a.out.data, a.lse.data, a.ws);
   }
+  void compute(std::span<const AttentionForward> ops) override {
+    cpu::attention_forward_all(ops, p_);
+  }
   void compute(const AttentionBackward& a) override {
     cpu::attention_backward(with_precision(a.s), a.q.data, a.k.data, a.v.data, a.out.data,
                             a.lse.data, a.dout.data, a.bias, a.drop, a.dq.data, a.dk.data,

@@ -1,0 +1,128 @@
+// The batched decoding step of `alibi serve` (Model::forward_batch) without HTTP or clients: B
+// sequences, each with its own KV cache of `--context` prompt tokens, decode one token each per
+// step; with --prefill P, each step also takes the first P tokens of another prompt, as the
+// server fills a step's rows left with prompt chunks. Per B: microseconds per step and rows/s,
+// and rows/s against the first B measured in the same run (what batching alone can give the
+// server's throughput; docs/serve.md). Random weights (speed does not depend on them); greedy.
+//
+//   build/bench/bench_step [--config tiny|small] [--batches 1,4,16,64] [--context 128]
+//                          [--prefill 0] [--steps 64] [--rounds 3]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "generate/generate.h"
+#include "model/model.h"
+
+using namespace alibi;
+
+namespace {
+
+struct Options {
+  std::string config = "tiny";
+  std::vector<int> batches = {1, 4, 16, 64};
+  int context = 128, prefill = 0, steps = 64, rounds = 3;
+};
+
+// Seconds per step of B sequences decoding after `context` prompt tokens each (and a prompt's
+// first o.prefill tokens).
+double step_seconds(const ModelConfig& c, int B, const Options& o) {
+  Model m(c, 1, std::max(B + o.prefill, o.context), /*training=*/false, default_backend(),
+          LogitsPlan{.rows = B + 1});
+  m.init_weights(1);
+  std::vector<KVCache> caches;
+  for (int b = 0; b <= B; ++b)  // the last: the prefilled prompt's
+    caches.push_back(m.make_cache(std::max(o.context + o.steps, o.prefill), false));
+  Rng r(42);
+  std::vector<int32_t> prompt(static_cast<size_t>(o.context)), next(static_cast<size_t>(B));
+  std::vector<CachedChunk> chunks(static_cast<size_t>(B));
+  std::vector<int32_t> other(static_cast<size_t>(o.prefill));
+  for (auto& t : other) t = int32_t(r.below(c.vocab));
+  KVCache& fresh = caches.back();
+  for (int b = 0; b < B; ++b) {
+    for (auto& t : prompt) t = int32_t(r.below(c.vocab));
+    const CachedChunk one{prompt.data(), o.context, &caches[size_t(b)]};
+    next[size_t(b)] = argmax(m.forward_batch({&one, 1}), c.vocab);
+  }
+  for (int b = 0; b < B; ++b) chunks[size_t(b)] = {&next[size_t(b)], 1, &caches[size_t(b)]};
+  if (o.prefill > 0) chunks.push_back({other.data(), o.prefill, &fresh});
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int s = 0; s < o.steps; ++s) {
+    fresh.start = fresh.len = 0, fresh.pos = 0;  // the same first chunk of a prompt each step
+    const float* lg = m.forward_batch(chunks);
+    for (int b = 0; b < B; ++b) next[size_t(b)] = argmax(lg + size_t(b) * c.vocab, c.vocab);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / o.steps;
+}
+
+std::vector<int> ints(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  for (std::string x; std::getline(ss, x, ',');) out.push_back(std::atoi(x.c_str()));
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ensure_omp_wait_policy(argv, kServeSpinCount);  // as the server's step runs
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (v && a == "--config")
+      o.config = v;
+    else if (v && a == "--batches")
+      o.batches = ints(v);
+    else if (v && a == "--context")
+      o.context = std::atoi(v);
+    else if (v && a == "--prefill")
+      o.prefill = std::atoi(v);
+    else if (v && a == "--steps")
+      o.steps = std::atoi(v);
+    else if (v && a == "--rounds")
+      o.rounds = std::atoi(v);
+    else {
+      std::fprintf(stderr,
+                   "usage: bench_step [--config tiny|small] [--batches 1,4,16,64] "
+                   "[--context 128] [--prefill 0] [--steps 64] [--rounds 3]\n");
+      return 2;
+    }
+    ++i;
+  }
+  if (o.batches.empty() || o.context < 1 || o.prefill < 0 || o.steps < 1 || o.rounds < 1 ||
+      *std::min_element(o.batches.begin(), o.batches.end()) < 1) {
+    std::fprintf(stderr,
+                 "bench_step: --batches, --context, --steps and --rounds take counts >= 1, "
+                 "--prefill >= 0\n");
+    return 2;
+  }
+  try {
+    const ModelConfig c = bench_config(o.config, "--config");
+    std::printf("config %s, context %d, prefill %d, %d steps, best of %d rounds (alternating)\n",
+                o.config.c_str(), o.context, o.prefill, o.steps, o.rounds);
+    std::vector<double> best(o.batches.size(), 1e30);
+    for (int r = 0; r < o.rounds; ++r)
+      for (size_t i = 0; i < o.batches.size(); ++i)
+        best[i] = std::min(best[i], step_seconds(c, o.batches[i], o));
+    const double base = (o.batches[0] + o.prefill) / best[0];
+    std::printf("%6s %12s %12s %10s\n", "B", "us/step", "rows/s", "vs first");
+    for (size_t i = 0; i < o.batches.size(); ++i) {
+      const double rows = (o.batches[i] + o.prefill) / best[i];
+      std::printf("%6d %12.1f %12.0f %9.2fx\n", o.batches[i], 1e6 * best[i], rows, rows / base);
+    }
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "bench_step: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
