@@ -101,9 +101,12 @@ int main(int argc, char** argv) {
   }
   if (o.batches.empty() || o.context < 1 || o.prefill < 0 || o.steps < 1 || o.rounds < 1 ||
       *std::min_element(o.batches.begin(), o.batches.end()) < 1) {
+    std::string b;
+    for (int x : o.batches) b += (b.empty() ? "" : ",") + std::to_string(x);
     std::fprintf(stderr,
-                 "bench_step: --batches, --context, --steps and --rounds take counts >= 1, "
-                 "--prefill >= 0\n");
+                 "bench_step: --batches '%s' --context %d --steps %d --rounds %d --prefill %d: "
+                 "expected counts >= 1 (--prefill >= 0)\n",
+                 b.c_str(), o.context, o.steps, o.rounds, o.prefill);
     return 2;
   }
   try {

@@ -13,7 +13,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 
 #include "kernels/attention.h"
@@ -81,12 +80,13 @@ class Backend {
     op.check();
     compute(op);
   }
-  // Independent attentions (one batched step's sequences, each on its own KV cache), checked,
+  // n independent attentions (one batched step's sequences, each on its own KV cache), checked,
   // then computed with the results each would give alone: one after another, or together where
-  // the device can (the CPU: one parallel region for all).
-  void run_all(std::span<const AttentionForward> ops) {
-    for (const AttentionForward& op : ops) op.check();
-    compute(ops);
+  // the device can (the CPU: one parallel region for all). (No std::span: the .cu files that
+  // include this header are C++17.)
+  void run_all(const AttentionForward* ops, size_t n) {
+    for (size_t i = 0; i < n; ++i) ops[i].check();
+    compute(ops, n);
   }
 
   // ---- other dense ops -----------------------------------------------------------------------
@@ -184,8 +184,8 @@ class Backend {
   virtual void compute(const LayerNormBackward& op) = 0;
   virtual void compute(const AttentionForward& op) = 0;
   virtual void compute(const AttentionBackward& op) = 0;
-  virtual void compute(std::span<const AttentionForward> ops) {
-    for (const AttentionForward& op : ops) compute(op);
+  virtual void compute(const AttentionForward* ops, size_t n) {
+    for (size_t i = 0; i < n; ++i) compute(ops[i]);
   }
 };
 

@@ -102,11 +102,11 @@ void Model::attend_segments(int l, std::span<const Segment> segs) {
   for (const Segment& g : segs) {
     seg_attn_.push_back(segment_attention(l, g));
     if (pos_->bias_per_call()) {
-      be.run_all(seg_attn_);
+      be.run_all(seg_attn_.data(), seg_attn_.size());
       seg_attn_.clear();
     }
   }
-  be.run_all(seg_attn_);
+  be.run_all(seg_attn_.data(), seg_attn_.size());
   for (const Segment& g : segs) {
     const int64_t off = g.row0 * cfg.d_model;
     be.merge_heads(s.atty + off, s.att + off, 1, g.n, NH, HS);

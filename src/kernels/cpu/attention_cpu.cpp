@@ -23,7 +23,6 @@
 #include "kernels/cpu/attention_bf16.h"
 #include "kernels/cpu/attention_fp32.h"
 #include "kernels/cpu/attention_tiles.h"
-#include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
 
 namespace alibi::cpu {
 namespace {
@@ -144,7 +143,7 @@ void forward_work(const AttnShape& s, const float* q, const float* k, const floa
   }
 }
 
-// One call of the shape's precision, on the team of omp_get_max_threads().
+// One call, in its shape's precision, by the team that runs it (of `threads`).
 void forward_call(const AttnShape& s, const float* q, const float* k, const float* v,
                   const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
                   const AttnWorkspace& ws, int threads) {

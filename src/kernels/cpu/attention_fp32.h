@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "kernels/cpu/attention_tiles.h"
-#include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
+#include "kernels/cpu/simd.h"  // sum4
 
 namespace alibi::cpu::attention_detail {
 

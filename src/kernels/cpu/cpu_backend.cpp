@@ -137,8 +137,8 @@ class CpuBackend final : public Backend {
     cpu::attention_forward(with_precision(a.s), a.q.data, a.k.data, a.v.data, a.bias, a.drop,
                            a.out.data, a.lse.data, a.ws);
   }
-  void compute(std::span<const AttentionForward> ops) override {
-    cpu::attention_forward_all(ops, p_);
+  void compute(const AttentionForward* ops, size_t n) override {
+    cpu::attention_forward_all({ops, n}, p_);
   }
   void compute(const AttentionBackward& a) override {
     cpu::attention_backward(with_precision(a.s), a.q.data, a.k.data, a.v.data, a.out.data,

@@ -209,6 +209,7 @@ class CudaBackend final : public Backend {
   }
   // ---- kernels/layer_ops.h: Backend::run checks the shapes, then these compute --------------
  protected:
+  using Backend::compute;  // the batch of attentions: one after another, as Backend does
   void compute(const LinearForward& a) override {
     const int64_t N = a.inp[0], IC = a.inp[1], OC = a.W[0];
     const WeightView W = a.W.data;
