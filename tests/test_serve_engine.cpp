@@ -22,22 +22,35 @@ using test::randomise;
 
 class BatchMethods : public ::testing::TestWithParam<PosKind> {};
 
+// A model for a step's batch, keeping the logits of 3 rows as a server's keeps one per slot
+// (LogitsPlan::rows), and one that runs each sequence alone, with the same weights; 3 caches of
+// `capacity` tokens for each.
+struct BatchAndAlone {
+  Model batch, alone;
+  std::vector<KVCache> bc, ac;
+  BatchAndAlone(const ModelConfig& c, uint64_t seed, int capacity)
+      : batch(c, 1, 16, false, default_backend(), {.rows = 3}), alone(c, 1, 16, false) {
+    randomise(batch, seed);
+    alone.params.copy_from(batch.params);
+    for (int s = 0; s < 3; ++s) {
+      bc.push_back(batch.make_cache(capacity, false));
+      ac.push_back(alone.make_cache(capacity, false));
+    }
+  }
+};
+
 // Three sequences join and leave a running batch: prefill chunks of different sizes next to
 // single decode rows, each against its own cache at its own positions (up to 90, past the
 // learned table's nothing; a learned model stays inside its 128). Every chunk's last-row logits
-// equal forward_cached's for that sequence alone, run on its own model and cache. The batch's
-// model keeps the logits of 3 rows, as a server's keeps one per slot (LogitsPlan::rows).
+// equal forward_cached's for that sequence alone, run on its own model and cache.
 TEST_P(BatchMethods, EachSequenceGetsTheLogitsItWouldGetAlone) {
   const ModelConfig c = test::small_model(GetParam(), 2);
   const int V = c.vocab;
-  Model batch(c, 1, 16, false, default_backend(), {.rows = 3}), alone(c, 1, 16, false);
-  randomise(batch, 5);
-  alone.params.copy_from(batch.params);
-  std::vector<KVCache> bc, ac;
-  for (int s = 0; s < 3; ++s) {
-    bc.push_back(batch.make_cache(100, false));
-    ac.push_back(alone.make_cache(100, false));
-  }
+  BatchAndAlone m(c, 5, 100);
+  Model& batch = m.batch;
+  Model& alone = m.alone;
+  std::vector<KVCache>& bc = m.bc;
+  std::vector<KVCache>& ac = m.ac;
   const std::vector<int32_t> toks = random_tokens(300, V, 8);
   // Steps of (sequence, tokens fed) pairs; sequence 2 starts late, sequence 0 leaves early.
   const std::vector<std::vector<std::pair<int, int>>> steps = {{{0, 7}, {1, 3}},
@@ -92,6 +105,39 @@ TEST(Batch, FewerLogitRowsRefuseWhatNeedsMore) {
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, BatchMethods, ::testing::ValuesIn(all_positions()),
                          test::pos_param_name);
+
+// --alibi-interpolate: each sequence's slopes are times L/L' of its own context (what its
+// request spans), so one step holds three different sets. Each sequence's logits equal its own
+// forward_cached's, as the step runs its attention before the next sequence's slopes are made
+// (PositionMethod::bias_per_call); with one set for the whole step two of them would differ.
+TEST(Batch, InterpolatedAlibiSequencesKeepTheirOwnSlopes) {
+  ModelConfig c = test::small_model(PosKind::alibi, 2);
+  c.alibi_interpolate = true;
+  c.train_len = 8;
+  const int V = c.vocab;
+  BatchAndAlone m(c, 6, 60);
+  Model& batch = m.batch;
+  Model& alone = m.alone;
+  std::vector<KVCache>& bc = m.bc;
+  std::vector<KVCache>& ac = m.ac;
+  for (int s = 0; s < 3; ++s) bc[size_t(s)].context = ac[size_t(s)].context = 20 * (s + 1);
+  const std::vector<int32_t> toks = random_tokens(60, V, 9);
+  for (int step = 0; step < 12; ++step) {
+    std::vector<CachedChunk> chunks;
+    for (int s = 0; s < 3; ++s) {
+      const int n = step == 0 ? 3 + 2 * s : 1;  // prompts of 3, 5 and 7 tokens, then decoding
+      chunks.push_back({&toks[size_t(bc[size_t(s)].pos)], n, &bc[size_t(s)]});
+    }
+    const float* lg = batch.forward_batch(chunks);
+    const std::vector<float> got(lg, lg + chunks.size() * size_t(V));
+    for (int s = 0; s < 3; ++s) {
+      const CachedChunk& ch = chunks[size_t(s)];
+      const float* ref = alone.forward_cached(ch.tokens, ch.n, ac[size_t(s)]);
+      expect_logits_near(got.data() + size_t(s) * V, ref + size_t(ch.n - 1) * V, V,
+                         "sequence " + std::to_string(s) + " at step " + std::to_string(step));
+    }
+  }
+}
 
 // Sliding windows in a batch: two sequences of one window each, decoded past 3W together.
 TEST(Batch, SlidingWindowsMatchTheirOwnDecoding) {
