@@ -12,8 +12,8 @@
 // `alibi serve` spins 300,000 times (libgomp's own default) instead: its engine thread runs steps
 // back to back, and between their parallel regions does serial work (sampling, each sequence's
 // cache appends) longer than 1,000 spins, so every region paid a wake-up. With 300,000 spins the
-// server gave 1.2x the tokens/s at 1 and at 16 clients (3 alternating rounds, docs/serve.md);
-// idle, its threads still go to sleep after the spin.
+// server gave 1.09-1.13x the tokens/s at 1 client and 1.18-1.27x at 16 (3 alternating rounds,
+// docs/serve.md); idle, its threads still go to sleep after the spin.
 namespace alibi {
 
 inline constexpr const char* kSpinCount = "1000";
