@@ -26,6 +26,11 @@ class BatchMethods : public ::testing::TestWithParam<PosKind> {};
 // (LogitsPlan::rows), and one that runs each sequence alone, with the same weights; 3 caches of
 // `capacity` tokens for each.
 struct BatchAndAlone {
+  struct Feed {
+    int seq;
+    const int32_t* tokens;
+    int n;
+  };
   Model batch, alone;
   std::vector<KVCache> bc, ac;
   BatchAndAlone(const ModelConfig& c, uint64_t seed, int capacity)
@@ -35,6 +40,23 @@ struct BatchAndAlone {
     for (int s = 0; s < 3; ++s) {
       bc.push_back(batch.make_cache(capacity, false));
       ac.push_back(alone.make_cache(capacity, false));
+    }
+  }
+  // One step of the batch over `feed`: each chunk's last-row logits equal forward_cached's for
+  // its sequence alone, and both caches end at the same position.
+  void step(const std::vector<Feed>& feed) {
+    const int V = batch.cfg.vocab;
+    std::vector<CachedChunk> chunks;
+    for (const Feed& f : feed) chunks.push_back({f.tokens, f.n, &bc[size_t(f.seq)]});
+    const float* lg = batch.forward_batch(chunks);
+    const std::vector<float> got(lg, lg + chunks.size() * size_t(V));
+    for (size_t i = 0; i < feed.size(); ++i) {
+      const size_t s = size_t(feed[i].seq);
+      const float* ref = alone.forward_cached(feed[i].tokens, feed[i].n, ac[s]);
+      expect_logits_near(
+          got.data() + i * size_t(V), ref + size_t(feed[i].n - 1) * V, V,
+          "sequence " + std::to_string(s) + " at position " + std::to_string(ac[s].pos - 1));
+      ASSERT_EQ(bc[s].pos, ac[s].pos);
     }
   }
 };
@@ -47,11 +69,7 @@ TEST_P(BatchMethods, EachSequenceGetsTheLogitsItWouldGetAlone) {
   const ModelConfig c = test::small_model(GetParam(), 2);
   const int V = c.vocab;
   BatchAndAlone m(c, 5, 100);
-  Model& batch = m.batch;
-  Model& alone = m.alone;
-  std::vector<KVCache>& bc = m.bc;
-  std::vector<KVCache>& ac = m.ac;
-  const std::vector<int32_t> toks = random_tokens(300, V, 8);
+  const std::vector<int32_t> toks = random_tokens(300, c.vocab, 8);
   // Steps of (sequence, tokens fed) pairs; sequence 2 starts late, sequence 0 leaves early.
   const std::vector<std::vector<std::pair<int, int>>> steps = {{{0, 7}, {1, 3}},
                                                                {{0, 1}, {1, 5}},
@@ -61,24 +79,15 @@ TEST_P(BatchMethods, EachSequenceGetsTheLogitsItWouldGetAlone) {
   std::vector<size_t> at(3, 0);  // tokens fed per sequence
   for (int round = 0; round < 12; ++round)
     for (const auto& step : steps) {
-      std::vector<CachedChunk> chunks;
+      if (m.bc[0].len + 8 > 95 || m.bc[1].len + 8 > 95 || m.bc[2].len + 10 > 95) break;
+      std::vector<BatchAndAlone::Feed> feed;
       for (const auto& [s, n] : step) {
-        chunks.push_back({&toks[size_t(s) * 100 + at[size_t(s)] % 90], n, &bc[size_t(s)]});
+        feed.push_back({s, &toks[size_t(s) * 100 + at[size_t(s)] % 90], n});
         at[size_t(s)] += size_t(n);
       }
-      if (bc[0].len + 8 > 95 || bc[1].len + 8 > 95 || bc[2].len + 10 > 95) break;
-      const float* lg = batch.forward_batch(chunks);
-      std::vector<float> got(lg, lg + chunks.size() * size_t(V));
-      for (size_t i = 0; i < chunks.size(); ++i) {
-        const int s = step[i].first;
-        const float* ref = alone.forward_cached(chunks[i].tokens, chunks[i].n, ac[size_t(s)]);
-        expect_logits_near(got.data() + i * size_t(V), ref + size_t(chunks[i].n - 1) * V, V,
-                           "sequence " + std::to_string(s) + " at position " +
-                               std::to_string(ac[size_t(s)].pos - 1));
-        ASSERT_EQ(bc[size_t(s)].pos, ac[size_t(s)].pos);
-      }
+      m.step(feed);
     }
-  EXPECT_GT(bc[1].pos, 40);
+  EXPECT_GT(m.bc[1].pos, 40);
 }
 
 // A model that keeps the logits of k rows refuses, before any cache changes, what would need
@@ -114,28 +123,16 @@ TEST(Batch, InterpolatedAlibiSequencesKeepTheirOwnSlopes) {
   ModelConfig c = test::small_model(PosKind::alibi, 2);
   c.alibi_interpolate = true;
   c.train_len = 8;
-  const int V = c.vocab;
   BatchAndAlone m(c, 6, 60);
-  Model& batch = m.batch;
-  Model& alone = m.alone;
-  std::vector<KVCache>& bc = m.bc;
-  std::vector<KVCache>& ac = m.ac;
-  for (int s = 0; s < 3; ++s) bc[size_t(s)].context = ac[size_t(s)].context = 20 * (s + 1);
-  const std::vector<int32_t> toks = random_tokens(60, V, 9);
+  for (int s = 0; s < 3; ++s) m.bc[size_t(s)].context = m.ac[size_t(s)].context = 20 * (s + 1);
+  const std::vector<int32_t> toks = random_tokens(60, c.vocab, 9);
   for (int step = 0; step < 12; ++step) {
-    std::vector<CachedChunk> chunks;
+    std::vector<BatchAndAlone::Feed> feed;
     for (int s = 0; s < 3; ++s) {
       const int n = step == 0 ? 3 + 2 * s : 1;  // prompts of 3, 5 and 7 tokens, then decoding
-      chunks.push_back({&toks[size_t(bc[size_t(s)].pos)], n, &bc[size_t(s)]});
+      feed.push_back({s, &toks[size_t(m.bc[size_t(s)].pos)], n});
     }
-    const float* lg = batch.forward_batch(chunks);
-    const std::vector<float> got(lg, lg + chunks.size() * size_t(V));
-    for (int s = 0; s < 3; ++s) {
-      const CachedChunk& ch = chunks[size_t(s)];
-      const float* ref = alone.forward_cached(ch.tokens, ch.n, ac[size_t(s)]);
-      expect_logits_near(got.data() + size_t(s) * V, ref + size_t(ch.n - 1) * V, V,
-                         "sequence " + std::to_string(s) + " at step " + std::to_string(step));
-    }
+    m.step(feed);
   }
 }
 
