@@ -3,6 +3,9 @@
 // model is a random byte-level one stored as if trained at seq-len 16, so every request here runs
 // far past its training length.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -299,6 +302,39 @@ TEST_F(ServeCli, FullQueueAnswers429AndADisconnectFreesTheRows) {
   const auto m = c.Get("/metrics");
   ASSERT_TRUE(m);
   EXPECT_NE(m->body.find("alibi_sequences_total{finish=\"cancelled\"} 1"), std::string::npos);
+  EXPECT_EQ(s.stop().code, 0);
+}
+
+// 48 clients connecting at once while the server cannot accept (stopped, as when its cores are
+// busy): the kernel completes every handshake and queues the connections. With httplib's backlog
+// of 5, all but 6 lost their SYNs and would have waited a second for TCP to send them again.
+// Resumed, the server still answers.
+TEST_F(ServeCli, ABurstOfConnectionsIsQueuedNotDropped) {
+  ServeProcess s = serve();
+  ASSERT_EQ(::kill(s.cli.pid, SIGSTOP), 0);
+  std::vector<int> fds;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(s.port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < 48; ++i) {
+    fds.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    ::connect(fds.back(), reinterpret_cast<sockaddr*>(&a), sizeof a);  // EINPROGRESS
+  }
+  ::usleep(300000);  // a handshake on loopback takes microseconds; a dropped SYN waits 1 s
+  int connected = 0;
+  for (int fd : fds) {
+    pollfd p{fd, POLLOUT, 0};
+    int err = -1;
+    socklen_t len = sizeof err;
+    if (::poll(&p, 1, 0) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+        err == 0)
+      ++connected;
+  }
+  ::kill(s.cli.pid, SIGCONT);
+  for (int fd : fds) ::close(fd);
+  EXPECT_EQ(connected, 48);
+  EXPECT_EQ(post(s, {{"prompt", "x"}, {"max_tokens", 2}})["usage"]["completion_tokens"], 2);
   EXPECT_EQ(s.stop().code, 0);
 }
 

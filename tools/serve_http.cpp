@@ -30,6 +30,11 @@ constexpr auto kPoll = std::chrono::milliseconds(50);  // how often a waiting ha
 // Server::stop() also tells every streaming response to end, which a graceful stop must not do.
 class Listener : public httplib::Server {
  public:
+  // Debian's library listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled in): while
+  // the accept thread waits for a core, a burst of clients past that loses SYNs, which TCP sends
+  // again only after a second. Listening again on the bound socket sets the backlog (Linux), here
+  // to the kernel's cap.
+  void widen_backlog() { ::listen(svr_sock_.load(), SOMAXCONN); }
   void stop_accepting() {
     const socket_t s = svr_sock_.load();
     if (s != INVALID_SOCKET) ::shutdown(s, SHUT_RDWR);  // accept() fails; the loop closes it
@@ -279,6 +284,7 @@ int HttpServer::bind() {
   if (port <= 0)
     usage_error("--host ", o.host, " --port ", o.port, ": cannot listen there (",
                 errno ? std::strerror(errno) : "not an address of this machine", ")");
+  impl_->svr.widen_backlog();
   return port;
 }
 
