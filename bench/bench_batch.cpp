@@ -1,10 +1,10 @@
 // Products of a batch of N rows with stored weights (the steps of continuous batching, prompt
-// chunks) against the fp32 sgemm of the same rows with the same matrix widened to fp32, which
-// reads twice (f16) to four times (Q4_0) the bytes. Per N and type: rows/s of each, alternating
-// over rounds (best of each), and their ratio.
+// chunks), f32 among them, against the fp32 sgemm of the same rows with the same matrix widened to
+// fp32, which reads twice (f16) to four times (Q4_0) the bytes. Per N and type: rows/s of each,
+// alternating over rounds (best of each), and their ratio.
 //
 //   build/bench/bench_batch [--rows 4096] [--cols 1024] [--n 1,4,8,16,64,256,512] [--rounds 3]
-//                           [--types f16,q8_0,q8_0-int8,q4_0-int8,q4_k-int8,q6_k-int8]
+//                           [--types f32,f16,q8_0,q8_0-int8,q4_0-int8,q4_k-int8,q6_k-int8]
 //                           (OMP_NUM_THREADS; --cols a multiple of 256 for the K types)
 #include <omp.h>
 
@@ -58,14 +58,22 @@ int main(int argc, char** argv) {
 
   const auto fp32_be = make_backend("cpu", MatmulPrecision::fp32),
              int8_be = make_backend("cpu", MatmulPrecision::int8);
-  auto rate = [&](WeightView w, int64_t N, MatmulPrecision p) {
+  // sgemm: the baseline, oneDNN's sgemm on wf, whatever kernel linear layers pick for fp32.
+  auto rate = [&](WeightView w, int64_t N, MatmulPrecision p, bool sgemm = false) {
     Backend* be = p == MatmulPrecision::int8 ? int8_be.get() : fp32_be.get();
     const LinearForward op{mat(out.data(), N, rows), mat(x.data(), N, cols), mat(w, rows, cols),
                            {}};
-    be->run(op);  // warm: scratch grown, pages touched
+    auto once = [&] {
+      if (sgemm)
+        be->gemm(false, true, N, rows, cols, 1.0f, x.data(), cols, wf.data(), cols, 0.0f,
+                 out.data(), rows);
+      else
+        be->run(op);
+    };
+    once();  // warm: scratch grown, pages touched
     const int reps = std::max<int64_t>(2, 256 / N);
     const auto t0 = std::chrono::steady_clock::now();
-    for (int k = 0; k < reps; ++k) be->run(op);
+    for (int k = 0; k < reps; ++k) once();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return double(N) * reps / s;
   };
@@ -75,6 +83,7 @@ int main(int argc, char** argv) {
     MatmulPrecision p;
   };
   const Kind kinds[] = {
+      {"f32", WeightView(wf.data()), MatmulPrecision::fp32},
       {"f16", WeightView(wh.data(), WeightType::f16), MatmulPrecision::fp32},
       {"q8_0", WeightView(q8.data(), WeightType::q8_0), MatmulPrecision::fp32},
       {"q8_0-int8", WeightView(q8.data(), WeightType::q8_0), MatmulPrecision::int8},
@@ -94,7 +103,7 @@ int main(int argc, char** argv) {
       double stored = 0, fp32 = 0;
       for (int r = 0; r < rounds; ++r) {
         stored = std::max(stored, rate(k.w, N, k.p));
-        fp32 = std::max(fp32, rate(wf.data(), N, MatmulPrecision::fp32));
+        fp32 = std::max(fp32, rate(wf.data(), N, MatmulPrecision::fp32, true));
       }
       std::printf("%6lld %-10s %12.0f %12.0f %7.2f\n", (long long)N, k.name, stored, fp32,
                   stored / fp32);

@@ -39,13 +39,15 @@ void expect_first_at(const std::string& name, float bad, bool all,
 }
 
 // A non-finite parameter is named itself; finite but huge weights are found at the op whose
-// output overflows.
+// output overflows (to inf, or to NaN where partial sums overflowed to +inf and -inf: which one
+// depends on the product's summation order).
 TEST(CheckFinite, NamesTheParameterOrTheFirstOpThatOverflows) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
   expect_first_at("h.1.mlp.fc.w", nan, false, {"parameter h.1.mlp.fc.w", "non-finite"});
   expect_first_at("wte", inf, false, {"parameter wte"});
-  expect_first_at("h.1.mlp.fc.w", 3e38f, true, {"the MLP's fc linear of layer 1", "inf"});
+  expect_first_at("h.1.mlp.fc.w", 3e38f, true,
+                  {"the MLP's fc linear of layer 1", "its inputs were finite"});
   expect_first_at("h.2.ln2.w", 3e38f, true, {"ln2 of layer 2"});
   expect_first_at("h.0.attn.qkv.w", 3e38f, true, {"the qkv linear of layer 0"});
   expect_first_at("h.0.attn.qkv.w", 1e30f, true, {"attention of layer 0"});  // q.k overflows

@@ -262,14 +262,33 @@ TEST(TrainableSlopes, OnlyWithAlibi) {
 
 // Every method in a bidirectional model (an encoder: attention both ways, t5 with half its
 // buckets per direction), its full backward against finite differences.
+// fire's threshold length as train fills it (--seq-len): an encoder with 0 is refused (below).
 TEST_P(ModelFd, BidirectionalMatchesFiniteDifferences) {
   ModelConfig c = tiny(GetParam());
   c.causal = false;
+  if (c.pos == PosKind::fire) c.fire_length = 9;
   expect_model_fd(c);
   if (GetParam() == PosKind::alibi) {
     c.slopes = Slopes::trainable;
     expect_model_fd(c);
   }
+}
+
+// fire in an encoder with fire_length 0 would divide query 0's distances to later keys by
+// psi(0) + 1e-6: biases near 1e6, under which the gradient of c is rounding noise (it spanned
+// -0.005 to +0.004 for weights moved by 1e-6 of themselves; the finite difference: -0.0023).
+// Refused by name; a decoder with 0 (row 0 sees distance 0 alone) and an encoder with 1 are
+// accepted.
+TEST(FireEncoder, ZeroThresholdLengthIsRefused) {
+  ModelConfig c = tiny(PosKind::fire);
+  c.causal = false;
+  test::expect_usage_error([&] { c.validate(); },
+                           {"--pos fire", "--causal false", "--fire-length", "0"});
+  c.fire_length = 1;
+  EXPECT_NO_THROW(c.validate());
+  c.fire_length = 0;
+  c.causal = true;
+  EXPECT_NO_THROW(c.validate());
 }
 
 // causal false: the loss at the first position changes with the last token (it is seen), and

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "cli.h"
@@ -155,6 +156,49 @@ TEST(HalfWeights, LinearEqualsFp32OnTheWidenedMatrix) {
                 << " row " << n << " out " << o;
           }
       }
+}
+
+// fp32 weights at 4-24 rows (a batched decoding step, a short prompt): panel_product on W where it
+// lies, not sgemm, which packs W for those few rows (kernels/cpu/ops_cpu.cpp). The linear's output
+// is panel_product's, bit for bit, on 1 and 2 threads; within 1e-6 of sum |w x| of a double
+// product at every row count, sgemm's 3 and 25 rows too. IC 12 and 20 are the tiny models'
+// widths (tails of 12 and 4 lanes), OC 300 at IC 256 takes several panels.
+TEST(Fp32Weights, FourToTwentyFourRowsMultiplyOnThePanelsInPlace) {
+  struct Shape {
+    int64_t IC, OC;
+  };
+  for (const Shape& s : {Shape{12, 19}, Shape{20, 7}, Shape{37, 33}, Shape{256, 300}})
+    for (int64_t N : {3, 4, 16, 24, 25}) {
+      SCOPED_TRACE("N=" + std::to_string(N) + " IC=" + std::to_string(s.IC) +
+                   " OC=" + std::to_string(s.OC));
+      const std::vector<float> W = normals(size_t(s.OC * s.IC), 4),
+                               x = normals(size_t(N * s.IC), 5);
+      std::vector<float> got(size_t(N * s.OC)), one(got.size()), panels(got.size());
+      const LinearForward op{
+          mat(got.data(), N, s.OC), mat(x.data(), N, s.IC), mat(W.data(), s.OC, s.IC), {}};
+      cpu::linear_forward(MatmulPrecision::fp32, op);
+      if (N >= 4 && N <= 24) {
+        cpu::panel_product(panels.data(), x.data(), WeightView(W.data()), N, s.IC, s.OC);
+        ASSERT_EQ(std::memcmp(panels.data(), got.data(), got.size() * 4), 0);
+        LinearForward op1 = op;
+        op1.out = mat(one.data(), N, s.OC);
+        const int threads = omp_get_max_threads();
+        omp_set_num_threads(1);
+        cpu::linear_forward(MatmulPrecision::fp32, op1);
+        omp_set_num_threads(threads);
+        ASSERT_EQ(std::memcmp(one.data(), got.data(), got.size() * 4), 0);
+      }
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t o = 0; o < s.OC; ++o) {
+          double want = 0.0, mag = 0.0;
+          for (int64_t i = 0; i < s.IC; ++i) {
+            const double t = double(W[size_t(o * s.IC + i)]) * x[size_t(n * s.IC + i)];
+            want += t;
+            mag += std::fabs(t);
+          }
+          ASSERT_NEAR(got[size_t(n * s.OC + o)], want, 1e-6 * mag) << "row " << n << " out " << o;
+        }
+    }
 }
 
 // In bf16 precision a bf16 matrix is multiplied as stored (cpu::linear_bf16): the same oneDNN

@@ -102,11 +102,20 @@ class Fire final : public PositionMethod {
                        .flag_help("--fire-length",
                                   "fire: L of the threshold |L_mult L| below which positions are "
                                   "not normalised (0: --seq-len; a model built with 0 "
-                                  "normalises by psi(i) alone)")
+                                  "normalises by psi(i) alone: decoders only)")
                        .as_role(Role::shape)
                        .legacy_default()
                        .only_if(is_fire)
                        .at_least(0));
+  }
+  // An encoder's query 0 sees keys after it: with thr = 0 its normaliser is psi(0) + eps = 1e-6,
+  // so x reaches ~1e6 and its biases swamp fp32 scores (a one-hot row whose dS, rounding alone,
+  // meets dx/d|c| ~ 1e6 in the gradient of c). A decoder's row 0 sees distance 0 alone.
+  void validate(const ModelConfig& c) const override {
+    if (!c.causal && c.fire_length == 0)
+      usage_error(
+          "--pos fire with --causal false needs --fire-length of at least 1, not 0: "
+          "with 0, query 0 divides its distances to later keys by psi(0) + 1e-6");
   }
   bool bias_sees_position() const override { return true; }
   bool bias_per_call() const override { return true; }

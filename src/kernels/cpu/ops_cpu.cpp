@@ -23,6 +23,10 @@ constexpr int64_t kColBlock = 64;
 // `if (parallel : ...)`: without the modifier it applies to the simd too (OpenMP 5.0), and GCC
 // then runs the loop scalar below the threshold.
 constexpr int64_t kParallelMin = 1 << 15;
+// Rows of inputs for which fp32 weights go through panel_product instead of sgemm: at 4-24 rows
+// sgemm packs W for few rows, and the panels ran at 1.1-2x its rate; at 2-3 rows and from 32 on,
+// sgemm was faster (768 x 256, 1,024 x 256 and 4,096 x 1,024; docs/serve.md, bench/bench_batch).
+constexpr int64_t kPanelRowsFp32Min = 4, kPanelRowsFp32Max = 24;
 
 // dst (C) += sum over rows of src (N,C).
 void colsum_add(float* dst, const float* src, int64_t N, int64_t C) {
@@ -69,7 +73,9 @@ void add_bias(float* out, const float* b, int64_t N, int64_t OC) {
 
 void linear_forward(MatmulPrecision p, const LinearForward& a) {
   const int64_t N = a.inp[0], IC = a.inp[1], OC = a.W[0];
-  if (a.W.data.type != WeightType::fp32) {
+  const bool panels =
+      p == MatmulPrecision::fp32 && N >= kPanelRowsFp32Min && N <= kPanelRowsFp32Max;
+  if (a.W.data.type != WeightType::fp32 || panels) {
     linear_forward_stored(p, a.out.data, a.inp.data, a.W.data, a.b.data, N, IC, OC);
     return;
   }

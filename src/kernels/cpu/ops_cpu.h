@@ -55,12 +55,12 @@ void crossentropy_backward(float* logits, const float* lse, const int32_t* targe
 void token_losses(float* loss, const float* logits, const float* lse, const int32_t* targets,
                   int64_t N, int64_t V);
 
-// ---- weights_cpu.cpp: products and lookups on stored weights, widened to fp32 exactly
-// ------------ out (N,OC) = inp W^T + b for a bf16/f16 or block-quantized W. In bf16 precision a
-// bf16 W goes to linear_bf16 as it is; in int8 precision a block W goes to quant_int8_product.
-// Otherwise a few rows (decoding) stream W once through fp32 dot products (quant_stream_product for
-// the block formats), more rows go to panel_product, and in bf16 precision blocks of W's rows are
-// widened into scratch for gemm.
+// ---- weights_cpu.cpp: products and lookups on stored weights, widened to fp32 exactly -----------
+// out (N,OC) = inp W^T + b for a bf16/f16 or block-quantized W, or an fp32 W at the rows that
+// linear_forward gives to panel_product. In bf16 precision a bf16 W goes to linear_bf16 as it is;
+// in int8 precision a block W goes to quant_int8_product. Otherwise a few rows (decoding) stream
+// W once through fp32 dot products (quant_stream_product for the block formats), more rows go to
+// panel_product, and in bf16 precision blocks of W's rows are widened into scratch for gemm.
 void linear_forward_stored(MatmulPrecision p, float* out, const float* inp, WeightView W,
                            const float* b, int64_t N, int64_t IC, int64_t OC);
 void embedding_forward_stored(float* x, const int32_t* tokens, WeightView wte, int64_t N,
@@ -73,7 +73,8 @@ void to_fp32(float* dst, WeightView w, int64_t n);
 // ---- panel_cpu.cpp: batches of rows on stored weights -------------------------------------------
 // out (N,OC) = inp (N,IC) W^T for a bf16/f16 or block-quantized W: panels of W's rows widened
 // (to_fp32) into per-thread scratch that stays in cache, each multiplied by every input row in
-// fp32; W read once. Each output one thread's sum in a fixed order, whatever the thread count.
+// fp32; W read once. An fp32 W's panels are read in place. Each output one thread's sum in a fixed
+// order, whatever the thread count.
 void panel_product(float* out, const float* inp, WeightView W, int64_t N, int64_t IC, int64_t OC);
 
 // ---- quant_cpu.cpp: the block formats (kernels/quant.h's values, in registers) ------------------

@@ -1,11 +1,11 @@
 // Products of a batch of rows with stored weights (bf16/f16 or a block format) that read the
 // weights once per product: continuous batching's steps and prompt chunks (kernels/cpu/ops_cpu.h,
 // panel_product). Each thread widens a panel of W's rows into fp32 scratch small enough to stay
-// in its core's cache, then multiplies every input row by it in register tiles of 4 rows of W by
-// 6 rows of inputs. Widening is exact (to_fp32), so a product equals the fp32 product on the
-// widened matrix up to summation order; each output is one thread's sum in a fixed order (16
-// lanes along IC, then their sum), and panels are fixed by the shape alone, so the result does
-// not depend on the thread count.
+// in its core's cache (fp32 weights, at the few rows where sgemm is slow, are used in place),
+// then multiplies every input row by it in register tiles of 4 rows of W by 6 rows of inputs.
+// Widening is exact (to_fp32), so a product equals the fp32 product on the widened matrix up to
+// summation order; each output is one thread's sum in a fixed order (16 lanes along IC, then their
+// sum), and panels are fixed by the shape alone, so the result does not depend on the thread count.
 #include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
 
 #include <omp.h>
@@ -103,16 +103,17 @@ void panel_product(float* out, const float* inp, WeightView W, int64_t N, int64_
       std::max<int64_t>(kTile, kPanelFloats / std::max<int64_t>(IC, 1) / kTile * kTile);
   const int64_t panels = (OC + P - 1) / P;
   const size_t row_bytes = weight_row_bytes(W.type, IC);
+  const bool fp32 = W.type == WeightType::fp32;
 #pragma omp parallel
   {
-    // Grow-only per thread: no allocation once warm.
+    // Grow-only per thread: no allocation once warm. fp32 weights are used where they lie.
     thread_local std::vector<float> scratch;
-    if (scratch.size() < size_t(P * IC)) scratch.resize(size_t(P * IC));
-    float* panel = scratch.data();
+    if (!fp32 && scratch.size() < size_t(P * IC)) scratch.resize(size_t(P * IC));
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t o0 = p * P, rows = std::min(P, OC - o0);
-      to_fp32(panel, W.rows_from(o0, IC), rows * IC);
+      const float* panel = fp32 ? W.f32() + o0 * IC : scratch.data();
+      if (!fp32) to_fp32(scratch.data(), W.rows_from(o0, IC), rows * IC);
       // The next panel's bytes are asked for into L2 while this one is multiplied, two cache
       // lines per step of the tiles, so that its widening does not wait for memory.
       const int64_t n0 = o0 + rows;

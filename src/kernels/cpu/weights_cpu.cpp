@@ -141,6 +141,8 @@ void stream_product(float* out, const float* inp, WeightView W, int64_t IC, int6
 // out (N,OC) = inp W^T: which kernel multiplies, by precision, type and rows.
 void product(MatmulPrecision p, float* out, const float* inp, WeightView W, int64_t N, int64_t IC,
              int64_t OC) {
+  // fp32 weights come here only for the rows linear_forward gives the panels (ops_cpu.cpp).
+  if (W.type == WeightType::fp32) return panel_product(out, inp, W, N, IC, OC);
   if (p == MatmulPrecision::int8 && is_quantized(W.type) &&
       quant_int8_product(out, inp, W, N, IC, OC))
     return;
