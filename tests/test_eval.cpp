@@ -4,12 +4,11 @@
 // the training length, prepare --tokenizer-from, --text, and the bad input that must exit 2 with
 // one line.
 #include <gtest/gtest.h>
-
-#include <csignal>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +25,7 @@
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "positions.h"
+#include "usage_error.h"
 
 namespace alibi {
 namespace {
@@ -315,6 +315,26 @@ TEST_F(EvalTest, SecondHalfIsLlamaPerplexitysProtocol) {
       }
     }
   }
+}
+
+// A chunk BOS (a vocabulary that adds one, as llama-perplexity runs it): each chunk's first
+// input is the BOS, its targets the stream's. Only second-half takes one.
+TEST_F(EvalTest, SecondHalfChunkBosReplacesEachChunksFirstInput) {
+  const Loaded l = load(PosKind::alibi);
+  std::vector<int32_t> with = l.tokens;
+  for (size_t s = 0; s + kLen <= with.size(); s += kLen) with[s] = 7;
+  const double ref = reference_second_half(l.cfg, l.params, with, kLen);
+  const ParamLayout layout = make_param_layout(l.cfg);
+  ParamSet ps(layout);
+  ps.from_host(l.params);
+  EvalOptions o{.length = kLen, .mode = EvalMode::second_half, .chunk_bos = 7};
+  const EvalResult r = evaluate(l.cfg, ps, l.tokens, l.bytes, o);
+  EXPECT_NEAR(r.loss, ref, kLossRelTol * ref);
+  const double plain = reference_second_half(l.cfg, l.params, l.tokens, kLen);
+  EXPECT_GT(std::fabs(plain - ref), 10 * kLossRelTol * ref) << "the BOS changes nothing here";
+  o.mode = EvalMode::nonoverlapping;
+  test::expect_usage_error([&] { evaluate(l.cfg, ps, l.tokens, l.bytes, o); },
+                           {"chunk BOS", "second-half only"});
 }
 
 TEST_F(EvalTest, SlidingWithStrideEqualToLengthIsNonoverlapping) {

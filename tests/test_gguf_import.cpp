@@ -33,7 +33,7 @@ using test::TempDir;
 
 const std::string kDir = std::string(ALIBI_SOURCE_DIR) + "/tests/golden/gguf/";
 
-// bloom.json or mpt.json.
+// bloom.json, mpt.json or bloom-bos.json (by its name without .json).
 const nlohmann::json& golden(const std::string& family = "bloom") {
   static std::map<std::string, nlohmann::json> of;
   if (!of.count(family)) {
@@ -228,7 +228,7 @@ TEST(GgufImport, ReadsTheArchitecturesOptions) {
 
 // ---- bad files: one line naming the file and the field, exit 2, nothing written ----------------
 
-class GgufImportBad : public ::testing::Test {
+class GgufVariant : public ::testing::Test {
  protected:
   // bloom-q8_0.gguf written again with `edit` applied to the copy's metadata and tensors.
   using Edit = std::function<void(GgufWriter&, const Gguf&, std::vector<std::string>& skip)>;
@@ -246,6 +246,12 @@ class GgufImportBad : public ::testing::Test {
     w.write(path);
     return path;
   }
+  TempDir dir_{"gguf_variant"};
+  int n_ = 0;
+};
+
+class GgufImportBad : public GgufVariant {
+ protected:
   void refused(const std::string& file, const std::vector<std::string>& needles) {
     test::expect_usage_error([&] { import_gguf(file); }, needles);
     const std::string out = dir_ / "out";
@@ -253,8 +259,6 @@ class GgufImportBad : public ::testing::Test {
     test::expect_cli_error(r, needles.back());
     EXPECT_FALSE(fs::exists(out)) << "refused import left " << out;
   }
-  TempDir dir_{"gguf_bad"};
-  int n_ = 0;
 };
 
 TEST_F(GgufImportBad, EachIsRefusedByName) {
@@ -300,11 +304,58 @@ TEST_F(GgufImportBad, EachIsRefusedByName) {
                          q8.data());
           }),
           {"blk.0.attn_norm.weight", "type Q8_0", "expected F32, F16 or BF16"});
+  for (const int64_t bos : {int64_t(-1), int64_t(100000)})
+    refused(variant([bos](GgufWriter& w, const Gguf&, std::vector<std::string>& skip) {
+              w.add_bool("tokenizer.ggml.add_bos_token", true);
+              skip.push_back("tokenizer.ggml.bos_token_id");
+              if (bos >= 0) w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(bos));
+            }),
+            {"tokenizer.ggml.bos_token_id", bos < 0 ? "is missing" : "is 100000",
+             "add_bos_token true"});
   // A truncated file: the reader's error, through the CLI.
   const std::string cut = dir_ / "cut.gguf";
   const std::string whole = read_file(kDir + "bloom-q8_0.gguf", "golden");
   test::write_text(cut, whole.substr(0, whole.size() - 100));
   refused(cut, {"cut.gguf", "runs past the end"});
+}
+
+// add_bos_token true: llama.cpp puts bos_token_id before a text's ids, and llama-perplexity at
+// each chunk's start. The import's tokenizer adds it with special tokens (llama-tokenize's ids),
+// eval --mode second-half tokenizes the text so and starts every chunk with it (within 0.1% of
+// llama-perplexity's on the same file, tests/ref/make_gguf_bos_golden.py), and export --to-gguf
+// writes it back.
+TEST_F(GgufVariant, AddBosTokenIsKeptByTokenizerEvalAndExport) {
+  const std::string file = variant([](GgufWriter& w, const Gguf&, std::vector<std::string>&) {
+    w.add_bool("tokenizer.ggml.add_bos_token", true);
+  });
+  const nlohmann::json& want = golden("bloom-bos");
+  const int32_t bos = int32_t(Gguf::read(file).get_int("tokenizer.ggml.bos_token_id"));
+  const GgufImport m = import_gguf(file);
+  const std::string text = golden().at("text");
+  const std::vector<int32_t> ids = want.at("llama_ids").get<std::vector<int32_t>>();
+  EXPECT_EQ(m.tokenizer.leading_special(), bos);
+  EXPECT_EQ(m.tokenizer.encode(text, true), ids);
+  EXPECT_EQ(m.tokenizer.encode(text), std::vector<int32_t>(ids.begin() + 1, ids.end()));
+  EXPECT_EQ(import_gguf(kDir + "bloom-q8_0.gguf").tokenizer.leading_special(), std::nullopt);
+  test::write_text(dir_ / "text.txt", text);
+  const std::string ev = " --text " + (dir_ / "text.txt") + " --mode second-half --lengths " +
+                         std::to_string(want.at("length").get<int>());
+  const test::CliResult e =
+      run_cli("eval " + file + ev + " --json " + (dir_ / "e.json"), dir_ / "e");
+  ASSERT_EQ(e.code, 0) << e.err;
+  const auto j = nlohmann::json::parse(test::read_text(dir_ / "e.json"));
+  EXPECT_EQ(j.at("chunk_bos"), bos);
+  EXPECT_EQ(j.at("tokens"), ids.size());
+  const double ppl = j.at("results")[0].at("ppl"), llama = want.at("ppl");
+  EXPECT_NEAR(ppl, llama, 1e-3 * llama);
+  const std::string run = dir_ / "run", back = dir_ / "back.gguf";
+  ASSERT_EQ(run_cli("import " + file + " --out " + run, dir_ / "i").code, 0);
+  const test::CliResult x =
+      run_cli("export " + run + " --to-gguf " + back + " --max-seq-len 128", dir_ / "x");
+  ASSERT_EQ(x.code, 0) << x.err;
+  const Gguf g = Gguf::read(back);
+  EXPECT_TRUE(g.get_bool("tokenizer.ggml.add_bos_token"));
+  EXPECT_EQ(g.get_int("tokenizer.ggml.bos_token_id"), bos);
 }
 
 TEST(GgufImportCli, ImportThenGenerateAndEval) {

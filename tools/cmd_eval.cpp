@@ -120,12 +120,16 @@ struct EvalText {
   std::vector<int32_t> tokens;
   uint64_t source_bytes = 0;  // of the tokens kept (a --max-tokens prefix: its share)
   std::string what;           // "split '...'" or "--text '...'"
+  // second-half on a vocabulary that adds a BOS (Tokenizer::leading_special): llama-perplexity
+  // tokenizes the text with it and puts it at each chunk's start (EvalOptions::chunk_bos).
+  int32_t chunk_bos = -1;
 };
 
 // 3. A prepared split (same tokenizer as the checkpoint) or a raw file, cut by --max-tokens.
-EvalText load_text(const EvalCliOptions& o, const Checkpoint& ck) {
+EvalText load_text(const EvalCliOptions& o, EvalMode mode, const Checkpoint& ck) {
   const ModelConfig& cfg = ck.config;
   EvalText t;
+  if (mode == EvalMode::second_half) t.chunk_bos = ck.tokenizer.leading_special().value_or(-1);
   if (!o.data.empty()) {
     const Tokenizer data_tok = Tokenizer::load_dir(o.data);
     if (data_tok.fingerprint() != ck.tokenizer.fingerprint())
@@ -143,7 +147,7 @@ EvalText load_text(const EvalCliOptions& o, const Checkpoint& ck) {
     t.what = "split '" + s.path + "'";
   } else {
     const std::string text = read_text_file(o.text);
-    t.tokens = ck.tokenizer.encode(text);
+    t.tokens = ck.tokenizer.encode(text, /*add_special=*/t.chunk_bos >= 0);
     t.source_bytes = text.size();
     t.what = "--text '" + o.text + "'";
   }
@@ -188,6 +192,11 @@ void print_header(FILE* table, const EvalCliOptions& o, EvalMode mode, const Che
                mode == EvalMode::sliding ? str_cat(" stride ", o.stride).c_str() : "");
   if (const nlohmann::json ext = extension_of(cfg); !ext.empty())
     std::fprintf(table, "context extension: %s\n", ext.dump().c_str());
+  if (t.chunk_bos >= 0)
+    std::fprintf(table,
+                 "each chunk starts with BOS (id %d), as llama-perplexity's do for a "
+                 "vocabulary that adds one\n",
+                 t.chunk_bos);
   if (!slopes.empty()) {
     const std::vector<float> m0 = alibi_slopes(cfg);
     std::fprintf(table, "learned slopes by head (fixed ones in brackets):");
@@ -260,6 +269,7 @@ nlohmann::json json_head(const EvalCliOptions& o, EvalMode mode, const Checkpoin
                       {"mode", eval_mode_name(mode)},
                       {"stride", mode == EvalMode::sliding ? nlohmann::json(o.stride) : nullptr}};
   if (!slopes.empty()) j["learned_slopes"] = slopes;
+  if (t.chunk_bos >= 0) j["chunk_bos"] = t.chunk_bos;
   if (cfg.objective == Objective::mlm) {
     j["mask_rate"] = o.mask_rate;
     j["mask_seed"] = o.mask_seed;
@@ -281,8 +291,9 @@ void emit_json(const EvalCliOptions& o, nlohmann::json j) {
     write_output("--json", o.json, j.dump(2) + "\n");
 }
 
-EvalOptions eval_options(const EvalCliOptions& o, EvalMode mode, int L) {
+EvalOptions eval_options(const EvalCliOptions& o, EvalMode mode, int L, const EvalText& t) {
   EvalOptions eo;
+  eo.chunk_bos = t.chunk_bos;
   eo.length = L;
   eo.mode = mode;
   eo.stride = o.stride;
@@ -300,7 +311,7 @@ bool check_memory_plan(const EvalCliOptions& o, EvalMode mode, const Checkpoint&
                        const Backend& backend, const EvalText& t, const std::vector<int>& lengths) {
   const int64_t n = int64_t(t.tokens.size());
   auto plan_at = [&](int L, int batch) {
-    EvalOptions eo = eval_options(o, mode, L);
+    EvalOptions eo = eval_options(o, mode, L, t);
     eo.batch = batch;
     return eval_memory(ck.config, ck.st, backend, n, eo);
   };
@@ -345,7 +356,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app, const ExtensionFlags
   const int train_len = ck.train.value("seq_len", 0);
   const std::vector<int> lengths =
       o.lengths.empty() ? std::vector<int>{train_len} : parse_lengths("--lengths", o.lengths);
-  const EvalText text = load_text(o, ck);
+  const EvalText text = load_text(o, mode, ck);
   check_lengths(o, mode, cfg, text, lengths);
   if (!check_memory_plan(o, mode, ck, *backend, text, lengths)) return;
 
@@ -361,7 +372,7 @@ void run_eval(const EvalCliOptions& o, const CLI::App& app, const ExtensionFlags
   if (!o.per_position.empty()) write_output("--per-position", o.per_position, pos_csv);
   for (int L : lengths) {
     test_pause_point("ALIBI_TEST_PAUSE_IN_EVAL", str_cat("eval at length ", L));
-    const EvalOptions eo = eval_options(o, mode, L);
+    const EvalOptions eo = eval_options(o, mode, L, text);
     EvalResult r;
     try {
       r = evaluate(cfg, ck.st, backend, text.tokens, text.source_bytes, eo, text.what);

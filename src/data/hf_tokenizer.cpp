@@ -195,6 +195,12 @@ std::vector<int32_t> HfTokenizer::add_special_tokens(std::vector<int32_t> ids) c
 
 int HfTokenizer::vocab() const { return int(impl_->special.size()); }
 
+std::optional<int32_t> HfTokenizer::leading_special() const {
+  const auto& t = impl_->single;
+  if (t.empty() || t[0].sequence || t[0].ids.size() != 1) return std::nullopt;
+  return t[0].ids[0];
+}
+
 std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_special_tokens) const {
   return impl_->encode(text, add_special_tokens);
 }

@@ -331,6 +331,10 @@ int Tokenizer::vocab() const {
   return kBytesVocab;
 }
 
+std::optional<int32_t> Tokenizer::leading_special() const {
+  return kind_ == TokenizerKind::hf ? hf_->leading_special() : std::nullopt;
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) const {
   if (kind_ == TokenizerKind::hf) return hf_->encode(text, add_special);
   std::vector<int32_t> ids;

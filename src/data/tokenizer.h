@@ -50,6 +50,9 @@ class Tokenizer {
   int vocab() const;
   // The ids of `text`; `add_special` applies an hf tokenizer's post-processor (BOS/EOS).
   std::vector<int32_t> encode(std::string_view text, bool add_special = false) const;
+  // The BOS that encode(text, true) puts first: an hf tokenizer's post-processor, where its
+  // template starts with one special token; nullopt otherwise.
+  std::optional<int32_t> leading_special() const;
   // Throws UsageError for an id outside the vocab. Special tokens (hf: the added special ones;
   // bpe: SentencePiece's control symbols, <s> and </s>) are skipped, as HF's decode does, or
   // with keep_special written as they are spelt (HF's skip_special_tokens=False).

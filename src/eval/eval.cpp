@@ -142,6 +142,11 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
                 "context; a masked LM (", what, " scored by an mlm model) sees both sides and is "
                 "evaluated nonoverlapping");
   if (mlm) check_mask_rate(opts.mask_rate, "mask rate");
+  if (opts.chunk_bos >= 0 && (opts.mode != EvalMode::second_half || opts.chunk_bos >= cfg.vocab))
+    usage_error("a chunk BOS (id ", opts.chunk_bos,
+                ") applies to mode second-half only, with an "
+                "id below the vocab ",
+                cfg.vocab, " (got mode ", eval_mode_name(opts.mode), ")");
   const MaskSpec spec{opts.mask_rate, cfg.mask_token};
   const uint64_t mask_seed = opts.mask_seed ? opts.mask_seed : kEvalMaskSeed;
   const std::vector<EvalWindow> windows = eval_windows(n_targets, L, opts.mode, opts.stride);
@@ -178,6 +183,7 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
       int32_t* win = in.data() + size_t(b) * T;
       int32_t* tgt = tg.data() + size_t(b) * T;
       std::memcpy(win, src, sizeof(int32_t) * size_t(T));
+      if (opts.chunk_bos >= 0) win[0] = opts.chunk_bos;
       if (mlm) {  // keyed by position in the stream: the same masking at every length
         mask_tokens(win, tgt, T, spec, mask_seed, windows[w0 + b].start);
       } else {

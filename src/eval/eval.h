@@ -14,9 +14,10 @@
 //                   only (floor(n / L) of them), each scoring rows [L/2, L - 1), so every scored
 //                   target has at least L/2 tokens of context and a chunk's last row, whose
 //                   target starts the next chunk, is not scored. Not every target is scored.
-//                   No BOS is put in front of a chunk: this is llama-perplexity on a vocabulary
-//                   whose add_bos_token is false (llama.cpp's default for the gpt-2, bloom and
-//                   mpt pre-tokenizers).
+//                   With EvalOptions::chunk_bos, a chunk's first input is that BOS instead
+//                   (llama-perplexity on a vocabulary whose add_bos_token is true); without,
+//                   the tokens are the stream's (add_bos_token false: llama.cpp's default for
+//                   the gpt-2, bloom and mpt pre-tokenizers).
 // Windows of equal length run together in batches; the batching changes neither which tokens
 // are scored nor (up to fp32 rounding) their losses.
 //
@@ -49,6 +50,10 @@ struct EvalOptions {
   int stride = 0;  // sliding only: S in 1..L, the targets each window scores
   int batch = 0;   // windows per forward; 0: default_eval_batch()
   bool per_position = false;  // fill EvalResult::position_*
+  // second-half: the id each chunk's first input is replaced with, as llama-perplexity does with
+  // BOS for a vocabulary that adds one (Tokenizer::leading_special); -1: none. Targets keep the
+  // stream's tokens.
+  int32_t chunk_bos = -1;
   // mlm: the masking of the stream (data/masking.h).
   float mask_rate = 0.15f;
   uint64_t mask_seed = 0;  // 0: kEvalMaskSeed, the one validation uses

@@ -2,6 +2,7 @@
 #include "model/gguf_export.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/error.h"
 #include "core/gguf.h"
@@ -59,6 +60,10 @@ void add_tokenizer(GgufWriter& w, const Tokenizer& tok, int rows) {
   w.add_strings("tokenizer.ggml.tokens", tokens);
   w.add_i32s("tokenizer.ggml.token_type", types);
   w.add_strings("tokenizer.ggml.merges", merges);
+  if (const std::optional<int32_t> bos = tok.leading_special()) {  // as gguf_import reads it
+    w.add_bool("tokenizer.ggml.add_bos_token", true);
+    w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(*bos));
+  }
 }
 
 }  // namespace

@@ -204,9 +204,29 @@ std::string tokenizer_json(const Gguf& g) {
               {"vocab", vocab}, {"merges", merges}};
   json decoder = byte_level;
   decoder["add_prefix_space"] = true;
-  json t = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr},
-            {"added_tokens", added}, {"normalizer", nullptr}, {"pre_tokenizer", pre_tokenizer},
-            {"post_processor", nullptr}, {"decoder", decoder}, {"model", bpe}};
+  // add_bos_token: llama.cpp's tokenizer puts bos_token_id before a text's ids (and
+  // llama-perplexity at each chunk's start); HF's template does that.
+  json post = nullptr;
+  if (g.has("tokenizer.ggml.add_bos_token") && g.get_bool("tokenizer.ggml.add_bos_token")) {
+    const bool have = g.has("tokenizer.ggml.bos_token_id");
+    const int64_t bos = have ? g.get_int("tokenizer.ggml.bos_token_id") : -1;
+    if (bos < 0 || bos >= int64_t(tokens.size()))
+      g.refuse(
+          "tokenizer.ggml.bos_token_id",
+          str_cat(have ? str_cat("is ", bos) : std::string("is missing"),
+                  " with add_bos_token true; expected an id below the ", tokens.size(), " tokens"));
+    const std::string& name = tokens[size_t(bos)];
+    json special = {{"SpecialToken", {{"id", name}, {"type_id", 0}}}};
+    json seq = {{"Sequence", {{"id", "A"}, {"type_id", 0}}}};
+    post = {{"type", "TemplateProcessing"},
+            {"single", json::array({special, seq})},
+            {"pair",
+             json::array({special, seq, special, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}})},
+            {"special_tokens", {{name, {{"id", name}, {"ids", {bos}}, {"tokens", {name}}}}}}};
+  }
+  json t = {{"version", "1.0"},       {"truncation", nullptr}, {"padding", nullptr},
+            {"added_tokens", added},  {"normalizer", nullptr}, {"pre_tokenizer", pre_tokenizer},
+            {"post_processor", post}, {"decoder", decoder},    {"model", bpe}};
   try {
     return t.dump();
   } catch (const json::type_error& e) {  // a token or merge that is not UTF-8 (316)
