@@ -40,16 +40,15 @@ __attribute__((section(".preinit_array"), used)) void (*kPreinit)(int, char**, c
 alibi::cli::GlobalOptions g_globals;
 
 // Whether the subcommand is serve: the first argument that is neither an option nor the value of
-// a global option that takes one.
-bool serving(char** argv) {
+// one `app` declares with a value (before parsing: the re-exec of ensure_omp_wait_policy comes
+// first).
+bool serving(const CLI::App& app, char** argv) {
   for (int i = 1; argv[i] != nullptr; ++i) {
     const std::string a = argv[i];
-    if (a == "--threads" || a == "--device" || a == "--max-memory") {
-      if (argv[i + 1] == nullptr) return false;
-      ++i;
-    } else if (a.empty() || a[0] != '-') {
-      return a == "serve";
-    }
+    if (a.empty() || a[0] != '-') return a == "serve";
+    const CLI::Option* o = app.get_option_no_throw(a);  // "--opt=value" matches no name
+    if (o != nullptr && o->get_type_size() > 0 && argv[++i] == nullptr)  // skips its value
+      return false;
   }
   return false;
 }
@@ -60,11 +59,6 @@ const alibi::cli::GlobalOptions& alibi::cli::globals() { return g_globals; }
 
 int main(int argc, char** argv) {
   using namespace alibi;
-  // The re-executed process keeps the signals blocked.
-  ensure_omp_wait_policy(argv, serving(argv) ? kServeSpinCount : kSpinCount);
-  // A write past the file-size limit (ulimit -f) would otherwise kill us with SIGXFSZ and no
-  // word; ignored, write() fails with EFBIG and the error names the file (docs/reliability.md).
-  std::signal(SIGXFSZ, SIG_IGN);
   constexpr int kExitUsage = 2;
   CLI::App app{"alibi: train, evaluate and run transformer LMs with Attention with Linear Biases"};
   app.option_defaults()->always_capture_default();
@@ -87,6 +81,11 @@ int main(int argc, char** argv) {
                                               cli::add_bench(app), cli::add_tokenize(app),
                                               cli::add_import(app), cli::add_export(app),
                                               cli::add_serve(app)};
+  // The re-executed process keeps the signals blocked.
+  ensure_omp_wait_policy(argv, serving(app, argv) ? kServeSpinCount : kSpinCount);
+  // A write past the file-size limit (ulimit -f) would otherwise kill us with SIGXFSZ and no
+  // word; ignored, write() fails with EFBIG and the error names the file (docs/reliability.md).
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
