@@ -348,6 +348,21 @@ TEST_F(GgufVariant, AddBosTokenIsKeptByTokenizerEvalAndExport) {
   EXPECT_EQ(j.at("tokens"), ids.size());
   const double ppl = j.at("results")[0].at("ppl"), llama = want.at("ppl");
   EXPECT_NEAR(ppl, llama, 1e-3 * llama);
+  // The text prepared with the file's tokenizer: the same stream, BOS first, the same result.
+  fs::create_directories(dir_ / "text");
+  for (const char* split : {"train", "valid", "test"})
+    test::write_text(dir_ / ("text/" + std::string(split) + ".txt"), text);
+  ASSERT_EQ(run_cli("prepare --input " + (dir_ / "text") + " --out " + (dir_ / "data") +
+                        " --tokenizer-from " + file,
+                    dir_ / "p")
+                .code,
+            0);
+  const std::string ed = " --data " + (dir_ / "data") + " --split test --mode second-half" +
+                         " --lengths " + std::to_string(want.at("length").get<int>());
+  ASSERT_EQ(run_cli("eval " + file + ed + " --json " + (dir_ / "d.json"), dir_ / "d").code, 0);
+  const auto d = nlohmann::json::parse(test::read_text(dir_ / "d.json"));
+  EXPECT_EQ(d.at("tokens"), ids.size());
+  EXPECT_EQ(d.at("results")[0].at("ppl"), j.at("results")[0].at("ppl"));
   const std::string run = dir_ / "run", back = dir_ / "back.gguf";
   ASSERT_EQ(run_cli("import " + file + " --out " + run, dir_ / "i").code, 0);
   const test::CliResult x =

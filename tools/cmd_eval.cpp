@@ -138,11 +138,13 @@ EvalText load_text(const EvalCliOptions& o, EvalMode mode, const Checkpoint& ck)
                   tokenizer_desc(data_tok), "; prepare the text with 'alibi prepare "
                   "--tokenizer-from ", o.checkpoint, "'");
     TokenSplit s = load_split(o.data, o.split);
-    if (s.vocab != cfg.text_vocab())
+    // The same tokenizer; an import's embedding may have rows past its ids (BLOOM pads them).
+    if (s.vocab > cfg.text_vocab())
       usage_error("split '", s.path, "' has vocab ", s.vocab, " but checkpoint '", ck.path,
                   "' has ", cfg.text_vocab(),
                   cfg.objective == Objective::mlm ? " (and its mask token)" : "");
     t.tokens = std::move(s.tokens);
+    if (t.chunk_bos >= 0) t.tokens.insert(t.tokens.begin(), t.chunk_bos);  // as --text has it
     t.source_bytes = s.source_bytes;
     t.what = "split '" + s.path + "'";
   } else {
