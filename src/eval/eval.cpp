@@ -143,10 +143,8 @@ EvalResult run_eval(const ModelConfig& cfg, const Backend& backend,
                 "evaluated nonoverlapping");
   if (mlm) check_mask_rate(opts.mask_rate, "mask rate");
   if (opts.chunk_bos >= 0 && (opts.mode != EvalMode::second_half || opts.chunk_bos >= cfg.vocab))
-    usage_error("a chunk BOS (id ", opts.chunk_bos,
-                ") applies to mode second-half only, with an "
-                "id below the vocab ",
-                cfg.vocab, " (got mode ", eval_mode_name(opts.mode), ")");
+    usage_error("a chunk BOS (id ", opts.chunk_bos, ", mode ", eval_mode_name(opts.mode),
+                ") applies to mode second-half only, with an id below the vocab ", cfg.vocab);
   const MaskSpec spec{opts.mask_rate, cfg.mask_token};
   const uint64_t mask_seed = opts.mask_seed ? opts.mask_seed : kEvalMaskSeed;
   const std::vector<EvalWindow> windows = eval_windows(n_targets, L, opts.mode, opts.stride);
