@@ -43,6 +43,15 @@ const nlohmann::json& golden(const std::string& family = "bloom") {
   return of.at(family);
 }
 
+// DIR/text/{train,valid,test}.txt, each bloom.json's text: the folder `prepare --input` reads.
+std::string golden_splits(const TempDir& dir) {
+  fs::create_directories(dir / "text");
+  for (const char* split : {"train", "valid", "test"})
+    test::write_text(dir / ("text/" + std::string(split) + ".txt"),
+                     golden().at("text").get<std::string>());
+  return dir / "text";
+}
+
 // Every golden file: "bloom-f16.gguf", ..., "mpt-q8_0.gguf".
 std::vector<std::string> files() {
   std::vector<std::string> names;
@@ -349,10 +358,7 @@ TEST_F(GgufVariant, AddBosTokenIsKeptByTokenizerEvalAndExport) {
   const double ppl = j.at("results")[0].at("ppl"), llama = want.at("ppl");
   EXPECT_NEAR(ppl, llama, 1e-3 * llama);
   // The text prepared with the file's tokenizer: the same stream, BOS first, the same result.
-  fs::create_directories(dir_ / "text");
-  for (const char* split : {"train", "valid", "test"})
-    test::write_text(dir_ / ("text/" + std::string(split) + ".txt"), text);
-  ASSERT_EQ(run_cli("prepare --input " + (dir_ / "text") + " --out " + (dir_ / "data") +
+  ASSERT_EQ(run_cli("prepare --input " + golden_splits(dir_) + " --out " + (dir_ / "data") +
                         " --tokenizer-from " + file,
                     dir_ / "p")
                 .code,
@@ -400,15 +406,11 @@ TEST(GgufImportCli, ImportThenGenerateAndEval) {
   for (size_t i = 0; i < 2; ++i)
     EXPECT_EQ(a.at("results")[i].at("loss"), b.at("results")[i].at("loss")) << i;
   // prepare --tokenizer-from the file: the ids of the import's tokenizer.
-  fs::create_directories(dir / "text");
-  for (const char* split : {"train", "valid", "test"})
-    test::write_text(dir / ("text/" + std::string(split) + ".txt"),
-                     golden().at("text").get<std::string>());
+  const std::string splits = golden_splits(dir);
   for (const std::string& from : {kDir + "bloom-q4_k_m.gguf", out}) {
     const std::string data = dir / (from == out ? "data_run" : "data_file");
     const test::CliResult p = run_cli(
-        "prepare --input " + (dir / "text") + " --out " + data + " --tokenizer-from " + from,
-        dir / "p");
+        "prepare --input " + splits + " --out " + data + " --tokenizer-from " + from, dir / "p");
     ASSERT_EQ(p.code, 0) << p.err;
   }
   EXPECT_EQ(test::read_text(dir / "data_file/test.tok"),
