@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "core/gguf.h"
 #include "core/io.h"
+#include "gguf_golden.h"
 #include "model/checkpoint.h"
 #include "model/gguf_import.h"
 #include "model/model.h"
@@ -28,29 +29,12 @@ namespace alibi {
 namespace {
 
 namespace fs = std::filesystem;
+using test::GgufVariant;
+using test::golden;
+using test::golden_splits;
+using test::kDir;
 using test::run_cli;
 using test::TempDir;
-
-const std::string kDir = std::string(ALIBI_SOURCE_DIR) + "/tests/golden/gguf/";
-
-// bloom.json, mpt.json or bloom-bos.json (by its name without .json).
-const nlohmann::json& golden(const std::string& family = "bloom") {
-  static std::map<std::string, nlohmann::json> of;
-  if (!of.count(family)) {
-    std::ifstream f(kDir + family + ".json");
-    of[family] = nlohmann::json::parse(f);
-  }
-  return of.at(family);
-}
-
-// DIR/text/{train,valid,test}.txt, each bloom.json's text: the folder `prepare --input` reads.
-std::string golden_splits(const TempDir& dir) {
-  fs::create_directories(dir / "text");
-  for (const char* split : {"train", "valid", "test"})
-    test::write_text(dir / ("text/" + std::string(split) + ".txt"),
-                     golden().at("text").get<std::string>());
-  return dir / "text";
-}
 
 // Every golden file: "bloom-f16.gguf", ..., "mpt-q8_0.gguf".
 std::vector<std::string> files() {
@@ -237,28 +221,6 @@ TEST(GgufImport, ReadsTheArchitecturesOptions) {
 
 // ---- bad files: one line naming the file and the field, exit 2, nothing written ----------------
 
-class GgufVariant : public ::testing::Test {
- protected:
-  // bloom-q8_0.gguf written again with `edit` applied to the copy's metadata and tensors.
-  using Edit = std::function<void(GgufWriter&, const Gguf&, std::vector<std::string>& skip)>;
-  std::string variant(const Edit& edit) {
-    const Gguf g = Gguf::read(kDir + "bloom-q8_0.gguf");
-    GgufWriter w;
-    std::vector<std::string> skip;
-    edit(w, g, skip);
-    for (const std::string& k : g.keys())
-      if (std::find(skip.begin(), skip.end(), k) == skip.end()) w.add(k, g.metadata().at(k));
-    for (const GgufTensor& t : g.tensors())
-      if (std::find(skip.begin(), skip.end(), t.name) == skip.end())
-        w.add_tensor(t.name, t.shape(), *t.type, t.data);
-    const std::string path = dir_ / ("v" + std::to_string(++n_) + ".gguf");
-    w.write(path);
-    return path;
-  }
-  TempDir dir_{"gguf_variant"};
-  int n_ = 0;
-};
-
 class GgufImportBad : public GgufVariant {
  protected:
   void refused(const std::string& file, const std::vector<std::string>& needles) {
@@ -313,70 +275,21 @@ TEST_F(GgufImportBad, EachIsRefusedByName) {
                          q8.data());
           }),
           {"blk.0.attn_norm.weight", "type Q8_0", "expected F32, F16 or BF16"});
-  for (const int64_t bos : {int64_t(-1), int64_t(100000)})
-    refused(variant([bos](GgufWriter& w, const Gguf&, std::vector<std::string>& skip) {
-              w.add_bool("tokenizer.ggml.add_bos_token", true);
-              skip.push_back("tokenizer.ggml.bos_token_id");
-              if (bos >= 0) w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(bos));
-            }),
-            {"tokenizer.ggml.bos_token_id", bos < 0 ? "is missing" : "is 100000",
-             "add_bos_token true"});
+  for (const std::string which : {"bos", "eos"})
+    for (const int64_t id : {int64_t(-1), int64_t(100000)}) {
+      const std::string key = "tokenizer.ggml." + which + "_token_id";
+      refused(variant([&](GgufWriter& w, const Gguf&, std::vector<std::string>& skip) {
+                w.add_bool("tokenizer.ggml.add_" + which + "_token", true);
+                skip.push_back(key);
+                if (id >= 0) w.add_u32(key, uint32_t(id));
+              }),
+              {key, id < 0 ? "is missing" : "is 100000", "add_" + which + "_token true"});
+    }
   // A truncated file: the reader's error, through the CLI.
   const std::string cut = dir_ / "cut.gguf";
   const std::string whole = read_file(kDir + "bloom-q8_0.gguf", "golden");
   test::write_text(cut, whole.substr(0, whole.size() - 100));
   refused(cut, {"cut.gguf", "runs past the end"});
-}
-
-// add_bos_token true: llama.cpp puts bos_token_id before a text's ids, and llama-perplexity at
-// each chunk's start. The import's tokenizer adds it with special tokens (llama-tokenize's ids),
-// eval --mode second-half tokenizes the text so and starts every chunk with it (within 0.1% of
-// llama-perplexity's on the same file, tests/ref/make_gguf_bos_golden.py), and export --to-gguf
-// writes it back.
-TEST_F(GgufVariant, AddBosTokenIsKeptByTokenizerEvalAndExport) {
-  const std::string file = variant([](GgufWriter& w, const Gguf&, std::vector<std::string>&) {
-    w.add_bool("tokenizer.ggml.add_bos_token", true);
-  });
-  const nlohmann::json& want = golden("bloom-bos");
-  const int32_t bos = int32_t(Gguf::read(file).get_int("tokenizer.ggml.bos_token_id"));
-  const GgufImport m = import_gguf(file);
-  const std::string text = golden().at("text");
-  const std::vector<int32_t> ids = want.at("llama_ids").get<std::vector<int32_t>>();
-  EXPECT_EQ(m.tokenizer.leading_special(), bos);
-  EXPECT_EQ(m.tokenizer.encode(text, true), ids);
-  EXPECT_EQ(m.tokenizer.encode(text), std::vector<int32_t>(ids.begin() + 1, ids.end()));
-  EXPECT_EQ(import_gguf(kDir + "bloom-q8_0.gguf").tokenizer.leading_special(), std::nullopt);
-  test::write_text(dir_ / "text.txt", text);
-  const std::string ev = " --text " + (dir_ / "text.txt") + " --mode second-half --lengths " +
-                         std::to_string(want.at("length").get<int>());
-  const test::CliResult e =
-      run_cli("eval " + file + ev + " --json " + (dir_ / "e.json"), dir_ / "e");
-  ASSERT_EQ(e.code, 0) << e.err;
-  const auto j = nlohmann::json::parse(test::read_text(dir_ / "e.json"));
-  EXPECT_EQ(j.at("chunk_bos"), bos);
-  EXPECT_EQ(j.at("tokens"), ids.size());
-  const double ppl = j.at("results")[0].at("ppl"), llama = want.at("ppl");
-  EXPECT_NEAR(ppl, llama, 1e-3 * llama);
-  // The text prepared with the file's tokenizer: the same stream, BOS first, the same result.
-  ASSERT_EQ(run_cli("prepare --input " + golden_splits(dir_) + " --out " + (dir_ / "data") +
-                        " --tokenizer-from " + file,
-                    dir_ / "p")
-                .code,
-            0);
-  const std::string ed = " --data " + (dir_ / "data") + " --split test --mode second-half" +
-                         " --lengths " + std::to_string(want.at("length").get<int>());
-  ASSERT_EQ(run_cli("eval " + file + ed + " --json " + (dir_ / "d.json"), dir_ / "d").code, 0);
-  const auto d = nlohmann::json::parse(test::read_text(dir_ / "d.json"));
-  EXPECT_EQ(d.at("tokens"), ids.size());
-  EXPECT_EQ(d.at("results")[0].at("ppl"), j.at("results")[0].at("ppl"));
-  const std::string run = dir_ / "run", back = dir_ / "back.gguf";
-  ASSERT_EQ(run_cli("import " + file + " --out " + run, dir_ / "i").code, 0);
-  const test::CliResult x =
-      run_cli("export " + run + " --to-gguf " + back + " --max-seq-len 128", dir_ / "x");
-  ASSERT_EQ(x.code, 0) << x.err;
-  const Gguf g = Gguf::read(back);
-  EXPECT_TRUE(g.get_bool("tokenizer.ggml.add_bos_token"));
-  EXPECT_EQ(g.get_int("tokenizer.ggml.bos_token_id"), bos);
 }
 
 TEST(GgufImportCli, ImportThenGenerateAndEval) {

@@ -149,7 +149,8 @@ EvalText load_text(const EvalCliOptions& o, EvalMode mode, const Checkpoint& ck)
     t.what = "split '" + s.path + "'";
   } else {
     const std::string text = read_text_file(o.text);
-    t.tokens = ck.tokenizer.encode(text, /*add_special=*/t.chunk_bos >= 0);
+    // BOS first, never an EOS (an add_eos_token file: llama-perplexity refuses those).
+    t.tokens = t.chunk_bos >= 0 ? ck.tokenizer.encode_prompt(text) : ck.tokenizer.encode(text);
     t.source_bytes = text.size();
     t.what = "--text '" + o.text + "'";
   }

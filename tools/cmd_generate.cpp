@@ -140,9 +140,12 @@ void interactive(const GenerateFlags& f, const Decoder& m, Generator& gen,
     if (!std::getline(std::cin, line)) break;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     ids = m.tok.encode(line);
-    if (ids.empty() && gen.length() == 0) {
-      std::fputs("(type some text to start)\n", stderr);
-      continue;
+    if (gen.length() == 0) {  // the context's start: the vocabulary's BOS goes first
+      if (ids.empty()) {
+        std::fputs("(type some text to start)\n", stderr);
+        continue;
+      }
+      ids = m.tok.encode_prompt(line);
     }
     turn(ids);
   }
@@ -159,7 +162,10 @@ void run(const GenerateFlags& f, const ExtensionFlags& ext) {
       f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file, "--prompt-file");
   const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
   const Checkpoint ck = read_decoder_checkpoint(f.checkpoint);
-  std::vector<int32_t> ids = ck.tokenizer.encode(text);
+  // An empty prompt runs from the BOS alone where the vocabulary adds one (as llama.cpp's
+  // completion does); --interactive without a prompt waits for the first line.
+  std::vector<int32_t> ids =
+      f.interactive && text.empty() ? std::vector<int32_t>{} : ck.tokenizer.encode_prompt(text);
   if (ids.empty() && !f.interactive)
     usage_error(
         f.prompt_file.empty() ? "--prompt '" + text + "'" : "--prompt-file '" + f.prompt_file + "'",

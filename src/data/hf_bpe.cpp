@@ -144,7 +144,10 @@ void BpeModel::read_vocab(const nlohmann::json& vocab, const std::string& origin
                 "; expected 0..2^30");
     by_id.emplace_back(id_json.get<int32_t>(), &token);
   }
-  std::sort(by_id.begin(), by_id.end());
+  // Ties (a duplicated id, refused below) by text, not by address: the error names the same two.
+  std::sort(by_id.begin(), by_id.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : *a.second < *b.second;
+  });
   const size_t V = by_id.empty() ? 0 : size_t(by_id.back().first) + 1;
   offset_.assign(V + 1, 0);
   for (size_t i = 0, id = 0; id < V; ++id) {  // offsets, then the arena in id order

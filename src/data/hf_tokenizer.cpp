@@ -201,6 +201,12 @@ std::optional<int32_t> HfTokenizer::leading_special() const {
   return t[0].ids[0];
 }
 
+std::optional<int32_t> HfTokenizer::trailing_special() const {
+  const auto& t = impl_->single;
+  if (t.empty() || t.back().sequence || t.back().ids.size() != 1) return std::nullopt;
+  return t.back().ids[0];
+}
+
 std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_special_tokens) const {
   return impl_->encode(text, add_special_tokens);
 }

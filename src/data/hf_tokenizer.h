@@ -31,6 +31,8 @@ class HfTokenizer {
   std::vector<int32_t> add_special_tokens(std::vector<int32_t> ids) const;
   // The one id the template puts before a text's (a BOS), if it starts with one.
   std::optional<int32_t> leading_special() const;
+  // The one id the template puts after a text's (an EOS), if it ends with one.
+  std::optional<int32_t> trailing_special() const;
   // The bytes the decoder makes of `ids` (HF's decode gives the same text where it is valid
   // UTF-8). Special tokens are skipped if `skip_special`. Throws UsageError for an unknown id.
   std::string decode(std::span<const int32_t> ids, bool skip_special) const;

@@ -335,6 +335,16 @@ std::optional<int32_t> Tokenizer::leading_special() const {
   return kind_ == TokenizerKind::hf ? hf_->leading_special() : std::nullopt;
 }
 
+std::optional<int32_t> Tokenizer::trailing_special() const {
+  return kind_ == TokenizerKind::hf ? hf_->trailing_special() : std::nullopt;
+}
+
+std::vector<int32_t> Tokenizer::encode_prompt(std::string_view text) const {
+  std::vector<int32_t> ids = encode(text);
+  if (const std::optional<int32_t> bos = leading_special()) ids.insert(ids.begin(), *bos);
+  return ids;
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) const {
   if (kind_ == TokenizerKind::hf) return hf_->encode(text, add_special);
   std::vector<int32_t> ids;

@@ -53,6 +53,12 @@ class Tokenizer {
   // The BOS that encode(text, true) puts first: an hf tokenizer's post-processor, where its
   // template starts with one special token; nullopt otherwise.
   std::optional<int32_t> leading_special() const;
+  // The EOS that encode(text, true) puts last, likewise.
+  std::optional<int32_t> trailing_special() const;
+  // The ids a prompt is run with (generate, serve): leading_special() first where there is one,
+  // then the text's, as llama.cpp's completion and server tokenize a prompt. Never a trailing
+  // special token: a prompt is continued, not ended.
+  std::vector<int32_t> encode_prompt(std::string_view text) const;
   // Throws UsageError for an id outside the vocab. Special tokens (hf: the added special ones;
   // bpe: SentencePiece's control symbols, <s> and </s>) are skipped, as HF's decode does, or
   // with keep_special written as they are spelt (HF's skip_special_tokens=False).

@@ -60,9 +60,13 @@ void add_tokenizer(GgufWriter& w, const Tokenizer& tok, int rows) {
   w.add_strings("tokenizer.ggml.tokens", tokens);
   w.add_i32s("tokenizer.ggml.token_type", types);
   w.add_strings("tokenizer.ggml.merges", merges);
-  if (const std::optional<int32_t> bos = tok.leading_special()) {  // as gguf_import reads it
+  if (const std::optional<int32_t> bos = tok.leading_special()) {  // as gguf_import reads them
     w.add_bool("tokenizer.ggml.add_bos_token", true);
     w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(*bos));
+  }
+  if (const std::optional<int32_t> eos = tok.trailing_special()) {
+    w.add_bool("tokenizer.ggml.add_eos_token", true);
+    w.add_u32("tokenizer.ggml.eos_token_id", uint32_t(*eos));
   }
 }
 

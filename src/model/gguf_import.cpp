@@ -204,25 +204,39 @@ std::string tokenizer_json(const Gguf& g) {
               {"vocab", vocab}, {"merges", merges}};
   json decoder = byte_level;
   decoder["add_prefix_space"] = true;
-  // add_bos_token: llama.cpp's tokenizer puts bos_token_id before a text's ids (and
-  // llama-perplexity at each chunk's start); HF's template does that.
+  // add_bos_token / add_eos_token: llama.cpp's tokenizer puts bos_token_id before a text's ids
+  // and eos_token_id after them when asked for special tokens (and llama-perplexity puts the BOS
+  // at each chunk's start); HF's template does that.
+  json special_tokens = json::object(), before = json::array(), after = json::array();
+  for (const char* which : {"bos", "eos"}) {
+    const std::string flag = str_cat("tokenizer.ggml.add_", which, "_token");
+    if (!g.has(flag) || !g.get_bool(flag)) continue;
+    const std::string key = str_cat("tokenizer.ggml.", which, "_token_id");
+    const bool have = g.has(key);
+    const int64_t id = have ? g.get_int(key) : -1;
+    if (id < 0 || id >= int64_t(tokens.size()))
+      g.refuse(key,
+               str_cat(have ? str_cat("is ", id) : std::string("is missing"), " with add_", which,
+                       "_token true; expected an id below the ", tokens.size(), " tokens"));
+    const std::string& name = tokens[size_t(id)];
+    special_tokens[name] = {{"id", name}, {"ids", {id}}, {"tokens", {name}}};
+    (which[0] == 'b' ? before : after)
+        .push_back({{"SpecialToken", {{"id", name}, {"type_id", 0}}}});
+  }
+  const auto part = [&](const char* seq, int type_id) {  // [BOS] seq [EOS]
+    json p = before;
+    p.push_back({{"Sequence", {{"id", seq}, {"type_id", type_id}}}});
+    for (const json& a : after) p.push_back(a);
+    return p;
+  };
   json post = nullptr;
-  if (g.has("tokenizer.ggml.add_bos_token") && g.get_bool("tokenizer.ggml.add_bos_token")) {
-    const bool have = g.has("tokenizer.ggml.bos_token_id");
-    const int64_t bos = have ? g.get_int("tokenizer.ggml.bos_token_id") : -1;
-    if (bos < 0 || bos >= int64_t(tokens.size()))
-      g.refuse(
-          "tokenizer.ggml.bos_token_id",
-          str_cat(have ? str_cat("is ", bos) : std::string("is missing"),
-                  " with add_bos_token true; expected an id below the ", tokens.size(), " tokens"));
-    const std::string& name = tokens[size_t(bos)];
-    json special = {{"SpecialToken", {{"id", name}, {"type_id", 0}}}};
-    json seq = {{"Sequence", {{"id", "A"}, {"type_id", 0}}}};
+  if (!before.empty() || !after.empty()) {
+    json pair = part("A", 0);
+    for (const json& x : part("B", 1)) pair.push_back(x);
     post = {{"type", "TemplateProcessing"},
-            {"single", json::array({special, seq})},
-            {"pair",
-             json::array({special, seq, special, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}})},
-            {"special_tokens", {{name, {{"id", name}, {"ids", {bos}}, {"tokens", {name}}}}}}};
+            {"single", part("A", 0)},
+            {"pair", pair},
+            {"special_tokens", special_tokens}};
   }
   json t = {{"version", "1.0"},       {"truncation", nullptr}, {"padding", nullptr},
             {"added_tokens", added},  {"normalizer", nullptr}, {"pre_tokenizer", pre_tokenizer},

@@ -60,7 +60,7 @@ Completion::Completion(const CompletionRequest& req, const ServeContext& ctx)
   for (size_t p = 0; p < req.prompts.size(); ++p) {
     const Prompt& pr = req.prompts[p];
     const std::string which = req.prompts.size() > 1 ? str_cat("prompt[", p, "]") : "the prompt";
-    std::vector<int32_t> ids = pr.is_ids ? pr.ids : ctx.tok->encode(pr.text);
+    std::vector<int32_t> ids = pr.is_ids ? pr.ids : ctx.tok->encode_prompt(pr.text);
     if (ids.empty()) throw ApiError(400, which + " gives no tokens; give some text", "prompt");
     const int64_t P = int64_t(ids.size());
     prompt_tokens_ += int(P);  // each prompt once, whatever n (as OpenAI counts)
