@@ -4,9 +4,11 @@
 // server fills a step's rows left with prompt chunks. Per B: microseconds per step and rows/s,
 // and rows/s against the first B measured in the same run (what batching alone can give the
 // server's throughput; docs/serve.md). Random weights (speed does not depend on them); greedy.
+// --kv-cache f32,f16 times each cache type at every B, alternating, and gives each type's time
+// against the first type's at the same B.
 //
 //   build/bench/bench_step [--config tiny|small] [--batches 1,4,16,64] [--context 128]
-//                          [--prefill 0] [--steps 64] [--rounds 3]
+//                          [--prefill 0] [--steps 64] [--rounds 3] [--kv-cache f32]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,18 +32,19 @@ namespace {
 struct Options {
   std::string config = "tiny";
   std::vector<int> batches = {1, 4, 16, 64};
+  std::vector<KvType> kv_types = {KvType::f32};
   int context = 128, prefill = 0, steps = 64, rounds = 3;
 };
 
 // Seconds per step of B sequences decoding after `context` prompt tokens each (and a prompt's
 // first o.prefill tokens).
-double step_seconds(const ModelConfig& c, int B, const Options& o) {
+double step_seconds(const ModelConfig& c, int B, KvType kv_type, const Options& o) {
   Model m(c, 1, std::max(B + o.prefill, o.context), /*training=*/false, default_backend(),
           LogitsPlan{.rows = B + 1});
   m.init_weights(1);
   std::vector<KVCache> caches;
   for (int b = 0; b <= B; ++b)  // the last: the prefilled prompt's
-    caches.push_back(m.make_cache(std::max(o.context + o.steps, o.prefill), false));
+    caches.push_back(m.make_cache(std::max(o.context + o.steps, o.prefill), false, kv_type));
   Rng r(42);
   std::vector<int32_t> prompt(static_cast<size_t>(o.context)), next(static_cast<size_t>(B));
   std::vector<CachedChunk> chunks(static_cast<size_t>(B));
@@ -91,16 +94,25 @@ int main(int argc, char** argv) {
       o.steps = std::atoi(v);
     else if (v && a == "--rounds")
       o.rounds = std::atoi(v);
-    else {
+    else if (v && a == "--kv-cache") {
+      o.kv_types.clear();
+      std::stringstream ss(v);
+      try {
+        for (std::string x; std::getline(ss, x, ',');) o.kv_types.push_back(parse_kv_type(x));
+      } catch (const UsageError& e) {
+        std::fprintf(stderr, "bench_step: %s\n", e.what());
+        return 2;
+      }
+    } else {
       std::fprintf(stderr,
                    "usage: bench_step [--config tiny|small] [--batches 1,4,16,64] "
-                   "[--context 128] [--prefill 0] [--steps 64] [--rounds 3]\n");
+                   "[--context 128] [--prefill 0] [--steps 64] [--rounds 3] [--kv-cache f32]\n");
       return 2;
     }
     ++i;
   }
-  if (o.batches.empty() || o.context < 1 || o.prefill < 0 || o.steps < 1 || o.rounds < 1 ||
-      *std::min_element(o.batches.begin(), o.batches.end()) < 1) {
+  if (o.batches.empty() || o.kv_types.empty() || o.context < 1 || o.prefill < 0 || o.steps < 1 ||
+      o.rounds < 1 || *std::min_element(o.batches.begin(), o.batches.end()) < 1) {
     std::string b;
     for (int x : o.batches) b += (b.empty() ? "" : ",") + std::to_string(x);
     std::fprintf(stderr,
@@ -113,16 +125,22 @@ int main(int argc, char** argv) {
     const ModelConfig c = bench_config(o.config, "--config");
     std::printf("config %s, context %d, prefill %d, %d steps, best of %d rounds (alternating)\n",
                 o.config.c_str(), o.context, o.prefill, o.steps, o.rounds);
-    std::vector<double> best(o.batches.size(), 1e30);
+    const size_t K = o.kv_types.size();
+    std::vector<double> best(o.batches.size() * K, 1e30);  // [batch][kv type]
     for (int r = 0; r < o.rounds; ++r)
       for (size_t i = 0; i < o.batches.size(); ++i)
-        best[i] = std::min(best[i], step_seconds(c, o.batches[i], o));
+        for (size_t k = 0; k < K; ++k)
+          best[i * K + k] =
+              std::min(best[i * K + k], step_seconds(c, o.batches[i], o.kv_types[k], o));
     const double base = (o.batches[0] + o.prefill) / best[0];
-    std::printf("%6s %12s %12s %10s\n", "B", "us/step", "rows/s", "vs first");
-    for (size_t i = 0; i < o.batches.size(); ++i) {
-      const double rows = (o.batches[i] + o.prefill) / best[i];
-      std::printf("%6d %12.1f %12.0f %9.2fx\n", o.batches[i], 1e6 * best[i], rows, rows / base);
-    }
+    std::printf("%6s %4s %12s %12s %10s %10s\n", "B", "kv", "us/step", "rows/s", "vs first",
+                "vs kv[0]");
+    for (size_t i = 0; i < o.batches.size(); ++i)
+      for (size_t k = 0; k < K; ++k) {
+        const double t = best[i * K + k], rows = (o.batches[i] + o.prefill) / t;
+        std::printf("%6d %4s %12.1f %12.0f %9.2fx %9.2fx\n", o.batches[i],
+                    kv_type_name(o.kv_types[k]), 1e6 * t, rows, rows / base, best[i * K] / t);
+      }
   } catch (const UsageError& e) {
     std::fprintf(stderr, "bench_step: %s\n", e.what());
     return 2;

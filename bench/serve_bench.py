@@ -52,7 +52,7 @@ def start_server(args):
         [args.alibi, "--threads", str(args.threads), "serve", args.run, "--port", "0",
          "--max-batch", str(args.max_batch), "--max-queue", str(4 * args.max_batch),
          "--chunk", str(args.chunk), "--max-context", str(args.max_context),
-         "--dtype", args.dtype])
+         "--dtype", args.dtype, "--kv-cache", args.kv_cache])
 
 
 def spawn_alibi_serve(cmd):
@@ -132,6 +132,7 @@ def main():
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument("--max-context", type=int, default=512)
     ap.add_argument("--dtype", default="fp32", help="alibi serve's --dtype (fp32, bf16, int8)")
+    ap.add_argument("--kv-cache", default="f32", help="alibi serve's --kv-cache (f32, f16)")
     args = ap.parse_args()
     if not args.run and not (args.llama_server and args.gguf):
         ap.error("give --run, or --llama-server and --gguf")

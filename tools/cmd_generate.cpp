@@ -33,6 +33,7 @@ struct GenerateFlags {
   int chunk = 256;
   bool interactive = false;
   std::string dtype = "fp32";
+  std::string kv_cache = "f32";
 };
 
 void write_out(const std::string& s) {
@@ -61,7 +62,7 @@ int effective_window(const GenerateFlags& f, int64_t prompt_tokens) {
 // flag that sizes the cache (--window, else --max-new-tokens) and the largest value that fits.
 // Returns false for --dry-run.
 bool check_memory_plan(const GenerateFlags& f, const Checkpoint& ck, const Backend& backend,
-                       int64_t prompt_tokens, int window) {
+                       int64_t prompt_tokens, int window, KvType kv_type) {
   const int64_t full = Generator::cache_tokens(prompt_tokens, f.max_new_tokens);
   if (window > INT_MAX / 2)  // a sliding cache keeps room for twice its window
     usage_error("--window ", window, " is more than a sliding KV cache holds (", INT_MAX / 2,
@@ -72,7 +73,7 @@ bool check_memory_plan(const GenerateFlags& f, const Checkpoint& ck, const Backe
                 INT_MAX, "); use --window");
   auto plan_for = [&](int64_t capacity) {
     return generate_memory(ck.config, ck.st, backend, chunk_rows(f, window),
-                           int(std::max<int64_t>(capacity, 1)), window > 0);
+                           int(std::max<int64_t>(capacity, 1)), window > 0, kv_type);
   };
   const MemoryPlan plan = plan_for(window > 0 ? window : full);
   const MemoryBudget budget = memory_budget(globals().memory);
@@ -94,17 +95,17 @@ bool check_memory_plan(const GenerateFlags& f, const Checkpoint& ck, const Backe
   return !globals().memory.dry_run;
 }
 
-void print_banner(const Decoder& m, int window) {
+void print_banner(const Decoder& m, int window, KvType kv_type) {
   const ModelConfig& c = m.model->cfg;
   const nlohmann::json ext = extension_of(c);
-  std::fprintf(stderr,
-               "%s: %s, %d layers, d_model %d, %d heads, vocab %d, trained at seq-len %d "
-               "(step %lld); %s%s\n",
-               m.path.c_str(), pos_name(c.pos), c.layers, c.d_model, c.heads, c.vocab,
-               m.train_len, static_cast<long long>(m.step),
-               window > 0 ? ("sliding KV window of " + std::to_string(window)).c_str()
-                          : "full KV cache",
-               ext.empty() ? "" : ("; context extension " + ext.dump()).c_str());
+  std::fprintf(
+      stderr,
+      "%s: %s, %d layers, d_model %d, %d heads, vocab %d, trained at seq-len %d "
+      "(step %lld); %s (%s)%s\n",
+      m.path.c_str(), pos_name(c.pos), c.layers, c.d_model, c.heads, c.vocab, m.train_len,
+      static_cast<long long>(m.step),
+      window > 0 ? ("sliding KV window of " + std::to_string(window)).c_str() : "full KV cache",
+      kv_type_name(kv_type), ext.empty() ? "" : ("; context extension " + ext.dump()).c_str());
 }
 
 void print_stats(const GenerateStats& total, const Generator& gen) {
@@ -156,6 +157,7 @@ void run(const GenerateFlags& f, const ExtensionFlags& ext) {
   if (f.max_new_tokens < 0) usage_error("--max-new-tokens ", f.max_new_tokens, " must be >= 0");
   if (f.window < 0) usage_error("--window ", f.window, " must be >= 0 (0: no window)");
   if (f.chunk < 1) usage_error("--chunk ", f.chunk, " must be >= 1");
+  const KvType kv_type = parse_kv_type(f.kv_cache);
   if (!f.prompt.empty() && !f.prompt_file.empty())
     usage_error("--prompt and --prompt-file '", f.prompt_file, "' are both given; use one");
   const std::string text =
@@ -173,14 +175,15 @@ void run(const GenerateFlags& f, const ExtensionFlags& ext) {
   if (!f.interactive)  // fail before any output
     Generator::check_request(ck.config, 0, int64_t(ids.size()), false, f.max_new_tokens);
   const int window = effective_window(f, int64_t(ids.size()));
-  if (!check_memory_plan(f, ck, *backend, int64_t(ids.size()), window)) return;
+  if (!check_memory_plan(f, ck, *backend, int64_t(ids.size()), window, kv_type)) return;
   const Decoder m = make_decoder(ck, kGenerateSequences, chunk_rows(f, window), backend, &ext);
   GenerateOptions go;
   go.sampling = f.sampling;
   go.window = window;
   go.sample_vocab = m.tok.vocab();
+  go.kv_type = kv_type;
   Generator gen(*m.model, go);
-  print_banner(m, window);
+  print_banner(m, window, kv_type);
 
   Utf8Stream out;
   int turn_tokens = 0;  // of the generation under way
@@ -227,6 +230,9 @@ Command add_generate(CLI::App& app) {
                 "stored; accumulation, softmax and LayerNorm stay fp32) | int8 (AVX512-VNNI: "
                 "decoding's products on Q8_0/Q4_0/Q4_K/Q6_K weights take activations rounded to "
                 "8 bits per block of 32, as llama.cpp; docs/gguf.md)");
+  c->add_option("--kv-cache", f->kv_cache,
+                "KV cache storage: f32 | f16 (the CPU: keys and values rounded to IEEE half as "
+                "they are cached, read back exactly; half the memory per token; not for xpos)");
   c->add_flag("--interactive", f->interactive,
               "prompt loop on stdin keeping the cache between turns (ends on EOF)");
   // --interactive takes stop requests per reply (at its prompt one ends the program); without

@@ -50,6 +50,7 @@ struct ServeFlags {
   std::string api_key;
   std::string api_key_file;
   std::string dtype = "fp32";
+  std::string kv_cache = "f32";
 };
 
 void check_flags(const ServeFlags& f) {
@@ -114,6 +115,7 @@ void run(const ServeFlags& f, const ExtensionFlags& ext) {
   eo.window = f.window;
   eo.chunk = f.window > 0 ? std::min(f.chunk, f.window) : f.chunk;
   eo.max_queue = f.max_queue;
+  eo.kv_type = parse_kv_type(f.kv_cache);
   const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
   const Decoder m = load_decoder(f.checkpoint, f.max_batch, eo.step_rows(), backend, &ext);
   eo.sample_vocab = m.tok.vocab();
@@ -146,16 +148,17 @@ void run(const ServeFlags& f, const ExtensionFlags& ext) {
 
   const ModelConfig& c = m.model->cfg;
   const int rows = f.window > 0 ? 2 * f.window : f.max_context;
-  const double kv_mib = 2.0 * c.layers * c.d_model * double(rows) * f.max_batch * 4 / (1 << 20);
+  const double kv_mib = 2.0 * c.layers * c.d_model * double(rows) * f.max_batch *
+                        (eo.kv_type == KvType::f16 ? 2 : 4) / (1 << 20);
   std::fprintf(stderr,
                "alibi serve: %s (%s: %s, %d layers, d_model %d, %d heads, vocab %d, trained at "
-               "seq-len %d); %d slots of %s, KV cache %.1f MiB; prefill chunk %d; queue %d\n",
+               "seq-len %d); %d slots of %s, KV cache %.1f MiB (%s); prefill chunk %d; queue %d\n",
                ctx.model_name.c_str(), m.path.c_str(), pos_name(c.pos), c.layers, c.d_model,
                c.heads, c.vocab, m.train_len, f.max_batch,
                (f.window > 0 ? "a sliding window of " + std::to_string(f.window) + " tokens"
                              : std::to_string(f.max_context) + " tokens")
                    .c_str(),
-               kv_mib, eo.chunk, f.max_queue);
+               kv_mib, kv_type_name(eo.kv_type), eo.chunk, f.max_queue);
   if (const nlohmann::json x = extension_of(c); !x.empty())
     std::fprintf(stderr, "alibi serve: context extension %s\n", x.dump().c_str());
   http.start();
@@ -217,6 +220,7 @@ Command add_serve(CLI::App& app) {
                 "require Authorization: Bearer KEY on every route but /health (empty: none)");
   c->add_option("--api-key-file", f->api_key_file, "read the key from the file's first line");
   c->add_option("--dtype", f->dtype, "matrix-product operands: fp32 | bf16 | int8 (as generate)");
+  c->add_option("--kv-cache", f->kv_cache, "KV cache storage: f32 | f16 (as generate)");
   // Context extension as generate runs it: L' is each request's prompt + max_tokens.
   const auto ext = std::make_shared<ExtensionFlags>(c);
   Command cmd{c, [f, ext] { run(*f, *ext); }};

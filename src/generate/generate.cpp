@@ -130,7 +130,9 @@ Generator::Generator(Model& model, const GenerateOptions& o)
                o.sample_vocab > 0 ? std::min(o.sample_vocab, model.cfg.vocab) : model.cfg.vocab),
       last_logits_(model.cfg.vocab) {
   if (o.window < 0) usage_error("--window ", o.window, " must be >= 0 (0: no window)");
-  if (o.window > 0) cache_ = model_.make_cache(o.window, /*sliding=*/true);
+  model_.check_cache_type(o.kv_type);
+  if (o.window > 0) cache_ = model_.make_cache(o.window, /*sliding=*/true, o.kv_type);
+  cache_.type = o.kv_type;  // without a window: the type reserve() grows the cache in
 }
 
 // Prefill in chunks of max_T() rows. With a window, a chunk only fills free rows: a chunk that
@@ -190,12 +192,13 @@ void Generator::check_request(const ModelConfig& c, int64_t pos, int64_t to_feed
 }
 
 MemoryPlan generate_memory(const ModelConfig& cfg, const Safetensors& weights,
-                           const Backend& backend, int chunk, int capacity, bool sliding) {
+                           const Backend& backend, int chunk, int capacity, bool sliding,
+                           KvType kv_type) {
   MemoryPlan p = plan_in_use();
   p.add("weights", Model::file_weight_bytes(cfg, weights, backend));
   add_activations(p, Model::plan(cfg, 1, chunk, /*training=*/false, backend,
                                  {.rows = kGenerateSequences}));
-  p.add("KV cache", Model::cache_bytes(cfg, chunk, capacity, sliding, backend));
+  p.add("KV cache", Model::cache_bytes(cfg, chunk, capacity, sliding, backend, kv_type));
   // That row on the host, the Generator's last_logits_, the Sampler's idx_ and p_.
   const uint64_t V = uint64_t(cfg.vocab);
   p.add("logits",

@@ -70,6 +70,7 @@ struct GenerateOptions {
   // Sample only among ids [0, sample_vocab): a tokenizer may have fewer tokens than the model
   // has embedding rows (BLOOM pads 250,680 to 250,880), and a padding row is no text. 0: all.
   int sample_vocab = 0;
+  KvType kv_type = KvType::f32;  // how the cache holds keys and values (--kv-cache)
 };
 
 struct GenerateStats {
@@ -139,6 +140,7 @@ inline constexpr int kGenerateSequences = 1;
 // cache for `capacity` tokens (sliding: a window of them), and the logits on the host (a chunk's,
 // the last token's and the sampler's).
 MemoryPlan generate_memory(const ModelConfig& cfg, const Safetensors& weights,
-                           const Backend& backend, int chunk, int capacity, bool sliding);
+                           const Backend& backend, int chunk, int capacity, bool sliding,
+                           KvType kv_type);
 
 }  // namespace alibi

@@ -130,6 +130,9 @@ struct AttnShape {
   // every output stay fp32. The naive kernels ignore it (always double).
   MatmulPrecision precision = MatmulPrecision::fp32;
   bool causal = true;  // false: every query sees every key (encoders)
+  // The keys and values as stored (a KV cache's --kv-cache). f16, forward only: each tile is
+  // widened to fp32 as it is read and its products run in fp32, whatever `precision` says.
+  KvType kv = KvType::f32;
   // The length of the sequence the call is part of, for a bias that depends on it (alibi's
   // --alibi-interpolate): a cached call's is its KV cache's capacity; 0: Tk. Kernels ignore it.
   int context = 0;

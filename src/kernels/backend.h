@@ -161,6 +161,11 @@ class Backend {
   // [0, len) of the destination blocks of dst_rows rows; dst may be src (compaction).
   virtual void kv_move(float* dst, int64_t dst_rows, const float* src, int64_t src_rows,
                        int64_t start, int64_t len, int64_t blocks, int HS) = 0;
+  // The same for an f16 cache (KvType::f16): kv_append rounds x to binary16, nearest even.
+  virtual void kv_append(uint16_t* cache, int64_t rows, int64_t row0, const float* x, int NH, int T,
+                         int HS) = 0;
+  virtual void kv_move(uint16_t* dst, int64_t dst_rows, const uint16_t* src, int64_t src_rows,
+                       int64_t start, int64_t len, int64_t blocks, int HS) = 0;
   // Rows [0, len) of each of `blocks` blocks of `rows` rows: columns i and i + HS/2 times
   // exp(delta * decay[i]), decay (HS/2) in the backend's memory (xpos keys re-anchored).
   virtual void kv_rescale(float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,

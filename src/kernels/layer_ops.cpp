@@ -82,8 +82,14 @@ void AttentionForward::check() const {
   constexpr const char* op = "attention_forward";
   check_attention_args(s, bias, drop);
   expect(op, "q", q, {s.B, s.NH, s.Tq, s.HS});
-  expect(op, "k", k, {s.B, s.NH, s.kv_rows(), s.HS});
-  expect(op, "v", v, {s.B, s.NH, s.kv_rows(), s.HS});
+  const Shape kv{s.B, s.NH, s.kv_rows(), s.HS};
+  if (s.kv == KvType::f16) {
+    expect(op, "k16", k16, kv);
+    expect(op, "v16", v16, kv);
+  } else {
+    expect(op, "k", k, kv);
+    expect(op, "v", v, kv);
+  }
   expect(op, "out", out, {s.B, s.NH, s.Tq, s.HS});
   expect(op, "lse", lse, {s.B, s.NH, s.Tq});
 }

@@ -46,11 +46,12 @@ struct LayerNormBackward {
 // are used; out (B,NH,Tq,HS) and lse (B,NH,Tq) overwritten.
 struct AttentionForward {
   AttnShape s;
-  CTensor q, k, v;
+  CTensor q, k, v;  // k, v: s.kv f32
   ScoreBias bias;
   AttnDropout drop;
   Tensor out, lse;
   AttnWorkspace ws;
+  View<const uint16_t*> k16, v16;  // s.kv f16: the keys and values, IEEE binary16
   void check() const;
 };
 

@@ -15,6 +15,14 @@ const char* precision_name(MatmulPrecision p) {
   return p == MatmulPrecision::bf16 ? "bf16" : p == MatmulPrecision::int8 ? "int8" : "fp32";
 }
 
+KvType parse_kv_type(const std::string& name, const std::string& flag) {
+  if (name == "f32") return KvType::f32;
+  if (name == "f16") return KvType::f16;
+  usage_error(flag, " '", name, "' is not one of f32, f16");
+}
+
+const char* kv_type_name(KvType t) { return t == KvType::f16 ? "f16" : "f32"; }
+
 bool cpu_has_bf16() {
   static const bool has = __builtin_cpu_supports("avx512bf16");
   return has;

@@ -17,6 +17,16 @@ enum class MatmulPrecision { fp32, bf16, int8 };
 MatmulPrecision parse_precision(const std::string& name, const std::string& flag = "--dtype");
 const char* precision_name(MatmulPrecision p);
 
+// How a KV cache holds its keys and values (generate and serve --kv-cache). f32: as computed.
+// f16 (the CPU): rounded to IEEE binary16 as they are appended and widened back to fp32, exactly,
+// as the attention reads them, so the scores and the P V products run in fp32 on the rounded
+// values; half the bytes per cached token.
+enum class KvType { f32, f16 };
+
+// "f32" or "f16"; anything else is a UsageError naming `flag`.
+KvType parse_kv_type(const std::string& name, const std::string& flag = "--kv-cache");
+const char* kv_type_name(KvType t);
+
 // Whether this CPU has the AVX512-BF16 instructions the CPU backend's bf16 needs.
 bool cpu_has_bf16();
 // Whether this CPU has the AVX512-VNNI instructions the CPU backend's int8 needs (and this build

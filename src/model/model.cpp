@@ -293,8 +293,17 @@ void Model::blocks_forward(int B, int T, int64_t pos0, std::span<const Segment> 
       finite(s.q, N * C, l, "the position method on q");
       finite(s.k, N * C, l, "the position method on k");
       adrop.seed = hash64(dropout_seed, uint64_t(l), 0);
-      be.run(AttentionForward{as, heads(s.q), heads(s.k), heads(s.v), bias, adrop, heads(s.att),
-                              {s.lse, {B, NH, T}}, a.attn_ws});
+      be.run(AttentionForward{as,
+                              heads(s.q),
+                              heads(s.k),
+                              heads(s.v),
+                              bias,
+                              adrop,
+                              heads(s.att),
+                              {s.lse, {B, NH, T}},
+                              a.attn_ws,
+                              {},
+                              {}});
       be.merge_heads(s.atty, s.att, B, T, NH, HS);
     } else {
       attend_segments(l, segs);
@@ -425,36 +434,65 @@ void Model::token_hits(float* out) const {
   }
 }
 
-KVCache Model::make_cache(int capacity, bool sliding) const {
+void Model::check_cache_type(KvType type) const {
+  if (type == KvType::f32) return;
+  if (!backend_->host_memory())
+    usage_error("--kv-cache f16 runs on the CPU; on this device use --kv-cache f32");
+  if (pos_->rebases_keys())
+    usage_error("--kv-cache f16 holds keys that a --pos ", pos_name(cfg.pos),
+                " model re-scales as its cache moves; use --kv-cache f32");
+}
+
+KVCache Model::make_cache(int capacity, bool sliding, KvType type) const {
   ALIBI_CHECK(capacity > 0);
   if (!cfg.causal)
     usage_error("this model is an encoder (bidirectional attention, config causal false): it "
                 "sees the tokens after each position, so it cannot generate; evaluate it");
   ALIBI_CHECK(head_cols_ == 0, "a chunked head gives losses only; decoding needs logits");
   ALIBI_CHECK(!sliding || capacity <= INT_MAX / 2, "window ", capacity);
+  check_cache_type(type);
   KVCache kv;
-  const CacheSizes sz = cache_sizes(cfg, maxT_, capacity, sliding, *backend_);
+  const CacheSizes sz = cache_sizes(cfg, maxT_, capacity, sliding, *backend_, type);
   kv.capacity = capacity;
   kv.sliding = sliding;
-  kv.k = DeviceArray<float>(backend_, sz.kv_floats);
-  kv.v = DeviceArray<float>(backend_, sz.kv_floats);
+  kv.type = type;
+  if (type == KvType::f16) {
+    kv.k16 = DeviceArray<uint16_t>(backend_, sz.kv_elems);
+    kv.v16 = DeviceArray<uint16_t>(backend_, sz.kv_elems);
+  } else {
+    kv.k = DeviceArray<float>(backend_, sz.kv_elems);
+    kv.v = DeviceArray<float>(backend_, sz.kv_elems);
+  }
   kv.workspace = DeviceArray<float>(backend_, sz.ws.floats);
   kv.workspace_threads = sz.ws.threads;
   pos_->plan(capacity);
   return kv;
 }
 
-void Model::grow_cache(KVCache& cache, int capacity) const {
-  KVCache bigger = make_cache(capacity, /*sliding=*/false);
+void Model::move_rows(KVCache& to, const KVCache& from) const {
   const int64_t blocks = int64_t(cfg.layers) * cfg.heads;
-  backend_->kv_move(bigger.k.data(), bigger.rows(), cache.k.data(), cache.rows(), cache.start,
-                    cache.len, blocks, cfg.head_size());
-  backend_->kv_move(bigger.v.data(), bigger.rows(), cache.v.data(), cache.rows(), cache.start,
-                    cache.len, blocks, cfg.head_size());
+  const int HS = cfg.head_size();
+  if (from.type == KvType::f16) {
+    backend_->kv_move(to.k16.data(), to.rows(), from.k16.data(), from.rows(), from.start, from.len,
+                      blocks, HS);
+    backend_->kv_move(to.v16.data(), to.rows(), from.v16.data(), from.rows(), from.start, from.len,
+                      blocks, HS);
+  } else {
+    backend_->kv_move(to.k.data(), to.rows(), from.k.data(), from.rows(), from.start, from.len,
+                      blocks, HS);
+    backend_->kv_move(to.v.data(), to.rows(), from.v.data(), from.rows(), from.start, from.len,
+                      blocks, HS);
+  }
+}
+
+void Model::grow_cache(KVCache& cache, int capacity) const {
+  KVCache bigger = make_cache(capacity, /*sliding=*/false, cache.type);
+  move_rows(bigger, cache);
   bigger.len = cache.len;
   bigger.pos = cache.pos;
-  pos_->rebase_keys(bigger.k.data(), bigger.rows(), bigger.len, blocks, cfg.head_size(),
-                    bigger.anchor() - cache.anchor());
+  if (bigger.type == KvType::f32)  // an f16 cache's method re-anchors nothing (make_cache)
+    pos_->rebase_keys(bigger.k.data(), bigger.rows(), bigger.len, int64_t(cfg.layers) * cfg.heads,
+                      cfg.head_size(), bigger.anchor() - cache.anchor());
   cache = std::move(bigger);
 }
 
@@ -474,14 +512,12 @@ void Model::make_room(KVCache& cache, int n) const {
     // Out of room behind the live rows: move them to the front of each (layer, head) block.
     // In a full window of a sliding cache (rows = 2 * capacity) that is once every `capacity`
     // tokens: O(1) rows copied per token, where shifting on every token copied `capacity`.
-    const int64_t blocks = int64_t(cfg.layers) * cfg.heads;
-    for (DeviceArray<float>* kv : {&cache.k, &cache.v})
-      backend_->kv_move(kv->data(), cache.rows(), kv->data(), cache.rows(), cache.start,
-                        cache.len, blocks, cfg.head_size());
+    move_rows(cache, cache);
     const int64_t was = cache.anchor();
     cache.start = 0;
-    pos_->rebase_keys(cache.k.data(), cache.rows(), cache.len, blocks, cfg.head_size(),
-                      cache.anchor() - was);
+    if (cache.type == KvType::f32)
+      pos_->rebase_keys(cache.k.data(), cache.rows(), cache.len, int64_t(cfg.layers) * cfg.heads,
+                        cfg.head_size(), cache.anchor() - was);
   }
 }
 

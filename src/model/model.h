@@ -31,7 +31,9 @@ struct KVCache {
   int len = 0;       // rows in use
   int64_t pos = 0;   // absolute position of the next token
   int context = 0;   // L' of a context extension: the tokens its sequence will span (0: capacity)
-  DeviceArray<float> k, v;       // (L, NH, rows, HS)
+  KvType type = KvType::f32;       // how the rows are held (kernels/precision.h)
+  DeviceArray<float> k, v;         // (L, NH, rows, HS): type f32
+  DeviceArray<uint16_t> k16, v16;  // the same: type f16
   DeviceArray<float> workspace;  // attention scratch for queries against `capacity` keys
   int workspace_threads = 0;     // the threads it was planned for
 
@@ -104,10 +106,10 @@ struct Model {
     return plan(cfg, B, T, training, backend, logits).total;
   }
   static constexpr int64_t kMaxPlannedTokens = int64_t(1) << 40;
-  // Bytes of the KV cache make_cache(capacity, sliding) makes for a model planned for chunks of
-  // T rows: keys, values and the attention scratch.
+  // Bytes of the KV cache make_cache(capacity, sliding, type) makes for a model planned for
+  // chunks of T rows: keys, values and the attention scratch.
   static size_t cache_bytes(const ModelConfig& cfg, int T, int capacity, bool sliding,
-                            const Backend& backend);
+                            const Backend& backend, KvType type = KvType::f32);
   // Bytes the weights of Model(cfg, B, T, file, backend) take: the matrices as stored (read in
   // place from the mapping, or copied where the backend cannot), the other tensors in fp32 as
   // the file has them and as copied into `params`.
@@ -143,7 +145,10 @@ struct Model {
   // attending to the cached keys, appends theirs, and returns their logits (n,V) on the host.
   // Equal to the rows of a full forward over the whole prefix (or, with a sliding cache, over
   // the last `capacity` tokens for relative position methods).
-  KVCache make_cache(int capacity, bool sliding) const;
+  // type f16 (the CPU) holds the keys and values in binary16; refused for a method whose cached
+  // keys are re-anchored (xpos).
+  KVCache make_cache(int capacity, bool sliding, KvType type = KvType::f32) const;
+  void check_cache_type(KvType type) const;  // make_cache's refusals, ahead of it
   const float* forward_cached(const int32_t* tokens, int n, KVCache& cache);
   // A cache of `capacity` rows holding cache's rows and position: room for a longer request.
   void grow_cache(KVCache& cache, int capacity) const;
@@ -184,11 +189,11 @@ struct Model {
   void bind_matrices(const Safetensors* file);
   // The sizes the KV cache and the weights are made with, and what the plans above add up.
   struct CacheSizes {
-    size_t kv_floats;  // of k, and of v
+    size_t kv_elems;  // of k, and of v
     AttnWorkspace ws;
   };
   static CacheSizes cache_sizes(const ModelConfig& cfg, int T, int capacity, bool sliding,
-                                const Backend& backend);
+                                const Backend& backend, KvType type);
   struct MatrixBytes {
     size_t mapped = 0;  // read in place from the file's mapping
     size_t copied = 0;  // copied into stored_
@@ -220,6 +225,9 @@ struct Model {
   void head_forward(int64_t rows);
   // Drops or compacts a cache's rows so that n more fit (UsageError where they cannot).
   void make_room(KVCache& cache, int n) const;
+  // Rows [from.start, from.start + from.len) of each (layer, head) block of `from` to rows
+  // [0, from.len) of `to`'s; `to` may be `from` (compaction).
+  void move_rows(KVCache& to, const KVCache& from) const;
   const float* logits_to_host(int64_t rows) const;
 
   // A parameter tensor resolved once, so that the step loop does no name lookups: its offset

@@ -73,23 +73,38 @@ AttentionForward Model::segment_attention(int l, const Segment& g) {
   pos_->qk_forward(q, k, 1, NH, g.n, HS, kv.pos, kv.anchor());
   AttnShape as{1, NH, g.n, kv.len + g.n, HS, kv.rows(), MatmulPrecision::fp32};
   as.context = kv.context > 0 ? kv.context : kv.capacity;
+  as.kv = kv.type;
   const ScoreBias bias = pos_->score_bias(params, l, as, kv.pos);
   const size_t layer_off = (size_t(l) * NH * kv.rows() + kv.start) * HS;
-  float* kl = kv.k.data() + layer_off;
-  float* vl = kv.v.data() + layer_off;
-  be.kv_append(kl, kv.rows(), kv.len, k, NH, g.n, HS);
-  be.kv_append(vl, kv.rows(), kv.len, v, NH, g.n, HS);
-  auto heads = [&](float* p, int64_t rows) { return Tensor(p, {1, NH, rows, HS}); };
+  auto heads = [&](auto* p, int64_t rows) { return View(p, {1, NH, rows, HS}); };
   const AttnWorkspace ws{kv.workspace.data(), kv.workspace.size(), kv.workspace_threads};
-  return AttentionForward{.s = as,
-                          .q = heads(q, g.n),
-                          .k = heads(kl, kv.rows()),
-                          .v = heads(vl, kv.rows()),
-                          .bias = bias,
-                          .drop = AttnDropout{},
-                          .out = heads(s.att + off, g.n),
-                          .lse = {s.lse + g.row0 * NH, {1, NH, g.n}},
-                          .ws = ws};
+  AttentionForward a{.s = as,
+                     .q = heads(q, g.n),
+                     .k = {},
+                     .v = {},
+                     .bias = bias,
+                     .drop = AttnDropout{},
+                     .out = heads(s.att + off, g.n),
+                     .lse = {s.lse + g.row0 * NH, {1, NH, g.n}},
+                     .ws = ws,
+                     .k16 = {},
+                     .v16 = {}};
+  if (kv.type == KvType::f16) {
+    uint16_t* kl = kv.k16.data() + layer_off;
+    uint16_t* vl = kv.v16.data() + layer_off;
+    be.kv_append(kl, kv.rows(), kv.len, k, NH, g.n, HS);
+    be.kv_append(vl, kv.rows(), kv.len, v, NH, g.n, HS);
+    a.k16 = heads(static_cast<const uint16_t*>(kl), kv.rows());
+    a.v16 = heads(static_cast<const uint16_t*>(vl), kv.rows());
+  } else {
+    float* kl = kv.k.data() + layer_off;
+    float* vl = kv.v.data() + layer_off;
+    be.kv_append(kl, kv.rows(), kv.len, k, NH, g.n, HS);
+    be.kv_append(vl, kv.rows(), kv.len, v, NH, g.n, HS);
+    a.k = heads(kl, kv.rows());
+    a.v = heads(vl, kv.rows());
+  }
+  return a;
 }
 
 void Model::attend_segments(int l, std::span<const Segment> segs) {

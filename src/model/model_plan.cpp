@@ -48,17 +48,19 @@ size_t Model::file_weight_bytes(const ModelConfig& c, const Safetensors& file,
 }
 
 size_t Model::cache_bytes(const ModelConfig& c, int T, int capacity, bool sliding,
-                          const Backend& backend) {
-  const CacheSizes sz = cache_sizes(c, T, capacity, sliding, backend);
-  return sat_mul(sat_add(sat_mul(2, sz.kv_floats), sz.ws.floats), sizeof(float));
+                          const Backend& backend, KvType type) {
+  const CacheSizes sz = cache_sizes(c, T, capacity, sliding, backend, type);
+  const size_t elem = type == KvType::f16 ? sizeof(uint16_t) : sizeof(float);
+  return sat_add(sat_mul(sat_mul(2, sz.kv_elems), elem), sat_mul(sz.ws.floats, sizeof(float)));
 }
 
 Model::CacheSizes Model::cache_sizes(const ModelConfig& c, int T, int capacity, bool sliding,
-                                     const Backend& backend) {
+                                     const Backend& backend, KvType type) {
   KVCache kv;
   kv.capacity = capacity;
   kv.sliding = sliding;
-  const AttnShape s{1, c.heads, T, capacity, c.head_size(), kv.rows(), MatmulPrecision::fp32};
+  AttnShape s{1, c.heads, T, capacity, c.head_size(), kv.rows(), MatmulPrecision::fp32};
+  s.kv = type;
   return {sat_mul(uint64_t(c.layers) * uint64_t(c.heads) * uint64_t(c.head_size()),
                   uint64_t(kv.rows())),
           backend.plan_attention(s)};

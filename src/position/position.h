@@ -92,6 +92,8 @@ class PositionMethod {
   // measured from an anchor `delta` positions later from now on (the cache moved its rows).
   virtual void rebase_keys(float* /*k*/, int64_t /*rows*/, int64_t /*len*/, int64_t /*blocks*/,
                            int /*HS*/, int64_t /*delta*/) const {}
+  // Whether rebase_keys changes the keys (a KV cache that cannot, an f16 one, refuses it).
+  virtual bool rebases_keys() const { return false; }
   // The bias the attention of `layer` adds to the scores of a call of shape s (its queries are
   // the last s.Tq of s.Tk positions, the first at absolute position pos0; a method may make a
   // table for the distances it spans, planned by plan()), and

@@ -36,6 +36,7 @@ class RotaryFamily : public PositionMethod {
     be().rotary(dk, B, NH, T, HS, rotation(pos0, anchor, -1, true));
   }
   // A key scaled by exp(-decay (j - a)) is re-measured from a + delta by exp(decay delta).
+  bool rebases_keys() const override { return decay_.size() > 0; }
   void rebase_keys(float* k, int64_t rows, int64_t len, int64_t blocks, int HS,
                    int64_t delta) const override {
     if (decay_.size() > 0 && delta != 0)

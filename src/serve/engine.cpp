@@ -87,8 +87,8 @@ Engine::Engine(Model& model, const Tokenizer& tok, const EngineOptions& o, Metri
               " rows; the engine needs ", o.step_rows());
   // Every slot is allocated here, once: nothing grows while serving.
   for (int s = 0; s < o.max_batch; ++s) {
-    slots_.push_back(o.window > 0 ? model.make_cache(o.window, /*sliding=*/true)
-                                  : model.make_cache(o.max_context, /*sliding=*/false));
+    slots_.push_back(o.window > 0 ? model.make_cache(o.window, /*sliding=*/true, o.kv_type)
+                                  : model.make_cache(o.max_context, /*sliding=*/false, o.kv_type));
     free_.push_back(o.max_batch - 1 - s);  // slot 0 is taken first
   }
   running_.reserve(size_t(o.max_batch));

@@ -41,6 +41,7 @@ struct EngineOptions {
   int chunk = 128;         // prompt rows per step, over all prefilling sequences
   int max_queue = 64;      // sequences waiting for a slot
   int sample_vocab = 0;    // as GenerateOptions::sample_vocab
+  KvType kv_type = KvType::f32;  // as GenerateOptions::kv_type
   // Rows a step can hold: every slot decoding plus one chunk (the model's plan).
   int step_rows() const { return max_batch + chunk; }
 };

@@ -178,6 +178,7 @@ inline void pack_transposed_pairs(const float* x, int rows, int HS, uint32_t* tm
 // a key tile's dV and dK transposed (dV^T += dO^T (P*drop), dK^T += Q^T dS), so that no
 // tile-sized transpose of P or dS is needed, and writes them back once per key tile.
 struct Bf16Tiles {
+  using Kv = float;  // k and v as stored
   struct ForwardBuffers {
     uint32_t* p_rows;    // (kBr, kBc / 2) P as A pairs
     uint32_t* pack_tmp;  // (kBc, pairs(HS)) packing scratch of pack_forward_head

@@ -32,6 +32,7 @@ using attention_detail::BackwardScratch;
 using attention_detail::Bf16Tiles;
 using attention_detail::forward_tile;
 using attention_detail::ForwardScratch;
+using attention_detail::Fp16KvTiles;
 using attention_detail::Fp32Tiles;
 using attention_detail::kAlignFloats;
 using attention_detail::kBr;
@@ -118,9 +119,9 @@ void reduce_bias_grad(const AttnShape& s, const ScoreBias& bias, int h, const fl
 // then the query tiles, without a barrier after them (the team's region ends in one). `threads`
 // is the team's size, which places the packed heads after the per-thread scratch.
 template <class P>
-void forward_work(const AttnShape& s, const float* q, const float* k, const float* v,
-                  const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
-                  float* base, int threads) {
+void forward_work(const AttnShape& s, const float* q, const typename P::Kv* k,
+                  const typename P::Kv* v, const ScoreBias& bias, const AttnDropout& drop,
+                  float* out, float* lse, float* base, int threads) {
   const size_t per_thread = per_thread_floats<P>(s);
   float* packed = base + size_t(threads) * per_thread;  // the heads' ForwardPacks
   const size_t per_head = layout_floats<typename P::ForwardPack>(s);
@@ -143,13 +144,17 @@ void forward_work(const AttnShape& s, const float* q, const float* k, const floa
   }
 }
 
-// One call, in its shape's precision, by the team that runs it (of `threads`).
+// One call, in its shape's precision, by the team that runs it (of `threads`); k16, v16 for an
+// f16 KV cache (s.kv).
 void forward_call(const AttnShape& s, const float* q, const float* k, const float* v,
-                  const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
-                  const AttnWorkspace& ws, int threads) {
+                  const uint16_t* k16, const uint16_t* v16, const ScoreBias& bias,
+                  const AttnDropout& drop, float* out, float* lse, const AttnWorkspace& ws,
+                  int threads) {
   if (s.B == 0 || s.NH == 0 || s.Tq == 0 || s.HS == 0) return;
   float* base = aligned_base(ws.data);
-  if (s.precision == MatmulPrecision::bf16)
+  if (s.kv == KvType::f16)
+    forward_work<Fp16KvTiles>(s, q, k16, v16, bias, drop, out, lse, base, threads);
+  else if (s.precision == MatmulPrecision::bf16)
     forward_work<Bf16Tiles>(s, q, k, v, bias, drop, out, lse, base, threads);
   else
     forward_work<Fp32Tiles>(s, q, k, v, bias, drop, out, lse, base, threads);
@@ -194,6 +199,7 @@ void backward_pass(const AttnShape& s, const float* q, const float* k, const flo
 }  // namespace
 
 size_t attention_workspace_floats(const AttnShape& s, int threads) {
+  if (s.kv == KvType::f16) return workspace_floats<Fp16KvTiles>(s, threads);
   return s.precision == MatmulPrecision::bf16 ? workspace_floats<Bf16Tiles>(s, threads)
                                               : workspace_floats<Fp32Tiles>(s, threads);
 }
@@ -202,9 +208,10 @@ void attention_forward(const AttnShape& s, const float* q, const float* k, const
                        const ScoreBias& bias, const AttnDropout& drop, float* out, float* lse,
                        const AttnWorkspace& ws) {
   check_call(s, bias, drop, ws);
+  ALIBI_CHECK(s.kv == KvType::f32, "an f16 KV cache is read by attention_forward_all only");
   const int threads = omp_get_max_threads();
 #pragma omp parallel
-  forward_call(s, q, k, v, bias, drop, out, lse, ws, threads);
+  forward_call(s, q, k, v, nullptr, nullptr, bias, drop, out, lse, ws, threads);
 }
 
 void attention_forward_all(std::span<const AttentionForward> calls, MatmulPrecision p) {
@@ -218,8 +225,8 @@ void attention_forward_all(std::span<const AttentionForward> calls, MatmulPrecis
   // tiles as soon as its share of this one's is done.
 #pragma omp parallel
   for (const AttentionForward& c : calls)
-    forward_call(shape(c.s), c.q.data, c.k.data, c.v.data, c.bias, c.drop, c.out.data, c.lse.data,
-                 c.ws, threads);
+    forward_call(shape(c.s), c.q.data, c.k.data, c.v.data, c.k16.data, c.v16.data, c.bias, c.drop,
+                 c.out.data, c.lse.data, c.ws, threads);
 }
 
 void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
@@ -227,6 +234,7 @@ void attention_backward(const AttnShape& s, const float* q, const float* k, cons
                         const ScoreBias& bias, const AttnDropout& drop, float* dq, float* dk,
                         float* dv, float* dbias, const AttnWorkspace& ws) {
   check_call(s, bias, drop, ws);
+  ALIBI_CHECK(s.kv == KvType::f32, "an f16 KV cache has no backward");
   if (s.B == 0 || s.NH == 0 || s.HS == 0) return;  // Tq == 0 still zeroes dk, dv
   float* base = aligned_base(ws.data);
   if (s.precision == MatmulPrecision::bf16)

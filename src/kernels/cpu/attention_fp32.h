@@ -6,11 +6,15 @@
 // tile is transposed (and scaled by 1/sqrt(HS)) into k_tile_t (HS, kBc) so that an S row +=
 // q[i][d] * k_tile_t[d][:]. The micro-kernel is written with GCC/Clang vector extensions so that
 // it stays in registers.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
 
+#include "core/half.h"
 #include "kernels/cpu/attention_tiles.h"
+#include "kernels/cpu/ops_cpu.h"  // widen
 #include "kernels/cpu/simd.h"  // sum4
 
 namespace alibi::cpu::attention_detail {
@@ -35,6 +39,29 @@ constexpr int kMaxGroups = 1;  // 12 accumulators of 6 rows + 2 operands + the b
 constexpr int kPerGroup = kGroup / kWidth;
 typedef float vfloat __attribute__((vector_size(kWidth * sizeof(float)), aligned(4), may_alias));
 
+// kWidth floats from p: as stored, or widened from IEEE binary16 (exactly, so that a product on
+// f16 operands equals the fp32 one on the widened values).
+inline vfloat load_lanes(const float* p) { return *reinterpret_cast<const vfloat*>(p); }
+inline vfloat load_lanes(const uint16_t* p) {
+#if defined(__AVX512F__)
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+#elif defined(__F16C__)
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#else
+  vfloat x;
+  for (int i = 0; i < kWidth; ++i) x[i] = f16_to_float(p[i]);
+  return x;
+#endif
+}
+inline float load_one(const float* p) { return *p; }
+inline float load_one(const uint16_t* p) {
+#if defined(__F16C__)
+  return _cvtsh_ss(*p);
+#else
+  return f16_to_float(*p);
+#endif
+}
+
 // Rows per micro-kernel call for NG groups: MR * NG * kPerGroup accumulators, the operands and
 // the broadcast must fit the vector registers. AVX-512: 4 rows from 3 groups on, else 8 (the
 // tuning measured on Zen 4); AVX2: 6 rows of one group.
@@ -45,10 +72,11 @@ constexpr int rows_per_call() {
   return std::min(8, (kVecRegs - nv - 1) / nv);
 }
 
-// C[0..MR)[0..16*NG) (+)= sum_k A(r,k) * B[k][...]; A(r,k) = A[r*a_rs + k*a_cs].
-template <int MR, int NG, bool ACC>
+// C[0..MR)[0..16*NG) (+)= sum_k A(r,k) * B[k][...]; A(r,k) = A[r*a_rs + k*a_cs]; B fp32 or
+// binary16 (TB: load_lanes).
+template <int MR, int NG, bool ACC, class TB>
 inline __attribute__((always_inline)) void micro(int K, const float* A, ptrdiff_t a_rs,
-                                                 ptrdiff_t a_cs, const float* B, ptrdiff_t ldb,
+                                                 ptrdiff_t a_cs, const TB* B, ptrdiff_t ldb,
                                                  float* C, ptrdiff_t ldc) {
   constexpr int NV = NG * kPerGroup;
   vfloat acc[MR][NV];
@@ -58,12 +86,12 @@ inline __attribute__((always_inline)) void micro(int K, const float* A, ptrdiff_
     for (int v = 0; v < NV; ++v)
       acc[r][v] = ACC ? *reinterpret_cast<const vfloat*>(C + r * ldc + v * kWidth) : vfloat{};
   for (int k = 0; k < K; ++k) {
-    const float* b = B + k * ldb;
+    const TB* b = B + k * ldb;
     const float* a = A + k * a_cs;
     vfloat bv[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
-      bv[v] = *reinterpret_cast<const vfloat*>(b + v * kWidth);
+      bv[v] = load_lanes(b + v * kWidth);
 #if defined(__GNUC__) && defined(__AVX__)
       // Keep the operand in a register: otherwise GCC folds the load into each of the MR FMAs
       // and the loop becomes load-bound (measured 90 -> 112 GFLOP/s on one Zen 4 core).
@@ -83,8 +111,8 @@ inline __attribute__((always_inline)) void micro(int K, const float* A, ptrdiff_
     for (int v = 0; v < NV; ++v) *reinterpret_cast<vfloat*>(C + r * ldc + v * kWidth) = acc[r][v];
 }
 
-template <int NG, bool ACC>
-void gemm_chunk(int M, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* B,
+template <int NG, bool ACC, class TB>
+void gemm_chunk(int M, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const TB* B,
                 ptrdiff_t ldb, float* C, ptrdiff_t ldc) {
   constexpr int MR = rows_per_call<NG>();
   int m = 0;
@@ -94,10 +122,10 @@ void gemm_chunk(int M, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, co
 }
 
 // C (M,N) (+)= A (M,K) B (K,N); B and C row-major with leading dimensions ldb, ldc; A through
-// strides so A may be a transposed view.
-template <bool ACC>
-void tile_gemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs,
-               const float* B, ptrdiff_t ldb, float* C, ptrdiff_t ldc) {
+// strides so A may be a transposed view; B fp32 or binary16.
+template <bool ACC, class TB = float>
+void tile_gemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_cs, const TB* B,
+               ptrdiff_t ldb, float* C, ptrdiff_t ldc) {
   int n = 0;
   for (; n + kMaxGroups * kGroup <= N; n += kMaxGroups * kGroup)
     gemm_chunk<kMaxGroups, ACC>(M, K, A, a_rs, a_cs, B + n, ldb, C + n, ldc);
@@ -115,8 +143,8 @@ void tile_gemm(int M, int N, int K, const float* A, ptrdiff_t a_rs, ptrdiff_t a_
     if (!ACC) std::fill(c + n, c + N, 0.0f);
     for (int k = 0; k < K; ++k) {
       const float x = A[m * a_rs + k * a_cs];
-      const float* b = B + k * ldb;
-      for (int j = n; j < N; ++j) c[j] += x * b[j];
+      const TB* b = B + k * ldb;
+      for (int j = n; j < N; ++j) c[j] += x * load_one(b + j);
     }
   }
 }
@@ -148,17 +176,18 @@ inline float group_sum(const vfloat* v) {
 }
 
 // scale * (the products of qi and kj summed): 16 lanes along HS (d mod 16), the lanes by
-// group_sum, then the HS % 16 last products in order.
-inline float dot_by_lanes(const float* qi, const float* kj, int HS, float scale) {
+// group_sum, then the HS % 16 last products in order. kj fp32 or binary16.
+template <class TK>
+inline float dot_by_lanes(const float* qi, const TK* kj, int HS, float scale) {
   const int full = HS / kGroup * kGroup;
   vfloat acc[kPerGroup] = {};
   for (int d = 0; d < full; d += kGroup)
 #pragma GCC unroll 2
     for (int v = 0; v < kPerGroup; ++v)
-      acc[v] += *reinterpret_cast<const vfloat*>(qi + d + v * kWidth) *
-                *reinterpret_cast<const vfloat*>(kj + d + v * kWidth);
+      acc[v] +=
+          *reinterpret_cast<const vfloat*>(qi + d + v * kWidth) * load_lanes(kj + d + v * kWidth);
   float sum = group_sum(acc);
-  for (int d = full; d < HS; ++d) sum += qi[d] * kj[d];
+  for (int d = full; d < HS; ++d) sum += qi[d] * load_one(kj + d);
   return sum * scale;
 }
 
@@ -167,8 +196,10 @@ inline float dot_by_lanes(const float* qi, const float* kj, int HS, float scale)
 // their lanes summed together (sum4, the same tree). Summing the lanes one after another (what
 // `omp simd reduction` gave) made each key a chain of 16 dependent adds: attention took 43% of a
 // 16-sequence decoding step of a 4-layer model, most of it in that chain (bench/bench_step).
-inline void scores_by_dot(int rows, int cols, int HS, float scale, const float* q,
-                          const float* k, float* s) {
+// k fp32 or binary16 (an f16 KV cache: no tile widened first).
+template <class TK>
+inline void scores_by_dot(int rows, int cols, int HS, float scale, const float* q, const TK* k,
+                          float* s) {
   for (int ii = 0; ii < rows; ++ii) {
     const float* qi = q + size_t(ii) * HS;
     float* srow = s + ii * kBc;
@@ -176,19 +207,18 @@ inline void scores_by_dot(int rows, int cols, int HS, float scale, const float* 
 #if defined(__AVX512F__)
     const int full = HS / kGroup * kGroup;
     for (; jj + 4 <= cols; jj += 4) {
-      const float* k0 = k + size_t(jj) * HS;
+      const TK* k0 = k + size_t(jj) * HS;
       __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
                      _mm512_setzero_ps()};
       for (int d = 0; d < full; d += kGroup) {
         const __m512 qv = _mm512_loadu_ps(qi + d);
 #pragma GCC unroll 4
-        for (int r = 0; r < 4; ++r)
-          a[r] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + r * HS + d), a[r]);
+        for (int r = 0; r < 4; ++r) a[r] = _mm512_fmadd_ps(qv, load_lanes(k0 + r * HS + d), a[r]);
       }
       alignas(16) float sums[4];
       _mm_store_ps(sums, sum4(a[0], a[1], a[2], a[3]));
       for (int r = 0; r < 4; ++r) {
-        for (int d = full; d < HS; ++d) sums[r] += qi[d] * k0[r * HS + d];
+        for (int d = full; d < HS; ++d) sums[r] += qi[d] * load_one(k0 + r * HS + d);
         srow[jj + r] = sums[r] * scale;
       }
     }
@@ -202,6 +232,7 @@ inline void scores_by_dot(int rows, int cols, int HS, float scale, const float* 
 // K is scaled as it is transposed, so the products give scaled scores. The backward transposes
 // a key tile's K and V once and reads dV, dK, dQ in place.
 struct Fp32Tiles {
+  using Kv = float;  // k and v as stored
   struct ForwardBuffers {
     float* k_tile_t;  // (HS, kBc) K^T tile, scaled
     ForwardBuffers(const AttnShape& s, Carver& c) : k_tile_t(c.take(size_t(s.HS) * kBc)) {}
@@ -274,6 +305,50 @@ struct Fp32Tiles {
                     t.dk + size_t(x.j0) * HS, HS);
   }
   static void end_key_tile(const Backward&, int /*j0*/, int /*cols*/) {}
+};
+
+// ---- an f16 KV cache (AttnShape::kv), forward only ---------------------------------------------
+// The products of Fp32Tiles on keys and values widened to fp32 (exactly) as they are loaded: the
+// results are Fp32Tiles' on the rounded keys and values, bit for bit, from half the bytes. A
+// prompt's key tile is widened into scratch first, as Fp32Tiles transposes it.
+struct Fp16KvTiles {
+  using Kv = uint16_t;
+  struct ForwardBuffers {
+    float* k_tile_t;  // (HS, kBc) K^T tile, scaled
+    float* kv_tile;   // (kBc, HS) a key tile widened (scores)
+    ForwardBuffers(const AttnShape& s, Carver& c)
+        : k_tile_t(c.take(size_t(s.HS) * kBc)), kv_tile(c.take(size_t(kBc) * s.HS)) {}
+  };
+  using ForwardPack = Fp32Tiles::ForwardPack;
+  using BackwardBuffers = Fp32Tiles::BackwardBuffers;  // sizes the workspace; never run
+  using Forward = ForwardTile<Fp16KvTiles>;
+
+  static constexpr bool kPacksForwardHeads = false;
+  static float score(float x, float /*scale*/) { return x; }
+  static void scores(const Forward& t, const Tile& x) {
+    const int HS = t.s.HS;
+    const uint16_t* k = t.k + size_t(x.j0) * HS;  // (cols, HS)
+    if (x.rows <= kDotRows && HS % kGroup == 0) {
+      scores_by_dot(x.rows, x.cols, HS, t.scale, t.q, k, t.w.scores);
+      return;
+    }
+    // A prompt's tile, transposed as Fp32Tiles transposes it, and a head size with a tail past
+    // the 16-lane groups: widened first. (Loaded as they go, the tail's products came out
+    // differently rounded from fp32's at HS 24: not the same code after compiling.)
+    float* wide = t.w.own.kv_tile;
+    widen(wide, k, WeightType::f16, int64_t(x.cols) * HS);
+    if (x.rows > kDotRows) {
+      transpose_tile(wide, x.cols, HS, t.scale, t.w.own.k_tile_t);
+      tile_gemm<false>(x.rows, kBc, HS, t.q, HS, 1, t.w.own.k_tile_t, kBc, t.w.scores, kBc);
+    } else {
+      scores_by_dot(x.rows, x.cols, HS, t.scale, t.q, static_cast<const float*>(wide), t.w.scores);
+    }
+  }
+  static void add_pv(const Forward& t, const Tile& x) {
+    const int HS = t.s.HS;
+    tile_gemm<true>(x.rows, HS, x.cols, t.w.scores, kBc, 1, t.v + size_t(x.j0) * HS, HS,
+                    t.w.out_acc, HS);
+  }
 };
 
 }  // namespace alibi::cpu::attention_detail

@@ -172,8 +172,8 @@ struct ForwardTile {
   const AttnShape& s;
   float scale;                   // 1/sqrt(HS)
   const float* q;                // (rows, HS) the tile's queries
-  const float* k;                // (Tk, HS) the head's keys
-  const float* v;                // (Tk, HS) the head's values
+  const typename P::Kv* k;       // (Tk, HS) the head's keys, as stored (P::Kv)
+  const typename P::Kv* v;       // (Tk, HS) the head's values
   ForwardScratch<P> w;           // this thread's
   typename P::ForwardPack pack;  // the head's operands, packed by P::pack_forward_head
 };
@@ -181,9 +181,9 @@ struct ForwardTile {
 // out and lse of query rows i0.. of head bh. packed: the head's P::ForwardPack region; ws: this
 // thread's scratch.
 template <class P>
-void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const float* k,
-                  const float* v, const ScoreBias& bias, const AttnDropout& drop, float* out,
-                  float* lse, float* packed, float* ws) {
+void forward_tile(const AttnShape& s, int bh, int i0, const float* q, const typename P::Kv* k,
+                  const typename P::Kv* v, const ScoreBias& bias, const AttnDropout& drop,
+                  float* out, float* lse, float* packed, float* ws) {
   const int HS = s.HS, NH = s.NH, Tq = s.Tq, Tk = s.Tk;
   const int off = Tk - Tq;  // pos(i) = off + i
   const int h = bh % NH;

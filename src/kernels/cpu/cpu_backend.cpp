@@ -155,6 +155,14 @@ class CpuBackend final : public Backend {
                int64_t len, int64_t blocks, int HS) override {
     cpu::kv_move(dst, dst_rows, src, src_rows, start, len, blocks, HS);
   }
+  void kv_append(uint16_t* cache, int64_t rows, int64_t row0, const float* x, int NH, int T,
+                 int HS) override {
+    cpu::kv_append(cache, rows, row0, x, NH, T, HS);
+  }
+  void kv_move(uint16_t* dst, int64_t dst_rows, const uint16_t* src, int64_t src_rows,
+               int64_t start, int64_t len, int64_t blocks, int HS) override {
+    cpu::kv_move(dst, dst_rows, src, src_rows, start, len, blocks, HS);
+  }
   void kv_rescale(float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
                   const double* decay, int64_t delta) override {
     cpu::kv_rescale(cache, rows, len, blocks, HS, decay, delta);

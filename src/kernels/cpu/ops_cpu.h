@@ -107,7 +107,10 @@ void kv_rescale(float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
 
 // ---- state_cpu.cpp: KV cache rows and the optimizer -------------------------------------------
 void kv_append(float* cache, int64_t rows, int64_t row0, const float* x, int NH, int T, int HS);
+void kv_append(uint16_t* cache, int64_t rows, int64_t row0, const float* x, int NH, int T, int HS);
 void kv_move(float* dst, int64_t dst_rows, const float* src, int64_t src_rows, int64_t start,
+             int64_t len, int64_t blocks, int HS);
+void kv_move(uint16_t* dst, int64_t dst_rows, const uint16_t* src, int64_t src_rows, int64_t start,
              int64_t len, int64_t blocks, int HS);
 void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdate& u);
 double sum_squares(const float* x, int64_t n, double start);

@@ -279,6 +279,15 @@ class CudaBackend final : public Backend {
                                        width, size_t(blocks), cudaMemcpyDeviceToDevice, st_));
   }
 
+  // An f16 KV cache is the CPU's (generate and serve refuse --kv-cache f16 on this device).
+  void kv_append(uint16_t*, int64_t, int64_t, const float*, int, int, int) override {
+    ALIBI_CHECK(false, "an f16 KV cache runs on the CPU only");
+  }
+  void kv_move(uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t, int64_t,
+               int) override {
+    ALIBI_CHECK(false, "an f16 KV cache runs on the CPU only");
+  }
+
   void kv_rescale(float* cache, int64_t rows, int64_t len, int64_t blocks, int HS,
                   const double* decay, int64_t delta) override {
     if (len > 0 && blocks > 0) cuda::kv_rescale(st_, cache, rows, len, blocks, HS, decay, delta);
