@@ -10,8 +10,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
 #include <string>
 
 namespace alibi::test {
@@ -132,6 +133,16 @@ inline void expect_cli_error(const CliResult& r, const std::string& needle) {
   EXPECT_NE(line.find(needle), std::string::npos) << "expected '" << needle << "' in: " << line;
   EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << r.err;
   EXPECT_TRUE(line.ends_with("\n")) << r.err;
+}
+
+// The megabytes of one part ("KV cache") of the plan `alibi --dry-run ARGS` prints; 0, and a
+// failed expectation, where the line has no such part in MB.
+inline double planned_mb(const std::string& args, const std::string& part,
+                         const std::string& err_file) {
+  const CliResult r = run_cli("--dry-run " + args, err_file);
+  std::smatch m;
+  EXPECT_TRUE(std::regex_search(r.out, m, std::regex(part + " ([0-9.]+) MB"))) << r.out << r.err;
+  return m.empty() ? 0.0 : std::stod(m[1]);
 }
 
 // The text of an xz file in the repository (REL, a path under its root), or its first `bytes`:

@@ -118,8 +118,9 @@ TEST(Device, GlobalOptionsGoBeforeOrAfterTheSubcommand) {
   const std::string train = "train --data " + dir / "none" + " --out " + dir / "out";
   for (const std::string& args : {"--threads 1 --device tpu " + train, train + " --device tpu"})
     test::expect_cli_error(test::run_cli(args, dir / "e"), "--device 'tpu'");
-  test::expect_cli_error(test::run_cli("--device cpu " + tokenize, dir / "e"),
-                         "--device cpu applies to train, eval, generate and bench, not tokenize");
+  test::expect_cli_error(
+      test::run_cli("--device cpu " + tokenize, dir / "e"),
+      "--device cpu applies to train, eval, generate, serve and bench, not tokenize");
 }
 
 }  // namespace

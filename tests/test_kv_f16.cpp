@@ -187,13 +187,10 @@ TEST(KvF16, GenerateAndServeRunOnIt) {
   const test::CliResult g = test::run_cli("generate " + file + gen + " --kv-cache f16", dir / "g");
   ASSERT_EQ(g.code, 0) << g.err;
   EXPECT_FALSE(g.out.empty());
-  auto kv_mb = [&](const std::string& type) {  // the plan's KV cache for 20,000 tokens, in MB
-    const test::CliResult r = test::run_cli(
-        "--dry-run generate " + file + " --prompt x --max-new-tokens 20000 --kv-cache " + type,
+  auto kv_mb = [&](const std::string& type) {  // the plan's KV cache for 20,000 tokens
+    return test::planned_mb(
+        "generate " + file + " --prompt x --max-new-tokens 20000 --kv-cache " + type, "KV cache",
         dir / "d");
-    std::smatch m;
-    EXPECT_TRUE(std::regex_search(r.out, m, std::regex("KV cache ([0-9.]+) MB"))) << r.out;
-    return m.empty() ? 0.0 : std::stod(m[1]);
   };
   const double f32 = kv_mb("f32"), f16 = kv_mb("f16");
   EXPECT_GT(f16, 0.45 * f32);

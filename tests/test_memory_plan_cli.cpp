@@ -68,7 +68,8 @@ TEST_F(MemoryPlanCli, TrainPrintsItsPlanAndRefusesABatchThatCannotFit) {
   r = alibi("--max-memory lots " + train("tiny", "--seq-len 32 --batch 2"));
   test::expect_cli_error(r, "--max-memory 'lots' is not a size");
   r = alibi("--dry-run tokenize --tokenizer bytes --text " + path("corpus.txt"));
-  test::expect_cli_error(r, "--dry-run applies to train, eval, generate and bench, not tokenize");
+  test::expect_cli_error(
+      r, "--dry-run applies to train, eval, generate, serve and bench, not tokenize");
 }
 
 // --seq-len 2048 where valid has about 1,000 tokens: validation scores the window it fills and
@@ -128,6 +129,35 @@ TEST_F(MemoryPlanCli, EvalPrintsItsPlanAndRefusesWhatCannotFit) {
   r = alibi("--max-memory " + std::to_string(budget_kb) + "k " + args);
   test::expect_cli_error(r, "--lengths 64 x --batch 100000 needs ");
   EXPECT_TRUE(std::regex_search(r.err, std::regex("--batch [0-9]+ would fit"))) << r.err;
+}
+
+// serve plans the model and every slot's KV cache before it listens: --dry-run prints the plan
+// and stops; slots past the budget are refused with the --max-batch that fits; an f16 cache plans
+// about half the bytes.
+TEST_F(MemoryPlanCli, ServePlansItsSlotsAndRefusesWhatCannotFit) {
+  const std::string run = path("run");
+  auto r = alibi("--dry-run serve " + run + " --max-context 4096 --max-batch 8");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::regex_match(r.out, kPlanLine)) << r.out;
+  EXPECT_EQ(r.err.find("listening"), std::string::npos) << r.err;
+  auto kv_mb = [&](const std::string& type) {
+    return test::planned_mb(
+        "--threads 1 serve " + run + " --max-context 4096 --max-batch 8 --kv-cache " + type,
+        "KV cache", path("d.err"));
+  };
+  const double f32 = kv_mb("f32"), f16 = kv_mb("f16");
+  EXPECT_GT(f16, 0.45 * f32);
+  EXPECT_LT(f16, 0.55 * f32);
+  // A budget between what alibi holds and the plan: fewer slots fit.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("process ([0-9.]+) MB.* = ([0-9.]+) MB")))
+      << r.out;
+  const double held = std::stod(m[1]), total = std::stod(m[2]);
+  const int budget_kb = int((total - 0.4 * (total - held)) * 1000);
+  r = alibi("--max-memory " + std::to_string(budget_kb) + "k serve " + run +
+            " --max-context 4096 --max-batch 8");
+  test::expect_cli_error(r, "--max-batch 8 slots of --max-context 4096 needs ");
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("--max-batch [1-7] would fit"))) << r.err;
 }
 
 // bench plans the cell that needs the most before any cell runs.

@@ -69,13 +69,14 @@ int main(int argc, char** argv) {
                  "OpenMP threads (0: all cores; under mpirun, the host's cores shared among its "
                  "ranks)");
   app.add_option("--device", g_globals.device,
-                 "where train, eval, generate and bench compute: " + device_names());
-  app.add_option("--max-memory", g_globals.max_memory,
-                 "memory train, eval, generate and bench may plan for, e.g. 8G, 512M, 1.5GiB "
-                 "(auto: MemAvailable plus what alibi holds, or less under a cgroup's limit); a "
-                 "plan over it is refused before anything is allocated");
+                 "where train, eval, generate, serve and bench compute: " + device_names());
+  app.add_option(
+      "--max-memory", g_globals.max_memory,
+      "memory train, eval, generate, serve and bench may plan for, e.g. 8G, 512M, 1.5GiB "
+      "(auto: MemAvailable plus what alibi holds, or less under a cgroup's limit); a "
+      "plan over it is refused before anything is allocated");
   app.add_flag("--dry-run", g_globals.memory.dry_run,
-               "train, eval, generate, bench: print the memory plan and stop");
+               "train, eval, generate, serve, bench: print the memory plan and stop");
   const std::vector<cli::Command> commands = {cli::add_prepare(app), cli::add_train(app),
                                               cli::add_eval(app), cli::add_generate(app),
                                               cli::add_bench(app), cli::add_tokenize(app),
@@ -115,8 +116,10 @@ int main(int argc, char** argv) {
   for (const auto& [flag, value] : compute_flags) {
     if (app.count(flag) == 0 || chosen->uses_device) continue;
     if (!quiet_rank())
-      std::fprintf(stderr, "alibi: error: %s%s applies to train, eval, generate and bench, not "
-                   "%s\n", flag.c_str(), value.c_str(), chosen->app->get_name().c_str());
+      std::fprintf(stderr,
+                   "alibi: error: %s%s applies to train, eval, generate, serve and bench, not "
+                   "%s\n",
+                   flag.c_str(), value.c_str(), chosen->app->get_name().c_str());
     return kExitUsage;
   }
   g_globals.memory.ranks_on_host = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1);

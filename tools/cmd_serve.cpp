@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/io.h"
+#include "core/memory_plan.h"
 #include "core/rss.h"
 #include "core/signals.h"
 #include "decoder.h"
@@ -106,6 +107,40 @@ struct Progress {
   }
 };
 
+// The plan of the model, its activations and every slot's KV cache against the budget: --dry-run
+// prints it and stops; a plan over it is refused in one line with what would fit.
+bool check_memory_plan(const serve::EngineOptions& eo, const Checkpoint& ck, const Backend& backend,
+                       MemoryPlan& plan) {
+  auto plan_for = [&](int batch, int context) {
+    serve::EngineOptions o = eo;
+    o.max_batch = batch;
+    o.max_context = context;
+    return serve::serve_memory(ck.config, ck.st, backend, o);
+  };
+  plan = plan_for(eo.max_batch, eo.max_context);
+  const MemoryBudget budget = memory_budget(globals().memory);
+  if (globals().memory.dry_run) std::printf("%s\n", memory_line(plan, budget).c_str());
+  std::fflush(stdout);
+  auto fits = [&](int batch, int context) {
+    return plan_for(batch, context).total() <= budget.bytes;
+  };
+  const std::string what = str_cat(
+      "--max-batch ", eo.max_batch, " slots of ",
+      eo.window > 0 ? str_cat("--window ", eo.window) : str_cat("--max-context ", eo.max_context));
+  check_memory(plan, budget, what, [&]() -> std::string {
+    const int64_t b = largest_fitting(1, eo.max_batch - 1,
+                                      [&](int64_t x) { return fits(int(x), eo.max_context); });
+    if (b >= 1) return str_cat("--max-batch ", b, " would fit");
+    if (eo.window > 0) return "a smaller --window might fit";
+    const int64_t c =
+        largest_fitting(2, eo.max_context - 1, [&](int64_t x) { return fits(1, int(x)); });
+    return c >= 2 ? str_cat("--max-batch 1 --max-context ", c, " would fit")
+                  : std::string("this model does not fit");
+  });
+  if (!globals().memory.dry_run) std::fprintf(stderr, "%s\n", memory_line(plan, budget).c_str());
+  return !globals().memory.dry_run;
+}
+
 void run(const ServeFlags& f, const ExtensionFlags& ext) {
   check_flags(f);
   const std::string key = read_key(f);
@@ -117,7 +152,10 @@ void run(const ServeFlags& f, const ExtensionFlags& ext) {
   eo.max_queue = f.max_queue;
   eo.kv_type = parse_kv_type(f.kv_cache);
   const std::shared_ptr<Backend> backend = make_backend(globals().device, parse_precision(f.dtype));
-  const Decoder m = load_decoder(f.checkpoint, f.max_batch, eo.step_rows(), backend, &ext);
+  const Checkpoint ck = read_decoder_checkpoint(f.checkpoint);
+  MemoryPlan plan;
+  if (!check_memory_plan(eo, ck, *backend, plan)) return;
+  const Decoder m = make_decoder(ck, f.max_batch, eo.step_rows(), backend, &ext);
   eo.sample_vocab = m.tok.vocab();
   serve::Metrics metrics;
   serve::Engine engine(*m.model, m.tok, eo, metrics);
@@ -147,9 +185,7 @@ void run(const ServeFlags& f, const ExtensionFlags& ext) {
   const int port = http.bind();
 
   const ModelConfig& c = m.model->cfg;
-  const int rows = f.window > 0 ? 2 * f.window : f.max_context;
-  const double kv_mib = 2.0 * c.layers * c.d_model * double(rows) * f.max_batch *
-                        (eo.kv_type == KvType::f16 ? 2 : 4) / (1 << 20);
+  const double kv_mib = double(plan.of("KV cache")) / (1 << 20);
   std::fprintf(stderr,
                "alibi serve: %s (%s: %s, %d layers, d_model %d, %d heads, vocab %d, trained at "
                "seq-len %d); %d slots of %s, KV cache %.1f MiB (%s); prefill chunk %d; queue %d\n",

@@ -26,7 +26,7 @@ struct Command {
 // train --threads 2), the rule for every global option (tools/alibi.cpp).
 struct GlobalOptions {
   int threads = 0;             // OpenMP threads; 0: all cores
-  std::string device = "cpu";  // where train, eval, generate and bench compute
+  std::string device = "cpu";  // where train, eval, generate, serve and bench compute
   // Their memory plan (core/memory_plan.h): --max-memory (parsed into memory.max_memory),
   // --dry-run.
   std::string max_memory = "auto";
@@ -40,9 +40,10 @@ inline CLI::App* add_subcommand(CLI::App& parent, const std::string& name,
   CLI::App* sub = parent.add_subcommand(name, help);
   sub->option_defaults()->always_capture_default()->multi_option_policy(
       CLI::MultiOptionPolicy::TakeLast);
-  sub->footer("Global options, before or after the subcommand (alibi --help): --threads N "
-              "(OpenMP threads; 0: all cores), --device cpu|cuda (train, eval, generate, serve, "
-              "bench), --max-memory SIZE, --dry-run (these two: train, eval, generate, bench)");
+  sub->footer(
+      "Global options, before or after the subcommand (alibi --help): --threads N "
+      "(OpenMP threads; 0: all cores), --device cpu|cuda (train, eval, generate, serve, "
+      "bench), --max-memory SIZE, --dry-run (the same commands)");
   return sub;
 }
 

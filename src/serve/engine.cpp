@@ -289,4 +289,21 @@ void Engine::release(Job& j, Finish f) {
   cv_.notify_all();  // wait_idle
 }
 
+MemoryPlan serve_memory(const ModelConfig& cfg, const Safetensors& weights, const Backend& backend,
+                        const EngineOptions& o) {
+  MemoryPlan p = plan_in_use();
+  p.add("weights", Model::file_weight_bytes(cfg, weights, backend));
+  add_activations(
+      p, Model::plan(cfg, 1, o.step_rows(), /*training=*/false, backend, {.rows = o.max_batch}));
+  const bool sliding = o.window > 0;
+  p.add("KV cache",
+        sat_mul(uint64_t(o.max_batch),
+                Model::cache_bytes(cfg, o.step_rows(), sliding ? o.window : o.max_context, sliding,
+                                   backend, o.kv_type)));
+  // A step's rows on the host, and the Sampler's idx_ and p_.
+  p.add("logits", Model::host_logits_bytes(cfg, o.max_batch) +
+                      uint64_t(cfg.vocab) * (sizeof(int32_t) + sizeof(double)));
+  return p;
+}
+
 }  // namespace alibi::serve

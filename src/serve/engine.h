@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/memory_plan.h"
 #include "data/tokenizer.h"
 #include "generate/generate.h"
 #include "model/model.h"
@@ -161,5 +162,11 @@ class Engine {
   std::vector<CachedChunk> chunks_;
   std::vector<Job*> chunk_jobs_;
 };
+
+// The memory `alibi serve` holds (core/memory_plan.h): what the process holds now, the model on
+// a checkpoint's `weights` planned for steps of o.step_rows() rows, the o.max_batch slots' KV
+// caches, and the logits on the host.
+MemoryPlan serve_memory(const ModelConfig& cfg, const Safetensors& weights, const Backend& backend,
+                        const EngineOptions& o);
 
 }  // namespace alibi::serve
