@@ -89,20 +89,18 @@ AttentionForward Model::segment_attention(int l, const Segment& g) {
                      .ws = ws,
                      .k16 = {},
                      .v16 = {}};
+  // The segment's keys and values appended to this layer's rows of the cache (float or
+  // uint16_t, as its type), and the attention's view of those rows.
+  auto append = [&](auto* cache, const float* x) {
+    be.kv_append(cache + layer_off, kv.rows(), kv.len, x, NH, g.n, HS);
+    return heads(cache + layer_off, kv.rows());
+  };
   if (kv.type == KvType::f16) {
-    uint16_t* kl = kv.k16.data() + layer_off;
-    uint16_t* vl = kv.v16.data() + layer_off;
-    be.kv_append(kl, kv.rows(), kv.len, k, NH, g.n, HS);
-    be.kv_append(vl, kv.rows(), kv.len, v, NH, g.n, HS);
-    a.k16 = heads(static_cast<const uint16_t*>(kl), kv.rows());
-    a.v16 = heads(static_cast<const uint16_t*>(vl), kv.rows());
+    a.k16 = append(kv.k16.data(), k);
+    a.v16 = append(kv.v16.data(), v);
   } else {
-    float* kl = kv.k.data() + layer_off;
-    float* vl = kv.v.data() + layer_off;
-    be.kv_append(kl, kv.rows(), kv.len, k, NH, g.n, HS);
-    be.kv_append(vl, kv.rows(), kv.len, v, NH, g.n, HS);
-    a.k = heads(kl, kv.rows());
-    a.v = heads(vl, kv.rows());
+    a.k = append(kv.k.data(), k);
+    a.v = append(kv.v.data(), v);
   }
   return a;
 }

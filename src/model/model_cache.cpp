@@ -47,17 +47,16 @@ KVCache Model::make_cache(int capacity, bool sliding, KvType type) const {
 
 void Model::move_rows(KVCache& to, const KVCache& from) const {
   const int64_t blocks = int64_t(cfg.layers) * cfg.heads;
-  const int HS = cfg.head_size();
+  auto move = [&](auto* dst, const auto* src) {  // float or uint16_t, as the cache's type
+    backend_->kv_move(dst, to.rows(), src, from.rows(), from.start, from.len, blocks,
+                      cfg.head_size());
+  };
   if (from.type == KvType::f16) {
-    backend_->kv_move(to.k16.data(), to.rows(), from.k16.data(), from.rows(), from.start, from.len,
-                      blocks, HS);
-    backend_->kv_move(to.v16.data(), to.rows(), from.v16.data(), from.rows(), from.start, from.len,
-                      blocks, HS);
+    move(to.k16.data(), from.k16.data());
+    move(to.v16.data(), from.v16.data());
   } else {
-    backend_->kv_move(to.k.data(), to.rows(), from.k.data(), from.rows(), from.start, from.len,
-                      blocks, HS);
-    backend_->kv_move(to.v.data(), to.rows(), from.v.data(), from.rows(), from.start, from.len,
-                      blocks, HS);
+    move(to.k.data(), from.k.data());
+    move(to.v.data(), from.v.data());
   }
 }
 
