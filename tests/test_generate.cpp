@@ -236,6 +236,39 @@ TEST_P(WindowGenerate, EqualsFullForwardOverTheLastWTokensWithFlatMemory) {
   EXPECT_EQ(gen.cache().capacity, W);
 }
 
+// A sequence that starts with the tokenizer's BOS keeps it in view as the window slides (as
+// llama.cpp keeps it through a context shift): every token is drawn from logits equal to the last
+// row of a full forward over the BOS and the last W - 1 tokens. A method whose keys hold their
+// position (rotary, xpos) slides over it as over any token: a forward over the last W.
+TEST_P(WindowGenerate, KeepsTheBosInViewAsItSlides) {
+  const ModelConfig c = small_config(GetParam(), 1);
+  const int V = c.vocab, W = 12, chunk = 5;
+  const int32_t bos = 3;
+  const bool kept = !position_method(c.pos).keys_hold_position();
+  Model dec(c, 1, chunk, false), full(c, 1, W, false);
+  randomise(dec, 33);
+  full.params.copy_from(dec.params);
+  GenerateOptions go{SamplingOptions{1.0f, 0, 1.0f, 9}, W};
+  go.bos = bos;
+  Generator gen(dec, go);
+  std::vector<int32_t> seq = random_tokens(3 * W, V, 7), view;
+  seq[0] = bos;
+  int checked = 0;
+  gen.generate(seq, 4 * W, [&](int32_t tok, const float* lg) {
+    const int n = std::min<int>(W, int(seq.size()));
+    view.assign(seq.end() - n, seq.end());
+    if (kept) view.front() = bos;
+    full.forward(view.data(), nullptr, 1, n);
+    expect_logits_near(lg, full.logits() + (n - 1) * V, V,
+                       "after " + std::to_string(seq.size()) + " tokens");
+    seq.push_back(tok);
+    ++checked;
+  });
+  EXPECT_EQ(checked, 4 * W);
+  EXPECT_EQ(gen.cache().keep, kept ? 1 : 0);
+  EXPECT_EQ(gen.cache().len, W);
+}
+
 INSTANTIATE_TEST_SUITE_P(RelativeMethods, WindowGenerate,
                          ::testing::ValuesIn(test::relative_positions()), test::pos_param_name);
 

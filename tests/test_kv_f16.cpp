@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <regex>
+#include <utility>
 #include <vector>
 
 #include "attention_problem.h"
@@ -122,7 +123,8 @@ TEST(KvF16, AttentionIsTheF32AttentionOnTheRoundedKeysAndValues) {
 }
 
 // Decoding on an f16 cache against the f32 cache, every step's logits: a cache that grows (as
-// generate's without a window) and a sliding window that moves its rows back to the front.
+// generate's without a window) and a sliding window that moves its rows back to the front, also
+// with its first token kept in view (Model::sink_rows), which moves on with every slide.
 // Rounding keys and values to 11 significant bits moves the scores and outputs by about 2^-12 of
 // their size; measured here at most 8.5e-4 of the logits' range (learned; the others 1.7e-4
 // to 6.6e-4), so 4e-3.
@@ -130,7 +132,7 @@ constexpr double kF16CacheTol = 4e-3;
 
 TEST(KvF16, DecodingStaysNearTheF32Cache) {
   for (const PosKind pos : all_positions())
-    for (const int window : {0, 12}) {
+    for (const auto [window, sink] : {std::pair{0, false}, {12, false}, {12, true}}) {
       if (pos == PosKind::xpos) continue;  // refused: the next test
       ModelConfig c = test::small_model(pos);
       c.max_positions = 64;
@@ -143,6 +145,11 @@ TEST(KvF16, DecodingStaysNearTheF32Cache) {
       };
       KVCache ca = cache(a, KvType::f32), cb = cache(b, KvType::f16);
       const auto tok = test::random_tokens(T, V, 9);
+      if (sink) {
+        ca.keep = a.sink_rows(ca, tok[0], tok[0]);
+        cb.keep = b.sink_rows(cb, tok[0], tok[0]);
+        EXPECT_EQ(cb.keep, position_method(pos).keys_hold_position() ? 0 : 1) << pos_name(pos);
+      }
       double worst = 0;
       for (int t = 0; t < T; ++t) {
         if (window == 0 && ca.len == ca.capacity) {  // grown as generate grows it
@@ -160,7 +167,7 @@ TEST(KvF16, DecodingStaysNearTheF32Cache) {
         worst = std::max(worst, diff / double(hi - lo));
       }
       EXPECT_GT(worst, 0.0) << "the caches should differ by their rounding";
-      EXPECT_LE(worst, kF16CacheTol) << pos_name(pos) << " window " << window;
+      EXPECT_LE(worst, kF16CacheTol) << pos_name(pos) << " window " << window << " sink " << sink;
       EXPECT_EQ(cb.type, KvType::f16);
       EXPECT_EQ(cb.k.size(), 0u);
       EXPECT_EQ(cb.k16.size(), ca.k.size());

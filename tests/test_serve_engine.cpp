@@ -164,10 +164,11 @@ TEST(Batch, SlidingWindowsMatchTheirOwnDecoding) {
 // ---------------------------------------------------------------------------------------------
 // The engine against the Generator
 
-// Runs `prompts` through an engine (all submitted at once) and returns each job's tokens.
-std::vector<std::vector<int32_t>> engine_tokens(Model& m, const serve::EngineOptions& o,
-                                                const std::vector<std::vector<int32_t>>& prompts,
-                                                int max_tokens, const SamplingOptions& s) {
+// Runs `prompts` through an engine (all submitted at once) and returns each job's tokens with
+// their log-probabilities.
+std::vector<std::vector<serve::TokenLogprob>> engine_logprobs(
+    Model& m, const serve::EngineOptions& o, const std::vector<std::vector<int32_t>>& prompts,
+    int max_tokens, const SamplingOptions& s) {
   serve::Metrics metrics;
   const Tokenizer tok = Tokenizer::bytes();
   serve::Engine engine(m, tok, o, metrics);
@@ -178,13 +179,24 @@ std::vector<std::vector<int32_t>> engine_tokens(Model& m, const serve::EngineOpt
         serve::Job::Spec{p, max_tokens, s, {}, /*logprobs=*/0}, waiter));
   EXPECT_TRUE(engine.submit(jobs));
   EXPECT_TRUE(engine.wait_idle(std::chrono::steady_clock::now() + std::chrono::seconds(60)));
-  std::vector<std::vector<int32_t>> out;
+  std::vector<std::vector<serve::TokenLogprob>> out;
   for (const auto& j : jobs) {
     EXPECT_TRUE(j->done());
-    const serve::Job::Output o = j->take();
+    serve::Job::Output o = j->take();
     EXPECT_EQ(o.finish, serve::Finish::length);
+    out.push_back(std::move(o.logprobs));
+  }
+  return out;
+}
+
+// The same, the tokens alone.
+std::vector<std::vector<int32_t>> engine_tokens(Model& m, const serve::EngineOptions& o,
+                                                const std::vector<std::vector<int32_t>>& prompts,
+                                                int max_tokens, const SamplingOptions& s) {
+  std::vector<std::vector<int32_t>> out;
+  for (const auto& lps : engine_logprobs(m, o, prompts, max_tokens, s)) {
     std::vector<int32_t> ids;
-    for (const serve::TokenLogprob& lp : o.logprobs) ids.push_back(lp.token);
+    for (const serve::TokenLogprob& lp : lps) ids.push_back(lp.token);
     out.push_back(std::move(ids));
   }
   return out;
@@ -227,14 +239,20 @@ TEST(ServeEngine, TokensEqualTheGeneratorsForEveryMethod) {
   }
 }
 
+// Two slots of a sliding window of W, prompts prefilled 5 rows a step.
+serve::EngineOptions window_slots(int W) {
+  serve::EngineOptions o;
+  o.max_batch = 2;
+  o.window = W;
+  o.chunk = 5;
+  return o;
+}
+
 // With --window: each slot a sliding window of 16; prompts longer than the window.
 TEST(ServeEngine, WindowTokensEqualTheGenerators) {
   for (PosKind pos : test::relative_positions()) {
     const ModelConfig c = test::small_model(pos, 2, 256);
-    serve::EngineOptions o;
-    o.max_batch = 2;
-    o.window = 16;
-    o.chunk = 5;
+    const serve::EngineOptions o = window_slots(16);
     Model batch(c, 1, o.step_rows(), false), alone(c, 1, 5, false);
     randomise(batch, 13);
     alone.params.copy_from(batch.params);
@@ -245,6 +263,41 @@ TEST(ServeEngine, WindowTokensEqualTheGenerators) {
     for (size_t i = 0; i < prompts.size(); ++i)
       ASSERT_EQ(got[i], generator_tokens(alone, prompts[i], 100, greedy, 16))
           << pos_name(pos) << ", sequence " << i;
+  }
+}
+
+// A window keeps a sequence's BOS in view (Model::sink_rows) in the engine as in the Generator:
+// each sampled token's log-probability, with and without the BOS first, equals the Generator's,
+// within 1e-4, for every method (those whose keys hold their position slide over the BOS).
+TEST(ServeEngine, WindowKeepsTheBosAsTheGeneratorDoes) {
+  const int32_t bos = 2;
+  for (PosKind pos : test::relative_positions()) {
+    const ModelConfig c = test::small_model(pos, 2, 256);
+    serve::EngineOptions o = window_slots(8);
+    o.bos = bos;
+    Model batch(c, 1, o.step_rows(), false), alone(c, 1, 5, false);
+    randomise(batch, 14);
+    alone.params.copy_from(batch.params);
+    std::vector<std::vector<int32_t>> prompts = {random_tokens(20, c.vocab, 4),
+                                                 random_tokens(6, c.vocab, 5)};
+    prompts[0][0] = bos;
+    prompts[1][0] = bos + 1;
+    const SamplingOptions greedy{0.0f, 0, 1.0f, 0};
+    const auto got = engine_logprobs(batch, o, prompts, 40, greedy);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      GenerateOptions go{greedy, o.window, 0};
+      go.bos = bos;
+      Generator gen(alone, go);
+      size_t t = 0;
+      gen.generate(prompts[i], 40, [&](int32_t tok, const float* lg) {
+        ASSERT_LT(t, got[i].size());
+        EXPECT_EQ(got[i][t].token, tok) << pos_name(pos) << ", sequence " << i << ", token " << t;
+        EXPECT_NEAR(got[i][t].logprob, serve::token_logprob(lg, c.vocab, tok, 0).logprob, 1e-4)
+            << pos_name(pos) << ", sequence " << i << ", token " << t;
+        ++t;
+      });
+      EXPECT_EQ(t, got[i].size());
+    }
   }
 }
 

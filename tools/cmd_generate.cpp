@@ -182,6 +182,7 @@ void run(const GenerateFlags& f, const ExtensionFlags& ext) {
   go.window = window;
   go.sample_vocab = m.tok.vocab();
   go.kv_type = kv_type;
+  go.bos = m.tok.leading_special();
   Generator gen(*m.model, go);
   print_banner(m, window, kv_type);
 
@@ -223,7 +224,8 @@ Command add_generate(CLI::App& app) {
                 "sample from the smallest set holding this probability (1: all)");
   c->add_option("--seed", f->sampling.seed, "sampling seed (a fixed seed reproduces the text)");
   c->add_option("--window", f->window,
-                "sliding KV window: attend to the last W tokens, memory bounded by W (0: off)");
+                "sliding KV window: attend to the last W tokens (a tokenizer's BOS first stays in "
+                "view: the BOS and the last W - 1), memory bounded by W (0: off)");
   c->add_option("--chunk", f->chunk, "prompt tokens per prefill step");
   c->add_option("--dtype", f->dtype,
                 "matrix-product operands: fp32 | bf16 (AVX512-BF16; bf16 weights are used as "

@@ -157,6 +157,7 @@ void run(const ServeFlags& f, const ExtensionFlags& ext) {
   if (!check_memory_plan(eo, ck, *backend, plan)) return;
   const Decoder m = make_decoder(ck, f.max_batch, eo.step_rows(), backend, &ext);
   eo.sample_vocab = m.tok.vocab();
+  eo.bos = m.tok.leading_special();
   serve::Metrics metrics;
   serve::Engine engine(*m.model, m.tok, eo, metrics);
 
@@ -240,7 +241,8 @@ Command add_serve(CLI::App& app) {
   c->add_option("--max-context", f->max_context,
                 "tokens of one sequence (prompt + completion) without --window: rows per slot");
   c->add_option("--window", f->window,
-                "sliding KV window of W tokens per sequence: flat memory, any length (0: off)");
+                "sliding KV window of W tokens per sequence (a tokenizer's BOS first stays in "
+                "view): flat memory, any length (0: off)");
   c->add_option("--chunk", f->chunk, "prompt tokens prefilled per step (over all sequences)");
   c->add_option("--max-queue", f->max_queue,
                 "sequences waiting for a slot; a request beyond it gets 429 with Retry-After");

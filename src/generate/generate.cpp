@@ -128,7 +128,8 @@ Generator::Generator(Model& model, const GenerateOptions& o)
     : model_(model),
       sampler_(o.sampling,
                o.sample_vocab > 0 ? std::min(o.sample_vocab, model.cfg.vocab) : model.cfg.vocab),
-      last_logits_(model.cfg.vocab) {
+      last_logits_(model.cfg.vocab),
+      bos_(o.bos) {
   if (o.window < 0) usage_error("--window ", o.window, " must be >= 0 (0: no window)");
   model_.check_cache_type(o.kv_type);
   if (o.window > 0) cache_ = model_.make_cache(o.window, /*sliding=*/true, o.kv_type);
@@ -221,6 +222,8 @@ GenerateStats Generator::generate(const std::vector<int32_t>& prompt, int max_ne
   GenerateStats st;
   const auto t0 = Clock::now();
   const float* lg = last_logits_.data();
+  if (cache_.pos == 0 && !feed_buf_.empty())
+    cache_.keep = model_.sink_rows(cache_, feed_buf_.front(), bos_);
   if (!feed_buf_.empty()) lg = feed(feed_buf_.data(), int64_t(feed_buf_.size()));
   has_pending_ = false;
   st.prompt_tokens = int64_t(feed_buf_.size());

@@ -9,6 +9,7 @@
 // reproduces a run whatever the thread count or timing.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,14 +64,18 @@ class Utf8Stream {
 
 struct GenerateOptions {
   SamplingOptions sampling;
-  // Sliding KV window: attention sees the last `window` tokens (the token itself included) and
-  // the cache holds exactly that many rows, so memory is bounded for endless streams. 0: keep
+  // Sliding KV window: attention sees the last `window` tokens (the token itself included; with
+  // a kept BOS, `bos` below, the BOS and the last window - 1) and the cache holds exactly that
+  // many rows, so memory is bounded for endless streams. 0: keep
   // every token (the cache is sized once per call for the prompt plus max_new tokens).
   int window = 0;
   // Sample only among ids [0, sample_vocab): a tokenizer may have fewer tokens than the model
   // has embedding rows (BLOOM pads 250,680 to 250,880), and a padding row is no text. 0: all.
   int sample_vocab = 0;
   KvType kv_type = KvType::f32;  // how the cache holds keys and values (--kv-cache)
+  // The BOS the tokenizer puts before a prompt (Tokenizer::leading_special): a sequence that
+  // starts with it keeps it in a sliding window (Model::sink_rows).
+  std::optional<int32_t> bos;
 };
 
 struct GenerateStats {
@@ -129,6 +134,7 @@ class Generator {
   std::vector<float> last_logits_;  // (V) the logits the next sample would be drawn from
   bool has_logits_ = false;
   std::vector<int32_t> feed_buf_;
+  std::optional<int32_t> bos_;
 };
 
 // The sequences `alibi generate` decodes at once: one, so its model keeps the logits of one row

@@ -7,6 +7,7 @@
 // (position/position.h).
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -29,6 +30,8 @@ struct KVCache {
   bool sliding = false;
   int start = 0;     // first row in use; the rows in use are [start, start + len)
   int len = 0;       // rows in use
+  int keep = 0;      // of a sliding cache's rows in use, the first `keep` never slide out: a
+                     // BOS (Model::sink_rows); the others slide on behind them
   int64_t pos = 0;   // absolute position of the next token
   int context = 0;   // L' of a context extension: the tokens its sequence will span (0: capacity)
   KvType type = KvType::f32;       // how the rows are held (kernels/precision.h)
@@ -152,6 +155,11 @@ struct Model {
   const float* forward_cached(const int32_t* tokens, int n, KVCache& cache);
   // A cache of `capacity` rows holding cache's rows and position: room for a longer request.
   void grow_cache(KVCache& cache, int capacity) const;
+  // KVCache::keep for a sequence that starts with `first`: 1 where a sliding cache of two rows or
+  // more starts with the BOS a tokenizer puts first (`bos`, Tokenizer::leading_special) and the
+  // method's keys hold no position, so that the BOS stays in view next to the window as it
+  // slides (llama.cpp keeps it through a context shift); else 0.
+  int sink_rows(const KVCache& cache, int32_t first, std::optional<int32_t> bos) const;
   // Continuous batching: the new tokens of several sequences, each with its own cache and
   // positions, in one step (model_batch.cpp). The rows of all chunks (at most B x T of the plan
   // together; each chunk as forward_cached allows for its cache) go through the dense layers at
@@ -228,6 +236,9 @@ struct Model {
   // Rows [from.start, from.start + from.len) of each (layer, head) block of `from` to rows
   // [0, from.len) of `to`'s; `to` may be `from` (compaction).
   void move_rows(KVCache& to, const KVCache& from) const;
+  // A sliding cache's kept rows (KVCache::keep) `by` rows on, to just before the rows that stay
+  // when the `by` oldest others slide out.
+  void advance_kept_rows(KVCache& cache, int by) const;
   const float* logits_to_host(int64_t rows) const;
 
   // A parameter tensor resolved once, so that the step loop does no name lookups: its offset

@@ -60,6 +60,28 @@ void Model::move_rows(KVCache& to, const KVCache& from) const {
   }
 }
 
+void Model::advance_kept_rows(KVCache& cache, int by) const {
+  const int64_t blocks = int64_t(cfg.layers) * cfg.heads, HS = cfg.head_size();
+  const int64_t to = (int64_t(cache.start) + by) * HS;  // row start + by of each block
+  auto move = [&](auto* rows) {                         // float or uint16_t, as the cache's type
+    backend_->kv_move(rows + to, cache.rows(), rows, cache.rows(), cache.start, cache.keep, blocks,
+                      int(HS));
+  };
+  if (cache.type == KvType::f16) {
+    move(cache.k16.data());
+    move(cache.v16.data());
+  } else {
+    move(cache.k.data());
+    move(cache.v.data());
+  }
+}
+
+int Model::sink_rows(const KVCache& cache, int32_t first, std::optional<int32_t> bos) const {
+  return cache.sliding && cache.capacity >= 2 && bos && first == *bos && !pos_->keys_hold_position()
+             ? 1
+             : 0;
+}
+
 void Model::grow_cache(KVCache& cache, int capacity) const {
   KVCache bigger = make_cache(capacity, /*sliding=*/false, cache.type);
   move_rows(bigger, cache);
@@ -79,7 +101,12 @@ void Model::make_room(KVCache& cache, int n) const {
     if (!cache.sliding)
       usage_error("KV cache of ", cache.capacity, " tokens is full at position ", cache.pos,
                   "; use a sliding window or a larger cache");
-    // Drop the oldest `over` rows of every (layer, head): relative distances are unchanged.
+    // Drop the oldest `over` rows of every (layer, head) after the kept ones, which move on to
+    // just before the rows that stay: relative distances are unchanged, and a kept BOS is as far
+    // from the queries as the window's oldest token.
+    ALIBI_CHECK(over <= cache.len - cache.keep, "a chunk of ", n, " tokens would push out the ",
+                cache.keep, " kept rows of a window of ", cache.capacity);
+    if (cache.keep > 0) advance_kept_rows(cache, over);
     cache.start += over;
     cache.len -= over;
   }

@@ -9,6 +9,7 @@ namespace {
 class Learned final : public PositionMethod {
  public:
   PosKind kind() const override { return PosKind::learned; }
+  bool keys_hold_position() const override { return true; }
   void add_fields(Fields<ModelConfig>& rows) const override {
     rows.push_back(Field<ModelConfig>::of(ALIBI_MEMBER(ModelConfig, max_positions), "max_positions")
                        .flag_help("--max-positions", "learned: table size (0: --seq-len)")

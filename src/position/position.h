@@ -54,6 +54,10 @@ class PositionMethod {
   // normalises by psi(max(thr, i))): a window far into a stream then differs from the same
   // tokens at position 0.
   virtual bool bias_sees_position() const { return false; }
+  // Whether a cached key holds its own position (rotated into it, or added to the embedding it
+  // came from), so that the row means something else at another position. A sliding cache keeps
+  // its first row in view (Model::sink_rows) only where keys hold none.
+  virtual bool keys_hold_position() const { return false; }
   // Whether score_bias's result holds only until its next call, which may rewrite what it points
   // to for another call's positions or context (fire's rows, alibi's interpolated slopes): a
   // batched step then runs each sequence's attention before asking for the next one's bias.

@@ -11,6 +11,7 @@ namespace alibi {
 
 class RotaryFamily : public PositionMethod {
  public:
+  bool keys_hold_position() const override { return true; }
   void validate(const ModelConfig& c) const override {
     if (c.head_size() % 2 != 0)
       usage_error("--pos ", pos_name(kind()), " needs an even head size; --d-model ", c.d_model,

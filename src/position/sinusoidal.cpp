@@ -7,6 +7,7 @@ namespace {
 class Sinusoidal final : public PositionMethod {
  public:
   PosKind kind() const override { return PosKind::sinusoidal; }
+  bool keys_hold_position() const override { return true; }
   void bind(const ModelConfig& c, const ParamLayout& l, std::shared_ptr<Backend> be) override {
     C_ = c.d_model;
     PositionMethod::bind(c, l, std::move(be));

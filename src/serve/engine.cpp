@@ -176,6 +176,7 @@ void Engine::loop() {
       KVCache& kv = slots_[size_t(j->slot_)];
       kv.start = kv.len = 0;
       kv.pos = 0;
+      kv.keep = model_.sink_rows(kv, j->spec_.prompt.front(), o_.bos);
       // The length a context extension scales to: what generate sizes its cache for.
       kv.context = kv.sliding ? 0 : j->prompt_tokens() + std::max(j->spec_.max_tokens - 1, 0);
       j->sampler_ = std::make_unique<Sampler>(j->spec_.sampling, V_);

@@ -22,6 +22,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,6 +44,7 @@ struct EngineOptions {
   int max_queue = 64;      // sequences waiting for a slot
   int sample_vocab = 0;    // as GenerateOptions::sample_vocab
   KvType kv_type = KvType::f32;  // as GenerateOptions::kv_type
+  std::optional<int32_t> bos;    // as GenerateOptions::bos
   // Rows a step can hold: every slot decoding plus one chunk (the model's plan).
   int step_rows() const { return max_batch + chunk; }
 };
