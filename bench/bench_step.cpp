@@ -3,7 +3,8 @@
 // step; with --prefill P, each step also takes the first P tokens of another prompt, as the
 // server fills a step's rows left with prompt chunks. Per B: microseconds per step and rows/s,
 // and rows/s against the first B measured in the same run (what batching alone can give the
-// server's throughput; docs/serve.md). Random weights (speed does not depend on them); greedy.
+// server's throughput; docs/serve.md). Random weights (speed does not depend on them) in a model
+// built as serve builds one on a checkpoint; greedy.
 // --kv-cache f32,f16 times each cache type at every B, alternating, and gives each type's time
 // against the first type's at the same B.
 //
@@ -21,6 +22,7 @@
 #include "bench/bench_util.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/safetensors.h"
 #include "core/threads.h"
 #include "generate/generate.h"
 #include "model/model.h"
@@ -39,9 +41,16 @@ struct Options {
 // Seconds per step of B sequences decoding after `context` prompt tokens each (and a prompt's
 // first o.prefill tokens).
 double step_seconds(const ModelConfig& c, int B, KvType kv_type, const Options& o) {
-  Model m(c, 1, std::max(B + o.prefill, o.context), /*training=*/false, default_backend(),
+  // Random weights, then a model on them as serve's is on its checkpoint (Model's file
+  // constructor: the layers' fp32 matrices packed for the CPU's products).
+  Model init(c, 1, 1, /*training=*/false, default_backend());
+  init.init_weights(1);
+  Safetensors weights;
+  for (const TensorInfo& t : init.layout.tensors)
+    weights.add_view(t.name, "F32", t.shape, init.params.data.data() + t.offset,
+                     t.numel * sizeof(float));
+  Model m(c, 1, std::max(B + o.prefill, o.context), weights, default_backend(),
           LogitsPlan{.rows = B + 1});
-  m.init_weights(1);
   std::vector<KVCache> caches;
   for (int b = 0; b <= B; ++b)  // the last: the prefilled prompt's
     caches.push_back(m.make_cache(std::max(o.context + o.steps, o.prefill), false, kv_type));

@@ -234,8 +234,10 @@ TEST(MemoryPlan, PlansAreWhatIsAllocated) {
   }
 }
 
-// A model on a checkpoint file: matrices read in place (fp32 and bf16 as stored), the other
-// tensors copied; the copies are what the heap holds, the rest is the file's.
+// A model on a checkpoint file: matrices read in place (bf16 as stored, and fp32 where the
+// backend packs none), a layer's fp32 matrices packed (Backend::packed_weight_bytes: the CPU's,
+// at 64-column blocks of rows) and the other tensors copied; the copies and the packed matrices
+// are what the heap holds, the rest is the file's.
 TEST(MemoryPlan, FileWeightsAreTheStoredMatricesAndTheOthersTwice) {
   test::TempDir dir("memplan_weights");
   const ModelConfig c = test::small_model(PosKind::alibi, 2, 300);
@@ -243,9 +245,18 @@ TEST(MemoryPlan, FileWeightsAreTheStoredMatricesAndTheOthersTwice) {
   m.init_weights(3);
   const ParamLayout full = make_param_layout(c), others = full.without_matrices();
   for (const WeightType wt : {WeightType::fp32, WeightType::bf16}) {
-    size_t matrices = 0;  // bytes of the (out, in) matrices as stored
-    for (const TensorInfo& t : full.tensors)
-      if (t.matrix) matrices += size_t(t.shape[0]) * weight_row_bytes(wt, t.shape[1]);
+    size_t matrices = 0, packed = 0;  // bytes of the (out, in) matrices; of those packed
+    for (const TensorInfo& t : full.tensors) {
+      if (!t.matrix) continue;
+      const bool layer = t.name != "wte" && t.name != "lm_head.w";
+      const size_t p = layer && wt == WeightType::fp32
+                           ? default_backend()->packed_weight_bytes(t.shape[0], t.shape[1])
+                           : 0;
+      packed += (p + 63) / 64 * 64;
+      matrices +=
+          p > 0 ? (p + 63) / 64 * 64 : size_t(t.shape[0]) * weight_row_bytes(wt, t.shape[1]);
+    }
+    EXPECT_EQ(packed > 0, wt == WeightType::fp32) << "the CPU packs fp32 layers";
     const std::string path = write_checkpoint(dir / weight_type_name(wt), c, nlohmann::json{}, 1,
                                               Tokenizer::bytes(), m.params, nullptr, nullptr, 1,
                                               wt);
@@ -254,11 +265,15 @@ TEST(MemoryPlan, FileWeightsAreTheStoredMatricesAndTheOthersTwice) {
               matrices + 2 * others.total * sizeof(float))
         << weight_type_name(wt);
     if (kOwnMalloc) continue;
+    // oneDNN's state made once per process (its cache of the packing's reorders, about 80 KB
+    // here) is no model's: a first model makes it.
+    { const Model warm(c, 1, 8, st, default_backend()); }
     const size_t before = heap_in_use();
     Model on_file(c, 1, 8, st, default_backend());
-    expect_planned(before, Model::plan_bytes(c, 1, 8, false, *default_backend()) +
-                               others.total * sizeof(float),
-                   "activations and the copied tensors");
+    expect_planned(before,
+                   Model::plan_bytes(c, 1, 8, false, *default_backend()) +
+                       others.total * sizeof(float) + packed,
+                   "activations, the copied tensors and the packed matrices");
   }
 }
 

@@ -310,8 +310,11 @@ TEST_P(StoredCheckpoint, ModelOnTheFileEqualsTheWidenedModel) {
   }
 }
 
-// fp32 matrices read in place give exactly what the copied parameters give.
-TEST(StoredCheckpointFp32, EvaluationOnTheFileIsBitIdentical) {
+// fp32 matrices on the file: where the backend packs them (the CPU, Backend::pack_weight), its
+// products sum in another order than the parameters' sgemm, so the scored nats agree to fp32's
+// rounding (measured 1e-7 relative here; 1e-5 allowed); where it packs none they are read in
+// place and give exactly what the copied parameters give.
+TEST(StoredCheckpointFp32, EvaluationOnTheFileEqualsTheParameters) {
   test::TempDir dir("weights32");
   const ModelConfig cfg = test::small_model(PosKind::t5, 2, 29);
   Model m(cfg, 1, 8);
@@ -327,7 +330,10 @@ TEST(StoredCheckpointFp32, EvaluationOnTheFileIsBitIdentical) {
   o.length = 16;
   const EvalResult a = evaluate(cfg, set, ids, 0, o);
   const EvalResult b = evaluate(cfg, ck.st, default_backend(), ids, 0, o);
-  EXPECT_EQ(a.nats, b.nats);
+  if (default_backend()->packed_weight_bytes(3 * cfg.d_model, cfg.d_model) > 0)
+    EXPECT_NEAR(a.nats, b.nats, 1e-5 * a.nats);
+  else
+    EXPECT_EQ(a.nats, b.nats);
 }
 
 TEST_P(StoredCheckpoint, ANarrowVectorIsRefusedByName) {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 
+#include "core/error.h"
 #include "kernels/attention.h"
 #include "kernels/layer_kinds.h"
 #include "kernels/layer_ops.h"
@@ -70,6 +71,15 @@ class Backend {
   // Whether the backend's memory is the host's: then read-only weights can be used where they
   // lie (a checkpoint file's mapping) instead of being copied in.
   virtual bool host_memory() const = 0;
+  // Bytes of an (OC, IC) fp32 weight matrix packed into the layout this backend's linear layers
+  // read fastest, or 0 where it packs none (the CPU packs in fp32 precision: oneDNN's blocked
+  // layout, kernels/cpu/packed_cpu.cpp). A model on a checkpoint's weights packs its layers'
+  // fp32 matrices at load (Model::packed_bytes); only LinearForward reads them then.
+  virtual size_t packed_weight_bytes(int64_t /*OC*/, int64_t /*IC*/) const { return 0; }
+  // dst (packed_weight_bytes, the backend's memory) = W (OC, IC) row-major fp32 on the host.
+  virtual void pack_weight(void* /*dst*/, const float* /*W*/, int64_t /*OC*/, int64_t /*IC*/) {
+    ALIBI_CHECK(false, device(), " packs no weights");
+  }
 
   // ---- the dense layers and the attention (kernels/layer_ops.h) -------------------------------
   // Runs op after checking its operands' shapes against each other, the one place they are

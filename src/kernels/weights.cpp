@@ -13,6 +13,7 @@ constexpr const char* kDtypes[kWeightTypes] = {"F32",  "BF16", "F16",  "Q8_0", "
 }  // namespace
 
 WeightView WeightView::rows_from(int64_t r0, int64_t cols) const {
+  ALIBI_CHECK(!packed, "rows of a packed matrix");
   return {bytes() + size_t(r0) * weight_row_bytes(type, cols), type};
 }
 

@@ -23,6 +23,13 @@ struct WeightView {
   WeightView() = default;
   WeightView(const float* p) : data(p) {}  // NOLINT(google-explicit-constructor): fp32 is the norm
   WeightView(const void* p, WeightType t) : data(p), type(t) {}
+  // fp32 in the layout Backend::pack_weight wrote: only a linear layer's product reads it.
+  bool packed = false;
+  static WeightView packed_fp32(const void* p) {
+    WeightView w(p, WeightType::fp32);
+    w.packed = true;
+    return w;
+  }
   const float* f32() const { return static_cast<const float*>(data); }
   const uint16_t* half() const { return static_cast<const uint16_t*>(data); }
   const uint8_t* bytes() const { return static_cast<const uint8_t*>(data); }

@@ -209,6 +209,10 @@ struct Model {
   static MatrixBytes matrix_bytes(const ModelConfig& cfg, const Safetensors& file,
                                   const Backend& backend);
   static bool in_place(const StTensor& st, WeightType wt, const Backend& backend);
+  // Bytes of matrix t of type wt as the backend packs it at load (Backend::packed_weight_bytes),
+  // or 0 where it stays as stored: only a layer's fp32 matrices are packed (the embedding's rows
+  // are looked up, and a chunked head reads the head's rows).
+  static size_t packed_bytes(const TensorInfo& t, WeightType wt, const Backend& backend);
   // With check_finite_: UsageError if x (n) holds a non-finite value, naming op and layer
   // (-1: outside the blocks).
   void finite(const float* x, int64_t n, int layer, const char* op) const;

@@ -19,6 +19,11 @@ bool Model::in_place(const StTensor& st, WeightType wt, const Backend& backend) 
   return backend.host_memory() && reinterpret_cast<uintptr_t>(st.bytes()) % weight_align(wt) == 0;
 }
 
+size_t Model::packed_bytes(const TensorInfo& t, WeightType wt, const Backend& backend) {
+  if (!t.matrix || wt != WeightType::fp32 || t.name == "wte" || t.name == "lm_head.w") return 0;
+  return backend.packed_weight_bytes(t.shape[0], t.shape[1]);
+}
+
 Model::MatrixBytes Model::matrix_bytes(const ModelConfig& c, const Safetensors& file,
                                        const Backend& backend) {
   MatrixBytes mb;
@@ -32,7 +37,9 @@ Model::MatrixBytes Model::matrix_bytes(const ModelConfig& c, const Safetensors& 
       usage_error("tensor '", t.name, "' is ", st.dtype, "; the ", backend.device(),
                   " backend computes on fp32, bf16 and f16 matrices only (GGUF's block formats "
                   "run on --device cpu)");
-    if (in_place(st, wt, backend))
+    if (const size_t packed = packed_bytes(t, wt, backend))
+      mb.copied += (packed + 63) / 64 * 64;
+    else if (in_place(st, wt, backend))
       mb.mapped += st.nbytes();
     else
       mb.copied += (st.nbytes() + 63) / 64 * 64;

@@ -42,6 +42,12 @@ class CpuBackend final : public Backend {
   }
   void synchronize() override {}  // every op has finished when it returns
   bool host_memory() const override { return true; }
+  size_t packed_weight_bytes(int64_t OC, int64_t IC) const override {
+    return p_ == MatmulPrecision::fp32 ? cpu::packed_bytes(OC, IC) : 0;
+  }
+  void pack_weight(void* dst, const float* W, int64_t OC, int64_t IC) override {
+    cpu::pack_weight(static_cast<float*>(dst), W, OC, IC);
+  }
 
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
             int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) override {

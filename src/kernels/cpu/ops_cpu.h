@@ -20,6 +20,16 @@ void gemm(MatmulPrecision p, bool transA, bool transB, int64_t M, int64_t N, int
 void linear_bf16(float* out, const float* inp, const uint16_t* W, int64_t N, int64_t IC,
                  int64_t OC);
 
+// ---- packed_cpu.cpp: fp32 weights packed for inference --------------------------------------
+// Bytes of an (OC, IC) fp32 matrix in the blocked layout oneDNN's matmul primitive reads, or 0
+// where that layout is not the same for every row count (the weights then stay as they are).
+size_t packed_bytes(int64_t OC, int64_t IC);
+// dst (packed_bytes) = W (OC, IC) row-major, packed.
+void pack_weight(float* dst, const float* W, int64_t OC, int64_t IC);
+// out (N, OC) = inp (N, IC) W^T (+ b) for W packed by pack_weight: fp32, accumulated in fp32.
+void linear_packed(float* out, const float* inp, const float* Wp, const float* b, int64_t N,
+                   int64_t IC, int64_t OC);
+
 // ---- ops_cpu.cpp: dense layers -----------------------------------------------------------------
 // The ops of kernels/layer_ops.h (their shapes checked by Backend::run). W fp32, or bf16/f16
 // (weights_cpu.cpp).

@@ -1,0 +1,125 @@
+// fp32 weights packed once for inference (kernels/cpu/ops_cpu.h, "packed_cpu.cpp"): oneDNN's
+// matmul primitive reads its weights fastest in a blocked layout of its own choosing (on
+// AVX-512, its brgemm kernels). sgemm packs B inside every call, and at the few rows of a decoding
+// step that packing is most of the work: with the weights packed at load the products of 1-80
+// rows ran at 1.2-4.3x sgemm's rate (docs/serve.md). The layout is oneDNN's, asked for once per
+// matrix shape and used only where the primitive for every row count takes the same one.
+#include <omp.h>
+
+#include <dnnl.hpp>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "kernels/cpu/ops_cpu.h"
+
+namespace alibi::cpu {
+namespace {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+const dnnl::engine& engine() {
+  static const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+// W (OC, IC) row-major is the primitive's (K, N) = (IC, OC) weights, transposed (tag ba).
+dnnl::memory::desc rows_md(int64_t M, int64_t IC) { return {{M, IC}, dt::f32, tag::ab}; }
+
+dnnl::matmul::primitive_desc primitive_desc(int64_t M, int64_t IC, int64_t OC,
+                                            const dnnl::memory::desc& w, bool bias) {
+  const dnnl::memory::desc b =
+      bias ? dnnl::memory::desc({1, OC}, dt::f32, tag::ab) : dnnl::memory::desc();
+  return {dnnl::matmul::desc(rows_md(M, IC), w, b, rows_md(M, OC)), engine()};
+}
+
+// The layout the primitive picks for (OC, IC) weights, or a zero desc where it is not the same
+// for every row count a step or a prompt may have (then the weights stay as they are).
+dnnl::memory::desc layout_of(int64_t OC, int64_t IC) {
+  static std::mutex mu;
+  static std::map<std::pair<int64_t, int64_t>, dnnl::memory::desc> known;
+  std::lock_guard lock(mu);
+  const auto key = std::pair{OC, IC};
+  if (auto it = known.find(key); it != known.end()) return it->second;
+  const dnnl::memory::desc any({IC, OC}, dt::f32, tag::any);
+  dnnl::memory::desc layout = primitive_desc(16, IC, OC, any, true).weights_desc();
+  for (int64_t M : {1, 2, 3, 4, 7, 8, 17, 33, 64, 128, 512, 4096})
+    if (primitive_desc(M, IC, OC, any, true).weights_desc() != layout) layout = {};
+  return known.emplace(key, layout).first->second;
+}
+
+// Per calling thread: the stream and one primitive per (rows, shape, bias, thread count) with
+// its arguments, made on first use (tens of microseconds each) and kept; a call only points the
+// arguments at its data, so a warm step loop allocates nothing.
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, int>;
+struct Entry {
+  dnnl::matmul prim;
+  std::unordered_map<int, dnnl::memory> args;
+};
+struct State {
+  dnnl::stream strm{engine()};
+  std::map<Key, Entry> prims;
+};
+
+Entry make_entry(int64_t N, int64_t IC, int64_t OC, bool bias) {
+  const dnnl::memory::desc layout = layout_of(OC, IC);
+  Entry e{dnnl::matmul(primitive_desc(N, IC, OC, layout, bias)), {}};
+  auto arg = [&](int which, const dnnl::memory::desc& md) {
+    e.args.emplace(which, dnnl::memory(md, engine(), DNNL_MEMORY_NONE));
+  };
+  arg(DNNL_ARG_SRC, rows_md(N, IC));
+  arg(DNNL_ARG_WEIGHTS, layout);
+  arg(DNNL_ARG_DST, rows_md(N, OC));
+  if (bias) arg(DNNL_ARG_BIAS, {{1, OC}, dt::f32, tag::ab});
+  return e;
+}
+
+}  // namespace
+
+size_t packed_bytes(int64_t OC, int64_t IC) {
+  if (OC <= 0 || IC <= 0) return 0;
+  return layout_of(OC, IC).get_size();
+}
+
+void pack_weight(float* dst, const float* W, int64_t OC, int64_t IC) {
+  const dnnl::memory::desc layout = layout_of(OC, IC);
+  ALIBI_CHECK(layout.get_size() > 0, "no packed layout for a ", OC, " x ", IC, " matrix");
+  dnnl::stream strm(engine());
+  dnnl::memory src({{IC, OC}, dt::f32, tag::ba}, engine(), const_cast<float*>(W));
+  dnnl::memory out(layout, engine(), dst);
+  // On one thread: a team of threads made by the loading thread outlives the load, and `alibi
+  // serve` steps on another thread. With more threads than CPUs, libgomp then spins at a
+  // barrier 100 times instead of GOMP_SPINCOUNT before it sleeps, so every parallel region of a
+  // step waited on a futex: a decoded token took 4x as long (docs/serve.md).
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  dnnl::reorder(src, out).execute(strm, src, out);
+  strm.wait();
+  omp_set_num_threads(threads);
+}
+
+void linear_packed(float* out, const float* inp, const float* Wp, const float* b, int64_t N,
+                   int64_t IC, int64_t OC) {
+  if (N <= 0) return;
+  thread_local State st;
+  const Key key{N, IC, OC, b != nullptr, omp_get_max_threads()};
+  auto it = st.prims.find(key);
+  if (it == st.prims.end()) it = st.prims.emplace(key, make_entry(N, IC, OC, b != nullptr)).first;
+  Entry& e = it->second;
+  // oneDNN takes non-const handles; a primitive never writes its inputs.
+  e.args.at(DNNL_ARG_SRC).set_data_handle(const_cast<float*>(inp));
+  e.args.at(DNNL_ARG_WEIGHTS).set_data_handle(const_cast<float*>(Wp));
+  e.args.at(DNNL_ARG_DST).set_data_handle(out);
+  if (b) e.args.at(DNNL_ARG_BIAS).set_data_handle(const_cast<float*>(b));
+  dnnl_exec_arg_t args[4];
+  int n = 0;
+  for (const auto& [which, mem] : e.args) args[n++] = {which, mem.get()};
+  ALIBI_CHECK(dnnl_primitive_execute(e.prim.get(), st.strm.get(), n, args) == dnnl_success,
+              "oneDNN's matmul of ", N, " x ", IC, " by ", IC, " x ", OC);
+  st.strm.wait();
+}
+
+}  // namespace alibi::cpu
