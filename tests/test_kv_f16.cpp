@@ -132,7 +132,9 @@ constexpr double kF16CacheTol = 4e-3;
 
 TEST(KvF16, DecodingStaysNearTheF32Cache) {
   for (const PosKind pos : all_positions())
-    for (const auto [window, sink] : {std::pair{0, false}, {12, false}, {12, true}}) {
+    for (const std::pair<int, bool> run : {std::pair{0, false}, {12, false}, {12, true}}) {
+      const int window = run.first;  // plain variables: clang 14 captures no structured binding
+      const bool sink = run.second;
       if (pos == PosKind::xpos) continue;  // refused: the next test
       ModelConfig c = test::small_model(pos);
       c.max_positions = 64;

@@ -53,7 +53,8 @@ dnnl::memory::desc layout_of(int64_t OC, int64_t IC) {
 
 // Per calling thread: the stream and one primitive per (rows, shape, bias, thread count) with
 // its arguments, made on first use (tens of microseconds each) and kept; a call only points the
-// arguments at its data, so a warm step loop allocates nothing.
+// arguments at its data. (oneDNN's execute still makes a few small allocations of its own per
+// call, its argument maps, as its sgemm does; the heap does not grow.)
 using Key = std::tuple<int64_t, int64_t, int64_t, bool, int>;
 struct Entry {
   dnnl::matmul prim;
@@ -66,7 +67,13 @@ struct State {
 
 Entry make_entry(int64_t N, int64_t IC, int64_t OC, bool bias) {
   const dnnl::memory::desc layout = layout_of(OC, IC);
-  Entry e{dnnl::matmul(primitive_desc(N, IC, OC, layout, bias)), {}};
+  Entry e;
+  try {
+    e.prim = dnnl::matmul(primitive_desc(N, IC, OC, layout, bias));
+  } catch (const dnnl::error& err) {  // a row count past those layout_of checked
+    ALIBI_CHECK(false, "oneDNN's matmul takes no packed ", OC, " x ", IC, " matrix at ", N,
+                " rows: ", err.what());
+  }
   auto arg = [&](int which, const dnnl::memory::desc& md) {
     e.args.emplace(which, dnnl::memory(md, engine(), DNNL_MEMORY_NONE));
   };
@@ -94,11 +101,13 @@ void pack_weight(float* dst, const float* W, int64_t OC, int64_t IC) {
   // serve` steps on another thread. With more threads than CPUs, libgomp then spins at a
   // barrier 100 times instead of GOMP_SPINCOUNT before it sleeps, so every parallel region of a
   // step waited on a futex: a decoded token took 4x as long (docs/serve.md).
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
+  struct OneThread {
+    int was = omp_get_max_threads();
+    OneThread() { omp_set_num_threads(1); }
+    ~OneThread() { omp_set_num_threads(was); }
+  } one;
   dnnl::reorder(src, out).execute(strm, src, out);
   strm.wait();
-  omp_set_num_threads(threads);
 }
 
 void linear_packed(float* out, const float* inp, const float* Wp, const float* b, int64_t N,
