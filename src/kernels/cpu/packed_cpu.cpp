@@ -6,6 +6,8 @@
 // matrix shape and used only where the primitive for every row count takes the same one.
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
 #include <dnnl.hpp>
 #include <map>
 #include <mutex>
@@ -14,6 +16,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/simd.h"  // first: its pragmas must precede <immintrin.h>
 
 namespace alibi::cpu {
 namespace {
@@ -37,18 +40,25 @@ dnnl::matmul::primitive_desc primitive_desc(int64_t M, int64_t IC, int64_t OC,
 }
 
 // The layout the primitive picks for (OC, IC) weights, or a zero desc where it is not the same
-// for every row count a step or a prompt may have (then the weights stay as they are).
-dnnl::memory::desc layout_of(int64_t OC, int64_t IC) {
+// for every row count a step or a prompt may have (then the weights stay as they are); and
+// whether it is BA16a64b, which row_by_blocks reads.
+struct Layout {
+  dnnl::memory::desc md;
+  bool blocks64 = false;
+};
+
+const Layout& layout_of(int64_t OC, int64_t IC) {
   static std::mutex mu;
-  static std::map<std::pair<int64_t, int64_t>, dnnl::memory::desc> known;
+  static std::map<std::pair<int64_t, int64_t>, Layout> known;
   std::lock_guard lock(mu);
   const auto key = std::pair{OC, IC};
   if (auto it = known.find(key); it != known.end()) return it->second;
   const dnnl::memory::desc any({IC, OC}, dt::f32, tag::any);
-  dnnl::memory::desc layout = primitive_desc(16, IC, OC, any, true).weights_desc();
+  Layout l{primitive_desc(16, IC, OC, any, true).weights_desc()};
   for (int64_t M : {1, 2, 3, 4, 7, 8, 17, 33, 64, 128, 512, 4096})
-    if (primitive_desc(M, IC, OC, any, true).weights_desc() != layout) layout = {};
-  return known.emplace(key, layout).first->second;
+    if (primitive_desc(M, IC, OC, any, true).weights_desc() != l.md) l.md = {};
+  l.blocks64 = l.md == dnnl::memory::desc({IC, OC}, dt::f32, tag::BA16a64b);
+  return known.emplace(key, l).first->second;  // a std::map's elements stay where they are
 }
 
 // Per calling thread: the stream and one primitive per (rows, shape, bias, thread count) with
@@ -59,6 +69,7 @@ using Key = std::tuple<int64_t, int64_t, int64_t, bool, int>;
 struct Entry {
   dnnl::matmul prim;
   std::unordered_map<int, dnnl::memory> args;
+  bool blocks64 = false;  // the layout row_by_blocks reads (Layout::blocks64)
 };
 struct State {
   dnnl::stream strm{engine()};
@@ -66,8 +77,9 @@ struct State {
 };
 
 Entry make_entry(int64_t N, int64_t IC, int64_t OC, bool bias) {
-  const dnnl::memory::desc layout = layout_of(OC, IC);
+  const dnnl::memory::desc layout = layout_of(OC, IC).md;
   Entry e;
+  e.blocks64 = layout_of(OC, IC).blocks64;
   try {
     e.prim = dnnl::matmul(primitive_desc(N, IC, OC, layout, bias));
   } catch (const dnnl::error& err) {  // a row count past those layout_of checked
@@ -84,15 +96,49 @@ Entry make_entry(int64_t N, int64_t IC, int64_t OC, bool bias) {
   return e;
 }
 
+// One row against a matrix in oneDNN's BA16a64b layout (its AVX-512 choice here): the matrix
+// is blocks of 64 outputs, each block its IC (padded to 16) rows of 64 floats one after another.
+// One row is a stream of the matrix's bytes, which this reads in order, one block per task;
+// oneDNN's primitive read it 2-10% slower than sgemm's gemv where the matrix comes from memory
+// (docs/serve.md). Each output is one thread's sum over IC in order: no dependence on threads.
+void row_by_blocks(float* out, const float* x, const float* Wp, const float* b, int64_t IC,
+                   int64_t OC) {
+  const int64_t blocks = (OC + 63) / 64, rows = (IC + 15) / 16 * 16;
+#pragma omp parallel for schedule(static)
+  for (int64_t nb = 0; nb < blocks; ++nb) {
+    const float* w = Wp + nb * rows * 64;
+    float acc[64] = {};
+#if defined(__AVX512F__)
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t k = 0; k < IC; ++k, w += 64) {
+      const __m512 xk = _mm512_set1_ps(x[k]);
+      a0 = _mm512_fmadd_ps(xk, _mm512_loadu_ps(w), a0);
+      a1 = _mm512_fmadd_ps(xk, _mm512_loadu_ps(w + 16), a1);
+      a2 = _mm512_fmadd_ps(xk, _mm512_loadu_ps(w + 32), a2);
+      a3 = _mm512_fmadd_ps(xk, _mm512_loadu_ps(w + 48), a3);
+    }
+    _mm512_storeu_ps(acc, a0);
+    _mm512_storeu_ps(acc + 16, a1);
+    _mm512_storeu_ps(acc + 32, a2);
+    _mm512_storeu_ps(acc + 48, a3);
+#else
+    for (int64_t k = 0; k < IC; ++k, w += 64)
+      for (int j = 0; j < 64; ++j) acc[j] = std::fma(x[k], w[j], acc[j]);
+#endif
+    const int64_t n0 = nb * 64, n = std::min<int64_t>(64, OC - n0);
+    for (int64_t j = 0; j < n; ++j) out[n0 + j] = b ? acc[j] + b[n0 + j] : acc[j];
+  }
+}
+
 }  // namespace
 
 size_t packed_bytes(int64_t OC, int64_t IC) {
   if (OC <= 0 || IC <= 0) return 0;
-  return layout_of(OC, IC).get_size();
+  return layout_of(OC, IC).md.get_size();
 }
 
 void pack_weight(float* dst, const float* W, int64_t OC, int64_t IC) {
-  const dnnl::memory::desc layout = layout_of(OC, IC);
+  const dnnl::memory::desc layout = layout_of(OC, IC).md;
   ALIBI_CHECK(layout.get_size() > 0, "no packed layout for a ", OC, " x ", IC, " matrix");
   dnnl::stream strm(engine());
   dnnl::memory src({{IC, OC}, dt::f32, tag::ba}, engine(), const_cast<float*>(W));
@@ -117,6 +163,7 @@ void linear_packed(float* out, const float* inp, const float* Wp, const float* b
   const Key key{N, IC, OC, b != nullptr, omp_get_max_threads()};
   auto it = st.prims.find(key);
   if (it == st.prims.end()) it = st.prims.emplace(key, make_entry(N, IC, OC, b != nullptr)).first;
+  if (it->second.blocks64 && N == 1) return row_by_blocks(out, inp, Wp, b, IC, OC);
   Entry& e = it->second;
   // oneDNN takes non-const handles; a primitive never writes its inputs.
   e.args.at(DNNL_ARG_SRC).set_data_handle(const_cast<float*>(inp));
