@@ -6,10 +6,11 @@
 // server's throughput; docs/serve.md). Random weights (speed does not depend on them) in a model
 // built as serve builds one on a checkpoint; greedy.
 // --kv-cache f32,f16 times each cache type at every B, alternating, and gives each type's time
-// against the first type's at the same B.
+// against the first type's at the same B. --dtype: the products' precision, as serve's --dtype.
 //
 //   build/bench/bench_step [--config tiny|small] [--batches 1,4,16,64] [--context 128]
 //                          [--prefill 0] [--steps 64] [--rounds 3] [--kv-cache f32]
+//                          [--dtype fp32]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -35,6 +36,7 @@ struct Options {
   std::string config = "tiny";
   std::vector<int> batches = {1, 4, 16, 64};
   std::vector<KvType> kv_types = {KvType::f32};
+  MatmulPrecision precision = MatmulPrecision::fp32;
   int context = 128, prefill = 0, steps = 64, rounds = 3;
 };
 
@@ -43,14 +45,14 @@ struct Options {
 double step_seconds(const ModelConfig& c, int B, KvType kv_type, const Options& o) {
   // Random weights, then a model on them as serve's is on its checkpoint (Model's file
   // constructor: the layers' fp32 matrices packed for the CPU's products).
-  Model init(c, 1, 1, /*training=*/false, default_backend());
+  const std::shared_ptr<Backend> be = make_backend("cpu", o.precision);
+  Model init(c, 1, 1, /*training=*/false, be);
   init.init_weights(1);
   Safetensors weights;
   for (const TensorInfo& t : init.layout.tensors)
     weights.add_view(t.name, "F32", t.shape, init.params.data.data() + t.offset,
                      t.numel * sizeof(float));
-  Model m(c, 1, std::max(B + o.prefill, o.context), weights, default_backend(),
-          LogitsPlan{.rows = B + 1});
+  Model m(c, 1, std::max(B + o.prefill, o.context), weights, be, LogitsPlan{.rows = B + 1});
   std::vector<KVCache> caches;
   for (int b = 0; b <= B; ++b)  // the last: the prefilled prompt's
     caches.push_back(m.make_cache(std::max(o.context + o.steps, o.prefill), false, kv_type));
@@ -103,11 +105,16 @@ int main(int argc, char** argv) {
       o.steps = std::atoi(v);
     else if (v && a == "--rounds")
       o.rounds = std::atoi(v);
-    else if (v && a == "--kv-cache") {
-      o.kv_types.clear();
-      std::stringstream ss(v);
+    else if (v && (a == "--kv-cache" || a == "--dtype")) {
       try {
-        for (std::string x; std::getline(ss, x, ',');) o.kv_types.push_back(parse_kv_type(x));
+        if (a == "--dtype") {
+          o.precision = parse_precision(v, "--dtype");
+          make_backend("cpu", o.precision, "--dtype");  // refused here where the CPU lacks it
+        } else {
+          o.kv_types.clear();
+          std::stringstream ss(v);
+          for (std::string x; std::getline(ss, x, ',');) o.kv_types.push_back(parse_kv_type(x));
+        }
       } catch (const UsageError& e) {
         std::fprintf(stderr, "bench_step: %s\n", e.what());
         return 2;
@@ -115,7 +122,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: bench_step [--config tiny|small] [--batches 1,4,16,64] "
-                   "[--context 128] [--prefill 0] [--steps 64] [--rounds 3] [--kv-cache f32]\n");
+                   "[--context 128] [--prefill 0] [--steps 64] [--rounds 3] [--kv-cache f32] "
+                   "[--dtype fp32]\n");
       return 2;
     }
     ++i;
@@ -132,8 +140,9 @@ int main(int argc, char** argv) {
   }
   try {
     const ModelConfig c = bench_config(o.config, "--config");
-    std::printf("config %s, context %d, prefill %d, %d steps, best of %d rounds (alternating)\n",
-                o.config.c_str(), o.context, o.prefill, o.steps, o.rounds);
+    std::printf(
+        "config %s, dtype %s, context %d, prefill %d, %d steps, best of %d rounds (alternating)\n",
+        o.config.c_str(), precision_name(o.precision), o.context, o.prefill, o.steps, o.rounds);
     const size_t K = o.kv_types.size();
     std::vector<double> best(o.batches.size() * K, 1e30);  // [batch][kv type]
     for (int r = 0; r < o.rounds; ++r)

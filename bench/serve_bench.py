@@ -3,7 +3,9 @@
 another, streaming, greedy; the tokens/s of the whole run and each request's time to first token
 and inter-token latencies. Concurrency 1 is the baseline (the requests served one at a time);
 every other level is reported as a ratio against it, measured against the same server in the same
-run. Python's standard library only (a comparison benchmark, never a product dependency).
+run. Python's standard library only (a comparison benchmark, never a product dependency). Each
+level also reports the CPUs the client and the server kept busy on average (CPU seconds over wall
+seconds): on a machine of 2 cores the client's share is taken from the server.
 
   flock /tmp/alibi-bench.lock python3 bench/serve_bench.py --alibi build/alibi --run RUN \
       [--clients 1,4,16] [--requests 32] [--max-tokens 64] [--threads 2] [--max-batch 16]
@@ -15,6 +17,7 @@ side-by-side table of docs/serve.md.
 import argparse
 import http.client
 import json
+import os
 import random
 import re
 import socket
@@ -90,7 +93,7 @@ def one_request(port, prompt, max_tokens):
     return len(times), (times[0] - t0) if times else 0.0, gaps
 
 
-def level(port, clients, requests, max_tokens, prompts):
+def level(port, server_pid, clients, requests, max_tokens, prompts):
     results, lock = [], threading.Lock()
     todo = list(range(requests))
 
@@ -104,18 +107,29 @@ def level(port, clients, requests, max_tokens, prompts):
             with lock:
                 results.append(r)
 
-    t0 = time.perf_counter()
+    t0, cpu0, srv0 = time.perf_counter(), time.process_time(), server_cpu(server_pid)
     ts = [threading.Thread(target=client) for _ in range(clients)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
     wall = time.perf_counter() - t0
+    cpu = (time.process_time() - cpu0) / wall, (server_cpu(server_pid) - srv0) / wall
     tokens = sum(r[0] for r in results)
     ttft = sorted(r[1] for r in results)
     gaps = sorted(g for r in results for g in r[2])
     p = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
-    return tokens / wall, p(ttft, 0.5), p(ttft, 0.99), p(gaps, 0.5), p(gaps, 0.99)
+    return tokens / wall, p(ttft, 0.5), p(ttft, 0.99), p(gaps, 0.5), p(gaps, 0.99), cpu
+
+
+def server_cpu(pid):
+    """CPU seconds the server process has used (user + system, all its threads), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
 
 
 def main():
@@ -143,13 +157,15 @@ def main():
     try:
         one_request(port, prompts[0], 8)  # warm-up
         base = None
-        print(f"clients  tokens/s  vs 1 client  TTFT p50/p99 (ms)  ITL p50/p99 (ms)")
+        print("clients  tokens/s  vs 1 client  TTFT p50/p99 (ms)  ITL p50/p99 (ms)"
+              "  CPUs: client / server")
         for c in [int(x) for x in args.clients.split(",")]:
-            tps, t50, t99, i50, i99 = level(port, c, max(args.requests, c), args.max_tokens,
-                                            prompts)
+            tps, t50, t99, i50, i99, cpu = level(port, server.pid, c, max(args.requests, c),
+                                                 args.max_tokens, prompts)
             base = base or tps
             print(f"{c:7d}  {tps:8.1f}  {tps / base:10.2f}x  {1e3 * t50:7.1f} / {1e3 * t99:7.1f}"
-                  f"  {1e3 * i50:6.1f} / {1e3 * i99:6.1f}", flush=True)
+                  f"  {1e3 * i50:6.1f} / {1e3 * i99:6.1f}  {cpu[0]:6.2f} / {cpu[1]:4.2f}",
+                  flush=True)
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -72,13 +72,17 @@ class Backend {
   // lie (a checkpoint file's mapping) instead of being copied in.
   virtual bool host_memory() const = 0;
   // Bytes of an (OC, IC) fp32 weight matrix packed into the layout this backend's linear layers
-  // read fastest, or 0 where it packs none (the CPU packs in fp32 precision: oneDNN's blocked
-  // layout, kernels/cpu/packed_cpu.cpp). A model on a checkpoint's weights packs its layers'
-  // fp32 matrices at load (Model::packed_bytes); only LinearForward reads them then.
+  // read fastest, or 0 where it packs none (the CPU: oneDNN's blocked layout, in fp32, or in
+  // bf16 rounded to nearest in bf16 precision; kernels/cpu/packed_cpu.cpp). A model on a
+  // checkpoint's weights packs its layers' fp32 matrices at load (Model::packed_bytes); only
+  // LinearForward reads them then.
   virtual size_t packed_weight_bytes(int64_t /*OC*/, int64_t /*IC*/) const { return 0; }
-  // dst (packed_weight_bytes, the backend's memory) = W (OC, IC) row-major fp32 on the host.
-  virtual void pack_weight(void* /*dst*/, const float* /*W*/, int64_t /*OC*/, int64_t /*IC*/) {
+  // dst (packed_weight_bytes, the backend's memory) = W (OC, IC) row-major fp32 on the host,
+  // packed; returns the view of dst that LinearForward reads.
+  virtual WeightView pack_weight(void* /*dst*/, const float* /*W*/, int64_t /*OC*/,
+                                 int64_t /*IC*/) {
     ALIBI_CHECK(false, device(), " packs no weights");
+    return {};
   }
 
   // ---- the dense layers and the attention (kernels/layer_ops.h) -------------------------------

@@ -23,10 +23,11 @@ struct WeightView {
   WeightView() = default;
   WeightView(const float* p) : data(p) {}  // NOLINT(google-explicit-constructor): fp32 is the norm
   WeightView(const void* p, WeightType t) : data(p), type(t) {}
-  // fp32 in the layout Backend::pack_weight wrote: only a linear layer's product reads it.
+  // fp32 or bf16 in the layout Backend::pack_weight wrote: only a linear layer's product reads
+  // it.
   bool packed = false;
-  static WeightView packed_fp32(const void* p) {
-    WeightView w(p, WeightType::fp32);
+  static WeightView packed_as(const void* p, WeightType t) {
+    WeightView w(p, t);
     w.packed = true;
     return w;
   }

@@ -157,17 +157,18 @@ void Model::bind_matrices(const Safetensors* file) {
       weight_type_of_dtype(st.dtype, wt);
       if (const size_t packed = packed_bytes(t, wt, *backend_)) {
         std::byte* dst = stored_.data() + used;
+        WeightView view;
         if (reinterpret_cast<uintptr_t>(st.bytes()) % alignof(float) == 0) {
-          backend_->pack_weight(dst, reinterpret_cast<const float*>(st.bytes()), t.shape[0],
-                                t.shape[1]);
+          view = backend_->pack_weight(dst, reinterpret_cast<const float*>(st.bytes()), t.shape[0],
+                                       t.shape[1]);
         } else {  // a file's data need not be aligned: through an aligned copy, at load only
           std::vector<float> w(t.numel);
           std::memcpy(w.data(), st.bytes(), st.nbytes());
-          backend_->pack_weight(dst, w.data(), t.shape[0], t.shape[1]);
+          view = backend_->pack_weight(dst, w.data(), t.shape[0], t.shape[1]);
         }
         file_.release(st);
         used += (packed + 63) / 64 * 64;
-        views.emplace_back(t.name, WeightView::packed_fp32(dst));
+        views.emplace_back(t.name, view);
         continue;
       }
       if (in_place(st, wt, *backend_)) {

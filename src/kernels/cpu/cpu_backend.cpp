@@ -43,10 +43,11 @@ class CpuBackend final : public Backend {
   void synchronize() override {}  // every op has finished when it returns
   bool host_memory() const override { return true; }
   size_t packed_weight_bytes(int64_t OC, int64_t IC) const override {
-    return p_ == MatmulPrecision::fp32 ? cpu::packed_bytes(OC, IC) : 0;
+    if (p_ == MatmulPrecision::bf16 && !cpu_has_bf16()) return 0;  // refused where it runs
+    return cpu::packed_bytes(OC, IC, p_);
   }
-  void pack_weight(void* dst, const float* W, int64_t OC, int64_t IC) override {
-    cpu::pack_weight(static_cast<float*>(dst), W, OC, IC);
+  WeightView pack_weight(void* dst, const float* W, int64_t OC, int64_t IC) override {
+    return cpu::pack_weight(dst, W, OC, IC, p_);
   }
 
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -22,22 +22,6 @@ namespace {
 // Elements converted per thread below which the conversion stays on the calling thread.
 constexpr int64_t kConvertParallelMin = int64_t(1) << 15;
 
-// dst (rows, cols) dense bf16 = src (rows, cols) with row stride ld.
-void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
-#pragma omp parallel for schedule(static) if (rows * cols >= kConvertParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* s = src + r * ld;
-    uint16_t* d = dst + r * cols;
-    int64_t c = 0;
-#ifdef __AVX512BF16__
-    for (; c + 16 <= cols; c += 16)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c),
-                          (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s + c)));
-#endif
-    for (; c < cols; ++c) d[c] = float_to_bf16(s[c]);
-  }
-}
-
 // One cached primitive per product shape. The operands are packed densely when converted, so
 // lda and ldb do not change the primitive; alpha and beta are baked into its attributes and the
 // thread count into its blocking (oneDNN plans a primitive for the threads it was created with).
@@ -117,6 +101,21 @@ Bf16State& bf16_state() {
 }
 
 }  // namespace
+
+void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
+#pragma omp parallel for schedule(static) if (rows * cols >= kConvertParallelMin)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * ld;
+    uint16_t* d = dst + r * cols;
+    int64_t c = 0;
+#ifdef __AVX512BF16__
+    for (; c + 16 <= cols; c += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c),
+                          (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s + c)));
+#endif
+    for (; c < cols; ++c) d[c] = float_to_bf16(s[c]);
+  }
+}
 
 void gemm(MatmulPrecision p, bool transA, bool transB, int64_t M, int64_t N, int64_t K,
           float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,

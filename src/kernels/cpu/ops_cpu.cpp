@@ -73,8 +73,8 @@ void add_bias(float* out, const float* b, int64_t N, int64_t OC) {
 
 void linear_forward(MatmulPrecision p, const LinearForward& a) {
   const int64_t N = a.inp[0], IC = a.inp[1], OC = a.W[0];
-  if (a.W.data.packed) {  // only made in fp32 precision (CpuBackend::packed_weight_bytes)
-    linear_packed(a.out.data, a.inp.data, a.W.data.f32(), a.b.data, N, IC, OC);
+  if (a.W.data.packed) {  // packed in this backend's precision (CpuBackend::pack_weight)
+    linear_packed(a.out.data, a.inp.data, a.W.data, a.b.data, N, IC, OC);
     return;
   }
   const bool panels =

@@ -19,15 +19,20 @@ void gemm(MatmulPrecision p, bool transA, bool transB, int64_t M, int64_t N, int
 // lies (only inp is rounded), so it equals gemm(bf16, ...) on W widened to fp32.
 void linear_bf16(float* out, const float* inp, const uint16_t* W, int64_t N, int64_t IC,
                  int64_t OC);
+// dst (rows, cols) dense bf16 = src (rows, cols) with row stride ld, rounded to nearest even.
+void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld);
 
 // ---- packed_cpu.cpp: fp32 weights packed for inference --------------------------------------
-// Bytes of an (OC, IC) fp32 matrix in the blocked layout oneDNN's matmul primitive reads, or 0
-// where that layout is not the same for every row count (the weights then stay as they are).
-size_t packed_bytes(int64_t OC, int64_t IC);
-// dst (packed_bytes) = W (OC, IC) row-major, packed.
-void pack_weight(float* dst, const float* W, int64_t OC, int64_t IC);
-// out (N, OC) = inp (N, IC) W^T (+ b) for W packed by pack_weight: fp32, accumulated in fp32.
-void linear_packed(float* out, const float* inp, const float* Wp, const float* b, int64_t N,
+// Bytes of an (OC, IC) fp32 matrix in the blocked layout oneDNN's matmul primitive reads in
+// precision p (bf16 elements in bf16 precision, fp32 otherwise), or 0 where that layout is not
+// the same for every row count (the weights then stay as they are).
+size_t packed_bytes(int64_t OC, int64_t IC, MatmulPrecision p);
+// dst (packed_bytes) = W (OC, IC) row-major, packed (and in bf16 precision rounded to bf16);
+// returns the view of dst that linear_packed reads.
+WeightView pack_weight(void* dst, const float* W, int64_t OC, int64_t IC, MatmulPrecision p);
+// out (N, OC) = inp (N, IC) W^T (+ b) for W packed by pack_weight, accumulated in fp32. W packed
+// in bf16: inp is rounded to bf16 first, as gemm's bf16 product rounds its operands.
+void linear_packed(float* out, const float* inp, WeightView Wp, const float* b, int64_t N,
                    int64_t IC, int64_t OC);
 
 // ---- ops_cpu.cpp: dense layers -----------------------------------------------------------------

@@ -4,6 +4,9 @@
 // step that packing is most of the work: with the weights packed at load the products of 1-80
 // rows ran at 1.2-4.3x sgemm's rate (docs/serve.md). The layout is oneDNN's, asked for once per
 // matrix shape and used only where the primitive for every row count takes the same one.
+// In bf16 precision the weights are rounded to bf16 as they are packed, and each call rounds its
+// rows to bf16 (as gemm's bf16 product does on every call, weights included): the primitive then
+// multiplies bf16 by bf16 into fp32, on AMX tiles where the CPU has them (docs/serve.md).
 #include <omp.h>
 
 #include <algorithm>
@@ -13,6 +16,7 @@
 #include <mutex>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/ops_cpu.h"
@@ -29,31 +33,35 @@ const dnnl::engine& engine() {
   return eng;
 }
 
+// The element type of the packed weights and of the rows multiplied by them: bf16 in bf16
+// precision, fp32 otherwise. The results and the bias are fp32 either way.
+dt element(MatmulPrecision p) { return p == MatmulPrecision::bf16 ? dt::bf16 : dt::f32; }
+
 // W (OC, IC) row-major is the primitive's (K, N) = (IC, OC) weights, transposed (tag ba).
-dnnl::memory::desc rows_md(int64_t M, int64_t IC) { return {{M, IC}, dt::f32, tag::ab}; }
+dnnl::memory::desc rows_md(int64_t M, int64_t IC, dt t = dt::f32) { return {{M, IC}, t, tag::ab}; }
 
 dnnl::matmul::primitive_desc primitive_desc(int64_t M, int64_t IC, int64_t OC,
                                             const dnnl::memory::desc& w, bool bias) {
   const dnnl::memory::desc b =
       bias ? dnnl::memory::desc({1, OC}, dt::f32, tag::ab) : dnnl::memory::desc();
-  return {dnnl::matmul::desc(rows_md(M, IC), w, b, rows_md(M, OC)), engine()};
+  return {dnnl::matmul::desc(rows_md(M, IC, w.data_type()), w, b, rows_md(M, OC)), engine()};
 }
 
-// The layout the primitive picks for (OC, IC) weights, or a zero desc where it is not the same
-// for every row count a step or a prompt may have (then the weights stay as they are); and
-// whether it is BA16a64b, which row_by_blocks reads.
+// The layout the primitive picks for (OC, IC) weights of element type t, or a zero desc where it
+// is not the same for every row count a step or a prompt may have (then the weights stay as they
+// are); and whether it is fp32 BA16a64b, which row_by_blocks reads.
 struct Layout {
   dnnl::memory::desc md;
   bool blocks64 = false;
 };
 
-const Layout& layout_of(int64_t OC, int64_t IC) {
+const Layout& layout_of(int64_t OC, int64_t IC, dt t) {
   static std::mutex mu;
-  static std::map<std::pair<int64_t, int64_t>, Layout> known;
+  static std::map<std::tuple<int64_t, int64_t, dt>, Layout> known;
   std::lock_guard lock(mu);
-  const auto key = std::pair{OC, IC};
+  const auto key = std::tuple{OC, IC, t};
   if (auto it = known.find(key); it != known.end()) return it->second;
-  const dnnl::memory::desc any({IC, OC}, dt::f32, tag::any);
+  const dnnl::memory::desc any({IC, OC}, t, tag::any);
   Layout l{primitive_desc(16, IC, OC, any, true).weights_desc()};
   for (int64_t M : {1, 2, 3, 4, 7, 8, 17, 33, 64, 128, 512, 4096})
     if (primitive_desc(M, IC, OC, any, true).weights_desc() != l.md) l.md = {};
@@ -65,21 +73,20 @@ const Layout& layout_of(int64_t OC, int64_t IC) {
 // its arguments, made on first use (tens of microseconds each) and kept; a call only points the
 // arguments at its data. (oneDNN's execute still makes a few small allocations of its own per
 // call, its argument maps, as its sgemm does; the heap does not grow.)
-using Key = std::tuple<int64_t, int64_t, int64_t, bool, int>;
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, dt, int>;
 struct Entry {
   dnnl::matmul prim;
   std::unordered_map<int, dnnl::memory> args;
-  bool blocks64 = false;  // the layout row_by_blocks reads (Layout::blocks64)
 };
 struct State {
   dnnl::stream strm{engine()};
   std::map<Key, Entry> prims;
+  std::vector<uint16_t> rows_bf16;  // bf16 precision's rows, rounded; grow-only
 };
 
-Entry make_entry(int64_t N, int64_t IC, int64_t OC, bool bias) {
-  const dnnl::memory::desc layout = layout_of(OC, IC).md;
+Entry make_entry(int64_t N, int64_t IC, int64_t OC, bool bias, dt t) {
+  const dnnl::memory::desc layout = layout_of(OC, IC, t).md;
   Entry e;
-  e.blocks64 = layout_of(OC, IC).blocks64;
   try {
     e.prim = dnnl::matmul(primitive_desc(N, IC, OC, layout, bias));
   } catch (const dnnl::error& err) {  // a row count past those layout_of checked
@@ -89,7 +96,7 @@ Entry make_entry(int64_t N, int64_t IC, int64_t OC, bool bias) {
   auto arg = [&](int which, const dnnl::memory::desc& md) {
     e.args.emplace(which, dnnl::memory(md, engine(), DNNL_MEMORY_NONE));
   };
-  arg(DNNL_ARG_SRC, rows_md(N, IC));
+  arg(DNNL_ARG_SRC, rows_md(N, IC, t));
   arg(DNNL_ARG_WEIGHTS, layout);
   arg(DNNL_ARG_DST, rows_md(N, OC));
   if (bias) arg(DNNL_ARG_BIAS, {{1, OC}, dt::f32, tag::ab});
@@ -132,13 +139,13 @@ void row_by_blocks(float* out, const float* x, const float* Wp, const float* b, 
 
 }  // namespace
 
-size_t packed_bytes(int64_t OC, int64_t IC) {
+size_t packed_bytes(int64_t OC, int64_t IC, MatmulPrecision p) {
   if (OC <= 0 || IC <= 0) return 0;
-  return layout_of(OC, IC).md.get_size();
+  return layout_of(OC, IC, element(p)).md.get_size();
 }
 
-void pack_weight(float* dst, const float* W, int64_t OC, int64_t IC) {
-  const dnnl::memory::desc layout = layout_of(OC, IC).md;
+WeightView pack_weight(void* dst, const float* W, int64_t OC, int64_t IC, MatmulPrecision p) {
+  const dnnl::memory::desc layout = layout_of(OC, IC, element(p)).md;
   ALIBI_CHECK(layout.get_size() > 0, "no packed layout for a ", OC, " x ", IC, " matrix");
   dnnl::stream strm(engine());
   dnnl::memory src({{IC, OC}, dt::f32, tag::ba}, engine(), const_cast<float*>(W));
@@ -152,22 +159,34 @@ void pack_weight(float* dst, const float* W, int64_t OC, int64_t IC) {
     OneThread() { omp_set_num_threads(1); }
     ~OneThread() { omp_set_num_threads(was); }
   } one;
-  dnnl::reorder(src, out).execute(strm, src, out);
+  dnnl::reorder(src, out).execute(strm, src, out);  // to bf16: rounded to nearest even
   strm.wait();
+  return WeightView::packed_as(dst,
+                               p == MatmulPrecision::bf16 ? WeightType::bf16 : WeightType::fp32);
 }
 
-void linear_packed(float* out, const float* inp, const float* Wp, const float* b, int64_t N,
+void linear_packed(float* out, const float* inp, WeightView Wp, const float* b, int64_t N,
                    int64_t IC, int64_t OC) {
   if (N <= 0) return;
+  const bool bf16 = Wp.type == WeightType::bf16;
+  const dt t = bf16 ? dt::bf16 : dt::f32;
+  if (N == 1 && !bf16 && layout_of(OC, IC, t).blocks64)
+    return row_by_blocks(out, inp, Wp.f32(), b, IC, OC);
   thread_local State st;
-  const Key key{N, IC, OC, b != nullptr, omp_get_max_threads()};
+  const Key key{N, IC, OC, b != nullptr, t, omp_get_max_threads()};
   auto it = st.prims.find(key);
-  if (it == st.prims.end()) it = st.prims.emplace(key, make_entry(N, IC, OC, b != nullptr)).first;
-  if (it->second.blocks64 && N == 1) return row_by_blocks(out, inp, Wp, b, IC, OC);
+  if (it == st.prims.end())
+    it = st.prims.emplace(key, make_entry(N, IC, OC, b != nullptr, t)).first;
   Entry& e = it->second;
+  const void* rows = inp;
+  if (bf16) {
+    if (st.rows_bf16.size() < size_t(N * IC)) st.rows_bf16.resize(size_t(N * IC));
+    to_bf16(st.rows_bf16.data(), inp, N, IC, IC);
+    rows = st.rows_bf16.data();
+  }
   // oneDNN takes non-const handles; a primitive never writes its inputs.
-  e.args.at(DNNL_ARG_SRC).set_data_handle(const_cast<float*>(inp));
-  e.args.at(DNNL_ARG_WEIGHTS).set_data_handle(const_cast<float*>(Wp));
+  e.args.at(DNNL_ARG_SRC).set_data_handle(const_cast<void*>(rows));
+  e.args.at(DNNL_ARG_WEIGHTS).set_data_handle(const_cast<void*>(Wp.data));
   e.args.at(DNNL_ARG_DST).set_data_handle(out);
   if (b) e.args.at(DNNL_ARG_BIAS).set_data_handle(const_cast<float*>(b));
   dnnl_exec_arg_t args[4];
