@@ -159,6 +159,37 @@ TEST(AttentionBf16Shapes, RoundsInsideTheKernelAndDependsOnNoThreadCount) {
   EXPECT_GT(rel_err(b16.dq, f32.dq), 1e-4);
 }
 
+// Decoding rows (at most 2 queries in a call) take another path in bf16: dot products on
+// operands rounded as they are loaded, nothing packed. Query row 0 sees one key, so its
+// probability is exactly 1: its output must be that key's value rounded to bf16, exactly, and
+// its lse the score of the rounded q and k (within fp32's accumulation), not of the raw ones.
+TEST(AttentionBf16Shapes, DecodingRowsRoundTheirOperandsInTheKernel) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  for (int T : {1, 2})
+    for (int HS : {64, 24}) {
+      SCOPED_TRACE("T=" + std::to_string(T) + " HS=" + std::to_string(HS));
+      Problem raw(BiasKind::alibi, 2, 3, T, T, HS, 0.0f, 0, 29 + HS);
+      raw.s.precision = MatmulPrecision::bf16;
+      const Problem rounded = bf16_problem(BiasKind::alibi, 2, 3, T, T, HS, 0.0f, 0, 29 + HS);
+      const std::vector<float> dt5(size_t(kNumBuckets) * 3, 0.0f);
+      const Grads f = run_fused(raw, dt5), n = run_naive(rounded, dt5);
+      Problem raw32 = raw;
+      raw32.s.precision = MatmulPrecision::fp32;
+      const Grads unrounded = run_naive(raw32, dt5);
+      double lse_err = 0.0, lse_moved = 0.0;
+      for (int bh = 0; bh < 2 * 3; ++bh) {
+        const size_t row0 = size_t(bh) * T;  // query row 0 of head bh
+        for (int d = 0; d < HS; ++d)
+          ASSERT_EQ(f.out[row0 * HS + d], round_bf16(raw.v[row0 * HS + d])) << "head " << bh;
+        lse_err = std::max(lse_err, std::fabs(double(f.lse[row0]) - double(n.lse[row0])));
+        lse_moved =
+            std::max(lse_moved, std::fabs(double(unrounded.lse[row0]) - double(n.lse[row0])));
+      }
+      EXPECT_LE(lse_err, 1e-6);
+      EXPECT_GT(lse_moved, 1e-4);  // the rounding of q and k is visible in lse
+    }
+}
+
 TEST(AttentionDropout, MaskDropsAboutPAndMatchesTheDocumentedHash) {
   // With v = one-hot rows the output exposes each kept probability: p(i,j)/(1-p) or 0.
   Problem P(BiasKind::none, 1, 1, 40, 40, 40, 0.25f);

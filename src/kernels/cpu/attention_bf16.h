@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cpu/attention_fp32.h"  // the decoding rows' dot products
 #include "kernels/cpu/attention_tiles.h"
 
 namespace alibi::cpu::attention_detail {
@@ -182,10 +183,19 @@ struct Bf16Tiles {
   struct ForwardBuffers {
     uint32_t* p_rows;    // (kBr, kBc / 2) P as A pairs
     uint32_t* pack_tmp;  // (kBc, pairs(HS)) packing scratch of pack_forward_head
+    float* q_rounded;    // (kDotRows, HS) a decoding call's query rows, rounded
     ForwardBuffers(const AttnShape& s, Carver& c)
         : p_rows(c.take<uint32_t>(size_t(kBr) * kBc / 2)),
-          pack_tmp(c.take<uint32_t>(size_t(kBc) * pairs(s.HS))) {}
+          pack_tmp(c.take<uint32_t>(size_t(kBc) * pairs(s.HS))),
+          q_rounded(c.take(size_t(kDotRows) * s.HS)) {}
   };
+  // A call of at most kDotRows query rows (decoding against a cache) packs nothing: packing every
+  // cached key and value of a head for a row or two cost more than the products (at 3,000
+  // cached tokens bf16 decoded at half fp32's speed). Its scores and P V are the fp32 path's
+  // dot products and tile products on operands rounded to bf16 as they are loaded
+  // (Bf16Rounded): the same rounded operands, accumulated in fp32, in the fp32 path's order.
+  static bool decoding(const AttnShape& s) { return s.Tq <= kDotRows; }
+  static bool packs_forward_head(const AttnShape& s) { return !decoding(s); }
   // One head's operands, packed before the tile loop into a region shared by the threads.
   struct ForwardPack {
     uint32_t* q_rows;       // (Tq, pairs(HS)) Q rows (A)
@@ -241,12 +251,29 @@ struct Bf16Tiles {
   }
   static float score(float x, float scale) { return x * scale; }
   static void scores(const Forward& t, const Tile& x) {
+    if (decoding(t.s)) {  // unscaled, as the tile products give them
+      const int n = x.rows * t.s.HS;
+      for (int i = 0; i < n; ++i) t.w.own.q_rounded[i] = load_one(rounded(t.q) + i);
+      scores_by_dot(x.rows, x.cols, t.s.HS, 1.0f, t.w.own.q_rounded,
+                    rounded(t.k) + size_t(x.j0) * t.s.HS, t.w.scores);
+      return;
+    }
     const int hp = pairs(t.s.HS);
     tile_gemm_bf16<false>(x.rows, kBc, hp, t.pack.q_rows + size_t(x.i0) * hp, hp,
                           key_tile(t.pack.k_t_tiles, x.j0, t.s.HS), kBc, t.w.scores, kBc);
   }
   static void add_pv(const Forward& t, const Tile& x) {
     const int HS = t.s.HS;
+    if (decoding(t.s)) {  // P rounded in place: the row sums are taken already
+      for (int ii = 0; ii < x.rows; ++ii)
+        for (int jj = 0; jj < x.cols; ++jj) {
+          float& p = t.w.scores[ii * kBc + jj];
+          p = bf16_to_float(float_to_bf16(p));
+        }
+      tile_gemm<true>(x.rows, HS, x.cols, t.w.scores, kBc, 1, rounded(t.v) + size_t(x.j0) * HS, HS,
+                      t.w.out_acc, HS);
+      return;
+    }
     rows_to_bf16(t.w.scores, x.rows, kBc, kBc, kBc, t.w.own.p_rows);
     tile_gemm_bf16<true>(x.rows, HS, pairs(x.cols), t.w.own.p_rows, kBc / 2,
                          t.pack.v_row_pairs + size_t(x.j0 / 2) * round16(HS), round16(HS),

@@ -129,9 +129,11 @@ void forward_work(const AttnShape& s, const float* q, const typename P::Kv* k,
   const int tasks = s.B * s.NH * tiles;
   float* ws = base + size_t(omp_get_thread_num()) * per_thread;
   if constexpr (P::kPacksForwardHeads) {
+    if (P::packs_forward_head(s)) {
 #pragma omp for schedule(static)
-    for (int bh = 0; bh < s.B * s.NH; ++bh)
-      P::pack_forward_head(s, bh, q, k, v, packed + size_t(bh) * per_head, ws);
+      for (int bh = 0; bh < s.B * s.NH; ++bh)
+        P::pack_forward_head(s, bh, q, k, v, packed + size_t(bh) * per_head, ws);
+    }
   }
   // Within a head, tasks alternate the costliest and the cheapest remaining tile (causal
   // cost grows with the tile index), and chunks of two keep each thread's share even.

@@ -62,6 +62,25 @@ inline float load_one(const uint16_t* p) {
 #endif
 }
 
+// An fp32 operand of bf16 precision's decoding rows (Bf16Tiles::decoding): rounded to the
+// nearest even bf16 as it is loaded (core/half.h's float_to_bf16, the lanes at once) and used as
+// the fp32 value it then is, so that its products with other such operands are exact, as
+// vdpbf16ps's are.
+struct Bf16Rounded {
+  float value;
+};
+inline vfloat load_lanes(const Bf16Rounded* p) {
+  typedef uint32_t vuint __attribute__((vector_size(kWidth * sizeof(float))));
+  const vuint u = reinterpret_cast<vuint>(load_lanes(&p->value));
+  const vuint nearest = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  const vuint quiet_nan = (u | 0x400000u) & 0xffff0000u;
+  return reinterpret_cast<vfloat>((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : nearest);
+}
+inline float load_one(const Bf16Rounded* p) { return bf16_to_float(float_to_bf16(p->value)); }
+inline const Bf16Rounded* rounded(const float* p) {
+  return reinterpret_cast<const Bf16Rounded*>(p);
+}
+
 // Rows per micro-kernel call for NG groups: MR * NG * kPerGroup accumulators, the operands and
 // the broadcast must fit the vector registers. AVX-512: 4 rows from 3 groups on, else 8 (the
 // tuning measured on Zen 4); AVX2: 6 rows of one group.
