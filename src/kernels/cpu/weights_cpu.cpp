@@ -147,9 +147,20 @@ void product(MatmulPrecision p, float* out, const float* inp, WeightView W, int6
       quant_int8_product(out, inp, W, N, IC, OC))
     return;
   if (is_quantized(W.type) && N <= kStreamRows) return quant_stream_product(out, inp, W, N, IC, OC);
-  if (p == MatmulPrecision::bf16 && W.type == WeightType::bf16)
-    return linear_bf16(out, inp, W.half(), N, IC, OC);
-  if (p != MatmulPrecision::bf16 && N <= kStreamRows) {
+  // bf16 precision on bf16 weights: a few rows round their inputs to bf16 and stream W as the
+  // fp32 path does (bf16 times bf16 is exact in fp32; the sums are fp32). oneDNN's product
+  // copied the whole matrix into its layout on every call, so decoding in bf16 ran at 0.7x the
+  // fp32 path's speed (docs/hf.md).
+  const bool bf16_rows = p == MatmulPrecision::bf16 && W.type == WeightType::bf16;
+  if (bf16_rows && N > kStreamRows) return linear_bf16(out, inp, W.half(), N, IC, OC);
+  if (bf16_rows || (p != MatmulPrecision::bf16 && N <= kStreamRows)) {
+    if (bf16_rows) {  // grow-only per calling thread: no allocation once warm
+      thread_local std::vector<float> rounded;
+      if (rounded.size() < size_t(N * IC)) rounded.resize(size_t(N * IC));
+      for (int64_t i = 0; i < N * IC; ++i)
+        rounded[size_t(i)] = bf16_to_float(float_to_bf16(inp[i]));
+      inp = rounded.data();
+    }
     switch (N) {
       case 1: return stream_product<1>(out, inp, W, IC, OC);
       case 2: return stream_product<2>(out, inp, W, IC, OC);
