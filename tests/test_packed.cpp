@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "bf16_util.h"
 #include "cli.h"
-#include "core/half.h"
 #include "core/rng.h"
 #include "data/tokenizer.h"
 #include "kernels/backend.h"
@@ -58,7 +58,7 @@ void expect_near_double(const std::vector<float>& got, const Problem& p, int64_t
                         MatmulPrecision prec, const std::string& what) {
   const double u = std::ldexp(1.0, -24);
   auto operand = [&](float v) {
-    return prec == MatmulPrecision::bf16 ? double(bf16_to_float(float_to_bf16(v))) : double(v);
+    return prec == MatmulPrecision::bf16 ? double(test::round_bf16(v)) : double(v);
   };
   for (int64_t n = 0; n < N; ++n)
     for (int64_t o = 0; o < p.OC; ++o) {

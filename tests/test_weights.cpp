@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bf16_util.h"
 #include "cli.h"
 #include "core/half.h"
 #include "core/rng.h"
@@ -232,7 +233,7 @@ TEST(HalfWeights, Bf16PrecisionMultipliesStoredBf16WeightsAsTheyAre) {
         for (int64_t i = 0; i < s.IC; ++i) {
           const double w = W[size_t(o * s.IC + i)], xi = x[size_t(n * s.IC + i)];
           mag += std::fabs(w * xi);
-          rounded += w * double(bf16_to_float(float_to_bf16(float(xi))));
+          rounded += w * double(test::round_bf16(float(xi)));
         }
         if (s.N > 4)
           ASSERT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(want[k]))

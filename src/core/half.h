@@ -18,6 +18,9 @@ inline uint16_t float_to_bf16(float x) {
   return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+// x rounded to the nearest bf16 and widened back: the fp32 value a bf16 operand holds.
+inline float round_to_bf16(float x) { return bf16_to_float(float_to_bf16(x)); }
+
 inline float f16_to_float(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;

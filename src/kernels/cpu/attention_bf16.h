@@ -252,8 +252,8 @@ struct Bf16Tiles {
   static float score(float x, float scale) { return x * scale; }
   static void scores(const Forward& t, const Tile& x) {
     if (decoding(t.s)) {  // unscaled, as the tile products give them
-      const int n = x.rows * t.s.HS;
-      for (int i = 0; i < n; ++i) t.w.own.q_rounded[i] = load_one(rounded(t.q) + i);
+      if (x.j0 == 0)      // the task's first key tile: its query rows rounded once for all
+        for (int i = 0; i < x.rows * t.s.HS; ++i) t.w.own.q_rounded[i] = round_to_bf16(t.q[i]);
       scores_by_dot(x.rows, x.cols, t.s.HS, 1.0f, t.w.own.q_rounded,
                     rounded(t.k) + size_t(x.j0) * t.s.HS, t.w.scores);
       return;
@@ -266,10 +266,8 @@ struct Bf16Tiles {
     const int HS = t.s.HS;
     if (decoding(t.s)) {  // P rounded in place: the row sums are taken already
       for (int ii = 0; ii < x.rows; ++ii)
-        for (int jj = 0; jj < x.cols; ++jj) {
-          float& p = t.w.scores[ii * kBc + jj];
-          p = bf16_to_float(float_to_bf16(p));
-        }
+        for (int jj = 0; jj < x.cols; ++jj)
+          t.w.scores[ii * kBc + jj] = round_to_bf16(t.w.scores[ii * kBc + jj]);
       tile_gemm<true>(x.rows, HS, x.cols, t.w.scores, kBc, 1, rounded(t.v) + size_t(x.j0) * HS, HS,
                       t.w.out_acc, HS);
       return;

@@ -76,7 +76,7 @@ inline vfloat load_lanes(const Bf16Rounded* p) {
   const vuint quiet_nan = (u | 0x400000u) & 0xffff0000u;
   return reinterpret_cast<vfloat>((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : nearest);
 }
-inline float load_one(const Bf16Rounded* p) { return bf16_to_float(float_to_bf16(p->value)); }
+inline float load_one(const Bf16Rounded* p) { return round_to_bf16(p->value); }
 inline const Bf16Rounded* rounded(const float* p) {
   return reinterpret_cast<const Bf16Rounded*>(p);
 }

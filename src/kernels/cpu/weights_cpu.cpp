@@ -157,8 +157,7 @@ void product(MatmulPrecision p, float* out, const float* inp, WeightView W, int6
     if (bf16_rows) {  // grow-only per calling thread: no allocation once warm
       thread_local std::vector<float> rounded;
       if (rounded.size() < size_t(N * IC)) rounded.resize(size_t(N * IC));
-      for (int64_t i = 0; i < N * IC; ++i)
-        rounded[size_t(i)] = bf16_to_float(float_to_bf16(inp[i]));
+      for (int64_t i = 0; i < N * IC; ++i) rounded[size_t(i)] = round_to_bf16(inp[i]);
       inp = rounded.data();
     }
     switch (N) {
